@@ -1,0 +1,92 @@
+"""Orchestration: for each target, scan (TLS + HTTP) -> checks -> result; many targets at once.
+
+Whatever one target does (dead, slow, hostile), it ends as a TargetResult with `error` set, and
+the other targets are audited normally.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+
+from auditor import __version__
+from auditor.config import Config, Target
+from auditor.errors import AuditorError, ScanError
+from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
+from auditor.scan.http import probe_http
+from auditor.scan.tls import scan_tls
+from auditor.targets import parse_url
+from checks import CheckContext, run_checks
+
+PhaseCallback = Callable[[str, str], None]  # (target url, phase)
+
+
+def _ref(target: Target) -> TargetRef:
+    parsed = parse_url(target.url)
+    return TargetRef(url=parsed.url, host=parsed.host, port=parsed.port, ip=target.ip, name=target.name)
+
+
+def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None) -> TargetResult:
+    """Audit one target. Never raises for anything the target or its URL can do."""
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    try:
+        ref = _ref(target)
+    except AuditorError as exc:
+        return TargetResult(target=TargetRef(url=target.url, host="", port=0, ip=target.ip, name=target.name),
+                            started_at=started, duration_s=0.0, compliant=False, error=str(exc))
+
+    def phase(name: str) -> None:
+        if on_phase:
+            on_phase(ref.url, name)
+
+    def done(**kwargs) -> TargetResult:  # noqa: ANN003
+        return TargetResult(target=ref, started_at=started, duration_s=round(time.monotonic() - clock, 3),
+                            **kwargs)
+
+    scan = config.scan
+    try:
+        tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
+                       connections_per_server=scan.connections_per_server, on_phase=phase)
+        http = probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
+                          timeout=scan.timeout, max_body=scan.max_body_bytes, on_phase=phase)
+    except ScanError as exc:
+        return done(compliant=False, error=str(exc))
+    except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only
+        return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
+    evidence = Evidence(tls=tls, http=http)
+    phase("checks")
+    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host,
+                       custom_ca=target.ca_bundle is not None)
+    findings = run_checks(ctx)
+    compliant = not any(f.status is Status.FAIL for f in findings)
+    return done(compliant=compliant, findings=findings, evidence=evidence)
+
+
+def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,
+              on_result: Callable[[TargetResult], None] | None = None,
+              meta: dict | None = None) -> AuditReport:  # type: ignore[type-arg]
+    """Audit every target, `config.scan.concurrency` at a time; results keep the input order."""
+    results: dict[int, TargetResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(config.scan.concurrency, len(targets) or 1)),
+                            thread_name_prefix="audit") as pool:
+        futures = {pool.submit(audit_target, t, config, on_phase): i for i, t in enumerate(targets)}
+        for future in as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result
+            if on_result:
+                on_result(result)
+    return AuditReport(generated_at=datetime.now(timezone.utc), tool_version=__version__,
+                       targets=[results[i] for i in range(len(targets))], meta=meta or {})
+
+
+def config_digest(path: Path | None) -> str | None:
+    """sha256 of the config file, so a report says which configuration produced it."""
+    if path is None or not path.is_file():
+        return None
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,182 @@
+"""config.toml: targets, the policy's thresholds (defaults = the published policy), scan limits.
+
+Loading never raises anything but ConfigError, whose message is one line per problem naming the
+file and the key, so a typo never shows a user a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auditor.errors import ConfigError
+from auditor.targets import TargetError, parse_url
+
+PROTOCOLS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+TRUST_STORES = ("Mozilla", "Apple", "Android", "Java", "Windows")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Policy(_Section):
+    """Thresholds of the policy's promises; each default is the policy's own value."""
+
+    renewal_days: int = Field(30, ge=0, description="11.2-cert-renewal: minimum days left on the leaf")
+    renewal_fraction: float | None = Field(
+        None, gt=0, lt=1,
+        description="11.2-cert-renewal: alternatively, the fraction of the lifetime that must remain "
+                    "(e.g. 0.33 like certbot); when set, it replaces renewal_days",
+    )
+    hsts_min_age: int = Field(31536000, ge=0, description="11.5-hsts: warn below this max-age")
+    hsts_fail_below: int = Field(15768000, ge=0, description="11.5-hsts: fail below this max-age")
+    required_protocols: list[str] = Field(["TLS 1.2", "TLS 1.3"])
+    forbidden_protocols: list[str] = Field(["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"])
+    validation_levels: list[Literal["DV", "OV", "EV"]] = Field(["OV", "EV"])
+    signature_hashes: list[str] = Field(["sha256", "sha384", "sha512"])
+    trust_stores: list[str] = Field(list(TRUST_STORES), description="11.2-cert-trusted: stores that must trust the chain")
+    strong_groups: list[str] = Field(["X25519", "X448", "secp256r1", "secp384r1", "secp521r1"])
+    minimum_grade: str = Field("A", description="11.4-grade-a")
+    cookie_allowlist: list[str] = Field([], description="12.3-cookie-consent: cookies allowed before consent")
+
+    @field_validator("required_protocols", "forbidden_protocols")
+    @classmethod
+    def _known_protocols(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in PROTOCOLS:
+                raise ValueError(f"unknown protocol {item!r}; use one of {', '.join(PROTOCOLS)}")
+        return value
+
+    @field_validator("trust_stores")
+    @classmethod
+    def _known_stores(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in TRUST_STORES:
+                raise ValueError(f"unknown trust store {item!r}; use one of {', '.join(TRUST_STORES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_hsts(self) -> "Policy":
+        if self.hsts_fail_below > self.hsts_min_age:
+            raise ValueError("hsts_fail_below must not exceed hsts_min_age")
+        return self
+
+
+class Scan(_Section):
+    timeout: float = Field(10.0, gt=0, le=300, description="seconds per network operation")
+    target_timeout: float = Field(300.0, gt=0, description="seconds for a whole target")
+    concurrency: int = Field(4, ge=1, le=100, description="targets audited at once")
+    connections_per_server: int = Field(5, ge=1, le=50, description="parallel TLS connections to one server")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="HTTP body bytes read per page")
+
+
+class Output(_Section):
+    directory: Path = Field(Path("auditor-reports"), description="where reports are written")
+    write_json: bool = Field(True, description="write audit-<time>.json and latest.json when auditing the config")
+
+
+class Target(_Section):
+    url: str
+    name: str | None = None
+    ip: str | None = None
+    ca_bundle: Path | None = None
+    http_port: int = Field(80, ge=1, le=65535)
+    paths: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        try:
+            parse_url(value)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        for p in value:
+            if not p.startswith("/"):
+                raise ValueError(f"path {p!r} must start with '/'")
+        return value
+
+
+class Config(_Section):
+    policy: Policy = Field(default_factory=Policy)
+    scan: Scan = Field(default_factory=Scan)
+    output: Output = Field(default_factory=Output)
+    targets: list[Target] = Field(default_factory=list)
+    # Sections owned by later features are accepted as free tables until they land.
+    email: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    history: dict[str, Any] | None = None
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _explain(exc: ValidationError, source: str) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = [str(x) for x in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent: type[BaseModel] = Config
+            for part in loc[:-1]:
+                if part.isdigit():
+                    continue
+                field = parent.model_fields.get(part)
+                annotation = getattr(field, "annotation", None)
+                inner = getattr(annotation, "__args__", (annotation,))[0] if annotation else None
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    parent = inner
+                elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    parent = annotation
+            close = difflib.get_close_matches(loc[-1], _known_keys(parent), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"{source}: {key}: unknown key{hint}")
+        else:
+            lines.append(f"{source}: {key}: {err['msg']}")
+    return lines
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate config.toml; None gives the policy defaults with no targets."""
+    if path is None:
+        return Config()
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_explain(exc, source))) from None
+    base = path.parent
+    problems = []
+    for i, target in enumerate(config.targets):
+        if target.ca_bundle is not None:
+            bundle = target.ca_bundle if target.ca_bundle.is_absolute() else base / target.ca_bundle
+            target.ca_bundle = bundle
+            if not bundle.is_file():
+                problems.append(f"{source}: targets.{i}.ca_bundle: no such file {str(bundle)!r}")
+    if not config.output.directory.is_absolute():
+        config.output.directory = base / config.output.directory
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config

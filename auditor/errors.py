@@ -1,0 +1,17 @@
+"""One exception hierarchy for everything a user can cause; each message is one line for them."""
+
+
+class AuditorError(Exception):
+    """Base: a problem to report to the user without a traceback."""
+
+
+class ConfigError(AuditorError):
+    """config.toml (or a command-line option) is wrong; exit status 2."""
+
+
+class TargetError(AuditorError):
+    """A target URL is not auditable as written."""
+
+
+class ScanError(AuditorError):
+    """A target could not be audited (unreachable, not TLS, timed out); exit status 3."""

@@ -1,0 +1,80 @@
+"""cryptography certificates -> the model's Certificate: only the facts the policy judges."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtensionOID
+
+from auditor.model import Certificate
+
+
+def _name(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:  # undecodable attribute values from a hostile server
+        return repr(name)
+
+
+def _key(cert: x509.Certificate) -> tuple[str, int, str | None]:
+    try:
+        key = cert.public_key()
+    except Exception:
+        return "unknown", 0, None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, None
+    return type(key).__name__, 0, None
+
+
+def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier):  # noqa: ANN202
+    try:
+        return cert.extensions.get_extension_for_oid(oid).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def describe_certificate(cert: x509.Certificate) -> Certificate:
+    key_type, key_bits, curve = _key(cert)
+    sans: list[str] = []
+    san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if san is not None:
+        sans = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+        sans += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+    policies = _extension(cert, ExtensionOID.CERTIFICATE_POLICIES)
+    policy_oids = [p.policy_identifier.dotted_string for p in policies] if policies else []
+    constraints = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
+    try:
+        hash_alg = cert.signature_hash_algorithm
+        signature_hash = hash_alg.name if hash_alg else None
+    except Exception:  # an algorithm cryptography does not know (e.g. MD2)
+        signature_hash = "unknown"
+    try:
+        sig_name = cert.signature_algorithm_oid._name  # noqa: SLF001 - the readable name
+    except Exception:
+        sig_name = cert.signature_algorithm_oid.dotted_string
+    return Certificate(
+        subject=_name(cert.subject),
+        issuer=_name(cert.issuer),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        signature_algorithm=sig_name,
+        signature_hash=signature_hash,
+        key_type=key_type,
+        key_bits=key_bits,
+        key_curve=curve,
+        subject_alt_names=sans,
+        policy_oids=policy_oids,
+        is_ca=bool(constraints and constraints.ca),
+        self_signed=cert.subject == cert.issuer,
+        sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+    )

@@ -1,0 +1,59 @@
+"""Key exchange: 11.1-pfs (forward secrecy), 11.3-no-rsa-kex, 11.3-ecdhe-default."""
+
+from __future__ import annotations
+
+from auditor.model import Finding, Status
+from checks.base import CheckContext, finding, fix
+
+MODERN_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+
+PFS_FIX = fix(
+    f"ssl_ciphers {MODERN_CIPHERS};\nssl_prefer_server_ciphers on;",
+    f"SSLCipherSuite {MODERN_CIPHERS}\nSSLHonorCipherOrder on",
+    "Offer only (EC)DHE suites for TLS 1.2 and below, and enforce the server's order.",
+)
+
+
+def _legacy_suites(ctx: CheckContext):  # noqa: ANN202
+    return [(v, s) for v, s in ctx.evidence.tls.accepted_suites() if v != "TLS 1.3"]
+
+
+def check_pfs(ctx: CheckContext) -> list[Finding]:
+    tls = ctx.evidence.tls
+    if not tls.protocols or all(p.supported is None for p in tls.protocols):
+        return [finding("11.1-pfs", Status.ERROR, "Cipher suites could not be enumerated",
+                        "; ".join(tls.errors.values()))]
+    legacy = _legacy_suites(ctx)
+    static = [(v, s) for v, s in legacy if not s.forward_secret]
+    if static:
+        return [finding("11.1-pfs", Status.FAIL, "Suites without forward secrecy are accepted",
+                        f"{len(static)} accepted suite(s) use a static key exchange.",
+                        [f"{v}: {s.name}" for v, s in static], PFS_FIX)]
+    preferred = [p for p in tls.protocols if p.supported and p.in_server_order and p.suites]
+    for p in preferred:
+        first = p.suites[0]
+        if p.server_enforces_order is not False and not first.forward_secret:
+            return [finding("11.1-pfs", Status.FAIL, "Forward secrecy is not preferred",
+                            f"The server's first choice in {p.version} is {first.name}.",
+                            [f"{p.version} first: {first.name}"], PFS_FIX)]
+    facts = [f"{v}: {s.name}" for v, s in legacy] or ["only TLS 1.3 is accepted (always forward secret)"]
+    return [finding("11.1-pfs", Status.PASS, "Every accepted suite has forward secrecy",
+                    "All accepted TLS 1.2-and-below suites use (EC)DHE; TLS 1.3 always does.", facts)]
+
+
+def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
+    tls = ctx.evidence.tls
+    if not tls.protocols or all(p.supported is None for p in tls.protocols):
+        return [finding("11.3-no-rsa-kex", Status.ERROR, "Cipher suites could not be enumerated")]
+    rsa = [(v, s) for v, s in tls.accepted_suites() if s.key_exchange == "RSA"]
+    if rsa:
+        return [finding("11.3-no-rsa-kex", Status.FAIL, "RSA key exchange is accepted",
+                        f"{len(rsa)} TLS_RSA_WITH_* suite(s) are accepted.",
+                        [f"{v}: {s.name}" for v, s in rsa], PFS_FIX)]
+    return [finding("11.3-no-rsa-kex", Status.PASS, "No RSA key exchange suite is accepted",
+                    evidence=[f"{len(tls.accepted_suites())} accepted suites, none TLS_RSA_WITH_*"])]
+
+
+CHECKS = [check_pfs, check_no_rsa_kex]

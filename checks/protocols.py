@@ -1,0 +1,80 @@
+"""Protocol versions: 11.3-protocols and 5.4-transit (the same TLS 1.2 floor for personal data)."""
+
+from __future__ import annotations
+
+from auditor.model import Finding, Status
+from checks.base import CheckContext, finding, fix
+
+PROTOCOL_FIX = fix(
+    "ssl_protocols TLSv1.2 TLSv1.3;",
+    "SSLProtocol -all +TLSv1.2 +TLSv1.3",
+    "Enable exactly TLS 1.2 and TLS 1.3 (TLS 1.3 needs OpenSSL 1.1.1 or later).",
+)
+FORM_FIX = "Make every form post to an https:// URL (or a relative URL on this HTTPS site)."
+
+
+def _protocol_problems(ctx: CheckContext) -> tuple[list[str], list[str], list[str]]:
+    """(accepted forbidden versions, missing required versions, untested versions)."""
+    tls = ctx.evidence.tls
+    bad, missing, untested = [], [], []
+    for version in ctx.policy.forbidden_protocols:
+        p = tls.protocol(version)
+        if p is None or p.supported is None:
+            untested.append(version)
+        elif p.supported:
+            bad.append(version)
+    for version in ctx.policy.required_protocols:
+        p = tls.protocol(version)
+        if p is None or p.supported is None:
+            untested.append(version)
+        elif not p.supported:
+            missing.append(version)
+    return bad, missing, untested
+
+
+def _facts(ctx: CheckContext) -> list[str]:
+    return [f"{p.version}: " + ("accepted" if p.supported else "rejected" if p.supported is False else "not tested")
+            for p in ctx.evidence.tls.protocols]
+
+
+def check_protocols(ctx: CheckContext) -> list[Finding]:
+    bad, missing, untested = _protocol_problems(ctx)
+    facts = _facts(ctx)
+    if bad or missing:
+        parts = []
+        if bad:
+            parts.append(f"{', '.join(bad)} accepted")
+        if missing:
+            parts.append(f"{', '.join(missing)} not offered")
+        return [finding("11.3-protocols", Status.FAIL, "; ".join(parts).capitalize(),
+                        f"The policy requires {' and '.join(ctx.policy.required_protocols)} only.", facts,
+                        PROTOCOL_FIX)]
+    if untested:
+        return [finding("11.3-protocols", Status.ERROR, f"Could not test {', '.join(untested)}",
+                        "; ".join(ctx.evidence.tls.errors.values()), facts)]
+    return [finding("11.3-protocols", Status.PASS, f"Only {' and '.join(ctx.policy.required_protocols)} accepted",
+                    evidence=facts)]
+
+
+def check_transit(ctx: CheckContext) -> list[Finding]:
+    bad, _, untested = _protocol_problems(ctx)
+    floor = [v for v in bad if v in {"SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"}]
+    forms = [(r.url, a) for r in ctx.evidence.http.https for a in r.insecure_form_actions]
+    problems = []
+    if floor:
+        problems.append(f"personal data could travel over {', '.join(floor)}")
+    if forms:
+        problems.append(f"{len(forms)} form(s) post to http://")
+    facts = _facts(ctx) + [f"form on {page} posts to {action}" for page, action in forms]
+    if problems:
+        return [finding("5.4-transit", Status.FAIL, "; ".join(problems).capitalize(),
+                        "Personal data must only be sent over TLS 1.2 or later.", facts,
+                        PROTOCOL_FIX if floor else FORM_FIX)]
+    if untested:
+        return [finding("5.4-transit", Status.ERROR, f"Could not test {', '.join(untested)}", evidence=facts)]
+    pages = len(ctx.evidence.http.https)
+    return [finding("5.4-transit", Status.PASS, "Nothing below TLS 1.2; no form posts to http://",
+                    f"{pages} audited page(s) checked for insecure form targets.", facts)]
+
+
+CHECKS = [check_protocols, check_transit]

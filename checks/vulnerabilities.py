@@ -1,0 +1,88 @@
+"""11.4-vulnerabilities: sslyze's probes plus flaws inferred from the accepted suites.
+
+Each rule is a row: (name, test on the evidence, what it shows). Inferred rows say which suite
+or protocol they rest on, so the report carries its own evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from auditor.model import TlsEvidence
+from auditor.model import Finding, Status
+from checks.base import CheckContext, finding, fix
+
+VULN_FIX = fix(
+    "ssl_protocols TLSv1.2 TLSv1.3;\nssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;\nssl_prefer_server_ciphers on;",
+    "SSLProtocol -all +TLSv1.2 +TLSv1.3\nSSLCipherSuite ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305\nSSLHonorCipherOrder on\nSSLCompression off",
+    "Upgrade OpenSSL and the web server, then restrict protocols and suites:",
+)
+
+
+def _suites(tls: TlsEvidence, test: Callable, versions: set[str] | None = None) -> list[str]:  # type: ignore[type-arg]
+    return [f"{v}: {s.name}" for v, s in tls.accepted_suites() if (versions is None or v in versions) and test(s)]
+
+
+def _probe(value: bool | None, vulnerable_when: bool, label: str) -> tuple[bool | None, list[str]]:
+    if value is None:
+        return None, []
+    return value == vulnerable_when, [f"{label}: {'vulnerable' if value == vulnerable_when else 'not vulnerable'}"]
+
+
+def _supported(tls: TlsEvidence, version: str) -> bool | None:
+    p = tls.protocol(version)
+    return None if p is None else p.supported
+
+
+def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
+    v = tls.vulnerabilities
+    rows: list[tuple[str, bool | None, list[str]]] = []
+    rows.append(("Heartbleed", *_probe(v.heartbleed, True, "heartbeat probe")))
+    rows.append(("OpenSSL CCS injection", *_probe(v.ccs_injection, True, "early CCS probe")))
+    robot = None if v.robot is None or v.robot.startswith("UNKNOWN") else v.robot.startswith("VULNERABLE")
+    rows.append(("ROBOT", robot, [f"ROBOT oracle: {v.robot}"] if v.robot else []))
+    rows.append(("Insecure renegotiation", *_probe(v.secure_renegotiation, False, "secure renegotiation (RFC 5746)")))
+    rows.append(("TLS compression (CRIME)", *_probe(v.compression, True, "TLS compression")))
+    if v.fallback_scsv is not None:
+        several = sum(1 for p in tls.protocols if p.supported) > 1
+        rows.append(("Missing TLS_FALLBACK_SCSV", several and not v.fallback_scsv,
+                     [f"TLS_FALLBACK_SCSV {'supported' if v.fallback_scsv else 'not supported'}"]))
+    ssl3 = _supported(tls, "SSL 3.0")
+    rows.append(("POODLE (SSL 3.0)", ssl3, ["SSL 3.0 accepted"] if ssl3 else []))
+    ssl2 = _supported(tls, "SSL 2.0")
+    rows.append(("SSL 2.0 (DROWN)", ssl2, ["SSL 2.0 accepted"] if ssl2 else []))
+    beast = _suites(tls, lambda s: "CBC" in s.encryption, {"SSL 3.0", "TLS 1.0"})
+    rows.append(("BEAST (CBC with TLS 1.0)", bool(beast), beast[:5]))
+    sweet = _suites(tls, lambda s: s.block_bits == 64)
+    rows.append(("SWEET32 (64-bit block ciphers)", bool(sweet), sweet[:5]))
+    rc4 = _suites(tls, lambda s: s.encryption.startswith("RC4"))
+    rows.append(("RC4", bool(rc4), rc4[:5]))
+    weak = _suites(tls, lambda s: s.export or s.anonymous or s.bits == 0)
+    rows.append(("Export, NULL or anonymous suites (FREAK)", bool(weak), weak[:5]))
+    logjam = [f"{ver}: {s.name} with {s.ephemeral_bits}-bit DH" for ver, s in tls.accepted_suites()
+              if s.key_exchange == "DHE" and s.ephemeral_bits and s.ephemeral_bits < 2048]
+    rows.append(("Weak Diffie-Hellman (Logjam)", bool(logjam), logjam[:5]))
+    return rows
+
+
+def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
+    tls = ctx.evidence.tls
+    rows = _rules(tls)
+    present = [(name, facts) for name, hit, facts in rows if hit]
+    untested = [name for name, hit, _ in rows if hit is None]
+    facts = [f"{name}: {'PRESENT' if hit else 'not present' if hit is False else 'not tested'}"
+             for name, hit, _ in rows]
+    if present:
+        detail_facts = [f"{name}: {fact}" for name, fs in present for fact in fs]
+        return [finding("11.4-vulnerabilities", Status.FAIL,
+                        f"Exposed to {', '.join(name for name, _ in present)}",
+                        f"{len(present)} published flaw(s) apply to this server.", detail_facts + facts, VULN_FIX)]
+    if untested:
+        return [finding("11.4-vulnerabilities", Status.WARN, f"No flaw found, but {', '.join(untested)} not tested",
+                        "; ".join(tls.errors.values())[:300], facts)]
+    return [finding("11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts)]
+
+
+CHECKS = [check_vulnerabilities]

@@ -1,0 +1,1 @@
+"""Renderers: they only present an AuditReport; no judgement happens here."""

@@ -1,0 +1,77 @@
+"""The terminal view: verdict on top, then one rich table per target (clause, status, detail).
+
+Everything that came from the audited server is passed as rich Text (never markup) after its
+control characters are stripped, so a header value cannot move the cursor or fake a verdict.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from auditor.model import AuditReport, Status, TargetResult
+
+STATUS_STYLE = {
+    Status.PASS: ("PASS", "bold green"),
+    Status.FAIL: ("FAIL", "bold red"),
+    Status.WARN: ("WARN", "yellow"),
+    Status.INFO: ("INFO", "cyan"),
+    Status.ERROR: ("ERROR", "magenta"),
+    Status.NOT_TESTED: ("NOT TESTED", "dim"),
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str, limit: int = 200) -> str:
+    """Untrusted text made safe for a terminal: no control characters, one line, bounded."""
+    one_line = _CONTROL.sub("?", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def verdict_line(result: TargetResult) -> Text:
+    name = clean(result.target.name or result.target.url)
+    if result.error:
+        return Text.assemble(("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error)}")
+    grade = f"  grade {result.grade.letter}" if result.grade else ""
+    if result.compliant:
+        return Text.assemble(("COMPLIANT ", "bold green"), (name, "bold"), grade)
+    n = len(result.failures())
+    return Text.assemble(("NOT COMPLIANT ", "bold red"), (name, "bold"),
+                         f"  {n} violation{'s' if n != 1 else ''}{grade}")
+
+
+def target_table(result: TargetResult) -> Table:
+    table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
+    table.add_column("Clause", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Finding")
+    for f in result.findings:
+        label, style = STATUS_STYLE[f.status]
+        detail = Text(clean(f.title, 120))
+        if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
+            detail.append("\n" + clean(f.detail, 240), style="dim")
+        table.add_row(Text(f.clause), Text(label, style=style), detail)
+    return table
+
+
+def render(report: AuditReport, console: Console) -> None:
+    compliant = sum(1 for t in report.targets if t.compliant and not t.error)
+    failing = sum(1 for t in report.targets if not t.compliant and not t.error)
+    errors = sum(1 for t in report.targets if t.error)
+    summary = Text.assemble(
+        ("Policy verdict: ", "bold"),
+        (f"{compliant} compliant", "green"), ", ",
+        (f"{failing} not compliant", "red" if failing else ""), ", ",
+        (f"{errors} not audited", "magenta" if errors else ""),
+    )
+    console.print(summary)
+    for result in report.targets:
+        parts: list = [verdict_line(result)]  # type: ignore[type-arg]
+        if result.findings:
+            parts.append(target_table(result))
+        console.print(Panel(Group(*parts), expand=False))
+
