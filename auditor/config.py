@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -80,6 +80,41 @@ class Output(_Section):
     write_json: bool = Field(True, description="write audit-<time>.json and latest.json when auditing the config")
 
 
+class Email(_Section):
+    """[email]: where reports are mailed. The password is read from the environment variable
+    named by `password_env`; it never appears in the config, logs or reports."""
+
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = Field(None, description="name of the environment variable holding the password")
+    sender: str = Field(..., alias="from")
+    to: list[str] = Field(..., min_length=1)
+    subject: str = Field("[auditor] {target}: {grade}, {verdict}",
+                         description="placeholders: {target} {grade} {verdict} {violations}")
+    notify: Literal["always", "on-change", "on-failure"] = "always"
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Schedule(_Section):
+    """[schedule]: when `auditor schedule` runs the nightly audit."""
+
+    cron: str = Field("0 2 * * *", description="crontab expression: minute hour day month weekday")
+    timezone: str = "Asia/Tokyo"
+    misfire_grace_time: int = Field(6 * 3600, ge=1, description="seconds a missed run may still start late")
+
+
+class History(_Section):
+    """[history]: the scan history and hash-chained evidence log."""
+
+    database: Path = Path("auditor-history.sqlite")
+    retention_months: int = Field(24, ge=1)
+
+
 class Target(_Section):
     url: str
     name: str | None = None
@@ -111,10 +146,9 @@ class Config(_Section):
     scan: Scan = Field(default_factory=Scan)
     output: Output = Field(default_factory=Output)
     targets: list[Target] = Field(default_factory=list)
-    # Sections owned by later features are accepted as free tables until they land.
-    email: dict[str, Any] | None = None
-    schedule: dict[str, Any] | None = None
-    history: dict[str, Any] | None = None
+    email: Email | None = None
+    schedule: Schedule = Field(default_factory=Schedule)
+    history: History = Field(default_factory=History)
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:
@@ -177,6 +211,8 @@ def load_config(path: Path | None) -> Config:
                 problems.append(f"{source}: targets.{i}.ca_bundle: no such file {str(bundle)!r}")
     if not config.output.directory.is_absolute():
         config.output.directory = base / config.output.directory
+    if not config.history.database.is_absolute():
+        config.history.database = base / config.history.database
     if problems:
         raise ConfigError("\n".join(problems))
     return config

@@ -1,0 +1,153 @@
+"""`auditor audit [URL ...]`: audit URLs (or every config target), print, write reports, exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+
+from auditor.config import Config, Target, load_config
+from auditor.errors import ConfigError
+from auditor.model import AuditReport, TargetResult
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+    audit = sub.add_parser("audit", help="audit URLs, or every target in the config")
+    audit.add_argument("urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets")
+    audit.add_argument("--config", type=Path, help="config file (default: ./config.toml when no URL is given)")
+    audit.add_argument("--ip", help="connect to this address, keeping the URL's host for SNI and Host")
+    audit.add_argument("--ca-bundle", type=Path, help="PEM file of a private CA to trust")
+    audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default 80)")
+    audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
+    audit.add_argument("--timeout", type=float, help="seconds per network operation")
+    audit.add_argument("--concurrency", type=int, help="targets audited at once")
+    audit.add_argument("--quiet", "-q", action="store_true", help="only the verdict lines; no progress")
+    return audit
+
+
+def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list[Target]]:
+    """The config and the targets of this run; ConfigError (exit 2) before any scanning."""
+    config_path = args.config
+    if config_path is None and DEFAULT_CONFIG.is_file() and not args.urls:
+        config_path = DEFAULT_CONFIG
+    config = load_config(config_path)
+    overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency)) if v is not None}
+    if overrides:
+        try:
+            config.scan = config.scan.model_validate({**config.scan.model_dump(), **overrides})
+        except Exception as exc:  # pydantic's message, first line
+            raise ConfigError(f"command line: {str(exc).splitlines()[-1].strip()}") from None
+    if args.http_port is not None and not 1 <= args.http_port <= 65535:
+        raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise ConfigError(f"--ca-bundle: no such file {str(args.ca_bundle)!r}")
+    if not args.urls:
+        if config_path is None:
+            raise ConfigError("no URL given and no config.toml here; give a URL or --config PATH")
+        if not config.targets:
+            raise ConfigError(f"{config_path}: no [[targets]] to audit")
+        return config, config_path, list(config.targets)
+    defaults = {name: field.get_default(call_default_factory=True)
+                for name, field in Target.model_fields.items() if name != "url"}
+    targets = []
+    for url in args.urls:
+        fields = {"url": url, "ip": args.ip, "ca_bundle": args.ca_bundle}
+        if args.http_port:
+            fields["http_port"] = args.http_port
+        # Not validated here on purpose: a bad URL is that target's error (exit 3), not a usage error.
+        targets.append(Target.model_construct(**{**defaults, **{k: v for k, v in fields.items() if v is not None}}))
+    return config, config_path, targets
+
+
+def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool) -> AuditReport:
+    """Run the audit with a progress display on stderr when it is a terminal."""
+    from auditor.audit import config_digest, run_audit
+
+    err = Console(file=sys.stderr, highlight=False)
+    meta = {"config_sha256": config_digest(config_path), "config_path": str(config_path) if config_path else None}
+    if quiet or not err.is_terminal:
+        return run_audit(targets, config, meta=meta)
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    lock = threading.Lock()
+    tasks: dict[str, int] = {}
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=err, transient=True)
+
+    def on_phase(url: str, phase: str) -> None:
+        with lock:
+            if url not in tasks:
+                tasks[url] = progress.add_task(url, total=None)
+            progress.update(tasks[url], description=f"{url}  [dim]{phase}[/dim]")
+
+    def on_result(result: TargetResult) -> None:
+        with lock:
+            task = tasks.pop(result.target.url, None)
+            if task is not None:
+                progress.remove_task(task)
+
+    with progress:
+        return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta)
+
+
+def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
+                  config_path: Path | None) -> list[Path]:
+    """Write the requested report files; return their paths."""
+    from reports.json_report import to_json, write_atomic
+
+    written: list[Path] = []
+    if args.json == "-":
+        sys.stdout.write(to_json(report) + "\n")
+    elif args.json:
+        path = Path(args.json)
+        _write(path, to_json(report), write_atomic, "--json")
+        written.append(path)
+    elif config_path is not None and config.output.write_json and not args.urls:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = config.output.directory / f"audit-{stamp}.json"
+        _write(path, to_json(report), write_atomic, "output.directory")
+        _write(config.output.directory / "latest.json", to_json(report), write_atomic, "output.directory")
+        written.append(path)
+    return written
+
+
+def _write(path: Path, text: str, write_atomic, option: str) -> None:  # noqa: ANN001
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write {str(path)!r} ({exc.strerror})") from None
+
+
+def exit_code(report: AuditReport) -> int:
+    from auditor.cli import EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE
+
+    if any(t.error for t in report.targets):
+        return EXIT_UNREACHABLE
+    if not all(t.compliant for t in report.targets):
+        return EXIT_POLICY
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports.terminal import render, verdict_line
+
+    config, config_path, targets = resolve_targets(args)
+    report = execute(targets, config, config_path, quiet=args.quiet)
+    out = Console(file=sys.stderr if args.json == "-" else sys.stdout, highlight=False)
+    if args.quiet:
+        for result in report.targets:
+            out.print(verdict_line(result))
+    else:
+        render(report, out)
+    written = write_reports(report, args, config, config_path)
+    if not args.quiet:
+        for path in written:
+            Console(file=sys.stderr, highlight=False).print(f"report written: {path}")
+    return exit_code(report)
