@@ -73,6 +73,7 @@ class Scan(_Section):
     concurrency: int = Field(4, ge=1, le=100, description="targets audited at once")
     connections_per_server: int = Field(5, ge=1, le=50, description="parallel TLS connections to one server")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="HTTP body bytes read per page")
+    thorough: bool = Field(False, description="enumerate suites with sslyze's one-connection-per-suite scan")
 
 
 class Output(_Section):

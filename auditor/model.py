@@ -191,6 +191,22 @@ class Grade(_Model):
     letter_ignoring_trust: str | None = None
 
 
+class Change(_Model):
+    """One difference between the previous scan of a target and this one."""
+
+    kind: str  # "grade", "clause", "protocol", "suite", "certificate", "error"
+    subject: str  # what changed: a clause id, a protocol, a suite name, "leaf certificate"
+    before: str | None = None
+    after: str | None = None
+    detail: str = ""
+
+
+class TargetChanges(_Model):
+    previous_scan_at: datetime
+    previous_scan_id: str | None = None
+    changes: list[Change] = Field(default_factory=list)
+
+
 class TargetRef(_Model):
     url: str
     host: str
@@ -208,6 +224,7 @@ class TargetResult(_Model):
     findings: list[Finding] = Field(default_factory=list)
     error: str | None = None  # why the target could not be audited
     evidence: Evidence | None = None
+    changes: TargetChanges | None = None  # since the previous stored scan; None without history
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from auditor.config import Config, Target, load_config
@@ -27,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--timeout", type=float, help="seconds per network operation")
     audit.add_argument("--concurrency", type=int, help="targets audited at once")
+    audit.add_argument("--thorough", action="store_true",
+                       help="enumerate cipher suites one connection per suite (sslyze's exhaustive scan)")
     audit.add_argument("--quiet", "-q", action="store_true", help="only the verdict lines; no progress")
     return audit
 
@@ -37,12 +40,14 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
     if config_path is None and DEFAULT_CONFIG.is_file() and not args.urls:
         config_path = DEFAULT_CONFIG
     config = load_config(config_path)
-    overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency)) if v is not None}
+    overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency),
+                                   ("thorough", args.thorough or None)) if v is not None}
     if overrides:
         try:
             config.scan = config.scan.model_validate({**config.scan.model_dump(), **overrides})
-        except Exception as exc:  # pydantic's message, first line
-            raise ConfigError(f"command line: {str(exc).splitlines()[-1].strip()}") from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise ConfigError(f"--{problem['loc'][0]}: {problem['msg']}") from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
