@@ -50,7 +50,8 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     scan = config.scan
     try:
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
-                       connections_per_server=scan.connections_per_server, on_phase=phase)
+                       connections_per_server=scan.connections_per_server, thorough=scan.thorough,
+                       on_phase=phase)
         http = probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
                           timeout=scan.timeout, max_body=scan.max_body_bytes, on_phase=phase)
     except ScanError as exc:

@@ -114,6 +114,7 @@ def scan_tls(
     timeout: float = 10.0,
     connections_per_server: int = 5,
     commands: set[ScanCommand] | None = None,
+    thorough: bool = False,
     on_phase: Callable[[str], None] | None = None,
 ) -> TlsEvidence:
     """Scan one server with sslyze. Raises ScanError when it cannot be reached over TLS."""
