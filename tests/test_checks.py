@@ -1,0 +1,250 @@
+"""Unit tests of the policy checks on evidence built in memory (no network): every clause can
+pass and every clause can fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.config import Policy
+from auditor.model import HttpResponse, Status, Vulnerabilities
+from checks import CheckContext, run_checks
+from checks.clauses import CLAUSES
+from tests import evidence_builders as b
+
+
+def statuses(ev, **ctx_kwargs) -> dict[str, Status]:  # noqa: ANN001
+    ctx = CheckContext(evidence=ev, host="good.test", now=b.NOW, **ctx_kwargs)
+    result: dict[str, Status] = {}
+    for f in run_checks(ctx):
+        # the worst status per clause
+        order = [Status.FAIL, Status.ERROR, Status.WARN, Status.INFO, Status.PASS, Status.NOT_TESTED]
+        if f.clause not in result or order.index(f.status) < order.index(result[f.clause]):
+            result[f.clause] = f.status
+    return result
+
+
+def findings(ev, clause: str, **ctx_kwargs):  # noqa: ANN001, ANN201
+    ctx = CheckContext(evidence=ev, host="good.test", now=b.NOW, **ctx_kwargs)
+    return [f for f in run_checks(ctx) if f.clause == clause]
+
+
+def test_compliant_site_passes_every_tested_clause_and_names_every_clause() -> None:
+    result = statuses(b.evidence())
+    assert set(result) == set(CLAUSES)
+    failing = {c: s for c, s in result.items() if s not in (Status.PASS, Status.NOT_TESTED)}
+    assert failing == {}
+
+
+def test_every_finding_names_a_clause_and_failures_carry_remediation() -> None:
+    ev = b.evidence(b.tls({"TLS 1.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": ["TLS_RSA_WITH_AES_256_GCM_SHA384"]}),
+                    b.http(b.page(headers=[], cookies=["sid=1"]), plain=HttpResponse(url="http://good.test/", status=200)))
+    for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW)):
+        assert f.clause in CLAUSES
+        if f.status is Status.FAIL:
+            assert f.remediation and f.evidence, f.clause
+
+
+# ---- 11.1-tls-enforced
+@pytest.mark.parametrize(("plain", "expected"), [
+    (HttpResponse(url="http://good.test/", status=301, location="https://good.test/"), Status.PASS),
+    (HttpResponse(url="http://good.test/", status=308, location="https://good.test/x"), Status.PASS),
+    (HttpResponse(url="http://good.test/", status=302, location="https://good.test/"), Status.WARN),
+    (HttpResponse(url="http://good.test/", status=301, location="http://other.test/"), Status.FAIL),
+    (HttpResponse(url="http://good.test/", status=200), Status.FAIL),
+    (HttpResponse(url="http://good.test/", error="connection refused"), Status.PASS),
+])
+def test_tls_enforced_plain_http(plain: HttpResponse, expected: Status) -> None:
+    assert statuses(b.evidence(http_evidence=b.http(b.page(), plain=plain)))["11.1-tls-enforced"] is expected
+
+
+def test_mixed_content_fails_tls_enforced() -> None:
+    ev = b.evidence(http_evidence=b.http(b.page(mixed=["http://cdn.test/app.js"])))
+    fs = findings(ev, "11.1-tls-enforced")
+    assert any(f.status is Status.FAIL and "http://cdn.test/app.js" in " ".join(f.evidence) for f in fs)
+
+
+# ---- 11.1-pfs and 11.3-no-rsa-kex
+def test_static_rsa_fails_pfs_and_rsa_kex() -> None:
+    ev = b.evidence(b.tls({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_256_GCM_SHA384"], "TLS 1.3": b.MODERN_13}))
+    result = statuses(ev)
+    assert result["11.1-pfs"] is Status.FAIL
+    assert result["11.3-no-rsa-kex"] is Status.FAIL
+    assert "TLS_RSA_WITH_AES_256_GCM_SHA384" in " ".join(findings(ev, "11.3-no-rsa-kex")[0].evidence)
+
+
+def test_pfs_fails_when_server_prefers_a_static_suite_first() -> None:
+    ev = b.evidence(b.tls({"TLS 1.2": ["TLS_ECDH_RSA_WITH_AES_256_GCM_SHA384", *b.MODERN_12]}))
+    assert statuses(ev)["11.1-pfs"] is Status.FAIL  # ECDH (static) is not forward secret
+
+
+def test_tls13_only_passes_pfs() -> None:
+    assert statuses(b.evidence(b.tls({"TLS 1.3": b.MODERN_13})))["11.1-pfs"] is Status.PASS
+
+
+# ---- 11.3-protocols and 5.4-transit
+def test_old_protocol_fails_protocols_and_transit() -> None:
+    ev = b.evidence(b.tls({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12,
+                           "TLS 1.3": b.MODERN_13}))
+    result = statuses(ev)
+    assert result["11.3-protocols"] is Status.FAIL
+    assert result["5.4-transit"] is Status.FAIL
+
+
+def test_missing_tls13_fails_protocols_only() -> None:
+    result = statuses(b.evidence(b.tls({"TLS 1.2": b.MODERN_12})))
+    assert result["11.3-protocols"] is Status.FAIL
+    assert result["5.4-transit"] is Status.PASS
+
+
+def test_form_posting_to_http_fails_transit() -> None:
+    ev = b.evidence(http_evidence=b.http(b.page(forms=["http://good.test/contact"])))
+    assert statuses(ev)["5.4-transit"] is Status.FAIL
+
+
+def test_untested_protocol_is_an_error_not_a_pass() -> None:
+    t = b.tls()
+    t.protocols[2].supported = None  # TLS 1.0 could not be tested
+    assert statuses(b.evidence(t))["11.3-protocols"] is Status.ERROR
+
+
+# ---- certificates
+def test_untrusted_chain_fails() -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment(trusted=False)]))
+    assert statuses(ev)["11.2-cert-trusted"] is Status.FAIL
+
+
+def test_wrong_host_fails_trust() -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment(matches=False)]))
+    f = findings(ev, "11.2-cert-trusted")[0]
+    assert f.status is Status.FAIL and "good.test" in f.title
+
+
+def test_incomplete_chain_is_named() -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert()], trusted=False)]))
+    f = findings(ev, "11.2-cert-trusted")[0]
+    assert f.status is Status.FAIL and "incomplete" in f.title
+
+
+def test_custom_ca_is_used_instead_of_public_stores() -> None:
+    dep = b.deployment(trusted=False)
+    dep.trust.append(dep.trust[0].model_copy(update={"store": "custom", "trusted": True, "error": None}))
+    assert statuses(b.evidence(b.tls(deployments=[dep])), custom_ca=True)["11.2-cert-trusted"] is Status.PASS
+    assert statuses(b.evidence(b.tls(deployments=[dep])))["11.2-cert-trusted"] is Status.FAIL
+
+
+@pytest.mark.parametrize(("policies", "expected"), [
+    (("2.23.140.1.2.2",), Status.PASS),  # OV
+    (("2.23.140.1.1",), Status.PASS),  # EV
+    (("2.23.140.1.2.1",), Status.FAIL),  # DV
+    ((), Status.FAIL),  # no policy
+])
+def test_validation_level(policies: tuple[str, ...], expected: Status) -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(policies=policies), b.cert("CN=I", issuer="CN=R")])]))
+    assert statuses(ev)["11.2-cert-validation-level"] is expected
+
+
+def test_dv_allowed_when_policy_says_so() -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(policies=("2.23.140.1.2.1",))])]))
+    policy = Policy(validation_levels=["DV", "OV", "EV"])
+    assert statuses(ev, policy=policy)["11.2-cert-validation-level"] is Status.PASS
+
+
+def test_sha1_intermediate_fails_signature_but_root_is_ignored() -> None:
+    chain = [b.cert(), b.cert("CN=I", issuer="CN=R", sig_hash="sha1", sig_alg="sha1WithRSAEncryption")]
+    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.FAIL
+    root = b.cert("CN=R", self_signed=True, sig_hash="sha1", sig_alg="sha1WithRSAEncryption")
+    chain = [b.cert(), b.cert("CN=I", issuer="CN=R"), root]
+    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+
+
+def test_ed25519_signature_passes() -> None:
+    chain = [b.cert(sig_hash=None, sig_alg="ed25519", key_type="Ed25519", key_bits=256)]
+    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+
+
+@pytest.mark.parametrize(("days_left", "expected"), [(60, Status.PASS), (31, Status.PASS), (10, Status.FAIL),
+                                                     (-1, Status.FAIL)])
+def test_renewal_days_window(days_left: float, expected: Status) -> None:
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(days_left=days_left)])]))
+    assert statuses(ev)["11.2-cert-renewal"] is expected
+
+
+def test_renewal_fraction_rule_is_applied_and_named() -> None:
+    # 47-day certificate with 20 days left: fine by a third of lifetime (15.7 d), not by 30 days.
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(days_left=20, lifetime=47)])]))
+    assert statuses(ev)["11.2-cert-renewal"] is Status.FAIL
+    f = findings(ev, "11.2-cert-renewal", policy=Policy(renewal_fraction=1 / 3))[0]
+    assert f.status is Status.PASS and any("lifetime" in e for e in f.evidence)
+
+
+# ---- vulnerabilities
+@pytest.mark.parametrize("vulns", [
+    Vulnerabilities(heartbleed=True), Vulnerabilities(ccs_injection=True),
+    Vulnerabilities(robot="VULNERABLE_STRONG_ORACLE"), Vulnerabilities(secure_renegotiation=False),
+    Vulnerabilities(compression=True),
+])
+def test_probe_vulnerabilities_fail(vulns: Vulnerabilities) -> None:
+    assert statuses(b.evidence(b.tls(vulns=vulns)))["11.4-vulnerabilities"] is Status.FAIL
+
+
+@pytest.mark.parametrize(("suites", "name"), [
+    ({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "BEAST"),
+    ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]}, "SWEET32"),
+    ({"TLS 1.2": [*b.MODERN_12, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"]}, "RC4"),
+    ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"]}, "Export"),
+    ({"SSL 3.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "POODLE"),
+    ({"TLS 1.2": [*b.MODERN_12, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]}, "Logjam"),
+])
+def test_inferred_vulnerabilities_fail(suites: dict[str, list[str]], name: str) -> None:
+    ev = b.evidence(b.tls(suites, dh_bits=1024))
+    f = findings(ev, "11.4-vulnerabilities")[0]
+    assert f.status is Status.FAIL and name in f.title
+
+
+# ---- HSTS
+@pytest.mark.parametrize(("header", "expected"), [
+    ("max-age=63072000; includeSubDomains; preload", Status.PASS),
+    ("max-age=20000000", Status.WARN),
+    ("max-age=86400", Status.FAIL),
+    ("includeSubDomains", Status.FAIL),
+    (None, Status.FAIL),
+])
+def test_hsts(header: str | None, expected: Status) -> None:
+    headers = [("Strict-Transport-Security", header)] if header else []
+    assert statuses(b.evidence(http_evidence=b.http(b.page(headers=headers))))["11.5-hsts"] is expected
+
+
+def test_hsts_reports_include_subdomains_and_preload() -> None:
+    ev = b.evidence(http_evidence=b.http(b.page(headers=[("Strict-Transport-Security", "max-age=63072000; preload")])))
+    f = findings(ev, "11.5-hsts")[0]
+    assert "includeSubDomains: no" in f.evidence and "preload: yes" in f.evidence
+
+
+# ---- cookies
+@pytest.mark.parametrize(("cookie", "expected"), [
+    ("sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
+    ("sid=abc; Secure; HttpOnly; SameSite=Strict", Status.PASS),
+    ("sid=abc; Secure; HttpOnly; SameSite=None", Status.PASS),
+    ("sid=abc; HttpOnly; SameSite=None", Status.FAIL),
+    ("sid=abc; Secure; SameSite=Lax", Status.FAIL),
+    ("sid=abc; Secure; HttpOnly", Status.FAIL),
+    ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test", Status.FAIL),
+    ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
+    ("__Secure-id=1; HttpOnly; SameSite=Lax", Status.FAIL),
+])
+def test_cookie_attributes(cookie: str, expected: Status) -> None:
+    assert statuses(b.evidence(http_evidence=b.http(b.page(cookies=[cookie]))))["11.5-cookies"] is expected
+
+
+def test_cookie_values_never_reach_findings() -> None:
+    ev = b.evidence(http_evidence=b.http(b.page(cookies=["sid=SECRETVALUE; Secure"])))
+    text = " ".join(f.model_dump_json() for f in run_checks(CheckContext(evidence=ev, host="good.test")))
+    assert "SECRETVALUE" not in text and "sid=<redacted>" in text
+
+
+def test_cookie_consent_info_then_allowlist() -> None:
+    ev = b.evidence(http_evidence=b.http(b.page(cookies=["sid=1; Secure; HttpOnly; SameSite=Lax",
+                                                         "_ga=2; Secure; HttpOnly; SameSite=Lax"])))
+    assert statuses(ev)["12.3-cookie-consent"] is Status.INFO
+    assert statuses(ev, policy=Policy(cookie_allowlist=["sid"]))["12.3-cookie-consent"] is Status.FAIL
+    assert statuses(ev, policy=Policy(cookie_allowlist=["sid", "_ga"]))["12.3-cookie-consent"] is Status.PASS
