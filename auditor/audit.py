@@ -6,6 +6,8 @@ the other targets are audited normally.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -29,6 +31,30 @@ def _ref(target: Target) -> TargetRef:
     return TargetRef(url=parsed.url, host=parsed.host, port=parsed.port, ip=target.ip, name=target.name)
 
 
+def run_with_deadline(work: Callable[[], Evidence], seconds: float) -> Evidence:
+    """Run `work` in a daemon thread; give up after `seconds` (ScanError) without waiting for it.
+
+    The scanners' sockets have their own timeouts, so an abandoned thread ends by itself; being a
+    daemon, it never keeps the process alive.
+    """
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+
+    def runner() -> None:
+        try:
+            box.put((True, work()))
+        except BaseException as exc:  # handed to the caller below
+            box.put((False, exc))
+
+    threading.Thread(target=runner, name="audit-scan", daemon=True).start()
+    try:
+        ok, value = box.get(timeout=seconds)
+    except queue.Empty:
+        raise ScanError(f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)") from None
+    if ok:
+        return value  # type: ignore[return-value]
+    raise value  # type: ignore[misc]
+
+
 def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None) -> TargetResult:
     """Audit one target. Never raises for anything the target or its URL can do."""
     started = datetime.now(timezone.utc)
@@ -48,17 +74,21 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
                             **kwargs)
 
     scan = config.scan
-    try:
+
+    def collect() -> Evidence:
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough,
                        on_phase=phase)
         http = probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
                           timeout=scan.timeout, max_body=scan.max_body_bytes, on_phase=phase)
+        return Evidence(tls=tls, http=http)
+
+    try:
+        evidence = run_with_deadline(collect, scan.target_timeout)
     except ScanError as exc:
         return done(compliant=False, error=str(exc))
     except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only
         return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
-    evidence = Evidence(tls=tls, http=http)
     phase("checks")
     ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host,
                        custom_ca=target.ca_bundle is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from datetime import datetime, timezone
@@ -68,6 +69,17 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
         # Not validated here on purpose: a bad URL is that target's error (exit 3), not a usage error.
         targets.append(Target.model_construct(**{**defaults, **{k: v for k, v in fields.items() if v is not None}}))
     return config, config_path, targets
+
+
+def ensure_writable(path: Path, option: str) -> None:
+    """Fail before scanning (exit 2) when a report could not be written afterwards."""
+    directory = path if path.is_dir() else path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot create {str(directory)!r} ({exc.strerror})") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: {str(directory)!r} is not writable")
 
 
 def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool) -> AuditReport:
@@ -144,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
     from reports.terminal import render, verdict_line
 
     config, config_path, targets = resolve_targets(args)
+    if args.json and args.json != "-":
+        ensure_writable(Path(args.json), "--json")
+    elif config_path is not None and config.output.write_json and not args.urls:
+        ensure_writable(config.output.directory, "output.directory")
     report = execute(targets, config, config_path, quiet=args.quiet)
     out = Console(file=sys.stderr if args.json == "-" else sys.stdout, highlight=False)
     if args.quiet:
