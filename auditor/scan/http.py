@@ -8,6 +8,7 @@ Bodies are read only up to a cap: the audited server is untrusted.
 from __future__ import annotations
 
 from collections.abc import Callable
+import ssl
 from html.parser import HTMLParser
 
 import httpx
@@ -136,6 +137,20 @@ def _display_url(url: str, host_header: str) -> str:
     return f"{scheme}://{host_header}{path}"
 
 
+def _permissive_context() -> ssl.SSLContext:
+    """Reads headers from any server the TLS scan could reach, even TLS 1.0 with weak suites:
+    trust and protocol are judged elsewhere, from the TLS evidence."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    try:
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    return context
+
+
 def probe_http(
     host: str,
     port: int,
@@ -155,8 +170,7 @@ def probe_http(
     http_host = shown_host if http_port == 80 else f"{shown_host}:{http_port}"
     evidence = HttpEvidence()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
-    # verify=False: trust is judged by the certificate checks; here we only read headers.
-    with httpx.Client(verify=False, follow_redirects=False, timeout=timeout, limits=limits,
+    with httpx.Client(verify=_permissive_context(), follow_redirects=False, timeout=timeout, limits=limits,
                       headers={"User-Agent": USER_AGENT}, trust_env=False) as client:
         for path in ["/", *(paths or [])]:
             if on_phase:

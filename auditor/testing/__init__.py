@@ -1,0 +1,1 @@
+"""Test and demo helpers shipped with the tool: a throwaway PKI and real loopback TLS servers."""
