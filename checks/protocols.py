@@ -13,6 +13,10 @@ PROTOCOL_FIX = fix(
 FORM_FIX = "Make every form post to an https:// URL (or a relative URL on this HTTPS site)."
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _protocol_problems(ctx: CheckContext) -> tuple[list[str], list[str], list[str]]:
     """(accepted forbidden versions, missing required versions, untested versions)."""
     tls = ctx.evidence.tls
@@ -46,7 +50,7 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
             parts.append(f"{', '.join(bad)} accepted")
         if missing:
             parts.append(f"{', '.join(missing)} not offered")
-        return [finding("11.3-protocols", Status.FAIL, "; ".join(parts).capitalize(),
+        return [finding("11.3-protocols", Status.FAIL, _sentence("; ".join(parts)),
                         f"The policy requires {' and '.join(ctx.policy.required_protocols)} only.", facts,
                         PROTOCOL_FIX)]
     if untested:
@@ -67,7 +71,7 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
         problems.append(f"{len(forms)} form(s) post to http://")
     facts = _facts(ctx) + [f"form on {page} posts to {action}" for page, action in forms]
     if problems:
-        return [finding("5.4-transit", Status.FAIL, "; ".join(problems).capitalize(),
+        return [finding("5.4-transit", Status.FAIL, _sentence("; ".join(problems)),
                         "Personal data must only be sent over TLS 1.2 or later.", facts,
                         PROTOCOL_FIX if floor else FORM_FIX)]
     if untested:

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     out = Console(file=sys.stderr if args.json == "-" else sys.stdout, highlight=False)
     if args.quiet:
         for result in report.targets:
-            out.print(verdict_line(result))
+            out.print(verdict_line(result), soft_wrap=True)
     else:
         render(report, out)
     written = write_reports(report, args, config, config_path)

@@ -1,0 +1,50 @@
+"""Shared fixtures: one throwaway PKI per test session, and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from auditor.testing.pki import TestPKI
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    return TestPKI(tmp_path_factory.mktemp("pki"))
+
+
+@dataclass
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240) -> CliRun:
+    """Run `auditor` exactly as a user would: a separate process, no terminal."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def clause_statuses(target: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    """Worst status per clause of one target of a JSON report."""
+    order = ["fail", "error", "warn", "info", "pass", "not_tested"]
+    out: dict[str, str] = {}
+    for f in target["findings"]:
+        if f["clause"] not in out or order.index(f["status"]) < order.index(out[f["clause"]]):
+            out[f["clause"]] = f["status"]
+    return out
