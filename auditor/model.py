@@ -229,6 +229,10 @@ class TargetResult(_Model):
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]
 
+    def failed_clauses(self) -> list[str]:
+        """The clause ids broken, once each, in report order: the number of violations."""
+        return list(dict.fromkeys(f.clause for f in self.failures()))
+
 
 class AuditReport(_Model):
     schema_version: str = SCHEMA_VERSION

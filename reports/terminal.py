@@ -39,7 +39,7 @@ def verdict_line(result: TargetResult) -> Text:
     grade = f"  grade {result.grade.letter}" if result.grade else ""
     if result.compliant:
         return Text.assemble(("COMPLIANT ", "bold green"), (name, "bold"), grade)
-    n = len(result.failures())
+    n = len(result.failed_clauses())
     return Text.assemble(("NOT COMPLIANT ", "bold red"), (name, "bold"),
                          f"  {n} violation{'s' if n != 1 else ''}{grade}")
 

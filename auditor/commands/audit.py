@@ -152,6 +152,14 @@ def exit_code(report: AuditReport) -> int:
     return EXIT_OK
 
 
+def terminal_console(stream) -> Console:  # noqa: ANN001
+    """A console for the report; logs and pipes get 120 columns rather than rich's 80."""
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=stream, highlight=False, width=120)
+    return console
+
+
 def run(args: argparse.Namespace) -> int:
     from reports.terminal import render, verdict_line
 
@@ -161,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     elif config_path is not None and config.output.write_json and not args.urls:
         ensure_writable(config.output.directory, "output.directory")
     report = execute(targets, config, config_path, quiet=args.quiet)
-    out = Console(file=sys.stderr if args.json == "-" else sys.stdout, highlight=False)
+    out = terminal_console(sys.stderr if args.json == "-" else sys.stdout)
     if args.quiet:
         for result in report.targets:
             out.print(verdict_line(result), soft_wrap=True)
