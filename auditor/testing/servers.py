@@ -246,11 +246,14 @@ class PythonTLSServer(_Managed):
                  maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers: str | None = None,
                  server_preference: bool = True, response_headers: Sequence[tuple[str, str]] = (),
                  body: str = DEFAULT_BODY, status: int = 200, http_mode: str = "none",
-                 server_name: str = "good.test", serve_chain: bool = True) -> None:
+                 server_name: str = "good.test", serve_chain: bool = True, seclevel0: bool = False) -> None:
         self.issued, self.server_name = issued, server_name
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        if ciphers and "SECLEVEL=0" in ciphers or minimum_version < ssl.TLSVersion.TLSv1_2:
-            context.set_ciphers(ciphers or "DEFAULT:@SECLEVEL=0")
+        # OpenSSL 3 refuses TLS 1.0/1.1, weak suites and SHA-1 certificates above security level 0.
+        legacy = seclevel0 or minimum_version < ssl.TLSVersion.TLSv1_2 or issued.cert.signature_hash_algorithm is not None \
+            and issued.cert.signature_hash_algorithm.name in {"sha1", "md5"}
+        if legacy:
+            context.set_ciphers((ciphers or "DEFAULT").replace(":@SECLEVEL=0", "") + ":@SECLEVEL=0")
         elif ciphers:
             context.set_ciphers(ciphers)
         context.minimum_version = minimum_version
