@@ -38,4 +38,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+# This machine's pip configuration names local mirrors that may be absent: drop those warnings only.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
