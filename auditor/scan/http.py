@@ -8,15 +8,22 @@ Bodies are read only up to a cap: the audited server is untrusted.
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import ssl
+import time
 from html.parser import HTMLParser
 
+import httpcore
 import httpx
 
 from auditor.model import Cookie, HttpEvidence, HttpResponse
 from auditor.targets import is_ip
 
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
+MAX_HEADER_BYTES = 1024 * 1024
+# httpcore buffers at most 100 KiB of response head; sites with thousands of Set-Cookie lines
+# exceed that. Raise the cap (still bounded) so such a page is judged rather than skipped.
+httpcore._sync.http11.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = MAX_HEADER_BYTES
 
 
 def parse_set_cookie(line: str) -> Cookie:
@@ -80,17 +87,32 @@ def insecure_references(html: str) -> tuple[list[str], list[str]]:
     return parser.found[:100], parser.form_actions[:100]
 
 
-def _fetch(client: httpx.Client, url: str, host_header: str, sni: str | None, max_body: int) -> HttpResponse:
-    extensions = {"sni_hostname": sni} if sni else {}
+def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str | None, max_body: int,
+           timeout: float) -> HttpResponse:
+    """One GET straight through the transport: httpx's client would reject a response whose
+    Location is not a URL even when not following it, and that response is evidence too.
+
+    The body is read only for HTML, and only up to `max_body` bytes and `timeout` seconds (a server
+    trickling its body must not hold the audit)."""
+    extensions: dict[str, object] = {"timeout": httpx.Timeout(timeout).as_dict()}
+    if sni:
+        extensions["sni_hostname"] = sni
+    headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
+    request = httpx.Request("GET", url, headers=headers, extensions=extensions)
     try:
-        with client.stream("GET", url, headers={"Host": host_header}, extensions=extensions) as response:
+        response = transport.handle_request(request)
+        with contextlib.closing(response):
             body = b""
             content_type = response.headers.get("content-type", "")
             if "html" in content_type.lower():
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) >= max_body:
-                        break
+                deadline = time.monotonic() + timeout
+                try:
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) >= max_body or time.monotonic() > deadline:
+                            break
+                except httpx.HTTPError:
+                    pass  # keep the headers and what arrived of the body
             headers = []
             cookies = []
             for key, value in response.headers.multi_items():
@@ -127,6 +149,8 @@ def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if "refused" in text.lower():
         return "connection refused"
+    if "receive buffer too long" in text.lower():
+        return f"response headers larger than {MAX_HEADER_BYTES // 1024} KiB"
     return text.splitlines()[0][:200]
 
 
@@ -170,15 +194,14 @@ def probe_http(
     http_host = shown_host if http_port == 80 else f"{shown_host}:{http_port}"
     evidence = HttpEvidence()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
-    with httpx.Client(verify=_permissive_context(), follow_redirects=False, timeout=timeout, limits=limits,
-                      headers={"User-Agent": USER_AGENT}, trust_env=False) as client:
+    with httpx.HTTPTransport(verify=_permissive_context(), limits=limits) as client:
         for path in ["/", *(paths or [])]:
             if on_phase:
                 on_phase(f"GET https {path}")
             evidence.https.append(_fetch(client, f"https://{literal}:{port}{path}", https_host,
-                                         None if ip is None or is_ip(host) else host, max_body))
+                                         None if ip is None or is_ip(host) else host, max_body, timeout))
         if on_phase:
             on_phase("GET http /")
-        evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body)
+        evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout)
     return evidence
 

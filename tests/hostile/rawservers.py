@@ -1,0 +1,158 @@
+"""Misbehaving servers on 127.0.0.1, built from raw sockets: each handler does one bad thing.
+
+A `RawServer` runs `handler(conn)` for every connection in its own thread. With `tls=context`
+the handler gets the connection after a completed TLS handshake (for servers whose TLS is fine
+but whose HTTP is not).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+Handler = Callable[[socket.socket], None]
+
+
+class RawServer:
+    def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None) -> None:
+        self.handler, self.tls = handler, tls
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.connections: list[socket.socket] = []
+
+    def __enter__(self) -> "RawServer":
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stopping.set()
+        self.sock.close()
+        for conn in self.connections:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                conn.settimeout(10)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self.connections.append(conn)
+            self.handler(conn)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def _wait(stop_after: float = 30.0) -> None:
+    time.sleep(stop_after)
+
+
+# ---- handlers for the transport level
+
+def tarpit(conn: socket.socket) -> None:
+    """Accepts, then never says anything."""
+    _wait()
+
+
+def close_at_once(conn: socket.socket) -> None:
+    conn.close()
+
+
+def reset_mid_handshake(conn: socket.socket) -> None:
+    """Reads the ClientHello, then resets the connection (RST, not FIN)."""
+    conn.recv(4096)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def banner(text: bytes) -> Handler:
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(text)
+        try:
+            conn.recv(4096)
+        except OSError:
+            pass
+        conn.sendall(text)
+        _wait(2)
+    return handler
+
+
+def random_bytes(conn: socket.socket) -> None:
+    conn.recv(4096)
+    conn.sendall(os.urandom(4096))
+
+
+# ---- handlers for HTTP over a working TLS connection
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    conn.settimeout(10)
+    while b"\r\n\r\n" not in data and len(data) < 65536:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        data += chunk
+
+
+def http_hang_after_headers(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n<html>")
+    _wait()
+
+
+def http_trickle(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=63072000"
+                 b"\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(60):
+        conn.sendall(b"x")
+        time.sleep(1)
+
+
+def http_huge_headers(conn: socket.socket) -> None:
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+    for _ in range(10_000):  # ~10 MB of headers
+        conn.sendall(line)
+    conn.sendall(b"\r\n")
+
+
+def http_many_cookies(conn: socket.socket) -> None:
+    _read_request(conn)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n"
+    cookies = b"".join(b"Set-Cookie: c%d=v; Secure; HttpOnly; SameSite=Lax\r\n" % i for i in range(5000))
+    conn.sendall(head + cookies + b"\r\nok")
+
+
+def http_redirect(location: bytes) -> Handler:
+    def handler(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 301 Moved\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+    return handler
