@@ -239,6 +239,10 @@ class _QuietHTTPServer(ThreadingHTTPServer):
         pass  # scanners abort hundreds of handshakes: not an error worth printing
 
 
+class _QuietHTTPServer6(_QuietHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class PythonTLSServer(_Managed):
     """An HTTPS server on the stdlib (`ssl` + `http.server`), with an optional plain-HTTP listener."""
 
@@ -246,8 +250,9 @@ class PythonTLSServer(_Managed):
                  maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers: str | None = None,
                  server_preference: bool = True, response_headers: Sequence[tuple[str, str]] = (),
                  body: str = DEFAULT_BODY, status: int = 200, http_mode: str = "none",
-                 server_name: str = "good.test", serve_chain: bool = True, seclevel0: bool = False) -> None:
-        self.issued, self.server_name = issued, server_name
+                 server_name: str = "good.test", serve_chain: bool = True, seclevel0: bool = False,
+                 bind: str = "127.0.0.1") -> None:
+        self.issued, self.server_name, self.bind = issued, server_name, bind
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         # OpenSSL 3 refuses TLS 1.0/1.1, weak suites and SHA-1 certificates above security level 0.
         legacy = seclevel0 or minimum_version < ssl.TLSVersion.TLSv1_2 or issued.cert.signature_hash_algorithm is not None \
@@ -301,12 +306,13 @@ class PythonTLSServer(_Managed):
         return Handler
 
     def start(self) -> None:
-        https = _QuietHTTPServer(("127.0.0.1", 0), self._handler(True), bind_and_activate=True)
+        server_class = _QuietHTTPServer6 if ":" in self.bind else _QuietHTTPServer
+        https = server_class((self.bind, 0), self._handler(True), bind_and_activate=True)
         https.socket = self.context.wrap_socket(https.socket, server_side=True, do_handshake_on_connect=False)
         self.port = https.server_address[1]
         self._servers.append(https)
         if self.http_mode != "none":
-            plain = _QuietHTTPServer(("127.0.0.1", 0), self._handler(False))
+            plain = server_class((self.bind, 0), self._handler(False))
             self.http_port = plain.server_address[1]
             self._servers.append(plain)
         for server in self._servers:
