@@ -152,6 +152,24 @@ class Config(_Section):
     history: History = Field(default_factory=History)
 
 
+def check_ca_bundle(path: Path) -> str | None:
+    """Why `path` cannot serve as a CA bundle, or None when it can."""
+    from cryptography.x509 import load_pem_x509_certificates
+
+    if not path.is_file():
+        return f"no such file {str(path)!r}"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {str(path)!r} ({exc.strerror})"
+    try:
+        if not load_pem_x509_certificates(data):
+            raise ValueError
+    except ValueError:
+        return f"{str(path)!r} holds no PEM certificate"
+    return None
+
+
 def _known_keys(model: type[BaseModel]) -> list[str]:
     return list(model.model_fields)
 
@@ -208,8 +226,8 @@ def load_config(path: Path | None) -> Config:
         if target.ca_bundle is not None:
             bundle = target.ca_bundle if target.ca_bundle.is_absolute() else base / target.ca_bundle
             target.ca_bundle = bundle
-            if not bundle.is_file():
-                problems.append(f"{source}: targets.{i}.ca_bundle: no such file {str(bundle)!r}")
+            if (why := check_ca_bundle(bundle)) is not None:
+                problems.append(f"{source}: targets.{i}.ca_bundle: {why}")
     if not config.output.directory.is_absolute():
         config.output.directory = base / config.output.directory
     if not config.history.database.is_absolute():

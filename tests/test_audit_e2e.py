@@ -194,3 +194,14 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run.code == 2 and "did you mean 'concurrency'" in run.stderr and "Traceback" not in run.stderr
     assert run_cli("audit", "--timeout", "0", "https://good.test/").code == 2
     assert run_cli("frobnicate").code == 2
+
+
+def test_unwritable_output_and_bad_ca_bundle_exit_2_before_scanning(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = run_cli("audit", "--json", str(blocker / "sub" / "report.json"), "https://good.test:1/")
+    assert run.code == 2 and "--json: cannot create" in run.stderr and "NOT AUDITED" not in run.stdout
+    junk = tmp_path / "ca.pem"
+    junk.write_text("nope")
+    run = run_cli("audit", "--ca-bundle", str(junk), "https://good.test:1/")
+    assert run.code == 2 and "--ca-bundle:" in run.stderr and "holds no PEM certificate" in run.stderr

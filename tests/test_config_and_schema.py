@@ -58,3 +58,33 @@ def test_bad_config_gives_one_line_naming_file_and_key(tmp_path: Path, text: str
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_ca_bundle_that_is_not_pem_is_rejected_before_scanning(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("this is not a certificate\n")
+    path = tmp_path / "config.toml"
+    path.write_text(f"[[targets]]\nurl = 'https://a.test/'\nca_bundle = '{junk}'\n")
+    with pytest.raises(ConfigError, match="targets.0.ca_bundle: .* holds no PEM certificate"):
+        load_config(path)
+    directory = tmp_path / "dir.pem"
+    directory.mkdir()
+    path.write_text(f"[[targets]]\nurl = 'https://a.test/'\nca_bundle = '{directory}'\n")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(path)
+
+
+def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[scan]\ntimeout = 5\nconcurrency = = 3\n")
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line 3, column"):
+        load_config(path)
+
+
+def test_wrong_types_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[[targets]]\nurl = 'https://a.test/'\npaths = '/x'\nhttp_port = 'eighty'\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert any("targets.0.paths" in line for line in lines) and any("targets.0.http_port" in line for line in lines)

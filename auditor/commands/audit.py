@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from auditor.config import Config, Target, load_config
+from auditor.config import Config, Target, check_ca_bundle, load_config
 from auditor.errors import ConfigError
 from auditor.model import AuditReport, TargetResult
 
@@ -51,8 +51,8 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             raise ConfigError(f"--{problem['loc'][0]}: {problem['msg']}") from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise ConfigError(f"--ca-bundle: no such file {str(args.ca_bundle)!r}")
+    if args.ca_bundle is not None and (why := check_ca_bundle(args.ca_bundle)) is not None:
+        raise ConfigError(f"--ca-bundle: {why}")
     if not args.urls:
         if config_path is None:
             raise ConfigError("no URL given and no config.toml here; give a URL or --config PATH")
