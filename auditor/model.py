@@ -119,7 +119,8 @@ class TlsEvidence(_Model):
     groups: list[str] = Field(default_factory=list)  # supported ECDH groups/curves
     vulnerabilities: Vulnerabilities = Field(default_factory=Vulnerabilities)
     errors: dict[str, str] = Field(default_factory=dict)  # scan phase -> why it failed
-    connections: int | None = None  # TLS connections opened, when the engine counts them
+    connections: int | None = None  # TLS connections the suite/group enumerator opened
+    connections_by_phase: dict[str, int] = Field(default_factory=dict)  # "suites", "order", "groups"
 
     def protocol(self, version: str) -> ProtocolSupport | None:
         return next((p for p in self.protocols if p.version == version), None)

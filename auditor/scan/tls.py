@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -23,6 +24,7 @@ from sslyze import (
     ServerScanRequest,
 )
 from sslyze.errors import ConnectionToServerFailed, ServerHostnameCouldNotBeResolved
+from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
 
 from auditor.errors import ScanError
 from auditor.model import (
@@ -33,6 +35,7 @@ from auditor.model import (
     Vulnerabilities,
 )
 from auditor.scan.certs import describe_certificate
+from auditor.scan.enumerate import ConnectionCounter, enumerate_server, group_name
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -105,6 +108,37 @@ def _connect_error(message: str) -> str:
     return message
 
 
+def _network(host: str, port: int, ip: str | None, timeout: float):  # noqa: ANN202
+    try:
+        location = ServerNetworkLocation(hostname=host, port=port, ip_address=ip)
+    except ServerHostnameCouldNotBeResolved:
+        raise ScanError(f"host {host!r} does not resolve") from None
+    network = ServerNetworkConfiguration(tls_server_name_indication=host, network_timeout=max(1, round(timeout)),
+                                         network_max_retries=2)
+    return location, network
+
+
+def _run_sslyze(location, network, commands: set[ScanCommand], ca_bundle: Path | None,  # noqa: ANN001
+                connections_per_server: int):  # noqa: ANN202
+    extra = ScanCommandsExtraArguments(
+        certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_bundle) if ca_bundle else None
+    )
+    request = ServerScanRequest(server_location=location, network_configuration=network, scan_commands=commands,
+                                scan_commands_extra_arguments=extra)
+    scanner = Scanner(per_server_concurrent_connections_limit=connections_per_server,
+                      concurrent_server_scans_limit=1)
+    scanner.queue_scans([request])
+    result = next(iter(scanner.get_results()))
+    if result.connectivity_status is ServerConnectivityStatusEnum.ERROR:
+        trace = result.connectivity_error_trace
+        exc_message = str(trace) if trace else "unknown error"
+        if trace is not None and issubclass(trace.exc_type, ConnectionToServerFailed):
+            # str(trace) on a dataclass exception gives 'host:port -> "msg".'
+            exc_message = exc_message.split("->", 1)[-1].strip().strip('."')
+        raise ScanError(_connect_error(exc_message))
+    return result.scan_result
+
+
 def scan_tls(
     host: str,
     port: int,
@@ -117,42 +151,49 @@ def scan_tls(
     thorough: bool = False,
     on_phase: Callable[[str], None] | None = None,
 ) -> TlsEvidence:
-    """Scan one server with sslyze. Raises ScanError when it cannot be reached over TLS."""
-    if commands is None:
-        commands = {ScanCommand.CERTIFICATE_INFO, ScanCommand.ELLIPTIC_CURVES,
-                    *SUITE_COMMANDS.values(), *VULNERABILITY_COMMANDS}
-    try:
-        location = ServerNetworkLocation(hostname=host, port=port, ip_address=ip)
-    except ServerHostnameCouldNotBeResolved:
-        raise ScanError(f"host {host!r} does not resolve") from None
-    network = ServerNetworkConfiguration(
-        tls_server_name_indication=host, network_timeout=max(1, round(timeout))
-    )
-    extra = ScanCommandsExtraArguments(
-        certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_bundle) if ca_bundle else None
-    )
-    request = ServerScanRequest(
-        server_location=location,
-        network_configuration=network,
-        scan_commands=commands,
-        scan_commands_extra_arguments=extra,
-    )
-    scanner = Scanner(per_server_concurrent_connections_limit=connections_per_server,
-                      concurrent_server_scans_limit=1)
+    """Scan one server. Raises ScanError when it cannot be reached over TLS.
+
+    By default suites and groups come from the fast enumerator (auditor.scan.enumerate) while
+    sslyze checks the certificate and the vulnerabilities at the same time; `thorough` uses
+    sslyze's one-connection-per-suite scan instead. `commands` restricts sslyze to those commands
+    (and skips the enumerator unless suite commands are among them).
+    """
+    location, network = _network(host, port, ip, timeout)
     if on_phase:
         on_phase("TLS handshake")
-    scanner.queue_scans([request])
-    result = next(iter(scanner.get_results()))
-    if result.connectivity_status is ServerConnectivityStatusEnum.ERROR:
-        trace = result.connectivity_error_trace
-        exc_message = str(trace) if trace else "unknown error"
-        if trace is not None and issubclass(trace.exc_type, ConnectionToServerFailed):
-            # str(trace) on a dataclass exception gives 'host:port -> "msg".'
-            exc_message = exc_message.split("->", 1)[-1].strip().strip('."')
-        raise ScanError(_connect_error(exc_message))
+    if thorough or commands is not None:
+        commands = commands if commands is not None else {
+            ScanCommand.CERTIFICATE_INFO, ScanCommand.ELLIPTIC_CURVES, *SUITE_COMMANDS.values(),
+            *VULNERABILITY_COMMANDS}
+        attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
+        if on_phase:
+            on_phase("TLS scan done")
+        return _to_evidence(attempts, commands, host)
+
+    try:
+        probing = check_connectivity_to_server(location, network)
+    except ConnectionToServerFailed as exc:
+        raise ScanError(_connect_error(exc.error_message)) from None
+    server = ServerConnectivityInfo(server_location=location, network_configuration=network,
+                                    tls_probing_result=probing)
+    counter = ConnectionCounter()
+    sslyze_commands = {ScanCommand.CERTIFICATE_INFO, *VULNERABILITY_COMMANDS}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslyze") as pool:
+        sslyze_future = pool.submit(_run_sslyze, location, network, sslyze_commands, ca_bundle,
+                                    max(1, connections_per_server - 2))
+        found = enumerate_server(server, counter, connections=connections_per_server, on_phase=on_phase)
+        if on_phase:
+            on_phase("certificate and vulnerabilities")
+        attempts = sslyze_future.result()
+    evidence = _to_evidence(attempts, sslyze_commands, host)
+    evidence.protocols = found.protocols
+    evidence.groups = found.groups
+    evidence.errors.update(found.errors)
+    evidence.connections = counter.total
+    evidence.connections_by_phase = dict(counter.by_phase)
     if on_phase:
         on_phase("TLS scan done")
-    return _to_evidence(result.scan_result, commands, host)
+    return evidence
 
 
 def _attempt(all_attempts, command: ScanCommand, errors: dict[str, str]):  # noqa: ANN001, ANN202
@@ -218,7 +259,7 @@ def _to_evidence(attempts, commands: set[ScanCommand], host: str) -> TlsEvidence
     if ScanCommand.ELLIPTIC_CURVES in commands:
         curves = _attempt(attempts, ScanCommand.ELLIPTIC_CURVES, errors)
         if curves is not None and curves.supported_curves:
-            evidence.groups = [c.name for c in curves.supported_curves]
+            evidence.groups = [group_name(c.name) for c in curves.supported_curves]
 
     vulns = Vulnerabilities()
     if (r := _maybe(attempts, ScanCommand.HEARTBLEED, commands, errors)) is not None:

@@ -1,0 +1,254 @@
+"""The fast, polite suite enumerator: per protocol, the accepted suites in the server's own
+preference order, in (accepted + 1) connections instead of one connection per known suite.
+
+How: offer every candidate suite in one ClientHello; the server picks its favourite; remove it
+and offer the rest again, until the server refuses. Then offer the two favourites in reverse
+order once: if the server still picks its favourite, it enforces its own order. Groups are
+enumerated the same way. Built on nassl through sslyze's connection helper, so the candidate
+suites and client quirks are exactly those of sslyze's exhaustive scan (the oracle test checks it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from nassl.ephemeral_key_info import EphemeralKeyInfo, OpenSslEcNidEnum
+from nassl.legacy_ssl_client import LegacySslClient
+from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
+from sslyze.errors import (
+    ConnectionToServerFailed,
+    ServerRejectedTlsHandshake,
+    ServerTlsConfigurationNotSupported,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite as SslyzeSuite
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
+
+from auditor.model import CipherSuite, ProtocolSupport
+from auditor.suites import describe
+
+VERSIONS: dict[str, TlsVersionEnum] = {
+    "SSL 2.0": TlsVersionEnum.SSL_2_0,
+    "SSL 3.0": TlsVersionEnum.SSL_3_0,
+    "TLS 1.0": TlsVersionEnum.TLS_1_0,
+    "TLS 1.1": TlsVersionEnum.TLS_1_1,
+    "TLS 1.2": TlsVersionEnum.TLS_1_2,
+    "TLS 1.3": TlsVersionEnum.TLS_1_3,
+}
+# Groups nassl's modern client can offer, well-known ones first; enumerated in server preference order.
+_FIRST = [OpenSslEcNidEnum.X25519, OpenSslEcNidEnum.X448, OpenSslEcNidEnum.SECP256R1, OpenSslEcNidEnum.SECP384R1,
+          OpenSslEcNidEnum.SECP521R1]
+GROUPS: list[OpenSslEcNidEnum] = _FIRST + sorted(set(OpenSslEcNidEnum.get_supported_by_ssl_client()) - set(_FIRST),
+                                                 key=lambda nid: nid.value)
+# OpenSSL's names for the NIST curves differ from the TLS registry's; reports use the registry's.
+_GROUP_ALIASES = {"prime256v1": "secp256r1", "prime192v1": "secp192r1"}
+
+
+def group_name(curve_name: str) -> str:
+    return _GROUP_ALIASES.get(curve_name, curve_name)
+
+
+class ConnectionCounter:
+    """Counts the TLS connections an audit opens, per phase (the style guide's politeness measure)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_phase: dict[str, int] = {}
+
+    def add(self, phase: str) -> None:
+        with self._lock:
+            self.by_phase[phase] = self.by_phase.get(phase, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_phase.values())
+
+
+@dataclass
+class _Pick:
+    suite: SslyzeSuite | None  # None: the server refused every offered suite
+    key: EphemeralKeyInfo | None = None
+
+
+@dataclass
+class Enumeration:
+    protocols: list[ProtocolSupport] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _requires_legacy(version: TlsVersionEnum, openssl_name: str, modern_names: set[str]) -> bool:
+    """TLS 1.3 needs the modern client and SSL/TLS < 1.2 the legacy one; in TLS 1.2 every suite the
+    modern client can offer goes through it, so that one ClientHello holds as many as possible and
+    the server's choice among them is its real preference."""
+    if version is TlsVersionEnum.TLS_1_3:
+        return False
+    if version is TlsVersionEnum.TLS_1_2:
+        return openssl_name not in modern_names
+    return True
+
+
+def _legacy_tls12_names() -> set[str]:
+    client = LegacySslClient(ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE)
+    client.set_cipher_list("ALL:COMPLEMENTOFALL")
+    return set(client.get_cipher_list())
+
+
+def _modern_tls12_names() -> set[str]:
+    client = SslClient(ssl_version=OpenSslVersionEnum.TLSV1_2, ssl_verify=OpenSslVerifyEnum.NONE)
+    client.set_cipher_list("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    return set(client.get_cipher_list())
+
+
+class Enumerator:
+    def __init__(self, server: ServerConnectivityInfo, counter: ConnectionCounter) -> None:
+        self.server, self.counter = server, counter
+        self._modern_names = _modern_tls12_names()
+        self._legacy_capable = _legacy_tls12_names()
+
+    def _handshake(self, version: TlsVersionEnum, legacy: bool, offered: list[SslyzeSuite],
+                   groups: list[OpenSslEcNidEnum] | None = None, phase: str = "suites") -> _Pick:
+        """One connection offering `offered` (in this order); which suite did the server pick?"""
+        connection = self.server.get_preconfigured_tls_connection(override_tls_version=version,
+                                                                  should_use_legacy_openssl=legacy)
+        client = connection.ssl_client
+        names = ":".join(s.openssl_name for s in offered)
+        if version is TlsVersionEnum.TLS_1_3:
+            assert isinstance(client, SslClient)
+            client.set_ciphersuites(names)
+        else:
+            client.set_cipher_list(names)
+        if groups is not None and isinstance(client, SslClient):
+            client.set_groups(groups)
+        self.counter.add(phase)
+        key = None
+        try:
+            connection.connect(should_retry_connection=False)
+            key = client.get_ephemeral_key()
+        except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
+            pass  # the server did choose a suite (weak DH, or it wants a client certificate)
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut, NoCiphersAvailableBugInSSlyze):
+            return _Pick(None)
+        except ConnectionToServerFailed:
+            return _Pick(None)
+        except Exception:  # an OpenSSL error sslyze does not classify: treat as a refusal
+            return _Pick(None)
+        finally:
+            try:
+                connection.close()
+            except Exception:
+                pass
+        chosen = client.get_current_cipher_name()
+        match = next((s for s in offered if s.openssl_name == chosen), None)
+        return _Pick(match, key)
+
+    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
+                        candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+        accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
+        remaining = list(candidates)
+        while remaining:
+            pick = self._handshake(version, legacy, remaining)
+            if pick.suite is None:
+                break
+            accepted.append((pick.suite, pick.key))
+            remaining.remove(pick.suite)
+        return accepted
+
+    def protocol(self, label: str) -> ProtocolSupport:
+        version = VERSIONS[label]
+        candidates = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=lambda s: s.name)
+        modern = [s for s in candidates if not _requires_legacy(version, s.openssl_name, self._modern_names)]
+        legacy = [s for s in candidates if _requires_legacy(version, s.openssl_name, self._modern_names)]
+        picks = []
+        if modern:
+            picks += self._enumerate_with(version, False, modern)
+        if version is TlsVersionEnum.TLS_1_2:
+            # Weak suites (NULL, anonymous, export) the modern client lists but will not negotiate:
+            # offer the ones it did not get to the legacy client as well, as sslyze does.
+            found = {s for s, _ in picks}
+            legacy += [s for s in modern if s not in found and s.openssl_name in self._legacy_capable]
+        if legacy:
+            picks += self._enumerate_with(version, True, legacy)
+        suites = [self._describe(s, key) for s, key in picks]
+        enforces: bool | None = None
+        if len(picks) >= 2:
+            first, second = picks[0][0], picks[1][0]
+            same_client = _requires_legacy(version, first.openssl_name, self._modern_names) == \
+                _requires_legacy(version, second.openssl_name, self._modern_names)
+            if same_client:
+                reverse = self._handshake(version, _requires_legacy(version, first.openssl_name, self._modern_names),
+                                          [second, first], phase="order")
+                if reverse.suite is not None:
+                    enforces = reverse.suite == first
+        elif len(picks) == 1:
+            enforces = True  # one suite: nothing to choose, the server's order is trivially its own
+        if enforces is False:
+            # The server follows the client: the order found is ours, not the server's.
+            return ProtocolSupport(version=label, supported=True, suites=suites, in_server_order=False,
+                                   server_enforces_order=False)
+        return ProtocolSupport(version=label, supported=bool(suites), suites=suites, in_server_order=bool(suites),
+                               server_enforces_order=enforces)
+
+    @staticmethod
+    def _describe(suite: SslyzeSuite, key: EphemeralKeyInfo | None) -> CipherSuite:
+        curve = getattr(key, "curve_name", None)
+        group = group_name(curve) if curve else (key.type_name if key else None)
+        return describe(suite.name, openssl_name=suite.openssl_name, bits=suite.key_size,
+                        ephemeral_group=group, ephemeral_bits=key.size if key else None)
+
+    def groups(self, protocols: list[ProtocolSupport]) -> list[str]:
+        """Supported ECDH groups in server preference order, over the best modern protocol."""
+        label = next((p.version for p in reversed(protocols) if p.supported and p.version in ("TLS 1.3", "TLS 1.2")
+                      and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)), None)
+        if label is None:
+            return []
+        version = VERSIONS[label]
+        offered_suites = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
+                          if version is TlsVersionEnum.TLS_1_3 or
+                          (s.openssl_name.startswith("ECDHE") and
+                           not _requires_legacy(version, s.openssl_name, self._modern_names))]
+        found: list[str] = []
+        remaining = list(GROUPS)
+        while remaining:
+            pick = self._handshake(version, False, offered_suites, groups=remaining, phase="groups")
+            key = pick.key
+            if pick.suite is None or key is None or not hasattr(key, "curve"):
+                break
+            try:
+                nid = OpenSslEcNidEnum(key.curve)
+            except ValueError:
+                break
+            if nid not in remaining:
+                break
+            found.append(group_name(key.curve_name))
+            remaining.remove(nid)
+        return found
+
+
+def enumerate_server(server: ServerConnectivityInfo, counter: ConnectionCounter, *, connections: int = 5,
+                     on_phase: Callable[[str], None] | None = None) -> Enumeration:
+    """All protocols (concurrently, at most `connections` at once), then the groups."""
+    enumerator = Enumerator(server, counter)
+    result = Enumeration()
+    if on_phase:
+        on_phase("cipher suites")
+    with ThreadPoolExecutor(max_workers=max(1, min(connections, len(VERSIONS)))) as pool:
+        futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
+        for label, future in futures.items():
+            try:
+                result.protocols.append(future.result())
+            except Exception as exc:  # a protocol we could not test is reported, never guessed
+                result.protocols.append(ProtocolSupport(version=label, supported=None))
+                result.errors[f"suites {label}"] = f"{type(exc).__name__}: {exc}"[:300]
+    if on_phase:
+        on_phase("groups")
+    try:
+        result.groups = enumerator.groups(result.protocols)
+    except Exception as exc:
+        result.errors["groups"] = f"{type(exc).__name__}: {exc}"[:300]
+    return result
