@@ -121,6 +121,8 @@ class Enumerator:
         if version is TlsVersionEnum.TLS_1_3:
             assert isinstance(client, SslClient)
             client.set_ciphersuites(names)
+        elif isinstance(client, SslClient):
+            client.set_cipher_list(names + ":@SECLEVEL=0")  # weak suites and old protocols, as offered
         else:
             client.set_cipher_list(names)
         if groups is not None and isinstance(client, SslClient):
@@ -203,15 +205,15 @@ class Enumerator:
 
     def groups(self, protocols: list[ProtocolSupport]) -> list[str]:
         """Supported ECDH groups in server preference order, over the best modern protocol."""
-        label = next((p.version for p in reversed(protocols) if p.supported and p.version in ("TLS 1.3", "TLS 1.2")
+        label = next((p.version for p in reversed(protocols) if p.supported and p.version not in ("SSL 2.0", "SSL 3.0")
                       and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)), None)
         if label is None:
             return []
         version = VERSIONS[label]
+        # Only the modern client can set its groups; it speaks TLS 1.0-1.3 with the ECDHE suites it knows.
         offered_suites = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
                           if version is TlsVersionEnum.TLS_1_3 or
-                          (s.openssl_name.startswith("ECDHE") and
-                           not _requires_legacy(version, s.openssl_name, self._modern_names))]
+                          (s.openssl_name.startswith("ECDHE") and s.openssl_name in self._modern_names)]
         found: list[str] = []
         remaining = list(GROUPS)
         while remaining:

@@ -77,6 +77,7 @@ class NginxSite(_Managed):
                  body: str = DEFAULT_BODY, extra_headers: Mapping[str, str] | None = None,
                  http_mode: str = "redirect", extra_server: str = "") -> None:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="nginx-site-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.issued, self.dual_issued = issued, dual_issued
         self.server_name, self.serve_chain = server_name, serve_chain
         self.protocols, self.ciphers = protocols, ciphers + (":@SECLEVEL=0" if seclevel0 else "")

@@ -1,0 +1,98 @@
+"""Oracle for the fast enumerator: on every server configuration, the accepted suites per protocol
+equal sslyze's exhaustive scan (`--thorough`), the order is the server's configured order where
+it enforces one, and far fewer connections are opened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from auditor.model import TlsEvidence
+from auditor.scan.tls import scan_tls
+from auditor.testing.pki import TestPKI
+from auditor.testing.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
+
+TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+
+
+@dataclass
+class Case:
+    name: str
+    nginx: dict = field(default_factory=dict)  # type: ignore[type-arg]
+    openssl_args: list[str] | None = None
+    key: str = "rsa2048"
+    dual: bool = False
+    enforced: bool = True  # the server enforces its own order
+
+
+CASES = [
+    Case("modern", {"tls13_ciphersuites": TLS13}),
+    Case("legacy-protocols", {"protocols": "TLSv1 TLSv1.1 TLSv1.2", "seclevel0": True,
+                              "ciphers": "ECDHE-RSA-AES256-SHA:AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA"}),
+    Case("rsa-kex-preferred", {"ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"}),
+    Case("cbc-only", {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:AES256-SHA"}),
+    Case("chacha-first", {"ciphers": "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+                                     "ECDHE-RSA-AES256-GCM-SHA384",
+                          "tls13_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"}),
+    Case("client-order", {"prefer_server_ciphers": False,
+                          "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
+                                     "ECDHE-RSA-CHACHA20-POLY1305"}, enforced=False),
+    Case("ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"},
+         key="p256"),
+    Case("dual-rsa-ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"}, dual=True),
+    Case("tls13-only", {"protocols": "TLSv1.3", "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"}),
+    Case("tls10-only", openssl_args=["-tls1", "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:@SECLEVEL=0",
+                                     "-serverpref"]),
+    Case("dhe", {"ciphers": "DHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"}),
+]
+
+
+def _scan(case: Case, pki: TestPKI, directory: Path, thorough: bool) -> TlsEvidence:
+    issued = pki.issue(f"oracle-{case.name}", key=case.key)
+    if case.openssl_args is not None:
+        with OpenSSLServer(issued, case.openssl_args) as server:
+            return scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=pki.root_path, thorough=thorough)
+    dual = pki.issue(f"oracle-{case.name}-ec", key="p256") if case.dual else None
+    with NginxSite(directory, issued=issued, dual_issued=dual, **case.nginx) as site:
+        return scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, thorough=thorough)
+
+
+def _configured_order(case: Case, version: str) -> list[str]:
+    if version == "TLS 1.3":
+        return case.nginx.get("tls13_ciphersuites", TLS13).split(":")
+    if case.openssl_args is not None:
+        return case.openssl_args[case.openssl_args.index("-cipher") + 1].split(":")
+    return case.nginx.get("ciphers", MODERN_CIPHERS).split(":")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fast_engine_matches_sslyze_exhaustive_scan(case: Case, pki: TestPKI, tmp_path: Path) -> None:
+    fast = _scan(case, pki, tmp_path / "fast", thorough=False)
+    full = _scan(case, pki, tmp_path / "full", thorough=True)
+    assert fast.errors == {}, fast.errors
+    for mine, theirs in zip(fast.protocols, full.protocols, strict=True):
+        assert mine.version == theirs.version
+        assert mine.supported == theirs.supported, mine.version
+        assert {s.name for s in mine.suites} == {s.name for s in theirs.suites}, mine.version
+    assert set(fast.groups) == set(full.groups)
+    accepted = [p for p in fast.protocols if p.supported]
+    assert accepted, "the server accepted nothing"
+    for protocol in accepted:
+        if len(protocol.suites) < 2:
+            continue
+        assert protocol.server_enforces_order is case.enforced, protocol.version
+        if case.enforced and protocol.version != "TLS 1.3" or case.enforced and "tls13_ciphersuites" in case.nginx:
+            configured = [n for n in _configured_order(case, protocol.version)
+                          if n in {s.openssl_name for s in protocol.suites} | {s.name for s in protocol.suites}]
+            found = [s.openssl_name if s.openssl_name in configured else s.name for s in protocol.suites]
+            assert found == configured, protocol.version
+            assert protocol.in_server_order is True
+        if not case.enforced:
+            assert protocol.in_server_order is False
+    # (accepted + 1) per protocol, plus order checks and groups: a few dozen, where sslyze opens ~580
+    assert fast.connections is not None
+    expected = sum(len(p.suites) + 1 for p in fast.protocols) + 2 * 6 + len(fast.groups) + 2
+    assert fast.connections <= expected, fast.connections_by_phase
