@@ -7,7 +7,16 @@ list it in that module's CHECKS, and give its clause a row in clauses.py.
 from __future__ import annotations
 
 from auditor.model import Finding, Status
-from checks import certificate, cookies, http_headers, key_exchange, protocols, transport, vulnerabilities
+from checks import (
+    certificate,
+    cookies,
+    http_headers,
+    key_exchange,
+    preference,
+    protocols,
+    transport,
+    vulnerabilities,
+)
 from checks.base import CheckContext, finding
 from checks.clauses import CLAUSES
 
@@ -16,6 +25,7 @@ ALL_CHECKS = [
     *key_exchange.CHECKS,
     *certificate.CHECKS,
     *protocols.CHECKS,
+    *preference.CHECKS,
     *vulnerabilities.CHECKS,
     *http_headers.CHECKS,
     *cookies.CHECKS,
@@ -23,7 +33,6 @@ ALL_CHECKS = [
 
 # Clauses whose check arrives with a later capability; reported, never silently passed.
 PENDING = {
-    "11.3-aes256gcm-first": "needs the server's cipher preference order (fast scan engine)",
     "11.3-ecdhe-default": "needs client handshake simulation",
     "11.4-grade-a": "needs the SSL Labs-compatible grade",
     "11.6-evidence-log": "needs the evidence log (scheduled scans)",

@@ -55,7 +55,7 @@ def test_compliant_site_exits_0_with_every_clause_reported(compliant: NginxSite,
                                 "ip": "127.0.0.1", "name": None}
     statuses = clause_statuses(target)
     for clause in ("11.1-tls-enforced", "11.1-pfs", "11.2-cert-trusted", "11.2-cert-validation-level",
-                   "11.2-cert-signature", "11.2-cert-renewal", "11.3-protocols", "11.3-no-rsa-kex",
+                   "11.2-cert-signature", "11.2-cert-renewal", "11.3-protocols", "11.3-no-rsa-kex", "11.3-aes256gcm-first",
                    "11.4-vulnerabilities", "11.5-hsts", "11.5-cookies", "5.4-transit"):
         assert statuses[clause] == "pass", (clause, statuses[clause])
     assert "fail" not in statuses.values()
@@ -69,7 +69,7 @@ def test_legacy_site_exits_1_naming_the_broken_clauses(legacy: NginxSite, pki: T
     (target,) = run.report["targets"]
     assert target["compliant"] is False
     statuses = clause_statuses(target)
-    expected_failures = {"11.1-tls-enforced", "11.1-pfs", "11.2-cert-validation-level", "11.3-protocols",
+    expected_failures = {"11.1-tls-enforced", "11.1-pfs", "11.2-cert-validation-level", "11.3-protocols", "11.3-aes256gcm-first",
                          "11.3-no-rsa-kex", "11.4-vulnerabilities", "11.5-hsts", "11.5-cookies", "5.4-transit"}
     assert expected_failures <= {c for c, s in statuses.items() if s == "fail"}
     assert statuses["11.2-cert-trusted"] == "pass"

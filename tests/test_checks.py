@@ -248,3 +248,31 @@ def test_cookie_consent_info_then_allowlist() -> None:
     assert statuses(ev)["12.3-cookie-consent"] is Status.INFO
     assert statuses(ev, policy=Policy(cookie_allowlist=["sid"]))["12.3-cookie-consent"] is Status.FAIL
     assert statuses(ev, policy=Policy(cookie_allowlist=["sid", "_ga"]))["12.3-cookie-consent"] is Status.PASS
+
+
+# ---- 11.3-aes256gcm-first
+def _ordered(suites: dict[str, list[str]], enforces: bool | None = True):  # noqa: ANN202
+    t = b.tls(suites)
+    for p in t.protocols:
+        if p.supported:
+            p.in_server_order = enforces is not False
+            p.server_enforces_order = enforces
+    return b.evidence(t)
+
+
+def test_aes256gcm_first_passes_when_first_in_every_protocol() -> None:
+    assert statuses(_ordered({"TLS 1.2": b.MODERN_12, "TLS 1.3": b.MODERN_13}))["11.3-aes256gcm-first"] is Status.PASS
+
+
+def test_chacha_or_aes128_first_fails() -> None:
+    ev = _ordered({"TLS 1.2": b.MODERN_12[1:] + b.MODERN_12[:1], "TLS 1.3": b.MODERN_13})
+    f = findings(ev, "11.3-aes256gcm-first")[0]
+    assert f.status is Status.FAIL and "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" in f.detail
+    ev = _ordered({"TLS 1.2": b.MODERN_12, "TLS 1.3": ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"]})
+    assert statuses(ev)["11.3-aes256gcm-first"] is Status.FAIL
+
+
+def test_client_order_fails_and_unknown_order_is_not_tested() -> None:
+    assert statuses(_ordered({"TLS 1.2": b.MODERN_12}, enforces=False))["11.3-aes256gcm-first"] is Status.FAIL
+    unordered = b.evidence(b.tls({"TLS 1.2": b.MODERN_12}))  # exhaustive scan: no order measured
+    assert statuses(unordered)["11.3-aes256gcm-first"] is Status.NOT_TESTED

@@ -1,0 +1,52 @@
+"""11.3-aes256gcm-first: in each protocol, the server's first choice is a 256-bit AES-GCM suite,
+and the server enforces its own order (otherwise a client's order decides, and nothing is promised)."""
+
+from __future__ import annotations
+
+from auditor.model import Finding, Status
+from auditor.suites import is_aes256_aead
+from checks.base import CheckContext, finding, fix
+
+CLAUSE = "11.3-aes256gcm-first"
+ORDER_FIX = fix(
+    "ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256;\n"
+    "ssl_prefer_server_ciphers on;\n"
+    "ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256;",
+    "SSLCipherSuite ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\n"
+    "SSLCipherSuite TLSv1.3 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256\n"
+    "SSLHonorCipherOrder on",
+    "List the AES-256-GCM suites first and make the server enforce its order:",
+)
+
+
+def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
+    accepted = [p for p in ctx.evidence.tls.protocols if p.supported and p.suites]
+    if not accepted:
+        return [finding(CLAUSE, Status.ERROR, "No accepted suite to judge", "; ".join(ctx.evidence.tls.errors.values()))]
+    facts, problems, unknown = [], [], []
+    for p in accepted:
+        first = p.suites[0]
+        if p.server_enforces_order is False:
+            problems.append(f"{p.version}: the server follows the client's order")
+            facts.append(f"{p.version}: client's order honoured")
+            continue
+        if not p.in_server_order:
+            unknown.append(p.version)
+            continue
+        facts.append(f"{p.version} first choice: {first.name}")
+        if not is_aes256_aead(first):
+            problems.append(f"{p.version}: first choice is {first.name}")
+    if problems:
+        return [finding(CLAUSE, Status.FAIL, "AES-256-GCM is not negotiated first", "; ".join(problems), facts,
+                        ORDER_FIX)]
+    if unknown:
+        return [finding(CLAUSE, Status.NOT_TESTED, "The server's preference order is not known",
+                        f"{', '.join(unknown)} were enumerated without order (--thorough scans do not measure it).",
+                        facts)]
+    return [finding(CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol",
+                    "The server enforces its own order.", facts)]
+
+
+CHECKS = [check_aes256gcm_first]
