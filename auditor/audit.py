@@ -17,6 +17,7 @@ from pathlib import Path
 from auditor import __version__
 from auditor.config import Config, Target
 from auditor.errors import AuditorError, ScanError
+from auditor.grading import grade
 from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
 from auditor.scan.http import probe_http
 from auditor.scan.tls import scan_tls
@@ -90,11 +91,12 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only
         return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
     phase("checks")
-    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host,
-                       custom_ca=target.ca_bundle is not None)
+    custom_ca = target.ca_bundle is not None
+    letter = grade(evidence, custom_ca=custom_ca)
+    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host, custom_ca=custom_ca, grade=letter)
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
-    return done(compliant=compliant, findings=findings, evidence=evidence)
+    return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence)
 
 
 def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,

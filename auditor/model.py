@@ -113,12 +113,23 @@ class Vulnerabilities(_Model):
     fallback_scsv: bool | None = None
 
 
+class HandshakeSimulation(_Model):
+    """What one reference client negotiates with the server (or why it cannot connect)."""
+
+    client: str
+    reference: bool = False  # one of the reference browsers the grade judges by
+    protocol: str | None = None
+    suite: CipherSuite | None = None
+    error: str | None = None
+
+
 class TlsEvidence(_Model):
     protocols: list[ProtocolSupport] = Field(default_factory=list)
     certificates: list[CertificateDeployment] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)  # supported ECDH groups/curves
     vulnerabilities: Vulnerabilities = Field(default_factory=Vulnerabilities)
     errors: dict[str, str] = Field(default_factory=dict)  # scan phase -> why it failed
+    simulations: list[HandshakeSimulation] = Field(default_factory=list)
     connections: int | None = None  # TLS connections the suite/group enumerator opened
     connections_by_phase: dict[str, int] = Field(default_factory=dict)  # "suites", "order", "groups"
 

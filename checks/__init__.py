@@ -10,6 +10,7 @@ from auditor.model import Finding, Status
 from checks import (
     certificate,
     cookies,
+    grade,
     http_headers,
     key_exchange,
     preference,
@@ -27,14 +28,13 @@ ALL_CHECKS = [
     *protocols.CHECKS,
     *preference.CHECKS,
     *vulnerabilities.CHECKS,
+    *grade.CHECKS,
     *http_headers.CHECKS,
     *cookies.CHECKS,
 ]
 
 # Clauses whose check arrives with a later capability; reported, never silently passed.
 PENDING = {
-    "11.3-ecdhe-default": "needs client handshake simulation",
-    "11.4-grade-a": "needs the SSL Labs-compatible grade",
     "11.6-evidence-log": "needs the evidence log (scheduled scans)",
 }
 

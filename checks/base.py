@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from auditor.config import Policy
-from auditor.model import Evidence, Finding, Status
+from auditor.model import Evidence, Finding, Grade, Status
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class CheckContext:
     policy: Policy = field(default_factory=Policy)
     host: str = ""
     custom_ca: bool = False  # the target is audited against its own CA bundle
+    grade: Grade | None = None  # computed before the checks (auditor.grading)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
+from auditor.hsts import parse_hsts
 from auditor.model import Finding, HttpResponse, Status
 from checks.base import CheckContext, finding, fix
 
@@ -12,16 +11,6 @@ HSTS_FIX = fix(
     'Header always set Strict-Transport-Security "max-age=63072000; includeSubDomains"',
     "Send HSTS on every HTTPS response with a max-age of at least one year:",
 )
-_MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:;|$)", re.IGNORECASE)
-
-
-def parse_hsts(value: str) -> tuple[int | None, bool, bool]:
-    """(max-age or None when absent/invalid, includeSubDomains, preload)."""
-    match = _MAX_AGE.search(value)
-    directives = {d.strip().lower() for d in value.split(";")}
-    return (int(match.group(1)) if match else None, "includesubdomains" in directives, "preload" in directives)
-
-
 def _first_ok(responses: list[HttpResponse]) -> HttpResponse | None:
     return next((r for r in responses if r.error is None), None)
 

@@ -56,4 +56,41 @@ def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
                     evidence=[f"{len(tls.accepted_suites())} accepted suites, none TLS_RSA_WITH_*"])]
 
 
-CHECKS = [check_pfs, check_no_rsa_kex]
+GROUPS_FIX = fix(
+    "ssl_ecdh_curve X25519:prime256v1:secp384r1;\n" + f"ssl_ciphers {MODERN_CIPHERS};\nssl_prefer_server_ciphers on;",
+    "SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1\n" + f"SSLCipherSuite {MODERN_CIPHERS}\nSSLHonorCipherOrder on",
+    "Prefer ECDHE suites and offer only strong groups:",
+)
+
+
+def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
+    """What modern reference clients negotiate is ECDHE (or TLS 1.3 ECDHE) with a strong group."""
+    tls = ctx.evidence.tls
+    strong = set(ctx.policy.strong_groups)
+    sims = [s for s in tls.simulations if s.reference]
+    if not sims:
+        return [finding("11.3-ecdhe-default", Status.NOT_TESTED, "No client simulation was run")]
+    connected = [s for s in sims if s.suite is not None]
+    if not connected:
+        return [finding("11.3-ecdhe-default", Status.ERROR, "No reference client could connect",
+                        "; ".join(f"{s.client}: {s.error}" for s in sims[:5]))]
+    facts = [f"{s.client}: {s.protocol} {s.suite.name} group {s.suite.ephemeral_group or '-'}" for s in connected]
+    facts.append(f"server groups: {', '.join(tls.groups) or '(none found)'}")
+    problems = []
+    for s in connected:
+        ecdhe = s.suite.key_exchange == "ECDHE" or (s.suite.key_exchange == "TLS13" and s.suite.ephemeral_group != "DH")
+        if not ecdhe:
+            problems.append(f"{s.client} negotiates {s.suite.key_exchange}")
+        elif s.suite.ephemeral_group not in strong:
+            problems.append(f"{s.client} gets group {s.suite.ephemeral_group}")
+    weak_groups = [g for g in tls.groups if g not in strong]
+    if weak_groups:
+        problems.append(f"weak groups offered: {', '.join(weak_groups)}")
+    if problems:
+        return [finding("11.3-ecdhe-default", Status.FAIL, "ECDHE with a strong group is not the default",
+                        "; ".join(problems[:6]), facts, GROUPS_FIX)]
+    return [finding("11.3-ecdhe-default", Status.PASS, "Modern clients negotiate ECDHE with a strong group",
+                    f"{len(connected)} reference browsers simulated.", facts)]
+
+
+CHECKS = [check_pfs, check_no_rsa_kex, check_ecdhe_default]

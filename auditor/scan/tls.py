@@ -36,6 +36,7 @@ from auditor.model import (
 )
 from auditor.scan.certs import describe_certificate
 from auditor.scan.enumerate import ConnectionCounter, enumerate_server, group_name
+from auditor.scan.simulate import simulate_all
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -166,9 +167,14 @@ def scan_tls(
             ScanCommand.CERTIFICATE_INFO, ScanCommand.ELLIPTIC_CURVES, *SUITE_COMMANDS.values(),
             *VULNERABILITY_COMMANDS}
         attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
+        evidence = _to_evidence(attempts, commands, host)
+        if any(c in commands for c in SUITE_COMMANDS.values()):
+            if on_phase:
+                on_phase("client simulation")
+            evidence.simulations = simulate_all(host, port, ip, timeout, evidence.protocols, connections_per_server)
         if on_phase:
             on_phase("TLS scan done")
-        return _to_evidence(attempts, commands, host)
+        return evidence
 
     try:
         probing = check_connectivity_to_server(location, network)
@@ -183,11 +189,15 @@ def scan_tls(
                                     max(1, connections_per_server - 2))
         found = enumerate_server(server, counter, connections=connections_per_server, on_phase=on_phase)
         if on_phase:
+            on_phase("client simulation")
+        simulations = simulate_all(host, port, ip, timeout, found.protocols, connections_per_server, counter)
+        if on_phase:
             on_phase("certificate and vulnerabilities")
         attempts = sslyze_future.result()
     evidence = _to_evidence(attempts, sslyze_commands, host)
     evidence.protocols = found.protocols
     evidence.groups = found.groups
+    evidence.simulations = simulations
     evidence.errors.update(found.errors)
     evidence.connections = counter.total
     evidence.connections_by_phase = dict(counter.by_phase)

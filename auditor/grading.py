@@ -1,0 +1,136 @@
+"""The SSL Labs-compatible grade, computed locally from the scan evidence.
+
+score -> letter -> caps (lowest wins) -> A-/A+ from the warnings; T and M are reported as such,
+with the letter the site would get if trust issues were ignored. The rules are rows in
+auditor.grading_rules; this module only derives the facts and applies the rows.
+"""
+
+from __future__ import annotations
+
+from auditor.grading_rules import (
+    CAPS,
+    CIPHER_SCORES,
+    EC_TO_RSA,
+    KEY_EXCHANGE_SCORES,
+    LETTERS,
+    ORDER,
+    PROTOCOL_SCORES,
+    WARNINGS,
+    WEIGHTS,
+    GradeFacts,
+)
+from auditor.hsts import parse_hsts
+from auditor.model import Evidence, Grade, GradeCap
+
+_PROTOCOL_ORDER = ["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
+_TRUST_CAPS = {"T", "M"}
+
+
+def rsa_equivalent(key_type: str | None, bits: int) -> int:
+    """RSA-equivalent strength of a key, the unit the key-exchange table is written in."""
+    if key_type in ("EC", "Ed25519", "Ed448", "ECDH"):
+        for ec_bits, rsa_bits in reversed(EC_TO_RSA):
+            if bits >= ec_bits:
+                return rsa_bits
+        return 512
+    return bits
+
+
+def _band(table: list[tuple[int, int]], value: int) -> int:
+    return next(score for bound, score in table if value < bound)
+
+
+def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
+    tls, http = evidence.tls, evidence.http
+    f = GradeFacts()
+    f.protocols = {p.version for p in tls.protocols if p.supported}
+    f.best_protocol = max(f.protocols, key=_PROTOCOL_ORDER.index) if f.protocols else None
+    f.suites = tls.accepted_suites()
+    deployment = tls.certificates[0] if tls.certificates and tls.certificates[0].received_chain else None
+    if deployment is not None:
+        leaf = deployment.received_chain[0]
+        f.cert_key_type, f.cert_key_bits = leaf.key_type, leaf.key_bits
+        f.cert_rsa_equivalent = rsa_equivalent(leaf.key_type, leaf.key_bits)
+        f.signature_hashes = [(c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed]
+        stores = [t for t in deployment.trust if t.store == ("custom" if custom_ca else "Mozilla")]
+        f.trusted = bool(stores) and all(t.trusted for t in stores)
+        f.hostname_matches = deployment.hostname_matches
+        f.incomplete_chain = (not f.trusted and len(deployment.received_chain) == 1 and not leaf.self_signed)
+        if f.incomplete_chain:
+            f.trusted = None  # an incomplete chain is capped at B, not T (browsers may fetch the intermediate)
+    dh = [s.ephemeral_bits for _, s in f.suites if s.key_exchange == "DHE" and s.ephemeral_bits]
+    f.min_dh_bits = min(dh) if dh else None
+    kex = [rsa_equivalent("EC" if s.key_exchange in ("ECDHE", "TLS13") and s.ephemeral_group != "DH" else "RSA",
+                          s.ephemeral_bits) for _, s in f.suites if s.ephemeral_bits]
+    f.min_kex_rsa_equivalent = min(kex) if kex else None
+    v = tls.vulnerabilities
+    f.heartbleed, f.ccs_injection = bool(v.heartbleed), bool(v.ccs_injection)
+    f.robot = bool(v.robot and v.robot.startswith("VULNERABLE"))
+    f.insecure_renegotiation = bool(v.client_renegotiation_dos) and v.secure_renegotiation is False
+    f.secure_renegotiation = v.secure_renegotiation
+    f.compression = bool(v.compression)
+    for sim in tls.simulations:
+        if sim.suite is None:
+            continue
+        if sim.reference and not sim.suite.forward_secret:
+            f.reference_non_fs.append(sim.client)
+        if sim.protocol in ("TLS 1.1", "TLS 1.2", "TLS 1.3") and sim.suite.block_bits == 64:
+            f.reference_3des_modern.append(sim.client)
+    if not tls.simulations:  # no simulation: judge forward secrecy by the server's first choices
+        firsts = [p.suites[0] for p in tls.protocols if p.supported and p.suites and p.in_server_order]
+        if any(not s.forward_secret for s in firsts):
+            f.reference_non_fs.append("server's first choice")
+    tls10 = tls.protocol("TLS 1.0")
+    f.beast = bool(tls10 and tls10.supported and tls10.suites and "CBC" in tls10.suites[0].encryption)
+    page = next((r for r in http.https if r.error is None), None)
+    if page is not None and page.header("strict-transport-security"):
+        f.hsts_max_age = parse_hsts(page.header("strict-transport-security")[0])[0]
+    return f
+
+
+def category_scores(f: GradeFacts) -> dict[str, int]:
+    if not f.protocols:
+        return {"protocol": 0, "key_exchange": 0, "cipher": 0}
+    scores = [PROTOCOL_SCORES[p] for p in f.protocols]
+    protocol = (max(scores) + min(scores)) // 2
+    if any(s.anonymous for _, s in f.suites):
+        key_exchange = 0
+    else:
+        weakest = min([b for b in (f.cert_rsa_equivalent or None, f.min_dh_bits, f.min_kex_rsa_equivalent) if b]
+                      or [0])
+        key_exchange = _band(KEY_EXCHANGE_SCORES, weakest) if weakest else 0
+    bits = [s.bits for _, s in f.suites]
+    cipher = (_band(CIPHER_SCORES, max(bits)) + _band(CIPHER_SCORES, min(bits))) // 2 if bits else 0
+    return {"protocol": protocol, "key_exchange": key_exchange, "cipher": cipher}
+
+
+def _worse(a: str, b: str) -> str:
+    return a if ORDER.index(a) >= ORDER.index(b) else b
+
+
+def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade:
+    """The letter with every cap and warning that produced it."""
+    f = facts_from(evidence, custom_ca=custom_ca)
+    categories = category_scores(f)
+    score = 0 if 0 in categories.values() else round(sum(categories[k] * w for k, w in WEIGHTS.items()))
+    letter = next(letter for floor, letter in LETTERS if score >= floor)
+    caps = [GradeCap(grade=rule.letter, reason=rule.wording) for rule in CAPS if rule.applies(f)]
+    for cap in caps:
+        if cap.grade not in _TRUST_CAPS:
+            letter = _worse(letter, cap.grade)
+    warnings = [rule.wording for rule in WARNINGS if rule.applies(f)]
+    if letter == "A":
+        letter = "A-" if warnings else "A+"
+    trust = [c.grade for c in caps if c.grade in _TRUST_CAPS]
+    if trust:
+        return Grade(letter="M" if "M" in trust else "T", score=score, categories=categories, caps=caps,
+                     warnings=warnings, letter_ignoring_trust=letter)
+    return Grade(letter=letter, score=score, categories=categories, caps=caps, warnings=warnings,
+                 letter_ignoring_trust=None)
+
+
+def at_least(letter: str, minimum: str) -> bool:
+    """Is `letter` as good as `minimum`? T and M never are."""
+    if letter not in ORDER:
+        return False
+    return ORDER.index(letter) <= ORDER.index(minimum if minimum in ORDER else "A")

@@ -1,0 +1,81 @@
+"""Handshake simulation: one connection per reference client (auditor.clients), replaying its
+protocol range, suites and groups with nassl, recording what the server negotiates with it.
+
+The grade judges forward secrecy, RC4 and 3DES by these results, as SSL Labs does.
+"""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from nassl.ephemeral_key_info import OpenSslEcNidEnum
+from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import _TLS_OPENSSL_TO_RFC_NAMES_MAPPING
+
+from auditor.clients import CLIENTS, ClientProfile
+from auditor.model import HandshakeSimulation, ProtocolSupport
+from auditor.scan.enumerate import ConnectionCounter, group_name
+from auditor.suites import TLS13_SUITES, describe
+
+_GROUPS = {"X25519": OpenSslEcNidEnum.X25519, "X448": OpenSslEcNidEnum.X448, "P-256": OpenSslEcNidEnum.SECP256R1,
+           "P-384": OpenSslEcNidEnum.SECP384R1, "P-521": OpenSslEcNidEnum.SECP521R1}
+_ORDER = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
+
+
+def _protocol_of(suite: str, max_version: str, protocols: list[ProtocolSupport]) -> str:
+    """nassl does not say which version was negotiated: TLS 1.3 suites say it themselves, otherwise
+    it is the highest version the server accepts this suite in, up to the client's maximum."""
+    if suite in TLS13_SUITES:
+        return "TLS 1.3"
+    ceiling = _ORDER.index(max_version) if max_version in _ORDER else len(_ORDER) - 1
+    for p in sorted(protocols, key=lambda p: _ORDER.index(p.version) if p.version in _ORDER else -1, reverse=True):
+        if p.version in _ORDER and _ORDER.index(p.version) <= ceiling and p.version != "TLS 1.3" \
+                and any(s.name == suite for s in p.suites):
+            return p.version
+    return "TLS 1.2"
+
+
+def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None, timeout: float,
+                    protocols: list[ProtocolSupport], counter: ConnectionCounter | None = None) -> HandshakeSimulation:
+    modern = profile.max_version == "TLS 1.3"
+    # A TLS 1.2 client is pinned to TLS 1.2: OpenSSL will not build a hello with TLS 1.3 enabled and no 1.3 suite.
+    client = SslClient(ssl_version=OpenSslVersionEnum.SSLV23 if modern else OpenSslVersionEnum.TLSV1_2,
+                       ssl_verify=OpenSslVerifyEnum.NONE, ignore_client_authentication_requests=True)
+    try:
+        client.set_cipher_list(profile.tls12_suites)
+        if modern:
+            client.set_ciphersuites(profile.tls13_suites)
+        client.set_groups([_GROUPS[g] for g in profile.groups if g in _GROUPS])
+        client.set_tlsext_host_name(host)
+        if counter:
+            counter.add("simulation")
+        sock = socket.create_connection((ip or host, port), timeout=timeout)
+        client.set_underlying_socket(sock)
+        client.do_handshake()
+        openssl_name = client.get_current_cipher_name()
+        key = client.get_ephemeral_key()
+    except Exception as exc:  # the failure is the result: this client cannot connect
+        message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
+    finally:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+        sock_obj = client.get_underlying_socket()
+        if sock_obj is not None:
+            sock_obj.close()
+    name = openssl_name if openssl_name in TLS13_SUITES else _TLS_OPENSSL_TO_RFC_NAMES_MAPPING.get(openssl_name,
+                                                                                                   openssl_name)
+    curve = getattr(key, "curve_name", None)
+    suite = describe(name, openssl_name=openssl_name, ephemeral_group=group_name(curve) if curve else
+                     (key.type_name if key else None), ephemeral_bits=key.size if key else None)
+    return HandshakeSimulation(client=profile.name, reference=profile.reference,
+                               protocol=_protocol_of(name, profile.max_version, protocols), suite=suite)
+
+
+def simulate_all(host: str, port: int, ip: str | None, timeout: float, protocols: list[ProtocolSupport],
+                 connections: int = 5, counter: ConnectionCounter | None = None) -> list[HandshakeSimulation]:
+    with ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
+        return list(pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), CLIENTS))
