@@ -44,6 +44,24 @@ def verdict_line(result: TargetResult) -> Text:
                          f"  {n} violation{'s' if n != 1 else ''}{grade}")
 
 
+def grade_line(result: TargetResult) -> Text | None:
+    """The letter with what capped it: the SSL Labs-style summary under the verdict."""
+    g = result.grade
+    if g is None:
+        return None
+    style = "bold green" if g.letter in ("A+", "A") else "bold yellow" if g.letter in ("A-", "B") else "bold red"
+    line = Text.assemble(("Grade ", "bold"), (g.letter, style), f"  score {g.score} (protocol "
+                         f"{g.categories.get('protocol')}, key exchange {g.categories.get('key_exchange')}, "
+                         f"cipher {g.categories.get('cipher')})")
+    if g.letter_ignoring_trust:
+        line.append(f"  {g.letter_ignoring_trust} if trust issues were ignored")
+    for cap in g.caps:
+        line.append(f"\n  capped at {cap.grade}: {clean(cap.reason)}", style="dim")
+    for warning in g.warnings:
+        line.append(f"\n  warning: {clean(warning)}", style="dim")
+    return line
+
+
 def target_table(result: TargetResult) -> Table:
     table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
     table.add_column("Clause", no_wrap=True)
@@ -71,6 +89,8 @@ def render(report: AuditReport, console: Console) -> None:
     console.print(summary)
     for result in report.targets:
         parts: list = [verdict_line(result)]  # type: ignore[type-arg]
+        if (grade := grade_line(result)) is not None:
+            parts.append(grade)
         if result.findings:
             parts.append(target_table(result))
         console.print(Panel(Group(*parts), expand=False))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from auditor.config import Policy
-from auditor.model import HttpResponse, Status, Vulnerabilities
+from auditor.model import Evidence, Grade, HandshakeSimulation, HttpResponse, Status, Vulnerabilities
+from auditor.suites import describe
 from checks import CheckContext, run_checks
 from checks.clauses import CLAUSES
 from tests import evidence_builders as b
@@ -276,3 +277,27 @@ def test_client_order_fails_and_unknown_order_is_not_tested() -> None:
     assert statuses(_ordered({"TLS 1.2": b.MODERN_12}, enforces=False))["11.3-aes256gcm-first"] is Status.FAIL
     unordered = b.evidence(b.tls({"TLS 1.2": b.MODERN_12}))  # exhaustive scan: no order measured
     assert statuses(unordered)["11.3-aes256gcm-first"] is Status.NOT_TESTED
+
+
+# ---- 11.3-ecdhe-default and 11.4-grade-a
+def _simulated(suite: str, group: str | None) -> Evidence:
+    ev = b.evidence()
+    ev.tls.simulations = [HandshakeSimulation(client="Chrome", reference=True, protocol="TLS 1.2",
+                                              suite=describe(suite, ephemeral_group=group))]
+    return ev
+
+
+def test_ecdhe_default() -> None:
+    assert statuses(_simulated("TLS_AES_128_GCM_SHA256", "X25519"))["11.3-ecdhe-default"] is Status.PASS
+    assert statuses(_simulated("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DH"))["11.3-ecdhe-default"] is Status.FAIL
+    assert statuses(_simulated("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "secp224r1"))["11.3-ecdhe-default"] \
+        is Status.FAIL
+
+
+def test_grade_check_follows_the_policy_minimum() -> None:
+    ev = b.evidence()
+    assert statuses(ev, grade=Grade(letter="A-", score=90))["11.4-grade-a"] is Status.FAIL
+    assert statuses(ev, grade=Grade(letter="A", score=90))["11.4-grade-a"] is Status.PASS
+    assert statuses(ev, grade=Grade(letter="T", score=90, letter_ignoring_trust="A+"))["11.4-grade-a"] is Status.FAIL
+    assert statuses(ev, grade=Grade(letter="B", score=70), policy=Policy(minimum_grade="B"))["11.4-grade-a"] \
+        is Status.PASS
