@@ -19,7 +19,7 @@ from auditor.errors import AuditorError, ConfigError
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MAIL = 0, 1, 2, 3, 4
 
-COMMANDS = ["audit", "demo", "schema"]
+COMMANDS = ["audit", "report", "demo", "schema"]
 
 
 class Parser(argparse.ArgumentParser):

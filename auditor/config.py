@@ -96,7 +96,9 @@ class Email(_Section):
                          description="placeholders: {target} {grade} {verdict} {violations}")
     notify: Literal["always", "on-change", "on-failure"] = "always"
     timeout: float = Field(30.0, gt=0)
-    retries: int = Field(3, ge=0, le=10)
+    retries: int = Field(3, ge=0, le=10, description="further attempts after a failed send")
+    backoff: float = Field(2.0, ge=0, description="seconds before the first retry; doubles each time")
+    ca_bundle: Path | None = Field(None, description="PEM of a private CA that signed the mail server's certificate")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -230,6 +232,11 @@ def load_config(path: Path | None) -> Config:
                 problems.append(f"{source}: targets.{i}.ca_bundle: {why}")
     if not config.output.directory.is_absolute():
         config.output.directory = base / config.output.directory
+    if config.email is not None and config.email.ca_bundle is not None:
+        bundle = config.email.ca_bundle if config.email.ca_bundle.is_absolute() else base / config.email.ca_bundle
+        config.email.ca_bundle = bundle
+        if (why := check_ca_bundle(bundle)) is not None:
+            problems.append(f"{source}: email.ca_bundle: {why}")
     if not config.history.database.is_absolute():
         config.history.database = base / config.history.database
     if problems:

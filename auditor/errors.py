@@ -15,3 +15,7 @@ class TargetError(AuditorError):
 
 class ScanError(AuditorError):
     """A target could not be audited (unreachable, not TLS, timed out); exit status 3."""
+
+
+class MailError(AuditorError):
+    """The report could not be mailed (it was written to disk all the same); exit status 4."""

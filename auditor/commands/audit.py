@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from auditor.config import Config, Target, check_ca_bundle, load_config
-from auditor.errors import ConfigError
+from auditor.cli import EXIT_MAIL, EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE
+from auditor.errors import ConfigError, MailError
+from reports.email import password_for
 from auditor.model import AuditReport, TargetResult
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -27,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--ca-bundle", type=Path, help="PEM file of a private CA to trust")
     audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default 80)")
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
+    audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
+    audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
     audit.add_argument("--timeout", type=float, help="seconds per network operation")
     audit.add_argument("--concurrency", type=int, help="targets audited at once")
     audit.add_argument("--thorough", action="store_true",
@@ -126,7 +130,13 @@ def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
         path = Path(args.json)
         _write(path, to_json(report), write_atomic, "--json")
         written.append(path)
-    elif config_path is not None and config.output.write_json and not args.urls:
+    if args.html:
+        from reports.html import render_html
+
+        path = Path(args.html)
+        _write(path, render_html(report), write_atomic, "--html")
+        written.append(path)
+    if not args.json and config_path is not None and config.output.write_json and not args.urls:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         path = config.output.directory / f"audit-{stamp}.json"
         _write(path, to_json(report), write_atomic, "output.directory")
@@ -143,8 +153,6 @@ def _write(path: Path, text: str, write_atomic, option: str) -> None:  # noqa: A
 
 
 def exit_code(report: AuditReport) -> int:
-    from auditor.cli import EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE
-
     if any(t.error for t in report.targets):
         return EXIT_UNREACHABLE
     if not all(t.compliant for t in report.targets):
@@ -168,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable(Path(args.json), "--json")
     elif config_path is not None and config.output.write_json and not args.urls:
         ensure_writable(config.output.directory, "output.directory")
+    if args.html:
+        ensure_writable(Path(args.html), "--html")
+    if args.email:
+        if config.email is None:
+            raise ConfigError(f"--email: no [email] section in {config_path or 'the configuration (use --config)'}")
+        password_for(config.email)  # a missing password is a configuration error, found before scanning
     report = execute(targets, config, config_path, quiet=args.quiet)
     out = terminal_console(sys.stderr if args.json == "-" else sys.stdout)
     if args.quiet:
@@ -176,7 +190,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(report, out)
     written = write_reports(report, args, config, config_path)
+    err = Console(file=sys.stderr, highlight=False)
     if not args.quiet:
         for path in written:
-            Console(file=sys.stderr, highlight=False).print(f"report written: {path}")
-    return exit_code(report)
+            err.print(f"report written: {path}")
+    code = exit_code(report)
+    if args.email:
+        try:
+            mail_report(report, config)
+        except MailError as exc:
+            err.print(f"auditor: {exc}", markup=False, highlight=False)
+            return code if code == EXIT_UNREACHABLE else EXIT_MAIL
+        if not args.quiet:
+            err.print(f"report mailed to {', '.join(config.email.to)}", markup=False)
+    return code
+
+
+def mail_report(report: AuditReport, config: Config) -> None:
+    """Render and send: the scheduler calls this too."""
+    from reports.email import send_report
+    from reports.html import render_html
+    from reports.json_report import to_json
+    from reports.text import render_text
+
+    assert config.email is not None
+    send_report(report, config.email, html=render_html(report), text=render_text(report), json_text=to_json(report))

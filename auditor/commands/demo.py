@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from auditor.audit import run_audit
     from auditor.testing.pki import TestPKI
     from auditor.testing.servers import PythonTLSServer
+    from reports.html import render_html
     from reports.json_report import to_json, write_atomic
     from reports.terminal import render
 
@@ -72,13 +73,8 @@ def run(args: argparse.Namespace) -> int:
     render(report, console)
     written = [out / "demo-report.json"]
     write_atomic(written[0], to_json(report))
-    try:
-        from reports.html import render_html
-    except ImportError:  # the HTML report is optional in this build
-        render_html = None
-    if render_html is not None:
-        written.append(out / "demo-report.html")
-        write_atomic(written[-1], render_html(report))
+    written.append(out / "demo-report.html")
+    write_atomic(written[-1], render_html(report))
     for path in written:
         err.print(f"report written: {path}")
     return 3 if report.any_error else 0

@@ -1,0 +1,128 @@
+"""Mailing the report: multipart/alternative (text + HTML) with the JSON report attached,
+over SMTP with STARTTLS, implicit TLS or (for a local relay) none.
+
+The password is read from the environment variable the config names, only when sending, and is
+scrubbed from every error message; a failed send is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from auditor.config import Email
+from auditor.errors import ConfigError, MailError
+from auditor.model import AuditReport
+from reports.grades import worst_letter
+
+
+def password_for(settings: Email) -> str | None:
+    """The SMTP password from the environment; ConfigError (exit 2, before scanning) if it is missing."""
+    if settings.username is None:
+        return None
+    if not settings.password_env:
+        raise ConfigError("email.password_env: a username is set but no password_env names its password")
+    value = os.environ.get(settings.password_env)
+    if not value:
+        raise ConfigError(f"email.password_env: the environment variable {settings.password_env} is not set")
+    return value
+
+
+def subject_for(report: AuditReport, template: str) -> str:
+    targets = report.targets
+    if len(targets) == 1:
+        t = targets[0]
+        target = t.target.host or t.target.url
+    else:
+        target = f"{len(targets)} sites"
+    violations = sum(len(t.failed_clauses()) for t in targets)
+    if any(t.error for t in targets):
+        verdict = f"{sum(1 for t in targets if t.error)} not audited"
+    elif violations:
+        verdict = f"{violations} violation{'s' if violations != 1 else ''}"
+    else:
+        verdict = "compliant"
+    grade = worst_letter([t.grade.letter for t in targets if t.grade]) or "not graded"
+    try:
+        text = template.format(target=target, grade=grade, verdict=verdict, violations=violations)
+    except (KeyError, IndexError, ValueError):
+        text = f"[auditor] {target}: {grade}, {verdict}"
+    return " ".join(text.split())[:200]  # one line, whatever the audited server sent
+
+
+def build_message(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = subject_for(report, settings.subject)
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.to)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="auditor.local")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
+    message.add_attachment(json_text.encode("utf-8"), maintype="application", subtype="json",
+                           filename=f"audit-{stamp}.json")
+    return message
+
+
+def _send_once(message: EmailMessage, settings: Email, password: str | None) -> None:
+    context = ssl.create_default_context(cafile=str(settings.ca_bundle) if settings.ca_bundle else None)
+    if settings.security == "tls":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                                context=context)
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with client:
+        client.ehlo()
+        if settings.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if settings.username is not None:
+            client.login(settings.username, password or "")
+        client.send_message(message)
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        text = f"authentication refused ({exc.smtp_code})"
+    elif isinstance(exc, (socket.timeout, TimeoutError)):
+        text = "timed out"
+    elif isinstance(exc, ConnectionRefusedError):
+        text = "connection refused"
+    elif isinstance(exc, ssl.SSLError):
+        text = f"TLS error: {exc.reason or exc}"
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        text = "the server does not offer STARTTLS"
+    elif isinstance(exc, smtplib.SMTPException):
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    else:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def send_report(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str,
+                sleep=time.sleep) -> None:  # noqa: ANN001
+    """Send, retrying `settings.retries` times with doubling delays; MailError names server and reason."""
+    password = password_for(settings)
+    message = build_message(report, settings, html=html, text=text, json_text=json_text)
+    delay = settings.backoff
+    attempts = settings.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            _send_once(message, settings, password)
+            return
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            reason = _reason(exc, password)
+            permanent = isinstance(exc, smtplib.SMTPAuthenticationError)
+            if attempt == attempts or permanent:
+                raise MailError(f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
+                                f"{'s' if attempt != 1 else ''}: {reason}") from None
+            sleep(delay)
+            delay *= 2
