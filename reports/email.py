@@ -102,6 +102,8 @@ def _reason(exc: BaseException, password: str | None) -> str:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     else:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "timed out" in text.lower():
+        text = "timed out"
     if password:
         text = text.replace(password, "***")
     return text
