@@ -21,6 +21,7 @@ from auditor.grading import grade
 from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
 from auditor.scan.http import probe_http
 from auditor.scan.tls import scan_tls
+from auditor.store import LogVerification
 from auditor.targets import parse_url
 from checks import CheckContext, run_checks
 
@@ -56,7 +57,8 @@ def run_with_deadline(work: Callable[[], Evidence], seconds: float) -> Evidence:
     raise value  # type: ignore[misc]
 
 
-def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None) -> TargetResult:
+def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None,
+                 evidence_log: LogVerification | None = None) -> TargetResult:
     """Audit one target. Never raises for anything the target or its URL can do."""
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
@@ -93,7 +95,8 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     phase("checks")
     custom_ca = target.ca_bundle is not None
     letter = grade(evidence, custom_ca=custom_ca)
-    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host, custom_ca=custom_ca, grade=letter)
+    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host, custom_ca=custom_ca, grade=letter,
+                       evidence_log=evidence_log)
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
     return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence)
@@ -101,12 +104,13 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
 
 def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,
               on_result: Callable[[TargetResult], None] | None = None,
-              meta: dict | None = None) -> AuditReport:  # type: ignore[type-arg]
+              meta: dict | None = None,  # type: ignore[type-arg]
+              evidence_log: LogVerification | None = None) -> AuditReport:
     """Audit every target, `config.scan.concurrency` at a time; results keep the input order."""
     results: dict[int, TargetResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(config.scan.concurrency, len(targets) or 1)),
                             thread_name_prefix="audit") as pool:
-        futures = {pool.submit(audit_target, t, config, on_phase): i for i, t in enumerate(targets)}
+        futures = {pool.submit(audit_target, t, config, on_phase, evidence_log): i for i, t in enumerate(targets)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result

@@ -19,7 +19,7 @@ from auditor.errors import AuditorError, ConfigError
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MAIL = 0, 1, 2, 3, 4
 
-COMMANDS = ["audit", "report", "demo", "schema"]
+COMMANDS = ["audit", "report", "schedule", "history", "diff", "verify-log", "demo", "schema"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
-        module = importlib.import_module(f"auditor.commands.{name}")
+        module = importlib.import_module(f"auditor.commands.{name.replace('-', '_')}")
         command = module.add_parser(sub)
         command.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         command.set_defaults(run=module.run)

@@ -106,15 +106,25 @@ class Email(_Section):
 class Schedule(_Section):
     """[schedule]: when `auditor schedule` runs the nightly audit."""
 
-    cron: str = Field("0 2 * * *", description="crontab expression: minute hour day month weekday")
+    cron: str = Field("0 2 * * *", description="crontab: minute hour day month weekday (6 fields: seconds first)")
     timezone: str = "Asia/Tokyo"
     misfire_grace_time: int = Field(6 * 3600, ge=1, description="seconds a missed run may still start late")
+
+    @model_validator(mode="after")
+    def _valid_trigger(self) -> "Schedule":
+        from auditor.schedule import make_trigger
+
+        try:
+            make_trigger(self.cron, self.timezone)
+        except Exception as exc:  # APScheduler's message names the bad field
+            raise ValueError(f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {exc}") from None
+        return self
 
 
 class History(_Section):
     """[history]: the scan history and hash-chained evidence log."""
 
-    database: Path = Path("auditor-history.sqlite")
+    database: str = Field("auditor-history.sqlite", description="SQLite file, or a SQLAlchemy URL (postgresql://...)")
     retention_months: int = Field(24, ge=1)
 
 
@@ -237,8 +247,8 @@ def load_config(path: Path | None) -> Config:
         config.email.ca_bundle = bundle
         if (why := check_ca_bundle(bundle)) is not None:
             problems.append(f"{source}: email.ca_bundle: {why}")
-    if not config.history.database.is_absolute():
-        config.history.database = base / config.history.database
+    if "://" not in config.history.database and not Path(config.history.database).is_absolute():
+        config.history.database = str(base / config.history.database)
     if problems:
         raise ConfigError("\n".join(problems))
     return config

@@ -10,6 +10,7 @@ from auditor.model import Finding, Status
 from checks import (
     certificate,
     cookies,
+    evidence_log,
     grade,
     http_headers,
     key_exchange,
@@ -31,11 +32,11 @@ ALL_CHECKS = [
     *grade.CHECKS,
     *http_headers.CHECKS,
     *cookies.CHECKS,
+    *evidence_log.CHECKS,
 ]
 
 # Clauses whose check arrives with a later capability; reported, never silently passed.
 PENDING = {
-    "11.6-evidence-log": "needs the evidence log (scheduled scans)",
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from auditor.config import Policy
+from auditor.store import LogVerification
 from auditor.model import Evidence, Finding, Grade, Status
 
 
@@ -16,6 +17,7 @@ class CheckContext:
     host: str = ""
     custom_ca: bool = False  # the target is audited against its own CA bundle
     grade: Grade | None = None  # computed before the checks (auditor.grading)
+    evidence_log: LogVerification | None = None  # the history's chain, verified before this run
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 

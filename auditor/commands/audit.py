@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
+    audit.add_argument("--store", action="store_true",
+                       help="record this audit in the history and evidence log ([history] in the config)")
     audit.add_argument("--timeout", type=float, help="seconds per network operation")
     audit.add_argument("--concurrency", type=int, help="targets audited at once")
     audit.add_argument("--thorough", action="store_true",
@@ -86,14 +88,16 @@ def ensure_writable(path: Path, option: str) -> None:
         raise ConfigError(f"{option}: {str(directory)!r} is not writable")
 
 
-def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool) -> AuditReport:
+def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool,
+            store=None) -> AuditReport:  # noqa: ANN001
     """Run the audit with a progress display on stderr when it is a terminal."""
     from auditor.audit import config_digest, run_audit
 
     err = Console(file=sys.stderr, highlight=False)
     meta = {"config_sha256": config_digest(config_path), "config_path": str(config_path) if config_path else None}
+    log = store.verify() if store is not None else None
     if quiet or not err.is_terminal:
-        return run_audit(targets, config, meta=meta)
+        return run_audit(targets, config, meta=meta, evidence_log=log)
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -115,7 +119,7 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
                 progress.remove_task(task)
 
     with progress:
-        return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta)
+        return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta, evidence_log=log)
 
 
 def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
@@ -182,7 +186,16 @@ def run(args: argparse.Namespace) -> int:
         if config.email is None:
             raise ConfigError(f"--email: no [email] section in {config_path or 'the configuration (use --config)'}")
         password_for(config.email)  # a missing password is a configuration error, found before scanning
-    report = execute(targets, config, config_path, quiet=args.quiet)
+    store = None
+    if args.store:
+        from auditor.store import Store
+
+        store = Store(config.history.database)
+    report = execute(targets, config, config_path, quiet=args.quiet, store=store)
+    if store is not None:
+        from auditor.schedule import record_run
+
+        record_run(report, config, store)
     out = terminal_console(sys.stderr if args.json == "-" else sys.stdout)
     if args.quiet:
         for result in report.targets:

@@ -1,0 +1,52 @@
+"""`auditor diff [TARGET] [--scan A --scan B]`: what changed between two stored scans."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from auditor.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+    diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)")
+    diff.add_argument("target", nargs="?", help="a target URL (default: the config's first target)")
+    diff.add_argument("--scan", type=int, action="append", metavar="ID", help="two scan ids from `auditor history`")
+    diff.add_argument("--config", type=Path, default=Path("config.toml"))
+    return diff
+
+
+def run(args: argparse.Namespace) -> int:
+    from auditor.changes import diff_results
+    from auditor.config import load_config
+    from auditor.store import Store
+    from auditor.targets import parse_url
+
+    config = load_config(args.config)
+    store = Store(config.history.database)
+    if args.scan:
+        if len(args.scan) != 2:
+            raise ConfigError("--scan: give exactly two scan ids")
+        old, new = store.get(min(args.scan)), store.get(max(args.scan))
+        if old is None or new is None:
+            raise ConfigError(f"--scan: no scan with id {args.scan[0] if old is None else args.scan[1]}")
+        label = f"scans {min(args.scan)} -> {max(args.scan)}"
+    else:
+        url = parse_url(args.target).url if args.target else (parse_url(config.targets[0].url).url
+                                                               if config.targets else None)
+        if url is None:
+            raise ConfigError("diff: give a target URL")
+        latest = store.latest(url)
+        previous = store.latest(url, before_seq=latest[0]) if latest else None
+        if latest is None or previous is None:
+            raise ConfigError(f"diff: fewer than two stored scans of {url}")
+        (_, old), (_, new) = previous, latest
+        label = f"scans {previous[0]} -> {latest[0]} of {url}"
+    changes = diff_results(old, new)
+    print(f"{label} ({old.started_at:%Y-%m-%d %H:%M} -> {new.started_at:%Y-%m-%d %H:%M} UTC)")
+    if not changes.changes:
+        print("no change")
+    for c in changes.changes:
+        detail = f"  [{c.detail}]" if c.detail else ""
+        print(f"  {c.kind:11} {c.subject}: {c.before or '-'} -> {c.after or '-'}{detail}")
+    return 0

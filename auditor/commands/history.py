@@ -1,0 +1,34 @@
+"""`auditor history [TARGET]`: past scans, newest first."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+    history = sub.add_parser("history", help="list past scans from the history database")
+    history.add_argument("target", nargs="?", help="a target URL (default: all)")
+    history.add_argument("--config", type=Path, default=Path("config.toml"))
+    history.add_argument("--limit", type=int, default=50)
+    return history
+
+
+def run(args: argparse.Namespace) -> int:
+    from auditor.config import load_config
+    from auditor.store import Store
+    from auditor.targets import parse_url
+
+    config = load_config(args.config)
+    store = Store(config.history.database)
+    target = parse_url(args.target).url if args.target else None
+    rows = store.history(target, args.limit)
+    table = Table("scan", "time (UTC)", "target", "grade", "compliant", "failures")
+    for row in rows:
+        table.add_row(str(row.seq), row.scanned_at[:19].replace("T", " "), row.target_url, row.grade or "-",
+                      "yes" if row.compliant else "NO", str(row.failures))
+    Console(highlight=False, width=140).print(table)
+    return 0
