@@ -1,7 +1,7 @@
 """Policy checks: each module turns evidence into findings for its clause ids.
 
 Adding a check: write a function `(CheckContext) -> list[Finding]` in the module of its area,
-list it in that module's CHECKS, and give its clause a row in clauses.py.
+list it with its clause id in that module's CHECKS, and give the clause a row in clauses.py.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ PENDING = {
 def run_checks(ctx: CheckContext) -> list[Finding]:
     """Every finding for every clause, in the clause table's order; none is left out."""
     found: list[Finding] = []
-    for check in ALL_CHECKS:
+    for clause, check in ALL_CHECKS:
         try:
             found.extend(check(ctx))
         except Exception as exc:  # a check bug must not hide the other clauses
-            clause = getattr(check, "__name__", "check")
-            found.append(finding("internal", Status.ERROR, f"{clause} crashed", f"{type(exc).__name__}: {exc}"))
+            found.append(finding(clause, Status.ERROR, "The check failed", f"{check.__name__}: "
+                                 f"{type(exc).__name__}: {exc}"[:300]))
     covered = {f.clause for f in found}
     for clause, why in PENDING.items():
         if clause not in covered:

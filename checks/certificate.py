@@ -162,4 +162,5 @@ def check_renewal(ctx: CheckContext) -> list[Finding]:
     return [finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)]
 
 
-CHECKS = [check_trusted, check_validation_level, check_signature, check_renewal]
+CHECKS = [("11.2-cert-trusted", check_trusted), ("11.2-cert-validation-level", check_validation_level),
+          ("11.2-cert-signature", check_signature), ("11.2-cert-renewal", check_renewal)]

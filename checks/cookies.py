@@ -79,4 +79,4 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
                     facts)]
 
 
-CHECKS = [check_cookies, check_consent]
+CHECKS = [("11.5-cookies", check_cookies), ("12.3-cookie-consent", check_consent)]

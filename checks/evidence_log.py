@@ -22,4 +22,4 @@ def check_evidence_log(ctx: CheckContext) -> list[Finding]:
                     "hash with those printed in earlier reports, and restore from a backup.")]
 
 
-CHECKS = [check_evidence_log]
+CHECKS = [(CLAUSE, check_evidence_log)]

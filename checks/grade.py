@@ -28,4 +28,4 @@ def check_grade(ctx: CheckContext) -> list[Finding]:
                     "configuration change (see their remediations).")]
 
 
-CHECKS = [check_grade]
+CHECKS = [(CLAUSE, check_grade)]

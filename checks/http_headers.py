@@ -50,4 +50,4 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
                     "HSTS is sent on HTTPS with a long enough max-age.", facts)]
 
 
-CHECKS = [check_hsts]
+CHECKS = [("11.5-hsts", check_hsts)]

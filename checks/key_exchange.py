@@ -93,4 +93,4 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
                     f"{len(connected)} reference browsers simulated.", facts)]
 
 
-CHECKS = [check_pfs, check_no_rsa_kex, check_ecdhe_default]
+CHECKS = [("11.1-pfs", check_pfs), ("11.3-no-rsa-kex", check_no_rsa_kex), ("11.3-ecdhe-default", check_ecdhe_default)]

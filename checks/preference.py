@@ -49,4 +49,4 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
                     "The server enforces its own order.", facts)]
 
 
-CHECKS = [check_aes256gcm_first]
+CHECKS = [(CLAUSE, check_aes256gcm_first)]

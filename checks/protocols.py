@@ -81,4 +81,4 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
                     f"{pages} audited page(s) checked for insecure form targets.", facts)]
 
 
-CHECKS = [check_protocols, check_transit]
+CHECKS = [("11.3-protocols", check_protocols), ("5.4-transit", check_transit)]

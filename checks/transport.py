@@ -61,4 +61,4 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
     return out
 
 
-CHECKS = [check_tls_enforced]
+CHECKS = [(CLAUSE, check_tls_enforced)]

@@ -85,4 +85,4 @@ def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
     return [finding("11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts)]
 
 
-CHECKS = [check_vulnerabilities]
+CHECKS = [("11.4-vulnerabilities", check_vulnerabilities)]

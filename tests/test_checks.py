@@ -301,3 +301,15 @@ def test_grade_check_follows_the_policy_minimum() -> None:
     assert statuses(ev, grade=Grade(letter="T", score=90, letter_ignoring_trust="A+"))["11.4-grade-a"] is Status.FAIL
     assert statuses(ev, grade=Grade(letter="B", score=70), policy=Policy(minimum_grade="B"))["11.4-grade-a"] \
         is Status.PASS
+
+
+def test_a_crashing_check_is_an_error_on_its_own_clause(monkeypatch) -> None:  # noqa: ANN001
+    import checks
+
+    def boom(ctx):  # noqa: ANN001, ANN202
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(checks, "ALL_CHECKS", [("11.5-hsts", boom), *checks.ALL_CHECKS[1:]])
+    result = statuses(b.evidence())
+    assert result["11.5-hsts"] is Status.ERROR
+    assert set(result) <= set(CLAUSES)

@@ -162,13 +162,15 @@ def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:  # no
     issued = pki.issue("mail-down")
     with PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]) as server:
         html_path = tmp_path / "out.html"
-        run = run_cli("audit", "--config", str(_config(tmp_path, pki, free_port())), "--ip", "127.0.0.1",
+        run = run_cli("--debug", "audit", "--config", str(_config(tmp_path, pki, free_port())), "--ip", "127.0.0.1",
                       "--ca-bundle", str(pki.root_path), "--http-port", "9", "--html", str(html_path), "--email",
-                      server.url, env={"AUDITOR_TEST_PW": PASSWORD})
+                      "--json", str(tmp_path / "out.json"), server.url, env={"AUDITOR_TEST_PW": PASSWORD})
     assert run.code == 4, run.stderr
     assert html_path.is_file()
     assert "failed after 2 attempts: connection refused" in run.stderr and "Traceback" not in run.stderr
-    assert PASSWORD not in run.stdout + run.stderr
+    # the known password appears in no output of the run: terminal, --debug, reports
+    outputs = [run.stdout, run.stderr] + [p.read_text() for p in tmp_path.iterdir() if p.is_file()]
+    assert all(PASSWORD not in text for text in outputs)
 
 
 def test_missing_password_variable_is_a_config_error_before_scanning(pki, tmp_path) -> None:  # noqa: ANN001
