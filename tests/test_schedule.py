@@ -164,3 +164,21 @@ def test_history_and_diff_after_a_certificate_is_replaced(pki, tmp_path) -> None
     renewal = next(f for f in night_two.findings if f.clause == "11.2-cert-renewal")
     assert "Renewal has failed" in renewal.detail
     assert store.verify().ok
+
+
+def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  # noqa: ANN001
+    from tests.hostile.rawservers import RawServer, tarpit
+
+    with RawServer(tarpit) as slow:
+        fire_at = datetime.now(timezone.utc) + timedelta(seconds=4)
+        config = _config(tmp_path, pki, f"https://good.test:{slow.port}/", _cron_at(fire_at))
+        config.write_text(config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 20\n\n"
+                                                                   "[history]"))
+        proc = _start(config)
+        time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
+        assert proc.poll() is None
+        out, err = _stop(proc)  # while the tarpit holds the scan
+    assert "waiting for a scan in progress" in err
+    assert out.count("nightly run stored 1 result") == 1  # finished and stored, not half-written
+    check = Store(str(tmp_path / "history.sqlite")).verify()
+    assert check.ok and check.entries == 1

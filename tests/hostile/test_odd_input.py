@@ -100,3 +100,22 @@ def test_nginx_dual_certificate_site(pki: TestPKI, tmp_path: Path) -> None:
         status, _, evidence = _trust(pki, site.https_port, "good.test")
     assert status is Status.PASS
     assert {c.received_chain[0].key_type for c in evidence.tls.certificates} >= {"RSA"}
+
+
+def test_terminal_escapes_from_the_server_are_not_printed(pki: TestPKI) -> None:
+    evil = "\x1b[2J\x1b[31mCOMPLIANT\x1b[0m\x07"
+    issued = pki.issue("ansi", subject_org="ACME\x1b]0;owned\x07")
+    headers = [("Set-Cookie", f"{evil}=1; Path=/")]
+    with PythonTLSServer(issued, response_headers=headers) as server:
+        run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
+                      server.url)
+    assert run.code == 1
+    assert "\x1b" not in run.stdout and "\x07" not in run.stdout
+    assert "?[31mCOMPLIANT?[0m" in run.stdout  # shown, defanged
+
+
+def test_clean_strips_control_and_bidi_characters() -> None:
+    from reports.terminal import clean
+
+    assert clean("a\x1b[1mb\rc\nd\u202ee") == "a?[1mb c d?e"
+    assert len(clean("x" * 500)) == 200
