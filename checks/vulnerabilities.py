@@ -62,9 +62,21 @@ def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
     weak = _suites(tls, lambda s: s.export or s.anonymous or s.bits == 0)
     rows.append(("Export, NULL or anonymous suites (FREAK)", bool(weak), weak[:5]))
     logjam = [f"{ver}: {s.name} with {s.ephemeral_bits}-bit DH" for ver, s in tls.accepted_suites()
-              if s.key_exchange == "DHE" and s.ephemeral_bits and s.ephemeral_bits < 2048]
+              if s.key_exchange == "DHE" and s.ephemeral_bits and s.ephemeral_bits < 1024]
     rows.append(("Weak Diffie-Hellman (Logjam)", bool(logjam), logjam[:5]))
+    weak_curves = [g for g in tls.groups if any(size in g for size in WEAK_CURVE_SIZES)]
+    rows.append(("Weak elliptic curves (< 224 bits)", bool(weak_curves), weak_curves[:5]))
     return rows
+
+
+# Curve names carrying a size under 224 bits (secp160r1, secp192r1, sect163k1, sect193r1, ...).
+WEAK_CURVE_SIZES = ("160", "163", "192", "193")
+
+
+def _dh_below_2048(tls: TlsEvidence) -> list[str]:
+    """DH groups of 1024-2047 bits: not Logjam-breakable today, but below the 2048-bit floor (a warning)."""
+    return [f"{ver}: {s.name} with {s.ephemeral_bits}-bit DH" for ver, s in tls.accepted_suites()
+            if s.key_exchange == "DHE" and s.ephemeral_bits and 1024 <= s.ephemeral_bits < 2048]
 
 
 def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
@@ -82,6 +94,10 @@ def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
     if untested:
         return [finding("11.4-vulnerabilities", Status.WARN, f"No flaw found, but {', '.join(untested)} not tested",
                         "; ".join(tls.errors.values())[:300], facts)]
+    if weak_dh := _dh_below_2048(tls):
+        return [finding("11.4-vulnerabilities", Status.WARN, "Diffie-Hellman groups below 2048 bits",
+                        "Not exploitable like Logjam (< 1024 bits), but weaker than the 2048-bit floor.",
+                        weak_dh[:5] + facts, VULN_FIX)]
     return [finding("11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts)]
 
 

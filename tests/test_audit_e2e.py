@@ -205,3 +205,33 @@ def test_unwritable_output_and_bad_ca_bundle_exit_2_before_scanning(tmp_path: Pa
     junk.write_text("nope")
     run = run_cli("audit", "--ca-bundle", str(junk), "https://good.test:1/")
     assert run.code == 2 and "--ca-bundle:" in run.stderr and "holds no PEM certificate" in run.stderr
+
+
+def test_progress_is_shown_on_a_terminal(compliant: NginxSite, pki: TestPKI) -> None:
+    """With stderr on a terminal (a real pty), the progress display names the target and its phase."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "audit", "--ip", "127.0.0.1", "--ca-bundle",
+                             str(pki.root_path), "--http-port", str(compliant.http_port), "--json", "-",
+                             compliant.url], stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.communicate(timeout=120)
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0
+    # a spinner line per target (name, elapsed time), redrawn in place, then cleared for the verdict
+    assert f"⠋\x1b[0m {compliant.url}" in text and "0:00:00" in text
+    assert "COMPLIANT" in text

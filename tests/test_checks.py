@@ -197,7 +197,7 @@ def test_probe_vulnerabilities_fail(vulns: Vulnerabilities) -> None:
     ({"TLS 1.2": [*b.MODERN_12, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]}, "Logjam"),
 ])
 def test_inferred_vulnerabilities_fail(suites: dict[str, list[str]], name: str) -> None:
-    ev = b.evidence(b.tls(suites, dh_bits=1024))
+    ev = b.evidence(b.tls(suites, dh_bits=768))
     f = findings(ev, "11.4-vulnerabilities")[0]
     assert f.status is Status.FAIL and name in f.title
 
@@ -313,3 +313,13 @@ def test_a_crashing_check_is_an_error_on_its_own_clause(monkeypatch) -> None:  #
     result = statuses(b.evidence())
     assert result["11.5-hsts"] is Status.ERROR
     assert set(result) <= set(CLAUSES)
+
+
+def test_dh_1024_is_a_warning_and_weak_curves_fail() -> None:
+    ev = b.evidence(b.tls({"TLS 1.2": [*b.MODERN_12, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]}, dh_bits=1024))
+    f = findings(ev, "11.4-vulnerabilities")[0]
+    assert f.status is Status.WARN and "1024-bit DH" in " ".join(f.evidence)
+    t = b.tls()
+    t.groups = ["X25519", "secp192r1"]
+    f = findings(b.evidence(t), "11.4-vulnerabilities")[0]
+    assert f.status is Status.FAIL and "Weak elliptic curves" in f.title

@@ -100,3 +100,75 @@ def test_fast_engine_matches_sslyze_exhaustive_scan(case: Case, pki: TestPKI, tm
     assert phases.get("groups", 0) <= len(fast.groups) + 1
     assert phases["simulation"] == len(CLIENTS)
     assert fast.connections == sum(phases.values()) < 100
+
+
+class HelloSizeLimiter:
+    """A loopback middlebox that drops any connection whose ClientHello record is larger than
+    `limit` bytes, as some load balancers and old TLS stacks do; forwards everything else."""
+
+    def __init__(self, upstream: int, limit: int) -> None:
+        import socket
+        import threading
+
+        self.upstream, self.limit, self.dropped = upstream, limit, 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                client.settimeout(5)
+                header = client.recv(5, socket.MSG_WAITALL)
+                if len(header) == 5 and header[0] == 0x16 and int.from_bytes(header[3:5], "big") > self.limit:
+                    self.dropped += 1
+                    client.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+                upstream.sendall(header)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:  # noqa: ANN001
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_server_that_refuses_large_client_hellos_is_enumerated_in_batches(pki: TestPKI, tmp_path: Path) -> None:
+    issued = pki.issue("hello-limit")
+    with NginxSite(tmp_path, issued=issued, tls13_ciphersuites=TLS13) as site:
+        reference = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path)
+        limiter = HelloSizeLimiter(site.https_port, limit=300)
+        try:
+            limited = scan_tls("good.test", limiter.port, ip="127.0.0.1", ca_bundle=pki.root_path)
+        finally:
+            limiter.close()
+    assert limiter.dropped > 0  # the full-list ClientHello really was refused
+    for mine, theirs in zip(limited.protocols, reference.protocols, strict=True):
+        assert mine.supported == theirs.supported, mine.version
+        assert [s.name for s in mine.suites] == [s.name for s in theirs.suites], mine.version

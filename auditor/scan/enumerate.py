@@ -53,6 +53,10 @@ def group_name(curve_name: str) -> str:
     return _GROUP_ALIASES.get(curve_name, curve_name)
 
 
+# Largest number of suites offered in one ClientHello when a server refuses the full list.
+BATCH = 32
+
+
 class ConnectionCounter:
     """Counts the TLS connections an audit opens, per phase (the style guide's politeness measure)."""
 
@@ -149,8 +153,9 @@ class Enumerator:
         match = next((s for s in offered if s.openssl_name == chosen), None)
         return _Pick(match, key)
 
-    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
-                        candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+    def _remove_loop(self, version: TlsVersionEnum, legacy: bool,
+                     candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+        """Offer all, keep the server's pick, remove it, repeat: picks in server preference order."""
         accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
         remaining = list(candidates)
         while remaining:
@@ -160,6 +165,19 @@ class Enumerator:
             accepted.append((pick.suite, pick.key))
             remaining.remove(pick.suite)
         return accepted
+
+    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
+                        candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+        accepted = self._remove_loop(version, legacy, candidates)
+        if accepted or len(candidates) <= BATCH:
+            return accepted
+        # Everything refused at once: maybe the protocol is off, or maybe the server (or a middlebox)
+        # chokes on a large ClientHello. Offer smaller batches; if any is accepted, enumerate each
+        # batch, then order the union by one more pass over the accepted suites only.
+        found: list[SslyzeSuite] = []
+        for start in range(0, len(candidates), BATCH):
+            found += [s for s, _ in self._remove_loop(version, legacy, candidates[start:start + BATCH])]
+        return self._remove_loop(version, legacy, found) if found else []
 
     def protocol(self, label: str) -> ProtocolSupport:
         version = VERSIONS[label]
