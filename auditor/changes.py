@@ -1,13 +1,16 @@
-"""What changed between two scans of one target, and what history says about renewal."""
+"""What changed between two scans of one target, and what history says about certificate renewal
+(11.2-cert-renewal: "history shows the leaf replaced before the window")."""
 
 from __future__ import annotations
 
-from auditor.model import Change, Status, TargetChanges, TargetResult
+from auditor.model import Certificate, Change, Status, TargetChanges, TargetResult
 
 _WORST = [Status.FAIL, Status.ERROR, Status.WARN, Status.INFO, Status.PASS, Status.NOT_TESTED]
+RENEWAL = "11.2-cert-renewal"
 
 
-def _clause_statuses(result: TargetResult) -> dict[str, Status]:
+def clause_statuses(result: TargetResult) -> dict[str, Status]:
+    """The worst status of each clause."""
     out: dict[str, Status] = {}
     for f in result.findings:
         if f.clause not in out or _WORST.index(f.status) < _WORST.index(out[f.clause]):
@@ -15,61 +18,83 @@ def _clause_statuses(result: TargetResult) -> dict[str, Status]:
     return out
 
 
-def _suites(result: TargetResult) -> dict[str, set[str]]:
+def _protocols(result: TargetResult) -> dict[str, set[str] | None]:
+    """Accepted protocols with their suites; None for a rejected one. Untested ones are left out."""
     if result.evidence is None:
         return {}
-    return {p.version: {s.name for s in p.suites} for p in result.evidence.tls.protocols if p.supported}
+    return {p.version: ({s.name for s in p.suites} if p.supported else None)
+            for p in result.evidence.tls.protocols if p.supported is not None}
 
 
-def _leaf(result: TargetResult):  # noqa: ANN202
+def leaf(result: TargetResult) -> Certificate | None:
+    """The leaf certificate of the first deployment served, if the scan got that far."""
     if result.evidence and result.evidence.tls.certificates and result.evidence.tls.certificates[0].received_chain:
         return result.evidence.tls.certificates[0].received_chain[0]
     return None
 
 
 def diff_results(previous: TargetResult, current: TargetResult, previous_id: str | None = None) -> TargetChanges:
+    """The differences a reader of the nightly report wants to see, in a fixed order: audit error,
+    grade, clause statuses, protocols, suites, leaf certificate."""
     changes: list[Change] = []
     if (previous.error is None) != (current.error is None):
         changes.append(Change(kind="error", subject="audit", before=previous.error or "audited",
-                              after=current.error or "audited"))
+                              after=current.error or "audited",
+                              detail="the target could not be audited" if current.error else "audited again"))
     before_grade = previous.grade.letter if previous.grade else None
     after_grade = current.grade.letter if current.grade else None
     if before_grade != after_grade:
         changes.append(Change(kind="grade", subject="grade", before=before_grade, after=after_grade))
-    old, new = _clause_statuses(previous), _clause_statuses(current)
-    for clause in sorted(set(old) | set(new)):
-        if old.get(clause) != new.get(clause):
-            changes.append(Change(kind="clause", subject=clause, before=old[clause].value if clause in old else None,
-                                  after=new[clause].value if clause in new else None))
-    old_suites, new_suites = _suites(previous), _suites(current)
-    for version in sorted(set(old_suites) | set(new_suites)):
-        if version not in old_suites:
-            changes.append(Change(kind="protocol", subject=version, before="rejected", after="accepted"))
-        elif version not in new_suites:
-            changes.append(Change(kind="protocol", subject=version, before="accepted", after="rejected"))
-        else:
-            for name in sorted(new_suites[version] - old_suites[version]):
-                changes.append(Change(kind="suite", subject=name, before=None, after="accepted", detail=version))
-            for name in sorted(old_suites[version] - new_suites[version]):
-                changes.append(Change(kind="suite", subject=name, before="accepted", after=None, detail=version))
-    old_leaf, new_leaf = _leaf(previous), _leaf(current)
+    if previous.error is None and current.error is None:  # an unaudited side has no clauses to compare
+        old, new = clause_statuses(previous), clause_statuses(current)
+        for clause in [*new, *(c for c in old if c not in new)]:
+            if old.get(clause) != new.get(clause):
+                changes.append(Change(kind="clause", subject=clause,
+                                      before=old[clause].value if clause in old else None,
+                                      after=new[clause].value if clause in new else None))
+    old_protocols, new_protocols = _protocols(previous), _protocols(current)
+    for version in [v for v in new_protocols if v in old_protocols]:
+        before, after = old_protocols[version], new_protocols[version]
+        if (before is None) != (after is None):
+            changes.append(Change(kind="protocol", subject=version, before="rejected" if before is None else "accepted",
+                                  after="rejected" if after is None else "accepted"))
+        elif before is not None and after is not None:
+            changes += [Change(kind="suite", subject=name, before=None, after="accepted", detail=version)
+                        for name in sorted(after - before)]
+            changes += [Change(kind="suite", subject=name, before="accepted", after=None, detail=version)
+                        for name in sorted(before - after)]
+    old_leaf, new_leaf = leaf(previous), leaf(current)
     if old_leaf and new_leaf and old_leaf.sha256_fingerprint != new_leaf.sha256_fingerprint:
+        renewed = new_leaf.not_after > old_leaf.not_after
         changes.append(Change(kind="certificate", subject="leaf certificate",
-                              before=f"expires {old_leaf.not_after:%Y-%m-%d}", after=f"expires {new_leaf.not_after:%Y-%m-%d}",
-                              detail="certificate replaced (renewed)" if new_leaf.not_after > old_leaf.not_after
-                              else "certificate replaced"))
+                              before=f"notAfter {old_leaf.not_after:%Y-%m-%d %H:%M} UTC",
+                              after=f"notAfter {new_leaf.not_after:%Y-%m-%d %H:%M} UTC",
+                              detail="certificate replaced (renewed)" if renewed else "certificate replaced"))
     return TargetChanges(previous_scan_at=previous.started_at, previous_scan_id=previous_id, changes=changes)
 
 
 def annotate_renewal(previous: TargetResult | None, current: TargetResult) -> None:
-    """A failing 11.2-cert-renewal with the same leaf as last time means automatic renewal failed:
-    say so on the finding, every night until a new certificate is served."""
-    old_leaf, new_leaf = (_leaf(previous) if previous else None), _leaf(current)
-    if old_leaf is None or new_leaf is None or old_leaf.sha256_fingerprint != new_leaf.sha256_fingerprint:
+    """Add what history knows to the 11.2-cert-renewal finding of `current`, given the last stored scan
+    that saw a certificate:
+
+    - the leaf was replaced: record the renewal (old and new notAfter, days the old one had left);
+    - same leaf and the finding fails (inside the window, or expired): automatic renewal has failed;
+      said every night until a new certificate is served.
+    """
+    old_leaf, new_leaf = (leaf(previous) if previous else None), leaf(current)
+    renewal = next((f for f in current.findings if f.clause == RENEWAL), None)
+    if previous is None or old_leaf is None or new_leaf is None or renewal is None:
         return
-    for finding in current.findings:
-        if finding.clause == "11.2-cert-renewal" and finding.status is Status.FAIL:
-            finding.detail += (f" Renewal has failed: the same certificate was already served at the previous "
-                               f"scan ({previous.started_at:%Y-%m-%d %H:%M} UTC) and has not been replaced.")
-            finding.evidence.append(f"unchanged since {previous.started_at:%Y-%m-%d}: sha256 "
-                                    f"{new_leaf.sha256_fingerprint[:16]}...")
+    if old_leaf.sha256_fingerprint != new_leaf.sha256_fingerprint:
+        if new_leaf.not_after > old_leaf.not_after:
+            left = (old_leaf.not_after - current.started_at).total_seconds() / 86400
+            renewal.evidence.append(f"renewed since the scan of {previous.started_at:%Y-%m-%d %H:%M} UTC: notAfter "
+                                    f"{old_leaf.not_after:%Y-%m-%d} -> {new_leaf.not_after:%Y-%m-%d} "
+                                    f"(the old certificate had {left:.0f} days left)")
+        return
+    if renewal.status is Status.FAIL:
+        renewal.detail = (renewal.detail + " " if renewal.detail else "") + (
+            f"Renewal has failed: the same certificate was already served at the scan of "
+            f"{previous.started_at:%Y-%m-%d %H:%M} UTC and has not been replaced.")
+        renewal.evidence.append(f"unchanged since {previous.started_at:%Y-%m-%d %H:%M} UTC: sha256 "
+                                f"{new_leaf.sha256_fingerprint[:16]}...")

@@ -19,3 +19,8 @@ class ScanError(AuditorError):
 
 class MailError(AuditorError):
     """The report could not be mailed (it was written to disk all the same); exit status 4."""
+
+
+class StoreError(AuditorError):
+    """The history database cannot be used (missing, locked, read-only, unreachable); nothing was
+    half-written."""

@@ -6,11 +6,17 @@ the machine was off runs once at start-up (coalesce, misfire grace), never twice
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
+import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 from auditor.errors import AuditorError, ConfigError
@@ -33,18 +39,24 @@ def make_trigger(cron: str, tz: str):  # noqa: ANN201
 
 
 def record_run(report, config, store) -> str:  # noqa: ANN001
-    """Attach changes since the previous scan and the renewal verdict, then append to the log.
-    Returns the new head hash (also put in report.meta, for the report and the email)."""
-    from auditor.changes import annotate_renewal, diff_results
+    """Attach to each result the changes since its previous stored scan and what history says about
+    renewal, then append all results to the evidence log in one transaction. Returns the new head
+    hash, also put in report.meta (the report and the email print it)."""
+    from auditor.changes import annotate_renewal, diff_results, leaf
 
     for result in report.targets:
-        previous = store.latest(result.target.url)
-        if previous is not None:
-            seq, old = previous
-            result.changes = diff_results(old, result, previous_id=str(seq))
-            annotate_renewal(old, result)
+        history = store.recent(result.target.url)
+        previous = next(history, None)
+        if previous is None:
+            continue
+        seq, old = previous
+        result.changes = diff_results(old, result, previous_id=str(seq))
+        # renewal is judged against the last scan that saw a certificate (an unreachable night is skipped)
+        with_leaf = old if leaf(old) else next((r for _, r in islice(history, 60) if leaf(r)), None)
+        annotate_renewal(with_leaf, result)
     head = store.append(report.targets)
     report.meta["evidence_log_head"] = head
+    report.meta["evidence_log"] = store.name
     return head
 
 
@@ -56,8 +68,28 @@ def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
     return any(t.changes is None or t.changes.changes for t in report.targets)  # on-change (first run counts)
 
 
-def nightly_job(config_path: str) -> str:
-    """The scheduled job: audit every target, store, prune, write and mail the report."""
+def check_previous_head(verification, store, directory: Path):  # noqa: ANN001, ANN201
+    """The head hash printed in the newest nightly report must still be in the log: a log deleted
+    and started again, or cut at its end along with its recorded head, verifies on its own."""
+    if not verification.ok:
+        return verification
+    reports = sorted(directory.glob("nightly-*.json"))
+    if not reports:
+        return verification
+    try:
+        meta = json.loads(reports[-1].read_text(encoding="utf-8")).get("meta", {})
+    except (OSError, ValueError, AttributeError):
+        return verification
+    head = meta.get("evidence_log_head")
+    if not head or meta.get("evidence_log") != store.name or store.has_hash(head):
+        return verification
+    return replace(verification, ok=False, reason=f"the head {head[:16]}... printed in the last nightly report "
+                   f"({reports[-1].name}) is not in the log: entries were removed or the log replaced")
+
+
+def run_nightly(config_path: str) -> str:
+    """The nightly job: verify the log, prune it (retention), audit every target, store the results
+    with their changes, write and mail the report. Raises on failure; returns the new head hash."""
     from auditor.audit import config_digest, run_audit
     from auditor.config import load_config
     from auditor.store import Store, retention_cutoff
@@ -66,15 +98,19 @@ def nightly_job(config_path: str) -> str:
 
     config = load_config(Path(config_path))
     store = Store(config.history.database)
-    verification = store.verify()
+    directory = config.output.directory
+    verification = check_previous_head(store.verify(), store, directory)
+    pruned = 0
+    if verification.ok:  # a broken log is kept whole, for investigation
+        pruned = store.prune(retention_cutoff(config.history.retention_months))
+        if pruned:
+            verification = store.verify()
     report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
                                                      "config_path": config_path, "run": "nightly"},
                        evidence_log=verification)
     head = record_run(report, config, store)
-    pruned = store.prune(retention_cutoff(config.history.retention_months))
     report.meta["pruned_entries"] = pruned
     stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    directory = config.output.directory
     write_atomic(directory / f"nightly-{stamp}.json", to_json(report))
     write_atomic(directory / f"nightly-{stamp}.html", render_html(report))
     write_atomic(directory / "latest.json", to_json(report))
@@ -84,30 +120,52 @@ def nightly_job(config_path: str) -> str:
 
         try:
             mail_report(report, config)
-        except MailError as exc:
+        except MailError as exc:  # the report is stored and written all the same
             print(f"auditor: {exc}", flush=True)
     print(f"auditor: nightly run stored {len(report.targets)} result(s); evidence log head {head}", flush=True)
     return head
 
 
+def nightly_job(config_path: str) -> str | None:
+    """What the scheduler calls: run_nightly, with a failure reported in one line (the service keeps
+    running and tries again the next night)."""
+    try:
+        return run_nightly(config_path)
+    except AuditorError as exc:
+        print(f"auditor: nightly run failed: {exc}", flush=True)
+    except Exception as exc:  # noqa: BLE001  (a bug must not stop the service)
+        print(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}", flush=True)
+    return None
+
+
 class SchedulerLock:
-    """An exclusive lock beside the history database: a second scheduler refuses to start."""
+    """An exclusive lock (flock) beside the history database: a second scheduler, or `--once` while
+    the service runs, refuses to start. With a database URL the lock file is in ~/.cache/auditor,
+    so it guards one machine only."""
 
     def __init__(self, database: str) -> None:
-        name = database if "://" not in database else str(Path.home() / ".auditor-scheduler")
-        self.path = Path(name + ".lock")
+        if "://" in database:
+            digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+            self.path = Path.home() / ".cache" / "auditor" / f"scheduler-{digest}.lock"
+        else:
+            self.path = Path(database + ".lock")
+        self.database = database
         self.handle = None
 
     def __enter__(self) -> "SchedulerLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")  # noqa: SIM115
+        from auditor.store import create_owner_only, display_name
+
+        try:
+            create_owner_only(self.path)
+            self.handle = open(self.path, "r+")  # noqa: SIM115
+        except OSError as exc:
+            raise AuditorError(f"cannot create the scheduler lock {self.path} ({exc.strerror})") from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
+            holder = self.handle.read().strip() or "unknown"
             self.handle.close()
-            raise AuditorError(f"another scheduler (pid {holder}) already uses {self.path.with_suffix('')}; "
+            raise AuditorError(f"another scheduler (pid {holder}) already uses {display_name(self.database)}; "
                                "refusing to start") from None
         self.handle.seek(0)
         self.handle.truncate()
@@ -117,33 +175,44 @@ class SchedulerLock:
 
     def __exit__(self, *exc: object) -> None:
         if self.handle:
+            self.handle.seek(0)
+            self.handle.truncate()
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
 
 
 def _jobstore_url(database: str) -> str:
-    return database if "://" in database else f"sqlite:///{database}.jobs"
+    """The job store: a second SQLite file beside the history (or the same server for a URL)."""
+    if "://" in database:
+        return database
+    from auditor.store import create_owner_only
+
+    create_owner_only(Path(database + ".jobs"))
+    return f"sqlite:///{database}.jobs"
 
 
 def build_scheduler(config, config_path: Path):  # noqa: ANN001, ANN201
     """A paused BackgroundScheduler holding the nightly job. An existing job keeps its stored next
-    run time (that is how a missed night is caught up); a changed cron replaces the trigger."""
+    run time (that is how a night missed while the machine was off is caught up, once: coalesce);
+    a changed cron, timezone or grace time in the config replaces the stored one."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
     schedule = config.schedule
     trigger = make_trigger(schedule.cron, schedule.timezone)
-    scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database))},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_time},
-        timezone=schedule.timezone,
-    )
+    args = (str(config_path.resolve()),)
+    defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_time}
+    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database))},
+                                    job_defaults=defaults, timezone=schedule.timezone)
     scheduler.start(paused=True)
     job = scheduler.get_job(JOB_ID)
     if job is None:
-        scheduler.add_job(nightly_job, trigger, args=[str(config_path.resolve())], id=JOB_ID, name="nightly audit")
-    elif str(job.trigger) != str(trigger) or job.args != (str(config_path.resolve()),):
-        scheduler.modify_job(JOB_ID, args=[str(config_path.resolve())])
+        scheduler.add_job(nightly_job, trigger, args=args, id=JOB_ID, name="nightly audit", **defaults)
+        return scheduler
+    stale = {k: v for k, v in {**defaults, "args": args}.items() if getattr(job, k) != v}
+    if stale:
+        scheduler.modify_job(JOB_ID, **stale)
+    if repr(job.trigger) != repr(trigger):
         scheduler.reschedule_job(JOB_ID, trigger=trigger)
     return scheduler
 
@@ -161,16 +230,31 @@ def next_runs(config, count: int = 5) -> list[datetime]:  # noqa: ANN001
 
 
 def serve(config, config_path: Path, log: Callable[[str], None]) -> int:  # noqa: ANN001
-    """Run until SIGTERM/SIGINT; a scan in progress is finished and stored before exiting."""
+    """Run until SIGTERM/SIGINT. A scan in progress is finished and stored before exiting; a second
+    signal abandons it (nothing of it is stored: the store writes in one transaction)."""
     if not config.targets:
         raise ConfigError(f"{config_path}: no [[targets]] to audit")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="auditor: %(name)s: %(message)s")
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if stop.is_set():
+            log("auditor: second signal: abandoning the scan in progress (it is not stored)")
+            os._exit(130)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     with SchedulerLock(config.history.database):
         scheduler = build_scheduler(config, config_path)
         job = scheduler.get_job(JOB_ID)
-        log(f"auditor: scheduler started; next run {job.next_run_time:%Y-%m-%d %H:%M:%S %Z} "
+        when = job.next_run_time
+        late = (datetime.now(timezone.utc) - when).total_seconds()
+        note = ""
+        if late > 0:
+            note = (" (missed while stopped: runs now)" if late <= job.misfire_grace_time
+                    else " (missed by more than misfire_grace_time: skipped)")
+        log(f"auditor: scheduler started; next run {when:%Y-%m-%d %H:%M:%S %Z}{note} "
             f"({config.schedule.cron}, {config.schedule.timezone})")
         scheduler.resume()
         stop.wait()

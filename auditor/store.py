@@ -1,17 +1,15 @@
-"""History of scans and the tamper-evident evidence log (clause 11.6), in one database.
+"""The history database: every stored scan, as an entry of the evidence log (auditor.evidence_log).
 
-Every stored scan is an entry of an append-only hash chain: hash = sha256(previous hash + the
-entry's canonical JSON). `verify()` recomputes the chain and names the first bad entry; pruning
-old entries records the last pruned hash as the new anchor, so what is kept still verifies.
-SQLite (WAL, transactions, owner-only file) by default; any SQLAlchemy URL works the same way.
+SQLite by default (a file, WAL, owner-only, no set-up); any SQLAlchemy URL (postgresql://...) works
+the same way. Every write is one transaction, so a crash or kill at any moment loses at most the
+scan being stored and never touches earlier entries. Problems are StoreError, one line.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,32 +25,47 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from auditor.errors import AuditorError
+from auditor.errors import StoreError
+from auditor.evidence_log import (
+    CHECKPOINT,
+    GENESIS,
+    SCAN,
+    LogVerification,
+    canonical,
+    chain_hash,
+    checkpoint_body,
+    columns,
+    utc_text,
+    verify_chain,
+)
 from auditor.model import TargetResult
 
-GENESIS = "0" * 64
+__all__ = ["Store", "StoreError", "LogVerification", "chain_hash", "canonical", "retention_cutoff", "GENESIS"]
 
 metadata = MetaData()
 entries = Table(
     "evidence_log", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False, server_default=SCAN),
     Column("target_url", String(512), nullable=False, index=True),
-    Column("scanned_at", String(40), nullable=False),
+    Column("scanned_at", String(40), nullable=False),  # UTC, fixed width: sorts as text
     Column("grade", String(4)),
     Column("compliant", Boolean, nullable=False),
-    Column("failures", Integer, nullable=False),
-    Column("body", Text, nullable=False),  # canonical JSON of the TargetResult
+    Column("failures", Integer, nullable=False),  # clauses failed
+    Column("body", Text, nullable=False),  # canonical JSON; what the hash covers
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
 # One row: where the kept chain starts (seq 0 and GENESIS until something is pruned) and where it
-# ends, so a deleted last entry is noticed too.
+# ends, so deleting the last entries is noticed too.
 chain_state = Table(
     "chain_state", metadata,
     Column("id", Integer, primary_key=True),
@@ -64,187 +77,229 @@ chain_state = Table(
 )
 
 
-class StoreError(AuditorError):
-    """The history database cannot be used (locked, read-only, unreachable)."""
+def is_url(database: str) -> bool:
+    return "://" in database
 
 
-@dataclass(frozen=True)
-class LogVerification:
-    ok: bool
-    entries: int
-    head: str
-    first_bad_seq: int | None = None
-    reason: str = ""
+def display_name(database: str) -> str:
+    """The database for messages and reports: a path, or the URL without its password."""
+    if not is_url(database):
+        return database
+    try:
+        return make_url(database).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database.split("://", 1)[0] + "://..."
 
 
-def canonical(result: TargetResult) -> str:
-    """The bytes the hash covers: sorted keys, no whitespace, so the same result hashes the same."""
-    return json.dumps(json.loads(result.model_dump_json()), sort_keys=True, separators=(",", ":"))
-
-
-def chain_hash(prev_hash: str, body: str) -> str:
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-def _url(database: str) -> str:
-    return database if "://" in database else f"sqlite:///{database}"
-
-
-def _create_owner_only(database: str) -> None:
-    if "://" in database:
-        return
-    path = Path(database)
+def create_owner_only(path: Path) -> None:
+    """Create `path` (and its directory) readable by its owner only, if it does not exist."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
 
 
 class Store:
-    def __init__(self, database: str) -> None:
+    """The history and evidence log. `create=False` for commands that only read: a missing database
+    is then an error instead of a new empty log."""
+
+    def __init__(self, database: str, *, create: bool = True) -> None:
         self.database = database
+        self.name = display_name(database)
+        if not is_url(database):
+            path = Path(database)
+            if not path.exists():
+                if not create:
+                    raise StoreError(f"no history database at {database} (nothing stored yet: run "
+                                     "`auditor schedule --once` or `auditor audit --store`)")
+                try:
+                    create_owner_only(path)
+                except OSError as exc:
+                    raise StoreError(f"history database {database}: cannot create ({exc.strerror})") from None
         try:
-            _create_owner_only(database)
-        except OSError as exc:
-            raise StoreError(f"history database {database}: cannot create ({exc.strerror})") from None
-        self.engine: Engine = create_engine(_url(database), connect_args={"timeout": 5}
-                                            if "://" not in database else {})
-        if "://" not in database:
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=FULL")
-                cursor.close()
+            self.engine: Engine = self._engine(database)
+            with self._guard():
+                self._prepare(create)
+        except NoSuchModuleError:
+            raise StoreError(f"history database {self.name}: unknown database kind "
+                             f"{database.split('://', 1)[0]!r} (use a file path, or a SQLAlchemy URL)") from None
+        except ArgumentError as exc:
+            raise StoreError(f"history database {self.name}: not a database URL ({exc})") from None
+        except ImportError as exc:
+            raise StoreError(f"history database {self.name}: its database driver is not installed ({exc.name}; "
+                             "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
+
+    @staticmethod
+    def _engine(database: str) -> Engine:
+        if is_url(database):
+            return create_engine(database, pool_pre_ping=True)
+        engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 5})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+            dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers take the write lock up front, so two writers queue instead of racing for seq.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+        return engine
+
+    def _prepare(self, create: bool) -> None:
+        tables = set(inspect(self.engine).get_table_names())
+        if not {"evidence_log", "chain_state"} <= tables:
+            if not create:
+                raise StoreError(f"history database {self.name}: not an auditor history database")
+            with self._write() as conn:
+                metadata.create_all(conn)
+        elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
+            with self._write() as conn:  # databases from before checkpoints: every entry is a scan
+                conn.execute(text(f"ALTER TABLE evidence_log ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT '{SCAN}'"))
+        with self._write() as conn:
+            if conn.execute(select(chain_state)).first() is None:
+                conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,
+                                                        head_hash=GENESIS, pruned_entries=0))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ errors and transactions
+
+    def _explain(self, exc: SQLAlchemyError) -> str:
+        message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        low = message.lower()
+        if "locked" in low or "busy" in low:
+            message = "locked by another process (try again later)"
+        elif "readonly" in low or "read-only" in low:
+            message = "read-only (the file or its directory is not writable by this user)"
+        elif "not a database" in low:
+            message = "not a SQLite database"
+        elif "unable to open" in low:
+            message = "cannot open (does the directory exist and is it writable?)"
+        return f"history database {self.name}: {message}"
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
         try:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                if conn.execute(select(chain_state)).first() is None:
-                    conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,
-                                                            head_hash=GENESIS, pruned_entries=0))
+            yield
         except SQLAlchemyError as exc:
             raise StoreError(self._explain(exc)) from None
 
-    def _explain(self, exc: SQLAlchemyError) -> str:
-        text = str(getattr(exc, "orig", exc)).splitlines()[0]
-        if "locked" in text:
-            text = "locked by another process"
-        elif "readonly" in text or "read-only" in text:
-            text = "read-only"
-        return f"history database {self.database}: {text}"
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction: all of it is stored, or none of it."""
+        with self._guard(), self.engine.execution_options(write=True).begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """One read transaction: a consistent snapshot, never blocking a writer (WAL)."""
+        with self._guard(), self.engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------ writing
+
+    def _append_body(self, conn: Connection, seq: int, prev: str, body: str) -> str:
+        digest = chain_hash(prev, body)
+        conn.execute(insert(entries).values(seq=seq, body=body, prev_hash=prev, hash=digest, **columns(body)))
+        return digest
 
     def append(self, results: list[TargetResult]) -> str:
         """Store results as chain entries in one transaction; returns the new head hash."""
-        try:
-            with self.engine.begin() as conn:
-                state = conn.execute(select(chain_state).with_for_update()).one()
-                seq, prev = state.head_seq, state.head_hash
-                for result in results:
-                    body = canonical(result)
-                    seq += 1
-                    digest = chain_hash(prev, body)
-                    conn.execute(insert(entries).values(
-                        seq=seq, target_url=result.target.url, scanned_at=result.started_at.isoformat(),
-                        grade=result.grade.letter if result.grade else None, compliant=result.compliant,
-                        failures=len(result.failed_clauses()), body=body, prev_hash=prev, hash=digest))
-                    prev = digest
-                conn.execute(update(chain_state).values(head_seq=seq, head_hash=prev))
-                return prev
-        except OperationalError as exc:
-            raise StoreError(self._explain(exc)) from None
+        with self._write() as conn:
+            state = conn.execute(select(chain_state).with_for_update()).one()
+            seq, prev = state.head_seq, state.head_hash
+            for result in results:
+                seq += 1
+                prev = self._append_body(conn, seq, prev, canonical(result))
+            conn.execute(update(chain_state).values(head_seq=seq, head_hash=prev))
+        return prev
+
+    def prune(self, before: datetime, now: datetime | None = None) -> int:
+        """Delete the entries older than `before` (only a prefix of the chain can go) and record a
+        checkpoint entry naming the last one deleted, which becomes the chain's anchor."""
+        cutoff = utc_text(before)
+        with self._write() as conn:
+            state = conn.execute(select(chain_state).with_for_update()).one()
+            first_kept = conn.execute(select(func.min(entries.c.seq)).where(entries.c.scanned_at >= cutoff)).scalar()
+            query = select(entries.c.seq, entries.c.hash).where(entries.c.scanned_at < cutoff)
+            if first_kept is not None:
+                query = query.where(entries.c.seq < first_kept)
+            last = conn.execute(query.order_by(entries.c.seq.desc()).limit(1)).first()
+            if last is None:
+                return 0
+            count = conn.execute(select(func.count()).select_from(entries).where(entries.c.seq <= last.seq)).scalar()
+            conn.execute(entries.delete().where(entries.c.seq <= last.seq))
+            body = checkpoint_body(last.seq, last.hash, count, before, now or datetime.now(timezone.utc))
+            head = self._append_body(conn, state.head_seq + 1, state.head_hash, body)
+            conn.execute(update(chain_state).values(
+                anchor_seq=last.seq, anchor_hash=last.hash, head_seq=state.head_seq + 1, head_hash=head,
+                pruned_entries=chain_state.c.pruned_entries + count))
+        return count
+
+    # ------------------------------------------------------------ reading
+
+    def verify(self) -> LogVerification:
+        """Recompute the whole chain (streamed) from its anchor; names the first bad entry."""
+        with self._read() as conn:
+            state = conn.execute(select(chain_state)).one()
+            rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
+            return verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash)
+
+    def head(self) -> str:
+        with self._read() as conn:
+            return conn.execute(select(chain_state.c.head_hash)).scalar_one()
 
     def has_hash(self, digest: str) -> bool:
         """Is `digest` the hash of a kept entry, or the anchor (the last pruned one)?"""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             if conn.execute(select(chain_state.c.anchor_hash)).scalar_one() == digest:
                 return True
             return conn.execute(select(entries.c.seq).where(entries.c.hash == digest)).first() is not None
 
-    def head(self) -> str:
-        with self.engine.connect() as conn:
-            return conn.execute(select(chain_state.c.head_hash)).scalar_one()
-
-    def verify(self) -> LogVerification:
-        """Recompute the chain from its anchor; the first entry that does not fit is named."""
-        try:
-            with self.engine.connect() as conn:
-                state = conn.execute(select(chain_state)).one()
-                rows = conn.execute(select(entries).order_by(entries.c.seq)).all()
-        except SQLAlchemyError as exc:
-            raise StoreError(self._explain(exc)) from None
-        expected_seq, prev = state.anchor_seq, state.anchor_hash
-        for row in rows:
-            expected_seq += 1
-            if row.seq != expected_seq:
-                return LogVerification(False, len(rows), prev, expected_seq,
-                                       f"entry {expected_seq} is missing (found {row.seq} next)")
-            if row.prev_hash != prev:
-                return LogVerification(False, len(rows), prev, row.seq, f"entry {row.seq} does not follow entry "
-                                       f"{row.seq - 1} (previous hash differs: reordered, inserted or altered)")
-            if chain_hash(prev, row.body) != row.hash:
-                return LogVerification(False, len(rows), prev, row.seq,
-                                       f"entry {row.seq} was altered (its content no longer matches its hash)")
-            try:
-                stored = json.loads(row.body)
-                if stored["target"]["url"] != row.target_url or stored["compliant"] != row.compliant:
-                    raise ValueError
-            except (ValueError, KeyError, TypeError):
-                return LogVerification(False, len(rows), prev, row.seq,
-                                       f"entry {row.seq} was altered (its columns disagree with its content)")
-            prev = row.hash
-        if expected_seq != state.head_seq or prev != state.head_hash:
-            return LogVerification(False, len(rows), prev, expected_seq + 1 if expected_seq < state.head_seq
-                                   else state.head_seq,
-                                   f"the chain ends at entry {expected_seq}, but {state.head_seq} were written "
-                                   "(entries deleted at the end, or the head altered)")
-        return LogVerification(True, len(rows), prev)
-
-    def prune(self, before: datetime) -> int:
-        """Delete entries scanned before `before`; the last pruned hash becomes the anchor."""
-        try:
-            with self.engine.begin() as conn:
-                old = conn.execute(select(entries.c.seq, entries.c.hash).where(entries.c.scanned_at <
-                                   before.isoformat()).order_by(entries.c.seq)).all()
-                if not old:
-                    return 0
-                # only a prefix of the chain can go: stop at the first entry that is recent
-                first_kept = conn.execute(select(func.min(entries.c.seq)).where(
-                    entries.c.scanned_at >= before.isoformat())).scalar()
-                prefix = [r for r in old if first_kept is None or r.seq < first_kept]
-                if not prefix:
-                    return 0
-                last = prefix[-1]
-                conn.execute(entries.delete().where(entries.c.seq <= last.seq))
-                conn.execute(update(chain_state).values(anchor_seq=last.seq, anchor_hash=last.hash,
-                                                        pruned_entries=chain_state.c.pruned_entries + len(prefix)))
-                return len(prefix)
-        except OperationalError as exc:
-            raise StoreError(self._explain(exc)) from None
+    def recent(self, target_url: str, before_seq: int | None = None) -> Iterator[tuple[int, TargetResult]]:
+        """Stored scans of one target, newest first, parsed one at a time."""
+        seq = before_seq
+        while True:
+            query = select(entries.c.seq, entries.c.body).where(entries.c.kind == SCAN,
+                                                                entries.c.target_url == target_url)
+            if seq is not None:
+                query = query.where(entries.c.seq < seq)
+            with self._read() as conn:
+                row = conn.execute(query.order_by(entries.c.seq.desc()).limit(1)).first()
+            if row is None:
+                return
+            seq = row.seq
+            yield row.seq, TargetResult.model_validate_json(row.body)
 
     def latest(self, target_url: str, before_seq: int | None = None) -> tuple[int, TargetResult] | None:
-        query = select(entries.c.seq, entries.c.body).where(entries.c.target_url == target_url)
-        if before_seq is not None:
-            query = query.where(entries.c.seq < before_seq)
-        with self.engine.connect() as conn:
-            row = conn.execute(query.order_by(entries.c.seq.desc()).limit(1)).first()
-        return (row.seq, TargetResult.model_validate_json(row.body)) if row else None
+        return next(self.recent(target_url, before_seq), None)
 
     def get(self, seq: int) -> TargetResult | None:
-        with self.engine.connect() as conn:
-            body = conn.execute(select(entries.c.body).where(entries.c.seq == seq)).scalar()
+        with self._read() as conn:
+            body = conn.execute(select(entries.c.body).where(entries.c.seq == seq, entries.c.kind == SCAN)).scalar()
         return TargetResult.model_validate_json(body) if body else None
 
     def history(self, target_url: str | None = None, limit: int = 50) -> list:  # type: ignore[type-arg]
+        """Scan rows (seq, target_url, scanned_at, grade, compliant, failures), newest first."""
         query = select(entries.c.seq, entries.c.target_url, entries.c.scanned_at, entries.c.grade,
-                       entries.c.compliant, entries.c.failures)
+                       entries.c.compliant, entries.c.failures).where(entries.c.kind == SCAN)
         if target_url:
             query = query.where(entries.c.target_url == target_url)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return list(conn.execute(query.order_by(entries.c.seq.desc()).limit(limit)).all())
+
+    def checkpoints(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(entries).where(entries.c.kind == CHECKPOINT)).scalar()
 
 
 def retention_cutoff(months: int, now: datetime | None = None) -> datetime:
+    """`months` calendar months before `now` (day clamped to 28, so it always exists)."""
     now = now or datetime.now(timezone.utc)
     year, month = divmod(now.month - 1 - months, 12)
-    day = min(now.day, 28)
-    return now.replace(year=now.year + year, month=month + 1, day=day)
+    return now.replace(year=now.year + year, month=month + 1, day=min(now.day, 28))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from auditor.config import Policy
-from auditor.store import LogVerification
+from auditor.evidence_log import LogVerification
 from auditor.model import Evidence, Finding, Grade, Status
 
 

@@ -1,20 +1,28 @@
 """The evidence log (clause 11.6) against tampering with the real database file: every kind of
-change makes verification fail and names the first bad entry; pruning keeps it verifiable."""
+change makes verification fail and names the first bad entry; pruning keeps it verifiable and is
+itself recorded; a killed or concurrent writer never corrupts it."""
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from auditor.errors import AuditorError
+from auditor.evidence_log import canonical, columns
 from auditor.model import TargetRef, TargetResult
-from auditor.store import Store, StoreError, chain_hash
+from auditor.store import Store, StoreError, chain_hash, display_name
 from tests import evidence_builders as b
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def result(i: int, when: datetime | None = None) -> TargetResult:
@@ -29,7 +37,7 @@ def db(tmp_path: Path) -> Path:
     store = Store(str(path))
     for i in range(1, 6):
         store.append([result(i)])
-    store.engine.dispose()
+    store.close()
     return path
 
 
@@ -40,13 +48,38 @@ def _sql(path: Path, *statements: str) -> None:
 
 
 def _verify(path: Path):  # noqa: ANN202
-    return Store(str(path)).verify()
+    store = Store(str(path), create=False)
+    try:
+        return store.verify()
+    finally:
+        store.close()
 
 
-def test_intact_log_verifies_and_file_is_owner_only(db: Path) -> None:
-    check = _verify(db)
-    assert check.ok and check.entries == 5
-    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+def _row(conn: sqlite3.Connection, seq: int) -> tuple:  # type: ignore[type-arg]
+    return conn.execute("SELECT body, prev_hash, hash FROM evidence_log WHERE seq = ?", (seq,)).fetchone()
+
+
+def _insert(conn: sqlite3.Connection, seq: int, prev: str, body: str) -> str:
+    """Write an entry exactly as the store would: consistent columns, correct hash."""
+    digest = chain_hash(prev, body)
+    cols = columns(body)
+    conn.execute("INSERT INTO evidence_log (seq, kind, target_url, scanned_at, grade, compliant, failures, body, "
+                 "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (seq, cols["kind"], cols["target_url"], cols["scanned_at"], cols["grade"], cols["compliant"],
+                  cols["failures"], body, prev, digest))
+    return digest
+
+
+def test_intact_log_verifies_and_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    store = Store(str(path))
+    store.append([result(1), result(2)])
+    # while it is open, SQLite's WAL and shared-memory files hold recent entries: owner-only too
+    for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    check = store.verify()
+    assert check.ok and check.entries == 2 and check.head == store.head()
+    store.close()
 
 
 def test_altered_content(db: Path) -> None:
@@ -55,10 +88,12 @@ def test_altered_content(db: Path) -> None:
     assert not check.ok and check.first_bad_seq == 2 and "altered" in check.reason
 
 
-def test_altered_column_only(db: Path) -> None:
-    _sql(db, "UPDATE evidence_log SET compliant = NOT compliant WHERE seq = 3")
+@pytest.mark.parametrize("column, value", [("compliant", "NOT compliant"), ("grade", "'A+'"), ("failures", "7"),
+                                           ("target_url", "'https://other.test/'"), ("scanned_at", "'2020-01-01'")])
+def test_altered_column_only(db: Path, column: str, value: str) -> None:
+    _sql(db, f"UPDATE evidence_log SET {column} = {value} WHERE seq = 3")
     check = _verify(db)
-    assert not check.ok and check.first_bad_seq == 3
+    assert not check.ok and check.first_bad_seq == 3 and "columns disagree" in check.reason
 
 
 def test_deleted_entry(db: Path) -> None:
@@ -73,27 +108,52 @@ def test_deleted_last_entry(db: Path) -> None:
     assert not check.ok and check.first_bad_seq == 5
 
 
+def test_deleted_last_entry_and_head_rewound(db: Path) -> None:
+    """Hiding the deletion by rewinding the recorded head verifies on its own: that is what the head
+    printed in every report is for (verify-log --expect-head, and the nightly run's own check)."""
+    with sqlite3.connect(db) as conn:
+        head = conn.execute("SELECT hash FROM evidence_log WHERE seq = 5").fetchone()[0]
+        prev = conn.execute("SELECT hash FROM evidence_log WHERE seq = 4").fetchone()[0]
+        conn.execute("DELETE FROM evidence_log WHERE seq = 5")
+        conn.execute("UPDATE chain_state SET head_seq = 4, head_hash = ?", (prev,))
+    assert _verify(db).ok
+    assert not Store(str(db), create=False).has_hash(head)
+
+
+def test_deleted_oldest_entries_with_the_anchor_moved(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        two = conn.execute("SELECT hash FROM evidence_log WHERE seq = 2").fetchone()[0]
+        conn.execute("DELETE FROM evidence_log WHERE seq <= 2")
+        conn.execute("UPDATE chain_state SET anchor_seq = 2, anchor_hash = ?", (two,))
+    check = _verify(db)
+    assert not check.ok and check.first_bad_seq == 1 and "no checkpoint" in check.reason
+
+
 def test_reordered_entries(db: Path) -> None:
     with sqlite3.connect(db) as conn:
-        two = conn.execute("SELECT body, prev_hash, hash FROM evidence_log WHERE seq = 2").fetchone()
-        three = conn.execute("SELECT body, prev_hash, hash FROM evidence_log WHERE seq = 3").fetchone()
+        two, three = _row(conn, 2), _row(conn, 3)
         conn.execute("UPDATE evidence_log SET body=?, prev_hash=?, hash=? WHERE seq = 2", three)
         conn.execute("UPDATE evidence_log SET body=?, prev_hash=?, hash=? WHERE seq = 3", two)
     check = _verify(db)
-    assert not check.ok and check.first_bad_seq == 2
+    assert not check.ok and check.first_bad_seq == 2 and "does not follow" in check.reason
 
 
 def test_inserted_entry_even_with_a_correct_hash(db: Path) -> None:
+    """A forged entry made exactly like a real one (valid result, right columns, right hash) passes
+    itself, but the entry it displaced no longer follows it."""
     with sqlite3.connect(db) as conn:
         for seq in (5, 4, 3):
             conn.execute("UPDATE evidence_log SET seq = seq + 1 WHERE seq = ?", (seq,))
-        prev = conn.execute("SELECT hash FROM evidence_log WHERE seq = 2").fetchone()[0]
-        body = '{"forged": true}'
-        conn.execute("INSERT INTO evidence_log (seq, target_url, scanned_at, grade, compliant, failures, body, "
-                     "prev_hash, hash) VALUES (3, 'https://site1.test/', '2026-01-01', 'A+', 1, 0, ?, ?, ?)",
-                     (body, prev, chain_hash(prev, body)))
+        _insert(conn, 3, _row(conn, 2)[2], canonical(result(7)))
     check = _verify(db)
-    assert not check.ok and check.first_bad_seq in (3, 4)
+    assert not check.ok and check.first_bad_seq == 4 and "does not follow" in check.reason
+
+
+def test_entry_appended_behind_the_stores_back(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        _insert(conn, 6, _row(conn, 5)[2], canonical(result(6)))
+    check = _verify(db)
+    assert not check.ok and check.first_bad_seq == 6
 
 
 def test_verify_log_command_exit_codes(db: Path, tmp_path: Path) -> None:
@@ -106,29 +166,116 @@ def test_verify_log_command_exit_codes(db: Path, tmp_path: Path) -> None:
     assert run_cli("verify-log", "--config", str(config), "--expect-head", "f" * 64).code == 5
     _sql(db, "UPDATE evidence_log SET body = body || ' ' WHERE seq = 4")
     run = run_cli("verify-log", "--config", str(config))
-    assert run.code == 5 and "BROKEN at entry 4" in run.stderr
+    assert run.code == 5 and run.stderr.startswith("evidence log BROKEN at entry 4: entry 4 was altered")
+    db.unlink()
+    run = run_cli("verify-log", "--config", str(config))
+    assert run.code == 5 and "no history database" in run.stderr and not db.exists()
 
 
-def test_pruning_keeps_the_rest_verifiable(tmp_path: Path) -> None:
+def test_pruning_keeps_the_rest_verifiable_and_is_recorded(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "h.sqlite"))
-    old = datetime.now(timezone.utc) - timedelta(days=800)
-    store.append([result(1, old), result(2, old + timedelta(days=1))])
-    store.append([result(3), result(4)])
+    now = datetime.now(timezone.utc)
+    store.append([result(1, now - timedelta(days=800)), result(2, now - timedelta(days=799))])
+    store.append([result(3, now - timedelta(days=400)), result(4)])
     head = store.head()
-    assert store.prune(datetime.now(timezone.utc) - timedelta(days=730)) == 2
+    assert store.prune(now - timedelta(days=730)) == 2
     check = store.verify()
-    assert check.ok and check.entries == 2 and check.head == head
-    assert store.has_hash(head)
+    assert check.ok and check.entries == 3 and store.checkpoints() == 1  # 2 scans kept + the checkpoint
+    assert store.has_hash(head) and store.head() != head  # old report heads still found
+    assert [r.seq for r in store.history()] == [4, 3]
+    assert store.prune(now - timedelta(days=365)) == 1  # again: the first checkpoint may go too
+    check = store.verify()
+    assert check.ok and check.entries == 3 and store.checkpoints() == 2
+    assert store.prune(now - timedelta(days=365)) == 0
+    store.close()
+    with sqlite3.connect(tmp_path / "h.sqlite") as conn:  # the checkpoint cannot be removed quietly
+        body = json.loads(conn.execute("SELECT body FROM evidence_log WHERE kind = 'checkpoint' ORDER BY seq DESC")
+                          .fetchone()[0])
+        assert body["checkpoint"]["pruned_through_seq"] == 3 and body["checkpoint"]["pruned_entries"] == 1
+        conn.execute("DELETE FROM evidence_log WHERE seq = 6")
+    assert not _verify(tmp_path / "h.sqlite").ok
 
 
 def test_locked_database_is_a_clear_error(db: Path) -> None:
     holder = sqlite3.connect(db, timeout=0, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(StoreError, match="locked by another process"):
+        with pytest.raises(StoreError, match=r"^history database .*: locked by another process"):
             Store(str(db)).append([result(9)])
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert _verify(db).ok and _verify(db).entries == 5  # nothing half-written
+    check = _verify(db)
+    assert check.ok and check.entries == 5  # nothing half-written
     assert isinstance(StoreError("x"), AuditorError)
+
+
+def test_read_only_database_is_a_clear_error(db: Path) -> None:
+    store = Store(str(db))
+    store.close()
+    # SQLite's own read-only refusal (root ignores file modes, so ask SQLite directly)
+    event.listen(store.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
+    with pytest.raises(StoreError, match=r"^history database .*: read-only"):
+        store.append([result(9), result(10)])
+    assert _verify(db).entries == 5
+
+
+def test_missing_database_is_not_created_by_readers(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[history]\ndatabase = "none.sqlite"\n')
+    for command in ("history", "diff"):
+        run = run_cli(command, "--config", str(config))
+        assert run.code == 3 and "no history database at" in run.stderr and len(run.stderr.splitlines()) == 1
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+_WRITER = """
+import sys
+from tests.test_evidence_log import result
+from auditor.store import Store
+store = Store(sys.argv[1])
+print("ready", flush=True)
+for i in range(int(sys.argv[2])):
+    store.append([result(i), result(i + 1)])
+"""
+
+
+def _writer(path: Path, count: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(count)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_killed_writer_never_corrupts_earlier_entries(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    for delay in (0.3, 0.7):
+        writer = _writer(path, 10_000)
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=10)
+        check = _verify(path)
+        assert check.ok and check.entries > 0 and check.entries % 2 == 0  # whole scans only
+
+
+def test_concurrent_writers_queue_instead_of_racing(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    Store(str(path)).close()
+    writers = [_writer(path, 25) for _ in range(3)]
+    for w in writers:
+        assert w.wait(timeout=60) == 0
+    check = _verify(path)
+    assert check.ok and check.entries == 3 * 25 * 2
+
+
+def test_config_accepts_a_database_url(tmp_path: Path) -> None:
+    """A SQLAlchemy URL is used as is (SQLite here; postgresql://... the same way); a password in it
+    never reaches messages or reports."""
+    url = f"sqlite:///{tmp_path / 'url.sqlite'}"
+    store = Store(url)
+    store.append([result(1)])
+    assert store.verify().ok and store.name == url
+    store.close()
+    assert display_name("postgresql://auditor:s3cret@db.example/history") == \
+        "postgresql://auditor:***@db.example/history"
+    with pytest.raises(StoreError, match="^history database nosuch://x: unknown database kind 'nosuch'"):
+        Store("nosuch://x")

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from auditor.targets import parse_url
 
     config = load_config(args.config)
-    store = Store(config.history.database)
+    store = Store(config.history.database, create=False)
     if args.scan:
         if len(args.scan) != 2:
             raise ConfigError("--scan: give exactly two scan ids")
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         if old is None or new is None:
             raise ConfigError(f"--scan: no scan with id {args.scan[0] if old is None else args.scan[1]}")
         label = f"scans {min(args.scan)} -> {max(args.scan)}"
+        if old.target.url != new.target.url:
+            label += f" (different targets: {old.target.url} and {new.target.url})"
     else:
         url = parse_url(args.target).url if args.target else (parse_url(config.targets[0].url).url
                                                                if config.targets else None)

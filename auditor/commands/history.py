@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from auditor.targets import parse_url
 
     config = load_config(args.config)
-    store = Store(config.history.database)
+    store = Store(config.history.database, create=False)
     target = parse_url(args.target).url if args.target else None
     rows = store.history(target, args.limit)
     table = Table("scan", "time (UTC)", "target", "grade", "compliant", "failures")

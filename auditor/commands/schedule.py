@@ -1,4 +1,8 @@
-"""`auditor schedule [--once | --next]`: the nightly monitor (foreground, for systemd)."""
+"""`auditor schedule [--once | --next]`: the nightly monitor (foreground, for systemd).
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT) or a successful --once; 3 when another scheduler
+holds the lock or the history database cannot be used; 2 for a configuration error.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def run(args: argparse.Namespace) -> int:
     from auditor.config import load_config
-    from auditor.schedule import SchedulerLock, next_runs, nightly_job, serve
+    from auditor.schedule import SchedulerLock, next_runs, run_nightly, serve
 
     config = load_config(args.config)
     if not config.targets:
@@ -31,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.once:
         with SchedulerLock(config.history.database):
-            nightly_job(str(args.config.resolve()))
+            run_nightly(str(args.config.resolve()))
         return 0
     return serve(config, args.config, lambda line: print(line, file=sys.stderr, flush=True))

@@ -1,4 +1,9 @@
-"""`auditor verify-log`: recompute the evidence log's hash chain. Exit 0 intact, 5 broken."""
+"""`auditor verify-log`: recompute the evidence log's hash chain (clause 11.6).
+
+Exit status: 0 intact; 5 broken (an entry altered, deleted, reordered or inserted; the head of the
+last nightly report or of --expect-head missing; or no log at all), naming the first bad entry;
+2 configuration error; 3 the database cannot be opened (locked, unreadable).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +15,31 @@ EXIT_LOG_BROKEN = 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log")
+    verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)")
     verify.add_argument("--config", type=Path, default=Path("config.toml"))
     verify.add_argument("--expect-head", metavar="HASH",
-                        help="the head hash printed in a report you hold: the log must still end there or later")
+                        help="the head hash printed in a report you hold: the log must still contain it")
     return verify
 
 
 def run(args: argparse.Namespace) -> int:
     from auditor.config import load_config
-    from auditor.store import Store
+    from auditor.schedule import check_previous_head
+    from auditor.store import Store, is_url
 
     config = load_config(args.config)
-    store = Store(config.history.database)
-    result = store.verify()
-    if not result.ok:
-        print(f"evidence log BROKEN at entry {result.first_bad_seq}: {result.reason}", file=sys.stderr)
+    database = config.history.database
+    if not is_url(database) and not Path(database).exists():
+        print(f"evidence log BROKEN: no history database at {database} (nothing stored yet, or it was removed)",
+              file=sys.stderr)
         return EXIT_LOG_BROKEN
-    if args.expect_head and not store.has_hash(args.expect_head):
+    store = Store(database, create=False)
+    result = check_previous_head(store.verify(), store, config.output.directory)
+    if not result.ok:
+        where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+        print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)
+        return EXIT_LOG_BROKEN
+    if args.expect_head and not store.has_hash(args.expect_head.strip().lower()):
         print(f"evidence log BROKEN: head {args.expect_head} from an earlier report is not in the chain",
               file=sys.stderr)
         return EXIT_LOG_BROKEN
