@@ -58,7 +58,11 @@ class ProtocolSupport(_Model):
     suites: list[CipherSuite] = Field(default_factory=list)
     # True when `suites` is in the server's preference order (fast engine); False: scanner order.
     in_server_order: bool = False
+    # True/False: measured by offering the two favourites in both orders; None: not measured
+    # (fewer than two suites, or an exhaustive --thorough scan).
     server_enforces_order: bool | None = None
+    # The key-exchange group of the server's first (EC)DHE choice in this protocol, e.g. "X25519".
+    preferred_group: str | None = None
 
 
 class Certificate(_Model):
@@ -130,8 +134,10 @@ class TlsEvidence(_Model):
     vulnerabilities: Vulnerabilities = Field(default_factory=Vulnerabilities)
     errors: dict[str, str] = Field(default_factory=dict)  # scan phase -> why it failed
     simulations: list[HandshakeSimulation] = Field(default_factory=list)
-    connections: int | None = None  # TLS connections the suite/group enumerator opened
-    connections_by_phase: dict[str, int] = Field(default_factory=dict)  # "suites", "order", "groups"
+    connections: int | None = None  # TCP connections the TLS scan opened (fast engine; None for --thorough)
+    # phase -> connections: "connectivity", "suites", "batches", "order", "groups", "simulation",
+    # and one per sslyze command ("certificate_info", "robot", ...)
+    connections_by_phase: dict[str, int] = Field(default_factory=dict)
 
     def protocol(self, version: str) -> ProtocolSupport | None:
         return next((p for p in self.protocols if p.version == version), None)

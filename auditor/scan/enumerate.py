@@ -5,12 +5,18 @@ How: offer every candidate suite in one ClientHello; the server picks its favour
 and offer the rest again, until the server refuses. Then offer the two favourites in reverse
 order once: if the server still picks its favourite, it enforces its own order. Groups are
 enumerated the same way. Built on nassl through sslyze's connection helper, so the candidate
-suites and client quirks are exactly those of sslyze's exhaustive scan (the oracle test checks it).
+suites and client quirks are exactly those of sslyze's exhaustive scan (the oracle test checks it):
+TLS 1.3 suites go through set_ciphersuites(), SSL 2.0/3.0 and TLS 1.0/1.1 through the legacy
+client, TLS 1.2 through the modern client and then the legacy one for the weak suites only it
+can send. A refusal without a TLS alert (closed, reset, silent) of a large offer is retried in
+batches of BATCH suites, for servers and middleboxes that choke on large ClientHellos.
+
+Connections are counted per phase (auditor.scan.connections): "suites", "batches", "order",
+"groups".
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepos
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
 from auditor.model import CipherSuite, ProtocolSupport
+from auditor.scan.connections import ConnectionCounter, counting
 from auditor.suites import describe
 
 VERSIONS: dict[str, TlsVersionEnum] = {
@@ -57,26 +64,13 @@ def group_name(curve_name: str) -> str:
 BATCH = 32
 
 
-class ConnectionCounter:
-    """Counts the TLS connections an audit opens, per phase (the style guide's politeness measure)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_phase: dict[str, int] = {}
-
-    def add(self, phase: str) -> None:
-        with self._lock:
-            self.by_phase[phase] = self.by_phase.get(phase, 0) + 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_phase.values())
-
-
 @dataclass
 class _Pick:
     suite: SslyzeSuite | None  # None: the server refused every offered suite
     key: EphemeralKeyInfo | None = None
+    # How a refusal looked: "alert" (the server answered with a TLS alert: it has nothing in common
+    # with the offer) or "dropped" (it closed, reset or went silent: maybe it choked on the hello).
+    refusal: str | None = None
 
 
 @dataclass
@@ -117,7 +111,10 @@ class Enumerator:
 
     def _handshake(self, version: TlsVersionEnum, legacy: bool, offered: list[SslyzeSuite],
                    groups: list[OpenSslEcNidEnum] | None = None, phase: str = "suites") -> _Pick:
-        """One connection offering `offered` (in this order); which suite did the server pick?"""
+        """One connection offering `offered` (in this order); which suite did the server pick?
+
+        Raises ConnectionToServerFailed when the TCP connection itself fails: that is not an
+        answer about suites, and the protocol is then reported as not tested."""
         connection = self.server.get_preconfigured_tls_connection(override_tls_version=version,
                                                                   should_use_legacy_openssl=legacy)
         client = connection.ssl_client
@@ -131,19 +128,24 @@ class Enumerator:
             client.set_cipher_list(names)
         if groups is not None and isinstance(client, SslClient):
             client.set_groups(groups)
-        self.counter.add(phase)
         key = None
         try:
-            connection.connect(should_retry_connection=False)
+            with counting(self.counter, phase):
+                connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
             key = client.get_ephemeral_key()
         except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
             pass  # the server did choose a suite (weak DH, or it wants a client certificate)
-        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut, NoCiphersAvailableBugInSSlyze):
-            return _Pick(None)
+        except ServerRejectedTlsHandshake as exc:
+            answered = exc.error_message.startswith(("TLS alert", "TLS error"))
+            return _Pick(None, refusal="alert" if answered else "dropped")
+        except TlsHandshakeTimedOut:
+            return _Pick(None, refusal="dropped")
+        except NoCiphersAvailableBugInSSlyze:
+            return _Pick(None, refusal="alert")  # nothing offered that this client can send
         except ConnectionToServerFailed:
-            return _Pick(None)
-        except Exception:  # an OpenSSL error sslyze does not classify: treat as a refusal
-            return _Pick(None)
+            raise
+        except Exception:  # an OpenSSL error sslyze does not classify: the handshake failed
+            return _Pick(None, refusal="alert")
         finally:
             try:
                 connection.close()
@@ -151,35 +153,41 @@ class Enumerator:
                 pass
         chosen = client.get_current_cipher_name()
         match = next((s for s in offered if s.openssl_name == chosen), None)
-        return _Pick(match, key)
+        return _Pick(match, key, refusal=None if match else "alert")
 
-    def _remove_loop(self, version: TlsVersionEnum, legacy: bool,
-                     candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
-        """Offer all, keep the server's pick, remove it, repeat: picks in server preference order."""
+    def _remove_loop(self, version: TlsVersionEnum, legacy: bool, candidates: list[SslyzeSuite],
+                     phase: str = "suites") -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
+        """Offer all, keep the server's pick, remove it, repeat: picks in server preference order,
+        and how the last (refused) offer was refused."""
         accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
         remaining = list(candidates)
+        refusal = None
         while remaining:
-            pick = self._handshake(version, legacy, remaining)
+            pick = self._handshake(version, legacy, remaining, phase=phase)
             if pick.suite is None:
+                refusal = pick.refusal
                 break
             accepted.append((pick.suite, pick.key))
             remaining.remove(pick.suite)
-        return accepted
+        return accepted, refusal
 
     def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
                         candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
-        accepted = self._remove_loop(version, legacy, candidates)
-        if accepted or len(candidates) <= BATCH:
+        accepted, refusal = self._remove_loop(version, legacy, candidates)
+        if accepted or len(candidates) <= BATCH or refusal != "dropped":
+            # An alert to the full offer means "nothing in common" (or "not this protocol"): done.
             return accepted
-        # Everything refused at once: maybe the protocol is off, or maybe the server (or a middlebox)
+        # Refused without an alert: maybe the protocol is off, or maybe the server (or a middlebox)
         # chokes on a large ClientHello. Offer smaller batches; if any is accepted, enumerate each
         # batch, then order the union by one more pass over the accepted suites only.
         found: list[SslyzeSuite] = []
         for start in range(0, len(candidates), BATCH):
-            found += [s for s, _ in self._remove_loop(version, legacy, candidates[start:start + BATCH])]
-        return self._remove_loop(version, legacy, found) if found else []
+            found += [s for s, _ in self._remove_loop(version, legacy, candidates[start:start + BATCH],
+                                                     phase="batches")[0]]
+        return self._remove_loop(version, legacy, found)[0] if found else []
 
     def protocol(self, label: str) -> ProtocolSupport:
+        """Accepted suites of one protocol, in the server's order when it enforces one."""
         version = VERSIONS[label]
         candidates = sorted(CipherSuitesRepository.get_all_cipher_suites(version), key=lambda s: s.name)
         modern = [s for s in candidates if not _requires_legacy(version, s.openssl_name, self._modern_names)]
@@ -187,32 +195,40 @@ class Enumerator:
         picks = []
         if modern:
             picks += self._enumerate_with(version, False, modern)
+        legacy_picks = []
         if version is TlsVersionEnum.TLS_1_2:
             # Weak suites (NULL, anonymous, export) the modern client lists but will not negotiate:
             # offer the ones it did not get to the legacy client as well, as sslyze does.
             found = {s for s, _ in picks}
             legacy += [s for s in modern if s not in found and s.openssl_name in self._legacy_capable]
         if legacy:
-            picks += self._enumerate_with(version, True, legacy)
+            legacy_picks = self._enumerate_with(version, True, legacy)
+        if picks and legacy_picks and all(s.openssl_name in self._legacy_capable for s, _ in picks):
+            # TLS 1.2 suites found by both clients: one more pass with the legacy client, which can
+            # offer them all, puts them in a single server order (ephemeral keys from the first passes).
+            keys = {s: k for s, k in picks + legacy_picks}
+            ordered, _ = self._remove_loop(version, True, [s for s, _ in picks + legacy_picks], phase="order")
+            if {s for s, _ in ordered} == set(keys):
+                picks, legacy_picks = [(s, keys[s]) for s, _ in ordered], []
+        picks += legacy_picks
         suites = [self._describe(s, key) for s, key in picks]
-        enforces: bool | None = None
+        enforces: bool | None = None  # None: fewer than two suites, nothing to order
         if len(picks) >= 2:
             first, second = picks[0][0], picks[1][0]
-            same_client = _requires_legacy(version, first.openssl_name, self._modern_names) == \
-                _requires_legacy(version, second.openssl_name, self._modern_names)
-            if same_client:
-                reverse = self._handshake(version, _requires_legacy(version, first.openssl_name, self._modern_names),
-                                          [second, first], phase="order")
+            client_of = {s: _requires_legacy(version, s.openssl_name, self._modern_names) for s in (first, second)}
+            use_legacy = client_of[first] or client_of[second]
+            if not use_legacy or all(s.openssl_name in self._legacy_capable for s in (first, second)) \
+                    or version is not TlsVersionEnum.TLS_1_2:
+                reverse = self._handshake(version, use_legacy, [second, first], phase="order")
                 if reverse.suite is not None:
                     enforces = reverse.suite == first
-        elif len(picks) == 1:
-            enforces = True  # one suite: nothing to choose, the server's order is trivially its own
+        preferred_group = next((s.ephemeral_group for s in suites if s.ephemeral_group), None)
         if enforces is False:
             # The server follows the client: the order found is ours, not the server's.
             return ProtocolSupport(version=label, supported=True, suites=suites, in_server_order=False,
-                                   server_enforces_order=False)
+                                   server_enforces_order=False, preferred_group=preferred_group)
         return ProtocolSupport(version=label, supported=bool(suites), suites=suites, in_server_order=bool(suites),
-                               server_enforces_order=enforces)
+                               server_enforces_order=enforces, preferred_group=preferred_group)
 
     @staticmethod
     def _describe(suite: SslyzeSuite, key: EphemeralKeyInfo | None) -> CipherSuite:
@@ -223,10 +239,12 @@ class Enumerator:
 
     def groups(self, protocols: list[ProtocolSupport]) -> list[str]:
         """Supported ECDH groups in server preference order, over the best modern protocol."""
-        label = next((p.version for p in reversed(protocols) if p.supported and p.version not in ("SSL 2.0", "SSL 3.0")
-                      and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)), None)
-        if label is None:
-            return []
+        label = group_protocol(protocols)
+        return self.groups_over(label) if label else []
+
+    def groups_over(self, label: str) -> list[str]:
+        """Supported ECDH groups in server preference order, offering them all in one protocol and
+        removing the server's pick each time (as for suites)."""
         version = VERSIONS[label]
         # Only the modern client can set its groups; it speaks TLS 1.0-1.3 with the ECDHE suites it knows.
         offered_suites = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
@@ -248,6 +266,12 @@ class Enumerator:
             found.append(group_name(key.curve_name))
             remaining.remove(nid)
         return found
+
+
+def group_protocol(protocols: list[ProtocolSupport]) -> str | None:
+    """The protocol groups are enumerated over: the highest one with an ECDHE (or TLS 1.3) suite."""
+    return next((p.version for p in reversed(protocols) if p.supported and p.version not in ("SSL 2.0", "SSL 3.0")
+                 and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)), None)
 
 
 def enumerate_server(server: ServerConnectivityInfo, counter: ConnectionCounter, *, connections: int = 5,

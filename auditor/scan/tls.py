@@ -1,7 +1,8 @@
 """The sslyze adapter: run the scan commands the audit needs, return TlsEvidence.
 
 sslyze is kept for what it does well (certificate chain against its bundled trust stores,
-vulnerability probes, exhaustive suite enumeration); nothing outside this module imports it.
+vulnerability probes, exhaustive suite enumeration for --thorough); suites, order and groups come
+from the fast enumerator (auditor.scan.enumerate), which uses sslyze's connection helper.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from traceback import TracebackException
+from types import SimpleNamespace
+from typing import Any
 
 from cryptography import x509
 from sslyze import (
@@ -23,8 +28,18 @@ from sslyze import (
     ServerNetworkLocation,
     ServerScanRequest,
 )
-from sslyze.errors import ConnectionToServerFailed, ServerHostnameCouldNotBeResolved
-from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
+from nassl.ssl_client import ClientCertificateRequested
+from sslyze import ScanCommandErrorReasonEnum
+from sslyze.errors import (
+    ConnectionToServerFailed,
+    ConnectionToServerTimedOut,
+    ServerHostnameCouldNotBeResolved,
+    ServerRejectedTlsHandshake,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
+from sslyze.plugins.scan_commands import ScanCommandsRepository
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, check_connectivity_to_server
 
 from auditor.errors import ScanError
 from auditor.model import (
@@ -35,8 +50,10 @@ from auditor.model import (
     Vulnerabilities,
 )
 from auditor.scan.certs import describe_certificate
-from auditor.scan.enumerate import ConnectionCounter, enumerate_server, group_name
-from auditor.scan.simulate import simulate_all
+from auditor.clients import CLIENTS
+from auditor.scan.connections import ConnectionCounter, counting
+from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol
+from auditor.scan.simulate import simulate_all, simulate_client
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -72,6 +89,10 @@ VULNERABILITY_COMMANDS = [
     ScanCommand.TLS_COMPRESSION,
     ScanCommand.TLS_FALLBACK_SCSV,
 ]
+# What sslyze still does in a default audit; suites and groups come from the fast enumerator.
+# ROBOT first: it is the longest (three jobs of several connections each).
+SSLYZE_COMMANDS = [ScanCommand.ROBOT, ScanCommand.CERTIFICATE_INFO,
+                   *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT)]
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
@@ -155,9 +176,10 @@ def scan_tls(
     """Scan one server. Raises ScanError when it cannot be reached over TLS.
 
     By default suites and groups come from the fast enumerator (auditor.scan.enumerate) while
-    sslyze checks the certificate and the vulnerabilities at the same time; `thorough` uses
-    sslyze's one-connection-per-suite scan instead. `commands` restricts sslyze to those commands
-    (and skips the enumerator unless suite commands are among them).
+    sslyze's plugins check the certificate and the vulnerabilities at the same time, all under one
+    limit of `connections_per_server` concurrent connections, every connection counted per phase
+    (TlsEvidence.connections_by_phase). `thorough` uses sslyze's one-connection-per-suite scan
+    instead (connections not counted). `commands` runs exactly those sslyze commands, no enumerator.
     """
     location, network = _network(host, port, ip, timeout)
     if on_phase:
@@ -176,29 +198,129 @@ def scan_tls(
             on_phase("TLS scan done")
         return evidence
 
+    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase)
+
+
+@dataclass
+class _Attempt:
+    """The shape of sslyze's ScanCommandAttempt, for commands run through our own pool."""
+
+    status: ScanCommandAttemptStatusEnum
+    result: Any = None
+    error_reason: ScanCommandErrorReasonEnum | None = None
+    error_trace: TracebackException | None = None
+
+
+def _sslyze_jobs(pool: ThreadPoolExecutor, server: ServerConnectivityInfo, commands: list[ScanCommand],
+                 ca_bundle: Path | None, counter: ConnectionCounter) -> dict[ScanCommand, Any]:
+    """Queue the jobs of sslyze's plugins in `pool`; each job's connections are counted under the
+    command's name. Returns, per command, its job futures (or an _Attempt when queuing failed)."""
+    queued: dict[ScanCommand, Any] = {}
+
+    def counted(command: ScanCommand, job: ScanJob) -> ScanJobResult:
+        # The exception is kept, not raised through the future: sslyze's exceptions are frozen
+        # dataclasses, which a re-raise in another thread cannot attach a traceback to.
+        with counting(counter, command.value):
+            try:
+                return ScanJobResult(_return_value=job.function_to_call(*job.function_arguments), _exception=None)
+            except Exception as exc:
+                return ScanJobResult(_return_value=None, _exception=exc)
+
+    for command in commands:
+        implementation = ScanCommandsRepository.get_implementation_cls(command)
+        extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle) \
+            if command is ScanCommand.CERTIFICATE_INFO and ca_bundle else None
+        try:
+            jobs = implementation.scan_jobs_for_scan_command(server, extra)
+        except Exception as exc:
+            queued[command] = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None,
+                                       ScanCommandErrorReasonEnum.BUG_IN_SSLYZE, TracebackException.from_exception(exc))
+            continue
+        queued[command] = [pool.submit(counted, command, job) for job in jobs]
+    return queued
+
+
+def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, Any]) -> SimpleNamespace:
+    """Wait for the queued jobs and turn them into attempts, as sslyze's Scanner does."""
+    attempts = SimpleNamespace()
+    for command, futures in queued.items():
+        if isinstance(futures, _Attempt):
+            setattr(attempts, _ATTR[command], futures)
+            continue
+        results = [future.result() for future in futures]
+        implementation = ScanCommandsRepository.get_implementation_cls(command)
+        try:
+            attempt = _Attempt(ScanCommandAttemptStatusEnum.COMPLETED,
+                               implementation.result_for_completed_scan_jobs(server, results))
+        except ClientCertificateRequested as exc:
+            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None,
+                               ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED,
+                               TracebackException.from_exception(exc))
+        except (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake) as exc:
+            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None, ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE,
+                               TracebackException.from_exception(exc))
+        except Exception as exc:
+            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None, ScanCommandErrorReasonEnum.BUG_IN_SSLYZE,
+                               TracebackException.from_exception(exc))
+        setattr(attempts, _ATTR[command], attempt)
+    return attempts
+
+
+def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetworkConfiguration,
+               ca_bundle: Path | None, timeout: float, connections_per_server: int,
+               on_phase: Callable[[str], None] | None) -> TlsEvidence:
+    """The default scan: one pool of `connections_per_server` workers runs every phase of the
+    target concurrently (suite enumeration per protocol, groups, sslyze's certificate and
+    vulnerability jobs, client simulations); each worker holds at most one connection at a time,
+    so the server never sees more than `connections_per_server` connections from us."""
+    counter = ConnectionCounter()
     try:
-        probing = check_connectivity_to_server(location, network)
+        with counting(counter, "connectivity"):
+            probing = check_connectivity_to_server(location, network)
     except ConnectionToServerFailed as exc:
         raise ScanError(_connect_error(exc.error_message)) from None
     server = ServerConnectivityInfo(server_location=location, network_configuration=network,
                                     tls_probing_result=probing)
-    counter = ConnectionCounter()
-    sslyze_commands = {ScanCommand.CERTIFICATE_INFO, *VULNERABILITY_COMMANDS}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslyze") as pool:
-        sslyze_future = pool.submit(_run_sslyze, location, network, sslyze_commands, ca_bundle,
-                                    max(1, connections_per_server - 2))
-        found = enumerate_server(server, counter, connections=connections_per_server, on_phase=on_phase)
+    enumerator = Enumerator(server, counter)
+    errors: dict[str, str] = {}
+    if on_phase:
+        on_phase("cipher suites")
+    with ThreadPoolExecutor(max_workers=max(1, connections_per_server), thread_name_prefix="tls-scan") as pool:
+        # FIFO pool: queued first, served first. The suites are the longest chain, so they go first;
+        # groups over TLS 1.3 need no suite result and start at once when the server speaks it.
+        suite_futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
+        early_groups = pool.submit(enumerator.groups_over, "TLS 1.3") \
+            if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3 else None
+        queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
+        protocols = []
+        for label, future in suite_futures.items():
+            try:
+                protocols.append(future.result())
+            except Exception as exc:  # a protocol we could not test is reported, never guessed
+                protocols.append(ProtocolSupport(version=label, supported=None))
+                errors[f"suites {label}"] = f"{type(exc).__name__}: {exc}"[:300]
         if on_phase:
             on_phase("client simulation")
-        simulations = simulate_all(host, port, ip, timeout, found.protocols, connections_per_server, counter)
+        simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
+                                   protocols, counter) for profile in CLIENTS]
+        groups: list[str] = []
+        try:
+            label = group_protocol(protocols)
+            if early_groups is not None and label == "TLS 1.3":
+                groups = early_groups.result()
+            elif label is not None:
+                groups = pool.submit(enumerator.groups_over, label).result()
+        except Exception as exc:
+            errors["groups"] = f"{type(exc).__name__}: {exc}"[:300]
         if on_phase:
             on_phase("certificate and vulnerabilities")
-        attempts = sslyze_future.result()
-    evidence = _to_evidence(attempts, sslyze_commands, host)
-    evidence.protocols = found.protocols
-    evidence.groups = found.groups
-    evidence.simulations = simulations
-    evidence.errors.update(found.errors)
+        attempts = _sslyze_results(server, queued)
+        simulated = [f.result() for f in simulations]
+    evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
+    evidence.protocols = protocols
+    evidence.groups = groups
+    evidence.simulations = simulated
+    evidence.errors.update(errors)
     evidence.connections = counter.total
     evidence.connections_by_phase = dict(counter.by_phase)
     if on_phase:
