@@ -1,9 +1,14 @@
-"""11.3-aes256gcm-first: in each protocol, the server's first choice is a 256-bit AES-GCM suite,
-and the server enforces its own order (otherwise a client's order decides, and nothing is promised)."""
+"""11.3-aes256gcm-first: in each accepted protocol, the server's first choice is a 256-bit AES-GCM
+suite (TLS 1.3: TLS_AES_256_GCM_SHA384; TLS 1.2: ECDHE-*-AES256-GCM-SHA384), and the server
+enforces its own order (otherwise a client's order decides, and nothing is promised).
+
+Protocols older than TLS 1.2 have no GCM suite, so accepting one fails here too ("CBC first"),
+as well as in 11.3-protocols. The order comes from the fast enumerator (ProtocolSupport.suites
+with in_server_order); a --thorough scan measures no order and is reported as not tested."""
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
+from auditor.model import CipherSuite, Finding, Status
 from auditor.suites import is_aes256_aead
 from checks.base import CheckContext, finding, fix
 
@@ -21,23 +26,35 @@ ORDER_FIX = fix(
 )
 
 
+def first_choice_ok(version: str, suite: CipherSuite) -> bool:
+    """The clause's class: TLS 1.3 TLS_AES_256_GCM_SHA384; below, ECDHE-*-AES256-GCM-SHA384."""
+    if not is_aes256_aead(suite):
+        return False
+    return suite.key_exchange == "TLS13" if version == "TLS 1.3" else suite.key_exchange == "ECDHE"
+
+
 def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
-    accepted = [p for p in ctx.evidence.tls.protocols if p.supported and p.suites]
+    tls = ctx.evidence.tls
+    accepted = [p for p in tls.protocols if p.supported and p.suites]
     if not accepted:
-        return [finding(CLAUSE, Status.ERROR, "No accepted suite to judge", "; ".join(ctx.evidence.tls.errors.values()))]
-    facts, problems, unknown = [], [], []
+        return [finding(CLAUSE, Status.ERROR, "No accepted suite to judge", "; ".join(tls.errors.values()))]
+    facts, problems, unknown, unmeasured = [], [], [], []
     for p in accepted:
         first = p.suites[0]
         if p.server_enforces_order is False:
             problems.append(f"{p.version}: the server follows the client's order")
-            facts.append(f"{p.version}: client's order honoured")
+            facts.append(f"{p.version}: the client's order is honoured (offered in reverse, the server took "
+                         f"the client's first)")
             continue
         if not p.in_server_order:
             unknown.append(p.version)
             continue
-        facts.append(f"{p.version} first choice: {first.name}")
-        if not is_aes256_aead(first):
+        enforced = {True: "enforced", None: "not measured"}[p.server_enforces_order]
+        facts.append(f"{p.version} first choice: {first.name} (server order {enforced})")
+        if not first_choice_ok(p.version, first):
             problems.append(f"{p.version}: first choice is {first.name}")
+        elif p.server_enforces_order is None and len(p.suites) > 1:
+            unmeasured.append(p.version)
     if problems:
         return [finding(CLAUSE, Status.FAIL, "AES-256-GCM is not negotiated first", "; ".join(problems), facts,
                         ORDER_FIX)]
@@ -45,6 +62,9 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         return [finding(CLAUSE, Status.NOT_TESTED, "The server's preference order is not known",
                         f"{', '.join(unknown)} were enumerated without order (--thorough scans do not measure it).",
                         facts)]
+    if unmeasured:
+        return [finding(CLAUSE, Status.WARN, "AES-256-GCM is first, but order enforcement was not confirmed",
+                        f"In {', '.join(unmeasured)} the server did not answer the reversed offer.", facts)]
     return [finding(CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol",
                     "The server enforces its own order.", facts)]
 

@@ -5,16 +5,20 @@ fixture) and scanned once each way."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from auditor.clients import CLIENTS
-from auditor.model import TlsEvidence
+from auditor.model import Evidence, Status, TlsEvidence
 from auditor.scan.tls import scan_tls
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
+from checks import CheckContext
+from checks.key_exchange import check_pfs
+from checks.preference import check_aes256gcm_first
 
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
@@ -26,15 +30,21 @@ class Case:
     openssl_args: list[str] | None = None
     key: str = "rsa2048"
     dual: bool = False
+    dhparam: bool = False  # give nginx DH parameters (RFC 7919 ffdhe2048), so DHE suites work
     enforced: bool = True  # the server enforces its own order
+    aes256_first: bool = False  # 11.3-aes256gcm-first passes on the fast engine's evidence
+    pfs: bool = True  # 11.1-pfs passes
 
 
 CASES = [
-    Case("modern", {"tls13_ciphersuites": TLS13}),
+    Case("modern", {"tls13_ciphersuites": TLS13}, aes256_first=True),
     Case("legacy-protocols", {"protocols": "TLSv1 TLSv1.1 TLSv1.2", "seclevel0": True,
-                              "ciphers": "ECDHE-RSA-AES256-SHA:AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA"}),
-    Case("rsa-kex-preferred", {"ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"}),
-    Case("cbc-only", {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:AES256-SHA"}),
+                              "ciphers": "ECDHE-RSA-AES256-SHA:AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA"},
+         pfs=False),
+    Case("rsa-kex-preferred", {"ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"},
+         pfs=False),
+    Case("cbc-only", {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:AES256-SHA"},
+         pfs=False),
     Case("chacha-first", {"ciphers": "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                                      "ECDHE-RSA-AES256-GCM-SHA384",
                           "tls13_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"}),
@@ -42,13 +52,15 @@ CASES = [
                           "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
                                      "ECDHE-RSA-CHACHA20-POLY1305"}, enforced=False),
     Case("ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"},
-         key="p256"),
+         key="p256", aes256_first=True),
     Case("dual-rsa-ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                                       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"}, dual=True),
+                                       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"}, dual=True,
+         aes256_first=True),
     Case("tls13-only", {"protocols": "TLSv1.3", "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"}),
     Case("tls10-only", openssl_args=["-tls1", "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:@SECLEVEL=0",
-                                     "-serverpref"]),
-    Case("dhe", {"ciphers": "DHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"}),
+                                     "-serverpref"], pfs=False),
+    Case("dhe", {"ciphers": "DHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"},
+         dhparam=True),
 ]
 
 
@@ -68,7 +80,14 @@ def scanned(request: pytest.FixtureRequest, pki: TestPKI, tmp_path_factory: pyte
         server = OpenSSLServer(issued, case.openssl_args)
     else:
         dual = pki.issue(f"oracle-{case.name}-ec", key="p256") if case.dual else None
-        server = NginxSite(tmp_path_factory.mktemp(case.name), issued=issued, dual_issued=dual, **case.nginx)
+        directory = tmp_path_factory.mktemp(case.name)
+        extra = {}
+        if case.dhparam:
+            dh = directory / "dhparam.pem"
+            subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
+                            "-out", str(dh)], check=True, capture_output=True)
+            extra["extra_server"] = f"ssl_dhparam {dh};"
+        server = NginxSite(directory / "nginx", issued=issued, dual_issued=dual, **case.nginx, **extra)
     with server:
         port = server.port if isinstance(server, OpenSSLServer) else server.https_port
         fast = scan_tls("good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path)
@@ -115,6 +134,15 @@ def test_order_is_the_configured_server_order(scanned: Scanned) -> None:
         assert found == configured, protocol.version
         assert protocol.preferred_group == protocol.suites[0].ephemeral_group or \
             protocol.suites[0].ephemeral_group is None
+
+
+def test_checks_judge_the_measured_order(scanned: Scanned) -> None:
+    """11.3-aes256gcm-first and 11.1-pfs on the fast engine's evidence of a real server."""
+    ctx = CheckContext(evidence=Evidence(tls=scanned.fast), host="good.test")
+    first = check_aes256gcm_first(ctx)[0]
+    assert first.status is (Status.PASS if scanned.case.aes256_first else Status.FAIL), first
+    pfs = check_pfs(ctx)[0]
+    assert pfs.status is (Status.PASS if scanned.case.pfs else Status.FAIL), pfs
 
 
 def test_far_fewer_connections_than_the_exhaustive_scan(scanned: Scanned) -> None:
@@ -197,6 +225,9 @@ def test_server_that_refuses_large_client_hellos_is_enumerated_in_batches(pki: T
         finally:
             limiter.close()
     assert limiter.dropped > 0  # the full-list ClientHello really was refused
+    assert limited.connections_by_phase.get("batches", 0) > 0
+    assert "batches" not in reference.connections_by_phase
     for mine, theirs in zip(limited.protocols, reference.protocols, strict=True):
         assert mine.supported == theirs.supported, mine.version
-        assert [s.name for s in mine.suites] == [s.name for s in theirs.suites], mine.version
+        assert [s.name for s in mine.suites] == [s.name for s in theirs.suites], mine.version  # same order
+        assert mine.server_enforces_order == theirs.server_enforces_order, mine.version
