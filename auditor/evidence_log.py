@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Protocol
 
 from auditor.model import TargetResult
@@ -148,3 +150,65 @@ def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_se
         return bad(first, f"the chain ends at entry {expected_seq} but {head_seq} were written "
                           "(entries deleted or added at the end, or the recorded head altered)")
     return LogVerification(True, count, prev)
+
+
+# ---------------------------------------------------------------- witness of printed heads
+# The chain proves its entries consistent with each other, not that the database was not cut at its
+# end or replaced whole. Every head printed in a report is also appended to a small text file beside
+# the reports; each witnessed (seq, hash) must still be in the chain (or pruned before the anchor).
+# The reports and emails that print the head are the copies an attacker cannot reach.
+
+WITNESS_FILE = "evidence-log-heads.txt"
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    seq: int
+    head: str
+    database: str
+    at: str
+
+
+def record_head(directory: Path, database: str, seq: int, head: str, at: datetime) -> None:
+    """Append one line `seq head time database` (owner-only file, append-only writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / WITNESS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{seq} {head} {utc_text(at)} {database}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def read_heads(directory: Path, database: str) -> list[Witnessed]:
+    """The witnessed heads of `database` (lines of other databases, or unreadable ones, are skipped)."""
+    try:
+        lines = (directory / WITNESS_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    out = []
+    for line in lines:
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[0].isdigit() and parts[3] == database:
+            out.append(Witnessed(int(parts[0]), parts[1], database, parts[2]))
+    return out
+
+
+def check_heads(verification: LogVerification, witnessed: Iterable[Witnessed], hashes: dict[int, str],
+                anchor_seq: int, anchor_hash: str) -> LogVerification:
+    """Every witnessed head must still be the hash of its entry (`hashes`: seq -> hash of kept entries)."""
+    if not verification.ok:
+        return verification
+    for w in sorted(witnessed, key=lambda w: w.seq):
+        if w.seq < anchor_seq:
+            continue  # pruned under retention, as a checkpoint records
+        actual = anchor_hash if w.seq == anchor_seq else hashes.get(w.seq)
+        when = w.at[:16].replace("T", " ")
+        if actual is None:
+            return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
+                f"entry {w.seq}, whose hash a report printed as the log's head on {when} UTC, is gone "
+                "(the log was cut at its end or replaced)"))
+        if actual != w.head:
+            return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
+                f"entry {w.seq} is not the one a report printed as the log's head on {when} UTC "
+                f"({w.head[:16]}...): the log was rewritten or replaced"))
+    return verification

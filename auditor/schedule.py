@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -24,18 +23,42 @@ from auditor.errors import AuditorError, ConfigError
 JOB_ID = "nightly-audit"
 
 
+_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # crontab numbering: 0 and 7 are Sunday
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field in APScheduler 3's terms. APScheduler 3 reads the numbers as
+    0 = Monday (its issue 286), so `1-5` would run Tuesday to Saturday: numbers become day names."""
+    items = []
+    for item in field.lower().split(","):
+        spec, _, step = item.partition("/")
+        if spec != "*" and not spec.replace("-", "").isdigit():
+            items.append(item)  # names (mon-fri) mean the same to both
+            continue
+        first, _, last = (spec if spec != "*" else "0-6").partition("-")
+        low, high = int(first), int(last or (6 if step else first))
+        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high) or (step and not step.isdigit()):
+            raise ValueError(f"day of week {item!r}: use 0-7 (0 and 7 are Sunday) or names")
+        if spec == "*" and not step:
+            items.append("*")
+            continue
+        items += [_CRON_DAYS[d] for d in range(low, high + 1, int(step or 1))]
+    return ",".join(dict.fromkeys(items))
+
+
 def make_trigger(cron: str, tz: str):  # noqa: ANN201
-    """A CronTrigger from 5 crontab fields, or 6 with seconds first (handy to test)."""
+    """A CronTrigger from 5 crontab fields, or 6 with seconds first (handy to test), with crontab's
+    meaning of weekday numbers."""
     from apscheduler.triggers.cron import CronTrigger
 
     fields = cron.split()
     if len(fields) == 5:
-        return CronTrigger.from_crontab(cron, timezone=tz)
-    if len(fields) == 6:
-        second, minute, hour, day, month, dow = fields
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=dow,
-                           timezone=tz)
-    raise ValueError(f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
+        fields = ["0", *fields]
+    if len(fields) != 6:
+        raise ValueError(f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
+    second, minute, hour, day, month, dow = fields
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=crontab_weekdays(dow), timezone=tz)
 
 
 def record_run(report, config, store) -> str:  # noqa: ANN001
@@ -54,9 +77,16 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
         # renewal is judged against the last scan that saw a certificate (an unreachable night is skipped)
         with_leaf = old if leaf(old) else next((r for _, r in islice(history, 60) if leaf(r)), None)
         annotate_renewal(with_leaf, result)
+    from auditor.evidence_log import record_head
+
     head = store.append(report.targets)
     report.meta["evidence_log_head"] = head
     report.meta["evidence_log"] = store.name
+    try:
+        record_head(config.output.directory, store.name, store.seq_of(head) or 0, head, report.generated_at)
+    except OSError as exc:  # the scans are stored; only this copy of the head is missing
+        print(f"auditor: cannot record the evidence log head in {config.output.directory} ({exc.strerror})",
+              file=sys.stderr, flush=True)
     return head
 
 
@@ -66,25 +96,6 @@ def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
     if notify == "on-failure":
         return any(t.error or not t.compliant for t in report.targets)
     return any(t.changes is None or t.changes.changes for t in report.targets)  # on-change (first run counts)
-
-
-def check_previous_head(verification, store, directory: Path):  # noqa: ANN001, ANN201
-    """The head hash printed in the newest nightly report must still be in the log: a log deleted
-    and started again, or cut at its end along with its recorded head, verifies on its own."""
-    if not verification.ok:
-        return verification
-    reports = sorted(directory.glob("nightly-*.json"))
-    if not reports:
-        return verification
-    try:
-        meta = json.loads(reports[-1].read_text(encoding="utf-8")).get("meta", {})
-    except (OSError, ValueError, AttributeError):
-        return verification
-    head = meta.get("evidence_log_head")
-    if not head or meta.get("evidence_log") != store.name or store.has_hash(head):
-        return verification
-    return replace(verification, ok=False, reason=f"the head {head[:16]}... printed in the last nightly report "
-                   f"({reports[-1].name}) is not in the log: entries were removed or the log replaced")
 
 
 def run_nightly(config_path: str) -> str:
@@ -99,12 +110,12 @@ def run_nightly(config_path: str) -> str:
     config = load_config(Path(config_path))
     store = Store(config.history.database)
     directory = config.output.directory
-    verification = check_previous_head(store.verify(), store, directory)
+    verification = store.verify_with_heads(directory)
     pruned = 0
     if verification.ok:  # a broken log is kept whole, for investigation
         pruned = store.prune(retention_cutoff(config.history.retention_months))
         if pruned:
-            verification = store.verify()
+            verification = store.verify_with_heads(directory)
     report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
                                                      "config_path": config_path, "run": "nightly"},
                        evidence_log=verification)

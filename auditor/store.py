@@ -41,8 +41,10 @@ from auditor.evidence_log import (
     LogVerification,
     canonical,
     chain_hash,
+    check_heads,
     checkpoint_body,
     columns,
+    read_heads,
     utc_text,
     verify_chain,
 )
@@ -249,6 +251,22 @@ class Store:
             state = conn.execute(select(chain_state)).one()
             rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
             return verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash)
+
+    def verify_with_heads(self, directory: Path) -> LogVerification:
+        """verify(), then every head witnessed in `directory` (see evidence_log.record_head) must still
+        be in the chain."""
+        result = self.verify()
+        witnessed = read_heads(directory, self.name)
+        if not result.ok or not witnessed:
+            return result
+        with self._read() as conn:
+            state = conn.execute(select(chain_state)).one()
+            hashes = dict(conn.execute(select(entries.c.seq, entries.c.hash)).all())
+        return check_heads(result, witnessed, hashes, state.anchor_seq, state.anchor_hash)
+
+    def seq_of(self, digest: str) -> int | None:
+        with self._read() as conn:
+            return conn.execute(select(entries.c.seq).where(entries.c.hash == digest)).scalar()
 
     def head(self) -> str:
         with self._read() as conn:

@@ -5,6 +5,7 @@ itself recorded; a killed or concurrent writer never corrupts it."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import stat
@@ -12,13 +13,14 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from auditor.errors import AuditorError
-from auditor.evidence_log import canonical, columns
+from auditor.evidence_log import WITNESS_FILE, canonical, columns, record_head
 from auditor.model import TargetRef, TargetResult
 from auditor.store import Store, StoreError, chain_hash, display_name
 from tests import evidence_builders as b
@@ -108,16 +110,21 @@ def test_deleted_last_entry(db: Path) -> None:
     assert not check.ok and check.first_bad_seq == 5
 
 
-def test_deleted_last_entry_and_head_rewound(db: Path) -> None:
-    """Hiding the deletion by rewinding the recorded head verifies on its own: that is what the head
-    printed in every report is for (verify-log --expect-head, and the nightly run's own check)."""
+def test_deleted_last_entry_and_head_rewound(db: Path, tmp_path: Path) -> None:
+    """Hiding the deletion by rewinding the recorded head verifies on its own: that is what the heads
+    printed in reports are for (the witness file beside them, and verify-log --expect-head)."""
+    store = Store(str(db), create=False)
+    record_head(tmp_path / "out", store.name, 5, store.head(), datetime.now(timezone.utc))
+    assert store.verify_with_heads(tmp_path / "out").ok
+    assert stat.S_IMODE((tmp_path / "out" / WITNESS_FILE).stat().st_mode) == 0o600
     with sqlite3.connect(db) as conn:
-        head = conn.execute("SELECT hash FROM evidence_log WHERE seq = 5").fetchone()[0]
         prev = conn.execute("SELECT hash FROM evidence_log WHERE seq = 4").fetchone()[0]
         conn.execute("DELETE FROM evidence_log WHERE seq = 5")
         conn.execute("UPDATE chain_state SET head_seq = 4, head_hash = ?", (prev,))
-    assert _verify(db).ok
-    assert not Store(str(db), create=False).has_hash(head)
+    assert store.verify().ok  # the chain alone cannot tell
+    check = store.verify_with_heads(tmp_path / "out")
+    assert not check.ok and check.first_bad_seq == 5 and "is gone" in check.reason
+    store.close()
 
 
 def test_deleted_oldest_entries_with_the_anchor_moved(db: Path) -> None:
@@ -279,3 +286,53 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
         "postgresql://auditor:***@db.example/history"
     with pytest.raises(StoreError, match="^history database nosuch://x: unknown database kind 'nosuch'"):
         Store("nosuch://x")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback (initdb refuses root: run it as nobody then)."""
+    import shutil
+    import socket
+    import tempfile
+
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        pytest.skip("PostgreSQL server binaries not installed")
+    pytest.importorskip("psycopg")
+    base = Path(tempfile.mkdtemp(prefix="auditor-pg-"))  # outside pytest's owner-only tree
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        os.chmod(base, 0o777)
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HOME": str(base)}
+    subprocess.run([*as_user, "initdb", "-D", f"{base}/data", "-A", "trust", "-U", "auditor", "--no-sync", "-N"],
+                   check=True, capture_output=True, env=env)
+    subprocess.run([*as_user, "pg_ctl", "-D", f"{base}/data", "-l", f"{base}/log", "-w", "-o",
+                    f"-k {base} -p {port} -h 127.0.0.1 -F", "start"], check=True, capture_output=True, env=env)
+    try:
+        yield f"postgresql://auditor@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, "pg_ctl", "-D", f"{base}/data", "-m", "immediate", "stop"], capture_output=True,
+                       env=env)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:
+    store = Store(postgres)
+    now = datetime.now(timezone.utc)
+    store.append([result(1, now - timedelta(days=800)), result(2)])
+    writers = [_writer(postgres, 10) for _ in range(2)]  # type: ignore[arg-type]
+    assert all(w.wait(timeout=60) == 0 for w in writers)
+    assert store.prune(now - timedelta(days=730)) == 1
+    check = store.verify()
+    assert check.ok and check.entries == 1 + 2 * 10 * 2 + 1
+    config = tmp_path / "config.toml"
+    config.write_text(f'[history]\ndatabase = "{postgres}"\n')
+    assert run_cli("verify-log", "--config", str(config)).code == 0
+    with store.engine.begin() as conn:  # tamper through the server
+        conn.exec_driver_sql("UPDATE evidence_log SET grade = 'A+' WHERE seq = 5")
+    run = run_cli("verify-log", "--config", str(config))
+    assert run.code == 5 and "BROKEN at entry 5" in run.stderr
+    store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from auditor.store import Store
 from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
+from auditor.testing.servers import PythonTLSServer
 from tests.conftest import ROOT, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
@@ -98,6 +99,8 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
         # a second scheduler on the same database refuses to start
         second = run_cli("schedule", "--config", str(config), env={"AUDITOR_TEST_PW": PASSWORD})
         assert second.code == 3 and "refusing to start" in second.stderr
+        once = run_cli("schedule", "--config", str(config), "--once", env={"AUDITOR_TEST_PW": PASSWORD})
+        assert once.code == 3 and "refusing to start" in once.stderr  # never two runs at once
         time.sleep(3)
     finally:
         out, err = _stop(proc)
@@ -111,26 +114,74 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
     (_, _, message), = inbox.messages
     assert head in message.get_body(("plain",)).get_content()
     assert next((tmp_path / "out").glob("nightly-*.html")).read_text().count(head) == 1
+    witnessed = (tmp_path / "out" / "evidence-log-heads.txt").read_text().split()
+    assert witnessed[:2] == ["1", head]
+    finding = next(f for f in report["targets"][0]["findings"] if f["clause"] == "11.6-evidence-log")
+    assert finding["status"] == "pass"  # verified (empty) before the run
 
 
-def test_missed_run_is_caught_up_once_at_start_up(site, pki, tmp_path) -> None:  # noqa: ANN001
-    fire_at = datetime.now(timezone.utc) + timedelta(seconds=5)
-    config = _config(tmp_path, pki, site.url, _cron_at(fire_at))
+def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None:  # noqa: ANN001
+    """Three fire times pass while the scheduler is stopped: one run at start-up (coalesce), not
+    zero (misfire grace) and not three."""
+    first = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    if first.second > 56:  # keep the three seconds inside one minute
+        first = first.replace(second=0) + timedelta(minutes=1)
+    cron = f"{first.second},{first.second + 1},{first.second + 2} {first.minute} {first.hour} * * *"
+    config = _config(tmp_path, pki, site.url, cron)
     proc = _start(config)
     time.sleep(2)
-    _stop(proc)  # the machine "goes off" before the night's run
+    _stop(proc)  # the machine "goes off" before the night's runs
     assert not (tmp_path / "history.sqlite").exists() or _entries(tmp_path) == 0
-    time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 2)
-    proc = _start(config)  # back on: the missed run happens once, now
+    time.sleep(max(0.0, (first - datetime.now(timezone.utc)).total_seconds()) + 4)
+    proc = _start(config)  # back on: the missed runs happen once, now
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not list((tmp_path / "out").glob("nightly-*.json")):
             time.sleep(0.5)
         time.sleep(3)
     finally:
-        out, _ = _stop(proc)
+        out, err = _stop(proc)
+    assert "(missed while stopped: runs now)" in err
     assert out.count("nightly run stored") == 1
     assert _entries(tmp_path) == 1
+
+
+def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:  # noqa: ANN001
+    """The job store keeps the job between starts; a changed cron, timezone or grace time replaces
+    the stored values (and a job store file is owner-only like the history)."""
+    from auditor.config import load_config
+    from auditor.schedule import JOB_ID, build_scheduler
+
+    config_path = _config(tmp_path, pki, site.url, "0 2 * * *")
+    scheduler = build_scheduler(load_config(config_path), config_path)
+    job = scheduler.get_job(JOB_ID)
+    assert (job.next_run_time.hour, job.coalesce, job.max_instances, job.misfire_grace_time) == (2, True, 1, 3600)
+    scheduler.shutdown()
+    config_path.write_text(config_path.read_text().replace('cron = "0 2 * * *"', 'cron = "30 4 * * 1"')
+                           .replace('timezone = "UTC"', 'timezone = "Asia/Tokyo"')
+                           .replace("misfire_grace_time = 3600", "misfire_grace_time = 600"))
+    scheduler = build_scheduler(load_config(config_path), config_path)
+    job = scheduler.get_job(JOB_ID)
+    when = job.next_run_time
+    assert (when.hour, when.minute, when.weekday(), str(when.tzinfo)) == (4, 30, 0, "Asia/Tokyo")
+    assert job.misfire_grace_time == 600 and len(scheduler.get_jobs()) == 1
+    scheduler.shutdown()
+    assert stat.S_IMODE((tmp_path / "history.sqlite.jobs").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("field, weekdays", [("1", {0}), ("0", {6}), ("7", {6}), ("1-5", {0, 1, 2, 3, 4}),
+                                             ("mon-fri", {0, 1, 2, 3, 4}), ("5-7", {4, 5, 6}), ("*", set(range(7)))])
+def test_crontab_weekday_numbers_mean_what_cron_means(field: str, weekdays: set[int]) -> None:
+    """APScheduler 3 reads 0 as Monday; the config is crontab, where 0 and 7 are Sunday."""
+    from auditor.schedule import make_trigger
+
+    trigger, when, seen = make_trigger(f"0 2 * * {field}", "Asia/Tokyo"), None, set()
+    now = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    for _ in range(14):
+        when = trigger.get_next_fire_time(when, when or now)
+        seen.add(when.weekday())
+        assert (when.hour, when.minute, str(when.tzinfo)) == (2, 0, "Asia/Tokyo")
+    assert seen == weekdays
 
 
 def test_next_prints_the_schedule(site, pki, tmp_path) -> None:  # noqa: ANN001
@@ -140,45 +191,40 @@ def test_next_prints_the_schedule(site, pki, tmp_path) -> None:  # noqa: ANN001
     assert run.code == 0 and len(lines) == 5 and all(line.endswith("02:00:00 UTC") for line in lines)
 
 
-def test_history_and_diff_after_a_certificate_is_replaced(pki, tmp_path) -> None:  # noqa: ANN001
-    first = NginxSite(tmp_path / "a", issued=pki.issue("before", days_valid=20))
-    with first:
-        config = _config(tmp_path, pki, first.url, "0 2 * * *")
-        assert run_cli("schedule", "--config", str(config), "--once").code == 0
-        assert run_cli("schedule", "--config", str(config), "--once").code == 0
-    second = NginxSite(tmp_path / "b", issued=pki.issue("after", days_valid=90), protocols="TLSv1.2 TLSv1.3")
-    second.https_port, second.http_port = first.https_port, first.http_port
-    with second:
-        assert run_cli("schedule", "--config", str(config), "--once").code == 0
-    history = run_cli("history", "--config", str(config))
-    assert history.code == 0 and history.stdout.count(first.url) == 3
-    diff = run_cli("diff", "--config", str(config))
-    assert diff.code == 0, diff.stderr
-    assert "certificate" in diff.stdout and "replaced (renewed)" in diff.stdout
-    assert "11.2-cert-renewal: fail -> pass" in diff.stdout
-    # the second night, with the same expiring certificate, said renewal had failed
-    older = run_cli("diff", "--config", str(config), "--scan", "1", "--scan", "2")
-    assert older.code == 0 and "no change" in older.stdout
-    store = Store(str(tmp_path / "history.sqlite"))
-    night_two = store.get(2)
-    renewal = next(f for f in night_two.findings if f.clause == "11.2-cert-renewal")
-    assert "Renewal has failed" in renewal.detail
-    assert store.verify().ok
+def _scheduler_in_a_slow_scan(tmp_path: Path, pki: TestPKI, port: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A scheduler whose run has started and is held by a tarpit (scan gives up after 6 s)."""
+    fire_at = datetime.now(timezone.utc) + timedelta(seconds=4)
+    config = _config(tmp_path, pki, f"https://good.test:{port}/", _cron_at(fire_at))
+    config.write_text(config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 6\n\n"
+                                                               "[history]"))
+    proc = _start(config)
+    time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
+    assert proc.poll() is None
+    return proc
 
 
 def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  # noqa: ANN001
     from tests.hostile.rawservers import RawServer, tarpit
 
     with RawServer(tarpit) as slow:
-        fire_at = datetime.now(timezone.utc) + timedelta(seconds=4)
-        config = _config(tmp_path, pki, f"https://good.test:{slow.port}/", _cron_at(fire_at))
-        config.write_text(config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 20\n\n"
-                                                                   "[history]"))
-        proc = _start(config)
-        time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
-        assert proc.poll() is None
+        proc = _scheduler_in_a_slow_scan(tmp_path, pki, slow.port)
         out, err = _stop(proc)  # while the tarpit holds the scan
     assert "waiting for a scan in progress" in err
     assert out.count("nightly run stored 1 result") == 1  # finished and stored, not half-written
     check = Store(str(tmp_path / "history.sqlite")).verify()
     assert check.ok and check.entries == 1
+
+
+def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path) -> None:  # noqa: ANN001
+    from tests.hostile.rawservers import RawServer, tarpit
+
+    with RawServer(tarpit) as slow:
+        proc = _scheduler_in_a_slow_scan(tmp_path, pki, slow.port)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "abandoning the scan in progress" in err
+    assert "nightly run stored" not in out
+    check = Store(str(tmp_path / "history.sqlite")).verify()
+    assert check.ok and check.entries == 0

@@ -95,7 +95,7 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
 
     err = Console(file=sys.stderr, highlight=False)
     meta = {"config_sha256": config_digest(config_path), "config_path": str(config_path) if config_path else None}
-    log = store.verify() if store is not None else None
+    log = store.verify_with_heads(config.output.directory) if store is not None else None
     if quiet or not err.is_terminal:
         return run_audit(targets, config, meta=meta, evidence_log=log)
 

@@ -1,7 +1,7 @@
 """`auditor verify-log`: recompute the evidence log's hash chain (clause 11.6).
 
 Exit status: 0 intact; 5 broken (an entry altered, deleted, reordered or inserted; the head of the
-last nightly report or of --expect-head missing; or no log at all), naming the first bad entry;
+reports (evidence-log-heads.txt in the output directory) or of --expect-head missing; or no log at all), naming the first bad entry;
 2 configuration error; 3 the database cannot be opened (locked, unreadable).
 """
 
@@ -24,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def run(args: argparse.Namespace) -> int:
     from auditor.config import load_config
-    from auditor.schedule import check_previous_head
     from auditor.store import Store, is_url
 
     config = load_config(args.config)
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_LOG_BROKEN
     store = Store(database, create=False)
-    result = check_previous_head(store.verify(), store, config.output.directory)
+    result = store.verify_with_heads(config.output.directory)
     if not result.ok:
         where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
         print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)
