@@ -1,16 +1,21 @@
-"""Engine benchmark: fast audit vs --thorough vs sslyze (vs testssl.sh where installed) against a
-local nginx site, through a loopback proxy that counts connections and adds a one-way delay, so
-a real network round trip is simulated without touching the kernel.
+"""Engine benchmark: fast audit vs --thorough vs sslyze (vs testssl.sh where installed) against
+local targets (an nginx modern site, an `openssl s_server`), through a loopback proxy that counts
+connections and delays traffic, so a network round trip is simulated without touching the kernel.
 
-    .venv/bin/python bench/engine.py [--runs 3] [--rtt 0 50]
+    .venv/bin/python bench/engine.py [--runs 3] [--peer-runs 1] [--rtt 0 50] [--targets nginx s_server]
 
-Prints a markdown table: median wall time, TLS+HTTP connections opened, peak RSS. Only 127.0.0.1.
+The proxy holds every chunk for RTT/2 in each direction, and the first client chunk of each
+connection for one more RTT (the TCP handshake a real network would cost before it). Prints a
+markdown table: median wall time, connections seen by the proxy (TLS + HTTP), the connections the
+auditor itself says it opened (TlsEvidence.connections, from its JSON report), peak RSS of the
+child (wait4 rusage), and the time ratio to the fast audit. Only 127.0.0.1 is ever contacted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -19,20 +24,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from auditor.testing.pki import TestPKI  # noqa: E402
-from auditor.testing.servers import NginxSite  # noqa: E402
+from auditor.testing.servers import NginxSite, OpenSSLServer, free_port  # noqa: E402
 
 
 class DelayProxy:
     """127.0.0.1:port -> 127.0.0.1:upstream; each chunk waits `delay` seconds in each direction."""
 
-    def __init__(self, upstream: int, delay: float) -> None:
-        self.upstream, self.delay = upstream, delay
+    def __init__(self, upstream: int, delay: float, connect_delay: float = 0.0) -> None:
+        self.upstream, self.delay, self.connect_delay = upstream, delay, connect_delay
         self.connections = 0
         self.loop = asyncio.new_event_loop()
         self.port = 0
@@ -47,11 +54,12 @@ class DelayProxy:
         ready.set()
         self.loop.run_forever()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first_delay: float = 0.0) -> None:
         try:
             while data := await reader.read(65536):
-                if self.delay:
-                    await asyncio.sleep(self.delay)
+                if self.delay or first_delay:
+                    await asyncio.sleep(self.delay + first_delay)
+                    first_delay = 0.0
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -69,57 +77,98 @@ class DelayProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer, self.connect_delay), self._pipe(up_reader, writer))
 
 
-def _run(cmd: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one command."""
+def _run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall time, peak RSS (KiB) and stdout of one command."""
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    _, _, usage = os.wait4(proc.pid, 0)
-    return time.monotonic() - started, usage.ru_maxrss
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=ROOT,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        _, _, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        out.seek(0)
+        return wall, usage.ru_maxrss, out.read().decode(errors="replace")
+
+
+def _engine_connections(stdout: str) -> str:
+    """TlsEvidence.connections from the auditor's JSON report, '-' when not measured."""
+    try:
+        target = json.loads(stdout)["targets"][0]
+        count = target["evidence"]["tls"]["connections"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "-"
+    return "-" if count is None else str(count)
+
+
+@contextmanager
+def _target(kind: str, tmp: Path, pki: TestPKI) -> Iterator[tuple[int, int | None]]:
+    """(https port, http port or None) of a running local target."""
+    issued = pki.issue(f"bench-{kind}")
+    if kind == "nginx":
+        with NginxSite(tmp / "nginx", issued=issued,
+                       tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") as site:
+            yield site.https_port, site.http_port
+    elif kind == "s_server":
+        with OpenSSLServer(issued, ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256",
+                                    "-serverpref"]) as server:
+            yield server.port, None
+    else:
+        raise SystemExit(f"unknown target {kind!r}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="runs of the auditor per cell")
+    parser.add_argument("--peer-runs", type=int, default=1, help="runs of sslyze and testssl.sh per cell")
     parser.add_argument("--rtt", type=int, nargs="+", default=[0, 50], help="round trips to simulate, ms")
+    parser.add_argument("--targets", nargs="+", default=["nginx", "s_server"])
+    parser.add_argument("--no-testssl", action="store_true")
     args = parser.parse_args()
     py = sys.executable
     rows = []
+    testssl = None if args.no_testssl else (shutil.which("testssl.sh") or shutil.which("testssl"))
     with tempfile.TemporaryDirectory() as tmp:
         pki = TestPKI(Path(tmp) / "pki")
-        issued = pki.issue("bench")
-        with NginxSite(Path(tmp) / "nginx", issued=issued,
-                       tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") as site:
-            for rtt in args.rtt:
-                https = DelayProxy(site.https_port, rtt / 2000)
-                http = DelayProxy(site.http_port or 9, rtt / 2000)
-                audit = [py, "-m", "auditor", "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
-                         "--http-port", str(http.port), "--quiet", f"https://good.test:{https.port}/"]
-                tools = {
-                    "auditor audit (fast)": audit,
-                    "auditor audit --thorough": audit + ["--thorough"],
-                    "sslyze (full scan)": [py, "-m", "sslyze", f"good.test:{https.port}{{127.0.0.1}}"],
-                }
-                testssl = shutil.which("testssl.sh") or shutil.which("testssl")
-                if testssl:
-                    tools["testssl.sh"] = [testssl, "--quiet", "--fast", "--ip", "127.0.0.1",
-                                           f"https://good.test:{https.port}/"]
-                for name, cmd in tools.items():
-                    times, rss, conns = [], [], []
-                    for _ in range(args.runs):
-                        before = https.connections + http.connections
-                        wall, peak = _run(cmd)
-                        times.append(wall)
-                        rss.append(peak)
-                        conns.append(https.connections + http.connections - before)
-                    rows.append((rtt, name, statistics.median(times), statistics.median(conns), max(rss) / 1024))
-    print("| RTT | tool | median wall time | connections | peak RSS | time vs fast |")
-    print("|---|---|---|---|---|---|")
-    fast = {rtt: t for rtt, name, t, _, _ in rows if name == "auditor audit (fast)"}
-    for rtt, name, wall, conns, rss in rows:
-        print(f"| {rtt} ms | {name} | {wall:.2f} s | {conns:.0f} | {rss:.0f} MiB | {wall / fast[rtt]:.1f}x |")
+        for kind in args.targets:
+            with _target(kind, Path(tmp) / kind, pki) as (https_port, http_port):
+                for rtt in args.rtt:
+                    https = DelayProxy(https_port, rtt / 2000, rtt / 1000)
+                    # no plain-HTTP site: the proxy forwards to a closed port (the probe is refused)
+                    http = DelayProxy(http_port or free_port(), rtt / 2000, rtt / 1000)
+                    audit = [py, "-m", "auditor", "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
+                             "--http-port", str(http.port), "--json", "-", "--quiet",
+                             f"https://good.test:{https.port}/"]
+                    tools = {
+                        "auditor audit (fast)": (audit, args.runs),
+                        "auditor audit --thorough": (audit + ["--thorough"], args.runs),
+                        "sslyze (default scan)": ([py, "-m", "sslyze", f"good.test:{https.port}{{127.0.0.1}}"],
+                                                  args.peer_runs),
+                    }
+                    if testssl:
+                        tools["testssl.sh --fast"] = ([testssl, "--quiet", "--fast", "--warnings", "batch",
+                                                       "--nodns", "none", "--ip", "127.0.0.1", "--color", "0",
+                                                       f"https://good.test:{https.port}/"], args.peer_runs)
+                    for name, (cmd, runs) in tools.items():
+                        times, rss, conns, own = [], [], [], []
+                        for _ in range(runs):
+                            before = https.connections + http.connections
+                            wall, peak, stdout = _run(cmd)
+                            times.append(wall)
+                            rss.append(peak)
+                            conns.append(https.connections + http.connections - before)
+                            own.append(_engine_connections(stdout) if name.startswith("auditor") else "-")
+                        rows.append((kind, rtt, name, statistics.median(times), statistics.median(conns),
+                                     own[len(own) // 2], max(rss) / 1024, runs))
+                        print(f"{kind} {rtt} ms {name}: {statistics.median(times):.2f} s", file=sys.stderr)
+    print("| target | RTT | tool | runs | median wall time | connections (proxy) | TLS connections "
+          "(auditor's own count) | peak RSS | time vs fast |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    fast = {(k, rtt): t for k, rtt, name, t, *_ in rows if name == "auditor audit (fast)"}
+    for kind, rtt, name, wall, conns, own, rss, runs in rows:
+        print(f"| {kind} | {rtt} ms | {name} | {runs} | {wall:.2f} s | {conns:.0f} | {own} | {rss:.0f} MiB | "
+              f"{wall / fast[(kind, rtt)]:.1f}x |")
     return 0
 
 
