@@ -106,7 +106,8 @@ class Email(_Section):
 class Schedule(_Section):
     """[schedule]: when `auditor schedule` runs the nightly audit."""
 
-    cron: str = Field("0 2 * * *", description="crontab: minute hour day month weekday (6 fields: seconds first)")
+    cron: str = Field("0 2 * * *", description="crontab: minute hour day month weekday (0 or 7 = Sunday, as in cron); "
+                                             "6 fields: seconds first")
     timezone: str = "Asia/Tokyo"
     misfire_grace_time: int = Field(6 * 3600, ge=1, description="seconds a missed run may still start late")
 
@@ -124,7 +125,8 @@ class Schedule(_Section):
 class History(_Section):
     """[history]: the scan history and hash-chained evidence log."""
 
-    database: str = Field("auditor-history.sqlite", description="SQLite file, or a SQLAlchemy URL (postgresql://...)")
+    database: str = Field("auditor-history.sqlite",
+                          description="SQLite file (relative to config.toml), or a SQLAlchemy URL (postgresql://...)")
     retention_months: int = Field(24, ge=1)
 
 

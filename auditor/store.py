@@ -161,6 +161,11 @@ class Store:
         elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
             with self._write() as conn:  # databases from before checkpoints: every entry is a scan
                 conn.execute(text(f"ALTER TABLE evidence_log ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT '{SCAN}'"))
+        with self._read() as conn:
+            if conn.execute(select(chain_state)).first() is not None:
+                return  # readers never write (a read-only copy of the log verifies too)
+        if not create:
+            raise StoreError(f"history database {self.name}: not an auditor history database (no chain state)")
         with self._write() as conn:
             if conn.execute(select(chain_state)).first() is None:
                 conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,

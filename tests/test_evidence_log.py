@@ -209,6 +209,8 @@ def test_locked_database_is_a_clear_error(db: Path) -> None:
     try:
         with pytest.raises(StoreError, match=r"^history database .*: locked by another process"):
             Store(str(db)).append([result(9)])
+        started = time.monotonic()  # readers neither write nor wait for the writer (WAL)
+        assert _verify(db).ok and time.monotonic() - started < 2
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -224,7 +226,10 @@ def test_read_only_database_is_a_clear_error(db: Path) -> None:
     event.listen(store.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
     with pytest.raises(StoreError, match=r"^history database .*: read-only"):
         store.append([result(9), result(10)])
-    assert _verify(db).entries == 5
+    reader = Store(str(db), create=False)  # readers never write: a read-only log still verifies
+    event.listen(reader.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
+    reader.close()
+    assert reader.verify().ok and reader.verify().entries == 5 and len(reader.history()) == 5
 
 
 def test_missing_database_is_not_created_by_readers(tmp_path: Path) -> None:

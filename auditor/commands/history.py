@@ -1,4 +1,5 @@
-"""`auditor history [TARGET]`: past scans, newest first."""
+"""`auditor history [TARGET]`: past scans, newest first (scan id, time, grade, compliant, failures).
+The scan ids are those `auditor diff --scan ID --scan ID` takes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -26,9 +28,12 @@ def run(args: argparse.Namespace) -> int:
     store = Store(config.history.database, create=False)
     target = parse_url(args.target).url if args.target else None
     rows = store.history(target, args.limit)
+    if not rows:
+        print(f"no stored scans{' of ' + target if target else ''} in {store.name}")
+        return 0
     table = Table("scan", "time (UTC)", "target", "grade", "compliant", "failures")
     for row in rows:
-        table.add_row(str(row.seq), row.scanned_at[:19].replace("T", " "), row.target_url, row.grade or "-",
+        table.add_row(str(row.seq), row.scanned_at[:19].replace("T", " "), escape(row.target_url), row.grade or "-",
                       "yes" if row.compliant else "NO", str(row.failures))
     Console(highlight=False, width=140).print(table)
     return 0
