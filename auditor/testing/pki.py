@@ -7,32 +7,43 @@ exactly the defects a test needs: expired, expiring, SHA-1, DV/OV/EV, wrong host
 from __future__ import annotations
 
 import ipaddress
-import subprocess
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+
 POLICY_OIDS = {"dv": "2.23.140.1.2.1", "ov": "2.23.140.1.2.2", "ev": "2.23.140.1.1"}
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+ANY_POLICY = "2.5.29.32.0"
+KEY_TYPES = ("rsa1024", "rsa2048", "rsa4096", "p256", "p384", "ed25519")
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384,
+                                                  "sha512": hashes.SHA512}
+# DER AlgorithmIdentifiers for SHA-1 signatures, which cryptography's builders refuse to produce.
+_SHA1_ALGORITHM_ID = {
+    "rsa": bytes.fromhex("300d06092a864886f70d0101050500"),  # sha1WithRSAEncryption, NULL parameters
+    "ec": bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
+}
 
 
 @dataclass(frozen=True)
 class Issued:
     name: str
     cert_path: Path  # leaf PEM only
-    key_path: Path
+    key_path: Path  # private key PEM (unencrypted PKCS#8)
     chain_path: Path  # leaf + intermediate: what a correctly configured server serves
     cert: x509.Certificate
 
 
-def _key(kind: str):  # noqa: ANN202
-    if kind.startswith("rsa"):
+def _key(kind: str) -> PrivateKey:
+    if kind in ("rsa1024", "rsa2048", "rsa4096"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     if kind == "p256":
         return ec.generate_private_key(ec.SECP256R1())
@@ -40,10 +51,10 @@ def _key(kind: str):  # noqa: ANN202
         return ec.generate_private_key(ec.SECP384R1())
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
-    raise ValueError(f"unknown key type {kind!r}")
+    raise ValueError(f"unknown key type {kind!r}; expected one of {KEY_TYPES}")
 
 
-def _pem_key(key) -> bytes:  # noqa: ANN001
+def _pem_key(key: PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -53,7 +64,9 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    with warnings.catch_warnings():  # tests want over-long and hostile names; the CA/B limit is 64
+        warnings.simplefilter("ignore", UserWarning)
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)]
     if org:
         attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
     return x509.Name(attrs)
@@ -69,8 +82,55 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(names)
 
 
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _der_split(data: bytes, pos: int) -> tuple[int, int]:
+    """Return (start of content, end of element) for the DER element at `pos`."""
+    length, pos = data[pos + 1], pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
+    return pos, pos + length
+
+
+def _resign_sha1(cert: x509.Certificate, signer: PrivateKey) -> x509.Certificate:
+    """Re-sign `cert` with SHA-1 by editing the DER: swap the TBS signature AlgorithmIdentifier,
+    sign the new TBS with the raw key API (which still allows SHA-1) and reassemble. Keeps exact
+    dates, serial, issuer and extensions, which `openssl x509 -req -sha1` cannot (it has only -days)."""
+    if isinstance(signer, rsa.RSAPrivateKey):
+        alg_id = _SHA1_ALGORITHM_ID["rsa"]
+    elif isinstance(signer, ec.EllipticCurvePrivateKey):
+        alg_id = _SHA1_ALGORITHM_ID["ec"]
+    else:
+        raise ValueError("SHA-1 signatures need an RSA or ECDSA signer, not Ed25519")
+    tbs = cert.tbs_certificate_bytes
+    content, _ = _der_split(tbs, 0)
+    pos = content
+    for _ in range(2):  # skip [0] version and serialNumber: the AlgorithmIdentifier comes next
+        pos = _der_split(tbs, pos)[1]
+    alg_end = _der_split(tbs, pos)[1]
+    inner = tbs[content:pos] + alg_id + tbs[alg_end:]
+    new_tbs = b"\x30" + _der_length(len(inner)) + inner
+    if isinstance(signer, rsa.RSAPrivateKey):
+        signature = signer.sign(new_tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    else:
+        signature = signer.sign(new_tbs, ec.ECDSA(hashes.SHA1()))  # noqa: S303
+    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = new_tbs + alg_id + bit_string
+    return x509.load_der_x509_certificate(b"\x30" + _der_length(len(body)) + body)
+
+
 class TestPKI:
-    """A root CA and an intermediate CA in `directory`; issues leaves for tests and the demo."""
+    """A root CA and an intermediate CA in `directory`; issues leaves for tests and the demo.
+
+    `root_path` is the CA bundle a user passes with --ca-bundle. The intermediate carries
+    anyPolicy so leaves with the CA/B policy OIDs validate under policy checking too.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -100,7 +160,7 @@ class TestPKI:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("2.5.29.32.0"),
+            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY),
                                                                             None)]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.intermediate_key.public_key()),
                            critical=False)
@@ -119,12 +179,23 @@ class TestPKI:
               not_before: datetime | None = None, not_after: datetime | None = None, key: str = "rsa2048",
               hash: str = "sha256", policy: str | None = "ov", subject_cn: str | None = None,  # noqa: A002
               subject_org: str | None = None, san: bool = True, issuer: str = "intermediate") -> Issued:
-        """Issue a leaf. `hash="sha1"` goes through the openssl CLI (cryptography refuses SHA-1)."""
+        """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
+
+        Expired: pass `not_after` in the past. The CN defaults to the first host. `hash="sha1"`
+        works for RSA/ECDSA signers (see `_resign_sha1`).
+        """
+        if hash not in _HASHES and hash != "sha1":
+            raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512 or sha1")
+        if policy is not None and policy not in POLICY_OIDS:
+            raise ValueError(f"unknown policy {policy!r}; expected dv, ov, ev or None")
+        if issuer not in ("intermediate", "root", "self"):
+            raise ValueError(f"unknown issuer {issuer!r}; expected intermediate, root or self")
         now = datetime.now(timezone.utc)
         not_before = not_before or now - timedelta(hours=1)
         not_after = not_after or now + timedelta(days=days_valid)
         leaf_key = _key(key)
         subject = _name(subject_cn or (hosts[0] if hosts else name), subject_org)
+        signer_key: PrivateKey
         if issuer == "self":
             signer_key, issuer_name, issuer_pub = leaf_key, subject, leaf_key.public_key()
         elif issuer == "root":
@@ -132,57 +203,35 @@ class TestPKI:
         else:
             signer_key, issuer_name = self.intermediate_key, self.intermediate.subject
             issuer_pub = self.intermediate_key.public_key()
+        if isinstance(leaf_key, rsa.RSAPrivateKey):  # digitalSignature + keyEncipherment (RSA key exchange)
+            usage = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
+        else:
+            usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(issuer_name)
             .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(not_before).not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_pub), critical=False)
         )
-        if isinstance(leaf_key, rsa.RSAPrivateKey):
-            usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
-        else:
-            usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
-        builder = builder.add_extension(usage, critical=True)
         if san and hosts:
             builder = builder.add_extension(_san(hosts), critical=False)
         if policy is not None:
             builder = builder.add_extension(x509.CertificatePolicies(
                 [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]), critical=False)
+        ed_signer = isinstance(signer_key, ed25519.Ed25519PrivateKey)
+        if hash == "sha1":
+            cert = _resign_sha1(builder.sign(signer_key, None if ed_signer else hashes.SHA256()), signer_key)
+        else:
+            cert = builder.sign(signer_key, None if ed_signer else _HASHES[hash]())
         key_path = self.directory / f"{name}.key"
         key_path.write_bytes(_pem_key(leaf_key))
         cert_path = self.directory / f"{name}.pem"
-        if hash == "sha1":
-            cert = self._sign_sha1(builder, leaf_key, name)
-        else:
-            algorithm = None if isinstance(signer_key, ed25519.Ed25519PrivateKey) else _HASHES[hash]()
-            cert = builder.sign(signer_key, algorithm)
         cert_path.write_bytes(_pem(cert))
         chain_path = self.directory / f"{name}.chain.pem"
-        chain = _pem(cert) + (_pem(self.intermediate) if issuer == "intermediate" else b"")
-        chain_path.write_bytes(chain)
+        chain_path.write_bytes(_pem(cert) + (_pem(self.intermediate) if issuer == "intermediate" else b""))
         return Issued(name=name, cert_path=cert_path, key_path=key_path, chain_path=chain_path, cert=cert)
-
-    def _sign_sha1(self, builder: x509.CertificateBuilder, leaf_key, name: str) -> x509.Certificate:  # noqa: ANN001
-        """Sign the leaf with SHA-1: a CSR carrying the builder's extensions, signed by the openssl CLI."""
-        draft = builder.sign(self.intermediate_key, hashes.SHA256())
-        csr = x509.CertificateSigningRequestBuilder().subject_name(draft.subject)
-        for ext in draft.extensions:
-            if ext.oid not in (x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,):
-                csr = csr.add_extension(ext.value, critical=ext.critical)
-        csr_path = self.directory / f"{name}.csr"
-        csr_path.write_bytes(csr.sign(leaf_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-        out = self.directory / f"{name}.sha1.pem"
-        days = max(1, (draft.not_valid_after_utc - datetime.now(timezone.utc)).days)
-        proc = subprocess.run(
-            ["openssl", "x509", "-req", "-in", str(csr_path), "-CA", str(self.intermediate_path),
-             "-CAkey", str(self.intermediate_key_path), "-sha1", "-days", str(days), "-set_serial",
-             str(draft.serial_number), "-copy_extensions", "copyall", "-out", str(out)],
-            capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"openssl could not sign with SHA-1: {proc.stderr.strip()}")
-        return x509.load_pem_x509_certificate(out.read_bytes())
