@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from auditor import __version__
 from auditor.config import Config, Target
@@ -21,11 +22,12 @@ from auditor.grading import grade
 from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
 from auditor.scan.http import probe_http
 from auditor.scan.tls import scan_tls
-from auditor.store import LogVerification
+from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
 from checks import CheckContext, run_checks
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
+T = TypeVar("T")
 
 
 def _ref(target: Target) -> TargetRef:
@@ -33,28 +35,37 @@ def _ref(target: Target) -> TargetRef:
     return TargetRef(url=parsed.url, host=parsed.host, port=parsed.port, ip=target.ip, name=target.name)
 
 
-def run_with_deadline(work: Callable[[], Evidence], seconds: float) -> Evidence:
-    """Run `work` in a daemon thread; give up after `seconds` (ScanError) without waiting for it.
+def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
+    """Start `work` in a daemon thread; return a function that waits for its result (or re-raises).
 
-    The scanners' sockets have their own timeouts, so an abandoned thread ends by itself; being a
-    daemon, it never keeps the process alive.
+    The waiter raises queue.Empty after its timeout. The scanners' sockets have their own timeouts,
+    so an abandoned thread ends by itself; being a daemon, it never keeps the process alive.
     """
     box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
 
     def runner() -> None:
         try:
             box.put((True, work()))
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # handed to the waiter below
             box.put((False, exc))
 
     threading.Thread(target=runner, name="audit-scan", daemon=True).start()
+
+    def wait(timeout: float | None = None) -> T:
+        ok, value = box.get(timeout=timeout)
+        if ok:
+            return value  # type: ignore[return-value]
+        raise value  # type: ignore[misc]
+
+    return wait
+
+
+def run_with_deadline(work: Callable[[], Evidence], seconds: float) -> Evidence:
+    """Run `work`; give up after `seconds` (ScanError) without waiting for it."""
     try:
-        ok, value = box.get(timeout=seconds)
+        return _in_daemon_thread(work)(seconds)
     except queue.Empty:
         raise ScanError(f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)") from None
-    if ok:
-        return value  # type: ignore[return-value]
-    raise value  # type: ignore[misc]
 
 
 def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None,
@@ -79,12 +90,16 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     scan = config.scan
 
     def collect() -> Evidence:
+        # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
+        # that saves its round trips. It reports no phases, so the progress line follows the TLS scan.
+        http_result = _in_daemon_thread(lambda: probe_http(
+            ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
+            timeout=scan.timeout, max_body=scan.max_body_bytes))
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough,
                        on_phase=phase)
-        http = probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
-                          timeout=scan.timeout, max_body=scan.max_body_bytes, on_phase=phase)
-        return Evidence(tls=tls, http=http)
+        phase("http")
+        return Evidence(tls=tls, http=http_result())
 
     try:
         evidence = run_with_deadline(collect, scan.target_timeout)
