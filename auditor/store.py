@@ -8,6 +8,8 @@ scan being stored and never touches earlier entries. Problems are StoreError, on
 from __future__ import annotations
 
 import os
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -100,6 +102,25 @@ def create_owner_only(path: Path) -> None:
     os.close(fd)
 
 
+def _open_read_only(path: str) -> sqlite3.Connection:
+    """Readers (history, diff, verify-log) open the file read-only, so they work for a user who may
+    not write it (an auditor's copy, a read-only mount). SQLite needs the WAL's -shm file to read a
+    WAL database; when it is absent and cannot be created (an unwritable directory), no writer has
+    the database open (a writer keeps both files while it runs), so the file alone is complete and
+    is read as immutable."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=5, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        shm_missing = not Path(path + "-shm").exists() and not Path(path + "-wal").exists()
+        if not shm_missing or "locked" in str(exc) or "busy" in str(exc):
+            raise
+    return sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
+
+
 class Store:
     """The history and evidence log. `create=False` for commands that only read: a missing database
     is then an error instead of a new empty log."""
@@ -118,7 +139,7 @@ class Store:
                 except OSError as exc:
                     raise StoreError(f"history database {database}: cannot create ({exc.strerror})") from None
         try:
-            self.engine: Engine = self._engine(database)
+            self.engine: Engine = self._engine(database, read_only=not create)
             with self._guard():
                 self._prepare(create)
         except NoSuchModuleError:
@@ -131,14 +152,19 @@ class Store:
                              "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
 
     @staticmethod
-    def _engine(database: str) -> Engine:
+    def _engine(database: str, *, read_only: bool = False) -> Engine:
         if is_url(database):
             return create_engine(database, pool_pre_ping=True)
-        engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 5})
+        if read_only:
+            engine = create_engine(f"sqlite:///{database}", creator=lambda: _open_read_only(database))
+        else:
+            engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 5})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
             dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
+            if read_only:
+                return
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")

@@ -23,7 +23,7 @@ def render_text(report: AuditReport) -> str:
         if t.changes and t.changes.changes:
             lines.append(f"Changes since {t.changes.previous_scan_at:%Y-%m-%d %H:%M UTC}:")
             lines += [f"  - {c.kind} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
-                      for c in t.changes.changes]
+                      + (f" ({clean(c.detail, 160)})" if c.detail else "") for c in t.changes.changes]
         if t.grade:
             lines.append(f"Grade {t.grade.letter} (score {t.grade.score})")
             lines += [f"  capped at {c.grade}: {c.reason}" for c in t.grade.caps]

@@ -107,3 +107,19 @@ def test_same_leaf_with_time_to_spare_is_not_a_failure() -> None:
     assert _renewal(night2).status == "pass" and "Renewal" not in _renewal(night2).detail
     annotate_renewal(None, night2)  # no history: nothing to add
     assert len(_renewal(night2).evidence) == 4
+
+
+def test_plain_text_report_lists_changes_with_their_detail() -> None:
+    """The email's text part is what some recipients read: it must say which protocol a suite was
+    added under, not only that it was."""
+    from auditor.model import AuditReport
+    from reports.text import render_text
+
+    before = audited(with_leaf(60, "aa"))
+    after = audited(with_leaf(60, "aa", suites={"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"],
+                                                "TLS 1.3": b.MODERN_13}))
+    after.changes = diff_results(before, after)
+    text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]))
+    assert f"Changes since {b.NOW:%Y-%m-%d %H:%M UTC}:" in text
+    assert "  - suite TLS_RSA_WITH_AES_128_GCM_SHA256: - -> accepted (TLS 1.2)" in text
+    assert "  - clause 11.3-no-rsa-kex: pass -> fail" in text

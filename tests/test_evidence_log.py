@@ -232,6 +232,57 @@ def test_read_only_database_is_a_clear_error(db: Path) -> None:
     assert reader.verify().ok and reader.verify().entries == 5 and len(reader.history()) == 5
 
 
+_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_NOBODY, sys.executable, "-m", "auditor", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          stdin=subprocess.DEVNULL)
+
+
+def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
+    """For real file permissions the tests run the CLI as `nobody` (root ignores file modes): a
+    history owned by someone else, in a directory this user cannot write, as an auditor's copy is."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run the CLI as another user")
+    probe = subprocess.run([*_NOBODY, sys.executable, "-c", "import auditor"], cwd=ROOT, capture_output=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if probe.returncode != 0:
+        pytest.skip("the user nobody cannot run this checkout's Python")
+    base = Path(tempfile.mkdtemp(prefix="auditor-ro-"))
+    try:
+        base.chmod(0o755)
+        store = Store(str(base / "history.sqlite"))
+        store.append([result(1), result(2), result(3)])
+        head = store.head()
+        store.close()
+        (base / "history.sqlite").chmod(0o644)  # readable by others, writable by its owner only
+        (base / "out").mkdir(mode=0o777)
+        (base / "out").chmod(0o777)
+        (base / "config.toml").write_text('[history]\ndatabase = "history.sqlite"\n[output]\ndirectory = "out"\n'
+                                          '[[targets]]\nurl = "https://127.0.0.1:1/"\n')
+        (base / "config.toml").chmod(0o644)
+        before = (base / "history.sqlite").read_bytes()
+
+        verify = _as_nobody("verify-log", "--config", "config.toml", cwd=base)
+        assert verify.returncode == 0 and f"3 entries, head {head}" in verify.stdout, verify.stderr
+        listing = _as_nobody("history", "--config", "config.toml", cwd=base)
+        assert listing.returncode == 0 and "https://site0.test/" in listing.stdout, listing.stderr
+        for command in (["audit", "--store"], ["schedule", "--once"]):
+            run = _as_nobody(*command, "--config", "config.toml", cwd=base)
+            assert run.returncode == 3, (command, run.stderr)
+            assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+            assert "history.sqlite" in run.stderr and ("read-only" in run.stderr or "Permission denied" in run.stderr)
+        assert (base / "history.sqlite").read_bytes() == before  # nothing half-written
+        assert sorted(p.name for p in base.iterdir()) == ["config.toml", "history.sqlite", "out"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_missing_database_is_not_created_by_readers(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[history]\ndatabase = "none.sqlite"\n')
