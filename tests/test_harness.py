@@ -134,6 +134,27 @@ def test_sha1_leaf_keeps_dates_issuer_and_extensions(pki: TestPKI, issuer: str, 
     assert "sha256" not in text.lower()
 
 
+@needs_openssl
+def test_md5_leaf_from_an_rsa_ca_and_a_768_bit_key(tmp_path: Path) -> None:
+    rsa_pki = TestPKI(tmp_path / "rsa-pki", ca_keys="rsa")
+    assert isinstance(rsa_pki.intermediate_key, rsa.RSAPrivateKey) and isinstance(rsa_pki.root_key, rsa.RSAPrivateKey)
+    issued = rsa_pki.issue("md5", hash="md5", key="rsa768", hosts=(HOST,))
+    assert issued.cert.signature_hash_algorithm is not None and issued.cert.signature_hash_algorithm.name == "md5"
+    assert issued.cert.public_key().key_size == 768  # type: ignore[union-attr]
+    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(issued.cert_path)],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Signature Algorithm: md5WithRSAEncryption" in text and "(768 bit)" in text
+    # the signature is a real one by the intermediate: verifies once MD5 is allowed (security level 0)
+    run = subprocess.run(["openssl", "verify", "-auth_level", "0", "-CAfile", str(rsa_pki.root_path),
+                          "-untrusted", str(rsa_pki.intermediate_path), str(issued.cert_path)],
+                         capture_output=True, text=True, timeout=10)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with pytest.raises(ValueError, match="md5 signatures need an RSA signer"):
+        TestPKI(tmp_path / "ec-pki").issue("md5-ec", hash="md5")
+    with pytest.raises(ValueError, match="ca_keys"):
+        TestPKI(tmp_path / "bad", ca_keys="dsa")
+
+
 def test_expired_and_expiring(pki: TestPKI) -> None:
     now = datetime.now(timezone.utc)
     expired = pki.issue("expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3)).cert

@@ -7,6 +7,7 @@ exactly the defects a test needs: expired, expiring, SHA-1, DV/OV/EV, wrong host
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,14 +24,16 @@ PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed2551
 
 POLICY_OIDS = {"dv": "2.23.140.1.2.1", "ov": "2.23.140.1.2.2", "ev": "2.23.140.1.1"}
 ANY_POLICY = "2.5.29.32.0"
-KEY_TYPES = ("rsa1024", "rsa2048", "rsa4096", "p256", "p384", "ed25519")
+KEY_TYPES = ("rsa768", "rsa1024", "rsa2048", "rsa4096", "p256", "p384", "ed25519")
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384,
                                                   "sha512": hashes.SHA512}
-# DER AlgorithmIdentifiers for SHA-1 signatures, which cryptography's builders refuse to produce.
-_SHA1_ALGORITHM_ID = {
-    "rsa": bytes.fromhex("300d06092a864886f70d0101050500"),  # sha1WithRSAEncryption, NULL parameters
-    "ec": bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
+# DER AlgorithmIdentifiers for SHA-1 and MD5 signatures, which cryptography's builders refuse to produce.
+_LEGACY_ALGORITHM_ID = {
+    ("sha1", "rsa"): bytes.fromhex("300d06092a864886f70d0101050500"),  # sha1WithRSAEncryption, NULL parameters
+    ("sha1", "ec"): bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
+    ("md5", "rsa"): bytes.fromhex("300d06092a864886f70d0101040500"),  # md5WithRSAEncryption, NULL parameters
 }
+_LEGACY_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "md5": hashes.MD5}
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class Issued:
 
 
 def _key(kind: str) -> PrivateKey:
+    if kind == "rsa768":  # below cryptography's 1024-bit floor: the openssl CLI still makes one
+        pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:768"],
+                             check=True, capture_output=True, timeout=60).stdout
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return key
     if kind in ("rsa1024", "rsa2048", "rsa4096"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     if kind == "p256":
@@ -98,16 +107,16 @@ def _der_split(data: bytes, pos: int) -> tuple[int, int]:
     return pos, pos + length
 
 
-def _resign_sha1(cert: x509.Certificate, signer: PrivateKey) -> x509.Certificate:
-    """Re-sign `cert` with SHA-1 by editing the DER: swap the TBS signature AlgorithmIdentifier,
-    sign the new TBS with the raw key API (which still allows SHA-1) and reassemble. Keeps exact
+def _resign_legacy(cert: x509.Certificate, signer: PrivateKey, hash_name: str) -> x509.Certificate:
+    """Re-sign `cert` with SHA-1 or MD5 by editing the DER: swap the TBS signature AlgorithmIdentifier,
+    sign the new TBS with the raw key API (which still allows them) and reassemble. Keeps exact
     dates, serial, issuer and extensions, which `openssl x509 -req -sha1` cannot (it has only -days)."""
-    if isinstance(signer, rsa.RSAPrivateKey):
-        alg_id = _SHA1_ALGORITHM_ID["rsa"]
-    elif isinstance(signer, ec.EllipticCurvePrivateKey):
-        alg_id = _SHA1_ALGORITHM_ID["ec"]
-    else:
-        raise ValueError("SHA-1 signatures need an RSA or ECDSA signer, not Ed25519")
+    kind = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec" if isinstance(
+        signer, ec.EllipticCurvePrivateKey) else "ed25519"
+    alg_id = _LEGACY_ALGORITHM_ID.get((hash_name, kind))
+    if alg_id is None:
+        raise ValueError(f"{hash_name} signatures need an {'RSA' if hash_name == 'md5' else 'RSA or ECDSA'} "
+                         f"signer, not {kind}")
     tbs = cert.tbs_certificate_bytes
     content, _ = _der_split(tbs, 0)
     pos = content
@@ -116,10 +125,11 @@ def _resign_sha1(cert: x509.Certificate, signer: PrivateKey) -> x509.Certificate
     alg_end = _der_split(tbs, pos)[1]
     inner = tbs[content:pos] + alg_id + tbs[alg_end:]
     new_tbs = b"\x30" + _der_length(len(inner)) + inner
+    algorithm = _LEGACY_HASHES[hash_name]()
     if isinstance(signer, rsa.RSAPrivateKey):
-        signature = signer.sign(new_tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+        signature = signer.sign(new_tbs, padding.PKCS1v15(), algorithm)  # noqa: S303
     else:
-        signature = signer.sign(new_tbs, ec.ECDSA(hashes.SHA1()))  # noqa: S303
+        signature = signer.sign(new_tbs, ec.ECDSA(algorithm))  # noqa: S303
     bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
     body = new_tbs + alg_id + bit_string
     return x509.load_der_x509_certificate(b"\x30" + _der_length(len(body)) + body)
@@ -135,11 +145,14 @@ class TestPKI:
     __test__ = False  # not a pytest test class
 
     def __init__(self, directory: Path, *, root_name: str = "Auditor Test Root CA",
-                 intermediate_name: str = "Auditor Test Intermediate CA") -> None:
+                 intermediate_name: str = "Auditor Test Intermediate CA", ca_keys: str = "ec") -> None:
+        """`ca_keys="rsa"` gives RSA 2048 CAs (what an MD5 signature needs) instead of P-384/P-256."""
+        if ca_keys not in ("ec", "rsa"):
+            raise ValueError(f"ca_keys must be 'ec' or 'rsa', not {ca_keys!r}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
-        self.root_key = ec.generate_private_key(ec.SECP384R1())
+        self.root_key = _key("p384" if ca_keys == "ec" else "rsa2048")
         root_subject = _name(root_name, "Auditor Test")
         self.root = (
             x509.CertificateBuilder()
@@ -151,7 +164,7 @@ class TestPKI:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False)
             .sign(self.root_key, hashes.SHA384())
         )
-        self.intermediate_key = ec.generate_private_key(ec.SECP256R1())
+        self.intermediate_key = _key("p256" if ca_keys == "ec" else "rsa2048")
         self.intermediate = (
             x509.CertificateBuilder()
             .subject_name(_name(intermediate_name, "Auditor Test")).issuer_name(root_subject)
@@ -182,10 +195,10 @@ class TestPKI:
         """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
 
         Expired: pass `not_after` in the past. The CN defaults to the first host. `hash="sha1"`
-        works for RSA/ECDSA signers (see `_resign_sha1`).
+        works for RSA/ECDSA signers, `hash="md5"` for RSA (see `_resign_legacy`).
         """
-        if hash not in _HASHES and hash != "sha1":
-            raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512 or sha1")
+        if hash not in _HASHES and hash not in _LEGACY_HASHES:
+            raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512, sha1 or md5")
         if policy is not None and policy not in POLICY_OIDS:
             raise ValueError(f"unknown policy {policy!r}; expected dv, ov, ev or None")
         if issuer not in ("intermediate", "root", "self"):
@@ -224,8 +237,8 @@ class TestPKI:
             builder = builder.add_extension(x509.CertificatePolicies(
                 [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]), critical=False)
         ed_signer = isinstance(signer_key, ed25519.Ed25519PrivateKey)
-        if hash == "sha1":
-            cert = _resign_sha1(builder.sign(signer_key, None if ed_signer else hashes.SHA256()), signer_key)
+        if hash in _LEGACY_HASHES:
+            cert = _resign_legacy(builder.sign(signer_key, None if ed_signer else hashes.SHA256()), signer_key, hash)
         else:
             cert = builder.sign(signer_key, None if ed_signer else _HASHES[hash]())
         key_path = self.directory / f"{name}.key"
