@@ -75,8 +75,8 @@ def main() -> int:
     audited = sum(1 for t in results if t["error"] is None)
     errors = sum(1 for t in results if t["error"])
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    print(f"| targets | concurrency | wall time | peak RSS | peak open fds (limit) | audited | errors | exit |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print("| targets | concurrency | wall time | peak RSS | peak open fds (limit) | audited | errors | exit |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {len(urls)} ({args.good} good, {args.slow} slow, {args.dead} dead) | {args.concurrency} | "
           f"{wall:.1f} s | {peak_kib / 1024:.0f} MiB | {peak_fds[0]} ({soft_limit}) | {audited} | {errors} | "
           f"{proc.returncode} |")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from email.message import Message
 from email.policy import default

@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from auditor.grading_rules import CAPS, WARNINGS
 from auditor.model import Evidence
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer
-from tests.conftest import run_cli
+from tests.conftest import audit_local_targets
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
@@ -91,13 +90,6 @@ SERVERS = [
 ROWS = {r.id: r for r in [*CAPS, *WARNINGS]}
 
 
-def _issue(pki: TestPKI, server: Server):  # noqa: ANN202
-    options = dict(server.cert)
-    if options.pop("expired", False):
-        now = datetime.now(timezone.utc)
-        options.update(not_before=now - timedelta(days=120), not_after=now - timedelta(days=2))
-    return pki.issue(f"row-{server.name}", **options)
-
 
 def _python_server(issued, options: dict) -> PythonTLSServer:  # type: ignore[no-untyped-def, type-arg]
     import ssl
@@ -120,7 +112,7 @@ def scanned(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for server in SERVERS:
             authority = rsa_pki if server.rsa_ca else pki
             bundles[server.name] = authority.root_path
-            issued = _issue(authority, server)
+            issued = authority.issue(f"row-{server.name}", **server.cert)
             if server.python is not None:
                 python_server = _python_server(issued, server.python)
                 if server.dh_bits:
@@ -135,11 +127,7 @@ def scanned(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                                         **{"hsts": HSTS_2Y, **server.nginx}))
                 port = running.https_port
             urls[server.name] = f"https://good.test:{port}/"
-        targets = "".join(f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
-                          f'ca_bundle = "{bundles[name]}"\nhttp_port = 9\n' for name, url in urls.items())
-        config = root / "config.toml"
-        config.write_text(f"[scan]\nconcurrency = 4\n[output]\nwrite_json = false\n{targets}")
-        run = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
+        run = audit_local_targets({name: (url, bundles[name]) for name, url in urls.items()}, root)
     assert "Traceback" not in run.stderr, run.stderr
     yield {t["target"]["name"]: t for t in run.report["targets"]}
 

@@ -191,11 +191,13 @@ class TestPKI:
     def issue(self, name: str, *, hosts: Sequence[str] = ("good.test",), days_valid: int = 90,
               not_before: datetime | None = None, not_after: datetime | None = None, key: str = "rsa2048",
               hash: str = "sha256", policy: str | None = "ov", subject_cn: str | None = None,  # noqa: A002
-              subject_org: str | None = None, san: bool = True, issuer: str = "intermediate") -> Issued:
+              subject_org: str | None = None, san: bool = True, issuer: str = "intermediate",
+              expired: bool = False) -> Issued:
         """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
 
-        Expired: pass `not_after` in the past. The CN defaults to the first host. `hash="sha1"`
-        works for RSA/ECDSA signers, `hash="md5"` for RSA (see `_resign_legacy`).
+        `expired=True`: valid from 120 to 2 days ago (or pass `not_after` in the past). The CN
+        defaults to the first host. `hash="sha1"` works for RSA/ECDSA signers, `hash="md5"` for RSA
+        (see `_resign_legacy`).
         """
         if hash not in _HASHES and hash not in _LEGACY_HASHES:
             raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512, sha1 or md5")
@@ -204,6 +206,8 @@ class TestPKI:
         if issuer not in ("intermediate", "root", "self"):
             raise ValueError(f"unknown issuer {issuer!r}; expected intermediate, root or self")
         now = datetime.now(timezone.utc)
+        if expired:
+            not_before, not_after = now - timedelta(days=120), now - timedelta(days=2)
         not_before = not_before or now - timedelta(hours=1)
         not_after = not_after or now + timedelta(days=days_valid)
         leaf_key = _key(key)

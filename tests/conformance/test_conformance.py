@@ -12,14 +12,12 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer
-from tests.conftest import run_cli
+from tests.conftest import audit_local_targets
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
@@ -67,13 +65,6 @@ CASES = [
 ]
 
 
-def _issue(pki: TestPKI, case: Case):  # noqa: ANN202
-    options = dict(case.cert)
-    if options.pop("expired", False):
-        now = datetime.now(timezone.utc)
-        options.update(not_before=now - timedelta(days=120), not_after=now - timedelta(days=2))
-    return pki.issue(f"conf-{case.name}", **options)
-
 
 @pytest.fixture(scope="module")
 def graded(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
@@ -81,7 +72,7 @@ def graded(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     with ExitStack() as stack:
         urls: dict[str, str] = {}
         for case in CASES:
-            issued = _issue(pki, case)
+            issued = pki.issue(f"conf-{case.name}", **case.cert)
             if case.python:
                 server = stack.enter_context(PythonTLSServer(
                     issued, response_headers=[("Strict-Transport-Security", HSTS_2Y)], serve_chain=case.serve_chain,
@@ -92,11 +83,7 @@ def graded(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
                 site = stack.enter_context(NginxSite(root / case.name, issued=issued, serve_chain=case.serve_chain,
                                                      **options))
                 urls[case.name] = f"https://{case.host}:{site.https_port}/"
-        targets = "".join(f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
-                          f'ca_bundle = "{pki.root_path}"\nhttp_port = 9\n' for name, url in urls.items())
-        config = root / "config.toml"
-        config.write_text(f"[scan]\nconcurrency = 4\n[output]\nwrite_json = false\n{targets}")
-        run = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
+        run = audit_local_targets({name: (url, pki.root_path) for name, url in urls.items()}, root)
     assert "Traceback" not in run.stderr
     yield {t["target"]["name"]: t for t in run.report["targets"]}
 
