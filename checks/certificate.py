@@ -48,9 +48,17 @@ def check_trusted(ctx: CheckContext) -> list[Finding]:
     if dep is None:
         return _missing("11.2-cert-trusted", ctx)
     leaf = dep.received_chain[0]
+    if ctx.custom_ca:
+        stores = [t for t in dep.trust if t.store == "custom"]
+        required = "the configured CA bundle"
+    else:
+        stores = [t for t in dep.trust if t.store in ctx.policy.trust_stores]
+        required = ", ".join(ctx.policy.trust_stores)
     facts = [f"leaf: {_describe(leaf)}", f"chain sent: {len(dep.received_chain)} certificate(s)"]
-    facts += [f"{t.store} {t.version}: {'trusted' if t.trusted else 'NOT trusted'}"
-              + (f" ({t.error})" if t.error and not t.trusted else "") for t in dep.trust]
+    # the stores the verdict rests on first; the others are listed for information only
+    facts += [f"{t.store} {t.version}".strip() + f": {'trusted' if t.trusted else 'NOT trusted'}"
+              + (f" ({t.error})" if t.error and not t.trusted else "")
+              + ("" if t in stores else " (not judged)") for t in sorted(dep.trust, key=lambda t: t not in stores)]
     problems: list[tuple[str, str]] = []
     if not dep.hostname_matches:
         problems.append((f"The certificate does not name {ctx.host}",
@@ -59,12 +67,6 @@ def check_trusted(ctx: CheckContext) -> list[Finding]:
         problems.append(("The certificate has expired", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC"))
     elif ctx.now < leaf.not_before:
         problems.append(("The certificate is not yet valid", f"notBefore {leaf.not_before:%Y-%m-%d} UTC"))
-    if ctx.custom_ca:
-        stores = [t for t in dep.trust if t.store == "custom"]
-        required = "the configured CA bundle"
-    else:
-        stores = [t for t in dep.trust if t.store in ctx.policy.trust_stores]
-        required = ", ".join(ctx.policy.trust_stores)
     untrusted = [t for t in stores if not t.trusted]
     if not stores or untrusted:
         names = ", ".join(t.store for t in untrusted) or required

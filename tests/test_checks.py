@@ -131,6 +131,11 @@ def test_custom_ca_is_used_instead_of_public_stores() -> None:
     dep.trust.append(dep.trust[0].model_copy(update={"store": "custom", "trusted": True, "error": None}))
     assert statuses(b.evidence(b.tls(deployments=[dep])), custom_ca=True)["11.2-cert-trusted"] is Status.PASS
     assert statuses(b.evidence(b.tls(deployments=[dep])))["11.2-cert-trusted"] is Status.FAIL
+    # the evidence leads with the store the verdict rests on; the public ones are marked as not judged
+    evidence = findings(b.evidence(b.tls(deployments=[dep])), "11.2-cert-trusted", custom_ca=True)[0].evidence
+    trust = [line for line in evidence if "trusted" in line]
+    assert trust[0] == "custom: trusted"
+    assert all(line.endswith("(not judged)") for line in trust[1:]) and len(trust) == len(dep.trust)
 
 
 @pytest.mark.parametrize(("policies", "expected"), [
