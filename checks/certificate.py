@@ -56,7 +56,8 @@ def check_trusted(ctx: CheckContext) -> list[Finding]:
         required = ", ".join(ctx.policy.trust_stores)
     facts = [f"leaf: {_describe(leaf)}", f"chain sent: {len(dep.received_chain)} certificate(s)"]
     # the stores the verdict rests on first; the others are listed for information only
-    facts += [f"{t.store} {t.version}".strip() + f": {'trusted' if t.trusted else 'NOT trusted'}"
+    facts += [f"{t.store} {t.version if t.version != 'N/A' else ''}".strip()
+              + f": {'trusted' if t.trusted else 'NOT trusted'}"
               + (f" ({t.error})" if t.error and not t.trusted else "")
               + ("" if t in stores else " (not judged)") for t in sorted(dep.trust, key=lambda t: t not in stores)]
     problems: list[tuple[str, str]] = []
