@@ -115,8 +115,8 @@ def _open_read_only(path: str) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError as exc:
         conn.close()
-        shm_missing = not Path(path + "-shm").exists() and not Path(path + "-wal").exists()
-        if not shm_missing or "locked" in str(exc) or "busy" in str(exc):
+        no_wal_files = not Path(path + "-shm").exists() and not Path(path + "-wal").exists()
+        if not no_wal_files or "locked" in str(exc) or "busy" in str(exc):
             raise
     return sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
 
@@ -212,7 +212,7 @@ class Store:
         elif "not a database" in low:
             message = "not a SQLite database"
         elif "unable to open" in low:
-            message = "cannot open (does the directory exist and is it writable?)"
+            message = "cannot open (may this user read the file, and write its directory?)"
         return f"history database {self.name}: {message}"
 
     @contextmanager

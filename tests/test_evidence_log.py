@@ -279,6 +279,10 @@ def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
             assert "history.sqlite" in run.stderr and ("read-only" in run.stderr or "Permission denied" in run.stderr)
         assert (base / "history.sqlite").read_bytes() == before  # nothing half-written
         assert sorted(p.name for p in base.iterdir()) == ["config.toml", "history.sqlite", "out"]
+        (base / "history.sqlite").chmod(0o600)  # as the auditor creates it: others may not even read it
+        unreadable = _as_nobody("verify-log", "--config", "config.toml", cwd=base)
+        assert unreadable.returncode == 3 and unreadable.stderr.count("\n") == 1
+        assert "history database history.sqlite: cannot open (may this user read the file" in unreadable.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
