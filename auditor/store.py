@@ -115,8 +115,8 @@ def _open_read_only(path: str) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError as exc:
         conn.close()
-        no_wal_files = not Path(path + "-shm").exists() and not Path(path + "-wal").exists()
-        if not no_wal_files or "locked" in str(exc) or "busy" in str(exc):
+        wal_in_use = Path(path + "-shm").exists() or Path(path + "-wal").exists()
+        if wal_in_use or "locked" in str(exc) or "busy" in str(exc):
             raise
     return sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
 

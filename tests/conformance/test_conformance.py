@@ -65,7 +65,6 @@ CASES = [
 ]
 
 
-
 @pytest.fixture(scope="module")
 def graded(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
     root = tmp_path_factory.mktemp("conformance")
