@@ -1,43 +1,97 @@
 #!/usr/bin/env bash
 # Installs what the auditor needs on a Debian machine, into ./.venv.
-#   scripts/install.sh          the tool (Python packages)
-#   scripts/install.sh --test   plus what the tests use: nginx, openssl, pytest, aiosmtpd
-# Debian packages are installed only when missing, with apt-get (as root, or through sudo).
+#   scripts/install.sh                  the tool (Python packages)
+#   scripts/install.sh --test           plus what the tests use: nginx, openssl, pytest, tlslite-ng...
+#   scripts/install.sh [--test] --dry-run   says what it would install, changes nothing
+#
+# It never stops, restarts, upgrades or reconfigures anything it did not start: a Debian package is
+# installed only when the command it provides is missing (any nginx binary already on the machine is
+# used as it is: the tests start their own instances on their own loopback ports), and while it
+# installs nginx the package's service is kept from starting (policy-rc.d, only when the machine has
+# none of its own). Everything it says goes to stderr, before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+dry_run=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --dry-run) dry_run=1 ;;
+    *) echo "install.sh: unknown option $arg (expected --test, --dry-run)" >&2; exit 2 ;;
+  esac
+done
 
-debs=(openssl ca-certificates)
-[ "$want_test" = 1 ] && debs+=(nginx-light)
-python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || debs+=(python3-venv)
-command -v python3 >/dev/null 2>&1 || debs+=(python3)
+say() { echo "install.sh: $*" >&2; }
+
+# Where an nginx may live outside PATH (a non-root PATH often lacks the sbin directories).
+nginx_candidates=${AUDITOR_NGINX_CANDIDATES-/usr/sbin/nginx /usr/local/sbin/nginx /usr/local/nginx/sbin/nginx}
+
+find_nginx() {
+  command -v nginx 2>/dev/null && return 0
+  local candidate
+  for candidate in $nginx_candidates; do
+    [ -x "$candidate" ] && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
 
 missing=()
-for pkg in "${debs[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo_cmd=()
-    [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-    echo "installing Debian packages: ${missing[*]}" >&2
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+installs_nginx=0
+if [ "$want_test" = 1 ]; then
+  if nginx_path=$(find_nginx); then
+    say "nginx: using the installed $nginx_path (its own service, if any, is left alone)"
   else
-    echo "please install: ${missing[*]}" >&2
-    exit 1
+    missing+=(nginx)
+    installs_nginx=1
   fi
 fi
-# A Debian nginx package starts a system service on port 80; the tests start their own instances.
-if [ "$want_test" = 1 ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl is-active --quiet nginx 2>/dev/null && { systemctl stop nginx || true; }
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "Debian packages to install: ${missing[*]}"
+  if [ "$dry_run" = 1 ]; then
+    [ "$installs_nginx" = 1 ] && say "nginx would be installed with its service kept from starting"
+  elif command -v apt-get >/dev/null 2>&1; then
+    sudo_cmd=()
+    [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    packages=("${missing[@]}")
+    if [ "$installs_nginx" = 1 ]; then
+      # the smallest nginx this release packages (nginx-light left Debian in 13)
+      light=$(apt-cache policy nginx-light 2>/dev/null | awk '/Candidate:/ {print $2}')
+      if [ -n "$light" ] && [ "$light" != "(none)" ]; then
+        packages=("${packages[@]/#nginx/nginx-light}")
+      fi
+    fi
+    # Keep a freshly installed nginx from starting a system service on port 80: only when the
+    # machine has no policy-rc.d of its own, removed again whatever happens.
+    made_policy=0
+    if [ "$installs_nginx" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+      trap '[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    say "installing: ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; made_policy=0; fi
+  else
+    say "please install: ${missing[*]}"
+    exit 1
+  fi
+else
+  say "Debian packages: nothing to install"
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
+if [ "$dry_run" = 1 ]; then
+  say "would install the Python packages of .${extras} into ./.venv"
+  exit 0
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
 # This machine's pip configuration names local mirrors that may be absent: drop those warnings only.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
