@@ -96,7 +96,7 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
             ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
             timeout=scan.timeout, max_body=scan.max_body_bytes))
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
-                       connections_per_server=scan.connections_per_server, thorough=scan.thorough,
+                       connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
                        on_phase=phase)
         phase("http")
         return Evidence(tls=tls, http=http_result())

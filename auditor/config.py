@@ -74,6 +74,8 @@ class Scan(_Section):
     connections_per_server: int = Field(5, ge=1, le=50, description="parallel TLS connections to one server")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="HTTP body bytes read per page")
     thorough: bool = Field(False, description="enumerate suites with sslyze's one-connection-per-suite scan")
+    ocsp: bool = Field(True, description="ask the OCSP responder each certificate names (AIA) whether it is "
+                                         "revoked; false for air-gapped runs (stapled responses are still read)")
 
 
 class Output(_Section):

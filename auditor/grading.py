@@ -7,6 +7,7 @@ auditor.grading_rules; this module only derives the facts and applies the rows.
 
 from __future__ import annotations
 
+from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
 from auditor.grading_rules import (
     CAPS,
     CIPHER_SCORES,
@@ -20,7 +21,7 @@ from auditor.grading_rules import (
     GradeFacts,
 )
 from auditor.hsts import parse_hsts
-from auditor.model import Evidence, Grade, GradeCap
+from auditor.model import CipherSuite, Evidence, Grade, GradeCap, TlsEvidence
 
 _PROTOCOL_ORDER = ["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
 _TRUST_CAPS = {"T", "M"}
@@ -46,19 +47,26 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
     f.protocols = {p.version for p in tls.protocols if p.supported}
     f.best_protocol = max(f.protocols, key=_PROTOCOL_ORDER.index) if f.protocols else None
     f.suites = tls.accepted_suites()
-    deployment = tls.certificates[0] if tls.certificates and tls.certificates[0].received_chain else None
-    if deployment is not None:
+    # Every served certificate (a dual RSA/ECDSA site serves two): the worst of them counts.
+    deployments = [d for d in tls.certificates if d.received_chain]
+    untrusted = False
+    for deployment in deployments:
         leaf = deployment.received_chain[0]
-        f.cert_key_type, f.cert_key_bits = leaf.key_type, leaf.key_bits
-        f.cert_rsa_equivalent = rsa_equivalent(leaf.key_type, leaf.key_bits)
-        f.signature_hashes = [(c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed]
+        rsa_bits = rsa_equivalent(leaf.key_type, leaf.key_bits)
+        if f.cert_key_type is None or rsa_bits < f.cert_rsa_equivalent:
+            f.cert_key_type, f.cert_key_bits, f.cert_rsa_equivalent = leaf.key_type, leaf.key_bits, rsa_bits
+        f.signature_hashes += [(c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed]
         stores = [t for t in deployment.trust if t.store == ("custom" if custom_ca else "Mozilla")]
-        f.trusted = bool(stores) and all(t.trusted for t in stores)
-        f.hostname_matches = deployment.hostname_matches
-        f.incomplete_chain = (not f.trusted and len(deployment.received_chain) == 1 and not leaf.self_signed)
-        if f.incomplete_chain:
-            f.trusted = None  # an incomplete chain is capped at B, not T (browsers may fetch the intermediate)
-    dh = [s.ephemeral_bits for _, s in f.suites if s.key_exchange == "DHE" and s.ephemeral_bits]
+        trusted = bool(stores) and all(t.trusted for t in stores)
+        # an incomplete chain is capped at B, not T (browsers may fetch the intermediate)
+        incomplete = not trusted and len(deployment.received_chain) == 1 and not leaf.self_signed
+        f.incomplete_chain = f.incomplete_chain or incomplete
+        untrusted = untrusted or (not trusted and not incomplete)
+        f.hostname_matches = f.hostname_matches and deployment.hostname_matches
+        f.revoked = f.revoked or deployment.revoked() is not None
+    if deployments:
+        f.trusted = False if untrusted else None if f.incomplete_chain else True
+    dh = [b for _, s in f.suites if s.key_exchange == "DHE" and (b := s.ephemeral_bits or s.ephemeral_bits_max)]
     f.min_dh_bits = min(dh) if dh else None
     kex = [rsa_equivalent("EC" if s.key_exchange in ("ECDHE", "TLS13") and s.ephemeral_group != "DH" else "RSA",
                           s.ephemeral_bits) for _, s in f.suites if s.ephemeral_bits]
@@ -66,26 +74,53 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
     v = tls.vulnerabilities
     f.heartbleed, f.ccs_injection = bool(v.heartbleed), bool(v.ccs_injection)
     f.robot = bool(v.robot and v.robot.startswith("VULNERABLE"))
-    f.insecure_renegotiation = bool(v.client_renegotiation_dos) and v.secure_renegotiation is False
-    f.secure_renegotiation = v.secure_renegotiation
+    f.insecure_renegotiation = insecure_renegotiation(v) is True
+    f.lacks_secure_renegotiation = lacks_secure_renegotiation(v)
     f.compression = bool(v.compression)
     for sim in tls.simulations:
         if sim.suite is None:
             continue
         if sim.reference and not sim.suite.forward_secret:
             f.reference_non_fs.append(sim.client)
-        if sim.protocol in ("TLS 1.1", "TLS 1.2", "TLS 1.3") and sim.suite.block_bits == 64:
-            f.reference_3des_modern.append(sim.client)
+    for client, protocol, suite in _reference_negotiations(tls):
+        if protocol in _MODERN:
+            if suite.block_bits == 64:
+                f.reference_3des_modern.append(client)
+            if suite.encryption.startswith("RC4"):
+                f.reference_rc4_modern.append(client)
     if not tls.simulations:  # no simulation: judge forward secrecy by the server's first choices
         firsts = [p.suites[0] for p in tls.protocols if p.supported and p.suites and p.in_server_order]
         if any(not s.forward_secret for s in firsts):
             f.reference_non_fs.append("server's first choice")
-    tls10 = tls.protocol("TLS 1.0")
-    f.beast = bool(tls10 and tls10.supported and tls10.suites and "CBC" in tls10.suites[0].encryption)
+    f.beast = bool(beast(tls))
     page = next((r for r in http.https if r.error is None), None)
     if page is not None and page.header("strict-transport-security"):
         f.hsts_max_age = parse_hsts(page.header("strict-transport-security")[0])[0]
     return f
+
+
+_MODERN = ("TLS 1.1", "TLS 1.2", "TLS 1.3")
+
+
+def _reference_negotiations(tls: TlsEvidence) -> list[tuple[str, str | None, CipherSuite]]:
+    """(client, protocol, suite) the reference browsers negotiate: what the RC4 and SWEET32 caps judge.
+
+    Without a reference browser's successful simulation (none run, or all failed), fall back to
+    what one could get, conservatively: per protocol, the server's first choice where it enforces its
+    order, else every accepted suite (a client's order could land on any of them).
+    """
+    done = [(s.client, s.protocol, s.suite) for s in tls.simulations if s.reference and s.suite is not None]
+    if done:
+        return done
+    fallback: list[tuple[str, str | None, CipherSuite]] = []
+    for p in tls.protocols:
+        if not p.supported or not p.suites:
+            continue
+        if p.in_server_order and p.server_enforces_order:
+            fallback.append(("server's first choice (no reference simulation)", p.version, p.suites[0]))
+        else:
+            fallback += [("any client (no reference simulation, order not enforced)", p.version, s) for s in p.suites]
+    return fallback
 
 
 def category_scores(f: GradeFacts) -> dict[str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,9 @@ class CipherSuite(_Model):
     block_bits: int | None = None  # 64 for 3DES/IDEA/RC2 (SWEET32)
     ephemeral_group: str | None = None  # e.g. X25519, secp256r1, DH
     ephemeral_bits: int | None = None
+    # The DH group was not measured but is at most this size: the scanning client refused it as too
+    # small and the raw probe could not read it (auditor.scan.dh_size). Never "unknown, so fine".
+    ephemeral_bits_max: int | None = None
 
 
 class ProtocolSupport(_Model):
@@ -63,6 +66,10 @@ class ProtocolSupport(_Model):
     server_enforces_order: bool | None = None
     # The key-exchange group of the server's first (EC)DHE choice in this protocol, e.g. "X25519".
     preferred_group: str | None = None
+    # True: the server enforces its order but gives ChaCha20-Poly1305 to a client that lists it first
+    # (OpenSSL PrioritizeChaCha); False: it does not; None: not measured (no ChaCha20 suite below
+    # another one in the server's order, or the order is the client's).
+    chacha_priority: bool | None = None
 
 
 class Certificate(_Model):
@@ -92,6 +99,22 @@ class TrustStoreResult(_Model):
     error: str | None = None
 
 
+class RevocationStatus(_Model):
+    """One answer on whether a leaf is revoked: a stapled OCSP response, or the OCSP responder the
+    certificate names (AIA). Only a response verified (signature by the issuer or its delegated
+    responder, matching certificate id, current thisUpdate/nextUpdate) says good/revoked/unknown;
+    anything else is `error`, with the reason. `not_checked`: no request was made, and why."""
+
+    source: Literal["stapled", "responder"]
+    status: Literal["good", "revoked", "unknown", "error", "not_checked"]
+    reason: str | None = None  # revoked: the CRL reason (e.g. keyCompromise); error/not_checked: why
+    responder: str | None = None  # the URL asked (source "responder")
+    produced_at: datetime | None = None
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 class CertificateDeployment(_Model):
     """A certificate chain as served, and how it validates."""
 
@@ -103,6 +126,22 @@ class CertificateDeployment(_Model):
     chain_includes_root: bool | None = None
     ocsp_stapled: bool = False
     mozilla_ev: bool = False
+    # stapled first, then the responder when it was asked (no valid stapled answer)
+    revocation: list[RevocationStatus] = Field(default_factory=list)
+
+    def label(self) -> str:
+        """Which certificate this is, as a reader tells a dual RSA/ECDSA site's apart: "RSA 2048", "EC P-256"."""
+        if not self.received_chain:
+            return "no certificate"
+        leaf = self.received_chain[0]
+        curves = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+        if leaf.key_type == "EC":
+            return f"EC {curves.get(leaf.key_curve or '', leaf.key_curve or leaf.key_bits)}"
+        return leaf.key_type if leaf.key_type in ("Ed25519", "Ed448") else f"{leaf.key_type} {leaf.key_bits}"
+
+    def revoked(self) -> RevocationStatus | None:
+        """The verified answer saying revoked, if any."""
+        return next((r for r in self.revocation if r.status == "revoked"), None)
 
 
 class Vulnerabilities(_Model):
@@ -151,18 +190,24 @@ class TlsEvidence(_Model):
 class Cookie(_Model):
     """One Set-Cookie line. The value is never kept: it may be a session secret."""
 
-    name: str
+    name: str  # "" for a line without "=": its whole text is the value (RFC 6265bis 5.6), never kept
     raw_attributes: str  # the line with its value replaced by "<redacted>"
     secure: bool
     http_only: bool
     same_site: str | None  # as sent ("Lax", "Strict", "None", or anything else)
     domain: str | None = None
     path: str | None = None
+    max_age: int | None = None  # the Max-Age a browser applies (the last valid one); <= 0 deletes the cookie
+    expires: datetime | None = None  # the Expires date as a browser parses it (UTC); ignored when max_age is set
 
 
 class HttpResponse(_Model):
     url: str
     status: int | None = None
+    # Set on a response reached by following a same-host HTTPS redirect: the URL whose Location led here.
+    redirected_from: str | None = None
+    # Why a redirect of this response was not followed (another host, plain http://, the hop limit...).
+    redirect_not_followed: str | None = None
     headers: list[tuple[str, str]] = Field(default_factory=list)  # Set-Cookie values redacted
     location: str | None = None
     cookies: list[Cookie] = Field(default_factory=list)
@@ -175,8 +220,20 @@ class HttpResponse(_Model):
 
 
 class HttpEvidence(_Model):
-    https: list[HttpResponse] = Field(default_factory=list)  # "/" first, then configured paths
-    plain_http: HttpResponse | None = None
+    # Every HTTPS response a browser sees: "/" first, then its same-host redirect hops (redirected_from
+    # set), then each configured path followed by its own hops.
+    https: list[HttpResponse] = Field(default_factory=list)
+    plain_http: HttpResponse | None = None  # the answer on the plain-HTTP port (typically the redirect)
+
+    def landing(self) -> list[HttpResponse]:
+        """The responses of a first visit to "/", before any interaction: the plain-HTTP answer,
+        the first HTTPS response and the same-host redirects it leads through."""
+        out = [self.plain_http] if self.plain_http is not None and self.plain_http.error is None else []
+        for index, response in enumerate(self.https):
+            if index > 0 and response.redirected_from is None:
+                break
+            out.append(response)
+        return out
 
 
 class Evidence(_Model):

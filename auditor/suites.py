@@ -16,6 +16,20 @@ TLS13_SUITES = {
     "TLS_AES_128_CCM_8_SHA256": ("AES_128_CCM_8", 128),
 }
 
+# SSL 2.0 suites (sslyze's names): always RSA key exchange; cipher and strength as their TLS kin.
+SSL2_SUITES = {
+    "SSL_CK_RC4_128_WITH_MD5": ("RC4_128", 128),
+    "SSL_CK_RC4_128_EXPORT40_WITH_MD5": ("RC4_40", 40),
+    "SSL_CK_RC4_64_WITH_MD5": ("RC4_64", 64),
+    "SSL_CK_RC2_128_CBC_WITH_MD5": ("RC2_CBC_128", 128),
+    "SSL_CK_RC2_128_CBC_EXPORT40_WITH_MD5": ("RC2_CBC_40", 40),
+    "SSL_CK_IDEA_128_CBC_WITH_MD5": ("IDEA_CBC", 128),
+    "SSL_CK_DES_64_CBC_WITH_MD5": ("DES_CBC", 56),
+    "SSL_CK_DES_192_EDE3_CBC_WITH_MD5": ("3DES_EDE_CBC", 112),
+}
+# 3DES: SSL Labs counts its effective strength (meet-in-the-middle), not the 168-bit key OpenSSL reports.
+TRIPLE_DES_BITS = 112
+
 # Key-exchange prefixes that give forward secrecy.
 _FORWARD_SECRET = {"ECDHE", "DHE", "TLS13"}
 # Ciphers whose block is 64 bits (SWEET32).
@@ -25,17 +39,19 @@ _AEAD_MARKERS = ("GCM", "CCM", "CHACHA20_POLY1305", "POLY1305")
 
 def _split(name: str) -> tuple[str, str]:
     """('ECDHE_RSA', 'AES_256_GCM_SHA384') from 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384'."""
-    body = name.removeprefix("TLS_").removeprefix("SSL_CK_").removeprefix("SSL_")
+    body = name.removeprefix("TLS_").removeprefix("SSL_")
     if "_WITH_" in body:
         kex, enc = body.split("_WITH_", 1)
         return kex, enc
-    return "RSA", body  # SSLv2 names: SSL_CK_RC4_128_WITH_MD5 handled above; others are RSA
+    return "RSA", body
 
 
 def key_exchange_of(name: str) -> str:
     """The key-exchange family: ECDHE, DHE, RSA, ECDH, DH, PSK, SRP, ANON or TLS13."""
     if name in TLS13_SUITES:
         return "TLS13"
+    if name in SSL2_SUITES:
+        return "RSA"
     kex, _ = _split(name)
     if "anon" in kex.lower():
         return "ANON"
@@ -52,6 +68,8 @@ def describe(name: str, *, openssl_name: str = "", bits: int | None = None,
     """A CipherSuite model from an IANA suite name (and what the scanner measured)."""
     if name in TLS13_SUITES:
         encryption, default_bits = TLS13_SUITES[name]
+    elif name in SSL2_SUITES:
+        encryption, default_bits = SSL2_SUITES[name]
     else:
         _, enc = _split(name)
         # drop the MAC: the last component (SHA, SHA256, SHA384, MD5) unless the cipher is AEAD
@@ -62,6 +80,8 @@ def describe(name: str, *, openssl_name: str = "", bits: int | None = None,
         default_bits = _bits_from_encryption(encryption)
     kex = key_exchange_of(name)
     upper = name.upper()
+    if encryption.startswith("3DES"):
+        bits = TRIPLE_DES_BITS  # whatever key size the scanner reports (sslyze: 168)
     block_bits = 64 if any(encryption.startswith(c) for c in _64_BIT_BLOCK) else None
     return CipherSuite(
         name=name,
@@ -83,7 +103,7 @@ def _bits_from_encryption(encryption: str) -> int:
     if encryption.startswith("NULL") or encryption == "":
         return 0
     if encryption.startswith("3DES"):
-        return 112  # effective strength, as SSL Labs counts it
+        return TRIPLE_DES_BITS
     for token in encryption.split("_"):
         if token.isdigit() and int(token) >= 40:
             return int(token)
@@ -96,6 +116,11 @@ def _bits_from_encryption(encryption: str) -> int:
     if encryption.startswith(("IDEA", "SEED")):
         return 128
     return 128
+
+
+def is_chacha(name: str) -> bool:
+    """A ChaCha20-Poly1305 suite (IANA or OpenSSL name): the one OpenSSL's PrioritizeChaCha promotes."""
+    return "CHACHA20" in name.upper()
 
 
 def is_aes256_aead(suite: CipherSuite) -> bool:

@@ -35,10 +35,6 @@ ALL_CHECKS = [
     *evidence_log.CHECKS,
 ]
 
-# Clauses whose check arrives with a later capability; reported, never silently passed.
-PENDING = {
-}
-
 
 def run_checks(ctx: CheckContext) -> list[Finding]:
     """Every finding for every clause, in the clause table's order; none is left out."""
@@ -49,10 +45,6 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         except Exception as exc:  # a check bug must not hide the other clauses
             found.append(finding(clause, Status.ERROR, "The check failed", f"{check.__name__}: "
                                  f"{type(exc).__name__}: {exc}"[:300]))
-    covered = {f.clause for f in found}
-    for clause, why in PENDING.items():
-        if clause not in covered:
-            found.append(finding(clause, Status.NOT_TESTED, "Not tested yet", why))
     order = {c: i for i, c in enumerate(CLAUSES)}
     return sorted(found, key=lambda f: order.get(f.clause, len(order)))
 

@@ -1,10 +1,15 @@
-"""The certificate clauses: 11.2-cert-trusted, -validation-level, -signature, -renewal."""
+"""The certificate clauses: 11.2-cert-trusted, -validation-level, -signature, -renewal.
+
+Every certificate the server serves is judged (a dual RSA/ECDSA site serves two, to different
+clients); with more than one, each finding names its certificate ("RSA 2048: ...").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
-from auditor.model import Certificate, CertificateDeployment, Finding, Status
+from auditor.model import Certificate, CertificateDeployment, Finding, RevocationStatus, Status
 from checks.base import CheckContext, finding, fix
 
 EV_OID = "2.23.140.1.1"
@@ -25,13 +30,39 @@ REISSUE_FIX = fix(
 LEVEL_FIX = ("Buy an OV (organisation-validated) or EV certificate from a CA that verifies the company's "
              "identity, and install it with the ssl_certificate (nginx) / SSLCertificateFile (Apache) lines.")
 SIGNATURE_FIX = "Reissue the certificate (and use a CA whose intermediates are) signed with SHA-256 or stronger."
+REVOKED_FIX = fix(
+    "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
+    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
+    "The CA revoked this certificate: clients that check refuse it. Get a new certificate with a new key "
+    "and install it (then reload, so no stale stapled response is served):",
+)
 RENEW_FIX = ("Renew now (e.g. `certbot renew --force-renewal`), reload the server (`systemctl reload nginx` / "
              "`apachectl graceful`), and check why automatic renewal did not run (`systemctl list-timers certbot*`).")
 
 
-def _deployment(ctx: CheckContext) -> CertificateDeployment | None:
-    certs = ctx.evidence.tls.certificates
-    return certs[0] if certs and certs[0].received_chain else None
+def _deployments(ctx: CheckContext) -> list[CertificateDeployment]:
+    return [d for d in ctx.evidence.tls.certificates if d.received_chain]
+
+
+def _labels(deployments: list[CertificateDeployment]) -> list[str]:
+    """ "RSA 2048", "EC P-256"; two certificates of one kind are told apart by their serial."""
+    labels = [d.label() for d in deployments]
+    return [f"{label} (serial {d.received_chain[0].serial[:16]})" if labels.count(label) > 1 else label
+            for label, d in zip(labels, deployments, strict=True)]
+
+
+def _each(clause: str, ctx: CheckContext,
+          judge: Callable[[CheckContext, CertificateDeployment], Finding]) -> list[Finding]:
+    """`judge` applied to every served certificate; with several, each finding names its own."""
+    deployments = _deployments(ctx)
+    if not deployments:
+        return _missing(clause, ctx)
+    findings = [judge(ctx, d) for d in deployments]
+    if len(deployments) == 1:
+        return findings
+    return [f.model_copy(update={"title": f"{label}: {f.title}",
+                                 "evidence": [f"certificate: {label}, {d.received_chain[0].subject}", *f.evidence]})
+            for f, d, label in zip(findings, deployments, _labels(deployments), strict=True)]
 
 
 def _missing(clause: str, ctx: CheckContext) -> list[Finding]:
@@ -43,10 +74,27 @@ def _describe(cert: Certificate) -> str:
     return f"{cert.subject} (issuer {cert.issuer})"
 
 
+def revocation_line(r: RevocationStatus) -> str:
+    """One evidence line per revocation answer; only a verified "revoked" is judged."""
+    source = "stapled OCSP response" if r.source == "stapled" else f"OCSP responder {r.responder or ''}".strip()
+    produced = f", produced {r.produced_at:%Y-%m-%d %H:%M} UTC" if r.produced_at else ""
+    if r.status == "good":
+        return f"revocation: good ({source}{produced})"
+    if r.status == "revoked":
+        when = f" on {r.revoked_at:%Y-%m-%d}" if r.revoked_at else ""
+        return f"revocation: REVOKED{when}, reason {r.reason or 'unspecified'} ({source}{produced})"
+    if r.status == "unknown":
+        return f"revocation: unknown to the {source} (not judged)"
+    if r.status == "not_checked":
+        return f"revocation: not checked: {r.reason}"
+    return f"revocation: {source} not usable: {r.reason} (not judged)"
+
+
 def check_trusted(ctx: CheckContext) -> list[Finding]:
-    dep = _deployment(ctx)
-    if dep is None:
-        return _missing("11.2-cert-trusted", ctx)
+    return _each("11.2-cert-trusted", ctx, _trusted)
+
+
+def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     leaf = dep.received_chain[0]
     if ctx.custom_ca:
         stores = [t for t in dep.trust if t.store == "custom"]
@@ -60,7 +108,10 @@ def check_trusted(ctx: CheckContext) -> list[Finding]:
               + f": {'trusted' if t.trusted else 'NOT trusted'}"
               + (f" ({t.error})" if t.error and not t.trusted else "")
               + ("" if t in stores else " (not judged)") for t in sorted(dep.trust, key=lambda t: t not in stores)]
+    facts += [revocation_line(r) for r in dep.revocation]
     problems: list[tuple[str, str]] = []
+    if (revoked := dep.revoked()) is not None:
+        problems.append(("The certificate is revoked", revocation_line(revoked).removeprefix("revocation: ") + "."))
     if not dep.hostname_matches:
         problems.append((f"The certificate does not name {ctx.host}",
                          f"subjectAltName: {', '.join(leaf.subject_alt_names) or '(none)'}"))
@@ -82,11 +133,11 @@ def check_trusted(ctx: CheckContext) -> list[Finding]:
     if problems:
         title = problems[0][0] if len(problems) == 1 else f"{len(problems)} trust problems: " + "; ".join(
             p[0] for p in problems)
-        remedy = CHAIN_FIX if "incomplete" in title else REISSUE_FIX
-        return [finding("11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]),
-                        facts, remedy)]
-    return [finding("11.2-cert-trusted", Status.PASS, f"Trusted by {required}, host name matches",
-                    f"The chain validates and the certificate names {ctx.host}.", facts)]
+        remedy = REVOKED_FIX if revoked else CHAIN_FIX if "incomplete" in title else REISSUE_FIX
+        return finding("11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]),
+                       facts, remedy)
+    return finding("11.2-cert-trusted", Status.PASS, f"Trusted by {required}, host name matches",
+                   f"The chain validates and the certificate names {ctx.host}.", facts)
 
 
 def validation_level(dep: CertificateDeployment) -> str:
@@ -104,26 +155,28 @@ def validation_level(dep: CertificateDeployment) -> str:
 
 
 def check_validation_level(ctx: CheckContext) -> list[Finding]:
-    dep = _deployment(ctx)
-    if dep is None:
-        return _missing("11.2-cert-validation-level", ctx)
+    return _each("11.2-cert-validation-level", ctx, _validation_level)
+
+
+def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     level = validation_level(dep)
     leaf = dep.received_chain[0]
     facts = [f"certificatePolicies: {', '.join(leaf.policy_oids) or '(none)'}", f"subject: {leaf.subject}"]
     allowed = ctx.policy.validation_levels
     if level in allowed:
-        return [finding("11.2-cert-validation-level", Status.PASS, f"{level} certificate",
-                        f"The certificate's policy identifies it as {level}.", facts)]
+        return finding("11.2-cert-validation-level", Status.PASS, f"{level} certificate",
+                       f"The certificate's policy identifies it as {level}.", facts)
     detail = ("No CA/Browser Forum policy OID is present, so the identity verification cannot be shown."
               if level == "unknown" else f"The certificate is {level}; the policy requires {' or '.join(allowed)}.")
-    return [finding("11.2-cert-validation-level", Status.FAIL, f"{level} certificate, not {'/'.join(allowed)}",
-                    detail, facts, LEVEL_FIX)]
+    return finding("11.2-cert-validation-level", Status.FAIL, f"{level} certificate, not {'/'.join(allowed)}",
+                   detail, facts, LEVEL_FIX)
 
 
 def check_signature(ctx: CheckContext) -> list[Finding]:
-    dep = _deployment(ctx)
-    if dep is None:
-        return _missing("11.2-cert-signature", ctx)
+    return _each("11.2-cert-signature", ctx, _signature)
+
+
+def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     chain = [c for c in dep.received_chain if not c.self_signed] or dep.received_chain[:1]
     facts, weak = [], []
     for cert in chain:
@@ -133,16 +186,17 @@ def check_signature(ctx: CheckContext) -> list[Finding]:
         if not eddsa and (cert.signature_hash or "").lower() not in ctx.policy.signature_hashes:
             weak.append(f"{cert.subject} is signed with {algo}")
     if weak:
-        return [finding("11.2-cert-signature", Status.FAIL, "Weak certificate signature", "; ".join(weak),
-                        facts, SIGNATURE_FIX)]
-    return [finding("11.2-cert-signature", Status.PASS, "Leaf and intermediates signed with SHA-256 or stronger",
-                    "The root is not judged: its signature is not used by clients.", facts)]
+        return finding("11.2-cert-signature", Status.FAIL, "Weak certificate signature", "; ".join(weak),
+                       facts, SIGNATURE_FIX)
+    return finding("11.2-cert-signature", Status.PASS, "Leaf and intermediates signed with SHA-256 or stronger",
+                   "The root is not judged: its signature is not used by clients.", facts)
 
 
 def check_renewal(ctx: CheckContext) -> list[Finding]:
-    dep = _deployment(ctx)
-    if dep is None:
-        return _missing("11.2-cert-renewal", ctx)
+    return _each("11.2-cert-renewal", ctx, _renewal)
+
+
+def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     leaf = dep.received_chain[0]
     left = leaf.not_after - ctx.now
     days_left = left.total_seconds() / 86400
@@ -157,12 +211,12 @@ def check_renewal(ctx: CheckContext) -> list[Finding]:
     facts = [f"notBefore {leaf.not_before:%Y-%m-%d %H:%M} UTC", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC",
              f"days left: {days_left:.1f}", f"rule applied: {rule}"]
     if left.total_seconds() <= 0:
-        return [finding("11.2-cert-renewal", Status.FAIL, "The certificate has expired",
-                        f"It expired {-days_left:.0f} days ago; renewal failed.", facts, RENEW_FIX)]
+        return finding("11.2-cert-renewal", Status.FAIL, "The certificate has expired",
+                       f"It expired {-days_left:.0f} days ago; renewal failed.", facts, RENEW_FIX)
     if left < window:
-        return [finding("11.2-cert-renewal", Status.FAIL, f"Only {days_left:.0f} days left: renewal is overdue",
-                        f"Policy: {rule}. The certificate should already have been replaced.", facts, RENEW_FIX)]
-    return [finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)]
+        return finding("11.2-cert-renewal", Status.FAIL, f"Only {days_left:.0f} days left: renewal is overdue",
+                       f"Policy: {rule}. The certificate should already have been replaced.", facts, RENEW_FIX)
+    return finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)
 
 
 CHECKS = [("11.2-cert-trusted", check_trusted), ("11.2-cert-validation-level", check_validation_level),

@@ -1,21 +1,42 @@
-"""11.5-cookies (Secure, HttpOnly, SameSite, prefixes) and 12.3-cookie-consent."""
+"""11.5-cookies (Secure, HttpOnly, SameSite, prefixes) and 12.3-cookie-consent.
+
+Judged on every response a browser sees: the plain-HTTP answer (a cookie set there travels in
+clear), each same-host HTTPS redirect and the final page. A deletion cookie (Max-Age <= 0 or
+Expires in the past) stores nothing: it is reported, never failed.
+"""
 
 from __future__ import annotations
 
-from auditor.model import Cookie, Finding, Status
+from datetime import datetime
+
+from auditor.model import Cookie, Finding, HttpResponse, Status
 from checks.base import CheckContext, finding, fix
 
 COOKIE_FIX = fix(
     "proxy_cookie_flags ~ secure httponly samesite=lax;  # nginx 1.19.3+, for proxied applications",
     "Header always edit Set-Cookie ^(.*)$ \"$1; Secure; HttpOnly; SameSite=Lax\"",
-    "Best fixed in the application's session settings; at the web server:",
+    "Best fixed in the application's session settings, and set no cookie on plain HTTP; at the web server:",
 )
 CONSENT_FIX = ("Set only strictly necessary cookies before consent, and add those to "
                "[policy] cookie_allowlist in config.toml once reviewed.")
+PLAIN_HTTP_PROBLEM = "set over plain HTTP (sent in clear; cannot be Secure)"
+
+
+def shown_name(cookie: Cookie) -> str:
+    """How a report names a cookie; a nameless one's text is its value, never shown."""
+    return cookie.name or "(nameless cookie)"
+
+
+def is_deletion(cookie: Cookie, now: datetime) -> bool:
+    """Does this Set-Cookie only delete a cookie? Max-Age wins over Expires (RFC 6265bis 5.6.2)."""
+    if cookie.max_age is not None:
+        return cookie.max_age <= 0
+    return cookie.expires is not None and cookie.expires <= now
 
 
 def cookie_problems(cookie: Cookie) -> list[str]:
-    """Everything wrong with one cookie according to the policy and the prefix rules (RFC 6265bis)."""
+    """Everything wrong with one cookie according to the policy and the prefix rules (RFC 6265bis:
+    the prefixes match case-insensitively)."""
     problems = []
     if not cookie.secure:
         problems.append("no Secure")
@@ -29,29 +50,57 @@ def cookie_problems(cookie: Cookie) -> list[str]:
             problems.append("SameSite=None without Secure")
     elif same_site not in {"lax", "strict"}:
         problems.append(f"invalid SameSite={cookie.same_site}")
-    if cookie.name.startswith("__Host-"):
+    name = cookie.name.lower()
+    if name.startswith("__host-"):
         if cookie.domain is not None or (cookie.path or "") != "/" or not cookie.secure:
             problems.append("__Host- prefix needs Secure, Path=/ and no Domain")
-    elif cookie.name.startswith("__Secure-") and not cookie.secure:
+    elif name.startswith("__secure-") and not cookie.secure:
         problems.append("__Secure- prefix needs Secure")
     return problems
+
+
+def _seen(ctx: CheckContext) -> list[tuple[HttpResponse, Cookie]]:
+    """Every cookie a browser receives: the plain-HTTP answer first, then the HTTPS responses."""
+    http = ctx.evidence.http
+    responses = [http.plain_http] if http.plain_http is not None and http.plain_http.error is None else []
+    responses += [r for r in http.https if r.error is None]
+    return [(r, c) for r in responses for c in r.cookies]
+
+
+def _deletion_fact(url: str, cookie: Cookie) -> str:
+    return f"{url}: deletes cookie {shown_name(cookie)} (Max-Age/Expires in the past): not judged"
 
 
 def check_cookies(ctx: CheckContext) -> list[Finding]:
     pages = [r for r in ctx.evidence.http.https if r.error is None]
     if not pages:
         return [finding("11.5-cookies", Status.ERROR, "No HTTPS page could be fetched")]
-    cookies = [(r.url, c) for r in pages for c in r.cookies]
-    if not cookies:
+    seen = _seen(ctx)
+    if not seen:
         return [finding("11.5-cookies", Status.PASS, "No cookies are set on the audited pages",
-                        f"{len(pages)} page(s) fetched; none sent Set-Cookie.", [r.url for r in pages])]
-    bad = [(url, c, cookie_problems(c)) for url, c in cookies if cookie_problems(c)]
-    facts = [f"{url}: Set-Cookie: {c.raw_attributes}" for url, c in cookies[:50]]
+                        f"{len(pages)} HTTPS response(s) and the plain-HTTP answer fetched; none sent Set-Cookie.",
+                        [r.url for r in pages])]
+    judged: list[tuple[str, Cookie, list[str]]] = []
+    facts: list[str] = []
+    for response, cookie in seen:
+        if is_deletion(cookie, ctx.now):
+            facts.append(_deletion_fact(response.url, cookie))
+            continue
+        over_http = response.url.startswith("http:")
+        problems = ([PLAIN_HTTP_PROBLEM] if over_http else []) + cookie_problems(cookie)
+        judged.append((response.url, cookie, problems))
+        facts.append(f"{response.url}: Set-Cookie: {cookie.raw_attributes}")
+    facts = facts[:50]
+    bad = [(url, c, p) for url, c, p in judged if p]
     if bad:
-        detail = "; ".join(f"{c.name}: {', '.join(p)}" for _, c, p in bad[:10])
-        return [finding("11.5-cookies", Status.FAIL, f"{len(bad)} of {len(cookies)} cookie(s) lack protection",
+        detail = "; ".join(f"{shown_name(c)} on {url}: {', '.join(p)}" for url, c, p in bad[:10])
+        return [finding("11.5-cookies", Status.FAIL, f"{len(bad)} of {len(judged)} cookie(s) lack protection",
                         detail, facts, COOKIE_FIX)]
-    return [finding("11.5-cookies", Status.PASS, f"All {len(cookies)} cookie(s) are Secure, HttpOnly, SameSite",
+    if not judged:
+        return [finding("11.5-cookies", Status.PASS, "Only deletion cookies are set",
+                        "Every Set-Cookie deletes a cookie (Max-Age <= 0 or Expires in the past): nothing is stored.",
+                        facts)]
+    return [finding("11.5-cookies", Status.PASS, f"All {len(judged)} cookie(s) are Secure, HttpOnly, SameSite",
                     evidence=facts)]
 
 
@@ -59,22 +108,26 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
     first = ctx.evidence.http.https[0] if ctx.evidence.http.https else None
     if first is None or first.error is not None:
         return [finding("12.3-cookie-consent", Status.ERROR, "The first page could not be fetched")]
-    names = [c.name for c in first.cookies]
+    landing = ctx.evidence.http.landing()
+    stored = [(r.url, c) for r in landing for c in r.cookies if not is_deletion(c, ctx.now)]
+    facts = [f"{url}: {c.raw_attributes}" for url, c in stored]
+    facts += [_deletion_fact(r.url, c) for r in landing for c in r.cookies if is_deletion(c, ctx.now)]
+    names = list(dict.fromkeys(c.name for _, c in stored))
+    shown = ", ".join(n or "(nameless cookie)" for n in names)
     if not names:
         return [finding("12.3-cookie-consent", Status.PASS, "No cookie is set before consent",
-                        f"The first response of {first.url} sets no cookie.")]
+                        f"The first visit ({', '.join(r.url for r in landing)}) stores no cookie.", facts)]
     allow = ctx.policy.cookie_allowlist
-    facts = [f"{first.url}: {c.raw_attributes}" for c in first.cookies]
     if allow:
         unexpected = [n for n in names if n not in allow]
         if unexpected:
             return [finding("12.3-cookie-consent", Status.FAIL,
                             f"{len(unexpected)} cookie(s) set before consent are not allow-listed",
-                            ", ".join(unexpected), facts, CONSENT_FIX)]
+                            ", ".join(n or "(nameless cookie)" for n in unexpected), facts, CONSENT_FIX)]
         return [finding("12.3-cookie-consent", Status.PASS, "Only allow-listed cookies are set before consent",
-                        ", ".join(names), facts)]
+                        shown, facts)]
     return [finding("12.3-cookie-consent", Status.INFO, f"{len(names)} cookie(s) set before any interaction",
-                    f"Review whether these are strictly necessary: {', '.join(names)}. "
+                    f"Review whether these are strictly necessary: {shown}. "
                     "Add the reviewed ones to [policy] cookie_allowlist to turn this into a pass/fail check.",
                     facts)]
 

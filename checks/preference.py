@@ -1,6 +1,8 @@
 """11.3-aes256gcm-first: in each accepted protocol, the server's first choice is a 256-bit AES-GCM
 suite (TLS 1.3: TLS_AES_256_GCM_SHA384; TLS 1.2: ECDHE-*-AES256-GCM-SHA384), and the server
-enforces its own order (otherwise a client's order decides, and nothing is promised).
+enforces its own order (otherwise a client's order decides, and nothing is promised). A server
+that gives ChaCha20-Poly1305 to clients listing it first (OpenSSL PrioritizeChaCha) still enforces
+its order (clauses.md precision): it passes, and the finding says so.
 
 Protocols older than TLS 1.2 have no GCM suite, so accepting one fails here too ("CBC first"),
 as well as in 11.3-protocols. The order comes from the fast enumerator (ProtocolSupport.suites
@@ -38,7 +40,7 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
     accepted = [p for p in tls.protocols if p.supported and p.suites]
     if not accepted:
         return [finding(CLAUSE, Status.ERROR, "No accepted suite to judge", "; ".join(tls.errors.values()))]
-    facts, problems, unknown, unmeasured = [], [], [], []
+    facts, problems, unknown, unmeasured, chacha = [], [], [], [], []
     for p in accepted:
         first = p.suites[0]
         if p.server_enforces_order is False:
@@ -51,6 +53,9 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
             continue
         enforced = {True: "enforced", None: "not measured"}[p.server_enforces_order]
         facts.append(f"{p.version} first choice: {first.name} (server order {enforced})")
+        if p.chacha_priority:
+            chacha.append(p.version)
+            facts.append(f"{p.version}: ChaCha20-Poly1305 goes to clients that list it first (PrioritizeChaCha)")
         if not first_choice_ok(p.version, first):
             problems.append(f"{p.version}: first choice is {first.name}")
         elif p.server_enforces_order is None and len(p.suites) > 1:
@@ -65,8 +70,11 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
     if unmeasured:
         return [finding(CLAUSE, Status.WARN, "AES-256-GCM is first, but order enforcement was not confirmed",
                         f"In {', '.join(unmeasured)} the server did not answer the reversed offer.", facts)]
-    return [finding(CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol",
-                    "The server enforces its own order.", facts)]
+    detail = "The server enforces its own order."
+    if chacha:
+        detail += (f" In {', '.join(chacha)} it gives ChaCha20-Poly1305 to clients that list it first (OpenSSL "
+                   "PrioritizeChaCha, for devices without AES hardware); every other client gets AES-256-GCM.")
+    return [finding(CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol", detail, facts)]
 
 
 CHECKS = [(CLAUSE, check_aes256gcm_first)]

@@ -41,9 +41,23 @@ def _facts(ctx: CheckContext) -> list[str]:
             for p in ctx.evidence.tls.protocols]
 
 
+def _tls13_only(ctx: CheckContext, missing: list[str]) -> bool:
+    """TLS 1.3 accepted and TLS 1.2 the only required version missing: stricter than the floor (Precisions)."""
+    tls13 = ctx.evidence.tls.protocol("TLS 1.3")
+    return missing == ["TLS 1.2"] and tls13 is not None and tls13.supported is True
+
+
 def check_protocols(ctx: CheckContext) -> list[Finding]:
     bad, missing, untested = _protocol_problems(ctx)
     facts = _facts(ctx)
+    if not bad and _tls13_only(ctx, missing):
+        if untested:
+            return [finding("11.3-protocols", Status.ERROR, f"Could not test {', '.join(untested)}",
+                            "; ".join(ctx.evidence.tls.errors.values()), facts)]
+        return [finding("11.3-protocols", Status.WARN, "Only TLS 1.3 accepted; TLS 1.2 not enabled",
+                        "Stricter than the policy's floor, but the policy promises TLS 1.2 and TLS 1.3: clients "
+                        "without TLS 1.3 (older Android, Java 8, embedded stacks) cannot connect.", facts,
+                        PROTOCOL_FIX)]
     if bad or missing:
         parts = []
         if bad:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from auditor.model import TlsEvidence
-from auditor.model import Finding, Status
+from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
+from auditor.model import Finding, Status, TlsEvidence
 from checks.base import CheckContext, finding, fix
 
 VULN_FIX = fix(
@@ -43,30 +43,55 @@ def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
     rows.append(("OpenSSL CCS injection", *_probe(v.ccs_injection, True, "early CCS probe")))
     robot = None if v.robot is None or v.robot.startswith("UNKNOWN") else v.robot.startswith("VULNERABLE")
     rows.append(("ROBOT", robot, [f"ROBOT oracle: {v.robot}"] if v.robot else []))
-    rows.append(("Insecure renegotiation", *_probe(v.secure_renegotiation, False, "secure renegotiation (RFC 5746)")))
+    insecure = insecure_renegotiation(v)
+    reneg = (f"secure renegotiation (RFC 5746): {v.secure_renegotiation}, "
+             f"client-initiated renegotiation accepted: {v.client_renegotiation_dos}")
+    rows.append(("Insecure renegotiation", insecure, [] if insecure is None else [reneg]))
     rows.append(("TLS compression (CRIME)", *_probe(v.compression, True, "TLS compression")))
     if v.fallback_scsv is not None:
-        several = sum(1 for p in tls.protocols if p.supported) > 1
-        rows.append(("Missing TLS_FALLBACK_SCSV", several and not v.fallback_scsv,
+        rows.append(("Missing TLS_FALLBACK_SCSV", not v.fallback_scsv and _downgrade_below_tls12(tls),
                      [f"TLS_FALLBACK_SCSV {'supported' if v.fallback_scsv else 'not supported'}"]))
     ssl3 = _supported(tls, "SSL 3.0")
     rows.append(("POODLE (SSL 3.0)", ssl3, ["SSL 3.0 accepted"] if ssl3 else []))
     ssl2 = _supported(tls, "SSL 2.0")
     rows.append(("SSL 2.0 (DROWN)", ssl2, ["SSL 2.0 accepted"] if ssl2 else []))
-    beast = _suites(tls, lambda s: "CBC" in s.encryption, {"SSL 3.0", "TLS 1.0"})
-    rows.append(("BEAST (CBC with TLS 1.0)", bool(beast), beast[:5]))
+    cbc_old = beast(tls)
+    rows.append(("BEAST (CBC with TLS 1.0)", bool(cbc_old), cbc_old))
     sweet = _suites(tls, lambda s: s.block_bits == 64)
     rows.append(("SWEET32 (64-bit block ciphers)", bool(sweet), sweet[:5]))
     rc4 = _suites(tls, lambda s: s.encryption.startswith("RC4"))
     rows.append(("RC4", bool(rc4), rc4[:5]))
     weak = _suites(tls, lambda s: s.export or s.anonymous or s.bits == 0)
     rows.append(("Export, NULL or anonymous suites (FREAK)", bool(weak), weak[:5]))
-    logjam = [f"{ver}: {s.name} with {s.ephemeral_bits}-bit DH" for ver, s in tls.accepted_suites()
-              if s.key_exchange == "DHE" and s.ephemeral_bits and s.ephemeral_bits < 1024]
+    logjam = [f"{ver}: {s.name} with {s.ephemeral_bits or f'at most {s.ephemeral_bits_max}'}-bit DH"
+              for ver, s in tls.accepted_suites()
+              if s.key_exchange == "DHE" and (s.ephemeral_bits or s.ephemeral_bits_max or 1024) < 1024]
     rows.append(("Weak Diffie-Hellman (Logjam)", bool(logjam), logjam[:5]))
     weak_curves = [g for g in tls.groups if any(size in g for size in WEAK_CURVE_SIZES)]
     rows.append(("Weak elliptic curves (< 224 bits)", bool(weak_curves), weak_curves[:5]))
     return rows
+
+
+_OLDER_THAN_TLS12 = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
+
+
+def _downgrade_below_tls12(tls: TlsEvidence) -> bool:
+    """Could a forced fallback land below TLS 1.2? Only then does TLS_FALLBACK_SCSV matter: with TLS 1.2
+    and 1.3 alone, TLS 1.3's downgrade sentinel (RFC 8446 section 4.1.3) protects modern clients."""
+    supported = [p.version for p in tls.protocols if p.supported]
+    return len(supported) > 1 and any(v in _OLDER_THAN_TLS12 for v in supported)
+
+
+def _scsv_info(tls: TlsEvidence) -> list[Finding]:
+    """The missing TLS_FALLBACK_SCSV that does not count (TLS 1.2 and 1.3 only): said, as information."""
+    v = tls.vulnerabilities
+    supported = [p.version for p in tls.protocols if p.supported]
+    if v.fallback_scsv is not False or _downgrade_below_tls12(tls) or len(supported) < 2:
+        return []
+    return [finding("11.4-vulnerabilities", Status.INFO, "TLS_FALLBACK_SCSV not supported (not a flaw here)",
+                    "Only TLS 1.2 and TLS 1.3 are offered: a downgrade cannot reach an older protocol, and "
+                    "TLS 1.3's downgrade sentinel (RFC 8446 section 4.1.3) protects clients that speak it.",
+                    [f"protocols: {', '.join(supported)}", "TLS_FALLBACK_SCSV not supported"])]
 
 
 # Curve names carrying a size under 224 bits (secp160r1, secp192r1, sect163k1, sect193r1, ...).
@@ -80,7 +105,11 @@ def _dh_below_2048(tls: TlsEvidence) -> list[str]:
 
 
 def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
-    tls = ctx.evidence.tls
+    """The verdict on every row, plus, as information, a missing TLS_FALLBACK_SCSV that does not count."""
+    return [_verdict(ctx.evidence.tls), *_scsv_info(ctx.evidence.tls)]
+
+
+def _verdict(tls: TlsEvidence) -> Finding:
     rows = _rules(tls)
     present = [(name, facts) for name, hit, facts in rows if hit]
     untested = [name for name, hit, _ in rows if hit is None]
@@ -88,17 +117,20 @@ def check_vulnerabilities(ctx: CheckContext) -> list[Finding]:
              for name, hit, _ in rows]
     if present:
         detail_facts = [f"{name}: {fact}" for name, fs in present for fact in fs]
-        return [finding("11.4-vulnerabilities", Status.FAIL,
-                        f"Exposed to {', '.join(name for name, _ in present)}",
-                        f"{len(present)} published flaw(s) apply to this server.", detail_facts + facts, VULN_FIX)]
+        return finding("11.4-vulnerabilities", Status.FAIL, f"Exposed to {', '.join(name for name, _ in present)}",
+                       f"{len(present)} published flaw(s) apply to this server.", detail_facts + facts, VULN_FIX)
     if untested:
-        return [finding("11.4-vulnerabilities", Status.WARN, f"No flaw found, but {', '.join(untested)} not tested",
-                        "; ".join(tls.errors.values())[:300], facts)]
+        return finding("11.4-vulnerabilities", Status.WARN, f"No flaw found, but {', '.join(untested)} not tested",
+                       "; ".join(tls.errors.values())[:300], facts)
     if weak_dh := _dh_below_2048(tls):
-        return [finding("11.4-vulnerabilities", Status.WARN, "Diffie-Hellman groups below 2048 bits",
-                        "Not exploitable like Logjam (< 1024 bits), but weaker than the 2048-bit floor.",
-                        weak_dh[:5] + facts, VULN_FIX)]
-    return [finding("11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts)]
+        return finding("11.4-vulnerabilities", Status.WARN, "Diffie-Hellman groups below 2048 bits",
+                       "Not exploitable like Logjam (< 1024 bits), but weaker than the 2048-bit floor.",
+                       weak_dh[:5] + facts, VULN_FIX)
+    if lacks_secure_renegotiation(tls.vulnerabilities):
+        return finding("11.4-vulnerabilities", Status.WARN, "Secure renegotiation (RFC 5746) is not supported",
+                       "Client-initiated renegotiation is refused, so this is not insecure renegotiation, but "
+                       "renegotiation is not protected by RFC 5746 (SSL Labs: A- warning).", facts, VULN_FIX)
+    return finding("11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts)
 
 
 CHECKS = [("11.4-vulnerabilities", check_vulnerabilities)]

@@ -1,4 +1,10 @@
-"""Small builders of Evidence for unit tests of the checks (no network)."""
+"""Small builders of Evidence for unit tests of the checks (no network).
+
+By default the TLS evidence looks like the fast engine's (the default `auditor audit`): suites in
+the server's order, that order measured as enforced, the preferred group, and a reference
+browser's handshake simulation. `engine="thorough"` gives what an exhaustive --thorough scan
+records instead: scanner order, enforcement not measured, no simulation.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 from auditor.model import (
     Certificate,
     CertificateDeployment,
+    CipherSuite,
     Evidence,
+    HandshakeSimulation,
     HttpEvidence,
     HttpResponse,
     ProtocolSupport,
@@ -50,15 +58,43 @@ MODERN_12 = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_CHACHA
 MODERN_13 = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"]
 
 
+VERSIONS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+REFERENCE_CLIENT = "Chrome (built evidence)"
+
+
+def _group(name: str) -> str | None:
+    """The key-exchange group a client gets with this suite: X25519 for (EC)DHE, DH for finite-field DHE."""
+    if "DHE_" in name and "ECDHE" not in name:
+        return "DH"
+    return "X25519" if "ECDHE" in name or name.startswith(("TLS_AES", "TLS_CHACHA20")) else None
+
+
+def _suite(name: str, dh_bits: int | None, engine: str) -> CipherSuite:
+    group = _group(name) if engine == "fast" else None
+    return describe(name, ephemeral_group=group, ephemeral_bits=dh_bits if group == "DH" else None)
+
+
 def tls(suites: dict[str, list[str]] | None = None, *, deployments: list[CertificateDeployment] | None = None,
-        vulns: Vulnerabilities | None = None, dh_bits: int | None = None) -> TlsEvidence:
+        vulns: Vulnerabilities | None = None, dh_bits: int | None = None, engine: str = "fast") -> TlsEvidence:
+    """Suites per protocol, listed in the server's order (fast engine) or in scanner order (thorough)."""
+    if engine not in ("fast", "thorough"):
+        raise ValueError(f"engine must be 'fast' or 'thorough', not {engine!r}")
     suites = suites if suites is not None else {"TLS 1.2": MODERN_12, "TLS 1.3": MODERN_13}
+    fast = engine == "fast"
     protocols = []
-    for version in ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"):
+    for version in VERSIONS:
         names = suites.get(version, [])
-        protocols.append(ProtocolSupport(version=version, supported=bool(names),
-                                         suites=[describe(n, ephemeral_bits=dh_bits if "DHE_" in n and "ECDHE" not in n
-                                                          else None) for n in names]))
+        p = ProtocolSupport(version=version, supported=bool(names), suites=[_suite(n, dh_bits, engine) for n in names])
+        if fast and names:
+            p.in_server_order = True
+            p.server_enforces_order = True if len(names) > 1 else None
+            p.preferred_group = next((_group(n) for n in names if _group(n)), None)
+        protocols.append(p)
+    simulations = []
+    best = next((p for p in reversed(protocols) if p.supported and p.version.startswith("TLS")), None)
+    if fast and best is not None:  # a reference browser offering everything gets the server's first choice
+        simulations.append(HandshakeSimulation(client=REFERENCE_CLIENT, reference=True, protocol=best.version,
+                                               suite=best.suites[0]))
     return TlsEvidence(
         protocols=protocols,
         certificates=deployments if deployments is not None else [deployment()],
@@ -66,6 +102,7 @@ def tls(suites: dict[str, list[str]] | None = None, *, deployments: list[Certifi
         vulnerabilities=vulns or Vulnerabilities(heartbleed=False, ccs_injection=False, robot="NOT_VULNERABLE_NO_ORACLE",
                                                  secure_renegotiation=True, client_renegotiation_dos=False,
                                                  compression=False, fallback_scsv=True),
+        simulations=simulations,
     )
 
 

@@ -48,6 +48,10 @@ CASES = [
     Case("chacha-first", {"ciphers": "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                                      "ECDHE-RSA-AES256-GCM-SHA384",
                           "tls13_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"}),
+    # OpenSSL's PrioritizeChaCha: ChaCha20 only for clients that list it first; still the server's order
+    Case("prioritize-chacha", {"ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
+                                          "ECDHE-RSA-AES128-GCM-SHA256", "tls13_ciphersuites": TLS13,
+                               "extra_server": "ssl_conf_command Options PrioritizeChaCha;"}, aes256_first=True),
     Case("client-order", {"prefer_server_ciphers": False,
                           "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
                                      "ECDHE-RSA-CHACHA20-POLY1305"}, enforced=False),

@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -406,3 +407,129 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+# --- legacy OpenSSL 1.0.1e s_server ----------------------------------------------------------
+
+from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available  # noqa: E402
+
+needs_legacy = pytest.mark.skipif(not legacy_openssl_available(),
+                                  reason="../shared/legacy-openssl is absent (a clone outside its usual place)")
+
+
+@pytest.fixture(scope="module")
+def rsa_leaf(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestPKI, Issued]:
+    rsa_pki = TestPKI(tmp_path_factory.mktemp("harness-rsa-pki"), ca_keys="rsa")
+    return rsa_pki, rsa_pki.issue("harness-legacy")
+
+
+def s_client(port: int, *args: str) -> str:
+    """Debian's `openssl s_client` output (both streams) for one handshake: it prints the DH size,
+    which Python's ssl does not."""
+    run = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", HOST, *args],
+                         input="", capture_output=True, text=True, timeout=15)
+    return run.stdout + run.stderr
+
+
+@needs_legacy
+@needs_openssl
+def test_legacy_server_serves_chain_and_page(rsa_leaf: tuple[TestPKI, Issued]) -> None:
+    rsa_pki, issued = rsa_leaf
+    with LegacyOpenSSLServer(issued, ["-cipher", "ALL:eNULL:EXPORT:SSLv2"]) as server:
+        assert server.url == f"https://good.test:{server.port}/"
+        version, cert = handshake(trusting(rsa_pki), server.port)  # validates: the intermediate is sent
+        assert version == "TLSv1.2" and cert == issued.cert
+        response = get(trusting(rsa_pki), server.port)
+        assert response.status_code == 200 and "s_server" in response.text
+        assert "Heartbeat" not in response.text
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+@needs_legacy
+@needs_openssl
+def test_legacy_server_without_chain_fails_validation(rsa_leaf: tuple[TestPKI, Issued]) -> None:
+    rsa_pki, issued = rsa_leaf
+    with LegacyOpenSSLServer(issued, serve_chain=False) as server, pytest.raises(ssl.SSLCertVerificationError):
+        handshake(trusting(rsa_pki), server.port)
+
+
+@needs_legacy
+@needs_openssl
+@pytest.mark.parametrize("bits", [None, 1024])
+def test_legacy_server_dh_group_size(rsa_leaf: tuple[TestPKI, Issued], bits: int | None) -> None:
+    with LegacyOpenSSLServer(rsa_leaf[1], ["-cipher", "DHE-RSA-AES128-SHA"], dhparam_bits=bits) as server:
+        out = s_client(server.port, "-tls1_2", "-cipher", "DHE-RSA-AES128-SHA:@SECLEVEL=0")
+    if bits:
+        assert f"Server Temp Key: DH, {bits} bits" in out
+    else:  # 1.0.1e's built-in 512-bit group, which OpenSSL 3 refuses even at security level 0
+        assert "dh key too small" in out and "Server Temp Key" not in out
+
+
+@needs_legacy
+def test_legacy_server_bad_arguments_raise_with_stderr(rsa_leaf: tuple[TestPKI, Issued]) -> None:
+    server = LegacyOpenSSLServer(rsa_leaf[1], ["-no-such-flag"])
+    with pytest.raises(RuntimeError, match="(?s)did not start.*no-such-flag"):
+        server.start()
+    assert server.proc is None
+
+
+# --- tlslite-ng server -----------------------------------------------------------------------
+
+from auditor.testing.tlslite_server import TlsliteServer  # noqa: E402
+
+
+def tlslite_handshake(port: int, *, version: tuple[int, int], ciphers: list[str]) -> tuple[tuple[int, int], str]:
+    """A tlslite-ng client pinned to one version: reaches SSL 3.0 and 3DES, which Debian's OpenSSL 3 cannot."""
+    with warnings.catch_warnings():  # tlslite's package import pulls in the deprecated asyncore
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tlslite.api import HandshakeSettings, TLSConnection
+
+    settings = HandshakeSettings()
+    settings.minVersion = settings.maxVersion = version
+    settings.cipherNames = ciphers
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        tls = TLSConnection(raw)
+        tls.handshakeClientCert(settings=settings, serverName=HOST)
+        result = (tls.version, tls.getCipherName())
+        tls.close()
+    return result
+
+
+def test_tlslite_server_serves_page_headers_and_chain(pki: TestPKI, leaf: Issued) -> None:
+    with TlsliteServer(leaf, response_headers=[("Strict-Transport-Security", "max-age=63072000")]) as server:
+        assert server.url == f"https://good.test:{server.port}/"
+        version, cert = handshake(trusting(pki), server.port)
+        assert version == "TLSv1.2" and cert == leaf.cert
+        response = get(trusting(pki), server.port)
+        assert response.status_code == 200 and response.headers["strict-transport-security"] == "max-age=63072000"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def test_tlslite_server_ssl3_and_3des(leaf: Issued) -> None:
+    with TlsliteServer(leaf, min_version="SSLv3", max_version="TLSv1.2", ciphers=["3des"]) as server:
+        assert tlslite_handshake(server.port, version=(3, 0), ciphers=["3des"]) == ((3, 0), "3des")
+        assert tlslite_handshake(server.port, version=(3, 3), ciphers=["3des"]) == ((3, 3), "3des")
+        with pytest.raises(Exception, match="(?i)handshake_failure|insufficient"):
+            tlslite_handshake(server.port, version=(3, 3), ciphers=["aes128"])
+
+
+@needs_openssl
+def test_tlslite_server_dh_group_and_renegotiation(pki: TestPKI, leaf: Issued) -> None:
+    with TlsliteServer(leaf, key_exchange=["dhe_rsa"], dh_bits=1024) as server:
+        # OpenSSL 3 offers the RFC 7919 groups; the server ignores them, as one older than that RFC does
+        out = s_client(server.port, "-tls1_2", "-cipher", "DHE-RSA-AES128-SHA:@SECLEVEL=0")
+        assert "Server Temp Key: DH, 1024 bits" in out and "Secure Renegotiation IS supported" in out
+    with TlsliteServer(leaf, secure_renegotiation=False) as server:
+        out = s_client(server.port, "-tls1_2", "-legacy_renegotiation")  # OpenSSL 3 refuses it otherwise
+        assert "Secure Renegotiation IS NOT supported" in out and "Cipher is ECDHE-RSA" in out
+
+
+def test_tlslite_server_bad_settings_raise_with_stderr(leaf: Issued) -> None:
+    server = TlsliteServer(leaf, ciphers=["no-such-cipher"])
+    with pytest.raises(RuntimeError, match="(?s)did not start.*no-such-cipher"):
+        server.start()
+    assert server.proc is None
+    with pytest.raises(ValueError, match="unknown version"):
+        TlsliteServer(leaf, max_version="TLSv9")

@@ -3,7 +3,10 @@ preference order, in (accepted + 1) connections instead of one connection per kn
 
 How: offer every candidate suite in one ClientHello; the server picks its favourite; remove it
 and offer the rest again, until the server refuses. Then offer the two favourites in reverse
-order once: if the server still picks its favourite, it enforces its own order. Groups are
+order once: if the server still picks its favourite, it enforces its own order. ChaCha20 suites
+are offered last and never lead the order probe, because a server with OpenSSL's PrioritizeChaCha
+gives ChaCha20 to a client that lists it first: that would look like client order; whether the
+server does so is probed once on its own (ProtocolSupport.chacha_priority). Groups are
 enumerated the same way. Built on nassl through sslyze's connection helper, so the candidate
 suites and client quirks are exactly those of sslyze's exhaustive scan (the oracle test checks it):
 TLS 1.3 suites go through set_ciphersuites(), SSL 2.0/3.0 and TLS 1.0/1.1 through the legacy
@@ -11,8 +14,10 @@ client, TLS 1.2 through the modern client and then the legacy one for the weak s
 can send. A refusal without a TLS alert (closed, reset, silent) of a large offer is retried in
 batches of BATCH suites, for servers and middleboxes that choke on large ClientHellos.
 
+A DH group the client refused as too small is measured by a raw ClientHello (auditor.scan.dh_size).
+
 Connections are counted per phase (auditor.scan.connections): "suites", "batches", "order",
-"groups".
+"groups", "dh".
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepos
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
 from auditor.model import CipherSuite, ProtocolSupport
+from auditor.scan import dh_size
 from auditor.scan.connections import ConnectionCounter, counting
-from auditor.suites import describe
+from auditor.suites import describe, is_chacha
 
 VERSIONS: dict[str, TlsVersionEnum] = {
     "SSL 2.0": TlsVersionEnum.SSL_2_0,
@@ -108,6 +114,9 @@ class Enumerator:
         self.server, self.counter = server, counter
         self._modern_names = _modern_tls12_names()
         self._legacy_capable = _legacy_tls12_names()
+        network = server.network_configuration
+        self._dh_target = dh_size.target(network.tls_server_name_indication, server.server_location.port,
+                                         server.server_location.ip_address, network.network_timeout)
 
     def _handshake(self, version: TlsVersionEnum, legacy: bool, offered: list[SslyzeSuite],
                    groups: list[OpenSslEcNidEnum] | None = None, phase: str = "suites") -> _Pick:
@@ -133,8 +142,13 @@ class Enumerator:
             with counting(self.counter, phase):
                 connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
             key = client.get_ephemeral_key()
-        except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
-            pass  # the server did choose a suite (weak DH, or it wants a client certificate)
+        except ServerTlsConfigurationNotSupported:
+            pass  # the server chose a suite, with a DH group our client refused: measured later (dh_size)
+        except ClientCertificateRequested:  # the server chose a suite; it wants a client certificate
+            try:
+                key = client.get_ephemeral_key()  # as sslyze does: the key exchange happened already
+            except Exception:
+                key = None
         except ServerRejectedTlsHandshake as exc:
             answered = exc.error_message.startswith(("TLS alert", "TLS error"))
             return _Pick(None, refusal="alert" if answered else "dropped")
@@ -160,7 +174,7 @@ class Enumerator:
         """Offer all, keep the server's pick, remove it, repeat: picks in server preference order,
         and how the last (refused) offer was refused."""
         accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
-        remaining = list(candidates)
+        remaining = _chacha_last(candidates)
         refusal = None
         while remaining:
             pick = self._handshake(version, legacy, remaining, phase=phase)
@@ -211,24 +225,72 @@ class Enumerator:
             if {s for s, _ in ordered} == set(keys):
                 picks, legacy_picks = [(s, keys[s]) for s, _ in ordered], []
         picks += legacy_picks
-        suites = [self._describe(s, key) for s, key in picks]
-        enforces: bool | None = None  # None: fewer than two suites, nothing to order
-        if len(picks) >= 2:
-            first, second = picks[0][0], picks[1][0]
-            client_of = {s: _requires_legacy(version, s.openssl_name, self._modern_names) for s in (first, second)}
-            use_legacy = client_of[first] or client_of[second]
-            if not use_legacy or all(s.openssl_name in self._legacy_capable for s in (first, second)) \
-                    or version is not TlsVersionEnum.TLS_1_2:
-                reverse = self._handshake(version, use_legacy, [second, first], phase="order")
-                if reverse.suite is not None:
-                    enforces = reverse.suite == first
+        suites = [dh_size.complete(self._describe(s, key), label, self._dh_target, self.counter) for s, key in picks]
+        order = [s for s, _ in picks]
+        enforces = self._enforces_order(version, order)  # None: fewer than two suites, or no answer
         preferred_group = next((s.ephemeral_group for s in suites if s.ephemeral_group), None)
         if enforces is False:
             # The server follows the client: the order found is ours, not the server's.
             return ProtocolSupport(version=label, supported=True, suites=suites, in_server_order=False,
                                    server_enforces_order=False, preferred_group=preferred_group)
         return ProtocolSupport(version=label, supported=bool(suites), suites=suites, in_server_order=bool(suites),
-                               server_enforces_order=enforces, preferred_group=preferred_group)
+                               server_enforces_order=enforces, preferred_group=preferred_group,
+                               chacha_priority=self._chacha_priority(version, order) if enforces else None)
+
+    def _client_for(self, version: TlsVersionEnum, offer: list[SslyzeSuite]) -> bool | None:
+        """Which client can send every suite of `offer` in one hello: True the legacy one, False the
+        modern one, None neither (a TLS 1.2 mix only the two clients together can send)."""
+        if not any(_requires_legacy(version, s.openssl_name, self._modern_names) for s in offer):
+            return False
+        if version is not TlsVersionEnum.TLS_1_2 or all(s.openssl_name in self._legacy_capable for s in offer):
+            return True
+        return None
+
+    def _first_pick(self, version: TlsVersionEnum, offer: list[SslyzeSuite]) -> SslyzeSuite | None:
+        """The server's pick from `offer` sent in this order (None: no answer, or no client can send it)."""
+        legacy = self._client_for(version, offer)
+        return None if legacy is None else self._handshake(version, legacy, offer, phase="order").suite
+
+    def _enforces_order(self, version: TlsVersionEnum, order: list[SslyzeSuite]) -> bool | None:
+        """Offer two favourites reversed: does the server still take its own favourite?
+
+        The pair is the two favourite non-ChaCha20 suites when there are two. Otherwise, when the
+        reversed offer would start with ChaCha20 before a non-ChaCha20 suite, a suite the server does
+        not accept goes in front, so that PrioritizeChaCha (which looks at the client's first suite
+        only) cannot pass for client order."""
+        if len(order) < 2:
+            return None
+        plain = [s for s in order if not is_chacha(s.name)]
+        favourite, runner_up = plain[:2] if len(plain) >= 2 else order[:2]
+        offer = [runner_up, favourite]
+        if is_chacha(runner_up.name) and not is_chacha(favourite.name):
+            pad = self._refused_plain_suite(version, order, offer)
+            if pad is None:
+                return None
+            offer = [pad, *offer]
+        pick = self._first_pick(version, offer)
+        return None if pick is None else pick == favourite
+
+    def _refused_plain_suite(self, version: TlsVersionEnum, accepted: list[SslyzeSuite],
+                             offer: list[SslyzeSuite]) -> SslyzeSuite | None:
+        """A non-ChaCha20 suite the server does not accept that one client can send with `offer`
+        (strong ones first: a client may leave weak suites it lists out of its hello)."""
+        weak = ("NULL", "anon", "EXPORT", "RC4", "DES", "MD5")
+        pads = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
+                if s not in accepted and not is_chacha(s.name) and self._client_for(version, [s, *offer]) is not None]
+        return min(pads, key=lambda s: (any(w in s.name for w in weak), s.name), default=None)
+
+    def _chacha_priority(self, version: TlsVersionEnum, order: list[SslyzeSuite]) -> bool | None:
+        """Does a client that lists ChaCha20 first get it, where the server prefers another suite?
+        Offers the first ChaCha20 suite below the favourite non-ChaCha20 one, before it (as testssl.sh)."""
+        plain_at = next((i for i, s in enumerate(order) if not is_chacha(s.name)), None)
+        if plain_at is None:
+            return None
+        chacha = next((s for s in order[plain_at + 1:] if is_chacha(s.name)), None)
+        if chacha is None:
+            return None
+        pick = self._first_pick(version, [chacha, order[plain_at]])
+        return None if pick is None else pick == chacha
 
     @staticmethod
     def _describe(suite: SslyzeSuite, key: EphemeralKeyInfo | None) -> CipherSuite:
@@ -266,6 +328,12 @@ class Enumerator:
             found.append(group_name(key.curve_name))
             remaining.remove(nid)
         return found
+
+
+def _chacha_last(suites: list[SslyzeSuite]) -> list[SslyzeSuite]:
+    """The offer with ChaCha20 suites at the end (stable): a ChaCha20 suite first in a ClientHello
+    makes a PrioritizeChaCha server pick it, which is not the server's order."""
+    return sorted(suites, key=lambda s: is_chacha(s.name))
 
 
 def group_protocol(protocols: list[ProtocolSupport]) -> str | None:

@@ -1,5 +1,6 @@
-"""The httpx adapter: fetch the audited pages without following redirects and keep what the
-HTTP clauses judge (status, headers, every raw Set-Cookie line, insecure sub-resources).
+"""The httpx adapter: fetch the audited pages, follow their same-host HTTPS redirects (a browser
+sees those responses too), and keep what the HTTP clauses judge (status, headers, every raw
+Set-Cookie line, insecure sub-resources).
 
 The cookie jar drops attributes, so Set-Cookie lines are parsed here from the raw headers.
 Bodies are read only up to a cap: the audited server is untrusted.
@@ -7,37 +8,70 @@ Bodies are read only up to a cap: the audited server is untrusted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import contextlib
 import ssl
 import time
-from html.parser import HTMLParser
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.cookiejar import http2time
 
+import ada_url
 import httpcore
 import httpx
 
 from auditor.model import Cookie, HttpEvidence, HttpResponse
+from auditor.scan.mixed_content import insecure_references
 from auditor.targets import is_ip
 
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
+MAX_REDIRECTS = 5  # same-host HTTPS redirects followed from each audited page
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_HEADER_BYTES = 1024 * 1024
 # httpcore buffers at most 100 KiB of response head; sites with thousands of Set-Cookie lines
 # exceed that. Raise the cap (still bounded) so such a page is judged rather than skipped.
 httpcore._sync.http11.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = MAX_HEADER_BYTES
 
 
+def _max_age(value: str) -> int | None:
+    """RFC 6265bis 5.6.2: digits, optionally after a leading "-"; anything else is ignored."""
+    digits = value.removeprefix("-")
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    return int(value)
+
+
+def _expires(value: str) -> datetime | None:
+    """A cookie date, parsed leniently like browsers (stdlib cookiejar's parser); None if unreadable."""
+    try:
+        seconds = http2time(value)
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def parse_set_cookie(line: str) -> Cookie:
-    """One Set-Cookie header value -> Cookie, value redacted, attributes as sent."""
-    parts = [p.strip() for p in line.split(";")]
-    first = parts[0]
-    name = first.split("=", 1)[0].strip() if "=" in first else first.strip()
+    """One Set-Cookie header value -> Cookie, value redacted, attributes as a browser reads them
+    (RFC 6265bis 5.6: names case-insensitive, the last valid occurrence wins).
+
+    A name-value pair without "=" has an empty name and its whole text is the value: it is
+    redacted like any value, never taken for a name."""
+    pair, *attributes = line.split(";")
+    name = pair.split("=", 1)[0].strip(" \t") if "=" in pair else ""
     attrs: dict[str, str | None] = {}
-    for part in parts[1:]:
-        if not part:
+    max_age: int | None = None
+    expires: datetime | None = None
+    for part in attributes:
+        key, has_value, value = part.partition("=")
+        key, value = key.strip(" \t").lower(), value.strip(" \t")
+        if not key:
             continue
-        key, _, value = part.partition("=")
-        attrs[key.strip().lower()] = value.strip() if _ else None
-    redacted = "; ".join([f"{name}=<redacted>", *parts[1:]])
+        if key == "max-age":
+            max_age = _max_age(value) if _max_age(value) is not None else max_age
+        elif key == "expires":
+            expires = _expires(value) or expires
+        attrs[key] = value if has_value else None
+    kept = [p.strip() for p in attributes if p.strip()]
+    redacted = "; ".join([f"{name}=<redacted>" if name else "<redacted>", *kept])
     return Cookie(
         name=name,
         raw_attributes=redacted,
@@ -46,45 +80,9 @@ def parse_set_cookie(line: str) -> Cookie:
         same_site=attrs.get("samesite") if "samesite" in attrs else None,
         domain=attrs.get("domain"),
         path=attrs.get("path"),
+        max_age=max_age,
+        expires=expires,
     )
-
-
-class _InsecureReferences(HTMLParser):
-    """Collects http:// URLs that a browser would load or submit from an https page."""
-
-    # (tag, attribute) pairs that load a sub-resource or submit data; plain <a href> does not.
-    _LOADING = {"src", "data", "poster", "srcset", "action", "formaction"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-        self.form_actions: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for attr, value in attrs:
-            if not value:
-                continue
-            loading = attr in self._LOADING or (tag == "link" and attr == "href")
-            if not loading:
-                continue
-            candidates = [c.strip().split(" ")[0] for c in value.split(",")] if attr == "srcset" else [value.strip()]
-            for url in candidates:
-                if not url.lower().startswith("http://"):
-                    continue
-                bucket = self.form_actions if attr in {"action", "formaction"} else self.found
-                if url not in bucket:
-                    bucket.append(url)
-
-
-def insecure_references(html: str) -> tuple[list[str], list[str]]:
-    """(http:// sub-resources, http:// form targets) of an HTML page."""
-    parser = _InsecureReferences()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # malformed markup: keep what was found so far
-        pass
-    return parser.found[:100], parser.form_actions[:100]
 
 
 def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str | None, max_body: int,
@@ -127,15 +125,17 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
                 text = body.decode(charset, errors="replace")
             except LookupError:
                 text = body.decode("utf-8", errors="replace")
-            resources, actions = insecure_references(text) if text else ([], [])
+            shown = _display_url(url, host_header)
+            # Mixed content exists only on a page served over TLS.
+            found = insecure_references(text, shown) if text and url.startswith("https:") else None
             return HttpResponse(
-                url=_display_url(url, host_header),
+                url=shown,
                 status=response.status_code,
                 headers=headers,
                 location=response.headers.get("location"),
                 cookies=cookies,
-                insecure_references=resources,
-                insecure_form_actions=actions,
+                insecure_references=found.loaded if found else [],
+                insecure_form_actions=found.form_actions if found else [],
             )
     except httpx.TimeoutException:
         return HttpResponse(url=_display_url(url, host_header), error="timed out")
@@ -175,6 +175,22 @@ def _permissive_context() -> ssl.SSLContext:
     return context
 
 
+def _next_hop(response: HttpResponse, origin: ada_url.URL) -> tuple[ada_url.URL | None, str | None]:
+    """Where a browser goes next from `response` when that stays on the audited HTTPS origin:
+    (URL to fetch, None); otherwise (None, why not followed), or (None, None) for no redirect."""
+    if response.error is not None or response.status not in REDIRECT_STATUSES or not response.location:
+        return None, None
+    try:
+        target = ada_url.URL(ada_url.join_url(response.url, response.location))
+    except ValueError:
+        return None, f"Location {response.location[:200]!r} is not a valid URL"
+    if target.protocol != "https:":
+        return None, f"Location {target.href[:200]} is not https://: not followed"
+    if (target.hostname, target.port) != (origin.hostname, origin.port):
+        return None, f"Location {target.href[:200]} is on another host: not followed"
+    return target, None
+
+
 def probe_http(
     host: str,
     port: int,
@@ -186,22 +202,41 @@ def probe_http(
     max_body: int = 1_000_000,
     on_phase: Callable[[str], None] | None = None,
 ) -> HttpEvidence:
-    """GET https://host/ (+ paths) and http://host/, never following redirects."""
+    """GET https://host/ (+ paths), each followed through at most MAX_REDIRECTS same-host HTTPS
+    redirects, and http://host/ (not followed: its answer is what is judged)."""
     connect_to = ip or host
     literal = f"[{connect_to}]" if ":" in connect_to else connect_to
     shown_host = f"[{host}]" if ":" in host else host
     https_host = shown_host if port == 443 else f"{shown_host}:{port}"
     http_host = shown_host if http_port == 80 else f"{shown_host}:{http_port}"
+    sni = None if ip is None or is_ip(host) else host
+    origin = ada_url.URL(f"https://{https_host}/")
     evidence = HttpEvidence()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
     with httpx.HTTPTransport(verify=_permissive_context(), limits=limits) as client:
         for path in ["/", *(paths or [])]:
             if on_phase:
                 on_phase(f"GET https {path}")
-            evidence.https.append(_fetch(client, f"https://{literal}:{port}{path}", https_host,
-                                         None if ip is None or is_ip(host) else host, max_body, timeout))
+            response = _fetch(client, f"https://{literal}:{port}{path}", https_host, sni, max_body, timeout)
+            evidence.https.append(response)
+            seen = {response.url}
+            for hop in range(MAX_REDIRECTS + 1):
+                target, why_not = _next_hop(response, origin)
+                if target is not None and hop == MAX_REDIRECTS:
+                    why_not = f"more than {MAX_REDIRECTS} redirects: not followed further"
+                elif target is not None and target.href in seen:
+                    why_not = f"redirect loop back to {target.href[:200]}"
+                if why_not or target is None:
+                    response.redirect_not_followed = why_not
+                    break
+                seen.add(target.href)
+                path_and_query = target.pathname + target.search
+                hop_response = _fetch(client, f"https://{literal}:{port}{path_and_query}", https_host, sni,
+                                      max_body, timeout)
+                hop_response.redirected_from = response.url
+                evidence.https.append(hop_response)
+                response = hop_response
         if on_phase:
             on_phase("GET http /")
         evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout)
     return evidence
-

@@ -49,7 +49,9 @@ from auditor.model import (
     TrustStoreResult,
     Vulnerabilities,
 )
+from auditor.scan import dh_size
 from auditor.scan.certs import describe_certificate
+from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
 from auditor.scan.connections import ConnectionCounter, counting
 from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol
@@ -172,6 +174,7 @@ def scan_tls(
     commands: set[ScanCommand] | None = None,
     thorough: bool = False,
     on_phase: Callable[[str], None] | None = None,
+    ocsp: bool = True,
 ) -> TlsEvidence:
     """Scan one server. Raises ScanError when it cannot be reached over TLS.
 
@@ -180,6 +183,8 @@ def scan_tls(
     limit of `connections_per_server` concurrent connections, every connection counted per phase
     (TlsEvidence.connections_by_phase). `thorough` uses sslyze's one-connection-per-suite scan
     instead (connections not counted). `commands` runs exactly those sslyze commands, no enumerator.
+    Each leaf's stapled OCSP response is judged; `ocsp` also asks the responder the certificate
+    names when no stapled answer is usable (auditor.scan.revocation, bounded by `timeout`).
     """
     location, network = _network(host, port, ip, timeout)
     if on_phase:
@@ -190,6 +195,11 @@ def scan_tls(
             *VULNERABILITY_COMMANDS}
         attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
         evidence = _to_evidence(attempts, commands, host)
+        dh_size.complete_protocols(evidence.protocols, dh_size.target(host, port, location.ip_address, timeout))
+        if ScanCommand.CERTIFICATE_INFO in commands:
+            lookup = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
+            lookup.start(served_from_result(attempts.certificate_info.result))
+            lookup.apply(evidence.certificates)
         if any(c in commands for c in SUITE_COMMANDS.values()):
             if on_phase:
                 on_phase("client simulation")
@@ -198,7 +208,7 @@ def scan_tls(
             on_phase("TLS scan done")
         return evidence
 
-    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase)
+    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp)
 
 
 @dataclass
@@ -268,7 +278,7 @@ def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, An
 
 def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetworkConfiguration,
                ca_bundle: Path | None, timeout: float, connections_per_server: int,
-               on_phase: Callable[[str], None] | None) -> TlsEvidence:
+               on_phase: Callable[[str], None] | None, ocsp: bool = True) -> TlsEvidence:
     """The default scan: one pool of `connections_per_server` workers runs every phase of the
     target concurrently (suite enumeration per protocol, groups, sslyze's certificate and
     vulnerability jobs, client simulations); each worker holds at most one connection at a time,
@@ -292,6 +302,9 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
         early_groups = pool.submit(enumerator.groups_over, "TLS 1.3") \
             if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3 else None
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
+        # revocation starts once the certificate jobs end, beside the rest (HTTP to the responder, not this server)
+        revocation = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
+        revocation.start(served_from_jobs(queued.get(ScanCommand.CERTIFICATE_INFO)))
         protocols = []
         for label, future in suite_futures.items():
             try:
@@ -317,6 +330,7 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
         attempts = _sslyze_results(server, queued)
         simulated = [f.result() for f in simulations]
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
+    revocation.apply(evidence.certificates)
     evidence.protocols = protocols
     evidence.groups = groups
     evidence.simulations = simulated

@@ -18,7 +18,7 @@ from typing import Union
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
 
@@ -145,10 +145,16 @@ class TestPKI:
     __test__ = False  # not a pytest test class
 
     def __init__(self, directory: Path, *, root_name: str = "Auditor Test Root CA",
-                 intermediate_name: str = "Auditor Test Intermediate CA", ca_keys: str = "ec") -> None:
-        """`ca_keys="rsa"` gives RSA 2048 CAs (what an MD5 signature needs) instead of P-384/P-256."""
+                 intermediate_name: str = "Auditor Test Intermediate CA", ca_keys: str = "ec",
+                 intermediate_hash: str = "sha384") -> None:
+        """`ca_keys="rsa"` gives RSA 2048 CAs (what an MD5 signature needs) instead of P-384/P-256.
+        `intermediate_hash="sha1"` has the root sign the intermediate with SHA-1 (a chain that still
+        validates but that the grade must mark T), like `issue(hash=...)` does for leaves."""
         if ca_keys not in ("ec", "rsa"):
             raise ValueError(f"ca_keys must be 'ec' or 'rsa', not {ca_keys!r}")
+        if intermediate_hash not in _HASHES and intermediate_hash not in _LEGACY_HASHES:
+            raise ValueError(f"unknown intermediate_hash {intermediate_hash!r}; expected sha256, sha384, sha512, "
+                             "sha1 or md5")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
@@ -165,7 +171,7 @@ class TestPKI:
             .sign(self.root_key, hashes.SHA384())
         )
         self.intermediate_key = _key("p256" if ca_keys == "ec" else "rsa2048")
-        self.intermediate = (
+        intermediate = (
             x509.CertificateBuilder()
             .subject_name(_name(intermediate_name, "Auditor Test")).issuer_name(root_subject)
             .public_key(self.intermediate_key.public_key()).serial_number(x509.random_serial_number())
@@ -179,8 +185,12 @@ class TestPKI:
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root_key.public_key()),
                            critical=False)
-            .sign(self.root_key, hashes.SHA384())
         )
+        if intermediate_hash in _LEGACY_HASHES:
+            self.intermediate = _resign_legacy(intermediate.sign(self.root_key, hashes.SHA256()), self.root_key,
+                                               intermediate_hash)
+        else:
+            self.intermediate = intermediate.sign(self.root_key, _HASHES[intermediate_hash]())
         self.root_path = self.directory / "root.pem"
         self.root_path.write_bytes(_pem(self.root))
         self.intermediate_path = self.directory / "intermediate.pem"
@@ -192,12 +202,13 @@ class TestPKI:
               not_before: datetime | None = None, not_after: datetime | None = None, key: str = "rsa2048",
               hash: str = "sha256", policy: str | None = "ov", subject_cn: str | None = None,  # noqa: A002
               subject_org: str | None = None, san: bool = True, issuer: str = "intermediate",
-              expired: bool = False) -> Issued:
+              expired: bool = False, ocsp_url: str | None = None) -> Issued:
         """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
 
         `expired=True`: valid from 120 to 2 days ago (or pass `not_after` in the past). The CN
         defaults to the first host. `hash="sha1"` works for RSA/ECDSA signers, `hash="md5"` for RSA
-        (see `_resign_legacy`).
+        (see `_resign_legacy`). `ocsp_url` names an OCSP responder in the AIA extension
+        (e.g. auditor.testing.ocsp.OCSPResponder's url).
         """
         if hash not in _HASHES and hash not in _LEGACY_HASHES:
             raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512, sha1 or md5")
@@ -237,6 +248,9 @@ class TestPKI:
         )
         if san and hosts:
             builder = builder.add_extension(_san(hosts), critical=False)
+        if ocsp_url is not None:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
         if policy is not None:
             builder = builder.add_extension(x509.CertificatePolicies(
                 [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]), critical=False)

@@ -125,7 +125,7 @@ class NginxSite(_Managed):
                  tls13_ciphersuites: str | None = None, seclevel0: bool = False,
                  hsts: str | None = "max-age=63072000; includeSubDomains", cookies: Sequence[str] = (),
                  body: str = DEFAULT_BODY, extra_headers: Mapping[str, str] | None = None,
-                 http_mode: str = "redirect", extra_server: str = "") -> None:
+                 http_mode: str = "redirect", extra_server: str = "", extra_http: str = "") -> None:
         if http_mode not in NGINX_HTTP_MODES:
             raise ValueError(f"http_mode must be one of {NGINX_HTTP_MODES}, not {http_mode!r}")
         self._owns_directory = directory is None
@@ -140,6 +140,7 @@ class NginxSite(_Managed):
         self.hsts, self.cookies, self.body = hsts, list(cookies), body
         self.extra_headers = dict(extra_headers or {})
         self.http_mode, self.extra_server = http_mode, extra_server
+        self.extra_http = extra_http  # nginx directives for the plain-HTTP server block (e.g. a Set-Cookie)
         self.https_port = free_port()
         self.http_port: int | None = None
         while http_mode != "none" and self.http_port in (None, self.https_port):
@@ -186,6 +187,7 @@ class NginxSite(_Managed):
   server {{
     listen 127.0.0.1:{self.http_port};
     server_name {self.server_name};
+    {self.extra_http}
     {action}
   }}"""
         # Workers must read keys in 0700 temp dirs; `user` is only legal for a root master.

@@ -1,0 +1,196 @@
+"""Which http:// URLs an HTTPS page makes the browser load or post to (W3C Mixed Content).
+
+Only fetches count: scripts, stylesheets, images (src, srcset, SVG image, legacy background),
+media, frames, objects, CSS url()/@import in <style> and style="", and <link> with a rel that
+loads (stylesheet, icon, preload, modulepreload, manifest). Navigation targets (<a href>,
+rel=canonical/alternate) are never loaded. Every URL is resolved against the document's
+<base href>, as browsers do, so a relative URL under an http:// base is mixed content.
+
+The markup is parsed by html5lib (the WHATWG tree builder), CSS by tinycss2, URLs by ada
+(the WHATWG URL parser). External stylesheets are not fetched: their url()s are not seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
+
+import ada_url
+import html5lib
+import tinycss2
+
+SVG = "{http://www.w3.org/2000/svg}"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+MAX_URLS = 100
+
+# element -> attributes holding one URL that the element fetches
+_URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "script": ("src",),
+    "img": ("src",),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "source": ("src",),
+    "track": ("src",),
+    "body": ("background",),
+    "table": ("background",),
+    "td": ("background",),
+    "th": ("background",),
+}
+_SRCSET_ATTRIBUTES: dict[str, tuple[str, ...]] = {"img": ("srcset",), "source": ("srcset",), "link": ("imagesrcset",)}
+_SVG_FETCHING = {f"{SVG}image", f"{SVG}feImage", f"{SVG}script"}
+_LOADING_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest"}
+# CSS functions whose string arguments are URLs: url("x"), src("x"), image-set("x" 1x)
+_CSS_URL_FUNCTIONS = {"url", "src", "image-set", "-webkit-image-set"}
+_FORM_ATTRIBUTES: dict[str, str] = {"form": "action", "button": "formaction", "input": "formaction"}
+
+
+@dataclass
+class PageReferences:
+    """http:// URLs (absolute, resolved) that the page loads, and that its forms submit to."""
+
+    loaded: list[str] = field(default_factory=list)
+    form_actions: list[str] = field(default_factory=list)
+
+
+def _resolve(url: str, base: str) -> str | None:
+    """The absolute URL a browser would fetch (WHATWG URL parsing), or None when it is invalid."""
+    try:
+        return ada_url.join_url(base, url)
+    except ValueError:
+        return None
+
+
+def _is_http(url: str | None) -> bool:
+    return url is not None and url.startswith("http:")  # ada lower-cases the scheme
+
+
+def parse_srcset(value: str) -> list[str]:
+    """The image URLs of a srcset attribute (HTML "parse a srcset attribute"): a URL is a run of
+    non-space characters and may contain commas; descriptors run to the next comma outside parentheses."""
+    urls: list[str] = []
+    pos, size = 0, len(value)
+    spaces = " \t\n\r\f"
+    while pos < size:
+        while pos < size and (value[pos] in spaces or value[pos] == ","):
+            pos += 1
+        if pos >= size:
+            break
+        start = pos
+        while pos < size and value[pos] not in spaces:
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:  # skip the descriptors: up to a comma that is not inside parentheses
+            depth = 0
+            while pos < size and not (value[pos] == "," and depth == 0):
+                depth += {"(": 1, ")": -1}.get(value[pos], 0)
+                depth = max(depth, 0)
+                pos += 1
+        if url:
+            urls.append(url)
+    return urls
+
+
+def _css_urls(tokens: Iterable[object]) -> Iterator[str]:
+    """Every url() (quoted or not) in a list of tinycss2 component values, nested blocks included."""
+    for token in tokens:
+        kind = getattr(token, "type", "")
+        if kind == "url":
+            yield token.value  # type: ignore[attr-defined]
+        elif kind == "function":
+            args = token.arguments  # type: ignore[attr-defined]
+            if token.lower_name in _CSS_URL_FUNCTIONS:  # type: ignore[attr-defined]
+                yield from (a.value for a in args if getattr(a, "type", "") == "string")
+            yield from _css_urls(args)
+        elif kind in ("() block", "[] block", "{} block"):
+            yield from _css_urls(token.content)  # type: ignore[attr-defined]
+
+
+def stylesheet_urls(css: str) -> list[str]:
+    """URLs a style sheet fetches: @import targets, fonts and images from url() anywhere in it."""
+    urls: list[str] = []
+    for rule in tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
+        if rule.type == "at-rule" and rule.lower_at_keyword == "namespace":
+            continue  # a namespace URL is a name, never fetched
+        if rule.type == "at-rule" and rule.lower_at_keyword == "import":
+            first = next((t for t in rule.prelude if t.type not in ("whitespace", "comment")), None)
+            if first is not None and first.type == "string":
+                urls.append(first.value)
+        if rule.type in ("qualified-rule", "at-rule"):
+            urls += _css_urls(rule.prelude)
+            urls += _css_urls(rule.content or [])
+    return urls
+
+
+def declarations_urls(style: str) -> list[str]:
+    """URLs a style="" attribute fetches."""
+    return list(_css_urls(tinycss2.parse_component_value_list(style, skip_comments=True)))
+
+
+def _base_url(root: Element, document_url: str) -> str:
+    """The document base URL: the first <base> with an href, resolved against the document URL."""
+    for element in root.iter("base"):
+        href = element.get("href")
+        if href is not None:
+            return _resolve(href, document_url) or document_url
+    return document_url
+
+
+def _loaded_urls(element: Element) -> Iterator[str]:
+    """Raw URL strings this one element makes the browser fetch (unresolved)."""
+    tag = element.tag if isinstance(element.tag, str) else ""
+    for attribute in _URL_ATTRIBUTES.get(tag, ()):
+        if element.get(attribute):
+            yield element.get(attribute, "")
+    for attribute in _SRCSET_ATTRIBUTES.get(tag, ()):
+        yield from parse_srcset(element.get(attribute, ""))
+    if tag == "input" and (element.get("type") or "").strip().lower() == "image" and element.get("src"):
+        yield element.get("src", "")
+    if tag == "link":
+        rels = {r.lower() for r in (element.get("rel") or "").split()}
+        if rels & _LOADING_RELS and element.get("href"):
+            yield element.get("href", "")
+    if tag in _SVG_FETCHING:  # SVG 2 href wins over SVG 1.1 xlink:href
+        href = element.get("href") or element.get(XLINK_HREF)
+        if href:
+            yield href
+    if tag in ("style", f"{SVG}style") and element.text:
+        yield from stylesheet_urls(element.text)
+    if element.get("style"):
+        yield from declarations_urls(element.get("style", ""))
+
+
+def _form_action(element: Element, document_url: str, base: str) -> str | None:
+    """Where this form (or submit button's formaction) posts, resolved; None if not a form control."""
+    tag = element.tag if isinstance(element.tag, str) else ""
+    attribute = _FORM_ATTRIBUTES.get(tag)
+    if attribute is None or element.get(attribute) is None:
+        return None
+    action = element.get(attribute, "")
+    if not action.strip():  # an empty action submits to the document's own URL (HTML form submission)
+        return document_url
+    return _resolve(action, base)
+
+
+def _add(bucket: list[str], url: str | None) -> None:
+    if _is_http(url) and url not in bucket and len(bucket) < MAX_URLS:
+        bucket.append(url)  # type: ignore[arg-type]
+
+
+def insecure_references(html: str, document_url: str) -> PageReferences:
+    """The http:// loads and form targets of an HTML page served from `document_url`."""
+    root = html5lib.parse(html, namespaceHTMLElements=False)
+    base = _base_url(root, document_url)
+    found = PageReferences()
+    for element in root.iter():
+        for raw in _loaded_urls(element):
+            if raw.strip():
+                _add(found.loaded, _resolve(raw, base))
+        _add(found.form_actions, _form_action(element, document_url, base))
+    return found
