@@ -197,10 +197,13 @@ def testssl_verdict(row: str, findings: dict[str, tuple[str, str]]) -> tuple[str
             verdicts.append(PRESENT)
         else:  # WARN, DEBUG: the check failed or was skipped
             verdicts.append(UNTESTED)
-    if row == "Renegotiation":  # insecure = no RFC 5746 AND client-initiated renegotiation accepted
-        if len(verdicts) < 2 or ABSENT in verdicts:
-            return (ABSENT if ABSENT in verdicts[:1] else UNTESTED if len(verdicts) < 2 else ABSENT), raw
-        return (PRESENT if verdicts == [PRESENT, PRESENT] else UNTESTED), raw
+    if row == "Renegotiation":  # insecure = no RFC 5746 and client-initiated renegotiation accepted
+        by_id = dict(zip((i for i, _, _ in seen), verdicts, strict=True))
+        rfc5746_missing, client_renego = by_id.get("secure_renego"), by_id.get("secure_client_renego")
+        if rfc5746_missing == ABSENT:
+            return ABSENT, raw
+        ok = rfc5746_missing == PRESENT and client_renego in (PRESENT, ABSENT)
+        return (client_renego if ok else UNTESTED), raw  # type: ignore[return-value]
     if PRESENT in verdicts:
         return PRESENT, raw
     return (UNTESTED if UNTESTED in verdicts else ABSENT), raw
