@@ -164,14 +164,19 @@ def run_testssl(url: str, bundle: Path, directory: Path) -> tuple[dict[str, tupl
             proc.wait()
     elapsed = time.monotonic() - started
     (directory / "testssl.log").write_text(log)
+    return read_testssl_json(out), elapsed, log[-400:]
+
+
+def read_testssl_json(path: Path) -> dict[str, tuple[str, str]]:
+    """{id: (severity, finding)} from testssl.sh's --jsonfile-pretty file ({} if it wrote none)."""
     findings: dict[str, tuple[str, str]] = {}
-    if out.exists():
-        for result in json.loads(out.read_text()).get("scanResult", []):
+    if path.exists():
+        for result in json.loads(path.read_text()).get("scanResult", []):
             for value in result.values():
                 for item in value if isinstance(value, list) else []:
                     if isinstance(item, dict) and "id" in item:
                         findings[item["id"]] = (item.get("severity", ""), item.get("finding", ""))
-    return findings, elapsed, log[-400:]
+    return findings
 
 
 # ------------------------------------------------------------------ verdicts
@@ -282,7 +287,24 @@ def run_one(config: Config, ws: Workspace) -> dict[str, Any]:
         url, bundle = config.launch(stack, ws)
         target, auditor_s = run_auditor(config.name, url, bundle, work / "auditor", config.legacy)
         findings, testssl_s, tail = run_testssl(url, bundle, work / "testssl")
+    (work / "meta.json").write_text(json.dumps({"url": url, "auditor_s": auditor_s, "testssl_s": testssl_s}))
     return compare(config, url, target, auditor_s, findings, testssl_s, tail)
+
+
+def load_one(config: Config, root: Path) -> dict[str, Any] | None:
+    """The comparison again from a --keep directory's saved reports, scanning nothing (None if absent)."""
+    work = root / "runs" / config.name
+    report = work / "auditor" / "report.json"
+    if not report.exists():
+        return None
+    meta = json.loads((work / "meta.json").read_text()) if (work / "meta.json").exists() else {}
+    try:
+        target = json.loads(report.read_text())["targets"][0]
+    except (ValueError, KeyError, IndexError):
+        target = {"error": (work / "auditor" / "stderr.txt").read_text()[-500:]}
+    findings = read_testssl_json(work / "testssl" / "testssl.json")
+    return compare(config, meta.get("url", ""), target, meta.get("auditor_s", 0.0), findings,
+                   meta.get("testssl_s", 0.0), "")
 
 
 def render(result: dict[str, Any]) -> str:
@@ -317,12 +339,39 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join([head, *body])
 
 
+def scan(chosen: list[Config], jobs: int, keep: Path | None, json_file: Path | None) -> list[dict[str, Any]]:
+    """Run the configurations, `jobs` at a time, printing each comparison as it completes in order."""
+    results: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            work = keep.resolve()
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="peers-")))
+        pool = stack.enter_context(ThreadPoolExecutor(max(1, jobs)))
+        ws = Workspace(work)
+        futures = [(c, pool.submit(run_one, c, ws)) for c in chosen]
+        for config, future in futures:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001  # one broken configuration must not lose the others
+                print(f"== {config.name}: FAILED to run: {exc!r}", flush=True)
+                continue
+            results.append(result)
+            print(render(result), flush=True)
+            if json_file:  # after each one: a long run interrupted keeps what it has
+                json_file.write_text(json.dumps({"openssl": ssl.OPENSSL_VERSION, "results": results}, indent=2))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these configurations only")
     parser.add_argument("--jobs", type=int, default=1, help="configurations scanned at once (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it (PKI, logs, both reports)")
+    parser.add_argument("--recompare", type=Path, metavar="DIR",
+                        help="compare again from the reports a --keep DIR run saved; scan nothing")
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -339,26 +388,13 @@ def main(argv: list[str] | None = None) -> int:
         skipped = [c.name for c in chosen if c.legacy]
         chosen = [c for c in chosen if not c.legacy]
         print(f"../shared/legacy-openssl is absent: skipping {skipped}", file=sys.stderr)
-    results: list[dict[str, Any]] = []
-    with ExitStack() as stack:
-        if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            work = args.keep.resolve()
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="peers-")))
-        pool = stack.enter_context(ThreadPoolExecutor(max(1, args.jobs)))
-        ws = Workspace(work)
-        futures = [(c, pool.submit(run_one, c, ws)) for c in chosen]
-        for config, future in futures:
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001  # one broken configuration must not lose the others
-                print(f"== {config.name}: FAILED to run: {exc!r}", flush=True)
-                continue
-            results.append(result)
-            print(render(result), flush=True)
-            if args.json:  # after each one: a long run interrupted keeps what it has
-                args.json.write_text(json.dumps({"openssl": ssl.OPENSSL_VERSION, "results": results}, indent=2))
+    if args.recompare:
+        results = [r for c in chosen if (r := load_one(c, args.recompare)) is not None]
+        print("\n".join(render(r) for r in results))
+    else:
+        results = scan(chosen, args.jobs, args.keep, args.json)
+    if args.json:
+        args.json.write_text(json.dumps({"openssl": ssl.OPENSSL_VERSION, "results": results}, indent=2))
     print()
     print(markdown(results))
     agree = sum(r["agree"] for r in results)
