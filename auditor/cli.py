@@ -19,6 +19,17 @@ from auditor.errors import AuditorError, ConfigError
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MAIL = 0, 1, 2, 3, 4
 
+EXIT_CODES = """exit codes:
+  0    every target audited and compliant (other commands: done)
+  1    at least one target breaks the policy
+  2    usage or configuration error (found before scanning), or an internal error
+  3    a target could not be audited, or the history database cannot be used (wins over 4 and 1)
+  4    the report could not be mailed; it was written all the same (wins over 1)
+  5    verify-log: the evidence log is broken
+  130  interrupted
+
+Run `auditor COMMAND --help` for the options of a command."""
+
 COMMANDS = ["audit", "report", "schedule", "history", "diff", "verify-log", "demo", "schema"]
 
 
@@ -32,10 +43,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="auditor", description="Audit HTTPS sites against the TLS policy.")
+    parser = Parser(prog="auditor", description="Audit HTTPS sites against the TLS policy.", epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND",
+                                title="commands")
     for name in COMMANDS:
         module = importlib.import_module(f"auditor.commands.{name.replace('-', '_')}")
         command = module.add_parser(sub)
@@ -51,16 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as exc:
-        sys.stderr.write(f"auditor: {exc}\n")
+        say(str(exc))
         return EXIT_USAGE
     except AuditorError as exc:
-        sys.stderr.write(f"auditor: {exc}\n")
+        say(str(exc))
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
-        sys.stderr.write("auditor: interrupted\n")
+        say("interrupted")
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"auditor: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
+        say(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (run with --debug for details)")
         return EXIT_USAGE
+
+
+def say(message: str) -> None:
+    """Diagnostics on stderr: every line starts `auditor:` (grep, cron mail), none is ever wrapped."""
+    for line in message.splitlines() or [""]:
+        sys.stderr.write(f"auditor: {line}\n")

@@ -6,13 +6,13 @@ file and the key, so a typo never shows a user a traceback.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from auditor.config_errors import explain, target_label
 from auditor.errors import ConfigError
 from auditor.targets import TargetError, parse_url
 
@@ -81,6 +81,9 @@ class Scan(_Section):
 class Output(_Section):
     directory: Path = Field(Path("auditor-reports"), description="where reports are written")
     write_json: bool = Field(True, description="write audit-<time>.json and latest.json when auditing the config")
+    junit: Path | None = Field(None, description="also write JUnit XML here when auditing the config (relative: in directory)")
+    sarif: Path | None = Field(None, description="also write SARIF 2.1.0 here when auditing the config (relative: in directory)")
+    csv: Path | None = Field(None, description="also write CSV here when auditing the config (relative: in directory)")
 
 
 class Email(_Section):
@@ -113,15 +116,25 @@ class Schedule(_Section):
     timezone: str = "Asia/Tokyo"
     misfire_grace_time: int = Field(6 * 3600, ge=1, description="seconds a missed run may still start late")
 
-    @model_validator(mode="after")
-    def _valid_trigger(self) -> "Schedule":
-        from auditor.schedule import make_trigger
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from auditor.config_errors import cron_problem
+
+        if (why := cron_problem(value)) is not None:
+            raise ValueError(why)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
 
         try:
-            make_trigger(self.cron, self.timezone)
-        except Exception as exc:  # APScheduler's message names the bad field
-            raise ValueError(f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {exc}") from None
-        return self
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Tokyo' or 'UTC'") from None
+        return value
 
 
 class History(_Section):
@@ -186,35 +199,6 @@ def check_ca_bundle(path: Path) -> str | None:
     return None
 
 
-def _known_keys(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
-
-
-def _explain(exc: ValidationError, source: str) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = [str(x) for x in err["loc"]]
-        key = ".".join(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parent: type[BaseModel] = Config
-            for part in loc[:-1]:
-                if part.isdigit():
-                    continue
-                field = parent.model_fields.get(part)
-                annotation = getattr(field, "annotation", None)
-                inner = getattr(annotation, "__args__", (annotation,))[0] if annotation else None
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    parent = inner
-                elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                    parent = annotation
-            close = difflib.get_close_matches(loc[-1], _known_keys(parent), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            lines.append(f"{source}: {key}: unknown key{hint}")
-        else:
-            lines.append(f"{source}: {key}: {err['msg']}")
-    return lines
-
-
 def load_config(path: Path | None) -> Config:
     """Read and validate config.toml; None gives the policy defaults with no targets."""
     if path is None:
@@ -235,7 +219,7 @@ def load_config(path: Path | None) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_explain(exc, source))) from None
+        raise ConfigError("\n".join(explain(exc, source, Config, data))) from None
     base = path.parent
     problems = []
     for i, target in enumerate(config.targets):
@@ -243,7 +227,7 @@ def load_config(path: Path | None) -> Config:
             bundle = target.ca_bundle if target.ca_bundle.is_absolute() else base / target.ca_bundle
             target.ca_bundle = bundle
             if (why := check_ca_bundle(bundle)) is not None:
-                problems.append(f"{source}: targets.{i}.ca_bundle: {why}")
+                problems.append(f"{source}: {target_label(i, data)}: ca_bundle: {why}")
     if not config.output.directory.is_absolute():
         config.output.directory = base / config.output.directory
     if config.email is not None and config.email.ca_bundle is not None:

@@ -97,11 +97,13 @@ def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
     return any(t.changes is None or t.changes.changes for t in report.targets)  # on-change (first run counts)
 
 
-def run_nightly(config_path: str) -> str:
+def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
     """The nightly job: verify the log, prune it (retention), audit every target, store the results
-    with their changes, write and mail the report. Raises on failure; returns the new head hash."""
+    with their changes, write and mail the report. Prints nothing: the caller shows the outcome
+    (`schedule --once` on stdout/stderr, the service in its log). Raises when the history cannot be used."""
     from auditor.audit import config_digest, run_audit
     from auditor.config import load_config
+    from auditor.outcome import RunOutcome, Stored, deliver
     from auditor.store import Store, retention_cutoff
     from reports.html import render_html
     from reports.json_report import to_json, write_atomic
@@ -120,32 +122,35 @@ def run_nightly(config_path: str) -> str:
                        evidence_log=verification)
     head = record_run(report, config, store)
     report.meta["pruned_entries"] = pruned
+    outcome = RunOutcome(report, stored=Stored(len(report.targets), store.name, head))
     stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    write_atomic(directory / f"nightly-{stamp}.json", to_json(report))
-    write_atomic(directory / f"nightly-{stamp}.html", render_html(report))
-    write_atomic(directory / "latest.json", to_json(report))
+    for path, text in ((directory / f"nightly-{stamp}.json", to_json(report)),
+                       (directory / f"nightly-{stamp}.html", render_html(report)),
+                       (directory / "latest.json", to_json(report))):
+        write_atomic(path, text)
+        outcome.written.append(path)
     if config.email is not None and _should_notify(report, config.email.notify):
-        from auditor.commands.audit import mail_report
-        from auditor.errors import MailError
-
-        try:
-            mail_report(report, config)
-        except MailError as exc:  # the report is stored and written all the same
-            print(f"auditor: {exc}", flush=True)
-    print(f"auditor: nightly run stored {len(report.targets)} result(s); evidence log head {head}", flush=True)
-    return head
+        deliver(outcome, config)
+    return outcome
 
 
-def nightly_job(config_path: str) -> str | None:
-    """What the scheduler calls: run_nightly, with a failure reported in one line (the service keeps
-    running and tries again the next night)."""
+def nightly_job(config_path: str) -> int | None:
+    """What the scheduler calls: run_nightly, then its summary in the log (stderr: one line per
+    target, the total, where things were written); a failure is one line (the service keeps running
+    and tries again the next night). Returns the run's exit status, None when it failed."""
+    from auditor.outcome import log_summary
+    from auditor.outcome import stderr_line as _log
+
     try:
-        return run_nightly(config_path)
+        outcome = run_nightly(config_path)
     except AuditorError as exc:
-        print(f"auditor: nightly run failed: {exc}", flush=True)
+        _log(f"auditor: nightly run failed: {exc}")
+        return None
     except Exception as exc:  # noqa: BLE001  (a bug must not stop the service)
-        print(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}", flush=True)
-    return None
+        _log(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}")
+        return None
+    log_summary(outcome, _log)
+    return outcome.exit_code()
 
 
 class SchedulerLock:

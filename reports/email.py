@@ -2,7 +2,8 @@
 over SMTP with STARTTLS, implicit TLS or (for a local relay) none.
 
 The password is read from the environment variable the config names, only when sending, and is
-scrubbed from every error message; a failed send is retried with exponential backoff.
+scrubbed from every error message; a transient failure is retried with exponential backoff, a
+permanent one (5xx, no STARTTLS) is reported at once.
 """
 
 from __future__ import annotations
@@ -97,7 +98,13 @@ def _reason(exc: BaseException, password: str | None) -> str:
     elif isinstance(exc, ssl.SSLError):
         text = f"TLS error: {exc.reason or exc}"
     elif isinstance(exc, smtplib.SMTPNotSupportedError):
-        text = "the server does not offer STARTTLS"
+        text = ("the server does not offer SMTP AUTH (is `username` meant for this server?)" if "AUTH" in str(exc)
+                else "the server does not offer STARTTLS (security = \"tls\" or \"none\" may be meant)")
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        text = "recipients refused: " + ", ".join(f"{rcpt} ({code} {_said(said)})"
+                                                  for rcpt, (code, said) in exc.recipients.items())
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        text = f"the server answered {exc.smtp_code} {_said(exc.smtp_error)}"
     elif isinstance(exc, smtplib.SMTPException):
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     else:
@@ -109,9 +116,27 @@ def _reason(exc: BaseException, password: str | None) -> str:
     return text
 
 
+def _said(reply: bytes | str) -> str:
+    """An SMTP reply's text on one line."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A failure that retrying cannot mend: a 5xx reply (authentication refused, sender or every
+    recipient rejected), no STARTTLS or AUTH offered, a certificate that does not verify. Refused
+    connections, timeouts, disconnections and 4xx replies (421 "try later") are transient."""
+    if isinstance(exc, (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError)):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(500 <= code < 600 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
 def send_report(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str,
                 sleep=time.sleep) -> None:  # noqa: ANN001
-    """Send, retrying `settings.retries` times with doubling delays; MailError names server and reason."""
+    """Send, retrying transient failures `settings.retries` times with doubling delays (a permanent
+    one, see is_permanent, is reported at once); MailError names server and reason."""
     password = password_for(settings)
     message = build_message(report, settings, html=html, text=text, json_text=json_text)
     delay = settings.backoff
@@ -122,7 +147,7 @@ def send_report(report: AuditReport, settings: Email, *, html: str, text: str, j
             return
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
             reason = _reason(exc, password)
-            permanent = isinstance(exc, smtplib.SMTPAuthenticationError)
+            permanent = is_permanent(exc)
             if attempt == attempts or permanent:
                 raise MailError(f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
                                 f"{'s' if attempt != 1 else ''}: {reason}") from None

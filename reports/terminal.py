@@ -2,11 +2,16 @@
 
 Everything that came from the audited server is passed as rich Text (never markup) after its
 control characters are stripped, so a header value cannot move the cursor or fake a verdict.
+
+Only a terminal gets boxes and tables, which wrap at its width. Logs, pipes and cron mail get one
+line per fact, never wrapped, so that grep finds a verdict or a diagnostic whole.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+from typing import TextIO
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -32,10 +37,17 @@ def clean(text: str, limit: int = 200) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
+def diagnostics_console(stream: TextIO | None = None) -> Console:
+    """A console for progress notes and errors (stderr by default) that never wraps a line: rich
+    otherwise wraps at 80 columns whenever the stream is not a terminal."""
+    return Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+
+
 def verdict_line(result: TargetResult) -> Text:
-    name = clean(result.target.name or result.target.url)
+    # the name is the user's own (bounded generously); the error may quote the server
+    name = clean(result.target.name or result.target.url, 2000)
     if result.error:
-        return Text.assemble(("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error)}")
+        return Text.assemble(("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error, 1000)}")
     grade = f"  grade {result.grade.letter}" if result.grade else ""
     if result.compliant:
         return Text.assemble(("COMPLIANT ", "bold green"), (name, "bold"), grade)
@@ -86,12 +98,29 @@ def render(report: AuditReport, console: Console) -> None:
         (f"{failing} not compliant", "red" if failing else ""), ", ",
         (f"{errors} not audited", "magenta" if errors else ""),
     )
-    console.print(summary)
+    console.print(summary, soft_wrap=True)
     for result in report.targets:
         parts: list = [verdict_line(result)]  # type: ignore[type-arg]
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
+        if not console.is_terminal:
+            _print_lines(parts, result, console)
+            continue
         if result.findings:
             parts.append(target_table(result))
         console.print(Panel(Group(*parts), expand=False))
+
+
+def _print_lines(parts: list[Text], result: TargetResult, console: Console) -> None:
+    """The plain layout for logs and pipes: a blank line, the verdict, the grade, one line per finding."""
+    console.print()
+    for part in parts:
+        console.print(part, soft_wrap=True)
+    width = max((len(f.clause) for f in result.findings), default=0)
+    for f in result.findings:
+        label, style = STATUS_STYLE[f.status]
+        line = Text.assemble(f"  {f.clause:<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120))
+        if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
+            line.append(f" — {clean(f.detail, 240)}", style="dim")
+        console.print(line, soft_wrap=True)
 

@@ -12,24 +12,36 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from auditor.config import Config, Target, check_ca_bundle, load_config
-from auditor.cli import EXIT_MAIL, EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE
-from auditor.errors import ConfigError, MailError
-from reports.email import password_for
+from auditor import locations
+from auditor.config import Config, Target, check_ca_bundle
+from auditor.errors import ConfigError
 from auditor.model import AuditReport, TargetResult
-
-DEFAULT_CONFIG = Path("config.toml")
+from auditor.outcome import (
+    RunOutcome,
+    Stored,
+    announce,
+    deliver,
+    print_summary,
+    stderr_line,
+)
+from auditor.targets import read_target_list
+from reports.email import password_for
+from reports.formats import HELP as FORMAT_HELP
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     audit = sub.add_parser("audit", help="audit URLs, or every target in the config")
     audit.add_argument("urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets")
-    audit.add_argument("--config", type=Path, help="config file (default: ./config.toml when no URL is given)")
+    audit.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     audit.add_argument("--ip", help="connect to this address, keeping the URL's host for SNI and Host")
     audit.add_argument("--ca-bundle", type=Path, help="PEM file of a private CA to trust")
     audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default 80)")
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
+    for name, text in FORMAT_HELP.items():
+        audit.add_argument(f"--{name}", metavar="PATH", help=text)
+    audit.add_argument("--targets-from", metavar="FILE",
+                       help="audit the URLs listed in FILE too, one per line ('#' comments; '-' for stdin)")
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
     audit.add_argument("--store", action="store_true",
                        help="record this audit in the history and evidence log ([history] in the config)")
@@ -43,10 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list[Target]]:
     """The config and the targets of this run; ConfigError (exit 2) before any scanning."""
-    config_path = args.config
-    if config_path is None and DEFAULT_CONFIG.is_file() and not args.urls:
-        config_path = DEFAULT_CONFIG
-    config = load_config(config_path)
+    config, config_path = locations.load(args.config)  # the same rule as every command (auditor.locations)
     overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency),
                                    ("thorough", args.thorough or None)) if v is not None}
     if overrides:
@@ -140,13 +149,18 @@ def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
         path = Path(args.html)
         _write(path, render_html(report), write_atomic, "--html")
         written.append(path)
-    if not args.json and config_path is not None and config.output.write_json and not args.urls:
+    if writes_output_directory(args, config, config_path):  # as well as --json/--html, never instead
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = config.output.directory / f"audit-{stamp}.json"
-        _write(path, to_json(report), write_atomic, "output.directory")
-        _write(config.output.directory / "latest.json", to_json(report), write_atomic, "output.directory")
-        written.append(path)
+        for path in (config.output.directory / f"audit-{stamp}.json", config.output.directory / "latest.json"):
+            _write(path, to_json(report), write_atomic, "output.directory")
+            written.append(path)
     return written
+
+
+def writes_output_directory(args: argparse.Namespace, config: Config, config_path: Path | None) -> bool:
+    """audit-<time>.json and latest.json go to [output] directory when the config's own targets are
+    audited (a one-off URL audit must not replace the nightly latest.json)."""
+    return config_path is not None and config.output.write_json and not args.urls
 
 
 def _write(path: Path, text: str, write_atomic, option: str) -> None:  # noqa: ANN001
@@ -154,14 +168,6 @@ def _write(path: Path, text: str, write_atomic, option: str) -> None:  # noqa: A
         write_atomic(path, text)
     except OSError as exc:
         raise ConfigError(f"{option}: cannot write {str(path)!r} ({exc.strerror})") from None
-
-
-def exit_code(report: AuditReport) -> int:
-    if any(t.error for t in report.targets):
-        return EXIT_UNREACHABLE
-    if not all(t.compliant for t in report.targets):
-        return EXIT_POLICY
-    return EXIT_OK
 
 
 def terminal_console(stream) -> Console:  # noqa: ANN001
@@ -173,12 +179,12 @@ def terminal_console(stream) -> Console:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.terminal import render, verdict_line
+    from reports.terminal import render
 
     config, config_path, targets = resolve_targets(args)
     if args.json and args.json != "-":
         ensure_writable(Path(args.json), "--json")
-    elif config_path is not None and config.output.write_json and not args.urls:
+    if writes_output_directory(args, config, config_path):
         ensure_writable(config.output.directory, "output.directory")
     if args.html:
         ensure_writable(Path(args.html), "--html")
@@ -192,39 +198,18 @@ def run(args: argparse.Namespace) -> int:
 
         store = Store(config.history.database)
     report = execute(targets, config, config_path, quiet=args.quiet, store=store)
+    outcome = RunOutcome(report)
     if store is not None:
         from auditor.schedule import record_run
 
-        record_run(report, config, store)
+        outcome.stored = Stored(len(report.targets), store.name, record_run(report, config, store))
     out = terminal_console(sys.stderr if args.json == "-" else sys.stdout)
     if args.quiet:
-        for result in report.targets:
-            out.print(verdict_line(result), soft_wrap=True)
+        print_summary(report, out)  # the verdict summary `schedule --once` prints too
     else:
         render(report, out)
-    written = write_reports(report, args, config, config_path)
-    err = Console(file=sys.stderr, highlight=False)
-    if not args.quiet:
-        for path in written:
-            err.print(f"report written: {path}")
-    code = exit_code(report)
+    outcome.written = write_reports(report, args, config, config_path)
     if args.email:
-        try:
-            mail_report(report, config)
-        except MailError as exc:
-            err.print(f"auditor: {exc}", markup=False, highlight=False)
-            return code if code == EXIT_UNREACHABLE else EXIT_MAIL
-        if not args.quiet:
-            err.print(f"report mailed to {', '.join(config.email.to)}", markup=False)
-    return code
-
-
-def mail_report(report: AuditReport, config: Config) -> None:
-    """Render and send: the scheduler calls this too."""
-    from reports.email import send_report
-    from reports.html import render_html
-    from reports.json_report import to_json
-    from reports.text import render_text
-
-    assert config.email is not None
-    send_report(report, config.email, html=render_html(report), text=render_text(report), json_text=to_json(report))
+        deliver(outcome, config)
+    announce(outcome, stderr_line, quiet=args.quiet)
+    return outcome.exit_code()

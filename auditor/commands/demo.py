@@ -11,8 +11,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
-
 from auditor.config import Config, Target
 
 MODERN_CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
@@ -34,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from auditor.testing.servers import PythonTLSServer
     from reports.html import render_html
     from reports.json_report import to_json, write_atomic
-    from reports.terminal import render
+    from reports.terminal import diagnostics_console, render
 
     out: Path = args.out
     ensure_writable(out, "--out")
     console = terminal_console(sys.stdout)
-    err = Console(file=sys.stderr, highlight=False)
+    err = diagnostics_console()  # never wrapped, even in a log
     with tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:
         pki = TestPKI(Path(tmp))
         good_cert = pki.issue("shop", hosts=("shop.demo.test",), days_valid=90, policy="ov",

@@ -12,17 +12,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)")
     diff.add_argument("target", nargs="?", help="a target URL (default: the config's first target)")
     diff.add_argument("--scan", type=int, action="append", metavar="ID", help="two scan ids from `auditor history`")
-    diff.add_argument("--config", type=Path, default=Path("config.toml"))
+    diff.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     return diff
 
 
 def run(args: argparse.Namespace) -> int:
     from auditor.changes import diff_results
-    from auditor.config import load_config
+    from auditor.locations import load
     from auditor.store import Store
     from auditor.targets import parse_url
 
-    config = load_config(args.config)
+    config, _ = load(args.config)
     store = Store(config.history.database, create=False)
     if args.scan:
         if len(args.scan) != 2:

@@ -14,17 +14,17 @@ from rich.table import Table
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     history = sub.add_parser("history", help="list past scans from the history database")
     history.add_argument("target", nargs="?", help="a target URL (default: all)")
-    history.add_argument("--config", type=Path, default=Path("config.toml"))
+    history.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     history.add_argument("--limit", type=int, default=50)
     return history
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.config import load_config
+    from auditor.locations import load
     from auditor.store import Store
     from auditor.targets import parse_url
 
-    config = load_config(args.config)
+    config, _ = load(args.config)
     store = Store(config.history.database, create=False)
     target = parse_url(args.target).url if args.target else None
     rows = store.history(target, args.limit)

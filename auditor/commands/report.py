@@ -1,4 +1,5 @@
-"""`auditor report SCAN.json --html PATH [--text PATH]`: render a saved JSON report again,
+"""`auditor report [SCAN.json] [--html PATH] [--text PATH]`: render a saved JSON report again (with
+no flag, the text report on stdout),
 without rescanning (for a report mailed or archived earlier, or after a template change)."""
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from auditor.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    report = sub.add_parser("report", help="render a saved JSON report as HTML or text")
-    report.add_argument("json_report", type=Path, metavar="SCAN.json")
+    report = sub.add_parser("report", help="render a saved JSON report as HTML or text",
+                            description="Render a saved JSON report again, without rescanning: the plain-text "
+                                        "report on stdout, or HTML/text files with --html/--text.")
+    report.add_argument("json_report", type=Path, metavar="SCAN.json", nargs="?",
+                        help="a saved JSON report (default: latest.json in the config's [output] directory)")
+    report.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     report.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report here")
-    report.add_argument("--text", type=Path, metavar="PATH", help="write the plain-text report here ('-' = stdout)")
+    report.add_argument("--text", type=Path, metavar="PATH", help="write the plain-text report here ('-' = stdout; the default when neither --html nor --text is given)")
     return report
 
 
@@ -26,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from reports.json_report import load_report, write_atomic
     from reports.text import render_text
 
+    if args.json_report is None:  # the same rule as every command: see auditor.locations
+        from auditor.locations import load
+
+        args.json_report = load(args.config)[0].output.directory / "latest.json"
     if args.html is None and args.text is None:
-        raise ConfigError("report: give --html PATH and/or --text PATH")
+        args.text = Path("-")  # no flag: the plain-text report on stdout
     try:
         report = load_report(args.json_report)
     except FileNotFoundError:

@@ -1,7 +1,10 @@
 """`auditor schedule [--once | --next]`: the nightly monitor (foreground, for systemd).
 
-Exit status: 0 after a clean stop (SIGTERM/SIGINT) or a successful --once; 3 when another scheduler
-holds the lock or the history database cannot be used; 2 for a configuration error.
+`--once` (for cron or a systemd timer) prints the same verdict summary as `auditor audit --quiet` and
+exits like `audit`: 0 all compliant, 1 a policy failure, 3 a target not audited (wins), 4 the mail
+failed (wins over 1). The service logs that summary on stderr after every run and exits 0 after a
+clean stop (SIGTERM/SIGINT). Both: 3 when another scheduler holds the lock or the history database
+cannot be used; 2 for a configuration error.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from auditor.errors import ConfigError
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     schedule = sub.add_parser("schedule", help="run the nightly audits (APScheduler); --once runs one now")
-    schedule.add_argument("--config", type=Path, default=Path("config.toml"))
+    schedule.add_argument("--config", type=Path, help="config file (default: ./config.toml)")
     mode = schedule.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="run the nightly job now and exit")
     mode.add_argument("--next", action="store_true", help="print the next run times and exit")
@@ -23,18 +26,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.config import load_config
+    from auditor.locations import require
+    from auditor.outcome import announce, print_summary, stderr_line
     from auditor.schedule import SchedulerLock, next_runs, run_nightly, serve
 
-    config = load_config(args.config)
+    config, config_path = require(args.config, "schedule")
     if not config.targets:
-        raise ConfigError(f"{args.config}: no [[targets]] to audit")
+        raise ConfigError(f"{config_path}: no [[targets]] to audit")
     if args.next:
         for when in next_runs(config):
             print(when.strftime("%Y-%m-%d %H:%M:%S %Z"))
         return 0
     if args.once:
+        from auditor.commands.audit import terminal_console
+
         with SchedulerLock(config.history.database):
-            run_nightly(str(args.config.resolve()))
-        return 0
-    return serve(config, args.config, lambda line: print(line, file=sys.stderr, flush=True))
+            outcome = run_nightly(str(config_path.resolve()))
+        print_summary(outcome.report, terminal_console(sys.stdout))
+        announce(outcome, stderr_line)
+        return outcome.exit_code()
+    return serve(config, config_path, stderr_line)

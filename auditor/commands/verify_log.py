@@ -16,17 +16,17 @@ EXIT_LOG_BROKEN = 5
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)")
-    verify.add_argument("--config", type=Path, default=Path("config.toml"))
+    verify.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     verify.add_argument("--expect-head", metavar="HASH",
                         help="the head hash printed in a report you hold: the log must still contain it")
     return verify
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.config import load_config
+    from auditor.locations import load
     from auditor.store import Store, is_url
 
-    config = load_config(args.config)
+    config, _ = load(args.config)
     database = config.history.database
     if not is_url(database) and not Path(database).exists():
         print(f"evidence log BROKEN: no history database at {database} (nothing stored yet, or it was removed)",

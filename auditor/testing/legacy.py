@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import IO
 
 from auditor.testing.pki import Issued
-from auditor.testing.servers import _RUNNING, _Managed, _read_log, _terminate, free_port, wait_for_port
+from auditor.testing.servers import (
+    _RUNNING,
+    _Managed,
+    _read_log,
+    _terminate,
+    free_port,
+    wait_for_port,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEGACY_DIR = REPO_ROOT.parent / "shared" / "legacy-openssl"
@@ -87,7 +94,7 @@ class LegacyOpenSSLServer(_Managed):
             return
         if not legacy_openssl_available():
             raise RuntimeError(f"{LEGACY_OPENSSL} is absent or not executable")
-        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody drains it while serving
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop(); a file: nobody drains a pipe
         env = {**os.environ, "OPENSSL_CONF": "/dev/null"}
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=env, start_new_session=True)

@@ -83,7 +83,7 @@ class TlsliteServer(_Managed):
             from auditor.testing.legacy import dh_params
 
             self.config.dh_params_path = str(dh_params(self.dh_bits))
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "auditor.testing.tlslite_server",
                                       json.dumps(asdict(self.config))],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -168,7 +168,7 @@ def _install_padding_oracle() -> None:
 
     honest = RSAKeyExchange.processClientKeyExchange
 
-    def leaky(self, clientKeyExchange):  # type: ignore[no-untyped-def]  # noqa: N803
+    def leaky(self, clientKeyExchange):  # type: ignore[no-untyped-def]
         decrypted = self.privateKey.decrypt(clientKeyExchange.encryptedPreMasterSecret)
         if not decrypted or len(decrypted) != 48:
             raise TLSIllegalParameterException("bad PKCS#1 padding")

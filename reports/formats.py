@@ -1,0 +1,42 @@
+"""The machine-readable report formats beside JSON (JUnit XML, SARIF, CSV): one table, so the
+`audit` and `report` commands and the nightly job offer the same ones, written the same way."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from auditor.config import Output
+from auditor.model import AuditReport
+from reports.csv_report import to_csv
+from reports.json_report import write_atomic
+from reports.junit import to_junit
+from reports.sarif import to_sarif
+
+RENDERERS: dict[str, Callable[[AuditReport], str]] = {"junit": to_junit, "sarif": to_sarif, "csv": to_csv}
+HELP = {
+    "junit": "write a JUnit XML report here, one test case per clause per target ('-' for stdout)",
+    "sarif": "write a SARIF 2.1.0 report here, one result per failing or warning finding ('-' for stdout)",
+    "csv": "write a CSV report here, one row per finding ('-' for stdout)",
+}
+
+
+def write(report: AuditReport, name: str, destination: str | Path) -> Path | None:
+    """Render `name` to a path (atomic, owner-only, like the JSON report) or to stdout for '-';
+    return the path written, None for stdout."""
+    text = RENDERERS[name](report)
+    if str(destination) == "-":
+        sys.stdout.write(text)
+        return None
+    path = Path(destination)
+    write_atomic(path, text)
+    return path
+
+
+def configured(output: Output) -> list[tuple[str, Path]]:
+    """The formats an [output] section asks for on every audit of the config's targets, each path
+    relative to the output directory unless absolute."""
+    directory = output.directory
+    wanted = [(name, getattr(output, name, None)) for name in RENDERERS]
+    return [(name, path if path.is_absolute() else directory / path) for name, path in wanted if path is not None]
