@@ -7,6 +7,7 @@ auditor.grading_rules; this module only derives the facts and applies the rows.
 
 from __future__ import annotations
 
+from auditor.chain import incomplete_chain
 from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
 from auditor.grading_rules import (
     CAPS,
@@ -58,8 +59,9 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
         f.signature_hashes += [(c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed]
         stores = [t for t in deployment.trust if t.store == ("custom" if custom_ca else "Mozilla")]
         trusted = bool(stores) and all(t.trusted for t in stores)
-        # an incomplete chain is capped at B, not T (browsers may fetch the intermediate)
-        incomplete = not trusted and len(deployment.received_chain) == 1 and not leaf.self_signed
+        # an incomplete chain (the intermediate can still be fetched or is the operator's) is capped at B;
+        # a leaf from a CA nobody here knows is T, however few certificates were sent (auditor.chain)
+        incomplete = not trusted and incomplete_chain(deployment, custom_ca=custom_ca)
         f.incomplete_chain = f.incomplete_chain or incomplete
         untrusted = untrusted or (not trusted and not incomplete)
         f.hostname_matches = f.hostname_matches and deployment.hostname_matches

@@ -87,6 +87,8 @@ class Certificate(_Model):
     key_curve: str | None = None
     subject_alt_names: list[str] = Field(default_factory=list)
     policy_oids: list[str] = Field(default_factory=list)
+    # AIA caIssuers: where a client can fetch the issuer when the server does not send it
+    ca_issuers: list[str] = Field(default_factory=list)
     is_ca: bool = False
     self_signed: bool = False
     sha256_fingerprint: str
@@ -213,6 +215,8 @@ class HttpResponse(_Model):
     cookies: list[Cookie] = Field(default_factory=list)
     insecure_references: list[str] = Field(default_factory=list)  # http:// sub-resources loaded
     insecure_form_actions: list[str] = Field(default_factory=list)  # forms posting to http://
+    # Why the two lists above judge only part of the page (size cap, slow body, nesting too deep).
+    partial_analysis: str | None = None
     error: str | None = None
 
     def header(self, name: str) -> list[str]:

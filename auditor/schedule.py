@@ -82,7 +82,9 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
     report.meta["evidence_log_head"] = head
     report.meta["evidence_log"] = store.name
     try:
-        record_head(config.output.directory, store.name, store.seq_of(head) or 0, head, report.generated_at)
+        # the head entry's own scan time: what retention goes by, so a pruned head is told from a deleted one
+        seq, scanned_at = store.locate(head) or (0, report.generated_at)
+        record_head(config.output.directory, store.name, seq, head, scanned_at)
     except OSError as exc:  # the scans are stored; only this copy of the head is missing
         print(f"auditor: cannot record the evidence log head in {config.output.directory} ({exc.strerror})",
               file=sys.stderr, flush=True)
@@ -111,12 +113,13 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
     config = load_config(Path(config_path))
     store = Store(config.history.database)
     directory = config.output.directory
-    verification = store.verify_with_heads(directory)
+    months = config.history.retention_months
+    verification = store.verify_with_heads(directory, months)
     pruned = 0
     if verification.ok:  # a broken log is kept whole, for investigation
-        pruned = store.prune(retention_cutoff(config.history.retention_months))
+        pruned = store.prune(retention_cutoff(months))
         if pruned:
-            verification = store.verify_with_heads(directory)
+            verification = store.verify_with_heads(directory, months)
     report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
                                                      "config_path": config_path, "run": "nightly"},
                        evidence_log=verification)
@@ -129,6 +132,10 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
                        (directory / "latest.json", to_json(report))):
         write_atomic(path, text)
         outcome.written.append(path)
+    from reports import formats
+
+    for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
+        outcome.written.append(formats.write(report, name, path))
     if config.email is not None and _should_notify(report, config.email.notify):
         deliver(outcome, config)
     return outcome

@@ -3,6 +3,10 @@
 SQLite by default (a file, WAL, owner-only, no set-up); any SQLAlchemy URL (postgresql://...) works
 the same way. Every write is one transaction, so a crash or kill at any moment loses at most the
 scan being stored and never touches earlier entries. Problems are StoreError, one line.
+
+A damaged database (an empty file, a file that is not SQLite, the auditor's tables or chain state
+gone, an entry that cannot be read) still opens: verification then reports the log broken, so the
+run's report says so (11.6) instead of the run dying; only what truly needs the data refuses.
 """
 
 from __future__ import annotations
@@ -38,15 +42,19 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from auditor.errors import StoreError
 from auditor.evidence_log import (
     CHECKPOINT,
+    DEFAULT_RETENTION_MONTHS,
     GENESIS,
     SCAN,
     LogVerification,
     canonical,
     chain_hash,
+    check_expected_head,
     check_heads,
     checkpoint_body,
     columns,
+    parse_scan,
     read_heads,
+    retention_cutoff,
     utc_text,
     verify_chain,
 )
@@ -102,6 +110,34 @@ def create_owner_only(path: Path) -> None:
     os.close(fd)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+EMPTY_FILE = "the database file is empty (0 bytes): truncated, or replaced by an empty file"
+
+
+def file_damage(path: Path) -> str | None:
+    """Why the file at `path` cannot hold a log (empty, not SQLite), or None. An unreadable file is
+    left for SQLite to explain."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return None
+    if not header:
+        return EMPTY_FILE
+    if header != SQLITE_HEADER:
+        return "the file is not a SQLite database (overwritten or replaced)"
+    return None
+
+
+def _text(raw: bytes) -> str | bytes:
+    """SQLite TEXT as str; bytes when it is not UTF-8, so verification reports the entry damaged
+    instead of the driver raising in the middle of the chain."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
 def _open_read_only(path: str) -> sqlite3.Connection:
     """Readers (history, diff, verify-log) open the file read-only, so they work for a user who may
     not write it (an auditor's copy, a read-only mount). SQLite needs the WAL's -shm file to read a
@@ -123,13 +159,20 @@ def _open_read_only(path: str) -> sqlite3.Connection:
 
 class Store:
     """The history and evidence log. `create=False` for commands that only read: a missing database
-    is then an error instead of a new empty log."""
+    is then an error instead of a new empty log. `damage` says why the log is broken before any entry
+    is read (verify() reports it); a writer that finds an empty file starts a new log in it, and
+    this run's verification still reports what it found."""
 
     def __init__(self, database: str, *, create: bool = True) -> None:
         self.database = database
         self.name = display_name(database)
+        self.damage: str | None = None
+        self.usable = True  # the auditor's tables are there to read and write
         if not is_url(database):
             path = Path(database)
+            if path.exists():
+                self.damage = file_damage(path)
+                self.usable = self.damage is None or (self.damage == EMPTY_FILE and create)
             if not path.exists():
                 if not create:
                     raise StoreError(f"no history database at {database} (nothing stored yet: run "
@@ -140,8 +183,9 @@ class Store:
                     raise StoreError(f"history database {database}: cannot create ({exc.strerror})") from None
         try:
             self.engine: Engine = self._engine(database, read_only=not create)
-            with self._guard():
-                self._prepare(create)
+            if self.usable:
+                with self._guard():
+                    self._prepare(create)
         except NoSuchModuleError:
             raise StoreError(f"history database {self.name}: unknown database kind "
                              f"{database.split('://', 1)[0]!r} (use a file path, or a SQLAlchemy URL)") from None
@@ -163,6 +207,7 @@ class Store:
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
             dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
+            dbapi_connection.text_factory = _text
             if read_only:
                 return
             cursor = dbapi_connection.cursor()
@@ -180,8 +225,10 @@ class Store:
     def _prepare(self, create: bool) -> None:
         tables = set(inspect(self.engine).get_table_names())
         if not {"evidence_log", "chain_state"} <= tables:
-            if not create:
-                raise StoreError(f"history database {self.name}: not an auditor history database")
+            if not create:  # a configured history without a log: emptied, or another database put there
+                self.damage, self.usable = ("it holds no evidence log (the auditor's tables are gone, or the "
+                                            "path names another database)"), False
+                return
             with self._write() as conn:
                 metadata.create_all(conn)
         elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
@@ -191,7 +238,8 @@ class Store:
             if conn.execute(select(chain_state)).first() is not None:
                 return  # readers never write (a read-only copy of the log verifies too)
         if not create:
-            raise StoreError(f"history database {self.name}: not an auditor history database (no chain state)")
+            self.damage = "the chain state (where the chain starts and ends) is gone"
+            return
         with self._write() as conn:
             if conn.execute(select(chain_state)).first() is None:
                 conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,
@@ -236,6 +284,14 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
+    def _broken(self) -> StoreError:
+        return StoreError(f"history database {self.name} is broken: {self.damage} (keep it for investigation; "
+                          "`auditor verify-log` says more)")
+
+    def _require(self) -> None:
+        if not self.usable:
+            raise self._broken()
+
     def _append_body(self, conn: Connection, seq: int, prev: str, body: str) -> str:
         digest = chain_hash(prev, body)
         conn.execute(insert(entries).values(seq=seq, body=body, prev_hash=prev, hash=digest, **columns(body)))
@@ -243,6 +299,7 @@ class Store:
 
     def append(self, results: list[TargetResult]) -> str:
         """Store results as chain entries in one transaction; returns the new head hash."""
+        self._require()
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
             seq, prev = state.head_seq, state.head_hash
@@ -254,7 +311,9 @@ class Store:
 
     def prune(self, before: datetime, now: datetime | None = None) -> int:
         """Delete the entries older than `before` (only a prefix of the chain can go) and record a
-        checkpoint entry naming the last one deleted, which becomes the chain's anchor."""
+        checkpoint entry naming the range deleted and the cutoff; its last entry becomes the chain's
+        anchor. Verification accepts it only when `before` is a whole retention window before `now`."""
+        self._require()
         cutoff = utc_text(before)
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
@@ -267,7 +326,8 @@ class Store:
                 return 0
             count = conn.execute(select(func.count()).select_from(entries).where(entries.c.seq <= last.seq)).scalar()
             conn.execute(entries.delete().where(entries.c.seq <= last.seq))
-            body = checkpoint_body(last.seq, last.hash, count, before, now or datetime.now(timezone.utc))
+            body = checkpoint_body(last.seq, last.hash, count, before, now or datetime.now(timezone.utc),
+                                   from_seq=state.anchor_seq + 1)
             head = self._append_body(conn, state.head_seq + 1, state.head_hash, body)
             conn.execute(update(chain_state).values(
                 anchor_seq=last.seq, anchor_hash=last.hash, head_seq=state.head_seq + 1, head_hash=head,
@@ -276,42 +336,79 @@ class Store:
 
     # ------------------------------------------------------------ reading
 
-    def verify(self) -> LogVerification:
-        """Recompute the whole chain (streamed) from its anchor; names the first bad entry."""
-        with self._read() as conn:
-            state = conn.execute(select(chain_state)).one()
-            rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
-            return verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash)
+    def _state(self, conn: Connection):
+        """The chain state row, or None when it is damaged (missing, doubled, mistyped)."""
+        states = conn.execute(select(chain_state)).all()
+        if len(states) != 1:
+            return None
+        state = states[0]
+        seqs_ok = all(isinstance(v, int) and v >= 0 for v in (state.anchor_seq, state.head_seq))
+        hashes_ok = all(isinstance(v, str) and len(v) == 64 for v in (state.anchor_hash, state.head_hash))
+        return state if seqs_ok and hashes_ok else None
 
-    def verify_with_heads(self, directory: Path) -> LogVerification:
+    def verify(self, retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None) -> LogVerification:
+        """Recompute the whole chain (streamed) from its anchor; names the first bad entry. Checkpoints
+        must have pruned only entries older than `retention_months` (the configured retention)."""
+        if not self.usable or (self.damage and self.damage != EMPTY_FILE):
+            return LogVerification(False, 0, GENESIS, None, f"history database {self.name}: {self.damage}")
+        with self._read() as conn:
+            state = self._state(conn)
+            if state is None:
+                return LogVerification(False, 0, GENESIS, None, "the chain state (where the chain starts and "
+                                       "ends) is damaged: not exactly one well-formed row")
+            rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
+            result = verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash,
+                                  retention_months=retention_months, now=now)
+        if self.damage and result.ok:  # an empty file found by this writer, which started a new log in it
+            return LogVerification(False, result.entries, result.head, None,
+                                   f"history database {self.name}: {self.damage}; a new log was started in it")
+        return result
+
+    def verify_with_heads(self, directory: Path, retention_months: int = DEFAULT_RETENTION_MONTHS,
+                          expect_head: str | None = None, now: datetime | None = None) -> LogVerification:
         """verify(), then every head witnessed in `directory` (see evidence_log.record_head) must still
-        be in the chain."""
-        result = self.verify()
+        be in the chain or have been pruned under retention; so must `expect_head` (a head from a report)."""
+        result = self.verify(retention_months, now)
         witnessed = read_heads(directory, self.name)
-        if not result.ok or not witnessed:
+        if not result.ok or not (witnessed or expect_head):
             return result
         with self._read() as conn:
-            state = conn.execute(select(chain_state)).one()
+            state = self._state(conn)
             hashes = dict(conn.execute(select(entries.c.seq, entries.c.hash)).all())
-        return check_heads(result, witnessed, hashes, state.anchor_seq, state.anchor_hash)
+        result = check_heads(result, witnessed, hashes, state.anchor_seq, state.anchor_hash)
+        if expect_head:
+            result = check_expected_head(result, expect_head.strip().lower(), witnessed, hashes)
+        return result
 
     def seq_of(self, digest: str) -> int | None:
+        return (self.locate(digest) or (None, None))[0]
+
+    def locate(self, digest: str) -> tuple[int, str] | None:
+        """(seq, scanned_at) of the kept entry with this hash: what the witness file records."""
+        self._require()
         with self._read() as conn:
-            return conn.execute(select(entries.c.seq).where(entries.c.hash == digest)).scalar()
+            row = conn.execute(select(entries.c.seq, entries.c.scanned_at).where(entries.c.hash == digest)).first()
+        return (row.seq, row.scanned_at) if row else None
 
     def head(self) -> str:
+        self._require()
         with self._read() as conn:
             return conn.execute(select(chain_state.c.head_hash)).scalar_one()
 
     def has_hash(self, digest: str) -> bool:
-        """Is `digest` the hash of a kept entry, or the anchor (the last pruned one)?"""
+        """Is `digest` the hash of a kept entry, or the anchor (the last pruned one)? (`verify-log
+        --expect-head` asks more: verify_with_heads(expect_head=...).)"""
+        self._require()
         with self._read() as conn:
             if conn.execute(select(chain_state.c.anchor_hash)).scalar_one() == digest:
                 return True
             return conn.execute(select(entries.c.seq).where(entries.c.hash == digest)).first() is not None
 
-    def recent(self, target_url: str, before_seq: int | None = None) -> Iterator[tuple[int, TargetResult]]:
-        """Stored scans of one target, newest first, parsed one at a time."""
+    def recent(self, target_url: str, before_seq: int | None = None,
+               skipped: list[int] | None = None) -> Iterator[tuple[int, TargetResult]]:
+        """Stored scans of one target, newest first, parsed one at a time. A damaged entry is passed
+        over (its seq added to `skipped`): verification reports it, and the run goes on."""
+        self._require()
         seq = before_seq
         while True:
             query = select(entries.c.seq, entries.c.body).where(entries.c.kind == SCAN,
@@ -323,18 +420,32 @@ class Store:
             if row is None:
                 return
             seq = row.seq
-            yield row.seq, TargetResult.model_validate_json(row.body)
+            parsed = _parse_scan(row.body)
+            if isinstance(parsed, str):
+                if skipped is not None:
+                    skipped.append(row.seq)
+                continue
+            yield row.seq, parsed
 
-    def latest(self, target_url: str, before_seq: int | None = None) -> tuple[int, TargetResult] | None:
-        return next(self.recent(target_url, before_seq), None)
+    def latest(self, target_url: str, before_seq: int | None = None,
+               skipped: list[int] | None = None) -> tuple[int, TargetResult] | None:
+        return next(self.recent(target_url, before_seq, skipped), None)
 
     def get(self, seq: int) -> TargetResult | None:
+        self._require()
         with self._read() as conn:
             body = conn.execute(select(entries.c.body).where(entries.c.seq == seq, entries.c.kind == SCAN)).scalar()
-        return TargetResult.model_validate_json(body) if body else None
+        if not body:
+            return None
+        parsed = _parse_scan(body)
+        if isinstance(parsed, str):
+            raise StoreError(f"history database {self.name}: scan {seq} is damaged ({parsed}); "
+                             "`auditor verify-log` says more")
+        return parsed
 
     def history(self, target_url: str | None = None, limit: int = 50) -> list:  # type: ignore[type-arg]
         """Scan rows (seq, target_url, scanned_at, grade, compliant, failures), newest first."""
+        self._require()
         query = select(entries.c.seq, entries.c.target_url, entries.c.scanned_at, entries.c.grade,
                        entries.c.compliant, entries.c.failures).where(entries.c.kind == SCAN)
         if target_url:
@@ -343,12 +454,14 @@ class Store:
             return list(conn.execute(query.order_by(entries.c.seq.desc()).limit(limit)).all())
 
     def checkpoints(self) -> int:
+        self._require()
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(entries).where(entries.c.kind == CHECKPOINT)).scalar()
 
 
-def retention_cutoff(months: int, now: datetime | None = None) -> datetime:
-    """`months` calendar months before `now` (day clamped to 28, so it always exists)."""
-    now = now or datetime.now(timezone.utc)
-    year, month = divmod(now.month - 1 - months, 12)
-    return now.replace(year=now.year + year, month=month + 1, day=min(now.day, 28))
+def _parse_scan(body: object) -> TargetResult | str:
+    """A stored scan, or why it cannot be read."""
+    try:
+        return parse_scan(body)
+    except ValueError as exc:
+        return str(exc)

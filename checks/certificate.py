@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from auditor.chain import incomplete_chain, no_known_issuer
 from auditor.model import Certificate, CertificateDeployment, Finding, RevocationStatus, Status
 from checks.base import CheckContext, finding, fix
 
@@ -26,6 +27,14 @@ REISSUE_FIX = fix(
     "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
     "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
     "Obtain a certificate from a publicly trusted CA that names this host, then install it:",
+)
+PRIVATE_CA_HINT = ("If it is your organisation's private CA, audit against it: --ca-bundle PEM on the command "
+                   "line, or ca_bundle = \"PEM\" in the target's [[targets]] entry of config.toml.")
+UNKNOWN_CA_FIX = fix(
+    "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
+    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
+    PRIVATE_CA_HINT + " Otherwise obtain a certificate from a publicly trusted CA that names this host, and "
+    "install it:",
 )
 LEVEL_FIX = ("Buy an OV (organisation-validated) or EV certificate from a CA that verifies the company's "
              "identity, and install it with the ssl_certificate (nginx) / SSLCertificateFile (Apache) lines.")
@@ -122,18 +131,27 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     untrusted = [t for t in stores if not t.trusted]
     if not stores or untrusted:
         names = ", ".join(t.store for t in untrusted) or required
-        if len(dep.received_chain) == 1 and not leaf.self_signed:
+        top = dep.received_chain[-1]
+        if incomplete_chain(dep, custom_ca=ctx.custom_ca):
+            where = (f"a client can fetch it from {leaf.ca_issuers[0]} (AIA caIssuers), but must not have to"
+                     if leaf.ca_issuers else "the configured CA bundle does not hold it")
             problems.append(("The chain is incomplete: the intermediate certificate is missing",
-                             f"only the leaf was sent; untrusted by {names}"))
+                             f"only the leaf was sent: its issuer {leaf.issuer} must follow it ({where}); "
+                             f"untrusted by {names}"))
         elif leaf.self_signed:
             problems.append(("The certificate is self-signed", f"untrusted by {names}"))
+        elif not ctx.custom_ca and untrusted and all(no_known_issuer(t.error) for t in untrusted):
+            fetch = "" if len(dep.received_chain) > 1 else ", and the leaf names no place to fetch it (AIA caIssuers)"
+            problems.append(("The certificate is issued by an unknown CA",
+                             f"{top.issuer} is in none of {names}{fetch}. {PRIVATE_CA_HINT}"))
         else:
             problems.append((f"The chain is not trusted by {names}",
                              next((t.error for t in untrusted if t.error), "") or ""))
     if problems:
         title = problems[0][0] if len(problems) == 1 else f"{len(problems)} trust problems: " + "; ".join(
             p[0] for p in problems)
-        remedy = REVOKED_FIX if revoked else CHAIN_FIX if "incomplete" in title else REISSUE_FIX
+        remedy = (REVOKED_FIX if revoked else CHAIN_FIX if "incomplete" in title
+                  else UNKNOWN_CA_FIX if "unknown CA" in title else REISSUE_FIX)
         return finding("11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]),
                        facts, remedy)
     return finding("11.2-cert-trusted", Status.PASS, f"Trusted by {required}, host name matches",

@@ -22,10 +22,13 @@ def check_evidence_log(ctx: CheckContext) -> list[Finding]:
                         "On-demand audits are not logged; `auditor schedule` (or `auditor audit --store`) keeps the "
                         "hash-chained log.")]
     facts = [f"entries verified: {log.entries}", f"head before this run: {log.head}"]
+    if log.summary():
+        facts.append(log.summary())
     if log.ok:
         return [finding(CLAUSE, Status.PASS, "The evidence log verifies",
                         "Every entry's hash covers its content and the previous entry's hash, from the chain's "
-                        "anchor to its recorded head.", facts)]
+                        "anchor to its recorded head; only entries older than the retention window were pruned, "
+                        "and every head printed in a report is still there or was pruned as old.", facts)]
     where = f" at entry {log.first_bad_seq}" if log.first_bad_seq is not None else ""
     return [finding(CLAUSE, Status.FAIL, f"The evidence log is broken{where}", log.reason, facts, FIX)]
 

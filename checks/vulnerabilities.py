@@ -51,6 +51,8 @@ def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
     if v.fallback_scsv is not None:
         rows.append(("Missing TLS_FALLBACK_SCSV", not v.fallback_scsv and _downgrade_below_tls12(tls),
                      [f"TLS_FALLBACK_SCSV {'supported' if v.fallback_scsv else 'not supported'}"]))
+    elif "tls_fallback_scsv" in tls.errors and _downgrade_below_tls12(tls):
+        rows.append(("Missing TLS_FALLBACK_SCSV", None, [tls.errors["tls_fallback_scsv"]]))  # no answer: not tested
     ssl3 = _supported(tls, "SSL 3.0")
     rows.append(("POODLE (SSL 3.0)", ssl3, ["SSL 3.0 accepted"] if ssl3 else []))
     ssl2 = _supported(tls, "SSL 2.0")

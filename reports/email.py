@@ -18,7 +18,8 @@ from email.utils import formatdate, make_msgid
 
 from auditor.config import Email
 from auditor.errors import ConfigError, MailError
-from auditor.model import AuditReport
+from auditor.model import AuditReport, TargetResult
+from reports import view
 from reports.grades import worst_letter
 
 
@@ -35,25 +36,33 @@ def password_for(settings: Email) -> str | None:
 
 
 def subject_for(report: AuditReport, template: str) -> str:
+    """One line that needs no opening: the sites that break the policy (else those not audited)
+    and the worst letter among the sites it names."""
     targets = report.targets
-    if len(targets) == 1:
-        t = targets[0]
-        target = t.target.host or t.target.url
-    else:
-        target = f"{len(targets)} sites"
+    failing = [t for t in targets if view.verdict(t) == view.FAILING]
+    missing = [t for t in targets if view.verdict(t) == view.NOT_AUDITED]
+    named = failing or missing or targets
+    target = _names(named) if failing or missing or len(targets) == 1 else f"{len(targets)} sites"
     violations = sum(len(t.failed_clauses()) for t in targets)
-    if any(t.error for t in targets):
-        verdict = f"{sum(1 for t in targets if t.error)} not audited"
-    elif violations:
+    if failing:
         verdict = f"{violations} violation{'s' if violations != 1 else ''}"
+        if missing:
+            verdict += f", {len(missing)} not audited ({_names(missing)})"
     else:
-        verdict = "compliant"
-    grade = worst_letter([t.grade.letter for t in targets if t.grade]) or "not graded"
+        verdict = "not audited" if missing else "compliant"
+    grade = worst_letter([t.grade.letter for t in named if t.grade]) or "not graded"
     try:
         text = template.format(target=target, grade=grade, verdict=verdict, violations=violations)
     except (KeyError, IndexError, ValueError):
         text = f"[auditor] {target}: {grade}, {verdict}"
     return " ".join(text.split())[:200]  # one line, whatever the audited server sent
+
+
+def _names(targets: list[TargetResult], most: int = 3) -> str:
+    """ "a.example, b.example and 2 more": host names (host:port when two share a host)."""
+    hosts = [t.target.host or t.target.url for t in targets]
+    names = [f"{h}:{t.target.port}" if hosts.count(h) > 1 else h for h, t in zip(hosts, targets, strict=True)]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def build_message(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str) -> EmailMessage:

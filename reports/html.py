@@ -1,31 +1,27 @@
-"""The HTML report: one self-contained, mail-client-safe file for a whole run.
+"""The HTML report: one self-contained, mail-client-safe file for a whole run, verdict first.
 
 Autoescaping is on: subjects, header values and cookie names come from the audited server.
 CSS is inlined into style attributes (css_inline) because mail clients drop <style> blocks;
-there is no script and nothing is loaded from elsewhere.
+there is no script and nothing is loaded from elsewhere. What the report says and in which order
+(headline, sites worst first, words, local times, fixes for this site) lives in reports.view.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
+from functools import partial
 from pathlib import Path
 
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from auditor.model import AuditReport, Certificate, CertificateDeployment, TargetResult
+from auditor.model import AuditReport, Certificate, CertificateDeployment
 from auditor.suites import is_weak
 from checks.certificate import validation_level
 from checks.clauses import CLAUSES
+from reports import view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def _grade_class(result: TargetResult) -> str:
-    if result.grade is None:
-        return "g-none"
-    letter = result.grade.letter
-    return "g-good" if letter in ("A+", "A") else "g-mid" if letter in ("A-", "B") else "g-bad"
 
 
 def _days_left(cert: Certificate, now: datetime) -> int:
@@ -36,7 +32,7 @@ def _yesno(value: bool | None, yes: str, no: str) -> str:
     return "not tested" if value is None else yes if value else no
 
 
-def _environment() -> Environment:
+def _environment(tz: tzinfo | None) -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True,
                       default_for_string=True), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(
@@ -45,11 +41,25 @@ def _environment() -> Environment:
         days_left=_days_left,
         weak=is_weak,
         yesno=_yesno,
-        grade_class=_grade_class,
+        when=partial(view.local_time, tz=tz),
+        headline=view.headline,
+        ordered=view.ordered,
+        verdict=view.verdict,
+        verdict_label=view.verdict_label,
+        violations=view.violations,
+        name=view.display_name,
+        grade_tone=view.grade_tone,
+        findings=view.findings_worst_first,
+        status_label=view.status_label,
+        words=view.words,
+        evidence=view.evidence_line,
+        trust_chips=view.trust_chips,
+        fixes=view.fixes,
     )
     return env
 
 
-def render_html(report: AuditReport) -> str:
-    html = _environment().get_template("report.html.j2").render(report=report)
+def render_html(report: AuditReport, tz: tzinfo | None = None) -> str:
+    """The report as one HTML document; times in `tz` (default: this machine's zone, $TZ)."""
+    html = _environment(tz).get_template("report.html.j2").render(report=report)
     return css_inline.inline(html)

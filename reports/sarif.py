@@ -72,8 +72,8 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
     results, notes = [], []
     for target in report.targets:
         if target.error:
-            notes.append(_notification(f"{target_label(target)} ({target.target.url}) could not be audited: "
-                                       f"{target.error}"))
+            where = f"{target.target.name} ({target.target.url})" if target.target.name else target.target.url
+            notes.append(_notification(f"{where} could not be audited: {target.error}"))
             continue
         for finding in target.findings:
             if finding.status in LEVELS:

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.model import AuditReport, Status, TargetResult
+from reports.view import ordered
 
 STATUS_STYLE = {
     Status.PASS: ("PASS", "bold green"),
@@ -99,7 +100,7 @@ def render(report: AuditReport, console: Console) -> None:
         (f"{errors} not audited", "magenta" if errors else ""),
     )
     console.print(summary, soft_wrap=True)
-    for result in report.targets:
+    for result in ordered(report.targets):  # worst first, as in the HTML and text reports
         parts: list = [verdict_line(result)]  # type: ignore[type-arg]
         if (grade := grade_line(result)) is not None:
             parts.append(grade)

@@ -1,38 +1,65 @@
-"""The plain-text report: the alternative part of the email, readable in any mail client."""
+"""The plain-text report: the alternative part of the email, readable in any mail client.
+
+Same order as the HTML report (reports.view): the headline, the sites worst first, then each
+site with its failures first, their evidence whole, and fixes written for that site.
+"""
 
 from __future__ import annotations
 
-from auditor.model import AuditReport, Status
+from datetime import tzinfo
+
+from auditor.model import AuditReport, Status, TargetResult
+from reports import view
 from reports.terminal import clean
 
+LONG = 1000  # bound for a line that came from the audited server: only a hostile one is longer
 
-def render_text(report: AuditReport) -> str:
-    lines = [f"TLS policy audit, {report.generated_at:%Y-%m-%d %H:%M UTC}", ""]
-    for t in report.targets:
-        name = clean(t.target.name or t.target.url)
-        if t.error:
-            lines.append(f"NOT AUDITED  {name}: {clean(t.error)}")
-            continue
-        verdict = "COMPLIANT" if t.compliant else f"{len(t.failed_clauses())} VIOLATION(S)"
-        grade = f"grade {t.grade.letter}" if t.grade else "not graded"
-        lines.append(f"{verdict}  {name}  ({grade})")
-    for t in report.targets:
-        if t.error:
-            continue
-        lines += ["", f"== {clean(t.target.name or t.target.url)} ({t.target.url})"]
-        if t.changes and t.changes.changes:
-            lines.append(f"Changes since {t.changes.previous_scan_at:%Y-%m-%d %H:%M UTC}:")
-            lines += [f"  - {c.kind} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
-                      + (f" ({clean(c.detail, 160)})" if c.detail else "") for c in t.changes.changes]
-        if t.grade:
-            lines.append(f"Grade {t.grade.letter} (score {t.grade.score})")
-            lines += [f"  capped at {c.grade}: {c.reason}" for c in t.grade.caps]
-            lines += [f"  warning: {w}" for w in t.grade.warnings]
-        for f in t.findings:
-            lines.append(f"  [{f.status.value.upper():10}] {f.clause}: {clean(f.title, 160)}")
-        for f in t.findings:
-            if f.status is Status.FAIL and f.remediation:
-                lines += ["", f"Fix {f.clause}:", *("    " + clean(line, 300) for line in f.remediation.splitlines())]
+
+def _summary_line(t: TargetResult) -> str:
+    name = clean(view.display_name(t), LONG)
+    label = f"{view.verdict_label(t):13}"
+    if t.error:
+        return f"{label} {name}: {clean(t.error, LONG)}"
+    grade = f"grade {t.grade.letter}" if t.grade else "not graded"
+    counted = f"{view.violations(t)}, " if view.verdict(t) == view.FAILING else ""
+    return f"{label} {name}  ({counted}{grade})"
+
+
+def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
+    lines = ["", f"== {view.verdict_label(t)}: {clean(view.display_name(t), LONG)} ({clean(t.target.url, LONG)})"]
+    if t.error:
+        return [*lines, f"Not audited: {clean(t.error, LONG)}"]
+    if t.changes and t.changes.changes:
+        lines.append(f"Changes since {view.local_time(t.changes.previous_scan_at, tz)}:")
+        lines += [f"  - {c.kind} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
+                  + (f" ({clean(c.detail, LONG)})" if c.detail else "") for c in t.changes.changes]
+    if t.grade:
+        lines.append(f"Grade {t.grade.letter} (score {t.grade.score})")
+        lines += [f"  capped at {c.grade}: {clean(c.reason, LONG)}" for c in t.grade.caps]
+        lines += [f"  warning: {clean(w, LONG)}" for w in t.grade.warnings]
+    for f in view.findings_worst_first(t):
+        lines.append(f"  [{view.words(f.status).upper():10}] {f.clause}: {clean(f.title, LONG)}")
+        if f.status in (Status.FAIL, Status.ERROR, Status.WARN):
+            if f.detail:
+                lines.append(f"               {clean(f.detail, LONG)}")
+            lines += [f"               - {clean(view.evidence_line(e), LONG)}" for e in f.evidence]
+    for fix in view.fixes(t):
+        lines += ["", f"Fix {', '.join(fix.clauses)}:", *(f"    {clean(line, LONG)}" for line in fix.note.splitlines())]
+        for server, snippet in (("nginx", fix.nginx), ("Apache", fix.apache)):
+            if snippet:
+                lines += [f"  {server}:", *(f"    {clean(line, LONG)}" for line in snippet.splitlines())]
+    return lines
+
+
+def render_text(report: AuditReport, tz: tzinfo | None = None) -> str:
+    """The report as plain text; times in `tz` (default: this machine's zone, $TZ)."""
+    sites = view.ordered(report.targets)
+    headline = view.headline(report.targets)
+    lines = [f"TLS policy audit, {view.local_time(report.generated_at, tz)}", "",
+             headline.text + (f" ({headline.detail})" if headline.detail else ""), ""]
+    lines += [_summary_line(t) for t in sites]
+    for t in sites:
+        lines += _site(t, tz)
     if report.meta.get("evidence_log_head"):
         lines += ["", f"Evidence log head: {report.meta['evidence_log_head']}"]
     lines += ["", f"auditor {report.tool_version}"]

@@ -135,9 +135,24 @@ def test_wrong_host_fails_trust() -> None:
 
 
 def test_incomplete_chain_is_named() -> None:
-    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert()], trusted=False)]))
-    f = findings(ev, "11.2-cert-trusted")[0]
+    """Leaf alone, its issuer fetchable (AIA caIssuers) or the operator's CA bundle given: incomplete."""
+    fetchable = b.cert().model_copy(update={"ca_issuers": ["http://ca.example.test/intermediate.crt"]})
+    f = findings(b.evidence(b.tls(deployments=[b.deployment([fetchable], trusted=False)])), "11.2-cert-trusted")[0]
+    assert f.status is Status.FAIL and "incomplete" in f.title and "http://ca.example.test/" in f.detail
+    dep = b.deployment([b.cert()], trusted=False, stores=["custom"])
+    f = findings(b.evidence(b.tls(deployments=[dep])), "11.2-cert-trusted", custom_ca=True)[0]
     assert f.status is Status.FAIL and "incomplete" in f.title
+
+
+def test_leaf_from_an_unknown_ca_is_not_called_incomplete() -> None:
+    """A private-CA leaf sent alone, audited without its CA bundle: its CA is unknown (SSL Labs: T),
+    and the finding says how to audit against a private CA."""
+    no_issuer = "validation failed: candidates exhausted: all candidates exhausted with no interior errors"
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert()], trusted=False, error=no_issuer)]))
+    f = findings(ev, "11.2-cert-trusted")[0]
+    assert f.status is Status.FAIL and f.title == "The certificate is issued by an unknown CA"
+    assert "CN=Intermediate is in none of Mozilla" in f.detail and "--ca-bundle" in f.detail
+    assert "ca_bundle" in f.remediation
 
 
 def test_custom_ca_is_used_instead_of_public_stores() -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from auditor.errors import AuditorError
 from auditor.evidence_log import WITNESS_FILE, canonical, columns, record_head
 from auditor.model import TargetRef, TargetResult
-from auditor.store import Store, StoreError, chain_hash, display_name
+from auditor.store import Store, StoreError, chain_hash, display_name, retention_cutoff
 from tests import evidence_builders as b
 from tests.conftest import ROOT, run_cli
 
@@ -185,20 +185,26 @@ def test_pruning_keeps_the_rest_verifiable_and_is_recorded(tmp_path: Path) -> No
     store.append([result(1, now - timedelta(days=800)), result(2, now - timedelta(days=799))])
     store.append([result(3, now - timedelta(days=400)), result(4)])
     head = store.head()
-    assert store.prune(now - timedelta(days=730)) == 2
+    assert store.prune(retention_cutoff(24, now)) == 2
     check = store.verify()
     assert check.ok and check.entries == 3 and store.checkpoints() == 1  # 2 scans kept + the checkpoint
+    assert check.pruned_through == 2 and check.summary().startswith("entries 1-2 pruned under retention")
     assert store.has_hash(head) and store.head() != head  # old report heads still found
     assert [r.seq for r in store.history()] == [4, 3]
-    assert store.prune(now - timedelta(days=365)) == 1  # again: the first checkpoint may go too
-    check = store.verify()
+    # with a 12-month retention configured the first checkpoint may go too
+    assert store.prune(retention_cutoff(12, now)) == 1
+    check = store.verify(retention_months=12)
     assert check.ok and check.entries == 3 and store.checkpoints() == 2
-    assert store.prune(now - timedelta(days=365)) == 0
+    # ... but the same prune under the policy's 24 months deleted an entry the window keeps
+    inside = store.verify()
+    assert not inside.ok and inside.first_bad_seq == 6 and "inside the 24-month retention window" in inside.reason
+    assert store.prune(retention_cutoff(12, now)) == 0
     store.close()
     with sqlite3.connect(tmp_path / "h.sqlite") as conn:  # the checkpoint cannot be removed quietly
         body = json.loads(conn.execute("SELECT body FROM evidence_log WHERE kind = 'checkpoint' ORDER BY seq DESC")
                           .fetchone()[0])
         assert body["checkpoint"]["pruned_through_seq"] == 3 and body["checkpoint"]["pruned_entries"] == 1
+        assert body["checkpoint"]["pruned_from_seq"] == 3  # the range: 3..3
         conn.execute("DELETE FROM evidence_log WHERE seq = 6")
     assert not _verify(tmp_path / "h.sqlite").ok
 

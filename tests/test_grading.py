@@ -68,7 +68,8 @@ ROW_CASES: dict[str, Callable[[], Evidence]] = {
     "no-aead": lambda: with_suites({"TLS 1.2": ["TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"]}),
     "rc4": lambda: with_suites({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_RC4_128_SHA"], "TLS 1.2": b.MODERN_12}),
     "key-2048": lambda: chain(key_bits=1024),
-    "incomplete-chain": lambda: b.evidence(b.tls(deployments=[b.deployment([b.cert()], trusted=False)])),
+    "incomplete-chain": lambda: b.evidence(b.tls(deployments=[b.deployment([b.cert().model_copy(
+        update={"ca_issuers": ["http://ca.example.test/intermediate.crt"]})], trusted=False)])),
     "beast": lambda: with_suites({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}),
     "untrusted": lambda: b.evidence(b.tls(deployments=[b.deployment(trusted=False)])),
     "sha1-chain": lambda: b.evidence(b.tls(deployments=[b.deployment([b.cert(), b.cert(

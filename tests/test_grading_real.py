@@ -59,12 +59,6 @@ VULN_NOT_PRODUCIBLE = {
     "Weak elliptic curves (< 224 bits)": "OpenSSL 1.0.1e serves secp160r1 (-named_curve), but then the scan's "
                                          "ECDHE handshakes fail: no ECDHE suite and no group is recorded",
 }
-# Expected rows the auditor gets wrong today with nobody fixing them yet: strict xfail, so a fix shows.
-KNOWN_WRONG = {
-    ("legacy-ssl3", "vulns"): "sslyze's TLS_FALLBACK_SCSV probe falls back to TLS 1.1, which this server "
-                              "refuses, and reads the refusal as SCSV support (1.0.1e predates the SCSV)",
-}
-
 
 @dataclass
 class Server:
@@ -251,12 +245,7 @@ def test_every_vulnerability_row_is_produced_here_or_said_why_not(scanned: dict)
     assert not produced & set(VULN_NOT_PRODUCIBLE)
 
 
-def _params(kind: str) -> list:  # type: ignore[type-arg]
-    return [pytest.param(s, id=s.name, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[s.name, kind])]
-                         if (s.name, kind) in KNOWN_WRONG else []) for s in SERVERS]
-
-
-@pytest.mark.parametrize("server", _params("rows"))
+@pytest.mark.parametrize("server", SERVERS, ids=[s.name for s in SERVERS])
 def test_real_evidence_triggers_exactly_its_rows(server: Server, scanned: dict) -> None:  # type: ignore[type-arg]
     result = _result(server, scanned)
     evidence = Evidence.model_validate(result["evidence"])
@@ -268,7 +257,7 @@ def test_real_evidence_triggers_exactly_its_rows(server: Server, scanned: dict) 
     assert {ROWS[r].wording for r in server.rows} <= said
 
 
-@pytest.mark.parametrize("server", _params("vulns"))
+@pytest.mark.parametrize("server", SERVERS, ids=[s.name for s in SERVERS])
 def test_real_evidence_shows_exactly_its_vulnerabilities(server: Server, scanned: dict) -> None:  # type: ignore[type-arg]
     rows = _vuln_rows(_result(server, scanned))
     assert {name for name, state in rows.items() if state == "PRESENT"} == server.vulns

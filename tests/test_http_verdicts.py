@@ -6,7 +6,8 @@ the final page), mixed content as the W3C spec counts it, and cookie names and d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ from tests.conftest import clause_statuses, run_cli
 HSTS_WARNING = next(rule.wording for rule in WARNINGS if rule.id == "hsts")
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 CLOSED_PORT = 9  # discard: nothing listens on loopback, so plain HTTP is refused at once
+SiteFactory = Callable[..., NginxSite]  # starts an nginx site with these NginxSite options
+PageFactory = Callable[[str], HttpEvidence]  # serves this HTML body and probes it
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def _judge(http: HttpEvidence) -> tuple[dict[str, Finding], Evidence]:
 
 
 @pytest.fixture
-def site(issued: Issued, tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
+def site(issued: Issued, tmp_path: Path) -> Iterator[SiteFactory]:
     """Start an nginx site with the given options; stopped after the test."""
     started: list[NginxSite] = []
 
@@ -74,7 +77,7 @@ def site(issued: Issued, tmp_path: Path) -> Iterator[callable]:  # type: ignore[
     ("max-age=1y", "digits only"),
     ("max-age=31536000; includeSubDomains=yes", "takes no value"),
 ])
-def test_invalid_hsts_fails_and_the_grade_warns(site, header: str, why: str) -> None:  # noqa: ANN001
+def test_invalid_hsts_fails_and_the_grade_warns(site: SiteFactory, header: str, why: str) -> None:
     running = site(hsts=header)
     found, evidence = _judge(_probe(running.https_port))
     hsts = found["11.5-hsts"]
@@ -89,14 +92,14 @@ def test_invalid_hsts_fails_and_the_grade_warns(site, header: str, why: str) -> 
     ("MAX-AGE = 31536000 ;; IncludeSubDomains; preload; future-directive=\"a;b\"", 31536000),
     ('max-age="63072000"', 63072000),
 ])
-def test_valid_hsts_in_any_case_and_spacing_passes(site, header: str, max_age: int) -> None:  # noqa: ANN001
+def test_valid_hsts_in_any_case_and_spacing_passes(site: SiteFactory, header: str, max_age: int) -> None:
     running = site(hsts=header)
     found, evidence = _judge(_probe(running.https_port))
     assert found["11.5-hsts"].status is Status.PASS, found["11.5-hsts"]
     assert facts_from(evidence).hsts_max_age == max_age and grade(evidence).letter == "A+"
 
 
-def test_only_the_first_of_two_hsts_headers_counts(site) -> None:  # noqa: ANN001
+def test_only_the_first_of_two_hsts_headers_counts(site: SiteFactory) -> None:
     good_then_bad = site(hsts=HSTS_2Y, extra_headers={"Strict-Transport-Security": "max-age=0; max-age=0"})
     bad_then_good = site(hsts="max-age=0; max-age=0", extra_headers={"Strict-Transport-Security": HSTS_2Y})
     first_good, evidence = _judge(_probe(good_then_bad.https_port))
@@ -115,7 +118,7 @@ REDIRECT_TO_HOME = ("location = / { return 302 /home; }\n"
                     "try_files /index.html =404; }")
 
 
-def test_hsts_only_after_a_same_host_redirect_warns_naming_the_response(site) -> None:  # noqa: ANN001
+def test_hsts_only_after_a_same_host_redirect_warns_naming_the_response(site: SiteFactory) -> None:
     running = site(hsts=None, extra_server=REDIRECT_TO_HOME)
     http = _probe(running.https_port)
     assert [r.url for r in http.https] == [running.url, f"{running.url}home"]
@@ -127,7 +130,7 @@ def test_hsts_only_after_a_same_host_redirect_warns_naming_the_response(site) ->
     assert HSTS_WARNING in grade(evidence).warnings
 
 
-def test_a_cookie_on_the_plain_http_redirect_fails_and_counts_before_consent(site) -> None:  # noqa: ANN001
+def test_a_cookie_on_the_plain_http_redirect_fails_and_counts_before_consent(site: SiteFactory) -> None:
     running = site(extra_http='add_header Set-Cookie "tracker=1; Secure; HttpOnly; SameSite=Lax" always;')
     http = _probe(running.https_port, running.http_port)
     assert http.plain_http is not None and http.plain_http.status == 301
@@ -143,7 +146,7 @@ COOKIE_ON_LOGIN = ("location = / { return 302 /login; }\n"
                    "add_header Strict-Transport-Security \"max-age=63072000\" always; try_files /index.html =404; }")
 
 
-def test_cookies_on_a_same_host_redirect_target_are_judged(site) -> None:  # noqa: ANN001
+def test_cookies_on_a_same_host_redirect_target_are_judged(site: SiteFactory) -> None:
     running = site(extra_server=COOKIE_ON_LOGIN)
     found, _ = _judge(_probe(running.https_port))
     cookies = found["11.5-cookies"]
@@ -154,14 +157,14 @@ def test_cookies_on_a_same_host_redirect_target_are_judged(site) -> None:  # noq
     assert found["11.5-hsts"].status is Status.PASS  # the first response (the 302) carries HSTS
 
 
-def test_redirects_to_another_host_are_never_followed(site) -> None:  # noqa: ANN001
+def test_redirects_to_another_host_are_never_followed(site: SiteFactory) -> None:
     running = site(extra_server="location = / { return 302 https://elsewhere.test/; }")
     http = _probe(running.https_port)
     assert len(http.https) == 1
     assert "another host" in (http.https[0].redirect_not_followed or "")
 
 
-def test_same_host_redirects_stop_after_the_limit(site) -> None:  # noqa: ANN001
+def test_same_host_redirects_stop_after_the_limit(site: SiteFactory) -> None:
     hops = "\n    ".join(f"location = /r{i} {{ return 302 /r{i + 1}; }}" for i in range(10))
     running = site(extra_server=f"location = / {{ return 302 /r0; }}\n    {hops}")
     http = _probe(running.https_port)
@@ -169,7 +172,7 @@ def test_same_host_redirects_stop_after_the_limit(site) -> None:  # noqa: ANN001
     assert "more than 5 redirects" in (http.https[-1].redirect_not_followed or "")
 
 
-def test_a_redirect_loop_stops(site) -> None:  # noqa: ANN001
+def test_a_redirect_loop_stops(site: SiteFactory) -> None:
     running = site(extra_server="location = / { return 302 /a; }\n    location = /a { return 302 /; }")
     http = _probe(running.https_port)
     assert [r.url for r in http.https] == [running.url, f"{running.url}a"]
@@ -179,7 +182,7 @@ def test_a_redirect_loop_stops(site) -> None:  # noqa: ANN001
 # ---------------------------------------------------------------- item 10: mixed content
 
 @pytest.fixture
-def page(issued: Issued) -> Iterator[callable]:  # type: ignore[valid-type]
+def page(issued: Issued) -> Iterator[PageFactory]:
     """Serve one HTML body over HTTPS (stdlib server) and return the probe's evidence of it."""
     servers: list[PythonTLSServer] = []
 
@@ -197,10 +200,11 @@ def page(issued: Issued) -> Iterator[callable]:  # type: ignore[valid-type]
 NOT_LOADED = ('<html><head><link rel=canonical href="http://good.test/">'
               '<link rel="alternate" hreflang=en href="http://good.test/en"></head>'
               '<body><a href="http://good.test/other">x</a><svg><a href="http://good.test/svg-link">y</a></svg>'
-              '<style>@namespace svg url(http://www.w3.org/2000/svg);</style></body></html>')
+              '<style>@namespace svg url(http://www.w3.org/2000/svg);</style>'
+              '<noscript><img src="http://cdn.test/pixel.gif"></noscript></body></html>')
 
 
-def test_links_that_are_never_loaded_are_not_mixed_content(page) -> None:  # noqa: ANN001
+def test_links_that_are_never_loaded_are_not_mixed_content(page: PageFactory) -> None:
     http = page(NOT_LOADED)
     assert http.https[0].insecure_references == []
     found, _ = _judge(http)
@@ -221,7 +225,7 @@ def test_links_that_are_never_loaded_are_not_mixed_content(page) -> None:  # noq
     ('<link rel="preload" as="image" href="http://cdn.test/hero.png">', "http://cdn.test/hero.png"),
     ('<link rel="ICON" href="http://cdn.test/favicon.ico">', "http://cdn.test/favicon.ico"),
 ])
-def test_what_the_page_loads_is_mixed_content(page, body: str, loaded: str) -> None:  # noqa: ANN001
+def test_what_the_page_loads_is_mixed_content(page: PageFactory, body: str, loaded: str) -> None:
     http = page(f"<!doctype html><html>{body}</html>")
     assert http.https[0].insecure_references == [loaded]
     found, _ = _judge(http)
@@ -229,7 +233,30 @@ def test_what_the_page_loads_is_mixed_content(page, body: str, loaded: str) -> N
     assert tls.status is Status.FAIL and loaded in " ".join(tls.evidence)
 
 
-def test_a_relative_form_action_under_an_http_base_posts_in_clear(page) -> None:  # noqa: ANN001
+def test_mixed_content_on_the_page_a_redirect_leads_to_fails(site: SiteFactory) -> None:
+    running = site(body='<html><body><script src="http://cdn.test/app.js"></script></body></html>',
+                   extra_server=REDIRECT_TO_HOME)
+    http = _probe(running.https_port)
+    assert http.https[0].insecure_references == [] and http.https[1].insecure_references == ["http://cdn.test/app.js"]
+    found, _ = _judge(http)
+    assert found["11.1-tls-enforced"].status is Status.FAIL
+    assert f"{running.url}home: http://cdn.test/app.js" in found["11.1-tls-enforced"].evidence
+
+
+def test_a_page_too_deeply_nested_is_judged_in_part_and_says_so(page: PageFactory) -> None:
+    """html5lib's tree building is O(elements x depth): 100 000 nested tags would take hours."""
+    started = time.monotonic()
+    http = page('<img src="http://cdn.test/early.png">' + "<div>" * 100_000 + '<img src="http://cdn.test/deep.png">')
+    assert time.monotonic() - started < 30
+    response = http.https[0]
+    assert response.insecure_references == ["http://cdn.test/early.png"]
+    assert "nested deeper than 512" in (response.partial_analysis or "")
+    found, _ = _judge(page("<div>" * 100_000 + '<img src="http://cdn.test/deep.png">'))
+    assert found["11.1-tls-enforced"].status is Status.WARN
+    assert "judged in part only" in " ".join(found["11.1-tls-enforced"].evidence)
+
+
+def test_a_relative_form_action_under_an_http_base_posts_in_clear(page: PageFactory) -> None:
     http = page('<html><head><base href="http://good.test/app/"></head><body>'
                 '<form action="login" method="post"></form><form action="" method="post"></form>'
                 '<form action="https://good.test/search"></form></body></html>')
@@ -242,7 +269,7 @@ def test_a_relative_form_action_under_an_http_base_posts_in_clear(page) -> None:
 
 # ---------------------------------------------------------------- item 11: cookie names and deletions
 
-def test_a_cookie_without_equals_has_no_name_and_its_value_never_appears(site) -> None:  # noqa: ANN001
+def test_a_cookie_without_equals_has_no_name_and_its_value_never_appears(site: SiteFactory) -> None:
     running = site(cookies=["S3CRETT0KEN; Path=/"])
     http = _probe(running.https_port)
     (cookie,) = http.https[0].cookies
@@ -257,12 +284,12 @@ def test_a_cookie_without_equals_has_no_name_and_its_value_never_appears(site) -
     "__host-sid=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test",
     "__SECURE-id=1; HttpOnly; SameSite=Lax",
 ])
-def test_cookie_prefixes_match_case_insensitively(site, cookie: str) -> None:  # noqa: ANN001
+def test_cookie_prefixes_match_case_insensitively(site: SiteFactory, cookie: str) -> None:
     found, _ = _judge(_probe(site(cookies=[cookie]).https_port))
     assert found["11.5-cookies"].status is Status.FAIL and "prefix" in found["11.5-cookies"].detail
 
 
-def test_deletion_cookies_are_reported_not_failed(site) -> None:  # noqa: ANN001
+def test_deletion_cookies_are_reported_not_failed(site: SiteFactory) -> None:
     running = site(cookies=["old=; Max-Age=0", "older=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
                             "sid=1; Secure; HttpOnly; SameSite=Lax"])
     found, _ = _judge(_probe(running.https_port))
@@ -276,7 +303,8 @@ def test_deletion_cookies_are_reported_not_failed(site) -> None:  # noqa: ANN001
 
 # ---------------------------------------------------------------- end to end: the real CLI
 
-def test_cli_reports_invalid_hsts_and_port_80_cookies_with_the_grade(site, pki: TestPKI, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_reports_invalid_hsts_and_port_80_cookies_with_the_grade(site: SiteFactory, pki: TestPKI,
+                                                                     tmp_path: Path) -> None:
     invalid = site(hsts="max-age=31536000; max-age=0", tls13_ciphersuites="TLS_AES_256_GCM_SHA384",
                    http_mode="none")
     port80 = site(tls13_ciphersuites="TLS_AES_256_GCM_SHA384",

@@ -27,15 +27,21 @@ from auditor.outcome import (
 from auditor.targets import read_target_list
 from reports.email import password_for
 from reports.formats import HELP as FORMAT_HELP
+from reports.formats import RENDERERS
+from reports.formats import configured as configured_formats
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    audit = sub.add_parser("audit", help="audit URLs, or every target in the config")
+    from auditor.config import Scan  # its defaults apply when neither the option nor the config says
+
+    audit = sub.add_parser("audit", help="audit URLs, or every target in the config",
+                           description="Audit HTTPS sites against the TLS policy: the URLs given, else every "
+                                       "[[targets]] entry of the config; print the verdict and exit 0/1/3/4.")
     audit.add_argument("urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets")
     audit.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     audit.add_argument("--ip", help="connect to this address, keeping the URL's host for SNI and Host")
     audit.add_argument("--ca-bundle", type=Path, help="PEM file of a private CA to trust")
-    audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default 80)")
+    audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default: 80)")
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
     for name, text in FORMAT_HELP.items():
@@ -45,11 +51,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
     audit.add_argument("--store", action="store_true",
                        help="record this audit in the history and evidence log ([history] in the config)")
-    audit.add_argument("--timeout", type=float, help="seconds per network operation")
-    audit.add_argument("--concurrency", type=int, help="targets audited at once")
+    audit.add_argument("--timeout", type=float, help="seconds per network operation (default: [scan] timeout "
+                                                      f"in the config, else {Scan.model_fields['timeout'].default:g})")
+    audit.add_argument("--concurrency", type=int, help="targets audited at once (default: [scan] concurrency in "
+                                                       f"the config, else {Scan.model_fields['concurrency'].default})")
     audit.add_argument("--thorough", action="store_true",
-                       help="enumerate cipher suites one connection per suite (sslyze's exhaustive scan)")
-    audit.add_argument("--quiet", "-q", action="store_true", help="only the verdict lines; no progress")
+                       help="enumerate cipher suites one connection per suite, sslyze's exhaustive scan "
+                            "(default: [scan] thorough in the config, else off)")
+    audit.add_argument("--quiet", "-q", action="store_true", help="only the verdict lines; no progress, no list of files written")
     return audit
 
 
@@ -63,11 +72,15 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             config.scan = config.scan.model_validate({**config.scan.model_dump(), **overrides})
         except ValidationError as exc:
             problem = exc.errors()[0]
-            raise ConfigError(f"--{problem['loc'][0]}: {problem['msg']}") from None
+            from auditor.config_errors import describe
+
+            raise ConfigError(f"--{problem['loc'][0]}: {describe(problem, type(config.scan))}") from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
     if args.ca_bundle is not None and (why := check_ca_bundle(args.ca_bundle)) is not None:
         raise ConfigError(f"--ca-bundle: {why}")
+    given = given_urls(args)
+    args.urls = [url for url, _ in given]  # a list's URLs are URLs given: the config's targets are not audited
     if not args.urls:
         if config_path is None:
             raise ConfigError("no URL given and no config.toml here; give a URL or --config PATH")
@@ -77,13 +90,25 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
     defaults = {name: field.get_default(call_default_factory=True)
                 for name, field in Target.model_fields.items() if name != "url"}
     targets = []
-    for url in args.urls:
-        fields = {"url": url, "ip": args.ip, "ca_bundle": args.ca_bundle}
+    for url, name in given:
+        fields = {"url": url, "name": name, "ip": args.ip, "ca_bundle": args.ca_bundle}
         if args.http_port:
             fields["http_port"] = args.http_port
         # Not validated here on purpose: a bad URL is that target's error (exit 3), not a usage error.
         targets.append(Target.model_construct(**{**defaults, **{k: v for k, v in fields.items() if v is not None}}))
     return config, config_path, targets
+
+
+def given_urls(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The URL arguments, then the lines of --targets-from, each with a name only when it is not a
+    URL that can be audited ("FILE line N"), so that target's error says where it came from."""
+    given: list[tuple[str, str | None]] = [(url, None) for url in args.urls]
+    if args.targets_from is None:
+        return given
+    listed = read_target_list(args.targets_from, sys.stdin)
+    if not listed and not given:
+        raise ConfigError(f"--targets-from: {args.targets_from} lists no URL (one per line; '#' starts a comment)")
+    return given + [(t.url, None if t.valid else t.where) for t in listed]
 
 
 def ensure_writable(path: Path, option: str) -> None:
@@ -104,7 +129,8 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
 
     err = Console(file=sys.stderr, highlight=False)
     meta = {"config_sha256": config_digest(config_path), "config_path": str(config_path) if config_path else None}
-    log = store.verify_with_heads(config.output.directory) if store is not None else None
+    log = (store.verify_with_heads(config.output.directory, config.history.retention_months)
+           if store is not None else None)
     if quiet or not err.is_terminal:
         return run_audit(targets, config, meta=meta, evidence_log=log)
 
@@ -149,12 +175,33 @@ def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
         path = Path(args.html)
         _write(path, render_html(report), write_atomic, "--html")
         written.append(path)
+    for option, name, destination in requested_formats(args, config, config_path):
+        text = RENDERERS[name](report)
+        if destination == "-":
+            sys.stdout.write(text)
+        else:
+            _write(Path(destination), text, write_atomic, option)
+            written.append(Path(destination))
     if writes_output_directory(args, config, config_path):  # as well as --json/--html, never instead
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for path in (config.output.directory / f"audit-{stamp}.json", config.output.directory / "latest.json"):
             _write(path, to_json(report), write_atomic, "output.directory")
             written.append(path)
     return written
+
+
+def requested_formats(args: argparse.Namespace, config: Config, config_path: Path | None) -> list[tuple[str, str, str]]:
+    """(option, format, destination) of each JUnit/SARIF/CSV report asked for: by its flag, and by
+    its [output] key when the config's own targets are audited (as latest.json is)."""
+    wanted = [(f"--{name}", name, getattr(args, name)) for name in FORMAT_HELP if getattr(args, name)]
+    if config_path is not None and not args.urls:
+        wanted += [(f"output.{name}", name, str(path)) for name, path in configured_formats(config.output)]
+    return wanted
+
+
+def to_stdout(args: argparse.Namespace) -> list[str]:
+    """The options that send a report to stdout ('-'): at most one, the terminal view then goes to stderr."""
+    return [f"--{name}" for name in ("json", *FORMAT_HELP) if getattr(args, name) == "-"]
 
 
 def writes_output_directory(args: argparse.Namespace, config: Config, config_path: Path | None) -> bool:
@@ -181,9 +228,14 @@ def terminal_console(stream) -> Console:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     from reports.terminal import render
 
+    if len(stdout := to_stdout(args)) > 1:
+        raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
     config, config_path, targets = resolve_targets(args)
     if args.json and args.json != "-":
         ensure_writable(Path(args.json), "--json")
+    for option, _, destination in requested_formats(args, config, config_path):
+        if destination != "-":
+            ensure_writable(Path(destination), option)
     if writes_output_directory(args, config, config_path):
         ensure_writable(config.output.directory, "output.directory")
     if args.html:
@@ -203,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         from auditor.schedule import record_run
 
         outcome.stored = Stored(len(report.targets), store.name, record_run(report, config, store))
-    out = terminal_console(sys.stderr if args.json == "-" else sys.stdout)
+    out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
     if args.quiet:
         print_summary(report, out)  # the verdict summary `schedule --once` prints too
     else:

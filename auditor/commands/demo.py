@@ -18,8 +18,11 @@ LEGACY_CIPHERS = "AES128-SHA:ECDHE-RSA-AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    demo = sub.add_parser("demo", help="start local demo HTTPS sites, audit them, write the reports")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="where the reports go")
+    demo = sub.add_parser("demo", help="start local demo HTTPS sites, audit them, write the reports",
+                          description="Start two HTTPS sites on 127.0.0.1 (one kept to the policy, one legacy) "
+                                      "under a throwaway CA, audit them and write the reports.")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"),
+                      help="where the reports go (default: %(default)s)")
     return demo
 
 

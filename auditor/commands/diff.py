@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from auditor.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)")
+    diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)",
+                          description="Show what changed between the last two stored scans of a target, or "
+                                      "between two scan ids: certificate, protocols, suites, clause verdicts.")
     diff.add_argument("target", nargs="?", help="a target URL (default: the config's first target)")
-    diff.add_argument("--scan", type=int, action="append", metavar="ID", help="two scan ids from `auditor history`")
+    diff.add_argument("--scan", type=int, action="append", metavar="ID", help="a scan id from `auditor history`; give it twice (default: the target's last two scans)")
     diff.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     return diff
 
@@ -38,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
                                                                if config.targets else None)
         if url is None:
             raise ConfigError("diff: give a target URL")
-        latest = store.latest(url)
-        previous = store.latest(url, before_seq=latest[0]) if latest else None
+        damaged: list[int] = []  # passed over; `verify-log` reports them
+        latest = store.latest(url, skipped=damaged)
+        previous = store.latest(url, before_seq=latest[0], skipped=damaged) if latest else None
+        if damaged:
+            print(f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
+                  "(run `auditor verify-log`)", file=sys.stderr)
         if latest is None or previous is None:
             raise ConfigError(f"diff: fewer than two stored scans of {url}")
         (_, old), (_, new) = previous, latest

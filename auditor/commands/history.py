@@ -12,10 +12,12 @@ from rich.table import Table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    history = sub.add_parser("history", help="list past scans from the history database")
+    history = sub.add_parser("history", help="list past scans from the history database",
+                             description="List past scans, newest first, from the config's [history] database; "
+                                         "the scan ids are those `auditor diff --scan` takes.")
     history.add_argument("target", nargs="?", help="a target URL (default: all)")
     history.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--limit", type=int, default=50, help="show at most this many scans (default: %(default)s)")
     return history
 
 

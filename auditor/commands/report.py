@@ -11,22 +11,28 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from auditor.errors import ConfigError
+from reports.formats import HELP as FORMAT_HELP
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     report = sub.add_parser("report", help="render a saved JSON report as HTML or text",
                             description="Render a saved JSON report again, without rescanning: the plain-text "
-                                        "report on stdout, or HTML/text files with --html/--text.")
+                                        "report on stdout, or the files the options below name.")
     report.add_argument("json_report", type=Path, metavar="SCAN.json", nargs="?",
                         help="a saved JSON report (default: latest.json in the config's [output] directory)")
     report.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     report.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report here")
-    report.add_argument("--text", type=Path, metavar="PATH", help="write the plain-text report here ('-' = stdout; the default when neither --html nor --text is given)")
+    report.add_argument("--text", type=Path, metavar="PATH",
+                        help="write the plain-text report here ('-' = stdout, the default when no other "
+                             "output is named)")
+    for name, text in FORMAT_HELP.items():
+        report.add_argument(f"--{name}", type=Path, metavar="PATH", help=text)
     return report
 
 
 def run(args: argparse.Namespace) -> int:
     from auditor.commands.audit import ensure_writable
+    from reports.formats import RENDERERS
     from reports.html import render_html
     from reports.json_report import load_report, write_atomic
     from reports.text import render_text
@@ -35,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         from auditor.locations import load
 
         args.json_report = load(args.config)[0].output.directory / "latest.json"
-    if args.html is None and args.text is None:
+    formats = [(f"--{name}", getattr(args, name), RENDERERS[name]) for name in RENDERERS]
+    if args.html is None and args.text is None and not any(path for _, path, _ in formats):
         args.text = Path("-")  # no flag: the plain-text report on stdout
     try:
         report = load_report(args.json_report)
@@ -46,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.json_report}: not an auditor JSON report ({first})") from None
     except OSError as exc:
         raise ConfigError(f"{args.json_report}: cannot read ({exc.strerror})") from None
-    for option, path, render in (("--html", args.html, render_html), ("--text", args.text, render_text)):
+    outputs = [("--html", args.html, render_html), ("--text", args.text, render_text), *formats]
+    if len(stdout := [option for option, path, _ in outputs if str(path) == "-"]) > 1:
+        raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
+    for option, path, render in outputs:
         if path is None:
             continue
         if str(path) == "-":

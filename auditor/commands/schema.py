@@ -7,7 +7,8 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    return sub.add_parser("schema", help="print the JSON Schema of the report")
+    return sub.add_parser("schema", help="print the JSON Schema of the report",
+                          description="Print the JSON Schema of the JSON report (the versioned contract) on stdout.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """`auditor verify-log`: recompute the evidence log's hash chain (clause 11.6).
 
-Exit status: 0 intact; 5 broken (an entry altered, deleted, reordered or inserted; the head of the
-reports (evidence-log-heads.txt in the output directory) or of --expect-head missing; or no log at all), naming the first bad entry;
+Exit status: 0 intact; 5 broken (an entry altered, deleted, reordered, inserted or damaged; a checkpoint
+pruning entries inside the retention window; the head of the reports (evidence-log-heads.txt in the
+output directory) or of --expect-head missing; or no log at all), naming the first bad entry;
 2 configuration error; 3 the database cannot be opened (locked, unreadable).
 """
 
@@ -15,7 +16,9 @@ EXIT_LOG_BROKEN = 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)")
+    verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)",
+                            description="Recompute the evidence log's hash chain (clause 11.6) and exit 5, naming "
+                                        "the first bad entry, when an entry was altered, removed or inserted.")
     verify.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     verify.add_argument("--expect-head", metavar="HASH",
                         help="the head hash printed in a report you hold: the log must still contain it")
@@ -33,14 +36,12 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_LOG_BROKEN
     store = Store(database, create=False)
-    result = store.verify_with_heads(config.output.directory)
+    result = store.verify_with_heads(config.output.directory, config.history.retention_months,
+                                     expect_head=args.expect_head)
     if not result.ok:
         where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
         print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)
         return EXIT_LOG_BROKEN
-    if args.expect_head and not store.has_hash(args.expect_head.strip().lower()):
-        print(f"evidence log BROKEN: head {args.expect_head} from an earlier report is not in the chain",
-              file=sys.stderr)
-        return EXIT_LOG_BROKEN
-    print(f"evidence log intact: {result.entries} entries, head {result.head}")
+    pruned = f"; {result.summary()}" if result.summary() else ""
+    print(f"evidence log intact: {result.entries} entries, head {result.head}{pruned}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
 
 from auditor.model import Certificate
 
@@ -52,6 +52,10 @@ def describe_certificate(cert: x509.Certificate) -> Certificate:
     policies = _extension(cert, ExtensionOID.CERTIFICATE_POLICIES)
     policy_oids = [p.policy_identifier.dotted_string for p in policies] if policies else []
     constraints = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
+    access = _extension(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    ca_issuers = [d.access_location.value for d in access or []
+                  if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+                  and isinstance(d.access_location, x509.UniformResourceIdentifier)]
     try:
         hash_alg = cert.signature_hash_algorithm
         signature_hash = hash_alg.name if hash_alg else None
@@ -74,6 +78,7 @@ def describe_certificate(cert: x509.Certificate) -> Certificate:
         key_curve=curve,
         subject_alt_names=sans,
         policy_oids=policy_oids,
+        ca_issuers=ca_issuers,
         is_ca=bool(constraints and constraints.ca),
         self_signed=cert.subject == cert.issuer,
         sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),

@@ -65,8 +65,8 @@ def parse_set_cookie(line: str) -> Cookie:
         key, value = key.strip(" \t").lower(), value.strip(" \t")
         if not key:
             continue
-        if key == "max-age":
-            max_age = _max_age(value) if _max_age(value) is not None else max_age
+        if key == "max-age":  # an unreadable Max-Age or Expires is ignored, not taken as the last one
+            max_age = parsed if (parsed := _max_age(value)) is not None else max_age
         elif key == "expires":
             expires = _expires(value) or expires
         attrs[key] = value if has_value else None
@@ -101,16 +101,21 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
         response = transport.handle_request(request)
         with contextlib.closing(response):
             body = b""
+            partial: str | None = None
             content_type = response.headers.get("content-type", "")
             if "html" in content_type.lower():
                 deadline = time.monotonic() + timeout
                 try:
                     for chunk in response.iter_bytes():
                         body += chunk
-                        if len(body) >= max_body or time.monotonic() > deadline:
+                        if len(body) >= max_body:
+                            partial = f"the body reached the {max_body}-byte cap (scan.max_body_bytes)"
                             break
-                except httpx.HTTPError:
-                    pass  # keep the headers and what arrived of the body
+                        if time.monotonic() > deadline:
+                            partial = f"the body was still arriving after {timeout:g} s"
+                            break
+                except httpx.HTTPError as exc:  # keep the headers and what arrived of the body
+                    partial = f"the body transfer failed ({_reason(exc)})"
             headers = []
             cookies = []
             for key, value in response.headers.multi_items():
@@ -127,7 +132,9 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
                 text = body.decode("utf-8", errors="replace")
             shown = _display_url(url, host_header)
             # Mixed content exists only on a page served over TLS.
-            found = insecure_references(text, shown) if text and url.startswith("https:") else None
+            found = insecure_references(text, shown, timeout) if text and url.startswith("https:") else None
+            if found is not None and (partial or found.note):
+                partial = "; ".join(n for n in (partial, found.note) if n)
             return HttpResponse(
                 url=shown,
                 status=response.status_code,
@@ -136,6 +143,7 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
                 cookies=cookies,
                 insecure_references=found.loaded if found else [],
                 insecure_form_actions=found.form_actions if found else [],
+                partial_analysis=partial if found is not None else None,
             )
     except httpx.TimeoutException:
         return HttpResponse(url=_display_url(url, host_header), error="timed out")
@@ -175,15 +183,16 @@ def _permissive_context() -> ssl.SSLContext:
     return context
 
 
-def _next_hop(response: HttpResponse, origin: ada_url.URL) -> tuple[ada_url.URL | None, str | None]:
-    """Where a browser goes next from `response` when that stays on the audited HTTPS origin:
-    (URL to fetch, None); otherwise (None, why not followed), or (None, None) for no redirect."""
+def _next_hop(response: HttpResponse) -> tuple[ada_url.URL | None, str | None]:
+    """Where a browser goes next from `response` when that stays on its HTTPS origin (the audited
+    one): (URL to fetch, None); otherwise (None, why not followed), or (None, None) for no redirect."""
     if response.error is not None or response.status not in REDIRECT_STATUSES or not response.location:
         return None, None
     try:
+        origin = ada_url.URL(response.url)
         target = ada_url.URL(ada_url.join_url(response.url, response.location))
     except ValueError:
-        return None, f"Location {response.location[:200]!r} is not a valid URL"
+        return None, f"Location {response.location[:200]!r} could not be resolved to a URL"
     if target.protocol != "https:":
         return None, f"Location {target.href[:200]} is not https://: not followed"
     if (target.hostname, target.port) != (origin.hostname, origin.port):
@@ -210,7 +219,6 @@ def probe_http(
     https_host = shown_host if port == 443 else f"{shown_host}:{port}"
     http_host = shown_host if http_port == 80 else f"{shown_host}:{http_port}"
     sni = None if ip is None or is_ip(host) else host
-    origin = ada_url.URL(f"https://{https_host}/")
     evidence = HttpEvidence()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
     with httpx.HTTPTransport(verify=_permissive_context(), limits=limits) as client:
@@ -221,7 +229,7 @@ def probe_http(
             evidence.https.append(response)
             seen = {response.url}
             for hop in range(MAX_REDIRECTS + 1):
-                target, why_not = _next_hop(response, origin)
+                target, why_not = _next_hop(response)
                 if target is not None and hop == MAX_REDIRECTS:
                     why_not = f"more than {MAX_REDIRECTS} redirects: not followed further"
                 elif target is not None and target.href in seen:

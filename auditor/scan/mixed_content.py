@@ -6,12 +6,14 @@ loads (stylesheet, icon, preload, modulepreload, manifest). Navigation targets (
 rel=canonical/alternate) are never loaded. Every URL is resolved against the document's
 <base href>, as browsers do, so a relative URL under an http:// base is mixed content.
 
-The markup is parsed by html5lib (the WHATWG tree builder), CSS by tinycss2, URLs by ada
-(the WHATWG URL parser). External stylesheets are not fetched: their url()s are not seen.
+The markup is parsed by html5lib (the WHATWG tree builder) as a browser with scripting on does
+(so <noscript> content is not loaded), CSS by tinycss2, URLs by ada (the WHATWG URL parser).
+External stylesheets are not fetched: their url()s are not seen.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -23,6 +25,7 @@ import tinycss2
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 MAX_URLS = 100
+MAX_DEPTH = 512  # element nesting analysed, as Chromium's parser caps the tree depth
 
 # element -> attributes holding one URL that the element fetches
 _URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -55,6 +58,7 @@ class PageReferences:
 
     loaded: list[str] = field(default_factory=list)
     form_actions: list[str] = field(default_factory=list)
+    note: str | None = None  # why only part of the page was judged
 
 
 def _resolve(url: str, base: str) -> str | None:
@@ -183,13 +187,56 @@ def _add(bucket: list[str], url: str | None) -> None:
         bucket.append(url)  # type: ignore[arg-type]
 
 
-def insecure_references(html: str, document_url: str) -> PageReferences:
-    """The http:// loads and form targets of an HTML page served from `document_url`."""
-    root = html5lib.parse(html, namespaceHTMLElements=False)
+class _Cut(Exception):
+    """The page costs more than the budget: analyse what was parsed so far."""
+
+
+class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # type: ignore[misc]
+    """The etree builder with a deadline and a depth cap. html5lib's tree construction costs
+    O(elements x depth): a page of nested tags from an untrusted server could hold the probe
+    for hours. Browsers cap the tree depth too (Chromium at 512)."""
+
+    deadline = float("inf")
+
+    def _check(self) -> None:
+        if len(self.openElements) > MAX_DEPTH:
+            raise _Cut(f"elements nested deeper than {MAX_DEPTH}")
+        if time.monotonic() > self.deadline:
+            raise _Cut("the page took too long to parse")
+
+    def createElement(self, token: dict) -> object:  # type: ignore[type-arg]
+        self._check()
+        return super().createElement(token)
+
+    def insertElementNormal(self, token: dict) -> object:  # type: ignore[type-arg]
+        self._check()
+        return super().insertElementNormal(token)
+
+
+def _parse(html: str, budget_s: float) -> tuple[Element, str | None]:
+    """The document tree as a browser with scripting on builds it (<noscript> content is not
+    loaded), and why it is partial, if it is."""
+    parser = html5lib.HTMLParser(tree=_BudgetedTreeBuilder, namespaceHTMLElements=False)
+    parser.tree.deadline = time.monotonic() + budget_s
+    try:
+        return parser.parse(html, scripting=True), None
+    except _Cut as cut:
+        return parser.tree.getDocument(), f"{cut}: analysed up to that point only"
+
+
+def insecure_references(html: str, document_url: str, budget_s: float = 10.0) -> PageReferences:
+    """The http:// loads and form targets of an HTML page served from `document_url`; `note`
+    says when only part of the page could be judged."""
+    root, note = _parse(html, budget_s)
     base = _base_url(root, document_url)
-    found = PageReferences()
+    found = PageReferences(note=note)
     for element in root.iter():
-        for raw in _loaded_urls(element):
+        try:
+            raws = list(_loaded_urls(element))
+        except RecursionError:
+            found.note = found.note or f"CSS nested too deeply in a <{element.tag}>: not analysed"
+            raws = []
+        for raw in raws:
             if raw.strip():
                 _add(found.loaded, _resolve(raw, base))
         _add(found.form_actions, _form_action(element, document_url, base))

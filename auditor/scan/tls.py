@@ -50,6 +50,7 @@ from auditor.model import (
     Vulnerabilities,
 )
 from auditor.scan import dh_size
+from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.certs import describe_certificate
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
@@ -89,12 +90,16 @@ VULNERABILITY_COMMANDS = [
     ScanCommand.ROBOT,
     ScanCommand.SESSION_RENEGOTIATION,
     ScanCommand.TLS_COMPRESSION,
-    ScanCommand.TLS_FALLBACK_SCSV,
 ]
+# TLS_FALLBACK_SCSV is probed by auditor.scan.fallback, not sslyze (whose probe reads a refused or
+# timed-out fallback to a version the server never accepted as "supported").
 # What sslyze still does in a default audit; suites and groups come from the fast enumerator.
 # ROBOT first: it is the longest (three jobs of several connections each).
 SSLYZE_COMMANDS = [ScanCommand.ROBOT, ScanCommand.CERTIFICATE_INFO,
                    *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT)]
+
+
+_FALLBACK_UNTESTED = "TLS_FALLBACK_SCSV not tested: the fallback hello got no answer (twice)"
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
@@ -195,7 +200,12 @@ def scan_tls(
             *VULNERABILITY_COMMANDS}
         attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
         evidence = _to_evidence(attempts, commands, host)
-        dh_size.complete_protocols(evidence.protocols, dh_size.target(host, port, location.ip_address, timeout))
+        where = dh_size.target(host, port, location.ip_address, timeout)
+        dh_size.complete_protocols(evidence.protocols, where)
+        if any(c in commands for c in SUITE_COMMANDS.values()):
+            evidence.vulnerabilities.fallback_scsv = probe_fallback_scsv(where, evidence.protocols)
+            if evidence.vulnerabilities.fallback_scsv is None and fallback_version(evidence.protocols):
+                evidence.errors["tls_fallback_scsv"] = _FALLBACK_UNTESTED
         if ScanCommand.CERTIFICATE_INFO in commands:
             lookup = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
             lookup.start(served_from_result(attempts.certificate_info.result))
@@ -316,6 +326,8 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
             on_phase("client simulation")
         simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
                                    protocols, counter) for profile in CLIENTS]
+        fallback = pool.submit(probe_fallback_scsv, dh_size.target(host, location.port, location.ip_address, timeout),
+                               protocols, counter)
         groups: list[str] = []
         try:
             label = group_protocol(protocols)
@@ -329,7 +341,11 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
             on_phase("certificate and vulnerabilities")
         attempts = _sslyze_results(server, queued)
         simulated = [f.result() for f in simulations]
+        fallback_scsv = fallback.result()
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
+    evidence.vulnerabilities.fallback_scsv = fallback_scsv
+    if fallback_scsv is None and fallback_version(protocols):
+        errors["tls_fallback_scsv"] = _FALLBACK_UNTESTED
     revocation.apply(evidence.certificates)
     evidence.protocols = protocols
     evidence.groups = groups

@@ -202,13 +202,14 @@ class TestPKI:
               not_before: datetime | None = None, not_after: datetime | None = None, key: str = "rsa2048",
               hash: str = "sha256", policy: str | None = "ov", subject_cn: str | None = None,  # noqa: A002
               subject_org: str | None = None, san: bool = True, issuer: str = "intermediate",
-              expired: bool = False, ocsp_url: str | None = None) -> Issued:
+              expired: bool = False, ocsp_url: str | None = None, ca_issuers_url: str | None = None) -> Issued:
         """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
 
         `expired=True`: valid from 120 to 2 days ago (or pass `not_after` in the past). The CN
         defaults to the first host. `hash="sha1"` works for RSA/ECDSA signers, `hash="md5"` for RSA
         (see `_resign_legacy`). `ocsp_url` names an OCSP responder in the AIA extension
-        (e.g. auditor.testing.ocsp.OCSPResponder's url).
+        (e.g. auditor.testing.ocsp.OCSPResponder's url); `ca_issuers_url` names where the issuer can be
+        fetched (AIA caIssuers), as public CAs do.
         """
         if hash not in _HASHES and hash not in _LEGACY_HASHES:
             raise ValueError(f"unknown hash {hash!r}; expected sha256, sha384, sha512, sha1 or md5")
@@ -248,9 +249,11 @@ class TestPKI:
         )
         if san and hosts:
             builder = builder.add_extension(_san(hosts), critical=False)
-        if ocsp_url is not None:
-            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
+        access = [x509.AccessDescription(method, x509.UniformResourceIdentifier(url)) for method, url in (
+            (AuthorityInformationAccessOID.OCSP, ocsp_url), (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url))
+            if url is not None]
+        if access:
+            builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
         if policy is not None:
             builder = builder.add_extension(x509.CertificatePolicies(
                 [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]), critical=False)

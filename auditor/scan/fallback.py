@@ -1,0 +1,83 @@
+"""TLS_FALLBACK_SCSV (RFC 7507): does the server refuse a client that says it fell back?
+
+sslyze's probe falls back one version below the highest, whether or not the server accepts that
+version, and reads any refusal or timeout as "supported": a server that only speaks SSL 3.0 and
+TLS 1.2 refuses TLS 1.1 anyway and is credited with the SCSV it lacks. Here the fallback lands on
+a version the server was seen to accept, offering suites it was seen to accept there, so the only
+new thing in the hello is the SCSV: a ServerHello means it is ignored, an alert means it is honoured
+(inappropriate_fallback, or any refusal of what the server accepted without the SCSV). A hello that
+gets no answer at all (closed, reset, silent, twice) proves nothing: None, "not tested".
+"""
+
+from __future__ import annotations
+
+import time
+
+from auditor.model import ProtocolSupport
+from auditor.scan.connections import ConnectionCounter
+from auditor.scan.dh_size import Target
+from auditor.scan.raw_hello import (
+    SERVER_HELLO,
+    WIRE_VERSIONS,
+    HandshakeRefused,
+    Hello,
+    client_hello,
+    connect,
+    handshake_messages,
+    parse_server_hello,
+)
+from auditor.scan.suite_codes import SUITE_CODES
+
+TLS_FALLBACK_SCSV = 0x5600
+INAPPROPRIATE_FALLBACK = 86
+_ORDER = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
+
+
+def fallback_version(protocols: list[ProtocolSupport]) -> str | None:
+    """The accepted version just below the highest accepted one (None: nothing to fall back to)."""
+    accepted = sorted((p.version for p in protocols if p.supported and p.version in _ORDER), key=_ORDER.index)
+    return accepted[-2] if len(accepted) >= 2 else None
+
+
+def _offer(protocols: list[ProtocolSupport], version: str) -> list[int]:
+    support = next(p for p in protocols if p.version == version)
+    return [SUITE_CODES[s.name] for s in support.suites if s.name in SUITE_CODES][:64]
+
+
+def _attempt(where: Target, hello: bytes, counter: ConnectionCounter | None) -> bool | None:
+    """True: refused with an alert; False: a ServerHello; None: no answer."""
+    deadline = time.monotonic() + where.timeout
+    if counter is not None:
+        counter.add("fallback")
+    try:
+        with connect(where.address, where.port, deadline) as sock:
+            sock.sendall(hello)
+            for kind, body in handshake_messages(sock, deadline):
+                if kind == SERVER_HELLO:
+                    parse_server_hello(body)
+                    return False
+    except HandshakeRefused as exc:
+        return True if str(exc).startswith("TLS alert") else None
+    except OSError:  # refused, reset, timed out (TimeoutError is an OSError)
+        return None
+    return None
+
+
+def probe_fallback_scsv(where: Target, protocols: list[ProtocolSupport],
+                        counter: ConnectionCounter | None = None) -> bool | None:
+    """True when the server honours TLS_FALLBACK_SCSV, False when it ignores it, None when it cannot
+    be told (fewer than two accepted versions from SSL 3.0 up, no suite with a known code point, or no
+    answer twice). At most two connections, each bounded by the timeout, counted as "fallback"."""
+    version = fallback_version(protocols)
+    if version is None:
+        return None
+    suites = _offer(protocols, version)
+    if not suites:
+        return None
+    hello = client_hello(Hello(suites=[*suites, TLS_FALLBACK_SCSV], version=WIRE_VERSIONS[version],
+                               server_name=where.server_name))
+    for _ in range(2):
+        answer = _attempt(where, hello, counter)
+        if answer is not None:
+            return answer
+    return None

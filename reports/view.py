@@ -1,0 +1,259 @@
+"""What the human-readable reports (HTML, text, terminal) say the same way: the verdict first,
+failing and unaudited sites before the compliant ones, words instead of enum names, local times
+with their zone, and fixes written for the audited site rather than for example.com.
+
+Pure functions of the report: no I/O, no markup (the templates escape what they show).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from urllib.parse import urlsplit
+
+from auditor.model import Finding, Status, TargetResult
+
+# ---------------------------------------------------------------- verdicts and order
+
+FAILING, NOT_AUDITED, COMPLIANT = "failing", "not_audited", "compliant"
+_RANK = {FAILING: 0, NOT_AUDITED: 1, COMPLIANT: 2}
+
+
+def verdict(result: TargetResult) -> str:
+    """FAILING (policy broken), NOT_AUDITED (no evidence) or COMPLIANT."""
+    if result.error:
+        return NOT_AUDITED
+    return COMPLIANT if result.compliant else FAILING
+
+
+def ordered(targets: list[TargetResult]) -> list[TargetResult]:
+    """Failing sites first, then the ones that could not be audited, then the compliant ones;
+    the configured order is kept within each group (a stable sort)."""
+    return sorted(targets, key=lambda t: _RANK[verdict(t)])
+
+
+def verdict_label(result: TargetResult) -> str:
+    return {FAILING: "NOT COMPLIANT", NOT_AUDITED: "NOT AUDITED", COMPLIANT: "COMPLIANT"}[verdict(result)]
+
+
+def violations(result: TargetResult) -> str:
+    """ "13 violations": the number of clauses broken."""
+    n = len(result.failed_clauses())
+    return f"{n} violation{'s' if n != 1 else ''}"
+
+
+def display_name(result: TargetResult) -> str:
+    return result.target.name or result.target.url
+
+
+@dataclass(frozen=True)
+class Headline:
+    text: str  # "1 of 3 sites breaks the policy"
+    detail: str  # "1 could not be audited, 1 is compliant"
+    tone: str  # FAILING, NOT_AUDITED or COMPLIANT: the colour of the whole run
+
+
+def headline(targets: list[TargetResult]) -> Headline:
+    """One sentence for the whole run, worst news first."""
+    total = len(targets)
+    counts = {kind: sum(1 for t in targets if verdict(t) == kind) for kind in _RANK}
+    failing, missing, ok = counts[FAILING], counts[NOT_AUDITED], counts[COMPLIANT]
+    sites = f"{total} site{'s' if total != 1 else ''}"
+    rest = []
+    if failing:
+        text = ("The site breaks the policy" if total == 1 else
+                f"{failing} of {sites} {'breaks' if failing == 1 else 'break'} the policy")
+        tone = FAILING
+        if missing:
+            rest.append(f"{missing} could not be audited")
+    elif missing:
+        text = ("The site could not be audited" if total == 1 else
+                f"{missing} of {sites} could not be audited")
+        tone = NOT_AUDITED
+    elif total:
+        text = "The site is compliant" if total == 1 else f"All {sites} are compliant"
+        tone = COMPLIANT
+    else:
+        return Headline("No site was audited", "", NOT_AUDITED)
+    if ok and tone != COMPLIANT:
+        rest.append(f"{ok} {'is' if ok == 1 else 'are'} compliant")
+    return Headline(text, ", ".join(rest), tone)
+
+
+def grade_tone(result: TargetResult) -> str:
+    """The colour of the grade badge. A pass colour only when the site also meets the policy:
+    an A+ next to a broken policy is shown neutral, never green."""
+    if result.grade is None:
+        return "none"
+    letter = result.grade.letter
+    tone = "good" if letter in ("A+", "A") else "mid" if letter in ("A-", "B") else "bad"
+    if tone == "good" and verdict(result) != COMPLIANT:
+        return "neutral"
+    return tone
+
+
+_SEVERITY = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2}
+
+
+def findings_worst_first(result: TargetResult) -> list[Finding]:
+    """Failures, errors and warnings first; the rest in the clause table's order."""
+    return sorted(result.findings, key=lambda f: _SEVERITY.get(f.status, 3))
+
+
+# ---------------------------------------------------------------- words, not enum names
+
+_WORDS = {
+    # sslyze's RobotScanResultEnum
+    "VULNERABLE_WEAK_ORACLE": "VULNERABLE (weak oracle)",
+    "VULNERABLE_STRONG_ORACLE": "VULNERABLE (strong oracle)",
+    "NOT_VULNERABLE_NO_ORACLE": "not vulnerable (no oracle)",
+    "NOT_VULNERABLE_RSA_NOT_SUPPORTED": "not vulnerable (no RSA key exchange)",
+    "UNKNOWN_INCONSISTENT_RESULTS": "unknown (inconsistent results)",
+}
+
+
+def words(value: object) -> str:
+    """An enum value as a reader says it: NOT_VULNERABLE_NO_ORACLE -> "not vulnerable (no oracle)",
+    not_tested -> "not tested"."""
+    if value is None:
+        return "not tested"
+    text = str(getattr(value, "value", value))
+    return _WORDS.get(text) or text.replace("_", " ").lower()
+
+
+def status_label(status: Status) -> str:
+    return words(status).upper() if status in (Status.FAIL, Status.ERROR) else words(status)
+
+
+# ---------------------------------------------------------------- times
+
+def local_time(when: datetime, tz: tzinfo | None = None, *, seconds: bool = False) -> str:
+    """ "2026-11-29 09:30 JST": the reader's local time (the machine's zone unless `tz` is given),
+    always with the zone, so a time is never ambiguous."""
+    moment = when.astimezone(tz)
+    zone = moment.tzname() or ""
+    if not zone or zone[0] in "+-":  # zones without an abbreviation ("+04"): say the offset
+        offset = moment.strftime("%z")
+        zone = f"UTC{offset[:3]}:{offset[3:]}" if offset not in ("", "+0000") else "UTC"
+    return f"{moment:%Y-%m-%d %H:%M{':%S' if seconds else ''}} {zone}"
+
+
+# ---------------------------------------------------------------- evidence
+
+EVIDENCE_LIMIT = 1000
+
+
+def evidence_line(line: str, limit: int = EVIDENCE_LIMIT) -> str:
+    """A fact shown whole; only a pathological one (a hostile header) is shortened, in the middle,
+    so its start (what it is) and its end (the verdict, "(not judged)") both stay."""
+    if len(line) <= limit:
+        return line
+    keep = (limit - 1) // 2
+    return f"{line[:keep]}…{line[-keep:]}"
+
+
+def not_judged_stores(result: TargetResult) -> set[str]:
+    """The trust stores the 11.2-cert-trusted check listed for information only (a private CA is
+    judged by the configured bundle alone; a policy may name fewer stores)."""
+    lines = [e for f in result.findings if f.clause == "11.2-cert-trusted" for e in f.evidence]
+    stores = {s.store for d in (result.evidence.tls.certificates if result.evidence else []) for s in d.trust}
+    return {store for store in stores for line in lines
+            if line.startswith((f"{store} ", f"{store}:")) and line.endswith("(not judged)")}
+
+
+@dataclass(frozen=True)
+class TrustChip:
+    store: str
+    label: str  # "Mozilla: trusted", "Java: not judged"
+    tone: str  # "pass", "fail", "not_judged"
+
+
+def trust_chips(result: TargetResult, trust: list) -> list[TrustChip]:  # type: ignore[type-arg]
+    """The stores the verdict rests on first (green or red), then the ones not judged (grey)."""
+    skipped = not_judged_stores(result)
+    judged = [TrustChip(s.store, f"{s.store}: {'trusted' if s.trusted else 'NOT trusted'}",
+                        "pass" if s.trusted else "fail") for s in trust if s.store not in skipped]
+    return judged + [TrustChip(s.store, f"{s.store}: not judged", "not_judged") for s in trust if s.store in skipped]
+
+
+# ---------------------------------------------------------------- fixes written for this site
+
+@dataclass(frozen=True)
+class Fix:
+    clauses: list[str]  # every failing clause this change fixes
+    titles: list[str]  # what each of those findings said
+    note: str  # the sentence before the configuration, or the whole advice when there is none
+    nginx: str | None
+    apache: str | None
+
+
+def _split(remediation: str) -> tuple[str, str | None, str | None]:
+    """checks.base.fix's layout: an optional sentence, "nginx:" + lines, "Apache:" + lines."""
+    head, marker, rest = ("\n" + remediation).partition("\nnginx:\n")
+    if not marker:
+        return remediation.strip(), None, None
+    nginx, marker, apache = rest.partition("\nApache:\n")
+    return head.strip(), nginx.strip("\n"), (apache.strip("\n") if marker else None)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the snippets go: the audited host, its HTTPS port and its plain-HTTP port."""
+
+    host: str
+    port: int
+    http_port: int
+
+    @classmethod
+    def of(cls, result: TargetResult) -> Site:
+        http_port = 80
+        plain = result.evidence.http.plain_http if result.evidence else None
+        if plain is not None:
+            try:
+                http_port = urlsplit(plain.url).port or 80
+            except ValueError:
+                pass
+        return cls(result.target.host, result.target.port, http_port)
+
+    def https_origin(self) -> str:
+        return f"https://{self.host}" + ("" if self.port == 443 else f":{self.port}")
+
+
+def _indent(lines: str) -> str:
+    return "\n".join(f"    {line}" if line else line for line in lines.splitlines())
+
+
+def _nginx(snippet: str, site: Site) -> str:
+    text = snippet.replace("example.com", site.host)
+    if "server {" in text:  # already a whole server block (the plain-HTTP redirect)
+        suffix = "" if site.port == 443 else f":{site.port}"
+        return (text.replace("listen 80;", f"listen {site.http_port};")
+                .replace("https://$host$request_uri", f"https://$host{suffix}$request_uri"))
+    return f"server {{\n    listen {site.port} ssl;\n    server_name {site.host};\n{_indent(text)}\n}}"
+
+
+def _apache(snippet: str, site: Site) -> str:
+    text = snippet.replace("https://example.com/", site.https_origin() + "/").replace("example.com", site.host)
+    if "<VirtualHost" in text:
+        return text.replace("<VirtualHost *:80>", f"<VirtualHost *:{site.http_port}>")
+    return f"<VirtualHost *:{site.port}>\n    ServerName {site.host}\n{_indent(text)}\n</VirtualHost>"
+
+
+def fixes(result: TargetResult) -> list[Fix]:
+    """One entry per distinct change, in the clause order of the failures it fixes: clauses that
+    need the same lines share one entry instead of repeating it; the lines name this site's host
+    and ports, inside the server block / virtual host they belong to."""
+    site = Site.of(result)
+    groups: dict[str, list[Finding]] = {}
+    for f in result.failures():
+        if f.remediation:
+            groups.setdefault(f.remediation, []).append(f)
+    out = []
+    for remediation, found in groups.items():
+        note, nginx, apache = _split(remediation)
+        out.append(Fix(clauses=list(dict.fromkeys(f.clause for f in found)), titles=[f.title for f in found],
+                       note=note.replace("example.com", site.host),
+                       nginx=_nginx(nginx, site) if nginx else None,
+                       apache=_apache(apache, site) if apache else None))
+    return out
+
