@@ -53,6 +53,12 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
             out.append(finding(CLAUSE, Status.FAIL, "Content is served over plain HTTP",
                                f"HTTP answers {plain.status} instead of redirecting to https://.", seen,
                                REDIRECT_FIX))
+    downgrades = [f"GET {r.url} -> {r.status} Location: {r.location}" for r in http.https
+                  if r.status in (301, 302, 303, 307, 308) and (r.location or "").strip().lower().startswith("http://")]
+    if downgrades:
+        out.append(finding(CLAUSE, Status.FAIL, "An HTTPS page redirects to plain HTTP",
+                           "The browser is sent from https:// back to an unencrypted URL.", downgrades[:20],
+                           REDIRECT_FIX))
     # Every HTTPS response a browser sees (redirect hops too), judged as the W3C Mixed Content spec
     # counts loads: see auditor/scan/mixed_content.py.
     mixed = [(r.url, u) for r in http.https for u in r.insecure_references]

@@ -328,3 +328,13 @@ def test_cli_reports_invalid_hsts_and_port_80_cookies_with_the_grade(site: SiteF
     assert statuses["11.5-hsts"] == "pass" and statuses["11.1-tls-enforced"] == "pass"
     assert port80_result["grade"]["letter"] == "A+"
     assert run.code == 1  # both targets break a clause
+
+
+def test_an_https_page_redirecting_to_plain_http_fails_tls_enforced(site: SiteFactory) -> None:
+    """The browser is sent back to an unencrypted URL: the site is not served over TLS only."""
+    running = site(extra_server="location = / { return 302 http://good.test/login; }")
+    found, _ = _judge(_probe(running.https_port))
+    verdict = found["11.1-tls-enforced"]
+    assert verdict.status is Status.FAIL
+    assert verdict.title == "An HTTPS page redirects to plain HTTP"
+    assert any("Location: http://good.test/login" in line for line in verdict.evidence)
