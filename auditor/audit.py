@@ -20,6 +20,7 @@ from auditor.config import Config, Target
 from auditor.errors import AuditorError, ScanError
 from auditor.grading import grade
 from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
+from auditor.scan.connections import ConnectionCounter
 from auditor.scan.http import probe_http
 from auditor.scan.tls import scan_tls
 from auditor.evidence_log import LogVerification
@@ -38,8 +39,9 @@ def _ref(target: Target) -> TargetRef:
 def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
     """Start `work` in a daemon thread; return a function that waits for its result (or re-raises).
 
-    The waiter raises queue.Empty after its timeout. The scanners' sockets have their own timeouts,
-    so an abandoned thread ends by itself; being a daemon, it never keeps the process alive.
+    The waiter raises queue.Empty after its timeout. Being a daemon, the thread never keeps the
+    process alive; the TLS scan's worker pool is not (concurrent.futures joins its workers at exit),
+    which is why an abandoned target's ledger cuts its connections (run_with_deadline).
     """
     box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
 
@@ -60,11 +62,15 @@ def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
     return wait
 
 
-def run_with_deadline(work: Callable[[], Evidence], seconds: float) -> Evidence:
-    """Run `work`; give up after `seconds` (ScanError) without waiting for it."""
+def run_with_deadline(work: Callable[[], Evidence], seconds: float,
+                      on_timeout: Callable[[], None] | None = None) -> Evidence:
+    """Run `work`; give up after `seconds` (ScanError) without waiting for it. `on_timeout` then
+    abandons the work (closes its connections), so that no thread stays blocked on the target."""
     try:
         return _in_daemon_thread(work)(seconds)
     except queue.Empty:
+        if on_timeout is not None:
+            on_timeout()
         raise ScanError(f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)") from None
 
 
@@ -88,6 +94,8 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
                             **kwargs)
 
     scan = config.scan
+    # Every TLS connection of this target: a wall-clock deadline each, paced, cut at target_timeout.
+    ledger = ConnectionCounter(timeout=scan.timeout, pace=getattr(scan, "pace", 0.0))
 
     def collect() -> Evidence:
         # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
@@ -97,12 +105,12 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
             timeout=scan.timeout, max_body=scan.max_body_bytes))
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
-                       on_phase=phase)
+                       on_phase=phase, ledger=ledger)
         phase("http")
         return Evidence(tls=tls, http=http_result())
 
     try:
-        evidence = run_with_deadline(collect, scan.target_timeout)
+        evidence = run_with_deadline(collect, scan.target_timeout, on_timeout=ledger.abandon)
     except ScanError as exc:
         return done(compliant=False, error=str(exc))
     except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only

@@ -63,15 +63,19 @@ class Policy(_Section):
     @model_validator(mode="after")
     def _ordered_hsts(self) -> "Policy":
         if self.hsts_fail_below > self.hsts_min_age:
-            raise ValueError("hsts_fail_below must not exceed hsts_min_age")
+            raise ValueError(f"hsts_fail_below ({self.hsts_fail_below}) must not exceed hsts_min_age "
+                             f"({self.hsts_min_age})")
         return self
 
 
 class Scan(_Section):
-    timeout: float = Field(10.0, gt=0, le=300, description="seconds per network operation")
+    timeout: float = Field(10.0, gt=0, le=300, description="wall-clock seconds for each connection (connect, "
+                                                          "handshake, every exchange)")
     target_timeout: float = Field(300.0, gt=0, description="seconds for a whole target")
     concurrency: int = Field(4, ge=1, le=100, description="targets audited at once")
     connections_per_server: int = Field(5, ge=1, le=50, description="parallel TLS connections to one server")
+    pace: float = Field(0.0, ge=0, le=60, description="seconds at least between two new connections to one server "
+                                                      "(with connections_per_server = 1, for servers that rate-limit)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="HTTP body bytes read per page")
     thorough: bool = Field(False, description="enumerate suites with sslyze's one-connection-per-suite scan")
     ocsp: bool = Field(True, description="ask the OCSP responder each certificate names (AIA) whether it is "

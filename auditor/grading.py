@@ -145,8 +145,22 @@ def _worse(a: str, b: str) -> str:
     return a if ORDER.index(a) >= ORDER.index(b) else b
 
 
-def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade:
-    """The letter with every cap and warning that produced it."""
+def withheld(tls: TlsEvidence) -> str | None:
+    """Why no letter can be given (None: one can). A letter from a scan that lacks protocols, or that
+    the server stopped answering, would judge what was never seen: a rate limiter's silence would read
+    as "TLS 1.2 not offered" and an F. TlsEvidence.errors["unanswered"] is set by the scan engine."""
+    if why := tls.errors.get("unanswered"):
+        return f"not graded: {why}"
+    untested = [p.version for p in tls.protocols if p.supported is None]
+    if untested:
+        return f"not graded: {', '.join(untested)} not tested"
+    return None
+
+
+def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
+    """The letter with every cap and warning that produced it; None when it is withheld (withheld())."""
+    if withheld(evidence.tls) is not None:
+        return None
     f = facts_from(evidence, custom_ca=custom_ca)
     categories = category_scores(f)
     score = 0 if 0 in categories.values() else round(sum(categories[k] * w for k, w in WEIGHTS.items()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.grading import at_least
+from auditor.grading import at_least, withheld
 from auditor.model import Finding, Status
 from checks.base import CheckContext, finding
 
@@ -11,6 +11,8 @@ CLAUSE = "11.4-grade-a"
 
 def check_grade(ctx: CheckContext) -> list[Finding]:
     g = ctx.grade
+    if g is None and (why := withheld(ctx.evidence.tls)) is not None:
+        return [finding(CLAUSE, Status.ERROR, why[:1].upper() + why[1:], "; ".join(ctx.evidence.tls.errors.values())[:300])]
     if g is None:
         return [finding(CLAUSE, Status.NOT_TESTED, "No grade was computed")]
     facts = [f"grade {g.letter} (score {g.score}: protocol {g.categories.get('protocol')}, key exchange "

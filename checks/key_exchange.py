@@ -16,6 +16,15 @@ PFS_FIX = fix(
 )
 
 
+def _unenumerated(ctx: CheckContext) -> str | None:
+    """Why the accepted suites may be incomplete (a pass would rest on what was never seen), or None."""
+    tls = ctx.evidence.tls
+    untested = [p.version for p in tls.protocols if p.supported is None]
+    if untested:
+        return f"{', '.join(untested)} not tested"
+    return tls.errors.get("unanswered")
+
+
 def _legacy_suites(ctx: CheckContext):  # noqa: ANN202
     return [(v, s) for v, s in ctx.evidence.tls.accepted_suites() if v != "TLS 1.3"]
 
@@ -39,6 +48,8 @@ def check_pfs(ctx: CheckContext) -> list[Finding]:
                             f"The server's first choice in {p.version} is {first.name}.",
                             [f"{p.version} first: {first.name}"], PFS_FIX)]
     facts = [f"{v}: {s.name}" for v, s in legacy] or ["only TLS 1.3 is accepted (always forward secret)"]
+    if (why := _unenumerated(ctx)) is not None:
+        return [finding("11.1-pfs", Status.ERROR, "Cipher suites could not all be enumerated", why, facts)]
     return [finding("11.1-pfs", Status.PASS, "Every accepted suite has forward secrecy",
                     "All accepted TLS 1.2-and-below suites use (EC)DHE; TLS 1.3 always does.", facts)]
 
@@ -52,6 +63,8 @@ def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
         return [finding("11.3-no-rsa-kex", Status.FAIL, "RSA key exchange is accepted",
                         f"{len(rsa)} TLS_RSA_WITH_* suite(s) are accepted.",
                         [f"{v}: {s.name}" for v, s in rsa], PFS_FIX)]
+    if (why := _unenumerated(ctx)) is not None:
+        return [finding("11.3-no-rsa-kex", Status.ERROR, "Cipher suites could not all be enumerated", why)]
     return [finding("11.3-no-rsa-kex", Status.PASS, "No RSA key exchange suite is accepted",
                     evidence=[f"{len(tls.accepted_suites())} accepted suites, none TLS_RSA_WITH_*"])]
 

@@ -121,6 +121,9 @@ def _verdict(tls: TlsEvidence) -> Finding:
         detail_facts = [f"{name}: {fact}" for name, fs in present for fact in fs]
         return finding("11.4-vulnerabilities", Status.FAIL, f"Exposed to {', '.join(name for name, _ in present)}",
                        f"{len(present)} published flaw(s) apply to this server.", detail_facts + facts, VULN_FIX)
+    if untested and "unanswered" in tls.errors:  # the server stopped answering: no probe result is worth a pass
+        return finding("11.4-vulnerabilities", Status.ERROR, f"{', '.join(untested)} not tested",
+                       tls.errors["unanswered"], facts)
     if untested:
         return finding("11.4-vulnerabilities", Status.WARN, f"No flaw found, but {', '.join(untested)} not tested",
                        "; ".join(tls.errors.values())[:300], facts)

@@ -46,7 +46,9 @@ def nights(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
         assert not (tmp_path / "history.sqlite").exists()
         for _ in range(2):
             night = run_cli("schedule", "--config", str(config), "--once")
-            assert night.code == 0 and "nightly run stored 1 result" in night.stdout, night.stderr
+            # renewal overdue: a policy failure, exit 1 (as `audit` would)
+            assert night.code == 1 and "history: stored 1 result" in night.stderr, night.stderr
+            assert night.stdout.startswith("NOT COMPLIANT ")
     second = NginxSite(tmp_path / "b", issued=pki.issue("after", days_valid=90), protocols="TLSv1.2 TLSv1.3")
     second.https_port, second.http_port = first.https_port, first.http_port
     with second:
@@ -111,7 +113,7 @@ def test_a_removed_history_is_noticed_by_the_next_night(nights: tuple[Path, str]
         site.https_port = int(url.rsplit(":", 1)[1].strip("/"))
         with site:
             run = run_cli("schedule", "--config", str(config), "--once")
-        assert run.code == 0, run.stderr
+        assert run.code == 1, run.stderr  # 11.6-evidence-log fails: a policy failure, as `audit` would exit
         report = json.loads((config.parent / "out" / "latest.json").read_text())
         evidence_log = next(f for f in report["targets"][0]["findings"] if f["clause"] == "11.6-evidence-log")
         assert evidence_log["status"] == "fail" and "is gone (the log was cut at its end or replaced)" in evidence_log["detail"]

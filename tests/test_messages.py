@@ -198,6 +198,8 @@ CONFIG_ERRORS = [
      "email.from: required, but not set"),
     ('[policy]\nvalidation_levels = ["OV", "XV"]\n',
      "policy.validation_levels, item 2: expected 'DV', 'OV' or 'EV', got 'XV'"),
+    ('[policy]\nhsts_min_age = 100\nhsts_fail_below = 200\n',
+     "policy: hsts_fail_below (200) must not exceed hsts_min_age (100)"),
     ('[schedule]\ncron = "0 25 * * *"\n',
      ("schedule.cron: '0 25 * * *': the hour field '25' is wrong "
       "(the last value (25) is higher than the maximum value (23))")),

@@ -130,10 +130,10 @@ def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(
         stored = run_cli("audit", "--store", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
                          "--http-port", "9", good, cwd=tmp_path)
         assert stored.code == 0, stored.stderr
-    assert "history: stored 1 result(s) in hist.sqlite; evidence log head " in stored.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "hist.sqlite", "out"]
     history = run_cli("history", cwd=tmp_path)
     assert history.code == 0 and history.stdout.count(good) == 2, history.stdout + history.stderr
+    assert "history: stored 1 result(s) in hist.sqlite; evidence log head " in stored.stderr
     diff = run_cli("diff", good, cwd=tmp_path)
     assert diff.code == 0 and diff.stdout.startswith(f"scans 1 -> 2 of {good}"), diff.stderr
     verify = run_cli("verify-log", cwd=tmp_path)
@@ -148,9 +148,9 @@ def test_without_a_config_the_history_is_in_the_current_directory(good, pki, tmp
     stored = run_cli("audit", "--store", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
                      "--http-port", "9", good, cwd=tmp_path)
     assert stored.code == 0, stored.stderr
-    assert "history: stored 1 result(s) in auditor-history.sqlite" in stored.stderr
     history = run_cli("history", cwd=tmp_path)
     assert history.code == 0 and good in history.stdout, history.stderr
+    assert "history: stored 1 result(s) in auditor-history.sqlite" in stored.stderr
 
 
 # ------------------------------------------------------------------ a private CA is an unknown CA, not an incomplete chain

@@ -105,7 +105,10 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
     finally:
         out, err = _stop(proc)
     assert "scheduler started; next run" in err and "scheduler stopped" in err
-    assert out.count("nightly run stored 1 result") == 1
+    assert err.count("history: stored 1 result") == 1
+    # the same verdict summary as `audit`, in the log: one line per target and the total
+    verdicts = [line for line in err.splitlines() if line.startswith(("COMPLIANT ", "NOT COMPLIANT "))]
+    assert len(verdicts) == 1 and site.url in verdicts[0] and err.count("Policy verdict: ") == 1
     assert _entries(tmp_path) == 1
     report = json.loads(next((tmp_path / "out").glob("nightly-*.json")).read_text())
     head = report["meta"]["evidence_log_head"]
@@ -142,7 +145,7 @@ def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None
     finally:
         out, err = _stop(proc)
     assert "(missed while stopped: runs now)" in err
-    assert out.count("nightly run stored") == 1
+    assert err.count("history: stored") == 1
     assert _entries(tmp_path) == 1
 
 
@@ -210,7 +213,8 @@ def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  #
         proc = _scheduler_in_a_slow_scan(tmp_path, pki, slow.port)
         out, err = _stop(proc)  # while the tarpit holds the scan
     assert "waiting for a scan in progress" in err
-    assert out.count("nightly run stored 1 result") == 1  # finished and stored, not half-written
+    assert err.count("history: stored 1 result") == 1  # finished and stored, not half-written
+    assert "NOT AUDITED https://good.test:" in err and "Policy verdict: 0 compliant, 0 not compliant, 1 not audited" in err
     check = Store(str(tmp_path / "history.sqlite")).verify()
     assert check.ok and check.entries == 1
 
@@ -225,6 +229,6 @@ def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "abandoning the scan in progress" in err
-    assert "nightly run stored" not in out
+    assert "history: stored" not in out + err
     check = Store(str(tmp_path / "history.sqlite")).verify()
     assert check.ok and check.entries == 0

@@ -27,8 +27,8 @@ from auditor.outcome import (
 from auditor.targets import read_target_list
 from reports.email import password_for
 from reports.formats import HELP as FORMAT_HELP
-from reports.formats import RENDERERS
 from reports.formats import configured as configured_formats
+from reports.formats import render as render_format
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
@@ -51,8 +51,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
     audit.add_argument("--store", action="store_true",
                        help="record this audit in the history and evidence log ([history] in the config)")
-    audit.add_argument("--timeout", type=float, help="seconds per network operation (default: [scan] timeout "
-                                                      f"in the config, else {Scan.model_fields['timeout'].default:g})")
+    audit.add_argument("--timeout", type=float, help="wall-clock seconds for each connection: connect, handshake "
+                                                      "and every exchange (default: [scan] timeout in the config, "
+                                                      f"else {Scan.model_fields['timeout'].default:g})")
+    audit.add_argument("--connections-per-server", type=int, metavar="N",
+                       help="TLS connections open at once to one server (default: [scan] connections_per_server "
+                            f"in the config, else {Scan.model_fields['connections_per_server'].default}); "
+                            "1 with --pace for servers that rate-limit")
+    audit.add_argument("--pace", type=float, metavar="SECONDS",
+                       help="at least this long between two new connections to one server (default: [scan] pace "
+                            "in the config, else 0)")
     audit.add_argument("--concurrency", type=int, help="targets audited at once (default: [scan] concurrency in "
                                                        f"the config, else {Scan.model_fields['concurrency'].default})")
     audit.add_argument("--thorough", action="store_true",
@@ -66,6 +74,7 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
     """The config and the targets of this run; ConfigError (exit 2) before any scanning."""
     config, config_path = locations.load(args.config)  # the same rule as every command (auditor.locations)
     overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency),
+                                   ("connections_per_server", args.connections_per_server), ("pace", args.pace),
                                    ("thorough", args.thorough or None)) if v is not None}
     if overrides:
         try:
@@ -74,7 +83,8 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             problem = exc.errors()[0]
             from auditor.config_errors import describe
 
-            raise ConfigError(f"--{problem['loc'][0]}: {describe(problem, type(config.scan))}") from None
+            raise ConfigError(f"--{str(problem['loc'][0]).replace('_', '-')}: "
+                              f"{describe(problem, type(config.scan))}") from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
     if args.ca_bundle is not None and (why := check_ca_bundle(args.ca_bundle)) is not None:
@@ -176,7 +186,7 @@ def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
         _write(path, render_html(report), write_atomic, "--html")
         written.append(path)
     for option, name, destination in requested_formats(args, config, config_path):
-        text = RENDERERS[name](report)
+        text = render_format(report, name)
         if destination == "-":
             sys.stdout.write(text)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def run(args: argparse.Namespace) -> int:
     from auditor.commands.audit import ensure_writable
-    from reports.formats import RENDERERS
+    from reports.formats import render as render_format
     from reports.html import render_html
     from reports.json_report import load_report, write_atomic
     from reports.text import render_text
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from auditor.locations import load
 
         args.json_report = load(args.config)[0].output.directory / "latest.json"
-    formats = [(f"--{name}", getattr(args, name), RENDERERS[name]) for name in RENDERERS]
+    formats = [(f"--{name}", getattr(args, name), partial(render_format, name=name)) for name in FORMAT_HELP]
     if args.html is None and args.text is None and not any(path for _, path, _ in formats):
         args.text = Path("-")  # no flag: the plain-text report on stdout
     try:

@@ -14,11 +14,12 @@ also leaves the ephemeral key empty exactly when its client refused the group).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 
 from auditor.model import CipherSuite, ProtocolSupport
-from auditor.scan.connections import ConnectionCounter
+from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     SERVER_HELLO_DONE,
@@ -58,6 +59,14 @@ def target(host: str, port: int, ip: str | None, timeout: float) -> Target:
     return Target(ip or host, port, server_name, timeout)
 
 
+def open_raw(where: Target, phase: str, counter: ConnectionCounter | None) -> socket.socket:
+    """A connection for a raw ClientHello: through the target's ledger (counted, paced, cut at the
+    target's deadline) when there is one. Raises OSError, or Unanswered when the ledger opens no more."""
+    if counter is not None:
+        return counter.open(where.address, where.port, phase)
+    return connect(where.address, where.port, time.monotonic() + where.timeout)
+
+
 def uses_finite_field_dh(suite: CipherSuite) -> bool:
     return suite.key_exchange == "DHE" or "_DH_anon_" in suite.name
 
@@ -77,10 +86,8 @@ def measure_dh_bits(where: Target, version: str, suite_name: str,
     if code is None or wire is None or wire >= WIRE_VERSIONS["TLS 1.3"]:
         return None
     deadline = time.monotonic() + where.timeout
-    if counter is not None:
-        counter.add("dh")
     try:
-        with connect(where.address, where.port, deadline) as sock:
+        with open_raw(where, "dh", counter) as sock:
             sock.sendall(client_hello(Hello(suites=[code], version=wire, server_name=where.server_name)))
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO and parse_server_hello(body).suite != code:
@@ -89,7 +96,7 @@ def measure_dh_bits(where: Target, version: str, suite_name: str,
                     return dh_prime_bits(body)
                 if kind == SERVER_HELLO_DONE:
                     return None
-    except (OSError, HandshakeRefused):  # TimeoutError is an OSError
+    except (OSError, HandshakeRefused, Unanswered):  # TimeoutError is an OSError
         return None
     return None
 

@@ -16,6 +16,9 @@ batches of BATCH suites, for servers and middleboxes that choke on large ClientH
 
 A DH group the client refused as too small is measured by a raw ClientHello (auditor.scan.dh_size).
 
+A timeout is never an answer: an offer whose connection hit its deadline (auditor.scan.connections)
+is made once more; a second deadline makes the protocol "not tested" (Unanswered), never "refused".
+
 Connections are counted per phase (auditor.scan.connections): "suites", "batches", "order",
 "groups", "dh".
 """
@@ -42,7 +45,7 @@ from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
 from auditor.model import CipherSuite, ProtocolSupport
 from auditor.scan import dh_size
-from auditor.scan.connections import ConnectionCounter, counting
+from auditor.scan.connections import ConnectionCounter, Unanswered, counting
 from auditor.suites import describe, is_chacha
 
 VERSIONS: dict[str, TlsVersionEnum] = {
@@ -75,7 +78,8 @@ class _Pick:
     suite: SslyzeSuite | None  # None: the server refused every offered suite
     key: EphemeralKeyInfo | None = None
     # How a refusal looked: "alert" (the server answered with a TLS alert: it has nothing in common
-    # with the offer) or "dropped" (it closed, reset or went silent: maybe it choked on the hello).
+    # with the offer), "dropped" (it closed or reset: maybe it choked on the hello) or "timeout" (no
+    # complete answer by the connection's deadline: no answer at all).
     refusal: str | None = None
 
 
@@ -138,8 +142,9 @@ class Enumerator:
         if groups is not None and isinstance(client, SslClient):
             client.set_groups(groups)
         key = None
+        block = None
         try:
-            with counting(self.counter, phase):
+            with counting(self.counter, phase) as block:
                 connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
             key = client.get_ephemeral_key()
         except ServerTlsConfigurationNotSupported:
@@ -153,18 +158,22 @@ class Enumerator:
             answered = exc.error_message.startswith(("TLS alert", "TLS error"))
             return _Pick(None, refusal="alert" if answered else "dropped")
         except TlsHandshakeTimedOut:
-            return _Pick(None, refusal="dropped")
+            return _Pick(None, refusal="timeout")
         except NoCiphersAvailableBugInSSlyze:
             return _Pick(None, refusal="alert")  # nothing offered that this client can send
-        except ConnectionToServerFailed:
+        except (ConnectionToServerFailed, Unanswered):
             raise
         except Exception:  # an OpenSSL error sslyze does not classify: the handshake failed
+            if block is not None and block.untrusted:
+                return _Pick(None, refusal="timeout")
             return _Pick(None, refusal="alert")
         finally:
             try:
                 connection.close()
             except Exception:
                 pass
+            if self.counter.stopped and block is not None and block.untrusted:
+                raise Unanswered(self.counter.stopped)  # cut by the ledger: nothing was learnt
         chosen = client.get_current_cipher_name()
         match = next((s for s in offered if s.openssl_name == chosen), None)
         return _Pick(match, key, refusal=None if match else "alert")
@@ -178,6 +187,12 @@ class Enumerator:
         refusal = None
         while remaining:
             pick = self._handshake(version, legacy, remaining, phase=phase)
+            if pick.suite is None and pick.refusal in ("dropped", "timeout") and accepted:
+                # A server under load drops one handshake: the same offer once more before ending the list.
+                pick = self._handshake(version, legacy, remaining, phase=phase)
+                if pick.suite is None and pick.refusal == "timeout" and accepted:
+                    raise Unanswered(f"{len(accepted)} suites found, then no answer within "
+                                     f"{self.counter.timeout:g} s (twice)")
             if pick.suite is None:
                 refusal = pick.refusal
                 break
@@ -188,17 +203,27 @@ class Enumerator:
     def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
                         candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
         accepted, refusal = self._remove_loop(version, legacy, candidates)
-        if accepted or len(candidates) <= BATCH or refusal != "dropped":
+        if accepted or refusal == "alert":
             # An alert to the full offer means "nothing in common" (or "not this protocol"): done.
+            return accepted
+        if len(candidates) <= BATCH:
+            if refusal == "timeout":
+                raise Unanswered(f"no answer within {self.counter.timeout:g} s")
             return accepted
         # Refused without an alert: maybe the protocol is off, or maybe the server (or a middlebox)
         # chokes on a large ClientHello. Offer smaller batches; if any is accepted, enumerate each
         # batch, then order the union by one more pass over the accepted suites only.
         found: list[SslyzeSuite] = []
+        unanswered = 0
         for start in range(0, len(candidates), BATCH):
-            found += [s for s, _ in self._remove_loop(version, legacy, candidates[start:start + BATCH],
-                                                     phase="batches")[0]]
-        return self._remove_loop(version, legacy, found)[0] if found else []
+            picks, batch_refusal = self._remove_loop(version, legacy, candidates[start:start + BATCH], phase="batches")
+            found += [s for s, _ in picks]
+            unanswered += not picks and batch_refusal == "timeout"
+        if found:
+            return self._remove_loop(version, legacy, found)[0]
+        if unanswered:  # silence is not a refusal: the protocol is not tested
+            raise Unanswered(f"no answer within {self.counter.timeout:g} s")
+        return []
 
     def protocol(self, label: str) -> ProtocolSupport:
         """Accepted suites of one protocol, in the server's order when it enforces one."""
@@ -316,6 +341,8 @@ class Enumerator:
         remaining = list(GROUPS)
         while remaining:
             pick = self._handshake(version, False, offered_suites, groups=remaining, phase="groups")
+            if pick.refusal == "timeout":
+                raise Unanswered(f"{len(found)} groups found, then no answer within {self.counter.timeout:g} s")
             key = pick.key
             if pick.suite is None or key is None or not hasattr(key, "curve"):
                 break

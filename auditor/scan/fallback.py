@@ -14,15 +14,14 @@ from __future__ import annotations
 import time
 
 from auditor.model import ProtocolSupport
-from auditor.scan.connections import ConnectionCounter
-from auditor.scan.dh_size import Target
+from auditor.scan.connections import ConnectionCounter, Unanswered
+from auditor.scan.dh_size import Target, open_raw
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     WIRE_VERSIONS,
     HandshakeRefused,
     Hello,
     client_hello,
-    connect,
     handshake_messages,
     parse_server_hello,
 )
@@ -47,10 +46,8 @@ def _offer(protocols: list[ProtocolSupport], version: str) -> list[int]:
 def _attempt(where: Target, hello: bytes, counter: ConnectionCounter | None) -> bool | None:
     """True: refused with an alert; False: a ServerHello; None: no answer."""
     deadline = time.monotonic() + where.timeout
-    if counter is not None:
-        counter.add("fallback")
     try:
-        with connect(where.address, where.port, deadline) as sock:
+        with open_raw(where, "fallback", counter) as sock:
             sock.sendall(hello)
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO:
@@ -58,7 +55,7 @@ def _attempt(where: Target, hello: bytes, counter: ConnectionCounter | None) -> 
                     return False
     except HandshakeRefused as exc:
         return True if str(exc).startswith("TLS alert") else None
-    except OSError:  # refused, reset, timed out (TimeoutError is an OSError)
+    except (OSError, Unanswered):  # refused, reset, timed out (TimeoutError is an OSError), abandoned
         return None
     return None
 

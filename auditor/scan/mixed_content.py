@@ -14,6 +14,7 @@ External stylesheets are not fetched: their url()s are not seen.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -21,11 +22,18 @@ from xml.etree.ElementTree import Element
 import ada_url
 import html5lib
 import tinycss2
+import webencodings
+from html5lib import _tokenizer, html5parser
+from html5lib.constants import tokenTypes
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 MAX_URLS = 100
 MAX_DEPTH = 512  # element nesting analysed, as Chromium's parser caps the tree depth
+MAX_ATTRIBUTES = 256  # per tag: html5lib compares each new attribute with every earlier one
+MAX_TOKEN_STEPS = 50_000  # tokenizer steps inside one token (tag, comment, doctype)
+_PARSE_ERROR = tokenTypes["ParseError"]
+_BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
 
 # element -> attributes holding one URL that the element fetches
 _URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -191,18 +199,55 @@ class _Cut(Exception):
     """The page costs more than the budget: analyse what was parsed so far."""
 
 
-class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # type: ignore[misc]
-    """The etree builder with a deadline and a depth cap. html5lib's tree construction costs
-    O(elements x depth): a page of nested tags from an untrusted server could hold the probe
-    for hours. Browsers cap the tree depth too (Chromium at 512)."""
+class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
+    """html5lib's tokenizer, bounded in time whatever the page. Its cost is linear except inside one
+    token: each attribute is compared with all earlier ones of its tag (120 KB of `<a ` took minutes),
+    and names, comments and values grow one `+=` at a time (quadratic). So a tag may have at most
+    MAX_ATTRIBUTES attributes, a token at most MAX_TOKEN_STEPS tokenizer steps, and the clock is
+    read every few hundred steps (tree construction of the tokens yielded is timed with them)."""
 
     deadline = float("inf")
+
+    def __iter__(self) -> Iterator[dict]:  # type: ignore[type-arg]
+        self.tokenQueue: deque[dict] = deque()  # type: ignore[type-arg]
+        steps = in_token = 0
+        while self.state():
+            steps += 1
+            in_token += 1
+            if in_token > MAX_TOKEN_STEPS:
+                raise _Cut(f"a tag, comment or attribute longer than {MAX_TOKEN_STEPS} parser steps")
+            if not steps % 256 and time.monotonic() > self.deadline:
+                raise _Cut("the page took too long to parse")
+            while self.stream.errors:
+                yield {"type": _PARSE_ERROR, "data": self.stream.errors.pop(0)}
+            while self.tokenQueue:
+                token = self.tokenQueue.popleft()
+                if token["type"] != _PARSE_ERROR:
+                    in_token = 0
+                yield token
+
+    def _count_attributes(self) -> None:
+        if len(self.currentToken["data"]) >= MAX_ATTRIBUTES:
+            raise _Cut(f"a tag with more than {MAX_ATTRIBUTES} attributes")
+
+    # the two states that start a new attribute
+    def beforeAttributeNameState(self) -> bool:
+        self._count_attributes()
+        return super().beforeAttributeNameState()  # type: ignore[no-any-return]
+
+    def afterAttributeNameState(self) -> bool:
+        self._count_attributes()
+        return super().afterAttributeNameState()  # type: ignore[no-any-return]
+
+
+class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # type: ignore[misc]
+    """The etree builder with a depth cap. html5lib's tree construction costs O(elements x depth):
+    a page of nested tags from an untrusted server could hold the probe for hours. Browsers cap
+    the tree depth too (Chromium at 512)."""
 
     def _check(self) -> None:
         if len(self.openElements) > MAX_DEPTH:
             raise _Cut(f"elements nested deeper than {MAX_DEPTH}")
-        if time.monotonic() > self.deadline:
-            raise _Cut("the page took too long to parse")
 
     def createElement(self, token: dict) -> object:  # type: ignore[type-arg]
         self._check()
@@ -213,21 +258,55 @@ class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # ty
         return super().insertElementNormal(token)
 
 
-def _parse(html: str, budget_s: float) -> tuple[Element, str | None]:
+class _BudgetedParser(html5lib.HTMLParser):  # type: ignore[misc]
+    def __init__(self, deadline: float) -> None:
+        super().__init__(tree=_BudgetedTreeBuilder, namespaceHTMLElements=False)
+        self.deadline = deadline
+
+    def _parse(self, stream: object, innerHTML: bool = False, container: str = "div",
+               scripting: bool = False, **kwargs: object) -> None:
+        """html5lib's own _parse (1.1), with the budgeted tokenizer."""
+        self.innerHTMLMode, self.container, self.scripting = innerHTML, container, scripting
+        self.tokenizer = _BudgetedTokenizer(stream, parser=self, **kwargs)
+        self.tokenizer.deadline = self.deadline
+        self.reset()
+        try:
+            self.mainLoop()
+        except html5parser._ReparseException:  # a <meta charset> changed the encoding: once more
+            self.reset()
+            self.mainLoop()
+
+
+def _parse(html: str | bytes, budget_s: float, transport_encoding: str | None) -> tuple[Element, str | None]:
     """The document tree as a browser with scripting on builds it (<noscript> content is not
-    loaded), and why it is partial, if it is."""
-    parser = html5lib.HTMLParser(tree=_BudgetedTreeBuilder, namespaceHTMLElements=False)
-    parser.tree.deadline = time.monotonic() + budget_s
+    loaded), and why it is partial, if it is. Bytes are decoded as browsers do (BOM, then the
+    Content-Type charset, then <meta>, else windows-1252), WHATWG encoding labels only."""
+    parser = _BudgetedParser(time.monotonic() + budget_s)
+    options = {"transport_encoding": transport_encoding, "useChardet": False} if isinstance(html, bytes) else {}
     try:
-        return parser.parse(html, scripting=True), None
+        root, note = parser.parse(html, scripting=True, **options), None
     except _Cut as cut:
-        return parser.tree.getDocument(), f"{cut}: analysed up to that point only"
+        root, note = parser.tree.getDocument(), f"{cut}: analysed up to that point only"
+    return (root if root is not None else Element("html")), note
 
 
-def insecure_references(html: str, document_url: str, budget_s: float = 10.0) -> PageReferences:
-    """The http:// loads and form targets of an HTML page served from `document_url`; `note`
-    says when only part of the page could be judged."""
-    root, note = _parse(html, budget_s)
+def _decodes_to_nothing(body: str | bytes, transport_encoding: str | None) -> bool:
+    """A charset that the WHATWG Encoding Standard maps to "replacement" (ISO-2022-KR, HZ...) shows
+    one U+FFFD: the browser loads nothing. A BOM still wins over it."""
+    if not isinstance(body, bytes) or transport_encoding is None or body.startswith(_BOMS):
+        return False
+    encoding = webencodings.lookup(transport_encoding)
+    return encoding is not None and encoding.name == "replacement"
+
+
+def insecure_references(html: str | bytes, document_url: str, budget_s: float = 10.0,
+                        transport_encoding: str | None = None) -> PageReferences:
+    """The http:// loads and form targets of an HTML page served from `document_url` (text, or
+    bytes with the Content-Type charset label, if any); `note` says when only part of the page
+    could be judged, within `budget_s` seconds or little more."""
+    if _decodes_to_nothing(html, transport_encoding):
+        return PageReferences()
+    root, note = _parse(html, budget_s, transport_encoding)
     base = _base_url(root, document_url)
     found = PageReferences(note=note)
     for element in root.iter():

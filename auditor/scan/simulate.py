@@ -1,12 +1,15 @@
 """Handshake simulation: one connection per reference client (auditor.clients), replaying its
 protocol range, suites and groups with nassl, recording what the server negotiates with it.
 
-The grade judges forward secrecy, RC4 and 3DES by these results, as SSL Labs does.
+The grade judges forward secrecy, RC4 and 3DES by these results, as SSL Labs does. Each connection
+ends by its deadline (auditor.scan.connections); one that hit it, or was cut, is "no answer", never a
+refusal.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nassl.ephemeral_key_info import OpenSslEcNidEnum
@@ -15,7 +18,8 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import _TLS_OPENSSL_TO_R
 
 from auditor.clients import CLIENTS, ClientProfile
 from auditor.model import HandshakeSimulation, ProtocolSupport
-from auditor.scan.enumerate import ConnectionCounter, group_name
+from auditor.scan.connections import ConnectionCounter, DeadlineSocket, Unanswered
+from auditor.scan.enumerate import group_name
 from auditor.suites import TLS13_SUITES, describe
 
 _GROUPS = {"X25519": OpenSslEcNidEnum.X25519, "X448": OpenSslEcNidEnum.X448, "P-256": OpenSslEcNidEnum.SECP256R1,
@@ -37,7 +41,10 @@ def _protocol_of(suite: str, max_version: str, protocols: list[ProtocolSupport])
 
 
 def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None, timeout: float,
-                    protocols: list[ProtocolSupport], counter: ConnectionCounter | None = None) -> HandshakeSimulation:
+                    protocols: list[ProtocolSupport] | None, counter: ConnectionCounter | None = None
+                    ) -> HandshakeSimulation:
+    """One reference client's handshake. With `protocols` None (the enumeration still running) the
+    negotiated protocol is left for `name_protocols` to fill in once the accepted suites are known."""
     modern = profile.max_version == "TLS 1.3"
     # A TLS 1.2 client is pinned to TLS 1.2: OpenSSL will not build a hello with TLS 1.3 enabled and no 1.3 suite.
     client = SslClient(ssl_version=OpenSslVersionEnum.SSLV23 if modern else OpenSslVersionEnum.TLSV1_2,
@@ -49,13 +56,22 @@ def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None
         client.set_groups([_GROUPS[g] for g in profile.groups if g in _GROUPS])
         client.set_tlsext_host_name(host)
         if counter:
-            counter.add("simulation")
-        sock = socket.create_connection((ip or host, port), timeout=timeout)
+            sock = counter.open(ip or host, port, "simulation")
+        else:
+            started = time.monotonic()
+            sock = DeadlineSocket.adopt(socket.create_connection((ip or host, port), timeout=timeout),
+                                        started + timeout)
         client.set_underlying_socket(sock)
         client.do_handshake()
         openssl_name = client.get_current_cipher_name()
         key = client.get_ephemeral_key()
+    except Unanswered as exc:
+        return HandshakeSimulation(client=profile.name, reference=profile.reference, error=f"not tested: {exc}")
     except Exception as exc:  # the failure is the result: this client cannot connect
+        sock_obj = client.get_underlying_socket()
+        if isinstance(sock_obj, DeadlineSocket) and sock_obj.untrusted:
+            return HandshakeSimulation(client=profile.name, reference=profile.reference,
+                                       error=f"not tested: no complete answer within {timeout:g} s")
         message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
     finally:
@@ -72,7 +88,17 @@ def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None
     suite = describe(name, openssl_name=openssl_name, ephemeral_group=group_name(curve) if curve else
                      (key.type_name if key else None), ephemeral_bits=key.size if key else None)
     return HandshakeSimulation(client=profile.name, reference=profile.reference,
-                               protocol=_protocol_of(name, profile.max_version, protocols), suite=suite)
+                               protocol=None if protocols is None else _protocol_of(name, profile.max_version,
+                                                                                    protocols), suite=suite)
+
+
+def name_protocols(simulations: list[HandshakeSimulation], protocols: list[ProtocolSupport]) -> None:
+    """Fill in, in place, the protocol each simulated client negotiated (simulations run before the
+    enumeration ends, so that they overlap it)."""
+    ceilings = {c.name: c.max_version for c in CLIENTS}
+    for sim in simulations:
+        if sim.suite is not None and sim.protocol is None:
+            sim.protocol = _protocol_of(sim.suite.name, ceilings.get(sim.client, "TLS 1.3"), protocols)
 
 
 def simulate_all(host: str, port: int, ip: str | None, timeout: float, protocols: list[ProtocolSupport],

@@ -34,12 +34,20 @@ from sslyze.errors import (
     ConnectionToServerFailed,
     ConnectionToServerTimedOut,
     ServerHostnameCouldNotBeResolved,
+    ServerRejectedConnection,
     ServerRejectedTlsHandshake,
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
 from sslyze.plugins.scan_commands import ScanCommandsRepository
-from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, check_connectivity_to_server
+from sslyze.server_connectivity import (
+    ClientAuthRequirementEnum,
+    ServerConnectivityInfo,
+    ServerTlsProbingResult,
+    TlsVersionEnum,
+    _detect_support_for_tls_1_3,
+    check_connectivity_to_server,
+)
 
 from auditor.errors import ScanError
 from auditor.model import (
@@ -54,9 +62,9 @@ from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.certs import describe_certificate
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
-from auditor.scan.connections import ConnectionCounter, counting
+from auditor.scan.connections import ConnectionCounter, Unanswered, counting
 from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol
-from auditor.scan.simulate import simulate_all, simulate_client
+from auditor.scan.simulate import name_protocols, simulate_all, simulate_client
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -100,6 +108,8 @@ SSLYZE_COMMANDS = [ScanCommand.ROBOT, ScanCommand.CERTIFICATE_INFO,
 
 
 _FALLBACK_UNTESTED = "TLS_FALLBACK_SCSV not tested: the fallback hello got no answer (twice)"
+# TlsEvidence.errors key: the server stopped answering during the scan (auditor.grading withholds the letter).
+UNANSWERED = "unanswered"
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
@@ -135,6 +145,20 @@ def _connect_error(message: str) -> str:
     if "probing failed" in lowered or "handshake" in lowered or "tls" in lowered:
         return f"TLS handshake failed ({message})"
     return message
+
+
+def _connectivity_error(exc: Exception, ledger: ConnectionCounter) -> str:
+    """Why no TLS connection could be made, in one line: silence, a slow trickle, another protocol,
+    a refusal, from what the ledger saw of the server's bytes."""
+    if ledger.stopped:
+        return ledger.stopped
+    if (not_tls := ledger.describe_failure()) is not None:
+        return not_tls
+    message = exc.error_message if isinstance(exc, ConnectionToServerFailed) else str(exc)
+    reason = _connect_error(message)
+    if reason.startswith("TLS handshake failed") and ledger.answered and not ledger.first_bytes:
+        return "TLS handshake failed (the server closed or reset the connection at every ClientHello)"
+    return reason
 
 
 def _network(host: str, port: int, ip: str | None, timeout: float):  # noqa: ANN202
@@ -180,6 +204,7 @@ def scan_tls(
     thorough: bool = False,
     on_phase: Callable[[str], None] | None = None,
     ocsp: bool = True,
+    ledger: ConnectionCounter | None = None,
 ) -> TlsEvidence:
     """Scan one server. Raises ScanError when it cannot be reached over TLS.
 
@@ -190,6 +215,8 @@ def scan_tls(
     instead (connections not counted). `commands` runs exactly those sslyze commands, no enumerator.
     Each leaf's stapled OCSP response is judged; `ocsp` also asks the responder the certificate
     names when no stapled answer is usable (auditor.scan.revocation, bounded by `timeout`).
+    `ledger` is the target's connection ledger (auditor.scan.connections: per-connection deadline,
+    pacing, abandon at the target's deadline); one with `timeout` is made when none is given.
     """
     location, network = _network(host, port, ip, timeout)
     if on_phase:
@@ -218,7 +245,8 @@ def scan_tls(
             on_phase("TLS scan done")
         return evidence
 
-    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp)
+    ledger = ledger if ledger is not None else ConnectionCounter(timeout=timeout)
+    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp, ledger)
 
 
 @dataclass
@@ -240,11 +268,18 @@ def _sslyze_jobs(pool: ThreadPoolExecutor, server: ServerConnectivityInfo, comma
     def counted(command: ScanCommand, job: ScanJob) -> ScanJobResult:
         # The exception is kept, not raised through the future: sslyze's exceptions are frozen
         # dataclasses, which a re-raise in another thread cannot attach a traceback to.
-        with counting(counter, command.value):
+        # A job one of whose connections hit its deadline (or was cut) proves nothing: sslyze reads
+        # a timeout as "not vulnerable" (Heartbleed, CCS) or "refused" (renegotiation).
+        with counting(counter, command.value) as block:
             try:
-                return ScanJobResult(_return_value=job.function_to_call(*job.function_arguments), _exception=None)
+                value = job.function_to_call(*job.function_arguments)
             except Exception as exc:
-                return ScanJobResult(_return_value=None, _exception=exc)
+                value, error = None, exc
+            else:
+                error = None
+        if (why := block.untrusted) is not None:
+            return ScanJobResult(_return_value=None, _exception=Unanswered(why))
+        return ScanJobResult(_return_value=value, _exception=error)
 
     for command in commands:
         implementation = ScanCommandsRepository.get_implementation_cls(command)
@@ -276,7 +311,7 @@ def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, An
             attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None,
                                ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED,
                                TracebackException.from_exception(exc))
-        except (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake) as exc:
+        except (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake, Unanswered) as exc:
             attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None, ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE,
                                TracebackException.from_exception(exc))
         except Exception as exc:
@@ -286,19 +321,46 @@ def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, An
     return attempts
 
 
+def _probe_connectivity(location: ServerNetworkLocation, network: ServerNetworkConfiguration
+                        ) -> ServerTlsProbingResult:
+    """sslyze's connectivity check in one connection for a server that speaks TLS 1.3 without asking
+    for a client certificate (its separate ECDH probe serves only the elliptic-curves plugin, which
+    the fast scan does not run); sslyze's full check otherwise."""
+    try:
+        found = _detect_support_for_tls_1_3(server_location=location, network_config=network)
+    except (ServerRejectedConnection, ConnectionToServerTimedOut, Unanswered):
+        raise  # no TCP connection, or a server that does not speak: nothing more to try
+    except Exception:  # TLS 1.3 refused, or anything odd: the full check decides and explains
+        found = None
+    if found is None or found.server_requested_client_cert:
+        return check_connectivity_to_server(location, network)
+    return ServerTlsProbingResult(highest_tls_version_supported=TlsVersionEnum.TLS_1_3,
+                                  cipher_suite_supported=found.cipher_suite_supported,
+                                  client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
+                                  supports_ecdh_key_exchange=True)
+
+
+def _not_tested(exc: Exception) -> str:
+    if isinstance(exc, Unanswered):
+        return f"not tested: {exc}"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetworkConfiguration,
                ca_bundle: Path | None, timeout: float, connections_per_server: int,
-               on_phase: Callable[[str], None] | None, ocsp: bool = True) -> TlsEvidence:
+               on_phase: Callable[[str], None] | None, ocsp: bool, ledger: ConnectionCounter) -> TlsEvidence:
     """The default scan: one pool of `connections_per_server` workers runs every phase of the
     target concurrently (suite enumeration per protocol, groups, sslyze's certificate and
     vulnerability jobs, client simulations); each worker holds at most one connection at a time,
-    so the server never sees more than `connections_per_server` connections from us."""
-    counter = ConnectionCounter()
+    so the server never sees more than `connections_per_server` connections from us. Every
+    connection goes through `ledger` (deadline, pacing, abandon, a server that stops answering)."""
+    counter = ledger
+    counter.probe = (location.ip_address or host, location.port, _sni(host))
     try:
         with counting(counter, "connectivity"):
-            probing = check_connectivity_to_server(location, network)
-    except ConnectionToServerFailed as exc:
-        raise ScanError(_connect_error(exc.error_message)) from None
+            probing = _probe_connectivity(location, network)
+    except (ConnectionToServerFailed, Unanswered) as exc:
+        raise ScanError(_connectivity_error(exc, counter)) from None
     server = ServerConnectivityInfo(server_location=location, network_configuration=network,
                                     tls_probing_result=probing)
     enumerator = Enumerator(server, counter)
@@ -307,11 +369,14 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
         on_phase("cipher suites")
     with ThreadPoolExecutor(max_workers=max(1, connections_per_server), thread_name_prefix="tls-scan") as pool:
         # FIFO pool: queued first, served first. The suites are the longest chain, so they go first;
-        # groups over TLS 1.3 need no suite result and start at once when the server speaks it.
+        # groups over TLS 1.3 need no suite result and start at once when the server speaks it; the
+        # simulations need none either (their protocol is named afterwards) and fill idle workers.
         suite_futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
         early_groups = pool.submit(enumerator.groups_over, "TLS 1.3") \
             if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3 else None
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
+        simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
+                                   None, counter) for profile in CLIENTS]
         # revocation starts once the certificate jobs end, beside the rest (HTTP to the responder, not this server)
         revocation = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
         revocation.start(served_from_jobs(queued.get(ScanCommand.CERTIFICATE_INFO)))
@@ -321,11 +386,9 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
                 protocols.append(future.result())
             except Exception as exc:  # a protocol we could not test is reported, never guessed
                 protocols.append(ProtocolSupport(version=label, supported=None))
-                errors[f"suites {label}"] = f"{type(exc).__name__}: {exc}"[:300]
+                errors[f"suites {label}"] = _not_tested(exc)
         if on_phase:
             on_phase("client simulation")
-        simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
-                                   protocols, counter) for profile in CLIENTS]
         fallback = pool.submit(probe_fallback_scsv, dh_size.target(host, location.port, location.ip_address, timeout),
                                protocols, counter)
         groups: list[str] = []
@@ -336,11 +399,12 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
             elif label is not None:
                 groups = pool.submit(enumerator.groups_over, label).result()
         except Exception as exc:
-            errors["groups"] = f"{type(exc).__name__}: {exc}"[:300]
+            errors["groups"] = _not_tested(exc)
         if on_phase:
             on_phase("certificate and vulnerabilities")
         attempts = _sslyze_results(server, queued)
         simulated = [f.result() for f in simulations]
+        name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
     evidence.vulnerabilities.fallback_scsv = fallback_scsv
@@ -351,11 +415,21 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
     evidence.groups = groups
     evidence.simulations = simulated
     evidence.errors.update(errors)
+    if counter.stopped:  # the grade and the clauses that need what is missing say so (auditor.grading)
+        evidence.errors[UNANSWERED] = counter.stopped
     evidence.connections = counter.total
     evidence.connections_by_phase = dict(counter.by_phase)
     if on_phase:
         on_phase("TLS scan done")
     return evidence
+
+
+def _sni(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        return host
 
 
 def _attempt(all_attempts, command: ScanCommand, errors: dict[str, str]):  # noqa: ANN001, ANN202

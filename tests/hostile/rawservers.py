@@ -156,3 +156,90 @@ def http_redirect(location: bytes) -> Handler:
         _read_request(conn)
         conn.sendall(b"HTTP/1.1 301 Moved\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
     return handler
+
+
+# ---- proxies in front of a real TLS server (helper M: deadlines and rate limits)
+
+def _pump(source: socket.socket, sink: socket.socket, delay_per_byte: float = 0.0) -> None:
+    """Copy `source` to `sink` until either end closes; with `delay_per_byte`, one byte at a time."""
+    try:
+        while True:
+            data = source.recv(1 if delay_per_byte else 65536)
+            if not data:
+                break
+            if delay_per_byte:
+                time.sleep(delay_per_byte)
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _forward(conn: socket.socket, upstream: int, delay_per_byte: float = 0.0) -> None:
+    with socket.create_connection(("127.0.0.1", upstream)) as up:
+        threading.Thread(target=_pump, args=(conn, up), daemon=True).start()
+        _pump(up, conn, delay_per_byte)
+
+
+def trickle_proxy(upstream: int, seconds_per_byte: float = 1.0) -> Handler:
+    """Forwards to a real TLS server, its answers one byte every `seconds_per_byte`: never idle
+    long enough for a socket timeout, never done."""
+    def handler(conn: socket.socket) -> None:
+        _forward(conn, upstream, seconds_per_byte)
+    return handler
+
+
+class RateLimiter:
+    """Forwards to `upstream` the connections a rate limiter lets through, and accepts-and-never-
+    answers the others (as rate limiters and firewalls do): at most `allow` connections per
+    `window` seconds (window=None: the first `allow` connections ever, then silence). `then`
+    handles the refused ones instead of silence (e.g. a trickle_proxy)."""
+
+    def __init__(self, upstream: int, allow: int, window: float | None = None, then: Handler | None = None) -> None:
+        self.upstream, self.allow, self.window, self.then = upstream, allow, window, then
+        self.lock = threading.Lock()
+        self.times: list[float] = []
+        self.forwarded = self.silenced = 0
+
+    def _admit(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            recent = [t for t in self.times if self.window is None or now - t < self.window]
+            if len(recent) >= self.allow:
+                self.silenced += 1
+                return False
+            self.times.append(now)
+            self.forwarded += 1
+            return True
+
+    def __call__(self, conn: socket.socket) -> None:
+        if self._admit():
+            _forward(conn, self.upstream)
+        elif self.then is not None:
+            self.then(conn)
+        else:
+            _wait(60)
+
+
+class DropNth:
+    """Forwards every connection to `upstream` except the `n`th ones (1-based), which are accepted
+    and never answered: a server that drops one handshake under load."""
+
+    def __init__(self, upstream: int, drop: set[int]) -> None:
+        self.upstream, self.drop = upstream, drop
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, conn: socket.socket) -> None:
+        with self.lock:
+            self.count += 1
+            number = self.count
+        if number in self.drop:
+            _wait(60)
+        else:
+            _forward(conn, self.upstream)
