@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from auditor.changes import annotate_renewal, diff_results
 from auditor.config import Policy
@@ -119,7 +119,7 @@ def test_plain_text_report_lists_changes_with_their_detail() -> None:
     after = audited(with_leaf(60, "aa", suites={"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"],
                                                 "TLS 1.3": b.MODERN_13}))
     after.changes = diff_results(before, after)
-    text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]))
+    text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]), tz=timezone.utc)
     assert f"Changes since {b.NOW:%Y-%m-%d %H:%M UTC}:" in text
     assert "  - suite TLS_RSA_WITH_AES_128_GCM_SHA256: - -> accepted (TLS 1.2)" in text
     assert "  - clause 11.3-no-rsa-kex: pass -> fail" in text
