@@ -3,8 +3,8 @@
 Each subcommand is a module in auditor/commands/ with `add_parser(subparsers)` and `run(args)`;
 adding a command is one new module and one line in COMMANDS.
 
-Exit codes: 0 every target compliant, 1 a policy failure, 2 usage or configuration error,
-3 a target could not be audited (wins over 1), 4 the report could not be mailed.
+Exit codes: EXIT_CODES below, which `auditor --help` prints. Diagnostics go through say(): one
+`auditor:`-prefixed line each, never wrapped, whatever stderr is.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ EXIT_CODES = """exit codes:
   3    a target could not be audited, or the history database cannot be used (wins over 4 and 1)
   4    the report could not be mailed; it was written all the same (wins over 1)
   5    verify-log: the evidence log is broken
-  130  interrupted
+  130  interrupted (Ctrl-C; `schedule`: a second signal while a scan was running)
 
 Run `auditor COMMAND --help` for the options of a command."""
 

@@ -38,10 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
                            description="Audit HTTPS sites against the TLS policy: the URLs given, else every "
                                        "[[targets]] entry of the config; print the verdict and exit 0/1/3/4.")
     audit.add_argument("urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets")
-    audit.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    audit.add_argument("--ip", help="connect to this address, keeping the URL's host for SNI and Host")
-    audit.add_argument("--ca-bundle", type=Path, help="PEM file of a private CA to trust")
-    audit.add_argument("--http-port", type=int, help="port of the plain-HTTP site (default: 80)")
+    audit.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
+    audit.add_argument("--ip", metavar="ADDR", help="connect to this address, keeping the URL's host for SNI and Host")
+    audit.add_argument("--ca-bundle", type=Path, metavar="PEM", help="PEM file of a private CA to trust")
+    audit.add_argument("--http-port", type=int, metavar="N", help="port of the plain-HTTP site (default: 80)")
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
     for name, text in FORMAT_HELP.items():
@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
     audit.add_argument("--store", action="store_true",
                        help="record this audit in the history and evidence log ([history] in the config)")
-    audit.add_argument("--timeout", type=float, help="wall-clock seconds for each connection: connect, handshake "
-                                                      "and every exchange (default: [scan] timeout in the config, "
-                                                      f"else {Scan.model_fields['timeout'].default:g})")
+    audit.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="wall-clock seconds for each connection: connect, handshake and every exchange "
+                            f"(default: [scan] timeout in the config, else {Scan.model_fields['timeout'].default:g})")
     audit.add_argument("--connections-per-server", type=int, metavar="N",
                        help="TLS connections open at once to one server (default: [scan] connections_per_server "
                             f"in the config, else {Scan.model_fields['connections_per_server'].default}); "
@@ -61,12 +61,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--pace", type=float, metavar="SECONDS",
                        help="at least this long between two new connections to one server (default: [scan] pace "
                             "in the config, else 0)")
-    audit.add_argument("--concurrency", type=int, help="targets audited at once (default: [scan] concurrency in "
-                                                       f"the config, else {Scan.model_fields['concurrency'].default})")
+    audit.add_argument("--concurrency", type=int, metavar="N",
+                       help="targets audited at once (default: [scan] concurrency in the config, "
+                            f"else {Scan.model_fields['concurrency'].default})")
     audit.add_argument("--thorough", action="store_true",
                        help="enumerate cipher suites one connection per suite, sslyze's exhaustive scan "
                             "(default: [scan] thorough in the config, else off)")
-    audit.add_argument("--quiet", "-q", action="store_true", help="only the verdict lines; no progress, no list of files written")
+    audit.add_argument("--quiet", "-q", action="store_true",
+                       help="only the verdict lines; no progress, no list of files written")
     return audit
 
 

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     demo = sub.add_parser("demo", help="start local demo HTTPS sites, audit them, write the reports",
                           description="Start two HTTPS sites on 127.0.0.1 (one kept to the policy, one legacy) "
                                       "under a throwaway CA, audit them and write the reports.")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"),
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
                       help="where the reports go (default: %(default)s)")
     return demo
 

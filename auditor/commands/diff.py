@@ -13,9 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)",
                           description="Show what changed between the last two stored scans of a target, or "
                                       "between two scan ids: certificate, protocols, suites, clause verdicts.")
-    diff.add_argument("target", nargs="?", help="a target URL (default: the config's first target)")
-    diff.add_argument("--scan", type=int, action="append", metavar="ID", help="a scan id from `auditor history`; give it twice (default: the target's last two scans)")
-    diff.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    diff.add_argument("target", nargs="?", metavar="URL", help="a target URL (default: the config's first target)")
+    diff.add_argument("--scan", type=int, action="append", metavar="ID",
+                      help="a scan id from `auditor history`; give it twice (default: the target's last two scans)")
+    diff.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
     return diff
 
 

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
                                         "report on stdout, or the files the options below name.")
     report.add_argument("json_report", type=Path, metavar="SCAN.json", nargs="?",
                         help="a saved JSON report (default: latest.json in the config's [output] directory)")
-    report.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    report.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
     report.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report here")
     report.add_argument("--text", type=Path, metavar="PATH",
                         help="write the plain-text report here ('-' = stdout, the default when no other "

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)",
                             description="Recompute the evidence log's hash chain (clause 11.6) and exit 5, naming "
                                         "the first bad entry, when an entry was altered, removed or inserted.")
-    verify.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    verify.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
     verify.add_argument("--expect-head", metavar="HASH",
                         help="the head hash printed in a report you hold: the log must still contain it")
     return verify

@@ -43,6 +43,14 @@ def nginx(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
         yield site
 
 
+@pytest.fixture(scope="module")
+def nginx12(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxSite]:
+    """TLS 1.2 only: sslyze then really probes Heartbleed and CCS (a TLS 1.3 server is presumed safe)."""
+    issued = pki.issue("deadline-nginx12", policy="ov")
+    with NginxSite(tmp_path_factory.mktemp("nginx12-deadlines"), issued=issued, protocols="TLSv1.2") as site:
+        yield site
+
+
 def test_seven_targets_end_within_30_s_each_with_its_reason(pki: TestPKI, good: PythonTLSServer,
                                                             tmp_path: Path) -> None:
     """--timeout 5 is a wall-clock bound per connection: a tarpit is named after two attempts, a
@@ -114,11 +122,11 @@ def test_abandoned_targets_leave_no_thread_behind(pki: TestPKI, good: PythonTLSS
     assert threading.active_count() <= before, left
 
 
-def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: TestPKI, nginx: NginxSite,
+def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: TestPKI, nginx12: NginxSite,
                                                                           tmp_path: Path) -> None:
     """A server that answers 8 connections and then accepts-and-never-answers: no F, no pass on
     evidence that never arrived, Heartbleed/CCS not read as 'not vulnerable', and the run is quick."""
-    limiter = raw.RateLimiter(nginx.https_port, allow=8)
+    limiter = raw.RateLimiter(nginx12.https_port, allow=8)
     with raw.RawServer(limiter) as proxy:
         config = _config(tmp_path, pki, [f"https://good.test:{proxy.port}/"], "timeout = 3")
         started = time.monotonic()
@@ -143,12 +151,12 @@ def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: Te
 
 def test_pacing_audits_a_rate_limited_server_completely(pki: TestPKI, nginx: NginxSite, tmp_path: Path) -> None:
     """The same nginx behind a limiter of 4 new connections per second: with one connection at a
-    time and --pace 0.3 s between connections the audit completes and is graded."""
+    time and --pace 0.4 s between connections the audit completes and is graded."""
     limiter = raw.RateLimiter(nginx.https_port, allow=4, window=1.0)
     with raw.RawServer(limiter) as proxy:
         config = _config(tmp_path, pki, [f"https://good.test:{proxy.port}/"], "timeout = 3")
         run = run_cli("audit", "--config", str(config), "--json", "-", "--connections-per-server", "1",
-                      "--pace", "0.3", timeout=300)
+                      "--pace", "0.4", timeout=300)
     target = run.report["targets"][0]
     assert target["error"] is None, target["error"]
     assert limiter.silenced == 0
