@@ -19,8 +19,8 @@ from auditor import __version__
 from auditor.config import Config, Target
 from auditor.errors import AuditorError, ScanError
 from auditor.grading import grade
-from auditor.model import AuditReport, Evidence, Status, TargetRef, TargetResult
-from auditor.scan.connections import ConnectionCounter
+from auditor.model import AuditReport, Evidence, HttpEvidence, Status, TargetRef, TargetResult
+from auditor.scan.connections import ConnectionCounter, http_through
 from auditor.scan.http import probe_http
 from auditor.scan.tls import scan_tls
 from auditor.evidence_log import LogVerification
@@ -100,9 +100,12 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     def collect() -> Evidence:
         # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
         # that saves its round trips. It reports no phases, so the progress line follows the TLS scan.
-        http_result = _in_daemon_thread(lambda: probe_http(
-            ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
-            timeout=scan.timeout, max_body=scan.max_body_bytes))
+        def http() -> HttpEvidence:
+            with http_through(ledger):  # each exchange ends by its deadline, all are cut at target_timeout
+                return probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
+                                  timeout=scan.timeout, max_body=scan.max_body_bytes)
+
+        http_result = _in_daemon_thread(http)
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
                        on_phase=phase, ledger=ledger)

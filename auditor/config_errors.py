@@ -118,7 +118,8 @@ def _number(info: FieldInfo | None, kind: str) -> str:
               if isinstance(m, getattr(annotated_types, attr.capitalize()))}
     if "ge" in bounds and "le" in bounds:
         return f"{noun} from {bounds['ge']} to {bounds['le']}"
-    lower = f"greater than {bounds['gt']}" if "gt" in bounds else f"of at least {bounds['ge']}" if "ge" in bounds else ""
+    lower = (f"greater than {bounds['gt']}" if "gt" in bounds
+             else f"of at least {bounds['ge']}" if "ge" in bounds else "")
     upper = f"less than {bounds['lt']}" if "lt" in bounds else f"at most {bounds['le']}" if "le" in bounds else ""
     words = [w for w in (lower, upper) if w]
     return f"{noun} {' and '.join(words)}" if words else noun

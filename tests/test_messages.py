@@ -232,7 +232,8 @@ def test_every_line_of_several_config_errors_starts_auditor(tmp_path: Path) -> N
 
 def test_bad_option_value_is_said_like_the_config() -> None:
     run = run_cli("audit", "--timeout", "-1", "https://a.test/")
-    assert (run.code, run.stderr) == (2, "auditor: --timeout: expected a number greater than 0 and at most 300, got -1.0\n")
+    assert run.code == 2
+    assert run.stderr == "auditor: --timeout: expected a number greater than 0 and at most 300, got -1.0\n"
 
 
 # ---------------------------------------------------------------- 7. --help

@@ -16,8 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
                              description="List past scans, newest first, from the config's [history] database; "
                                          "the scan ids are those `auditor diff --scan` takes.")
     history.add_argument("target", nargs="?", metavar="URL", help="a target URL (default: all)")
-    history.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
-    history.add_argument("--limit", type=int, default=50, metavar="N", help="show at most this many scans (default: %(default)s)")
+    history.add_argument("--config", type=Path, metavar="PATH",
+                         help="config file (default: ./config.toml when present)")
+    history.add_argument("--limit", type=int, default=50, metavar="N",
+                         help="show at most this many scans (default: %(default)s)")
     return history
 
 

@@ -18,15 +18,23 @@ is opened and the ones in flight are cut (`Unanswered`).
 Connections sslyze opens go through `tls_connection._open_socket`, wrapped once here: a thread
 inside `counting(counter, phase)` opens them through its ledger; others (sslyze's own Scanner, for
 --thorough) still get a deadline. Simulations, the fallback and DH probes call `counter.open`.
+
+The HTTP probe (httpx) wraps its sockets in ssl.SSLSocket, which reads in C: there a watchdog
+shuts the socket down when an exchange passes its deadline (`timeout` from each request) or the
+target is abandoned. httpcore's sync backend is wrapped once; a thread inside `http_through(ledger)`
+opens its HTTP connections that way (not counted: they are not TLS scan connections).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 import threading
 import time
 from typing import Any
 
+from httpcore._backends.sync import SyncBackend, SyncStream
 from sslyze.connection_helpers import tls_connection as _tls_connection
 
 # Deadline hits in a row that make the ledger doubt the server is still answering.
@@ -127,6 +135,7 @@ class ConnectionCounter:
         self._confirming = False
         self.first_bytes = b""  # the first bytes this server ever sent (to name what it speaks)
         self.stopped: str | None = None  # why no connection is opened any more
+        self._watched: set[_Watch] = set()  # the HTTP probe's connections
         self.probe: tuple[str, int, str | None] | None = None  # (address, port, SNI) for the liveness hello
 
     # ---- counting (also used alone, e.g. by tests and --thorough)
@@ -231,14 +240,22 @@ class ConnectionCounter:
             _cut(sock)
         self._open.clear()
 
+    def abandon_http(self) -> None:
+        """Cut the HTTP probe's connections (the target's deadline passed)."""
+        with self._lock:
+            watched, self._watched = list(self._watched), set()
+        for watch in watched:
+            watch.cut()
+
     def abandon(self, reason: str = "the audit was abandoned at its deadline") -> None:
-        """Open nothing more and cut every connection in flight (the target's deadline passed)."""
+        """Open nothing more and cut every connection in flight, TLS and HTTP (the target's deadline passed)."""
         with self._lock:
             if not self.stopped:
                 self._stop_locked(reason)
             else:
                 for sock in list(self._open):
                     _cut(sock)
+        self.abandon_http()
 
     def untrusted(self, sockets: list[DeadlineSocket]) -> str | None:
         """Why the result of these connections proves nothing (None: it does)."""
@@ -278,6 +295,107 @@ def _not_tls(first: bytes) -> str | None:
     if first[:3].isdigit():
         return f"not TLS: the server sent a text banner ({first[:12].decode('ascii', 'replace')!r}...)"
     return "not TLS: the server's first bytes are not a TLS record"
+
+
+class _Watch:
+    """One HTTP connection under the watchdog: a duplicate of its descriptor (shutdown acts on the
+    socket, so it ends the connection whatever object, SSLSocket included, now reads it)."""
+
+    def __init__(self, sock: socket.socket, seconds: float, ledger: ConnectionCounter) -> None:
+        self.twin = socket.socket(fileno=os.dup(sock.fileno()))
+        self.seconds, self.ledger = seconds, ledger
+        self.deadline = time.monotonic() + seconds
+        self.done = False
+
+    def rearm(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
+    def cut(self) -> None:
+        if not self.done:
+            try:
+                self.twin.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.release()
+
+    def release(self) -> None:
+        if not self.done:
+            self.done = True
+            self.twin.close()
+            with self.ledger._lock:
+                self.ledger._watched.discard(self)
+            _WATCHDOG.forget(self)
+
+
+class _Watchdog:
+    """One daemon thread that cuts the HTTP connections whose exchange passed its deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: set[_Watch] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, watch: _Watch) -> None:
+        with self._lock:
+            self._watches.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
+                self._thread.start()
+
+    def forget(self, watch: _Watch) -> None:
+        with self._lock:
+            self._watches.discard(watch)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                late = [w for w in self._watches if w.deadline <= now]
+            for watch in late:
+                watch.cut()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _WatchedStream(SyncStream):
+    """httpcore's stream with a wall-clock deadline per exchange: each request re-arms it."""
+
+    def __init__(self, sock: socket.socket, watch: _Watch) -> None:
+        super().__init__(sock)
+        self._watch = watch
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            self._watch.rearm()
+        super().write(buffer, timeout)
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> SyncStream:
+        stream = super().start_tls(ssl_context, server_hostname, timeout)
+        return _WatchedStream(stream._sock, self._watch) if isinstance(stream, SyncStream) else stream
+
+    def close(self) -> None:
+        self._watch.release()
+        super().close()
+
+
+_http = threading.local()
+
+
+class http_through:  # used like a function: `with http_through(ledger):`
+    """This thread's HTTP connections (httpx) get a deadline per exchange and are cut when `ledger`
+    is abandoned."""
+
+    def __init__(self, ledger: ConnectionCounter) -> None:
+        self.ledger = ledger
+
+    def __enter__(self) -> None:
+        _http.ledger = self.ledger
+
+    def __exit__(self, *exc_info: object) -> None:
+        _http.ledger = None
 
 
 class Block:
@@ -331,6 +449,25 @@ def _install() -> None:
 
     _open_socket._auditor_counted = True  # type: ignore[attr-defined]
     _tls_connection._open_socket = _open_socket
+
+    original_tcp = SyncBackend.connect_tcp
+
+    def connect_tcp(self: SyncBackend, host: str, port: int, timeout: float | None = None,
+                    *args: Any, **kwargs: Any) -> Any:
+        stream = original_tcp(self, host, port, timeout, *args, **kwargs)
+        ledger: ConnectionCounter | None = getattr(_http, "ledger", None)
+        if ledger is None or not isinstance(stream, SyncStream):
+            return stream
+        watch = _Watch(stream._sock, ledger.timeout, ledger)
+        with ledger._lock:
+            stopped = ledger.stopped is not None
+            ledger._watched.add(watch)
+        _WATCHDOG.watch(watch)
+        if stopped:
+            watch.cut()
+        return _WatchedStream(stream._sock, watch)
+
+    SyncBackend.connect_tcp = connect_tcp  # type: ignore[method-assign]
 
 
 _install()

@@ -20,7 +20,8 @@ import httpcore
 import httpx
 
 from auditor.model import Cookie, HttpEvidence, HttpResponse
-from auditor.scan.mixed_content import insecure_references
+from auditor.scan.content_coding import decode_body
+from auditor.scan.mixed_content import PageReferences, insecure_references
 from auditor.targets import is_ip
 
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
@@ -100,22 +101,16 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
     try:
         response = transport.handle_request(request)
         with contextlib.closing(response):
-            body = b""
+            found: PageReferences | None = None
             partial: str | None = None
             content_type = response.headers.get("content-type", "")
-            if "html" in content_type.lower():
-                deadline = time.monotonic() + timeout
+            shown = _display_url(url, host_header)
+            # Mixed content exists only on a page served over TLS; the body is read only for that.
+            if "html" in content_type.lower() and url.startswith("https:"):
                 try:
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) >= max_body:
-                            partial = f"the body reached the {max_body}-byte cap (scan.max_body_bytes)"
-                            break
-                        if time.monotonic() > deadline:
-                            partial = f"the body was still arriving after {timeout:g} s"
-                            break
-                except httpx.HTTPError as exc:  # keep the headers and what arrived of the body
-                    partial = f"the body transfer failed ({_reason(exc)})"
+                    found, partial = _analyse_body(response, shown, max_body, timeout)
+                except Exception as exc:  # noqa: BLE001  (a parser bug, MemoryError: the headers are still judged)
+                    partial = f"the body could not be analysed ({failure(exc)})"
             headers = []
             cookies = []
             for key, value in response.headers.multi_items():
@@ -125,16 +120,6 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
                     headers.append((key, cookie.raw_attributes))
                 else:
                     headers.append((key, value))
-            charset = response.charset_encoding or "utf-8"
-            try:
-                text = body.decode(charset, errors="replace")
-            except LookupError:
-                text = body.decode("utf-8", errors="replace")
-            shown = _display_url(url, host_header)
-            # Mixed content exists only on a page served over TLS.
-            found = insecure_references(text, shown, timeout) if text and url.startswith("https:") else None
-            if found is not None and (partial or found.note):
-                partial = "; ".join(n for n in (partial, found.note) if n)
             return HttpResponse(
                 url=shown,
                 status=response.status_code,
@@ -143,7 +128,7 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
                 cookies=cookies,
                 insecure_references=found.loaded if found else [],
                 insecure_form_actions=found.form_actions if found else [],
-                partial_analysis=partial if found is not None else None,
+                partial_analysis=partial,
             )
     except httpx.TimeoutException:
         return HttpResponse(url=_display_url(url, host_header), error="timed out")
@@ -151,6 +136,46 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
         return HttpResponse(url=_display_url(url, host_header), error=_reason(exc))
     except httpx.HTTPError as exc:
         return HttpResponse(url=_display_url(url, host_header), error=_reason(exc))
+    except Exception as exc:  # noqa: BLE001  (anything else costs this response only)
+        return HttpResponse(url=_display_url(url, host_header), error=f"the HTTP probe failed: {failure(exc)}")
+
+
+def _analyse_body(response: httpx.Response, shown: str, max_body: int,
+                  timeout: float) -> tuple[PageReferences, str | None]:
+    """Mixed content of an HTML page, and why only part of it was judged. The body is untrusted:
+    read, decoded and parsed each under a cap (scan.max_body_bytes applies to the decoded bytes)."""
+    raw, partial = _read_raw(response, max_body, timeout)
+    decoded = decode_body(raw, response.headers.get_list("content-encoding"), max_body)
+    found = insecure_references(decoded.body, shown, timeout, response.charset_encoding)
+    return found, "; ".join(n for n in (partial, decoded.note, found.note) if n) or None
+
+
+def failure(exc: BaseException) -> str:
+    """One line naming an unexpected exception (MemoryError has no message of its own)."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failed_probe(url: str, exc: BaseException) -> HttpEvidence:
+    """The HTTP evidence when the whole probe failed: the HTTP clauses are then in error, naming why."""
+    return HttpEvidence(https=[HttpResponse(url=url, error=f"the HTTP probe failed: {failure(exc)}")])
+
+
+def _read_raw(response: httpx.Response, max_body: int, timeout: float) -> tuple[bytes, str | None]:
+    """The body as sent (still content-coded), at most `max_body` bytes and `timeout` seconds (a
+    server trickling its body must not hold the audit), and why it is incomplete."""
+    body = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        for chunk in response.iter_raw():
+            body += chunk
+            if len(body) >= max_body:
+                return bytes(body[:max_body]), f"the body reached the {max_body}-byte cap (scan.max_body_bytes)"
+            if time.monotonic() > deadline:
+                return bytes(body), f"the body was still arriving after {timeout:g} s"
+    except httpx.HTTPError as exc:  # keep the headers and what arrived of the body
+        return bytes(body), f"the body transfer failed ({_reason(exc)})"
+    return bytes(body), None
 
 
 def _reason(exc: Exception) -> str:

@@ -31,6 +31,7 @@ XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 MAX_URLS = 100
 MAX_DEPTH = 512  # element nesting analysed, as Chromium's parser caps the tree depth
 MAX_ATTRIBUTES = 256  # per tag: html5lib compares each new attribute with every earlier one
+MAX_ELEMENTS = 50_000  # elements and comments created: ~0.8 KB and ~15 µs each in html5lib
 MAX_TOKEN_STEPS = 50_000  # tokenizer steps inside one token (tag, comment, doctype)
 _PARSE_ERROR = tokenTypes["ParseError"]
 _BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
@@ -241,13 +242,23 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
 
 
 class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # type: ignore[misc]
-    """The etree builder with a depth cap. html5lib's tree construction costs O(elements x depth):
-    a page of nested tags from an untrusted server could hold the probe for hours. Browsers cap
-    the tree depth too (Chromium at 512)."""
+    """The etree builder with a depth cap and an element cap. html5lib's tree construction costs
+    O(elements x depth): a page of nested tags from an untrusted server could hold the probe for
+    hours (browsers cap the depth too, Chromium at 512); and each element costs ~0.8 KB, so 1 MB
+    of `<a>` took 4 s and 250 MB."""
+
+    created = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self.created = 0
 
     def _check(self) -> None:
+        self.created += 1
         if len(self.openElements) > MAX_DEPTH:
             raise _Cut(f"elements nested deeper than {MAX_DEPTH}")
+        if self.created > MAX_ELEMENTS:
+            raise _Cut(f"more than {MAX_ELEMENTS} elements")
 
     def createElement(self, token: dict) -> object:  # type: ignore[type-arg]
         self._check()
@@ -257,11 +268,19 @@ class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # ty
         self._check()
         return super().insertElementNormal(token)
 
+    def insertComment(self, token: dict, parent: object = None) -> None:  # type: ignore[type-arg]
+        self._check()
+        super().insertComment(token, parent)
+
 
 class _BudgetedParser(html5lib.HTMLParser):  # type: ignore[misc]
     def __init__(self, deadline: float) -> None:
         super().__init__(tree=_BudgetedTreeBuilder, namespaceHTMLElements=False)
         self.deadline = deadline
+
+    def parseError(self, errorcode: str = "", datavars: object = None) -> None:
+        """Parse errors are not kept: html5lib would store each one with its line and column
+        (1 MB of NUL characters: a million of them, 290 MB and seconds of CPU)."""
 
     def _parse(self, stream: object, innerHTML: bool = False, container: str = "div",
                scripting: bool = False, **kwargs: object) -> None:
@@ -277,11 +296,11 @@ class _BudgetedParser(html5lib.HTMLParser):  # type: ignore[misc]
             self.mainLoop()
 
 
-def _parse(html: str | bytes, budget_s: float, transport_encoding: str | None) -> tuple[Element, str | None]:
+def _parse(html: str | bytes, deadline: float, transport_encoding: str | None) -> tuple[Element, str | None]:
     """The document tree as a browser with scripting on builds it (<noscript> content is not
     loaded), and why it is partial, if it is. Bytes are decoded as browsers do (BOM, then the
     Content-Type charset, then <meta>, else windows-1252), WHATWG encoding labels only."""
-    parser = _BudgetedParser(time.monotonic() + budget_s)
+    parser = _BudgetedParser(deadline)
     options = {"transport_encoding": transport_encoding, "useChardet": False} if isinstance(html, bytes) else {}
     try:
         root, note = parser.parse(html, scripting=True, **options), None
@@ -306,10 +325,14 @@ def insecure_references(html: str | bytes, document_url: str, budget_s: float = 
     could be judged, within `budget_s` seconds or little more."""
     if _decodes_to_nothing(html, transport_encoding):
         return PageReferences()
-    root, note = _parse(html, budget_s, transport_encoding)
+    deadline = time.monotonic() + budget_s
+    root, note = _parse(html, deadline, transport_encoding)
     base = _base_url(root, document_url)
     found = PageReferences(note=note)
-    for element in root.iter():
+    for count, element in enumerate(root.iter()):
+        if not count % 256 and time.monotonic() > deadline:
+            found.note = found.note or "the page took too long to analyse: analysed up to that point only"
+            break
         try:
             raws = list(_loaded_urls(element))
         except RecursionError:

@@ -46,6 +46,7 @@ from sslyze.server_connectivity import (
     ServerTlsProbingResult,
     TlsVersionEnum,
     _detect_support_for_tls_1_3,
+    _TlsVersionNotSupported,
     check_connectivity_to_server,
 )
 
@@ -330,7 +331,7 @@ def _probe_connectivity(location: ServerNetworkLocation, network: ServerNetworkC
         found = _detect_support_for_tls_1_3(server_location=location, network_config=network)
     except (ServerRejectedConnection, ConnectionToServerTimedOut, Unanswered):
         raise  # no TCP connection, or a server that does not speak: nothing more to try
-    except Exception:  # TLS 1.3 refused, or anything odd: the full check decides and explains
+    except (ConnectionToServerFailed, _TlsVersionNotSupported):  # TLS 1.3 refused: the full check decides
         found = None
     if found is None or found.server_requested_client_cert:
         return check_connectivity_to_server(location, network)
