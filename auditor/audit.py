@@ -21,7 +21,7 @@ from auditor.errors import AuditorError, ScanError
 from auditor.grading import grade
 from auditor.model import AuditReport, Evidence, HttpEvidence, Status, TargetRef, TargetResult
 from auditor.scan.connections import ConnectionCounter, http_through
-from auditor.scan.http import probe_http
+from auditor.scan.http import failed_probe, probe_http
 from auditor.scan.tls import scan_tls
 from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
@@ -110,7 +110,11 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
                        on_phase=phase, ledger=ledger)
         phase("http")
-        return Evidence(tls=tls, http=http_result())
+        try:
+            http_evidence = http_result()
+        except Exception as exc:  # noqa: BLE001  (a failed HTTP probe costs the HTTP clauses, never the TLS evidence)
+            http_evidence = failed_probe(ref.url, exc)
+        return Evidence(tls=tls, http=http_evidence)
 
     try:
         evidence = run_with_deadline(collect, scan.target_timeout, on_timeout=ledger.abandon)
