@@ -19,6 +19,7 @@ from auditor import __version__
 from auditor.config import Config, Target
 from auditor.errors import AuditorError, ScanError
 from auditor.grading import grade
+from auditor.mozilla_profile import judge_all
 from auditor.model import AuditReport, Evidence, HttpEvidence, Status, TargetRef, TargetResult
 from auditor.scan.connections import ConnectionCounter, http_through
 from auditor.scan.http import failed_probe, probe_http
@@ -129,7 +130,8 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
                        evidence_log=evidence_log)
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
-    return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence)
+    return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence,
+                mozilla=judge_all(evidence))
 
 
 def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,

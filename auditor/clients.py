@@ -6,8 +6,10 @@ ClientHello captures published with SSL Labs' client simulations (ssllabs.com/ss
 and the clients' own documentation (Chromium's BoringSSL default list, Firefox/NSS defaults,
 Apple's TLS defaults, the JDK's `jdk.tls` defaults, Android's Conscrypt, OpenSSL 3's DEFAULT).
 They are abbreviated to the suites OpenSSL can offer; GREASE and post-quantum hybrid groups
-(X25519MLKEM768), which nassl's OpenSSL cannot send, are left out: a server that prefers them falls
-back to the next group, as a real client's second choice would.
+(X25519MLKEM768), which nassl's OpenSSL cannot send, are left out of the nassl handshake. The hybrid a
+browser offers by default is kept in `hybrid_key_shares` (the key shares of its real ClientHello, the
+hybrid first, listed first in its groups too): auditor.scan.post_quantum sends that hello raw and records
+which group the server picks for it (HandshakeSimulation.hybrid_selected).
 `reference` marks the browsers SSL Labs judges forward secrecy, RC4 and 3DES by.
 """
 
@@ -64,15 +66,20 @@ class ClientProfile:
     groups: tuple[str, ...]
     reference: bool  # one of the reference browsers of the rating
     source: str
+    hybrid_key_shares: tuple[str, ...] = ()  # the real client's key shares when it offers a PQ hybrid
 
 
 CLIENTS: list[ClientProfile] = [
     ClientProfile("Chrome 131 / Win 11", "TLS 1.3", _TLS13_CHROME, _BROWSER_12, ("X25519", "P-256", "P-384"), True,
-                  "BoringSSL default ClientHello (Chromium 131), as captured by SSL Labs"),
+                  "BoringSSL default ClientHello (Chromium 131), as captured by SSL Labs; X25519MLKEM768 key share "
+                  "by default since Chrome 131 (Google security blog, 'A new path for Kyber on the web', 2024)",
+                  ("X25519MLKEM768", "X25519")),
     ClientProfile("Edge 131 / Win 11", "TLS 1.3", _TLS13_CHROME, _BROWSER_12, ("X25519", "P-256", "P-384"), True,
-                  "Chromium-based: same ClientHello as Chrome"),
+                  "Chromium-based: same ClientHello as Chrome", ("X25519MLKEM768", "X25519")),
     ClientProfile("Firefox 133 / Win 11", "TLS 1.3", _TLS13_FIREFOX, _FIREFOX_12,
-                  ("X25519", "P-256", "P-384", "P-521"), True, "NSS defaults in Firefox 133 (security.ssl3.*)"),
+                  ("X25519", "P-256", "P-384", "P-521"), True, "NSS defaults in Firefox 133 (security.ssl3.*); "
+                  "mlkem768x25519 offered by default on desktop since Firefox 132 (security.tls.enable_kyber)",
+                  ("X25519MLKEM768", "X25519", "P-256")),
     ClientProfile("Safari 18 / macOS 15", "TLS 1.3", _TLS13_SERVERLIKE, _SAFARI_12,
                   ("X25519", "P-256", "P-384", "P-521"), True, "Apple Secure Transport/Network.framework defaults"),
     ClientProfile("Android 14", "TLS 1.3", _TLS13_CHROME, _BROWSER_12, ("X25519", "P-256", "P-384"), True,

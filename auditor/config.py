@@ -43,6 +43,8 @@ class Policy(_Section):
     strong_groups: list[str] = Field(["X25519", "X448", "secp256r1", "secp384r1", "secp521r1"])
     minimum_grade: str = Field("A", description="11.4-grade-a")
     cookie_allowlist: list[str] = Field([], description="12.3-cookie-consent: cookies allowed before consent")
+    require_post_quantum: bool = Field(False, description="11.3-quantum-resistance: fail (not warn) when no hybrid "
+                                                          "post-quantum group (X25519MLKEM768...) is accepted")
 
     @field_validator("required_protocols", "forbidden_protocols")
     @classmethod

@@ -265,8 +265,9 @@ def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_se
         prev = row.hash
     if anchor_seq == 0 and anchor_hash != GENESIS:
         return bad(1, "the chain's start was altered (no pruning happened, yet it does not start at genesis)")
-    if anchor_seq > 0 and (checkpoint is None
-                           or (checkpoint.pruned_through_seq, checkpoint.pruned_through_hash) != (anchor_seq, anchor_hash)):
+    anchored = checkpoint is not None and (checkpoint.pruned_through_seq, checkpoint.pruned_through_hash) == (
+        anchor_seq, anchor_hash)
+    if anchor_seq > 0 and not anchored:
         first = checkpoint.pruned_through_seq + 1 if checkpoint and checkpoint.pruned_through_seq < anchor_seq else 1
         return bad(first, f"entries up to {anchor_seq} are gone but no checkpoint in the log records their "
                           "pruning (deleted, or the start of the chain moved)")
@@ -285,8 +286,9 @@ def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_se
 # end, replaced whole, or emptied down to a forged checkpoint. Every head printed in a report is also
 # appended to a small text file beside the reports, with the time its entry was scanned; each
 # witnessed (seq, hash) must still be in the chain, or have been pruned: below the anchor AND
-# scanned before the checkpoint's cutoff. The reports and emails that print the head are the copies
-# an attacker cannot reach; the witness file is theirs on this machine.
+# scanned before the checkpoint's cutoff. The reports and emails that print the head are copies an
+# attacker cannot reach; the witness file is the copy on this machine, out of reach of whoever can
+# write only the database (keep it so: another owner, or append-only).
 
 WITNESS_FILE = "evidence-log-heads.txt"
 
@@ -301,9 +303,12 @@ class Witnessed:
 
 def record_head(directory: Path, database: str, seq: int, head: str, at: datetime | str) -> None:
     """Append one line `seq head time database` (owner-only file, append-only writes); `at` is when
-    the head entry was scanned, which is what retention pruning goes by."""
+    the head entry was scanned, which is what retention pruning goes by. Never through a link, and
+    only into this user's own regular file (auditor.safe_files): OSError otherwise."""
+    from auditor.safe_files import open_own_file
+
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / WITNESS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_own_file(directory / WITNESS_FILE, os.O_WRONLY | os.O_APPEND)
     try:
         os.write(fd, f"{seq} {head} {utc_text(at)} {database}\n".encode())
     finally:

@@ -166,6 +166,40 @@ class HandshakeSimulation(_Model):
     protocol: str | None = None
     suite: CipherSuite | None = None
     error: str | None = None
+    # Post-quantum (11.3-quantum-resistance): nassl cannot send hybrid groups, so `suite` is what this
+    # client gets without them. `hybrid_offered`: the hybrid group the real client offers by default, with a
+    # key share (None: it offers none); `hybrid_selected`: the group the server picks from the real client's
+    # groups and key shares, measured by a raw ClientHello (auditor.scan.post_quantum); None: not measured.
+    hybrid_offered: str | None = None
+    hybrid_selected: str | None = None
+
+    @property
+    def quantum_resistant(self) -> bool | None:
+        """Does this client get a hybrid post-quantum key exchange? None: it offers none, or not measured."""
+        if self.hybrid_offered is None or self.hybrid_selected is None:
+            return None
+        return "MLKEM" in self.hybrid_selected
+
+
+class PostQuantum(_Model):
+    """Hybrid post-quantum key exchange with TLS 1.3 (auditor.scan.post_quantum). Every value None
+    means not tested (why: `error`)."""
+
+    # hybrid group (X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024) -> the server accepts it
+    # (a ClientHello offering only that group, without a key share, draws a HelloRetryRequest naming it)
+    groups: dict[str, bool | None] = Field(default_factory=dict)
+    # The group the server picks when a client offers the first accepted hybrid beside X25519 with a key
+    # share for each (as Chrome and Firefox do); `preferred` says whether it is the hybrid.
+    chosen_beside_x25519: str | None = None
+    preferred: bool | None = None
+    # The same offer with a key share for X25519 only: True when the server asks (HelloRetryRequest) for
+    # the hybrid anyway, so clients that predicted only X25519 get it too.
+    retry_for_hybrid: bool | None = None
+    error: str | None = None
+
+    @property
+    def accepted(self) -> list[str]:
+        return [g for g, ok in self.groups.items() if ok]
 
 
 class TlsEvidence(_Model):
@@ -175,6 +209,7 @@ class TlsEvidence(_Model):
     vulnerabilities: Vulnerabilities = Field(default_factory=Vulnerabilities)
     errors: dict[str, str] = Field(default_factory=dict)  # scan phase -> why it failed
     simulations: list[HandshakeSimulation] = Field(default_factory=list)
+    post_quantum: PostQuantum | None = None  # None: not probed (an exact --thorough command set)
     connections: int | None = None  # TCP connections the TLS scan opened (fast engine; None for --thorough)
     # phase -> connections: "connectivity", "suites", "batches", "order", "groups", "simulation",
     # and one per sslyze command ("certificate_info", "robot", ...)
@@ -286,6 +321,25 @@ class TargetChanges(_Model):
     changes: list[Change] = Field(default_factory=list)
 
 
+class MozillaDeviation(_Model):
+    """One way the server departs from a Mozilla server-side TLS configuration."""
+
+    key: str  # sslyze's issue key where sslyze judges it too (tls_versions, ciphers, ...), else hsts_min_age, ocsp_staple
+    detail: str
+
+
+class MozillaConformance(_Model):
+    """The scan judged against one configuration of Mozilla's server-side TLS guidelines
+    (auditor.mozilla_profile). `conformant` None: no deviation found, but something was not measured."""
+
+    profile: str  # "modern", "intermediate"
+    guideline_version: str  # "6.0"
+    conformant: bool | None
+    deviations: list[MozillaDeviation] = Field(default_factory=list)
+    not_judged: list[str] = Field(default_factory=list)  # what could not be judged, and why
+    advice: list[str] = Field(default_factory=list)  # recommendations that are not deviations
+
+
 class TargetRef(_Model):
     url: str
     host: str
@@ -304,6 +358,8 @@ class TargetResult(_Model):
     error: str | None = None  # why the target could not be audited
     evidence: Evidence | None = None
     changes: TargetChanges | None = None  # since the previous stored scan; None without history
+    # Mozilla's server-side TLS configurations (intermediate, modern), judged from the evidence
+    mozilla: list[MozillaConformance] = Field(default_factory=list)
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

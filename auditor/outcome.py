@@ -1,6 +1,10 @@
 """What a finished run tells its operator, the same for `auditor audit` and `auditor schedule`
 (`--once`, and every night of the service): one verdict line per target and a total, one line per
 thing written or sent, and the exit status, which is all that cron and CI read.
+
+A run never loses the results it obtained: storing them in the history, writing each report file
+and mailing are separate steps, and a failure of one (a locked database, a full disk, a bug) is one
+line and exit status 3 (4 for the mail) while the others still happen (issue 13, item 9).
 """
 
 from __future__ import annotations
@@ -9,14 +13,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.text import Text
 
 from auditor.cli import EXIT_MAIL, EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE
 from auditor.config import Config
-from auditor.errors import MailError
+from auditor.errors import AuditorError, MailError
 from auditor.model import AuditReport
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,9 +44,23 @@ class RunOutcome:
     stored: Stored | None = None
     mailed_to: list[str] = field(default_factory=list)
     mail_error: str | None = None
+    store_error: str | None = None  # the results are not in the history (reports and mail went out)
+    write_errors: list[str] = field(default_factory=list)  # report files that could not be written
+    warnings: list[str] = field(default_factory=list)  # lines that do not change the exit status
 
     def exit_code(self) -> int:
-        return exit_code(self.report, mail_failed=self.mail_error is not None)
+        return exit_code(self.report, mail_failed=self.mail_error is not None,
+                         not_kept=self.store_error is not None or bool(self.write_errors))
+
+    def problem_lines(self) -> list[str]:
+        """What went wrong after the scan, one line each, printed even with --quiet."""
+        lines = [f"auditor: {problem}" for problem in self.write_errors]
+        if self.store_error is not None:
+            lines.append(f"auditor: the results were NOT stored in the history: {self.store_error}")
+        lines += [f"auditor: {warning}" for warning in self.warnings]
+        if self.mail_error is not None:
+            lines.append(f"auditor: {self.mail_error}")
+        return lines
 
     def location_lines(self) -> list[str]:
         """One line per file written, the history and the mail: where to look afterwards."""
@@ -52,10 +73,11 @@ class RunOutcome:
         return lines
 
 
-def exit_code(report: AuditReport, *, mail_failed: bool = False) -> int:
-    """3 a target was not audited, which wins over 4 the mail failed, which wins over 1 the policy
-    is broken; 0 only when every target was audited, is compliant and the mail (if any) went out."""
-    if any(t.error for t in report.targets):
+def exit_code(report: AuditReport, *, mail_failed: bool = False, not_kept: bool = False) -> int:
+    """3 a target was not audited, or the results could not be stored or a report file written,
+    which wins over 4 the mail failed, which wins over 1 the policy is broken; 0 only when every
+    target was audited, is compliant, and everything asked for was stored, written and mailed."""
+    if not_kept or any(t.error for t in report.targets):
         return EXIT_UNREACHABLE
     if mail_failed:
         return EXIT_MAIL
@@ -86,12 +108,46 @@ def print_summary(report: AuditReport, console: Console) -> None:
 
 
 def announce(outcome: RunOutcome, log: Callable[[str], None], *, quiet: bool = False) -> None:
-    """Where things went, one line each (not with --quiet), and a mail failure (always)."""
+    """Where things went, one line each (not with --quiet), and what failed (always)."""
     if not quiet:
         for line in outcome.location_lines():
             log(line)
-    if outcome.mail_error is not None:
-        log(f"auditor: {outcome.mail_error}")
+    for line in outcome.problem_lines():
+        log(line)
+
+
+def keep_step(outcome: RunOutcome, step: Callable[[], T]) -> T | None:
+    """Run one step of storing the results in the history. Its failure, whatever it is (a locked
+    database, a full disk, a damaged row, a bug), becomes `outcome.store_error` and the later steps
+    are skipped; it is never raised, so the report is still printed, written and mailed."""
+    if outcome.store_error is not None:
+        return None
+    try:
+        return step()
+    except AuditorError as exc:
+        outcome.store_error = str(exc)
+    except OSError as exc:
+        outcome.store_error = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    except Exception as exc:  # noqa: BLE001  (the results obtained must survive any failure of storing)
+        outcome.store_error = f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    outcome.report.meta["not_stored"] = outcome.store_error  # the written and mailed report says so
+    return None
+
+
+def write_file(outcome: RunOutcome, path: Path, render: Callable[[], str], option: str) -> None:
+    """Render and write one report file (atomically, owner-only), recording it on the outcome; a
+    failure is one line in `outcome.write_errors` and the other files are still written."""
+    from reports.json_report import write_atomic
+
+    try:
+        write_atomic(path, render())
+    except OSError as exc:
+        outcome.write_errors.append(f"{option}: cannot write {str(path)!r} ({exc.strerror or exc})")
+    except Exception as exc:  # noqa: BLE001  (one report that cannot be rendered must not cost the others)
+        outcome.write_errors.append(f"{option}: cannot write {str(path)!r} (internal error: "
+                                    f"{type(exc).__name__}: {' '.join(str(exc).split())})")
+    else:
+        outcome.written.append(path)
 
 
 def log_summary(outcome: RunOutcome, log: Callable[[str], None]) -> None:

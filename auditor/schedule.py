@@ -64,6 +64,13 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
     """Attach to each result the changes since its previous stored scan and what history says about
     renewal, then append all results to the evidence log in one transaction. Returns the new head
     hash, also put in report.meta (the report and the email print it)."""
+    annotate_from_history(report, store)
+    return append_run(report, config, store)
+
+
+def annotate_from_history(report, store) -> None:  # noqa: ANN001
+    """The changes since each target's previous stored scan, and what history says about renewal
+    (reads only: the verdict printed before storing already includes them)."""
     from auditor.changes import annotate_renewal, diff_results, leaf
 
     for result in report.targets:
@@ -76,7 +83,11 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
         # renewal is judged against the last scan that saw a certificate (an unreachable night is skipped)
         with_leaf = old if leaf(old) else next((r for _, r in islice(history, 60) if leaf(r)), None)
         annotate_renewal(with_leaf, result)
-    from auditor.evidence_log import record_head
+
+
+def append_run(report, config, store) -> str:  # noqa: ANN001
+    """Append all results to the evidence log in one transaction and witness the new head; returns it."""
+    from auditor.evidence_log import WITNESS_FILE, record_head
 
     head = store.append(report.targets)
     report.meta["evidence_log_head"] = head
@@ -86,8 +97,8 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
         seq, scanned_at = store.locate(head) or (0, report.generated_at)
         record_head(config.output.directory, store.name, seq, head, scanned_at)
     except OSError as exc:  # the scans are stored; only this copy of the head is missing
-        print(f"auditor: cannot record the evidence log head in {config.output.directory} ({exc.strerror})",
-              file=sys.stderr, flush=True)
+        print(f"auditor: cannot record the evidence log head in {config.output.directory / WITNESS_FILE}: "
+              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
     return head
 
 
@@ -102,40 +113,56 @@ def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
 def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
     """The nightly job: verify the log, prune it (retention), audit every target, store the results
     with their changes, write and mail the report. Prints nothing: the caller shows the outcome
-    (`schedule --once` on stdout/stderr, the service in its log). Raises when the history cannot be used."""
+    (`schedule --once` on stdout/stderr, the service in its log). Raises, before scanning, when the
+    history cannot be opened or an output path cannot be written; after the scan, a failure to
+    prune, store or write is recorded on the outcome and the report still goes out."""
     from auditor.audit import config_digest, run_audit
     from auditor.config import load_config
-    from auditor.outcome import RunOutcome, Stored, deliver
+    from auditor.locations import (
+        check_database_place,
+        check_witness_place,
+        ensure_writable,
+    )
+    from auditor.outcome import RunOutcome, Stored, deliver, keep_step, write_file
     from auditor.store import Store, retention_cutoff
+    from reports import formats
     from reports.html import render_html
-    from reports.json_report import to_json, write_atomic
+    from reports.json_report import run_stem, to_json
 
     config = load_config(Path(config_path))
-    store = Store(config.history.database)
     directory = config.output.directory
+    ensure_writable(directory, "output.directory", directory=True)
+    for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
+        ensure_writable(path, f"output.{name}")
+    check_database_place(config)
+    store = Store(config.history.database)
+    check_witness_place(config)
     months = config.history.retention_months
     verification = store.verify_with_heads(directory, months)
-    pruned = 0
+    pruned, prune_error = 0, None
     if verification.ok:  # a broken log is kept whole, for investigation
-        pruned = store.prune(retention_cutoff(months))
+        try:
+            pruned = store.prune(retention_cutoff(months))
+        except AuditorError as exc:  # a locked or full database: tried again next run, the scan goes on
+            prune_error = f"the history was not pruned (retention; tried again next run): {exc}"
         if pruned:
             verification = store.verify_with_heads(directory, months)
     report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
                                                      "config_path": config_path, "run": "nightly"},
                        evidence_log=verification)
-    head = record_run(report, config, store)
     report.meta["pruned_entries"] = pruned
-    outcome = RunOutcome(report, stored=Stored(len(report.targets), store.name, head))
-    stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    for path, text in ((directory / f"nightly-{stamp}.json", to_json(report)),
-                       (directory / f"nightly-{stamp}.html", render_html(report)),
-                       (directory / "latest.json", to_json(report))):
-        write_atomic(path, text)
-        outcome.written.append(path)
-    from reports import formats
-
+    outcome = RunOutcome(report, warnings=[prune_error] if prune_error else [])
+    keep_step(outcome, lambda: annotate_from_history(report, store))
+    head = keep_step(outcome, lambda: append_run(report, config, store))
+    if head is not None:
+        outcome.stored = Stored(len(report.targets), store.name, head)
+    stem = run_stem("nightly", report.generated_at)
+    for path, render in ((directory / f"{stem}.json", lambda: to_json(report)),
+                         (directory / f"{stem}.html", lambda: render_html(report)),
+                         (directory / "latest.json", lambda: to_json(report))):
+        write_file(outcome, path, render, "output.directory")
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
-        outcome.written.append(formats.write(report, name, path))
+        write_file(outcome, path, lambda name=name: formats.render(report, name), f"output.{name}")
     if config.email is not None and _should_notify(report, config.email.notify):
         deliver(outcome, config)
     return outcome
@@ -163,7 +190,9 @@ def nightly_job(config_path: str) -> int | None:
 class SchedulerLock:
     """An exclusive lock (flock) beside the history database: a second scheduler, or `--once` while
     the service runs, refuses to start. With a database URL the lock file is in ~/.cache/auditor,
-    so it guards one machine only."""
+    so it guards one machine only. The lock file is opened without following links and only when it
+    is this user's own regular file (auditor.safe_files): a link planted in its place is refused,
+    never truncated through."""
 
     def __init__(self, database: str) -> None:
         if "://" in database:
@@ -175,11 +204,15 @@ class SchedulerLock:
         self.handle = None
 
     def __enter__(self) -> "SchedulerLock":
-        from auditor.store import create_owner_only, display_name
+        from auditor.safe_files import UnsafePath, check_directory, open_own_file
+        from auditor.store import display_name
 
         try:
-            create_owner_only(self.path)
-            self.handle = open(self.path, "r+")  # noqa: SIM115
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_directory(self.path.parent)
+            self.handle = os.fdopen(open_own_file(self.path, os.O_RDWR), "r+")
+        except UnsafePath as exc:
+            raise AuditorError(f"refusing the scheduler lock {self.path}: {exc.strerror}") from None
         except OSError as exc:
             raise AuditorError(f"cannot create the scheduler lock {self.path} ({exc.strerror})") from None
         try:

@@ -160,19 +160,26 @@ def _open_read_only(path: str) -> sqlite3.Connection:
 class Store:
     """The history and evidence log. `create=False` for commands that only read: a missing database
     is then an error instead of a new empty log. `damage` says why the log is broken before any entry
-    is read (verify() reports it); a writer that finds an empty file starts a new log in it, and
-    this run's verification still reports what it found."""
+    is read (verify() reports it, nothing is appended). A writer that finds an existing file holding
+    no log (empty, or without the auditor's tables) starts a new log in it, and `restarted` keeps
+    what it found, so this run's verification still fails (as a rebuilt chain will later, against
+    the witnessed heads)."""
 
     def __init__(self, database: str, *, create: bool = True) -> None:
         self.database = database
         self.name = display_name(database)
         self.damage: str | None = None
-        self.usable = True  # the auditor's tables are there to read and write
+        self.restarted: str | None = None
+        self.usable = True  # the auditor's tables are there to read
+        existed = False
         if not is_url(database):
             path = Path(database)
             if path.exists():
-                self.damage = file_damage(path)
-                self.usable = self.damage is None or (self.damage == EMPTY_FILE and create)
+                existed, found = True, file_damage(path)
+                if found == EMPTY_FILE and create:
+                    self.restarted = found
+                elif found:
+                    self.damage, self.usable = found, False
             if not path.exists():
                 if not create:
                     raise StoreError(f"no history database at {database} (nothing stored yet: run "
@@ -185,7 +192,7 @@ class Store:
             self.engine: Engine = self._engine(database, read_only=not create)
             if self.usable:
                 with self._guard():
-                    self._prepare(create)
+                    self._prepare(create, existed)
         except NoSuchModuleError:
             raise StoreError(f"history database {self.name}: unknown database kind "
                              f"{database.split('://', 1)[0]!r} (use a file path, or a SQLAlchemy URL)") from None
@@ -222,13 +229,15 @@ class Store:
 
         return engine
 
-    def _prepare(self, create: bool) -> None:
+    def _prepare(self, create: bool, existed: bool) -> None:
         tables = set(inspect(self.engine).get_table_names())
         if not {"evidence_log", "chain_state"} <= tables:
+            no_log = "it holds no evidence log (the auditor's tables are gone, or the path names another database)"
             if not create:  # a configured history without a log: emptied, or another database put there
-                self.damage, self.usable = ("it holds no evidence log (the auditor's tables are gone, or the "
-                                            "path names another database)"), False
+                self.damage, self.usable = no_log, False
                 return
+            if existed:  # a file this process did not just create
+                self.restarted = self.restarted or no_log
             with self._write() as conn:
                 metadata.create_all(conn)
         elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
@@ -237,11 +246,15 @@ class Store:
         with self._read() as conn:
             if conn.execute(select(chain_state)).first() is not None:
                 return  # readers never write (a read-only copy of the log verifies too)
+        gone = "the chain state (where the chain starts and ends) is gone"
         if not create:
-            self.damage = "the chain state (where the chain starts and ends) is gone"
+            self.damage = gone
             return
         with self._write() as conn:
             if conn.execute(select(chain_state)).first() is None:
+                if conn.execute(select(entries.c.seq).limit(1)).first() is not None:
+                    self.damage = gone  # restarting the chain at 0 would bury what happened
+                    return
                 conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,
                                                         head_hash=GENESIS, pruned_entries=0))
 
@@ -292,6 +305,11 @@ class Store:
         if not self.usable:
             raise self._broken()
 
+    def _require_writable(self) -> None:
+        """Nothing is appended to a damaged log (a new log this writer started is fine)."""
+        if self.damage:
+            raise self._broken()
+
     def _append_body(self, conn: Connection, seq: int, prev: str, body: str) -> str:
         digest = chain_hash(prev, body)
         conn.execute(insert(entries).values(seq=seq, body=body, prev_hash=prev, hash=digest, **columns(body)))
@@ -299,7 +317,7 @@ class Store:
 
     def append(self, results: list[TargetResult]) -> str:
         """Store results as chain entries in one transaction; returns the new head hash."""
-        self._require()
+        self._require_writable()
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
             seq, prev = state.head_seq, state.head_hash
@@ -313,7 +331,7 @@ class Store:
         """Delete the entries older than `before` (only a prefix of the chain can go) and record a
         checkpoint entry naming the range deleted and the cutoff; its last entry becomes the chain's
         anchor. Verification accepts it only when `before` is a whole retention window before `now`."""
-        self._require()
+        self._require_writable()
         cutoff = utc_text(before)
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
@@ -349,7 +367,7 @@ class Store:
     def verify(self, retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None) -> LogVerification:
         """Recompute the whole chain (streamed) from its anchor; names the first bad entry. Checkpoints
         must have pruned only entries older than `retention_months` (the configured retention)."""
-        if not self.usable or (self.damage and self.damage != EMPTY_FILE):
+        if self.damage:
             return LogVerification(False, 0, GENESIS, None, f"history database {self.name}: {self.damage}")
         with self._read() as conn:
             state = self._state(conn)
@@ -359,9 +377,9 @@ class Store:
             rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
             result = verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash,
                                   retention_months=retention_months, now=now)
-        if self.damage and result.ok:  # an empty file found by this writer, which started a new log in it
+        if self.restarted and result.ok:
             return LogVerification(False, result.entries, result.head, None,
-                                   f"history database {self.name}: {self.damage}; a new log was started in it")
+                                   f"history database {self.name}: {self.restarted}; a new log was started in it")
         return result
 
     def verify_with_heads(self, directory: Path, retention_months: int = DEFAULT_RETENTION_MONTHS,

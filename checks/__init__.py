@@ -16,6 +16,7 @@ from checks import (
     key_exchange,
     preference,
     protocols,
+    quantum,
     transport,
     vulnerabilities,
 )
@@ -25,6 +26,7 @@ from checks.clauses import CLAUSES
 ALL_CHECKS = [
     *transport.CHECKS,
     *key_exchange.CHECKS,
+    *quantum.CHECKS,
     *certificate.CHECKS,
     *protocols.CHECKS,
     *preference.CHECKS,

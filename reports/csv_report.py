@@ -2,8 +2,9 @@
 
 RFC 4180 via the csv module (CRLF rows, fields quoted when needed). A target that could not be
 audited gets one row of status `error`, so no target silently drops out of a sheet. Cookie values
-never reach the model, so they cannot reach a row. Text from the audited server loses its control
-characters, and a cell that a spreadsheet would run as a formula (=, +, -, @) is prefixed with an
+never reach the model, so they cannot reach a row. Text from the audited server follows
+reports.sanitize.block (controls "?", bidi and zero-width characters "<U+202E>"; line feeds and tabs
+kept, quoted), and a cell that a spreadsheet would run as a formula (=, +, -, @) is prefixed with an
 apostrophe, as OWASP advises against CSV injection.
 """
 
@@ -13,16 +14,16 @@ import csv
 import io
 
 from auditor.model import AuditReport, TargetResult
+from reports.sanitize import block
 
 COLUMNS = ["target", "url", "ip", "clause", "status", "title", "detail", "evidence", "grade"]
 EVIDENCE_SEPARATOR = " | "
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_CONTROLS = {code: "?" for code in (*range(0x20), *range(0x7F, 0xA0)) if chr(code) not in "\t\n"}
 
 
 def cell(text: str) -> str:
     """A value a spreadsheet shows as text, never evaluates."""
-    safe = text.translate(_CONTROLS)
+    safe = block(text)
     return "'" + safe if safe.startswith(_FORMULA_START) else safe
 
 

@@ -3,7 +3,8 @@ over SMTP with STARTTLS, implicit TLS or (for a local relay) none.
 
 The password is read from the environment variable the config names, only when sending, and is
 scrubbed from every error message; a transient failure is retried with exponential backoff, a
-permanent one (5xx, no STARTTLS) is reported at once.
+permanent one (5xx, no STARTTLS, an oversized reply) is reported at once. Each attempt ends by its
+wall-clock deadline (`timeout`) however slowly the server answers (reports.smtp_transport).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -19,8 +21,9 @@ from email.utils import formatdate, make_msgid
 from auditor.config import Email
 from auditor.errors import ConfigError, MailError
 from auditor.model import AuditReport, TargetResult
-from reports import view
+from reports import sanitize, view
 from reports.grades import worst_letter
+from reports.smtp_transport import BoundedSMTP, Deadline, ReplyTooLong
 
 
 def password_for(settings: Email) -> str | None:
@@ -55,7 +58,7 @@ def subject_for(report: AuditReport, template: str) -> str:
         text = template.format(target=target, grade=grade, verdict=verdict, violations=violations)
     except (KeyError, IndexError, ValueError):
         text = f"[auditor] {target}: {grade}, {verdict}"
-    return " ".join(text.split())[:200]  # one line, whatever the audited server sent
+    return sanitize.header(text)  # one line, no control, whatever the config or a server holds
 
 
 def _names(targets: list[TargetResult], most: int = 3) -> str:
@@ -81,13 +84,11 @@ def build_message(report: AuditReport, settings: Email, *, html: str, text: str,
 
 
 def _send_once(message: EmailMessage, settings: Email, password: str | None) -> None:
+    """One attempt, all of it (connect, TLS, login, the message) within `settings.timeout` seconds."""
     context = ssl.create_default_context(cafile=str(settings.ca_bundle) if settings.ca_bundle else None)
-    if settings.security == "tls":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                                context=context)
-    else:
-        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-    with client:
+    client = BoundedSMTP(Deadline(settings.timeout), implicit_tls=context if settings.security == "tls" else None)
+    try:
+        client.connect(settings.host, settings.port)
         client.ehlo()
         if settings.security == "starttls":
             client.starttls(context=context)
@@ -95,13 +96,21 @@ def _send_once(message: EmailMessage, settings: Email, password: str | None) -> 
         if settings.username is not None:
             client.login(settings.username, password or "")
         client.send_message(message)
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            pass  # the message is accepted: a lost QUIT must not make a retry send it twice
+    finally:
+        client.close()
 
 
-def _reason(exc: BaseException, password: str | None) -> str:
+def _reason(exc: BaseException, password: str | None, timeout: float) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         text = f"authentication refused ({exc.smtp_code})"
     elif isinstance(exc, (socket.timeout, TimeoutError)):
         text = "timed out"
+    elif isinstance(exc, ReplyTooLong):
+        text = f"the server's reply is too long ({exc})"
     elif isinstance(exc, ConnectionRefusedError):
         text = "connection refused"
     elif isinstance(exc, ssl.SSLError):
@@ -119,23 +128,24 @@ def _reason(exc: BaseException, password: str | None) -> str:
     else:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "timed out" in text.lower():
-        text = "timed out"
+        text = f"timed out after {timeout:g} s"  # the attempt's deadline: however the server dribbled
     if password:
         text = text.replace(password, "***")
     return text
 
 
 def _said(reply: bytes | str) -> str:
-    """An SMTP reply's text on one line."""
+    """An SMTP reply's text on one line, shown (not obeyed) by the terminal or log it reaches."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())
+    return " ".join(sanitize.one_line(text).split())
 
 
 def is_permanent(exc: BaseException) -> bool:
     """A failure that retrying cannot mend: a 5xx reply (authentication refused, sender or every
-    recipient rejected), no STARTTLS or AUTH offered, a certificate that does not verify. Refused
-    connections, timeouts, disconnections and 4xx replies (421 "try later") are transient."""
-    if isinstance(exc, (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError)):
+    recipient rejected), no STARTTLS or AUTH offered, a certificate that does not verify, a reply
+    beyond the caps. Refused connections, timeouts, disconnections and 4xx replies (421 "try
+    later") are transient."""
+    if isinstance(exc, (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError, ReplyTooLong)):
         return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return bool(exc.recipients) and all(500 <= code < 600 for code, _ in exc.recipients.values())
@@ -143,9 +153,11 @@ def is_permanent(exc: BaseException) -> bool:
 
 
 def send_report(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str,
-                sleep=time.sleep) -> None:  # noqa: ANN001
+                sleep=time.sleep, stop: threading.Event | None = None) -> None:  # noqa: ANN001
     """Send, retrying transient failures `settings.retries` times with doubling delays (a permanent
-    one, see is_permanent, is reported at once); MailError names server and reason."""
+    one, see is_permanent, is reported at once); MailError names server and reason. Once `stop`
+    is set (the scheduler is asked to stop), the attempt in progress keeps its deadline and no
+    other is made. At most (retries + 1) * timeout seconds plus the backoff delays."""
     password = password_for(settings)
     message = build_message(report, settings, html=html, text=text, json_text=json_text)
     delay = settings.backoff
@@ -155,10 +167,18 @@ def send_report(report: AuditReport, settings: Email, *, html: str, text: str, j
             _send_once(message, settings, password)
             return
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-            reason = _reason(exc, password)
-            permanent = is_permanent(exc)
-            if attempt == attempts or permanent:
-                raise MailError(f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
-                                f"{'s' if attempt != 1 else ''}: {reason}") from None
-            sleep(delay)
-            delay *= 2
+            failure = (f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
+                       f"{'s' if attempt != 1 else ''}: {_reason(exc, password, settings.timeout)}")
+            if attempt == attempts or is_permanent(exc):
+                raise MailError(failure) from None
+        if _stopped_while_waiting(delay, sleep, stop):
+            raise MailError(f"{failure} (not retried: stopping)") from None
+        delay *= 2
+
+
+def _stopped_while_waiting(delay: float, sleep, stop: threading.Event | None) -> bool:  # noqa: ANN001
+    """Wait `delay` seconds before a retry; True, at once, when a stop is asked for (or was already)."""
+    if stop is None:
+        sleep(delay)
+        return False
+    return stop.wait(delay)

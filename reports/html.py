@@ -1,6 +1,8 @@
 """The HTML report: one self-contained, mail-client-safe file for a whole run, verdict first.
 
-Autoescaping is on: subjects, header values and cookie names come from the audited server.
+Autoescaping is on: subjects, header values and cookie names come from the audited server. The
+rendered document then passes reports.sanitize.html: a control character shows as "?", a bidi
+control (U+202E) or zero-width character as the text "<U+202E>", never raw.
 CSS is inlined into style attributes (css_inline) because mail clients drop <style> blocks;
 there is no script and nothing is loaded from elsewhere. What the report says and in which order
 (headline, sites worst first, words, local times, fixes for this site) lives in reports.view.
@@ -19,7 +21,7 @@ from auditor.model import AuditReport, Certificate, CertificateDeployment
 from auditor.suites import is_weak
 from checks.certificate import validation_level
 from checks.clauses import CLAUSES
-from reports import view
+from reports import sanitize, view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -62,4 +64,4 @@ def _environment(tz: tzinfo | None) -> Environment:
 def render_html(report: AuditReport, tz: tzinfo | None = None) -> str:
     """The report as one HTML document; times in `tz` (default: this machine's zone, $TZ)."""
     html = _environment(tz).get_template("report.html.j2").render(report=report)
-    return css_inline.inline(html)
+    return css_inline.inline(sanitize.html(html))

@@ -1,19 +1,29 @@
-"""The JSON report: the AuditReport model itself, written atomically; the schema lives in schema/."""
+"""The JSON report: the AuditReport model itself, written atomically; the schema lives in schema/.
+
+The JSON is the evidence: every string is kept exactly as the server (or the file) gave it, escape
+sequences and bidi controls included; unlike the other reports it is not cleaned for display.
+JSON escapes C0 controls itself; DEL, C1 controls, bidi and other invisible characters are
+written as \\u escapes too (reports.sanitize.json_text), which any JSON reader turns back into the
+same string, so `--json -` on a terminal cannot act on it either.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from auditor.model import AuditReport
+from reports.sanitize import json_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "auditor" / "schema" / "report.schema.json"
 
 
 def to_json(report: AuditReport) -> str:
-    return report.model_dump_json(indent=2)
+    return json_text(report.model_dump_json(indent=2))
 
 
 def json_schema() -> str:
@@ -32,6 +42,12 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def run_stem(prefix: str, when: datetime) -> str:
+    """`<prefix>-<UTC time>-<8 random hex digits>`: a file name of this run only. The time alone
+    was not enough: runs finishing in the same second replaced each other's reports."""
+    return f"{prefix}-{when.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def load_report(path: Path) -> AuditReport:

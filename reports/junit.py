@@ -5,7 +5,8 @@ or a target that could not be audited at all, is an <error>; a clause with nothi
 <skipped>; pass, warn and info are passed cases (their text is in the suite's <system-out>).
 The output validates against both Jenkins' junit-10.xsd and the stricter Ant schema (windyroad),
 so it is kept to what both accept: no output inside a test case, one outcome element per case.
-Text from the audited server is stripped of the characters XML 1.0 cannot carry.
+Text from the audited server follows reports.sanitize.block (controls "?", bidi and zero-width
+characters "<U+202E>"), then loses the characters XML 1.0 cannot carry.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import xml.etree.ElementTree as ET
 
 from auditor.model import AuditReport, Finding, Status, TargetResult
 from reports.clause_help import clause_order
+from reports.sanitize import block
 
 
 def _xml_safe(text: str) -> str:
-    """XML 1.0 forbids most C0 controls, lone surrogates and U+FFFE/U+FFFF: a hostile header must
-    not make the whole file unreadable."""
-    return "".join(ch if ch in "\t\n\r" or (" " <= ch < "\ud800") or ("\ue000" <= ch <= "\ufffd")
-                   or ch >= "\U00010000" else "?" for ch in text)
+    """The medium's rules, and what XML 1.0 forbids besides (U+FFFE/U+FFFF): a hostile header must
+    not make the whole file unreadable, nor act on the terminal or CI page that shows it."""
+    return "".join(ch if ch in "\t\n" or (" " <= ch < "\ud800") or ("\ue000" <= ch <= "\ufffd")
+                   or ch >= "\U00010000" else "?" for ch in block(text))
 
 
 def target_label(result: TargetResult) -> str:

@@ -4,6 +4,9 @@ error) or warning (level warning) finding, located at the target's URL.
 A target that could not be audited, or a check that could not run, has no result (a dashboard
 would read "nothing found"): it is a tool execution notification of level error instead, and the
 invocation is marked unsuccessful, so the gap shows.
+
+Every string follows reports.sanitize.block (controls "?", bidi and zero-width characters
+"<U+202E>"): a dashboard shows the server's text, it does not obey it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from auditor.model import AuditReport, Finding, Status, TargetResult
 from reports.clause_help import clause_help, clause_order, clause_title
+from reports.sanitize import block
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {Status.FAIL: "error", Status.WARN: "warning"}
@@ -66,6 +70,16 @@ def _notification(text: str, clause: str | None = None) -> dict[str, Any]:
     return note
 
 
+def _cleaned(value: Any) -> Any:  # a JSON value: any of its types
+    if isinstance(value, str):
+        return block(value)
+    if isinstance(value, dict):
+        return {key: _cleaned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    return value
+
+
 def to_sarif_log(report: AuditReport) -> dict[str, Any]:
     clauses = clause_order(report.targets)
     index = {clause: i for i, clause in enumerate(clauses)}
@@ -84,7 +98,7 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
     invocation = {"executionSuccessful": not notes, "endTimeUtc": _utc(report.generated_at)}
     if notes:
         invocation["toolExecutionNotifications"] = notes
-    return {
+    return _cleaned({
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
@@ -93,7 +107,7 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
             "invocations": [invocation],
             "results": results,
         }],
-    }
+    })
 
 
 def to_sarif(report: AuditReport) -> str:

@@ -1,7 +1,8 @@
 """The terminal view: verdict on top, then one rich table per target (clause, status, detail).
 
-Everything that came from the audited server is passed as rich Text (never markup) after its
-control characters are stripped, so a header value cannot move the cursor or fake a verdict.
+Everything that came from the audited server (or a stored report) is passed as rich Text (never
+markup) after reports.sanitize made it one harmless line: a header value cannot move the cursor,
+set the title or fake a verdict, and a bidi control is shown as <U+202E>, not obeyed.
 
 Only a terminal gets boxes and tables, which wrap at its width. Logs, pipes and cron mail get one
 line per fact, never wrapped, so that grep finds a verdict or a diagnostic whole.
@@ -9,7 +10,6 @@ line per fact, never wrapped, so that grep finds a verdict or a diagnostic whole
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TextIO
 
@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.model import AuditReport, Status, TargetResult
+from auditor.mozilla_profile import report_lines as mozilla_lines
+from reports.sanitize import one_line
 from reports.view import ordered
 
 STATUS_STYLE = {
@@ -29,13 +31,11 @@ STATUS_STYLE = {
     Status.ERROR: ("ERROR", "magenta"),
     Status.NOT_TESTED: ("NOT TESTED", "dim"),
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: str, limit: int = 200) -> str:
-    """Untrusted text made safe for a terminal: no control characters, one line, bounded."""
-    one_line = _CONTROL.sub("?", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+    """Untrusted text made safe for a terminal: one line, bounded (reports.sanitize.one_line)."""
+    return one_line(text, limit)
 
 
 def diagnostics_console(stream: TextIO | None = None) -> Console:
@@ -49,7 +49,7 @@ def verdict_line(result: TargetResult) -> Text:
     name = clean(result.target.name or result.target.url, 2000)
     if result.error:
         return Text.assemble(("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error, 1000)}")
-    grade = f"  grade {result.grade.letter}" if result.grade else ""
+    grade = f"  grade {clean(result.grade.letter, 16)}" if result.grade else ""
     if result.compliant:
         return Text.assemble(("COMPLIANT ", "bold green"), (name, "bold"), grade)
     n = len(result.failed_clauses())
@@ -63,13 +63,13 @@ def grade_line(result: TargetResult) -> Text | None:
     if g is None:
         return None
     style = "bold green" if g.letter in ("A+", "A") else "bold yellow" if g.letter in ("A-", "B") else "bold red"
-    line = Text.assemble(("Grade ", "bold"), (g.letter, style), f"  score {g.score} (protocol "
+    line = Text.assemble(("Grade ", "bold"), (clean(g.letter, 16), style), f"  score {g.score} (protocol "
                          f"{g.categories.get('protocol')}, key exchange {g.categories.get('key_exchange')}, "
                          f"cipher {g.categories.get('cipher')})")
     if g.letter_ignoring_trust:
-        line.append(f"  {g.letter_ignoring_trust} if trust issues were ignored")
+        line.append(f"  {clean(g.letter_ignoring_trust, 16)} if trust issues were ignored")
     for cap in g.caps:
-        line.append(f"\n  capped at {cap.grade}: {clean(cap.reason)}", style="dim")
+        line.append(f"\n  capped at {clean(cap.grade, 16)}: {clean(cap.reason)}", style="dim")
     for warning in g.warnings:
         line.append(f"\n  warning: {clean(warning)}", style="dim")
     return line
@@ -85,7 +85,7 @@ def target_table(result: TargetResult) -> Table:
         detail = Text(clean(f.title, 120))
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
             detail.append("\n" + clean(f.detail, 240), style="dim")
-        table.add_row(Text(f.clause), Text(label, style=style), detail)
+        table.add_row(Text(clean(f.clause, 80)), Text(label, style=style), detail)
     return table
 
 
@@ -104,6 +104,7 @@ def render(report: AuditReport, console: Console) -> None:
         parts: list = [verdict_line(result)]  # type: ignore[type-arg]
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
+        parts += [Text(clean(line, 300), style="dim") for line in mozilla_lines(result)]
         if not console.is_terminal:
             _print_lines(parts, result, console)
             continue
@@ -117,10 +118,10 @@ def _print_lines(parts: list[Text], result: TargetResult, console: Console) -> N
     console.print()
     for part in parts:
         console.print(part, soft_wrap=True)
-    width = max((len(f.clause) for f in result.findings), default=0)
+    width = max((len(clean(f.clause, 80)) for f in result.findings), default=0)
     for f in result.findings:
         label, style = STATUS_STYLE[f.status]
-        line = Text.assemble(f"  {f.clause:<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120))
+        line = Text.assemble(f"  {clean(f.clause, 80):<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120))
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
             line.append(f" — {clean(f.detail, 240)}", style="dim")
         console.print(line, soft_wrap=True)

@@ -2,6 +2,8 @@
 
 Same order as the HTML report (reports.view): the headline, the sites worst first, then each
 site with its failures first, their evidence whole, and fixes written for that site.
+Every field from the server or the report file is one harmless line (reports.sanitize), and
+the whole text passes reports.sanitize.block once more: a crafted report cannot reach a terminal.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from auditor.model import AuditReport, Status, TargetResult
+from auditor.mozilla_profile import report_lines as mozilla_lines
 from reports import view
+from reports.sanitize import block
 from reports.terminal import clean
 
 LONG = 1000  # bound for a line that came from the audited server: only a hostile one is longer
@@ -20,7 +24,7 @@ def _summary_line(t: TargetResult) -> str:
     label = f"{view.verdict_label(t):13}"
     if t.error:
         return f"{label} {name}: {clean(t.error, LONG)}"
-    grade = f"grade {t.grade.letter}" if t.grade else "not graded"
+    grade = f"grade {clean(t.grade.letter, 16)}" if t.grade else "not graded"
     counted = f"{view.violations(t)}, " if view.verdict(t) == view.FAILING else ""
     return f"{label} {name}  ({counted}{grade})"
 
@@ -31,20 +35,21 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
         return [*lines, f"Not audited: {clean(t.error, LONG)}"]
     if t.changes and t.changes.changes:
         lines.append(f"Changes since {view.local_time(t.changes.previous_scan_at, tz)}:")
-        lines += [f"  - {c.kind} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
+        lines += [f"  - {clean(c.kind, 40)} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
                   + (f" ({clean(c.detail, LONG)})" if c.detail else "") for c in t.changes.changes]
     if t.grade:
-        lines.append(f"Grade {t.grade.letter} (score {t.grade.score})")
-        lines += [f"  capped at {c.grade}: {clean(c.reason, LONG)}" for c in t.grade.caps]
+        lines.append(f"Grade {clean(t.grade.letter, 16)} (score {t.grade.score})")
+        lines += [f"  capped at {clean(c.grade, 16)}: {clean(c.reason, LONG)}" for c in t.grade.caps]
         lines += [f"  warning: {clean(w, LONG)}" for w in t.grade.warnings]
+    lines += [clean(line, LONG) for line in mozilla_lines(t, details=True)]
     for f in view.findings_worst_first(t):
-        lines.append(f"  [{view.words(f.status).upper():10}] {f.clause}: {clean(f.title, LONG)}")
+        lines.append(f"  [{view.words(f.status).upper():10}] {clean(f.clause, 80)}: {clean(f.title, LONG)}")
         if f.status in (Status.FAIL, Status.ERROR, Status.WARN):
             if f.detail:
                 lines.append(f"               {clean(f.detail, LONG)}")
             lines += [f"               - {clean(view.evidence_line(e), LONG)}" for e in f.evidence]
     for fix in view.fixes(t):
-        lines += ["", f"Fix {', '.join(fix.clauses)}:", *(f"    {clean(line, LONG)}" for line in fix.note.splitlines())]
+        lines += ["", f"Fix {clean(', '.join(fix.clauses), LONG)}:", *(f"    {clean(line, LONG)}" for line in fix.note.splitlines())]
         for server, snippet in (("nginx", fix.nginx), ("Apache", fix.apache)):
             if snippet:
                 lines += [f"  {server}:", *(f"    {clean(line, LONG)}" for line in snippet.splitlines())]
@@ -61,6 +66,6 @@ def render_text(report: AuditReport, tz: tzinfo | None = None) -> str:
     for t in sites:
         lines += _site(t, tz)
     if report.meta.get("evidence_log_head"):
-        lines += ["", f"Evidence log head: {report.meta['evidence_log_head']}"]
-    lines += ["", f"auditor {report.tool_version}"]
-    return "\n".join(lines) + "\n"
+        lines += ["", f"Evidence log head: {clean(str(report.meta['evidence_log_head']), 100)}"]
+    lines += ["", f"auditor {clean(report.tool_version, 100)}"]
+    return block("\n".join(lines) + "\n")

@@ -18,6 +18,7 @@ from auditor.model import (
     HandshakeSimulation,
     HttpEvidence,
     HttpResponse,
+    PostQuantum,
     ProtocolSupport,
     TlsEvidence,
     TrustStoreResult,
@@ -103,7 +104,16 @@ def tls(suites: dict[str, list[str]] | None = None, *, deployments: list[Certifi
                                                  secure_renegotiation=True, client_renegotiation_dos=False,
                                                  compression=False, fallback_scsv=True),
         simulations=simulations,
+        post_quantum=_post_quantum("TLS 1.3" in suites),
     )
+
+
+def _post_quantum(tls13: bool) -> PostQuantum:
+    """X25519MLKEM768 accepted and preferred with TLS 1.3 (11.3-quantum-resistance passes); none without it."""
+    if not tls13:
+        return PostQuantum(groups={"X25519MLKEM768": False, "SecP256r1MLKEM768": False, "SecP384r1MLKEM1024": False})
+    return PostQuantum(groups={"X25519MLKEM768": True, "SecP256r1MLKEM768": False, "SecP384r1MLKEM1024": False},
+                       chosen_beside_x25519="X25519MLKEM768", preferred=True, retry_for_hybrid=True)
 
 
 def page(url: str = "https://good.test/", *, status: int = 200, headers: list[tuple[str, str]] | None = None,

@@ -209,6 +209,24 @@ def test_pruning_keeps_the_rest_verifiable_and_is_recorded(tmp_path: Path) -> No
     assert not _verify(tmp_path / "h.sqlite").ok
 
 
+def test_retention_cutoff_never_moves_back(tmp_path: Path) -> None:
+    """A checkpoint's cutoff is computed a moment before its recorded time; verification accepts it
+    only if the cutoff lies a whole window before that time, so the cutoff may never move back as
+    time advances (it did across midnight at month ends, when the day was clamped to 28)."""
+    utc = timezone.utc
+    for months, start in ((1, datetime(2027, 3, 26, tzinfo=utc)), (24, datetime(2028, 1, 26, tzinfo=utc)),
+                          (24, datetime(2028, 2, 27, tzinfo=utc))):
+        times = [start + timedelta(minutes=37 * i) for i in range(8 * 24 * 60 // 37)]
+        cutoffs = [retention_cutoff(months, t) for t in times]
+        assert cutoffs == sorted(cutoffs), months
+    store = Store(str(tmp_path / "h.sqlite"))
+    before, at = datetime(2028, 1, 28, 23, 59, 59, tzinfo=utc), datetime(2028, 1, 29, 0, 0, 1, tzinfo=utc)
+    store.append([result(1, before - timedelta(days=800)), result(2, before)])
+    assert store.prune(retention_cutoff(24, before), now=at) == 1
+    assert store.verify(now=at + timedelta(days=1)).ok
+    store.close()
+
+
 def test_locked_database_is_a_clear_error(db: Path) -> None:
     holder = sqlite3.connect(db, timeout=0, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

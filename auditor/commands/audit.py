@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from datetime import datetime, timezone
@@ -15,14 +14,19 @@ from rich.console import Console
 from auditor import locations
 from auditor.config import Config, Target, check_ca_bundle
 from auditor.errors import ConfigError
+from auditor.locations import ensure_writable
 from auditor.model import AuditReport, TargetResult
 from auditor.outcome import (
+    EXIT_OK,
+    EXIT_POLICY,
     RunOutcome,
     Stored,
     announce,
     deliver,
+    keep_step,
     print_summary,
     stderr_line,
+    write_file,
 )
 from auditor.targets import read_target_list
 from reports.email import password_for
@@ -67,6 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     audit.add_argument("--thorough", action="store_true",
                        help="enumerate cipher suites one connection per suite, sslyze's exhaustive scan "
                             "(default: [scan] thorough in the config, else off)")
+    audit.add_argument("--mozilla-profile", choices=("intermediate", "modern"),
+                       help="fail the run (exit 1) when a target deviates from this configuration of Mozilla's "
+                            "server-side TLS guidelines 6.0 (judged and reported either way)")
     audit.add_argument("--quiet", "-q", action="store_true",
                        help="only the verdict lines; no progress, no list of files written")
     return audit
@@ -123,17 +130,6 @@ def given_urls(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return given + [(t.url, None if t.valid else t.where) for t in listed]
 
 
-def ensure_writable(path: Path, option: str) -> None:
-    """Fail before scanning (exit 2) when a report could not be written afterwards."""
-    directory = path if path.is_dir() else path.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{option}: cannot create {str(directory)!r} ({exc.strerror})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option}: {str(directory)!r} is not writable")
-
-
 def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool,
             store=None) -> AuditReport:  # noqa: ANN001
     """Run the audit with a progress display on stderr when it is a terminal."""
@@ -169,37 +165,30 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
         return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta, evidence_log=log)
 
 
-def write_reports(report: AuditReport, args: argparse.Namespace, config: Config,
-                  config_path: Path | None) -> list[Path]:
-    """Write the requested report files; return their paths."""
-    from reports.json_report import to_json, write_atomic
+def write_reports(outcome: RunOutcome, args: argparse.Namespace, config: Config, config_path: Path | None) -> None:
+    """Write the requested report files, each on its own: one that cannot be written is a line in
+    outcome.write_errors, never the loss of the others (or of the storing and the mail)."""
+    from reports.json_report import run_stem, to_json
 
-    written: list[Path] = []
+    report = outcome.report
     if args.json == "-":
         sys.stdout.write(to_json(report) + "\n")
     elif args.json:
-        path = Path(args.json)
-        _write(path, to_json(report), write_atomic, "--json")
-        written.append(path)
+        write_file(outcome, Path(args.json), lambda: to_json(report), "--json")
     if args.html:
         from reports.html import render_html
 
-        path = Path(args.html)
-        _write(path, render_html(report), write_atomic, "--html")
-        written.append(path)
+        write_file(outcome, Path(args.html), lambda: render_html(report), "--html")
     for option, name, destination in requested_formats(args, config, config_path):
-        text = render_format(report, name)
         if destination == "-":
-            sys.stdout.write(text)
+            sys.stdout.write(render_format(report, name))
         else:
-            _write(Path(destination), text, write_atomic, option)
-            written.append(Path(destination))
+            write_file(outcome, Path(destination), lambda name=name: render_format(report, name), option)
     if writes_output_directory(args, config, config_path):  # as well as --json/--html, never instead
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        for path in (config.output.directory / f"audit-{stamp}.json", config.output.directory / "latest.json"):
-            _write(path, to_json(report), write_atomic, "output.directory")
-            written.append(path)
-    return written
+        # a name of this run only: concurrent runs in the same second used to replace each other's
+        stem = run_stem("audit", datetime.now(timezone.utc))
+        for path in (config.output.directory / f"{stem}.json", config.output.directory / "latest.json"):
+            write_file(outcome, path, lambda: to_json(report), "output.directory")
 
 
 def requested_formats(args: argparse.Namespace, config: Config, config_path: Path | None) -> list[tuple[str, str, str]]:
@@ -217,16 +206,9 @@ def to_stdout(args: argparse.Namespace) -> list[str]:
 
 
 def writes_output_directory(args: argparse.Namespace, config: Config, config_path: Path | None) -> bool:
-    """audit-<time>.json and latest.json go to [output] directory when the config's own targets are
-    audited (a one-off URL audit must not replace the nightly latest.json)."""
+    """audit-<time>-<random>.json and latest.json go to [output] directory when the config's own
+    targets are audited (a one-off URL audit must not replace the nightly latest.json)."""
     return config_path is not None and config.output.write_json and not args.urls
-
-
-def _write(path: Path, text: str, write_atomic, option: str) -> None:  # noqa: ANN001
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise ConfigError(f"{option}: cannot write {str(path)!r} ({exc.strerror})") from None
 
 
 def terminal_console(stream) -> Console:  # noqa: ANN001
@@ -243,13 +225,15 @@ def run(args: argparse.Namespace) -> int:
     if len(stdout := to_stdout(args)) > 1:
         raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
     config, config_path, targets = resolve_targets(args)
+    # Every output path is checked before scanning (exit 2): a directory given as a file, a file
+    # given as the output directory, a place that cannot be written.
     if args.json and args.json != "-":
         ensure_writable(Path(args.json), "--json")
     for option, _, destination in requested_formats(args, config, config_path):
         if destination != "-":
             ensure_writable(Path(destination), option)
     if writes_output_directory(args, config, config_path):
-        ensure_writable(config.output.directory, "output.directory")
+        ensure_writable(config.output.directory, "output.directory", directory=True)
     if args.html:
         ensure_writable(Path(args.html), "--html")
     if args.email:
@@ -260,20 +244,38 @@ def run(args: argparse.Namespace) -> int:
     if args.store:
         from auditor.store import Store
 
+        locations.check_database_place(config)  # exit 3 before scanning: the history cannot be kept safely
         store = Store(config.history.database)
+        locations.check_witness_place(config)
     report = execute(targets, config, config_path, quiet=args.quiet, store=store)
     outcome = RunOutcome(report)
+    # The order that never loses a run: the verdict (history read first: it judges renewal), then
+    # storing, then the files (which carry the stored head), then the mail. A failure of storing
+    # or of a file is one line and exit 3; the other steps still happen.
     if store is not None:
-        from auditor.schedule import record_run
+        from auditor.schedule import annotate_from_history, append_run
 
-        outcome.stored = Stored(len(report.targets), store.name, record_run(report, config, store))
+        keep_step(outcome, lambda: annotate_from_history(report, store))
     out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
     if args.quiet:
         print_summary(report, out)  # the verdict summary `schedule --once` prints too
     else:
         render(report, out)
-    outcome.written = write_reports(report, args, config, config_path)
+    out.file.flush()
+    if store is not None:
+        head = keep_step(outcome, lambda: append_run(report, config, store))
+        if head is not None:
+            outcome.stored = Stored(len(report.targets), store.name, head)
+    write_reports(outcome, args, config, config_path)
     if args.email:
         deliver(outcome, config)
     announce(outcome, stderr_line, quiet=args.quiet)
-    return outcome.exit_code()
+    code = outcome.exit_code()
+    if getattr(args, "mozilla_profile", None):
+        from auditor.mozilla_profile import gate
+
+        for line in (deviating := gate(report.targets, args.mozilla_profile)):
+            stderr_line(f"auditor: --mozilla-profile: {line}")
+        if deviating and code == EXIT_OK:
+            code = EXIT_POLICY  # the run fails as a policy violation does (3 and 4 still win)
+    return code

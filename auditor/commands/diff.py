@@ -1,4 +1,7 @@
-"""`auditor diff [TARGET] [--scan A --scan B]`: what changed between two stored scans."""
+"""`auditor diff [TARGET] [--scan A --scan B]`: what changed between two stored scans.
+
+A stored scan holds what a server sent (and a database can be written by others): every stored
+string is printed through reports.sanitize.one_line, shown and never obeyed by the terminal."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from auditor.locations import load
     from auditor.store import Store
     from auditor.targets import parse_url
+    from reports.sanitize import one_line
 
     config, _ = load(args.config)
     store = Store(config.history.database, create=False)
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--scan: no scan with id {args.scan[0] if old is None else args.scan[1]}")
         label = f"scans {min(args.scan)} -> {max(args.scan)}"
         if old.target.url != new.target.url:
-            label += f" (different targets: {old.target.url} and {new.target.url})"
+            label += f" (different targets: {one_line(old.target.url)} and {one_line(new.target.url)})"
     else:
         url = parse_url(args.target).url if args.target else (parse_url(config.targets[0].url).url
                                                                if config.targets else None)
@@ -49,14 +53,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
                   "(run `auditor verify-log`)", file=sys.stderr)
         if latest is None or previous is None:
-            raise ConfigError(f"diff: fewer than two stored scans of {url}")
+            raise ConfigError(f"diff: fewer than two stored scans of {one_line(url)}")
         (_, old), (_, new) = previous, latest
-        label = f"scans {previous[0]} -> {latest[0]} of {url}"
+        label = f"scans {previous[0]} -> {latest[0]} of {one_line(url)}"
     changes = diff_results(old, new)
     print(f"{label} ({old.started_at:%Y-%m-%d %H:%M} -> {new.started_at:%Y-%m-%d %H:%M} UTC)")
     if not changes.changes:
         print("no change")
     for c in changes.changes:
-        detail = f"  [{c.detail}]" if c.detail else ""
-        print(f"  {c.kind:11} {c.subject}: {c.before or '-'} -> {c.after or '-'}{detail}")
+        detail = f"  [{one_line(c.detail)}]" if c.detail else ""
+        print(f"  {one_line(c.kind):11} {one_line(c.subject)}: {one_line(c.before or '-')} -> "
+              f"{one_line(c.after or '-')}{detail}")
     return 0

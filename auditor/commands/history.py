@@ -1,5 +1,6 @@
 """`auditor history [TARGET]`: past scans, newest first (scan id, time, grade, compliant, failures).
-The scan ids are those `auditor diff --scan ID --scan ID` takes."""
+The scan ids are those `auditor diff --scan ID --scan ID` takes. Stored strings are shown through
+reports.sanitize.one_line (and rich's markup escape): a database cannot drive the terminal."""
 
 from __future__ import annotations
 
@@ -27,17 +28,19 @@ def run(args: argparse.Namespace) -> int:
     from auditor.locations import load
     from auditor.store import Store
     from auditor.targets import parse_url
+    from reports.sanitize import one_line
 
     config, _ = load(args.config)
     store = Store(config.history.database, create=False)
     target = parse_url(args.target).url if args.target else None
     rows = store.history(target, args.limit)
     if not rows:
-        print(f"no stored scans{' of ' + target if target else ''} in {store.name}")
+        print(f"no stored scans{' of ' + one_line(target) if target else ''} in {one_line(store.name)}")
         return 0
     table = Table("scan", "time (UTC)", "target", "grade", "compliant", "failures")
     for row in rows:
-        table.add_row(str(row.seq), row.scanned_at[:19].replace("T", " "), escape(row.target_url), row.grade or "-",
+        table.add_row(str(row.seq), escape(one_line(str(row.scanned_at)[:19].replace("T", " "))),
+                      escape(one_line(row.target_url)), escape(one_line(row.grade or "-")),
                       "yes" if row.compliant else "NO", str(row.failures))
     Console(highlight=False, width=140).print(table)
     return 0

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise ConfigError(f"{args.json_report}: file not found") from None
     except (ValidationError, ValueError) as exc:
+        from reports.sanitize import one_line
+
         first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise ConfigError(f"{args.json_report}: not an auditor JSON report ({first})") from None
+        raise ConfigError(f"{args.json_report}: not an auditor JSON report ({one_line(first, 300)})") from None
     except OSError as exc:
         raise ConfigError(f"{args.json_report}: cannot read ({exc.strerror})") from None
     outputs = [("--html", args.html, render_html), ("--text", args.text, render_text), *formats]

@@ -39,6 +39,7 @@ from sslyze.connection_helpers import tls_connection as _tls_connection
 
 # Deadline hits in a row that make the ledger doubt the server is still answering.
 STREAK = 2
+_SLOT_LOCK = threading.Lock()
 
 
 class Unanswered(Exception):
@@ -56,6 +57,7 @@ class DeadlineSocket(socket.socket):
     first_bytes: bytes
     timed_out: bool
     cut: bool
+    slot: bool = False  # holds one of the ledger's connection slots
 
     @classmethod
     def adopt(cls, sock: socket.socket, deadline: float, ledger: ConnectionCounter | None = None) -> DeadlineSocket:
@@ -126,6 +128,7 @@ class ConnectionCounter:
     def __init__(self, timeout: float = 10.0, pace: float = 0.0) -> None:
         self.timeout, self.pace = timeout, pace
         self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)  # notified when a connection ends or a pause is over
         self.by_phase: dict[str, int] = {}
         self._open: set[DeadlineSocket] = set()
         self._next_slot = 0.0
@@ -136,6 +139,7 @@ class ConnectionCounter:
         self.first_bytes = b""  # the first bytes this server ever sent (to name what it speaks)
         self.stopped: str | None = None  # why no connection is opened any more
         self._watched: set[_Watch] = set()  # the HTTP probe's connections
+        self._slots: threading.Semaphore | None = None  # at most `limit` connections open at once
         self.probe: tuple[str, int, str | None] | None = None  # (address, port, SNI) for the liveness hello
 
     # ---- counting (also used alone, e.g. by tests and --thorough)
@@ -148,10 +152,24 @@ class ConnectionCounter:
         with self._lock:
             return sum(self.by_phase.values())
 
+    def set_limit(self, limit: int) -> None:
+        """At most `limit` of this target's connections open at once (connections_per_server), however
+        many threads open them."""
+        self._slots = threading.Semaphore(max(1, limit))
+
+    def _free(self, sock: DeadlineSocket) -> None:
+        with _SLOT_LOCK:  # once per socket, whoever gets here first (close, deadline, cut)
+            held, sock.slot = sock.slot, False
+        if held and self._slots is not None:
+            self._slots.release()
+
     # ---- opening
-    def open(self, address: str, port: int, phase: str) -> DeadlineSocket:
-        """A counted, paced TCP connection that ends by `timeout` seconds from now."""
+    def open(self, address: str, port: int, phase: str, *, during_pause: bool = False) -> DeadlineSocket:
+        """A counted, paced TCP connection that ends by `timeout` seconds from now. While the ledger
+        doubts the server (see _deadline_hit), new connections wait."""
         with self._lock:
+            while self._confirming and not during_pause and not self.stopped:
+                self._quiet.wait()
             if self.stopped:
                 raise Unanswered(self.stopped)
             now = time.monotonic()
@@ -159,13 +177,22 @@ class ConnectionCounter:
             self._next_slot = slot + self.pace
         if slot > now:
             time.sleep(slot - now)
+        # a slot, unless a pathological wait (a connection never closed) would stall the scan
+        slotted = during_pause or self._slots is None or self._slots.acquire(timeout=self.timeout)
         self.add(phase)
         started = time.monotonic()
-        sock = socket.create_connection((address, port), timeout=self.timeout)
+        try:
+            sock = socket.create_connection((address, port), timeout=self.timeout)
+        except BaseException:
+            if slotted and not during_pause and self._slots is not None:
+                self._slots.release()
+            raise
         wrapped = DeadlineSocket.adopt(sock, started + self.timeout, self)
+        wrapped.slot = slotted and not during_pause and self._slots is not None
         with self._lock:
             if self.stopped:
                 wrapped.cut = True
+                self._free(wrapped)
                 wrapped.ledger = None
                 wrapped.close()
                 raise Unanswered(self.stopped)
@@ -174,8 +201,10 @@ class ConnectionCounter:
 
     # ---- what the server does
     def _settle(self, sock: DeadlineSocket) -> None:
+        self._free(sock)
         with self._lock:
             self._open.discard(sock)
+            self._quiet.notify_all()
             if sock.untrusted or self.stopped:
                 return
             self.answered += 1
@@ -184,8 +213,10 @@ class ConnectionCounter:
                 self.first_bytes = sock.first_bytes
 
     def _deadline_hit(self, sock: DeadlineSocket) -> None:
+        self._free(sock)
         with self._lock:
             self._open.discard(sock)
+            self._quiet.notify_all()
             if sock.first_bytes and not self.first_bytes:
                 self.first_bytes = sock.first_bytes
             if self.stopped:
@@ -197,10 +228,17 @@ class ConnectionCounter:
             if self.answered == 0:  # never a complete answer: nothing to confirm
                 self._stop_locked(self._never_answered())
                 return
+            # Pause: no new connection; let ours in flight end (a server that serves one connection at
+            # a time may be busy with one of them), then ask once, alone.
             self._confirming = True
-        alive = self._confirm()  # one small hello, outside the lock (it takes up to `timeout`)
+            drained = time.monotonic() + self.timeout
+            while self._open and self._streak and not self.stopped and time.monotonic() < drained:
+                self._quiet.wait(max(0.0, drained - time.monotonic()))
+            answered_meanwhile = self._streak == 0 or self.stopped is not None
+        alive = answered_meanwhile or self._confirm()  # one small hello, outside the lock (up to `timeout`)
         with self._lock:
             self._confirming = False
+            self._quiet.notify_all()
             if alive:
                 self._streak = 0
             elif not self.stopped:
@@ -223,7 +261,7 @@ class ConnectionCounter:
         hello = client_hello(Hello(suites=_LIVENESS_SUITES, version=TLS12, server_name=server_name,
                                    supported_versions=(TLS13, TLS12)))
         try:
-            sock = self.open(address, port, "liveness")
+            sock = self.open(address, port, "liveness", during_pause=True)
         except (OSError, Unanswered):
             return False
         try:
@@ -236,6 +274,7 @@ class ConnectionCounter:
 
     def _stop_locked(self, reason: str) -> None:
         self.stopped = reason
+        self._quiet.notify_all()
         for sock in list(self._open):
             _cut(sock)
         self._open.clear()
@@ -279,6 +318,8 @@ _LIVENESS_SUITES = (0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCC
 
 def _cut(sock: DeadlineSocket) -> None:
     sock.cut = True
+    if sock.ledger is not None:
+        sock.ledger._free(sock)
     try:
         sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv at once
     except OSError:

@@ -25,8 +25,9 @@ Connections are counted per phase (auditor.scan.connections): "suites", "batches
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from nassl.ephemeral_key_info import EphemeralKeyInfo, OpenSslEcNidEnum
@@ -179,7 +180,8 @@ class Enumerator:
         return _Pick(match, key, refusal=None if match else "alert")
 
     def _remove_loop(self, version: TlsVersionEnum, legacy: bool, candidates: list[SslyzeSuite],
-                     phase: str = "suites") -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
+                     phase: str = "suites", on_pick: Callable[[list], None] | None = None
+                     ) -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
         """Offer all, keep the server's pick, remove it, repeat: picks in server preference order,
         and how the last (refused) offer was refused."""
         accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
@@ -198,11 +200,14 @@ class Enumerator:
                 break
             accepted.append((pick.suite, pick.key))
             remaining.remove(pick.suite)
+            if on_pick is not None:
+                on_pick(accepted)
         return accepted, refusal
 
-    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool,
-                        candidates: list[SslyzeSuite]) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
-        accepted, refusal = self._remove_loop(version, legacy, candidates)
+    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool, candidates: list[SslyzeSuite],
+                        on_pick: Callable[[list], None] | None = None
+                        ) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+        accepted, refusal = self._remove_loop(version, legacy, candidates, on_pick=on_pick)
         if accepted or refusal == "alert":
             # An alert to the full offer means "nothing in common" (or "not this protocol"): done.
             return accepted
@@ -232,8 +237,17 @@ class Enumerator:
         modern = [s for s in candidates if not _requires_legacy(version, s.openssl_name, self._modern_names)]
         legacy = [s for s in candidates if _requires_legacy(version, s.openssl_name, self._modern_names)]
         picks = []
+        early: dict[tuple[SslyzeSuite, SslyzeSuite], Future[bool | None]] = {}
+
+        def overlap(accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]) -> None:
+            # The order probe needs only the two favourites: it runs beside the rest of the enumeration
+            # (a thread of its own; the ledger keeps connections_per_server).
+            pair = _order_pair([s for s, _ in accepted])
+            if pair is not None and not early and _plain_pair(pair):
+                early[pair] = _spawn(self._enforces_order, version, [pair[0], pair[1]])
+
         if modern:
-            picks += self._enumerate_with(version, False, modern)
+            picks += self._enumerate_with(version, False, modern, on_pick=overlap)
         legacy_picks = []
         if version is TlsVersionEnum.TLS_1_2:
             # Weak suites (NULL, anonymous, export) the modern client lists but will not negotiate:
@@ -252,7 +266,13 @@ class Enumerator:
         picks += legacy_picks
         suites = [dh_size.complete(self._describe(s, key), label, self._dh_target, self.counter) for s, key in picks]
         order = [s for s, _ in picks]
-        enforces = self._enforces_order(version, order)  # None: fewer than two suites, or no answer
+        pair = _order_pair(order)
+        if pair is not None and pair in early:
+            enforces = early[pair].result()
+        else:
+            enforces = self._enforces_order(version, order)  # None: fewer than two suites, or no answer
+        for future in early.values():
+            future.result()  # never leave its connection behind
         preferred_group = next((s.ephemeral_group for s in suites if s.ephemeral_group), None)
         if enforces is False:
             # The server follows the client: the order found is ours, not the server's.
@@ -355,6 +375,32 @@ class Enumerator:
             found.append(group_name(key.curve_name))
             remaining.remove(nid)
         return found
+
+
+def _order_pair(order: list[SslyzeSuite]) -> tuple[SslyzeSuite, SslyzeSuite] | None:
+    """The favourite and runner-up the order probe offers reversed (see _enforces_order)."""
+    plain = [s for s in order if not is_chacha(s.name)]
+    if len(plain) >= 2:
+        return plain[0], plain[1]
+    return (order[0], order[1]) if len(order) >= 2 else None
+
+
+def _plain_pair(pair: tuple[SslyzeSuite, SslyzeSuite]) -> bool:
+    """Two non-ChaCha20 favourites: no later pick can change them (a later pick comes after them)."""
+    return not is_chacha(pair[0].name) and not is_chacha(pair[1].name)
+
+
+def _spawn(function: Callable[..., bool | None], *args: object) -> Future[bool | None]:
+    future: Future[bool | None] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # handed to whoever waits
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="tls-order", daemon=True).start()
+    return future
 
 
 def _chacha_last(suites: list[SslyzeSuite]) -> list[SslyzeSuite]:

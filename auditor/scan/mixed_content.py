@@ -33,6 +33,7 @@ MAX_DEPTH = 512  # element nesting analysed, as Chromium's parser caps the tree 
 MAX_ATTRIBUTES = 256  # per tag: html5lib compares each new attribute with every earlier one
 MAX_ELEMENTS = 50_000  # elements and comments created: ~0.8 KB and ~15 µs each in html5lib
 MAX_TOKEN_STEPS = 50_000  # tokenizer steps inside one token (tag, comment, doctype)
+MAX_TOKENS = 250_000  # ~4 µs each through html5lib: 1 MB of NUL characters is a million text tokens
 _PARSE_ERROR = tokenTypes["ParseError"]
 _BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
 
@@ -204,14 +205,15 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
     """html5lib's tokenizer, bounded in time whatever the page. Its cost is linear except inside one
     token: each attribute is compared with all earlier ones of its tag (120 KB of `<a ` took minutes),
     and names, comments and values grow one `+=` at a time (quadratic). So a tag may have at most
-    MAX_ATTRIBUTES attributes, a token at most MAX_TOKEN_STEPS tokenizer steps, and the clock is
-    read every few hundred steps (tree construction of the tokens yielded is timed with them)."""
+    MAX_ATTRIBUTES attributes, a token at most MAX_TOKEN_STEPS tokenizer steps, a page at most
+    MAX_TOKENS tokens, and the clock is read every few hundred steps (tree construction of the
+    tokens yielded is timed with them). Parse errors are dropped here: the tree does not need them."""
 
     deadline = float("inf")
 
     def __iter__(self) -> Iterator[dict]:  # type: ignore[type-arg]
         self.tokenQueue: deque[dict] = deque()  # type: ignore[type-arg]
-        steps = in_token = 0
+        steps = in_token = tokens = 0
         while self.state():
             steps += 1
             in_token += 1
@@ -219,13 +221,15 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
                 raise _Cut(f"a tag, comment or attribute longer than {MAX_TOKEN_STEPS} parser steps")
             if not steps % 256 and time.monotonic() > self.deadline:
                 raise _Cut("the page took too long to parse")
-            while self.stream.errors:
-                yield {"type": _PARSE_ERROR, "data": self.stream.errors.pop(0)}
+            self.stream.errors.clear()  # parse errors change nothing in the tree: never yielded
             while self.tokenQueue:
                 token = self.tokenQueue.popleft()
                 if token["type"] != _PARSE_ERROR:
                     in_token = 0
-                yield token
+                    tokens += 1
+                    if tokens > MAX_TOKENS:
+                        raise _Cut(f"more than {MAX_TOKENS} tags, comments and text runs")
+                    yield token
 
     def _count_attributes(self) -> None:
         if len(self.currentToken["data"]) >= MAX_ATTRIBUTES:
@@ -322,11 +326,11 @@ def insecure_references(html: str | bytes, document_url: str, budget_s: float = 
                         transport_encoding: str | None = None) -> PageReferences:
     """The http:// loads and form targets of an HTML page served from `document_url` (text, or
     bytes with the Content-Type charset label, if any); `note` says when only part of the page
-    could be judged, within `budget_s` seconds or little more."""
+    could be judged. The parse and the analysis of what was parsed take `budget_s` each at most."""
     if _decodes_to_nothing(html, transport_encoding):
         return PageReferences()
-    deadline = time.monotonic() + budget_s
-    root, note = _parse(html, deadline, transport_encoding)
+    root, note = _parse(html, time.monotonic() + budget_s, transport_encoding)
+    deadline = time.monotonic() + budget_s  # what was parsed, even when the parse was cut, is judged
     base = _base_url(root, document_url)
     found = PageReferences(note=note)
     for count, element in enumerate(root.iter()):

@@ -81,7 +81,7 @@ def _extensions(hello: Hello) -> bytes:
         exts.append(_extension(EXT_SIGNATURE_ALGORITHMS, _vector(_u16s(hello.signature_algorithms), 2)))
     if hello.supported_versions:
         exts.append(_extension(EXT_SUPPORTED_VERSIONS, _vector(_u16s(hello.supported_versions), 1)))
-    if hello.key_shares:
+    if hello.key_shares or TLS13 in hello.supported_versions:  # RFC 8446 4.2.8: present, even empty
         shares = b"".join(struct.pack("!H", g) + _vector(k, 2) for g, k in hello.key_shares.items())
         exts.append(_extension(EXT_KEY_SHARE, _vector(shares, 2)))
     return b"".join(exts)
@@ -146,15 +146,24 @@ def handshake_messages(sock: socket.socket, deadline: float) -> Iterator[tuple[i
             buffer = buffer[4 + length:]
 
 
+# The random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 4.1.3).
+HELLO_RETRY_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
 @dataclass(frozen=True)
 class ServerHello:
     version: int  # the negotiated version (supported_versions when present)
     suite: int
+    # A HelloRetryRequest (TLS 1.3): the server asks the client to try again with `group`.
+    retry: bool = False
+    # TLS 1.3 key_share: the group of the server's share, or the group a HelloRetryRequest selects.
+    group: int | None = None
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
     try:
         version = struct.unpack("!H", body[:2])[0]
+        retry, group = body[2:34] == HELLO_RETRY_RANDOM, None
         session_length = body[34]
         offset = 35 + session_length
         suite = struct.unpack("!H", body[offset:offset + 2])[0]
@@ -166,10 +175,12 @@ def parse_server_hello(body: bytes) -> ServerHello:
                 kind, length = struct.unpack("!HH", body[offset:offset + 4])
                 if kind == EXT_SUPPORTED_VERSIONS and length == 2:
                     version = struct.unpack("!H", body[offset + 4:offset + 6])[0]
+                if kind == EXT_KEY_SHARE and length >= 2:  # KeyShareEntry, or an HRR's selected_group
+                    group = struct.unpack("!H", body[offset + 4:offset + 6])[0]
                 offset += 4 + length
     except (IndexError, struct.error) as exc:
         raise HandshakeRefused(f"malformed ServerHello: {exc}") from None
-    return ServerHello(version, suite)
+    return ServerHello(version, suite, retry, group)
 
 
 def dh_prime_bits(server_key_exchange: bytes) -> int:

@@ -60,6 +60,8 @@ from auditor.model import (
 )
 from auditor.scan import dh_size
 from auditor.scan.fallback import fallback_version, probe_fallback_scsv
+from auditor.scan.post_quantum import annotate as annotate_post_quantum
+from auditor.scan.post_quantum import probe_if_tls13
 from auditor.scan.certs import describe_certificate
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
@@ -242,6 +244,9 @@ def scan_tls(
             if on_phase:
                 on_phase("client simulation")
             evidence.simulations = simulate_all(host, port, ip, timeout, evidence.protocols, connections_per_server)
+            tls13 = evidence.protocol("TLS 1.3")
+            evidence.post_quantum, hybrid_choices = probe_if_tls13(where, None, tls13.supported if tls13 else None)
+            annotate_post_quantum(evidence.simulations, evidence.post_quantum, hybrid_choices)
         if on_phase:
             on_phase("TLS scan done")
         return evidence
@@ -357,6 +362,7 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
     connection goes through `ledger` (deadline, pacing, abandon, a server that stops answering)."""
     counter = ledger
     counter.probe = (location.ip_address or host, location.port, _sni(host))
+    counter.set_limit(connections_per_server)  # the enumerator's order probe runs in a thread of its own
     try:
         with counting(counter, "connectivity"):
             probing = _probe_connectivity(location, network)
@@ -375,6 +381,8 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
         suite_futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
         early_groups = pool.submit(enumerator.groups_over, "TLS 1.3") \
             if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3 else None
+        quantum = pool.submit(probe_if_tls13, dh_size.target(host, location.port, location.ip_address, timeout),
+                              counter, probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3)
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
         simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
                                    None, counter) for profile in CLIENTS]
@@ -407,6 +415,7 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
         simulated = [f.result() for f in simulations]
         name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
+        post_quantum, hybrid_choices = quantum.result()
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
     evidence.vulnerabilities.fallback_scsv = fallback_scsv
     if fallback_scsv is None and fallback_version(protocols):
@@ -415,6 +424,8 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
     evidence.protocols = protocols
     evidence.groups = groups
     evidence.simulations = simulated
+    annotate_post_quantum(simulated, post_quantum, hybrid_choices)
+    evidence.post_quantum = post_quantum
     evidence.errors.update(errors)
     if counter.stopped:  # the grade and the clauses that need what is missing say so (auditor.grading)
         evidence.errors[UNANSWERED] = counter.stopped

@@ -158,6 +158,17 @@ def http_redirect(location: bytes) -> Handler:
     return handler
 
 
+def http_page(body: bytes, headers: list[tuple[str, str]]) -> Handler:
+    """Answers each request with 200, these headers and this body as is (hostile content: a gzip
+    bomb, quadratic HTML, an odd charset), then closes the connection."""
+    def handler(conn: socket.socket) -> None:
+        _read_request(conn)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        conn.sendall(f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                     + body)
+    return handler
+
+
 # ---- proxies in front of a real TLS server (helper M: deadlines and rate limits)
 
 def _pump(source: socket.socket, sink: socket.socket, delay_per_byte: float = 0.0) -> None:
