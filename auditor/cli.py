@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def say(message: str) -> None:
-    """Diagnostics on stderr: every line starts `auditor:` (grep, cron mail), none is ever wrapped."""
+    """Diagnostics on stderr: every line starts `auditor:` (grep, cron mail), none is ever wrapped, and
+    text from a server or a file in it (a URL, a stored key) is shown, never obeyed (reports.sanitize)."""
+    from reports.sanitize import one_line
+
     for line in message.splitlines() or [""]:
-        sys.stderr.write(f"auditor: {line}\n")
+        sys.stderr.write(f"auditor: {one_line(line)}\n")

@@ -25,7 +25,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from auditor.hsts import hsts_verdict
-from auditor.model import CertificateDeployment, Evidence, MozillaConformance, MozillaDeviation
+from auditor.model import (
+    CertificateDeployment,
+    Evidence,
+    MozillaConformance,
+    MozillaDeviation,
+)
 
 GUIDELINE = Path(__file__).parent / "guidelines" / "mozilla-6.0.json"
 PROFILES = ("intermediate", "modern")
@@ -84,7 +89,7 @@ def _ecdh_bits(group: str | None, bits: int | None) -> int | None:
     """An ECDH key size as sslyze counts it (OpenSSL reports 253 bits for X25519, sslyze adds 3)."""
     if bits is None or group in (None, "DH"):
         return None
-    return bits
+    return bits + 3 if group == "X25519" and bits == 253 else bits
 
 
 def _certificates(deployments: list[CertificateDeployment], config: MozillaConfiguration,
@@ -244,7 +249,7 @@ def judge_all(evidence: Evidence | None) -> list[MozillaConformance]:
     for profile in PROFILES:
         try:
             judged.append(judge(evidence, profile))
-        except Exception as exc:  # a bug here must not cost the audit its result
+        except Exception as exc:  # noqa: BLE001  (a bug here must not cost the audit its result)
             judged.append(MozillaConformance(profile=profile, guideline_version=load_guideline().label,
                                              conformant=None, not_judged=[f"the check failed: {type(exc).__name__}: "
                                                                           f"{exc}"[:300]]))

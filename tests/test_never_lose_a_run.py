@@ -321,6 +321,7 @@ def test_the_heads_file_is_never_written_through_a_link_planted_during_the_scan(
     """The check before the scan passed; the link appears while the audit runs (O_NOFOLLOW at the write)."""
     victim = _victim(tmp_path)
     heads = tmp_path / "out" / "evidence-log-heads.txt"
+    heads.parent.mkdir()
     gate = _Gate(hold=5)  # holds the audit while the link is planted
 
     def plant() -> None:

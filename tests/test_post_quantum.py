@@ -19,7 +19,14 @@ from auditor.model import Evidence, HandshakeSimulation, PostQuantum, Status
 from auditor.scan.connections import ConnectionCounter
 from auditor.scan.dh_size import target
 from auditor.scan.post_quantum import probe_post_quantum
-from auditor.scan.raw_hello import HELLO_RETRY_RANDOM, TLS12, TLS13, Hello, client_hello, parse_server_hello
+from auditor.scan.raw_hello import (
+    HELLO_RETRY_RANDOM,
+    TLS12,
+    TLS13,
+    Hello,
+    client_hello,
+    parse_server_hello,
+)
 from auditor.scan.tls import scan_tls
 from auditor.testing.node_server import NodeTLSServer, node_serves_ml_kem
 from auditor.testing.pki import TestPKI
@@ -64,7 +71,7 @@ def test_a_tls13_hello_without_key_shares_still_sends_the_extension() -> None:
 
 # ------------------------------------------------------------------ the verdict
 
-def _pq_finding(pq: PostQuantum | None, policy: Policy | None = None, tls13: bool = True):  # noqa: ANN202
+def _pq_finding(pq: PostQuantum | None, policy: Policy | None = None, tls13: bool = True):
     suites = {"TLS 1.2": b.MODERN_12, **({"TLS 1.3": b.MODERN_13} if tls13 else {})}
     tls = b.tls(suites)
     tls.post_quantum = pq
@@ -112,7 +119,7 @@ def test_the_finding_lists_what_each_browser_gets() -> None:
 # ------------------------------------------------------------------ real servers
 
 @pytest.fixture(scope="module")
-def issued(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def issued(tmp_path_factory: pytest.TempPathFactory):
     return TestPKI(tmp_path_factory.mktemp("pq-pki")).issue("pq")
 
 
@@ -123,7 +130,7 @@ def _probe(port: int, timeout: float = 5) -> tuple[PostQuantum, dict[str, str | 
 
 
 @needs_node
-def test_node_preferring_x25519mlkem768(issued) -> None:  # noqa: ANN001
+def test_node_preferring_x25519mlkem768(issued) -> None:
     """One OpenSSL tuple, hybrid first: every browser that offers it gets it. A client that sent only an
     X25519 key share is not asked for the hybrid (OpenSSL 3.5 takes a group it has a share for within a tuple)."""
     with NodeTLSServer(issued, ecdh_curve="X25519MLKEM768:X25519") as server:
@@ -137,14 +144,14 @@ def test_node_preferring_x25519mlkem768(issued) -> None:  # noqa: ANN001
 
 
 @needs_node
-def test_node_with_the_hybrid_in_a_tuple_of_its_own_asks_for_it(issued) -> None:  # noqa: ANN001
+def test_node_with_the_hybrid_in_a_tuple_of_its_own_asks_for_it(issued) -> None:
     with NodeTLSServer(issued, ecdh_curve="X25519MLKEM768/X25519") as server:
         result, _, _ = _probe(server.port)
     assert (result.preferred, result.retry_for_hybrid) == (True, True)
 
 
 @needs_node
-def test_node_accepting_the_hybrid_after_x25519_does_not_prefer_it(issued) -> None:  # noqa: ANN001
+def test_node_accepting_the_hybrid_after_x25519_does_not_prefer_it(issued) -> None:
     """Node's server honours its own group order: X25519 first means browsers get X25519."""
     with NodeTLSServer(issued, ecdh_curve="X25519:X25519MLKEM768") as server:
         result, choices, _ = _probe(server.port)
@@ -157,7 +164,7 @@ def test_node_accepting_the_hybrid_after_x25519_does_not_prefer_it(issued) -> No
 
 
 @needs_node
-def test_each_browser_hello_is_measured_on_its_own(issued) -> None:  # noqa: ANN001
+def test_each_browser_hello_is_measured_on_its_own(issued) -> None:
     """Firefox also sends a P-256 key share: a server that ranks P-256 first gives Firefox P-256 and
     Chrome (no P-256 share, one tuple) the hybrid."""
     with NodeTLSServer(issued, ecdh_curve="prime256v1:X25519MLKEM768:X25519") as server:
@@ -167,7 +174,7 @@ def test_each_browser_hello_is_measured_on_its_own(issued) -> None:  # noqa: ANN
 
 
 @needs_node
-def test_node_serving_the_nist_hybrids(issued) -> None:  # noqa: ANN001
+def test_node_serving_the_nist_hybrids(issued) -> None:
     with NodeTLSServer(issued, ecdh_curve="SecP256r1MLKEM768:SecP384r1MLKEM1024:X25519") as server:
         result, choices, _ = _probe(server.port)
     assert result.groups == {"X25519MLKEM768": False, "SecP256r1MLKEM768": True, "SecP384r1MLKEM1024": True}
@@ -176,7 +183,7 @@ def test_node_serving_the_nist_hybrids(issued) -> None:  # noqa: ANN001
 
 
 @needs_node
-def test_the_scan_records_the_hybrid_for_the_simulated_browsers(issued) -> None:  # noqa: ANN001
+def test_the_scan_records_the_hybrid_for_the_simulated_browsers(issued) -> None:
     with NodeTLSServer(issued, ecdh_curve="X25519MLKEM768:X25519") as server:
         evidence = scan_tls("good.test", server.port, ip="127.0.0.1", timeout=5, ocsp=False)
     assert evidence.post_quantum is not None and evidence.post_quantum.preferred is True
@@ -230,7 +237,7 @@ def test_a_silent_server_proves_nothing_and_costs_the_deadline() -> None:
 
 
 @needs_node
-def test_audit_cli_against_node_and_nginx(issued, pki: TestPKI, tmp_path: Path) -> None:  # noqa: ANN001
+def test_audit_cli_against_node_and_nginx(issued, pki: TestPKI, tmp_path: Path) -> None:
     """A real `auditor audit` run: the clause passes on Node, warns on nginx, and the JSON carries
     the probe and what each reference browser gets."""
     node_pki = TestPKI(tmp_path / "node-pki")

@@ -232,3 +232,122 @@ def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path)
     assert "history: stored" not in out + err
     check = Store(str(tmp_path / "history.sqlite")).verify()
     assert check.ok and check.entries == 0
+
+
+# ---- a hostile mail server under the scheduler (issue 13 item 8)
+
+def _mail_to_trickle(config: Path, port: int, *, timeout: float, retries: int, backoff: float = 0) -> None:
+    """Mail every run, without TLS, to the trickling server of tests/test_hostile_smtp.py."""
+    config.write_text(config.read_text() + f"""
+[email]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from = "auditor@example.test"
+to = ["ops@example.test"]
+notify = "always"
+timeout = {timeout}
+retries = {retries}
+backoff = {backoff}
+""")
+
+
+def _stored_entries(tmp_path: Path) -> int:
+    """Entries in the history now (0 while it does not exist yet or is being written)."""
+    try:
+        return _entries(tmp_path) if (tmp_path / "history.sqlite").exists() else 0
+    except Exception:  # noqa: BLE001  (a database being created or written: ask again)
+        return 0
+
+
+def _wait_for_entries(tmp_path: Path, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _stored_entries(tmp_path) >= count:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path) -> None:  # noqa: ANN001
+    """Runs every 15 s, each mailed to a server that trickles its greeting for a minute. Before:
+    the first run stayed in its mail step and the next ones were skipped ("maximum number of
+    running instances reached"). Now each mail attempt ends at `timeout` and every run happens."""
+    from tests.test_hostile_smtp import Trickle
+    from tests.hostile.rawservers import RawServer
+
+    with RawServer(Trickle()) as smtp_server:
+        config = _config(tmp_path, pki, site.url, "*/15 * * * * *")
+        _mail_to_trickle(config, smtp_server.port, timeout=2, retries=0)
+        proc = _start(config)
+        try:
+            two_runs = _wait_for_entries(tmp_path, 2, timeout=50)
+            time.sleep(3)  # the second run's mail attempt ends
+        finally:
+            try:
+                out, err = _stop(proc)
+            finally:
+                _kill(proc)
+    assert "maximum number of running instances" not in err
+    assert two_runs, err
+    assert err.count(f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 2 s") >= 2, err
+
+
+def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path) -> None:  # noqa: ANN001
+    """SIGTERM while the mail step is held by a trickling server: the attempt in progress ends at
+    its deadline (3 s), no retry follows (5 were allowed), the run's summary is logged and the
+    service exits 0. Before: SIGTERM waited for every attempt, each as long as the server trickled."""
+    from tests.test_hostile_smtp import Trickle
+    from tests.hostile.rawservers import RawServer
+
+    with RawServer(Trickle()) as smtp_server:
+        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
+        _mail_to_trickle(config, smtp_server.port, timeout=3, retries=5, backoff=1)
+        proc = _start(config)
+        try:
+            assert _wait_for_entries(tmp_path, 1, timeout=40)
+            time.sleep(0.5)  # the mail step has begun
+            proc.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
+            out, err = proc.communicate(timeout=15)
+            took = time.monotonic() - asked
+        finally:
+            _kill(proc)
+    assert proc.returncode == 0, err
+    assert took < 3 + 2, took
+    assert (f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 3 s "
+            "(not retried: stopping)") in err
+    assert err.count("history: stored 1 result") == 1 and "scheduler stopped" in err
+
+
+def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> None:  # noqa: ANN001
+    """The second signal used to announce "abandoning the scan in progress (it is not stored)"
+    whatever the run was doing; held in its mail step, the run was stored and `history` showed
+    it. Now the message is true: before the commit nothing is stored (the test above with a
+    tarpit), after it the message says the run is stored and only the rest is abandoned."""
+    from tests.test_hostile_smtp import Trickle
+    from tests.hostile.rawservers import RawServer
+
+    with RawServer(Trickle()) as smtp_server:
+        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
+        _mail_to_trickle(config, smtp_server.port, timeout=30, retries=0)
+        proc = _start(config)
+        try:
+            assert _wait_for_entries(tmp_path, 1, timeout=40)
+            time.sleep(0.5)  # the mail step has begun
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            _kill(proc)
+    assert proc.returncode == 130, err
+    assert "(it is not stored)" not in err
+    assert "second signal: stopping now; the run in progress is already stored" in err
+    assert _entries(tmp_path) == 1

@@ -33,7 +33,10 @@ MAX_DEPTH = 512  # element nesting analysed, as Chromium's parser caps the tree 
 MAX_ATTRIBUTES = 256  # per tag: html5lib compares each new attribute with every earlier one
 MAX_ELEMENTS = 50_000  # elements and comments created: ~0.8 KB and ~15 µs each in html5lib
 MAX_TOKEN_STEPS = 50_000  # tokenizer steps inside one token (tag, comment, doctype)
-MAX_TOKENS = 250_000  # ~4 µs each through html5lib: 1 MB of NUL characters is a million text tokens
+MAX_TOKENS = 250_000  # ~2 µs each through html5lib: 1 MB of NUL characters is a million text tokens
+# Tree construction walks the open elements for most tags (scope checks, end tags): 500 nested
+# <span> then 1 MB of `</x>` took 20 s. Counted as tokens x depth at the time (~0.2 µs each).
+MAX_WORK = 10_000_000  # a real 1 MB page: ~100 000 tokens at depth 10-40
 _PARSE_ERROR = tokenTypes["ParseError"]
 _BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")
 
@@ -206,14 +209,16 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
     token: each attribute is compared with all earlier ones of its tag (120 KB of `<a ` took minutes),
     and names, comments and values grow one `+=` at a time (quadratic). So a tag may have at most
     MAX_ATTRIBUTES attributes, a token at most MAX_TOKEN_STEPS tokenizer steps, a page at most
-    MAX_TOKENS tokens, and the clock is read every few hundred steps (tree construction of the
-    tokens yielded is timed with them). Parse errors are dropped here: the tree does not need them."""
+    MAX_TOKENS tokens and MAX_WORK tokens x depth, and the clock is read every few hundred steps
+    (tree construction of the tokens yielded is timed with them). Parse errors are dropped here:
+    the tree does not need them."""
 
     deadline = float("inf")
 
     def __iter__(self) -> Iterator[dict]:  # type: ignore[type-arg]
         self.tokenQueue: deque[dict] = deque()  # type: ignore[type-arg]
-        steps = in_token = tokens = 0
+        steps = in_token = tokens = work = 0
+        open_elements = self.parser.tree.openElements
         while self.state():
             steps += 1
             in_token += 1
@@ -227,8 +232,11 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
                 if token["type"] != _PARSE_ERROR:
                     in_token = 0
                     tokens += 1
+                    work += len(open_elements)
                     if tokens > MAX_TOKENS:
                         raise _Cut(f"more than {MAX_TOKENS} tags, comments and text runs")
+                    if work > MAX_WORK:
+                        raise _Cut(f"more than {MAX_WORK} tags x nesting depth")
                     yield token
 
     def _count_attributes(self) -> None:

@@ -247,5 +247,5 @@ def probe_if_tls13(where: Target, counter: ConnectionCounter | None, tls13: bool
         return PostQuantum(error="TLS 1.3 could not be tested"), {}
     try:
         return probe_post_quantum(where, counter)
-    except Exception as exc:  # a probe bug or an unforeseen answer must not cost the other phases
+    except Exception as exc:  # noqa: BLE001  (a probe bug or an unforeseen answer must not cost the other phases)
         return PostQuantum(error=f"{type(exc).__name__}: {exc}"[:300]), {}

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from auditor.testing.pki import Issued
-from auditor.testing.servers import _RUNNING, DEFAULT_BODY, _Managed, _read_log, _terminate, free_port, wait_for_port
+from auditor.testing.servers import (
+    _RUNNING,
+    DEFAULT_BODY,
+    _Managed,
+    _read_log,
+    _terminate,
+    free_port,
+    wait_for_port,
+)
 
 _SCRIPT = r"""
 const fs = require('fs');
@@ -52,7 +60,8 @@ def node_openssl_version() -> str | None:
     node = node_binary()
     if node is None:
         return None
-    done = subprocess.run([str(node), "-p", "process.versions.openssl"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([str(node), "-p", "process.versions.openssl"], capture_output=True, text=True, timeout=30,
+                          check=False)
     return done.stdout.strip() or None
 
 
@@ -95,7 +104,7 @@ class NodeTLSServer(_Managed):
         script, config = self._directory / "server.js", self._directory / "config.json"
         script.write_text(_SCRIPT)
         config.write_text(json.dumps({**self.config, "port": self.port}))
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (a file, not a pipe: nobody drains it)
         self.proc = subprocess.Popen([str(node), str(script), str(config)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True)
         _RUNNING.add(self.proc)

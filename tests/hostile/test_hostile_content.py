@@ -200,6 +200,10 @@ HOSTILE_HTML = {
     "1 MB of '<a>'": ("<a>" * 333_333, "more than 50000 elements"),
     "1 MB of misnested table cells": ("<table>" + "x<td>" * 200_000, "more than 50000 elements"),
     "200 000 nested <div>": ("<div>" * 200_000, "elements nested deeper than 512"),
+    # most tags walk the open elements (scope checks, end tags): depth x tags
+    "500 nested <span>, then 1 MB of '</x>'": ("<span>" * 500 + "</x>" * 250_000, "tags x nesting depth"),
+    # ~2 µs per token: a million text tokens
+    "1 MB of NUL characters in text": ("<p>" + "\0" * MiB, "more than 250000 tags, comments and text runs"),
 }
 
 

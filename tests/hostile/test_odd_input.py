@@ -114,8 +114,8 @@ def test_terminal_escapes_from_the_server_are_not_printed(pki: TestPKI) -> None:
     assert "?[31mCOMPLIANT?[0m" in run.stdout  # shown, defanged
 
 
-def test_clean_strips_control_and_bidi_characters() -> None:
+def test_clean_strips_control_and_shows_bidi_characters() -> None:
     from reports.terminal import clean
 
-    assert clean("a\x1b[1mb\rc\nd\u202ee") == "a?[1mb c d?e"
+    assert clean("a\x1b[1mb\rc\nd\u202ee") == "a?[1mb c d<U+202E>e"
     assert len(clean("x" * 500)) == 200
