@@ -258,11 +258,60 @@ class HttpResponse(_Model):
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
+class ScriptTag(_Model):
+    """One <script src> of the landing page (Subresource Integrity)."""
+
+    src: str  # as written in the page (at most 2,000 characters)
+    integrity: bool  # a non-empty integrity attribute
+
+
+class PageFacts(_Model):
+    """What the landing page's HTML says that a header could say too, and its scripts: read by the
+    web grade as Mozilla's HTTP Observatory reads them (auditor.scan.web_probe)."""
+
+    url: str
+    content_type: str | None = None  # the media type, lower case, without parameters
+    meta_csp: list[str] = Field(default_factory=list)  # <meta http-equiv="Content-Security-Policy" content>
+    meta_referrer: list[str] = Field(default_factory=list)  # <meta name="referrer" content>
+    script_count: int = 0  # every <script>, inline ones included
+    scripts: list[ScriptTag] = Field(default_factory=list)  # the <script src> ones (at most 200)
+    note: str | None = None  # why only part of the page was read
+    error: str | None = None  # why the page could not be read
+
+
+class CorsAnswer(_Model):
+    """The answer to a CORS preflight (OPTIONS with an Origin) for the landing page."""
+
+    url: str
+    origin: str  # the Origin sent
+    status: int | None = None
+    allow_origin: str | None = None  # Access-Control-Allow-Origin, repeated ones joined with ", "
+    allow_credentials: str | None = None  # Access-Control-Allow-Credentials, likewise
+    error: str | None = None
+
+
+class RedirectHop(_Model):
+    url: str
+    status: int | None = None  # None: not fetched (another host), or no answer (see WebProbe.route_note)
+
+
+class WebProbe(_Model):
+    """What the web grade needs beyond the clauses' evidence: the landing page's HTML, a CORS
+    preflight, and the whole redirect route from http://host/ (auditor.scan.web_probe)."""
+
+    page: PageFacts | None = None  # None: the landing response is no page (an error, or not HTML)
+    cors: CorsAnswer | None = None
+    # http://host/ first, then each Location followed (on the audited host only); empty: no plain-HTTP answer
+    http_route: list[RedirectHop] = Field(default_factory=list)
+    route_note: str | None = None  # why the route stops where it does, when it is not at a final answer
+
+
 class HttpEvidence(_Model):
     # Every HTTPS response a browser sees: "/" first, then its same-host redirect hops (redirected_from
     # set), then each configured path followed by its own hops.
     https: list[HttpResponse] = Field(default_factory=list)
     plain_http: HttpResponse | None = None  # the answer on the plain-HTTP port (typically the redirect)
+    web: WebProbe | None = None  # for the web grade; None: not probed
 
     def landing(self) -> list[HttpResponse]:
         """The responses of a first visit to "/", before any interaction: the plain-HTTP answer,
@@ -303,6 +352,29 @@ class Grade(_Model):
     caps: list[GradeCap] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     letter_ignoring_trust: str | None = None
+
+
+class WebModifier(_Model):
+    """One test of the web grade: the Observatory's test id and result name, and its points."""
+
+    test: str  # e.g. "content-security-policy"
+    result: str  # e.g. "csp-implemented-with-unsafe-inline"
+    points: int  # the score modifier (bonuses count only when the penalties leave 90 or more)
+    reason: str  # what was seen, in one line
+
+
+class WebGrade(_Model):
+    """The landing page scored as Mozilla's HTTP Observatory scores it (auditor.web_grade): 100,
+    plus every modifier; bonuses only when the penalties alone leave 90 or more. Information beside
+    the SSL Labs grade, not a clause. `letter` None: not graded (why: `error`)."""
+
+    letter: str | None = None
+    score: int | None = None
+    algorithm_version: int = 6  # the Observatory's ALGORITHM_VERSION these rules follow
+    page: str | None = None  # the URL judged
+    modifiers: list[WebModifier] = Field(default_factory=list)
+    differences: list[str] = Field(default_factory=list)  # where this run sees less than the Observatory would
+    error: str | None = None
 
 
 class Change(_Model):
@@ -360,6 +432,7 @@ class TargetResult(_Model):
     changes: TargetChanges | None = None  # since the previous stored scan; None without history
     # Mozilla's server-side TLS configurations (intermediate, modern), judged from the evidence
     mozilla: list[MozillaConformance] = Field(default_factory=list)
+    web_grade: WebGrade | None = None  # Mozilla HTTP Observatory's score of the landing page
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

@@ -22,6 +22,48 @@ from auditor.errors import AuditorError, ConfigError
 JOB_ID = "nightly-audit"
 
 
+class RunState:
+    """Where the service's nightly run stands, so that a second signal says the truth about it:
+    before the history commit the run is abandoned unstored, a commit under way is waited for,
+    after it only the rest (report files, mail) is abandoned. `stopping` is set by the first
+    signal: a mail attempt in progress keeps its deadline, no other is made."""
+
+    def __init__(self) -> None:
+        self.storing = threading.Lock()
+        self.stopping = threading.Event()
+        self.running = False
+        self.stored = False
+
+    def begin(self) -> None:
+        self.running, self.stored = True, False
+
+    def end(self) -> None:
+        self.running = False
+
+    def store(self, step: Callable[[], str]) -> str:
+        """Run the storing step; a second signal meanwhile waits for it to finish."""
+        with self.storing:
+            head = step()
+            self.stored = True
+            return head
+
+    def abandon(self, wait: float = 30.0) -> str:
+        """The line to log before the process ends now; from here on no run can store anything
+        (the storing lock is kept)."""
+        if not self.running:
+            return "auditor: second signal: stopping now"
+        if not self.storing.acquire(timeout=wait):
+            return ("auditor: second signal: stopping now, while the run in progress is being stored "
+                    "(`auditor history` tells whether it was)")
+        if self.stored:
+            return ("auditor: second signal: stopping now; the run in progress is already stored in the history "
+                    "(what is left of it, report files or mail, is abandoned)")
+        return "auditor: second signal: abandoning the scan in progress (it is not stored)"
+
+
+RUN = RunState()
+
+
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # crontab numbering: 0 and 7 are Sunday
 
 
@@ -123,7 +165,7 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
         check_witness_place,
         ensure_writable,
     )
-    from auditor.outcome import RunOutcome, Stored, deliver, keep_step, write_file
+    from auditor.outcome import RunOutcome, Stored, keep_step, write_file
     from auditor.store import Store, retention_cutoff
     from reports import formats
     from reports.html import render_html
@@ -153,7 +195,7 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
     report.meta["pruned_entries"] = pruned
     outcome = RunOutcome(report, warnings=[prune_error] if prune_error else [])
     keep_step(outcome, lambda: annotate_from_history(report, store))
-    head = keep_step(outcome, lambda: append_run(report, config, store))
+    head = keep_step(outcome, lambda: RUN.store(lambda: append_run(report, config, store)))
     if head is not None:
         outcome.stored = Stored(len(report.targets), store.name, head)
     stem = run_stem("nightly", report.generated_at)
@@ -164,8 +206,27 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
         write_file(outcome, path, lambda name=name: formats.render(report, name), f"output.{name}")
     if config.email is not None and _should_notify(report, config.email.notify):
-        deliver(outcome, config)
+        _deliver(outcome, config)
     return outcome
+
+
+def _deliver(outcome, config) -> None:  # noqa: ANN001
+    """auditor.outcome.deliver, with the service's stop: once SIGTERM is received a failed attempt
+    is not retried (the attempt in progress keeps its deadline, [email] timeout)."""
+    from auditor.errors import MailError
+    from reports.email import send_report
+    from reports.html import render_html
+    from reports.json_report import to_json
+    from reports.text import render_text
+
+    report = outcome.report
+    try:
+        send_report(report, config.email, html=render_html(report), text=render_text(report),
+                    json_text=to_json(report), stop=RUN.stopping)
+    except MailError as exc:  # the report is on disk all the same; the exit status says 4
+        outcome.mail_error = str(exc)
+    else:
+        outcome.mailed_to = list(config.email.to)
 
 
 def nightly_job(config_path: str) -> int | None:
@@ -175,6 +236,7 @@ def nightly_job(config_path: str) -> int | None:
     from auditor.outcome import log_summary
     from auditor.outcome import stderr_line as _log
 
+    RUN.begin()
     try:
         outcome = run_nightly(config_path)
     except AuditorError as exc:
@@ -183,6 +245,8 @@ def nightly_job(config_path: str) -> int | None:
     except Exception as exc:  # noqa: BLE001  (a bug must not stop the service)
         _log(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}")
         return None
+    finally:
+        RUN.end()
     log_summary(outcome, _log)
     return outcome.exit_code()
 
@@ -285,16 +349,18 @@ def next_runs(config, count: int = 5) -> list[datetime]:  # noqa: ANN001
 
 
 def serve(config, config_path: Path, log: Callable[[str], None]) -> int:  # noqa: ANN001
-    """Run until SIGTERM/SIGINT. A scan in progress is finished and stored before exiting; a second
-    signal abandons it (nothing of it is stored: the store writes in one transaction)."""
+    """Run until SIGTERM/SIGINT. A scan in progress is finished and stored before exiting, its mail
+    gets no retry (the attempt in progress ends by its deadline); a second signal ends the process
+    at once and says whether the run was stored (the store writes in one transaction)."""
     if not config.targets:
         raise ConfigError(f"{config_path}: no [[targets]] to audit")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="auditor: %(name)s: %(message)s")
-    stop = threading.Event()
+    stop = RUN.stopping
+    stop.clear()
 
     def on_signal(*_: object) -> None:
         if stop.is_set():
-            log("auditor: second signal: abandoning the scan in progress (it is not stored)")
+            log(RUN.abandon())
             os._exit(130)
         stop.set()
 

@@ -2,7 +2,7 @@
 testssl.sh 3.3dev (../shared/peers), printing both SSL Labs-style letters and both verdicts for each
 vulnerability row, and how many rows agree. Disagreements are where one of the two is wrong.
 
-    .venv/bin/python bench/peers.py [--only NAME ...] [--jobs N] [--json FILE] [--list]
+    .venv/bin/python bench/peers.py [--only NAME ...] [--jobs N] [--json FILE] [--keep DIR] [--recompare DIR] [--list]
 
 Only 127.0.0.1 is contacted. testssl.sh runs in a private mount namespace (`unshare -m`, so root)
 whose /etc/hosts maps the test names and whose /etc/resolv.conf names only 127.0.0.1: it makes no

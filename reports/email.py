@@ -86,7 +86,7 @@ def build_message(report: AuditReport, settings: Email, *, html: str, text: str,
 def _send_once(message: EmailMessage, settings: Email, password: str | None) -> None:
     """One attempt, all of it (connect, TLS, login, the message) within `settings.timeout` seconds."""
     context = ssl.create_default_context(cafile=str(settings.ca_bundle) if settings.ca_bundle else None)
-    client = smtplib.SMTP(timeout=settings.timeout)  # TEMPORARY-Q-REVERT
+    client = BoundedSMTP(Deadline(settings.timeout), implicit_tls=context if settings.security == "tls" else None)
     try:
         client.connect(settings.host, settings.port)
         client.ehlo()

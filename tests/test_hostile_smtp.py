@@ -25,7 +25,6 @@ from aiosmtpd.controller import Controller
 
 from auditor.config import Email
 from auditor.errors import MailError
-from auditor.model import AuditReport
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import PythonTLSServer
 from reports.email import send_report
@@ -86,8 +85,8 @@ def finite_reply(lines: int, width: int) -> RawServer:
 
 
 def _settings(port: int, **kw) -> Email:  # noqa: ANN003
-    base = dict(host="127.0.0.1", port=port, security="none", sender="auditor@example.test",
-                to=["ops@example.test"], timeout=2, retries=0, backoff=0)
+    base = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "auditor@example.test",
+            "to": ["ops@example.test"], "timeout": 2, "retries": 0, "backoff": 0}
     return Email.model_validate({**base, **kw})
 
 
@@ -174,9 +173,8 @@ def test_endless_8k_reply_lines_cost_bounded_memory(pki, tmp_path) -> None:  # n
 ])
 def test_oversized_replies_are_refused(report, lines: int, width: int, why: str) -> None:  # noqa: ANN001, F811
     """Complete replies, merely too big (before: accepted, whatever their size)."""
-    with finite_reply(lines, width) as server:
-        with pytest.raises(MailError) as info:
-            send_report(report, _settings(server.port, retries=2), html="h", text="t", json_text="{}")
+    with finite_reply(lines, width) as server, pytest.raises(MailError) as info:
+        send_report(report, _settings(server.port, retries=2), html="h", text="t", json_text="{}")
     assert str(info.value) == (f"mail to 127.0.0.1:{server.port} failed after 1 attempt: "
                                f"the server's reply is too long ({why})")
 

@@ -279,8 +279,8 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
     """Runs every 15 s, each mailed to a server that trickles its greeting for a minute. Before:
     the first run stayed in its mail step and the next ones were skipped ("maximum number of
     running instances reached"). Now each mail attempt ends at `timeout` and every run happens."""
-    from tests.test_hostile_smtp import Trickle
     from tests.hostile.rawservers import RawServer
+    from tests.test_hostile_smtp import Trickle
 
     with RawServer(Trickle()) as smtp_server:
         config = _config(tmp_path, pki, site.url, "*/15 * * * * *")
@@ -291,7 +291,7 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
             time.sleep(3)  # the second run's mail attempt ends
         finally:
             try:
-                out, err = _stop(proc)
+                _, err = _stop(proc)
             finally:
                 _kill(proc)
     assert "maximum number of running instances" not in err
@@ -303,8 +303,8 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
     """SIGTERM while the mail step is held by a trickling server: the attempt in progress ends at
     its deadline (3 s), no retry follows (5 were allowed), the run's summary is logged and the
     service exits 0. Before: SIGTERM waited for every attempt, each as long as the server trickled."""
-    from tests.test_hostile_smtp import Trickle
     from tests.hostile.rawservers import RawServer
+    from tests.test_hostile_smtp import Trickle
 
     with RawServer(Trickle()) as smtp_server:
         config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
@@ -315,7 +315,7 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
             time.sleep(0.5)  # the mail step has begun
             proc.send_signal(signal.SIGTERM)
             asked = time.monotonic()
-            out, err = proc.communicate(timeout=15)
+            _, err = proc.communicate(timeout=15)
             took = time.monotonic() - asked
         finally:
             _kill(proc)
@@ -331,8 +331,8 @@ def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> N
     whatever the run was doing; held in its mail step, the run was stored and `history` showed
     it. Now the message is true: before the commit nothing is stored (the test above with a
     tarpit), after it the message says the run is stored and only the rest is abandoned."""
-    from tests.test_hostile_smtp import Trickle
     from tests.hostile.rawservers import RawServer
+    from tests.test_hostile_smtp import Trickle
 
     with RawServer(Trickle()) as smtp_server:
         config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
@@ -344,7 +344,7 @@ def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> N
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=15)
+            _, err = proc.communicate(timeout=15)
         finally:
             _kill(proc)
     assert proc.returncode == 130, err
