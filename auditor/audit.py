@@ -26,6 +26,7 @@ from auditor.scan.http import failed_probe, probe_http
 from auditor.scan.tls import scan_tls
 from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
+from auditor.web_grade import web_grade
 from checks import CheckContext, run_checks
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
@@ -131,7 +132,7 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
     return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence,
-                mozilla=judge_all(evidence))
+                mozilla=judge_all(evidence), web_grade=web_grade(evidence, custom_ca))
 
 
 def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,

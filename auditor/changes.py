@@ -26,6 +26,22 @@ def _protocols(result: TargetResult) -> dict[str, set[str] | None]:
             for p in result.evidence.tls.protocols if p.supported is not None}
 
 
+def _web_letter(result: TargetResult) -> str | None:
+    return result.web_grade.letter if result.web_grade else None
+
+
+def _web_detail(previous: TargetResult, current: TargetResult) -> str:
+    """The Observatory tests whose result changed, e.g. "content-security-policy: csp-not-implemented ->
+    csp-implemented-with-no-unsafe"."""
+    old = {m.test: m.result for m in previous.web_grade.modifiers} if previous.web_grade else {}
+    new = {m.test: m.result for m in current.web_grade.modifiers} if current.web_grade else {}
+    moved = [f"{test}: {old.get(test, '-')} -> {new.get(test, '-')}" for test in [*new, *(t for t in old if t not in new)]
+             if old.get(test) != new.get(test)]
+    scores = [g.score for g in (previous.web_grade, current.web_grade) if g is not None and g.score is not None]
+    head = f"score {scores[0]} -> {scores[1]}" if len(scores) == 2 else ""
+    return "; ".join(x for x in (head, *moved) if x)
+
+
 def leaf(result: TargetResult) -> Certificate | None:
     """The leaf certificate of the first deployment served, if the scan got that far."""
     if result.evidence and result.evidence.tls.certificates and result.evidence.tls.certificates[0].received_chain:
@@ -35,7 +51,7 @@ def leaf(result: TargetResult) -> Certificate | None:
 
 def diff_results(previous: TargetResult, current: TargetResult, previous_id: str | None = None) -> TargetChanges:
     """The differences a reader of the nightly report wants to see, in a fixed order: audit error,
-    grade, clause statuses, protocols, suites, leaf certificate."""
+    grade, web grade, clause statuses, protocols, suites, leaf certificate."""
     changes: list[Change] = []
     if (previous.error is None) != (current.error is None):
         changes.append(Change(kind="error", subject="audit", before=previous.error or "audited",
@@ -45,6 +61,11 @@ def diff_results(previous: TargetResult, current: TargetResult, previous_id: str
     after_grade = current.grade.letter if current.grade else None
     if before_grade != after_grade:
         changes.append(Change(kind="grade", subject="grade", before=before_grade, after=after_grade))
+    before_web, after_web = _web_letter(previous), _web_letter(current)
+    if before_web != after_web and (previous.web_grade is not None or previous.error is not None):
+        # a scan from before the web grade existed has none: that is no change of the site
+        changes.append(Change(kind="web grade", subject="web grade", before=before_web, after=after_web,
+                              detail=_web_detail(previous, current)))
     if previous.error is None and current.error is None:  # an unaudited side has no clauses to compare
         old, new = clause_statuses(previous), clause_statuses(current)
         for clause in [*new, *(c for c in old if c not in new)]:

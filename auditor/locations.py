@@ -6,6 +6,10 @@ defaults). Relative paths inside it (`[output] directory`, `[history] database`,
 relative to the config file's directory; without a config file the defaults (`auditor-reports/`,
 `auditor-history.sqlite`) are in the current directory. So `audit --store URL` followed by
 `history` in the same directory always reads the database that was written.
+
+Every place is checked before scanning, so a run never fails after its results exist because of
+where they were to go: report paths (exit 2), and, for a run that stores, the directories of the
+database and of the witness file of heads, which no other user may write (exit 3).
 """
 
 from __future__ import annotations

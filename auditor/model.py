@@ -304,6 +304,7 @@ class WebProbe(_Model):
     # http://host/ first, then each Location followed (on the audited host only); empty: no plain-HTTP answer
     http_route: list[RedirectHop] = Field(default_factory=list)
     route_note: str | None = None  # why the route stops where it does, when it is not at a final answer
+    error: str | None = None  # why the probe failed (what it had collected is kept)
 
 
 class HttpEvidence(_Model):

@@ -1,14 +1,13 @@
 """The machine-readable report formats beside JSON (JUnit XML, SARIF, CSV): one table, so the
-`audit` and `report` commands and the nightly job offer the same ones, written the same way."""
+`audit` and `report` commands and the nightly job offer the same ones. They are written like every
+report file (auditor.outcome.write_file: atomic, owner-only, a failure is one line, never the run)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from auditor.config import Output
 from auditor.model import AuditReport
-from reports.json_report import write_atomic
 
 HELP = {
     "junit": "write a JUnit XML report here, one test case per clause per target ('-' for stdout)",
@@ -33,18 +32,6 @@ def render(report: AuditReport, name: str) -> str:
 
         return to_csv(report)
     raise ValueError(f"unknown report format {name!r}")
-
-
-def write(report: AuditReport, name: str, destination: str | Path) -> Path | None:
-    """Render `name` to a path (atomic, owner-only, like the JSON report) or to stdout for '-';
-    return the path written, None for stdout."""
-    text = render(report, name)
-    if str(destination) == "-":
-        sys.stdout.write(text)
-        return None
-    path = Path(destination)
-    write_atomic(path, text)
-    return path
 
 
 def configured(output: Output) -> list[tuple[str, Path]]:

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from auditor.model import AuditReport, Finding, Status, TargetResult
 from reports.clause_help import clause_order
 from reports.sanitize import block
+from reports.web_lines import letter as web_letter
+from reports.web_lines import report_lines as web_lines
 
 
 def _xml_safe(text: str) -> str:
@@ -76,6 +78,7 @@ def _summary(result: TargetResult) -> str:
         lines.append(f"Grade {result.grade.letter} (score {result.grade.score})")
         lines += [f"  capped at {c.grade}: {c.reason}" for c in result.grade.caps]
         lines += [f"  warning: {w}" for w in result.grade.warnings]
+    lines += web_lines(result, details=True)
     lines += [f"[{f.status.value}] {f.clause}: {f.title}" for f in result.findings
               if f.status in (Status.WARN, Status.INFO)]
     return "\n".join(lines)
@@ -89,7 +92,8 @@ def _suite(parent: ET.Element, index: int, result: TargetResult, clauses: list[s
     properties = ET.SubElement(suite, "properties")
     for name, value in (("url", ref.url), ("ip", ref.ip), ("started_at", result.started_at.isoformat()),
                         ("compliant", str(result.compliant).lower()),
-                        ("grade", result.grade.letter if result.grade else None), ("error", result.error)):
+                        ("grade", result.grade.letter if result.grade else None), ("web_grade", web_letter(result)),
+                        ("error", result.error)):
         if value is not None:
             ET.SubElement(properties, "property", name=name, value=value)
     outcomes = [_case(suite, result, clause) for clause in clauses]

@@ -51,6 +51,8 @@ def _result(result: TargetResult, finding: Finding, rule_index: int) -> dict[str
     properties: dict[str, Any] = {"target": target_label(result), "evidence": finding.evidence}
     if result.grade:
         properties["grade"] = result.grade.letter
+    if result.web_grade and result.web_grade.letter:
+        properties["web_grade"] = result.web_grade.letter
     if finding.remediation:
         properties["remediation"] = finding.remediation
     return {

@@ -78,14 +78,14 @@ class BoundedSMTP(smtplib.SMTP):
         self._host = host  # smtplib sets it only in the constructor; STARTTLS checks the name against it
         return super().connect(host, port, source_address)
 
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:  # noqa: ARG002
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = connect(host, port, self.deadline)
         if self.implicit_tls is None:
             return sock
         sock.settimeout(self.deadline.left())
         return self.implicit_tls.wrap_socket(sock, server_hostname=host)  # closes sock when it fails
 
-    def send(self, s: bytes | str) -> None:  # noqa: D102
+    def send(self, s: bytes | str) -> None:
         if not self.sock:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         data = memoryview(s.encode(self.command_encoding) if isinstance(s, str) else s)

@@ -22,6 +22,7 @@ from auditor.model import AuditReport, Status, TargetResult
 from auditor.mozilla_profile import report_lines as mozilla_lines
 from reports.sanitize import one_line
 from reports.view import ordered
+from reports.web_lines import report_lines as web_lines
 
 STATUS_STYLE = {
     Status.PASS: ("PASS", "bold green"),
@@ -105,6 +106,7 @@ def render(report: AuditReport, console: Console) -> None:
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
         parts += [Text(clean(line, 300), style="dim") for line in mozilla_lines(result)]
+        parts += [Text(clean(line, 300), style="dim" if i else "") for i, line in enumerate(web_lines(result, True))]
         if not console.is_terminal:
             _print_lines(parts, result, console)
             continue

@@ -15,6 +15,7 @@ from auditor.mozilla_profile import report_lines as mozilla_lines
 from reports import view
 from reports.sanitize import block
 from reports.terminal import clean
+from reports.web_lines import report_lines as web_lines
 
 LONG = 1000  # bound for a line that came from the audited server: only a hostile one is longer
 
@@ -42,6 +43,7 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
         lines += [f"  capped at {clean(c.grade, 16)}: {clean(c.reason, LONG)}" for c in t.grade.caps]
         lines += [f"  warning: {clean(w, LONG)}" for w in t.grade.warnings]
     lines += [clean(line, LONG) for line in mozilla_lines(t, details=True)]
+    lines += [clean(line, LONG) for line in web_lines(t, details=True)]
     for f in view.findings_worst_first(t):
         lines.append(f"  [{view.words(f.status).upper():10}] {clean(f.clause, 80)}: {clean(f.title, LONG)}")
         if f.status in (Status.FAIL, Status.ERROR, Status.WARN):

@@ -41,8 +41,17 @@ class Trickle:
     interval: float = 0.5
     lines: int = 120
     held: list[float] = field(default_factory=list)
+    connections: int = 0
+
+    def wait_for(self, connections: int, timeout: float) -> bool:
+        """Whether `connections` clients have connected (mail attempts begun) within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while self.connections < connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.connections >= connections
 
     def __call__(self, conn: socket.socket) -> None:
+        self.connections += 1
         started = time.monotonic()
         try:
             for _ in range(self.lines):

@@ -284,10 +284,10 @@ def test_a_link_planted_as_the_scheduler_lock_is_refused(pki, tmp_path) -> None:
                         (lambda: os.link(victim, lock), "it has 2 names (hard links)")):
         plant()
         once = run_cli("schedule", "--config", str(config), "--once")
+        assert victim.read_text() == "precious data\n"
         assert once.code == 3, once.stderr
         (line,) = once.stderr.strip().splitlines()
         assert line.startswith(f"auditor: refusing the scheduler lock {lock}: {says}"), line
-        assert victim.read_text() == "precious data\n"
         assert not (tmp_path / "hist.sqlite").exists()  # refused before anything else
         lock.unlink()
     once = run_cli("schedule", "--config", str(config), "--once")  # the lock file it creates itself is fine
@@ -308,6 +308,7 @@ def test_a_link_planted_as_the_heads_file_is_refused(dangling, pki, tmp_path) ->
         config = _config(tmp_path, pki, listener.url)
         for command in (["audit", "--store"], ["schedule", "--once"]):
             run = run_cli(*command, "--config", str(config))
+            assert victim.read_text() == "precious data\n" if not dangling else not victim.exists()
             assert run.code == 3, run.stderr
             (line,) = run.stderr.strip().splitlines()
             assert line == (f"auditor: evidence log heads file {tmp_path / 'out' / 'evidence-log-heads.txt'}: "
@@ -350,9 +351,10 @@ def test_a_directory_every_user_may_write_is_refused(shared, pki, tmp_path) -> N
                          output=str(where) if shared == "output" else "out")
         for command in (["audit", "--store"], ["schedule", "--once"]):
             run = run_cli(*command, "--config", str(config))
+            assert f"{where} is writable by every user" in run.stderr, (command, run.stderr)
             assert run.code == 3, run.stderr
             (line,) = run.stderr.strip().splitlines()
-            assert f"{where} is writable by every user" in line and "chmod o-w" in line, line
+            assert "chmod o-w" in line, line
         assert not listener.connected()
     assert not list(where.glob("hist.sqlite*"))
     if (tmp_path / "hist.sqlite").exists():  # opened (so an unusable history is found first), never written
@@ -387,10 +389,10 @@ def test_root_refuses_a_directory_another_user_controls(pki, tmp_path) -> None: 
         assert plant.returncode == 0, plant.stderr
         config = _config(tmp_path, pki, f"https://127.0.0.1:{free_port()}/", database=str(theirs / "hist.sqlite"))
         once = run_cli("schedule", "--config", str(config), "--once")
+        assert victim.read_text() == "precious data\n"
         assert once.code == 3, once.stderr
         (line,) = once.stderr.strip().splitlines()
         assert f"{theirs} belongs to another user (uid 65534)" in line, line
-        assert victim.read_text() == "precious data\n"
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -254,3 +254,13 @@ def test_audit_cli_against_node_and_nginx(issued, pki: TestPKI, tmp_path: Path) 
     assert pq["groups"]["X25519MLKEM768"] is True and pq["preferred"] is True
     chrome = next(s for s in node_result["evidence"]["tls"]["simulations"] if s["client"].startswith("Chrome"))
     assert chrome["hybrid_selected"] == "X25519MLKEM768"
+
+
+@needs_node
+def test_the_thorough_scan_probes_it_too(issued) -> None:
+    with NodeTLSServer(issued, ecdh_curve="X25519:X25519MLKEM768") as server:
+        evidence = scan_tls("good.test", server.port, ip="127.0.0.1", timeout=5, ocsp=False, thorough=True)
+    assert evidence.post_quantum is not None
+    assert (evidence.post_quantum.groups["X25519MLKEM768"], evidence.post_quantum.preferred) == (True, False)
+    chrome = next(s for s in evidence.simulations if s.client == "Chrome 131 / Win 11")
+    assert chrome.hybrid_selected == "X25519"

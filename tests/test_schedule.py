@@ -252,23 +252,6 @@ backoff = {backoff}
 """)
 
 
-def _stored_entries(tmp_path: Path) -> int:
-    """Entries in the history now (0 while it does not exist yet or is being written)."""
-    try:
-        return _entries(tmp_path) if (tmp_path / "history.sqlite").exists() else 0
-    except Exception:  # noqa: BLE001  (a database being created or written: ask again)
-        return 0
-
-
-def _wait_for_entries(tmp_path: Path, count: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _stored_entries(tmp_path) >= count:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
     if proc.poll() is None:
         proc.kill()
@@ -282,12 +265,13 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
     from tests.hostile.rawservers import RawServer
     from tests.test_hostile_smtp import Trickle
 
-    with RawServer(Trickle()) as smtp_server:
+    trickle = Trickle()
+    with RawServer(trickle) as smtp_server:
         config = _config(tmp_path, pki, site.url, "*/15 * * * * *")
         _mail_to_trickle(config, smtp_server.port, timeout=2, retries=0)
         proc = _start(config)
         try:
-            two_runs = _wait_for_entries(tmp_path, 2, timeout=50)
+            two_runs = trickle.wait_for(2, timeout=50)  # two runs reached their mail step
             time.sleep(3)  # the second run's mail attempt ends
         finally:
             try:
@@ -296,6 +280,7 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
                 _kill(proc)
     assert "maximum number of running instances" not in err
     assert two_runs, err
+    assert _entries(tmp_path) >= 2
     assert err.count(f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 2 s") >= 2, err
 
 
@@ -306,13 +291,14 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
     from tests.hostile.rawservers import RawServer
     from tests.test_hostile_smtp import Trickle
 
-    with RawServer(Trickle()) as smtp_server:
+    trickle = Trickle()
+    with RawServer(trickle) as smtp_server:
         config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
         _mail_to_trickle(config, smtp_server.port, timeout=3, retries=5, backoff=1)
         proc = _start(config)
         try:
-            assert _wait_for_entries(tmp_path, 1, timeout=40)
-            time.sleep(0.5)  # the mail step has begun
+            assert trickle.wait_for(1, timeout=40)  # the mail step has begun
+            time.sleep(0.5)
             proc.send_signal(signal.SIGTERM)
             asked = time.monotonic()
             _, err = proc.communicate(timeout=15)
@@ -334,13 +320,14 @@ def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> N
     from tests.hostile.rawservers import RawServer
     from tests.test_hostile_smtp import Trickle
 
-    with RawServer(Trickle()) as smtp_server:
+    trickle = Trickle()
+    with RawServer(trickle) as smtp_server:
         config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
         _mail_to_trickle(config, smtp_server.port, timeout=30, retries=0)
         proc = _start(config)
         try:
-            assert _wait_for_entries(tmp_path, 1, timeout=40)
-            time.sleep(0.5)  # the mail step has begun
+            assert trickle.wait_for(1, timeout=40)  # the mail step has begun
+            time.sleep(0.5)
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)

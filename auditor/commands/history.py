@@ -1,4 +1,4 @@
-"""`auditor history [TARGET]`: past scans, newest first (scan id, time, grade, compliant, failures).
+"""`auditor history [TARGET]`: past scans, newest first (scan id, time, grade, web grade, compliant, failures).
 The scan ids are those `auditor diff --scan ID --scan ID` takes. Stored strings are shown through
 reports.sanitize.one_line (and rich's markup escape): a database cannot drive the terminal."""
 
@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from auditor.store import Store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
@@ -22,6 +26,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
     history.add_argument("--limit", type=int, default=50, metavar="N",
                          help="show at most this many scans (default: %(default)s)")
     return history
+
+
+def _web_letter(store: Store, seq: int) -> str:
+    """The web grade letter of a stored scan ("-" for scans from before it, or unreadable ones)."""
+    from auditor.store import StoreError
+
+    try:
+        result = store.get(seq)
+    except StoreError:
+        return "?"
+    return (result.web_grade.letter or "-") if result and result.web_grade else "-"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no stored scans{' of ' + one_line(target) if target else ''} in {one_line(store.name)}")
         return 0
-    table = Table("scan", "time (UTC)", "target", "grade", "compliant", "failures")
+    table = Table("scan", "time (UTC)", "target", "grade", "web", "compliant", "failures")
     for row in rows:
         table.add_row(str(row.seq), escape(one_line(str(row.scanned_at)[:19].replace("T", " "))),
                       escape(one_line(row.target_url)), escape(one_line(row.grade or "-")),
+                      escape(one_line(_web_letter(store, row.seq), 16)),
                       "yes" if row.compliant else "NO", str(row.failures))
     Console(highlight=False, width=140).print(table)
     return 0

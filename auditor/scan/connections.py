@@ -64,6 +64,7 @@ class DeadlineSocket(socket.socket):
         wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         wrapped.ledger, wrapped.deadline = ledger, deadline
         wrapped.received, wrapped.first_bytes, wrapped.timed_out, wrapped.cut = 0, b"", False, False
+        _WATCHDOG.watch(wrapped)  # a connection left open by a library bug is still ended at its deadline
         return wrapped
 
     def _arm(self) -> None:
@@ -115,10 +116,21 @@ class DeadlineSocket(socket.socket):
         return self.timed_out or self.cut
 
     def close(self) -> None:
+        _WATCHDOG.forget(self)
         if self.ledger is not None and not getattr(self, "_settled", False):
             self._settled = True
             self.ledger._settle(self)
         super().close()
+
+    def expire(self) -> None:
+        """The watchdog's call at the deadline: end the connection even if nobody reads it any more
+        (nassl leaves the socket open when OpenSSL's shutdown fails; a one-connection-at-a-time
+        server would wait on it forever)."""
+        _WATCHDOG.forget(self)
+        if self.ledger is not None:
+            self.ledger._expired(self)
+        else:
+            _cut(self)
 
 
 class ConnectionCounter:
@@ -211,6 +223,12 @@ class ConnectionCounter:
             self._streak = 0
             if sock.first_bytes and not self.first_bytes:
                 self.first_bytes = sock.first_bytes
+
+    def _expired(self, sock: DeadlineSocket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+            self._quiet.notify_all()
+        _cut(sock)
 
     def _deadline_hit(self, sock: DeadlineSocket) -> None:
         self._free(sock)
@@ -351,6 +369,9 @@ class _Watch:
     def rearm(self) -> None:
         self.deadline = time.monotonic() + self.seconds
 
+    def expire(self) -> None:
+        self.cut()
+
     def cut(self) -> None:
         if not self.done:
             try:
@@ -369,21 +390,22 @@ class _Watch:
 
 
 class _Watchdog:
-    """One daemon thread that cuts the HTTP connections whose exchange passed its deadline."""
+    """One daemon thread that ends the connections past their deadline: HTTP exchanges (read in C
+    by SSLSocket), and TLS scan sockets nobody closed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watches: set[_Watch] = set()
+        self._watches: set[Any] = set()  # _Watch and DeadlineSocket: .deadline, .expire()
         self._thread: threading.Thread | None = None
 
-    def watch(self, watch: _Watch) -> None:
+    def watch(self, watch: Any) -> None:
         with self._lock:
             self._watches.add(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
                 self._thread.start()
 
-    def forget(self, watch: _Watch) -> None:
+    def forget(self, watch: Any) -> None:
         with self._lock:
             self._watches.discard(watch)
 
@@ -394,7 +416,7 @@ class _Watchdog:
             with self._lock:
                 late = [w for w in self._watches if w.deadline <= now]
             for watch in late:
-                watch.cut()
+                watch.expire()
 
 
 _WATCHDOG = _Watchdog()

@@ -117,6 +117,7 @@ def _modern_tls12_names() -> set[str]:
 class Enumerator:
     def __init__(self, server: ServerConnectivityInfo, counter: ConnectionCounter) -> None:
         self.server, self.counter = server, counter
+        self.silenced: set[TlsVersionEnum] = set()  # protocols refused by silence (see _enumerate_with)
         self._modern_names = _modern_tls12_names()
         self._legacy_capable = _legacy_tls12_names()
         network = server.network_configuration
@@ -211,9 +212,12 @@ class Enumerator:
         if accepted or refusal == "alert":
             # An alert to the full offer means "nothing in common" (or "not this protocol"): done.
             return accepted
+        if refusal == "timeout":
+            # Silence to a whole offer: some servers ignore a hello they do not speak (SSL 2.0 to
+            # OpenSSL 1.0.1e without it). A refusal while the server keeps answering; "not tested" if
+            # the ledger finds that it stopped answering (see silenced_protocols).
+            self.silenced.add(version)
         if len(candidates) <= BATCH:
-            if refusal == "timeout":
-                raise Unanswered(f"no answer within {self.counter.timeout:g} s")
             return accepted
         # Refused without an alert: maybe the protocol is off, or maybe the server (or a middlebox)
         # chokes on a large ClientHello. Offer smaller batches; if any is accepted, enumerate each
@@ -226,8 +230,8 @@ class Enumerator:
             unanswered += not picks and batch_refusal == "timeout"
         if found:
             return self._remove_loop(version, legacy, found)[0]
-        if unanswered:  # silence is not a refusal: the protocol is not tested
-            raise Unanswered(f"no answer within {self.counter.timeout:g} s")
+        if unanswered:
+            self.silenced.add(version)
         return []
 
     def protocol(self, label: str) -> ProtocolSupport:
@@ -407,6 +411,16 @@ def _chacha_last(suites: list[SslyzeSuite]) -> list[SslyzeSuite]:
     """The offer with ChaCha20 suites at the end (stable): a ChaCha20 suite first in a ClientHello
     makes a PrioritizeChaCha server pick it, which is not the server's order."""
     return sorted(suites, key=lambda s: is_chacha(s.name))
+
+
+def recheck_silenced(enumerator: Enumerator, protocols: list[ProtocolSupport], errors: dict[str, str]) -> None:
+    """A protocol "refused" by silence is not tested when the server turned out to stop answering."""
+    if not enumerator.counter.stopped:
+        return
+    for p in protocols:
+        if p.supported is False and VERSIONS[p.version] in enumerator.silenced:
+            p.supported = None
+            errors[f"suites {p.version}"] = f"not tested: {enumerator.counter.stopped}"
 
 
 def group_protocol(protocols: list[ProtocolSupport]) -> str | None:

@@ -22,6 +22,7 @@ import httpx
 from auditor.model import Cookie, HttpEvidence, HttpResponse
 from auditor.scan.content_coding import decode_body
 from auditor.scan.mixed_content import PageReferences, insecure_references
+from auditor.scan.web_probe import Host, probe_web
 from auditor.targets import is_ip
 
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
@@ -272,4 +273,5 @@ def probe_http(
         if on_phase:
             on_phase("GET http /")
         evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout)
+        evidence.web = probe_web(client, evidence, Host(shown_host, literal, port, http_port, sni, timeout, max_body))
     return evidence

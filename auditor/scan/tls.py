@@ -66,7 +66,7 @@ from auditor.scan.certs import describe_certificate
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
 from auditor.scan.connections import ConnectionCounter, Unanswered, counting
-from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol
+from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol, recheck_silenced
 from auditor.scan.simulate import name_protocols, simulate_all, simulate_client
 from auditor.suites import describe
 
@@ -428,6 +428,7 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
     evidence.post_quantum = post_quantum
     evidence.errors.update(errors)
     if counter.stopped:  # the grade and the clauses that need what is missing say so (auditor.grading)
+        recheck_silenced(enumerator, protocols, evidence.errors)
         evidence.errors[UNANSWERED] = counter.stopped
     evidence.connections = counter.total
     evidence.connections_by_phase = dict(counter.by_phase)
