@@ -30,6 +30,9 @@ HELP: dict[str, str] = {
     "11.3-no-rsa-kex": "No TLS_RSA_WITH_* (static RSA key exchange) suite may be accepted.",
     "11.3-ecdhe-default": "A modern client must negotiate ECDHE (or TLS 1.3 (EC)DHE), with strong groups only "
                           "(X25519, P-256, P-384).",
+    "11.3-quantum-resistance": "TLS 1.3 must accept a hybrid ML-KEM group (X25519MLKEM768, SecP256r1MLKEM768, "
+                               "SecP384r1MLKEM1024) and pick it when a client offers it beside X25519; absent: warn "
+                               "(fail with require_post_quantum); accepted but not preferred: warn.",
     "11.4-vulnerabilities": "Heartbleed, CCS injection, ROBOT, insecure renegotiation, compression (CRIME), POODLE, "
                             "BEAST, SWEET32, RC4, export/NULL/anonymous suites, weak DH (Logjam) and a missing "
                             "TLS_FALLBACK_SCSV where a downgrade matters.",
