@@ -640,3 +640,93 @@ def test_dual_certificates_one_untrusted(tls_results: dict, name: str) -> None: 
     # name) is judged, not only the first."
     result = tls_results[name]
     assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
+
+
+# ---------------------------------------------------------------- tlslite-ng: weak DH, 3DES, SSL 3.0
+
+HSTS_HEADER = [("Strict-Transport-Security", HSTS_2Y)]
+TLSLITE = {
+    # ssllabs-rating.md caps: F = "ephemeral DH < 1024"; Precisions: "the ephemeral DH size must be known for
+    # every DHE suite the server accepts, also when the scanning client refuses the group as too small";
+    # clauses.md 11.4: weak DH (Logjam). Beside ECDHE (what browsers get) it still counts.
+    "dhe512-beside-ecdhe": {"key_exchange": ["ecdhe_rsa", "dhe_rsa"], "dh_bits": 512},
+    "dhe768-only": {"key_exchange": ["dhe_rsa"], "dh_bits": 768},
+    # ssllabs-rating.md caps: B = "key or DH params < 2048 bits"; not F (1024 is not below 1024)
+    "dhe1024-beside-ecdhe": {"key_exchange": ["ecdhe_rsa", "dhe_rsa"], "dh_bits": 1024},
+    # ssllabs-rating.md caps: C = "3DES/64-bit block suites negotiated with TLS 1.1+ (SWEET32)"; Safari (a
+    # reference browser) offers TLS_RSA_WITH_3DES_EDE_CBC_SHA, the only suite here.
+    "3des-only-tls12": {"ciphers": ["3des"], "key_exchange": ["rsa"]},
+    # ...with TLS 1.0 only the SWEET32 cap does not apply (negotiated with TLS 1.0), "no TLS 1.2" does
+    "3des-only-tls10": {"ciphers": ["3des"], "key_exchange": ["rsa"], "min_version": "TLSv1", "max_version": "TLSv1"},
+    # Precisions: 3DES counts as 112 bits: cipher category = (100 [AES-256] + 20 [< 128]) / 2 = 60
+    "aes256-then-3des": {"ciphers": ["aes256gcm", "3des"], "key_exchange": ["ecdhe_rsa"]},
+    # ssllabs-rating.md caps: C = "SSL 3.0 offered (POODLE)"; clauses.md 11.4: POODLE (SSL 3.0)
+    "ssl3-cbc": {"ciphers": ["aes256gcm", "aes128"], "key_exchange": ["ecdhe_rsa"], "min_version": "SSLv3"},
+}
+
+
+@pytest.fixture(scope="module")
+def rsa_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
+    """RSA CAs: what OpenSSL 1.0.1e and tlslite-ng load without surprises."""
+    return TestPKI(tmp_path_factory.mktemp("rsa-pki"), ca_keys="rsa")
+
+
+@pytest.fixture(scope="module")
+def tlslite_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
+    root = tmp_path_factory.mktemp("tlslite")
+    leaf = rsa_pki.issue("indep-tlslite")
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(TlsliteServer(leaf, response_headers=HSTS_HEADER, **options))
+                   for name, options in TLSLITE.items()}
+        yield audit({name: Target(s.url, rsa_pki.root_path) for name, s in servers.items()}, root / "audit")
+
+
+@pytest.mark.parametrize("name", ["dhe512-beside-ecdhe", "dhe768-only"])
+def test_weak_dh_is_f_and_logjam(tlslite_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    result = tlslite_results[name]
+    assert result["grade"]["letter"] == "F", caps(result)
+    assert has_cap(result, "F", "1024"), caps(result)
+    text = findings(result, "11.4-vulnerabilities")
+    assert status(result, "11.4-vulnerabilities") == "fail" and "logjam" in text.lower(), text
+
+
+def test_dh1024_is_b_not_f(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = tlslite_results["dhe1024-beside-ecdhe"]
+    assert not has_cap(result, "F", "1024"), caps(result)
+    assert has_cap(result, "B", "2048"), caps(result)
+    assert result["grade"]["letter"] == "B", caps(result)
+    assert result["grade"]["categories"]["key_exchange"] == 80, result["grade"]  # DH 1024: "< 2048 = 80"
+
+
+def test_3des_negotiated_by_a_reference_browser_with_tls12_caps_at_c(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = tlslite_results["3des-only-tls12"]
+    assert has_cap(result, "C", "SWEET32"), caps(result)
+    assert result["grade"]["letter"] == "C", caps(result)
+    assert result["grade"]["categories"]["cipher"] == 20, result["grade"]  # 112 bits: "< 128 = 20"
+    assert status(result, "11.4-vulnerabilities") == "fail"
+
+
+def test_3des_on_tls10_only_is_not_sweet32_capped(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = tlslite_results["3des-only-tls10"]
+    assert not has_cap(result, "C", "SWEET32"), caps(result)
+    assert has_cap(result, "C", "TLS 1.2"), caps(result)
+    assert result["grade"]["letter"] == "C", caps(result)
+    assert status(result, "11.3-protocols") == "fail"
+    assert status(result, "11.4-vulnerabilities") == "fail"  # SWEET32 (64-bit block) and BEAST (TLS 1.0 CBC)
+
+
+def test_3des_counts_112_bits(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = tlslite_results["aes256-then-3des"]
+    assert result["grade"]["categories"]["cipher"] == 60, result["grade"]
+    assert not has_cap(result, "C", "SWEET32"), caps(result)  # browsers get AES-256-GCM
+    # clauses.md 11.4: "SWEET32 (64-bit block ciphers) ... any of them present": 3DES is accepted
+    assert status(result, "11.4-vulnerabilities") == "fail", findings(result, "11.4-vulnerabilities")
+
+
+def test_ssl3_with_cbc_is_poodle_c(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = tlslite_results["ssl3-cbc"]
+    assert has_cap(result, "C", "SSL 3.0"), caps(result)
+    assert result["grade"]["letter"] == "C", caps(result)
+    assert status(result, "11.3-protocols") == "fail"
+    text = findings(result, "11.4-vulnerabilities")
+    assert status(result, "11.4-vulnerabilities") == "fail" and "poodle" in text.lower(), text

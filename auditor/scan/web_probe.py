@@ -35,7 +35,7 @@ MAX_SCRIPTS = 200
 MAX_SRC = 2000
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
-BUDGET_TIMEOUTS = 99.0  # all the web probe's requests together take at most this many probe timeouts
+BUDGET_TIMEOUTS = 2.0  # all the web probe's requests together take at most this many probe timeouts
 
 
 class OutOfTime(Exception):
