@@ -56,10 +56,15 @@ def audit(targets: Mapping[str, Target], directory: Path, scan: str = "") -> dic
     report = run.report
     (directory / "report.json").write_text(run.stdout)  # kept for whoever debugs a failure
     results = {t["target"]["name"]: t for t in report["targets"]}
-    for name, result in results.items():
-        assert result["error"] is None, f"{name}: {result['error']}"
     results["__stdout__"] = run.stdout  # type: ignore[assignment]
     return results
+
+
+def audited(results: dict, name: str) -> dict:  # type: ignore[type-arg]
+    """The result of target `name`, which must have been audited (no target-level error)."""
+    result = results[name]
+    assert result["error"] is None, f"{name} was not audited: {result['error']}"
+    return result
 
 
 def status(result: dict, clause: str) -> str:  # type: ignore[type-arg]
@@ -408,7 +413,7 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.mark.parametrize(("name", "values", "expected", "why"), HSTS_CASES, ids=[c[0] for c in HSTS_CASES])
 def test_hsts_header_grammar(http_results: dict, name: str, values: list[str], expected: str,  # type: ignore[type-arg]
                              why: str) -> None:
-    result = http_results[f"hsts/{name}"]
+    result = audited(http_results, f"hsts/{name}")
     assert status(result, "11.5-hsts") == expected, f"{why}\n{findings(result, '11.5-hsts')}"
 
 
@@ -416,7 +421,7 @@ def test_hsts_header_grammar(http_results: dict, name: str, values: list[str], e
 def test_hsts_header_grade(http_results: dict, name: str) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md "A+, A, A-": A+ = A, no warnings, HSTS max-age >= 15552000; HSTS missing, invalid
     # or shorter than 180 days is a warning (A-).
-    grade = http_results[f"hsts/{name}"]["grade"]
+    grade = audited(http_results, f"hsts/{name}")["grade"]
     assert grade["letter"] == HSTS_GRADES[name], grade
     if HSTS_GRADES[name] == "A-":
         assert any("hsts" in w.lower() for w in grade["warnings"]), grade
@@ -425,7 +430,7 @@ def test_hsts_header_grade(http_results: dict, name: str) -> None:  # type: igno
 @pytest.mark.parametrize(("name", "values", "expected", "why"), COOKIE_CASES, ids=_case_ids(COOKIE_CASES))
 def test_cookie_attributes(http_results: dict, name: str, values: list[str], expected: str,  # type: ignore[type-arg]
                            why: str) -> None:
-    result = http_results[f"cookie/{name}"]
+    result = audited(http_results, f"cookie/{name}")
     assert status(result, "11.5-cookies") == expected, f"{why}\n{findings(result, '11.5-cookies')}"
 
 
@@ -435,9 +440,9 @@ def test_cookie_values_never_reach_the_report(http_results: dict) -> None:  # ty
     stdout = http_results["__stdout__"]
     for secret in SECRET_VALUES:
         assert secret not in stdout
-    assert status(http_results["secret"], "11.5-cookies") == "pass"
+    assert status(audited(http_results, "secret"), "11.5-cookies") == "pass"
     # ...while the nameless cookie is still seen and judged (it is a cookie a browser stores)
-    nameless = http_results["cookie/nameless"]
+    nameless = audited(http_results, "cookie/nameless")
     assert any(c["name"] == "" for r in nameless["evidence"]["http"]["https"] for c in r["cookies"])
 
 
@@ -445,7 +450,7 @@ def test_cookie_values_never_reach_the_report(http_results: dict) -> None:  # ty
 def test_hsts_on_same_host_redirects(http_results: dict, name: str, expected: str) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: "HSTS passes when the first HTTPS response carries a valid header; when only
     # a later same-host response does, warn and say which."
-    result = http_results[f"redirect/{name}"]
+    result = audited(http_results, f"redirect/{name}")
     text = findings(result, "11.5-hsts")
     assert status(result, "11.5-hsts") == expected, text
     if expected == "warn":
@@ -454,14 +459,14 @@ def test_hsts_on_same_host_redirects(http_results: dict, name: str, expected: st
 
 def test_cookie_on_a_same_host_https_redirect_is_judged(http_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: cookies are judged on each same-host redirect on HTTPS, not only the final page
-    result = http_results["redirect/cookie-on-redirect"]
+    result = audited(http_results, "redirect/cookie-on-redirect")
     assert status(result, "11.5-cookies") == "fail", findings(result, "11.5-cookies")
 
 
 def test_cookie_on_the_plain_http_redirect_fails_even_with_secure(http_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: "a cookie set there travels in clear and cannot be Secure: 11.5-cookies fails;
     # it is also a first-response cookie for 12.3"
-    result = http_results["plain-cookie"]
+    result = audited(http_results, "plain-cookie")
     assert status(result, "11.5-cookies") == "fail", findings(result, "11.5-cookies")
     assert "plain" in findings(result, "12.3-cookie-consent")
     assert status(result, "11.5-hsts") == "pass"  # the HTTPS side is fine
@@ -469,7 +474,7 @@ def test_cookie_on_the_plain_http_redirect_fails_even_with_secure(http_results: 
 
 def test_hsts_sent_over_plain_http_only_is_missing(http_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md 11.5-hsts "how it can fail": sent over HTTP only; RFC 6797 8.1: UAs ignore STS over HTTP
-    result = http_results["plain-hsts"]
+    result = audited(http_results, "plain-hsts")
     assert status(result, "11.5-hsts") == "fail", findings(result, "11.5-hsts")
     assert result["grade"]["letter"] == "A-"
 
@@ -477,14 +482,14 @@ def test_hsts_sent_over_plain_http_only_is_missing(http_results: dict) -> None: 
 @pytest.mark.parametrize(("name", "head", "body", "expected", "why"), MIXED_CASES, ids=_case_ids(MIXED_CASES))
 def test_mixed_content(http_results: dict, name: str, head: str, body: str, expected: str,  # type: ignore[type-arg]
                        why: str) -> None:
-    result = http_results[f"mc/{name}"]
+    result = audited(http_results, f"mc/{name}")
     assert status(result, "11.1-tls-enforced") == expected, f"{why}\n{findings(result, '11.1-tls-enforced')}"
 
 
 @pytest.mark.parametrize(("name", "head", "body", "expected", "why"), FORM_CASES, ids=[c[0] for c in FORM_CASES])
 def test_form_targets(http_results: dict, name: str, head: str, body: str, expected: str,  # type: ignore[type-arg]
                       why: str) -> None:
-    result = http_results[f"mc/{name}"]
+    result = audited(http_results, f"mc/{name}")
     assert status(result, "5.4-transit") == expected, f"{why}\n{findings(result, '5.4-transit')}"
 
 
@@ -556,7 +561,7 @@ def test_aes256gcm_first_with_chacha_prioritization(tls_results: dict, name: str
     # clauses.md Precisions: "a server that enforces its own order but lets clients that prefer ChaCha20-
     # Poly1305 have it (OpenSSL's PrioritizeChaCha) still enforces its order: pass, and say so in the finding.
     # The order probe must not mistake this for client order." AES-128 first or client order: fail.
-    result = tls_results[name]
+    result = audited(tls_results, name)
     text = findings(result, "11.3-aes256gcm-first")
     assert status(result, "11.3-aes256gcm-first") == expected, text
     if name == "chacha-prioritized":
@@ -568,7 +573,7 @@ def test_tls13_only_server(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md Precisions: "'TLS 1.2 not offered' caps at C only when neither TLS 1.2 nor TLS 1.3
     # is offered: SSL Labs gives TLS 1.3-only servers an A"; clauses.md Precisions: 11.3-protocols warns.
     # 11.4-vulnerabilities Precisions: no TLS_FALLBACK_SCSV concern with 1.2/1.3 only (here 1.3 alone).
-    result = tls_results["tls13-only"]
+    result = audited(tls_results, "tls13-only")
     assert result["grade"]["letter"] == "A+", (caps(result), result["grade"]["warnings"])
     assert status(result, "11.3-protocols") == "warn", findings(result, "11.3-protocols")
     assert status(result, "5.4-transit") in NOT_FAIL, findings(result, "5.4-transit")  # nothing below TLS 1.2
@@ -579,7 +584,7 @@ def test_tls13_only_server(tls_results: dict) -> None:  # type: ignore[type-arg]
 def test_sha1_intermediate_under_a_private_ca_is_t(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md Precisions: "SHA-1 anywhere in the served chain below the root gives T (the 2017
     # change), also when the chain validates against a private CA"; clauses.md 11.2-cert-signature: SHA-1 fails.
-    result = tls_results["sha1-intermediate"]
+    result = audited(tls_results, "sha1-intermediate")
     assert result["grade"]["letter"] == "T", caps(result)
     assert result["grade"]["letter_ignoring_trust"] in ("A", "A+"), result["grade"]
     assert status(result, "11.2-cert-signature") == "fail", findings(result, "11.2-cert-signature")
@@ -588,7 +593,7 @@ def test_sha1_intermediate_under_a_private_ca_is_t(tls_results: dict) -> None:  
 def test_private_ca_without_bundle_is_unknown_ca(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md caps: T = "certificate not trusted: unknown/self-signed issuer"; "the grade 'if trust
     # issues are ignored' when the letter is T or M". clauses.md 11.2-cert-trusted: untrusted fails.
-    result = tls_results["no-bundle"]
+    result = audited(tls_results, "no-bundle")
     assert result["grade"]["letter"] == "T", caps(result)
     assert result["grade"]["letter_ignoring_trust"] == "A+", result["grade"]
     assert status(result, "11.2-cert-trusted") == "fail"
@@ -596,14 +601,14 @@ def test_private_ca_without_bundle_is_unknown_ca(tls_results: dict) -> None:  # 
 
 def test_host_name_mismatch_is_m(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md caps: M = "certificate does not match the host name"; clauses.md 11.2-cert-trusted: mismatch
-    result = tls_results["mismatch"]
+    result = audited(tls_results, "mismatch")
     assert result["grade"]["letter"] == "M", caps(result)
     assert status(result, "11.2-cert-trusted") == "fail"
 
 
 def test_expired_certificate_is_t(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md caps: T = "expired or not yet valid"; clauses.md 11.2-cert-trusted and 11.2-cert-renewal
-    result = tls_results["expired"]
+    result = audited(tls_results, "expired")
     assert result["grade"]["letter"] == "T", caps(result)
     assert status(result, "11.2-cert-trusted") == "fail"
     assert status(result, "11.2-cert-renewal") == "fail"
@@ -612,7 +617,7 @@ def test_expired_certificate_is_t(tls_results: dict) -> None:  # type: ignore[ty
 def test_incomplete_chain(tls_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md 11.2-cert-trusted: "full chain served", fails on "incomplete chain"; ssllabs-rating.md caps:
     # B = "incomplete chain" (a T from the failed path would also be a trust issue: either is not A)
-    result = tls_results["incomplete-chain"]
+    result = audited(tls_results, "incomplete-chain")
     assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
     assert has_cap(result, "B", "chain") or result["grade"]["letter"] == "T", caps(result)
 
@@ -620,7 +625,7 @@ def test_incomplete_chain(tls_results: dict) -> None:  # type: ignore[type-arg]
 def test_dual_certificates_sha1_rsa_leaf(tls_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: every certificate the server serves is judged; 11.2-cert-signature: leaf signed
     # with SHA-256 or stronger (SHA-1 fails); ssllabs-rating.md Precisions: SHA-1 in the served chain -> T.
-    result = tls_results["dual-rsa-sha1"]
+    result = audited(tls_results, "dual-rsa-sha1")
     assert status(result, "11.2-cert-signature") == "fail", findings(result, "11.2-cert-signature")
     assert result["grade"]["letter"] == "T", caps(result)
 
@@ -628,7 +633,7 @@ def test_dual_certificates_sha1_rsa_leaf(tls_results: dict) -> None:  # type: ig
 def test_dual_certificates_weak_rsa_key(tls_results: dict) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md: key exchange = "the weakest of the certificate key and the ephemeral keys";
     # caps: B = "key ... < 2048 bits". The RSA-1024 certificate is served to RSA-only clients.
-    result = tls_results["dual-rsa-1024"]
+    result = audited(tls_results, "dual-rsa-1024")
     assert has_cap(result, "B", "2048"), caps(result)
     assert result["grade"]["letter"] == "B", caps(result)
     assert result["grade"]["categories"]["key_exchange"] == 80, result["grade"]  # 1024 <= bits < 2048: 80
@@ -638,7 +643,7 @@ def test_dual_certificates_weak_rsa_key(tls_results: dict) -> None:  # type: ign
 def test_dual_certificates_one_untrusted(tls_results: dict, name: str) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions (11.2-cert-trusted): "Every certificate the server serves (RSA and ECDSA on one
     # name) is judged, not only the first."
-    result = tls_results[name]
+    result = audited(tls_results, name)
     assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
 
 
@@ -683,7 +688,7 @@ def tlslite_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.mark.parametrize("name", ["dhe512-beside-ecdhe", "dhe768-only"])
 def test_weak_dh_is_f_and_logjam(tlslite_results: dict, name: str) -> None:  # type: ignore[type-arg]
-    result = tlslite_results[name]
+    result = audited(tlslite_results, name)
     assert result["grade"]["letter"] == "F", caps(result)
     assert has_cap(result, "F", "1024"), caps(result)
     text = findings(result, "11.4-vulnerabilities")
@@ -691,7 +696,7 @@ def test_weak_dh_is_f_and_logjam(tlslite_results: dict, name: str) -> None:  # t
 
 
 def test_dh1024_is_b_not_f(tlslite_results: dict) -> None:  # type: ignore[type-arg]
-    result = tlslite_results["dhe1024-beside-ecdhe"]
+    result = audited(tlslite_results, "dhe1024-beside-ecdhe")
     assert not has_cap(result, "F", "1024"), caps(result)
     assert has_cap(result, "B", "2048"), caps(result)
     assert result["grade"]["letter"] == "B", caps(result)
@@ -699,7 +704,7 @@ def test_dh1024_is_b_not_f(tlslite_results: dict) -> None:  # type: ignore[type-
 
 
 def test_3des_negotiated_by_a_reference_browser_with_tls12_caps_at_c(tlslite_results: dict) -> None:  # type: ignore[type-arg]
-    result = tlslite_results["3des-only-tls12"]
+    result = audited(tlslite_results, "3des-only-tls12")
     assert has_cap(result, "C", "SWEET32"), caps(result)
     assert result["grade"]["letter"] == "C", caps(result)
     assert result["grade"]["categories"]["cipher"] == 20, result["grade"]  # 112 bits: "< 128 = 20"
@@ -707,7 +712,7 @@ def test_3des_negotiated_by_a_reference_browser_with_tls12_caps_at_c(tlslite_res
 
 
 def test_3des_on_tls10_only_is_not_sweet32_capped(tlslite_results: dict) -> None:  # type: ignore[type-arg]
-    result = tlslite_results["3des-only-tls10"]
+    result = audited(tlslite_results, "3des-only-tls10")
     assert not has_cap(result, "C", "SWEET32"), caps(result)
     assert has_cap(result, "C", "TLS 1.2"), caps(result)
     assert result["grade"]["letter"] == "C", caps(result)
@@ -716,7 +721,7 @@ def test_3des_on_tls10_only_is_not_sweet32_capped(tlslite_results: dict) -> None
 
 
 def test_3des_counts_112_bits(tlslite_results: dict) -> None:  # type: ignore[type-arg]
-    result = tlslite_results["aes256-then-3des"]
+    result = audited(tlslite_results, "aes256-then-3des")
     assert result["grade"]["categories"]["cipher"] == 60, result["grade"]
     assert not has_cap(result, "C", "SWEET32"), caps(result)  # browsers get AES-256-GCM
     # clauses.md 11.4: "SWEET32 (64-bit block ciphers) ... any of them present": 3DES is accepted
@@ -724,7 +729,7 @@ def test_3des_counts_112_bits(tlslite_results: dict) -> None:  # type: ignore[ty
 
 
 def test_ssl3_with_cbc_is_poodle_c(tlslite_results: dict) -> None:  # type: ignore[type-arg]
-    result = tlslite_results["ssl3-cbc"]
+    result = audited(tlslite_results, "ssl3-cbc")
     assert has_cap(result, "C", "SSL 3.0"), caps(result)
     assert result["grade"]["letter"] == "C", caps(result)
     assert status(result, "11.3-protocols") == "fail"
