@@ -23,7 +23,8 @@ EXIT_CODES = """exit codes:
   0    every target audited and compliant (other commands: done)
   1    at least one target breaks the policy
   2    usage or configuration error (found before scanning), or an internal error
-  3    a target could not be audited, or the history database cannot be used (wins over 4 and 1)
+  3    a target could not be audited, the results could not be stored or a report file written,
+       or the history database cannot be used (wins over 4 and 1)
   4    the report could not be mailed; it was written all the same (wins over 1)
   5    verify-log: the evidence log is broken
   130  interrupted (Ctrl-C; `schedule`: a second signal while a scan was running)
