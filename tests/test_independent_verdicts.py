@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.ocsp import OCSPResponder, ocsp_response
+from auditor.testing.ocsp import OCSPResponder, delegated_responder, ocsp_response
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, free_port, wait_for_port
 from auditor.testing.tlslite_server import TlsliteServer
@@ -131,6 +131,8 @@ HSTS_CASES = [
     ("huge-max-age", ["max-age=99999999999999999999"], "pass",
      "RFC 6797 6.1.1: delta-seconds = 1*DIGIT, no upper bound (UAs clamp it)"),
     ("leading-zeros", ["max-age=031536000"], "pass", "RFC 6797 6.1.1: delta-seconds = 1*DIGIT"),
+    ("on-a-404", ["max-age=31536000"], "pass",
+     "RFC 6797 8.1: the UA processes STS on any response over secure transport, whatever the status"),
     ("boundary-180-days", ["max-age=15552000"], "fail",
      "clauses.md 11.5-hsts: fail below 15768000 (15552000 is below)"),
 ]
@@ -162,6 +164,14 @@ COOKIE_CASES = [
      "RFC 6265bis 4.1.3.2: a __Host- cookie must have Path=/"),
     ("empty-name-with-equals", ["=EMPTYNAMEVALUE2b" + GOOD], "pass",
      "RFC 6265bis 5.6: '=value' is an empty name and that value; the attributes hold"),
+    ("secure-is-the-value", ["a=Secure; HttpOnly; SameSite=Lax"], "fail",
+     "RFC 6265 5.2: the first name=value pair is the cookie itself: 'Secure' here is a value, not an attribute"),
+    ("samesite-is-the-value", ["a=SameSite=Lax; Secure; HttpOnly"], "fail",
+     "RFC 6265 5.2 step 2-3: the name is up to the first '=', the rest ('SameSite=Lax') is the value"),
+    ("secure-inside-path", ["a=1; HttpOnly; SameSite=Lax; Path=/Secure"], "fail",
+     "RFC 6265 5.2.4: 'Secure' is the Path attribute's value; no Secure attribute"),
+    ("secure-as-prefix", ["a=1; HttpOnly; SameSite=Lax; Securely"], "fail",
+     "RFC 6265 5.2: 'Securely' is an unknown attribute, ignored; no Secure attribute"),
     ("host-prefix-ok", ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/"], "pass",
      "RFC 6265bis 4.1.3.2: Secure, no Domain, Path=/"),
     ("nameless", ["NAMELESSVALUE7f3a" + GOOD], "pass",
@@ -375,6 +385,7 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
     hsts = ("Strict-Transport-Security", HSTS_2Y)
     cases = {f"hsts/{n}": _headers(*(("Strict-Transport-Security", v) for v in values))
              for n, values, _, _ in HSTS_CASES}
+    cases["hsts/on-a-404"] = f"location = / {{ {_headers(('Strict-Transport-Security', 'max-age=31536000'))} return 404; }}"
     cases |= {f"cookie/{n}": _headers(hsts, *(("Set-Cookie", v) for v in values))
               for n, values, _, _ in _rows(COOKIE_CASES)}
     cases |= {f"mc/{n}": _headers(hsts) for n, *_ in _rows(MIXED_CASES + FORM_CASES)}
@@ -524,6 +535,16 @@ def tls_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "client-order": (NginxSite(root / "n4", issued=leaf, ciphers=AES256_ORDER, prefer_server_ciphers=False,
                                    **modern), pki.root_path),
         "tls13-only": (NginxSite(root / "n5", issued=leaf, protocols="TLSv1.3", **modern), pki.root_path),
+        # clauses.md 11.3-aes256gcm-first: 256-bit AEAD first "in each protocol" (TLS 1.3: TLS_AES_256_GCM_SHA384)
+        "tls13-aes128-first": (NginxSite(root / "n15", issued=leaf, ciphers=AES256_ORDER, hsts=HSTS_2Y,
+                                         tls13_ciphersuites="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"),
+                               pki.root_path),
+        # ssllabs-rating.md key exchange: the weakest of the certificate key and the ephemeral keys, EC keys by
+        # their RSA equivalent (P-256 about 3072: 90; P-384 about 7680: 100); RSA 4096: 100.
+        "rsa4096-p384-only": (NginxSite(root / "n16", issued=pki.issue("indep-rsa4096", key="rsa4096"),
+                                        ecdh_curve="secp384r1", **modern), pki.root_path),
+        "rsa4096-x25519": (NginxSite(root / "n17", issued=pki.issue("indep-rsa4096b", key="rsa4096"),
+                                     ecdh_curve="X25519", **modern), pki.root_path),
         "sha1-intermediate": (NginxSite(root / "n6", issued=sha1_pki.issue("indep-sha1-int"), seclevel0=True,
                                         **modern), sha1_pki.root_path),
         "no-bundle": (NginxSite(root / "n7", issued=leaf, **modern), None),
@@ -556,7 +577,7 @@ def tls_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("chacha-prioritized", "pass"), ("chacha-prioritized-no-chacha", "pass"),
-    ("chacha-prioritized-aes128-first", "fail"), ("client-order", "fail")])
+    ("chacha-prioritized-aes128-first", "fail"), ("client-order", "fail"), ("tls13-aes128-first", "fail")])
 def test_aes256gcm_first_with_chacha_prioritization(tls_results: dict, name: str, expected: str) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: "a server that enforces its own order but lets clients that prefer ChaCha20-
     # Poly1305 have it (OpenSSL's PrioritizeChaCha) still enforces its order: pass, and say so in the finding.
@@ -741,3 +762,182 @@ def test_ssl3_with_cbc_is_poodle_c(tlslite_results: dict) -> None:  # type: igno
     assert status(result, "11.3-protocols") == "fail"
     text = findings(result, "11.4-vulnerabilities")
     assert status(result, "11.4-vulnerabilities") == "fail" and "poodle" in text.lower(), text
+
+
+# ---------------------------------------------------------------- OpenSSL 1.0.1e: DH sizes, SSL 2.0
+
+TLS12_ONLY = ["-serverpref", "-no_ssl3", "-no_tls1", "-no_tls1_1"]  # SSL 2.0 only when SSLv2 suites are listed
+LEGACY = {
+    # DHE beside ECDHE (so every client connects), server order; -dhparam sets the DHE group.
+    # ssllabs-rating.md key exchange: "< 1024 = 40, < 2048 = 80, < 4096 = 90"; caps F (< 1024), B (< 2048).
+    "dh768": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 768),
+    "dh1024": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 1024),
+    "dh2048-untrusted": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 2048),
+    # SSL 2.0 offering only export suites, beside a modern TLS 1.2
+    "ssl2-export": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:EXP-RC4-MD5:EXP-RC2-CBC-MD5"], 2048),
+    # SSL 2.0 offering only 64-bit block suites (3DES, RC2): SSLv2-only names, beside a modern TLS 1.2
+    "ssl2-64bit-block": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-MD5:RC2-CBC-MD5"], 2048),
+}
+
+
+@pytest.fixture(scope="module")
+def legacy_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
+    if not legacy_openssl_available():
+        pytest.skip(LEGACY_ABSENT)
+    root = tmp_path_factory.mktemp("legacy")
+    leaf = rsa_pki.issue("indep-legacy")
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(LegacyOpenSSLServer(leaf, args, dhparam_bits=bits))
+                   for name, (args, bits) in LEGACY.items()}
+        targets = {name: Target(s.url, None if name.endswith("-untrusted") else rsa_pki.root_path)
+                   for name, s in servers.items()}
+        # the build serves one connection at a time
+        yield audit(targets, root / "audit", scan="connections_per_server = 1")
+
+
+@pytest.mark.parametrize(("name", "key_exchange", "f_cap", "b_cap"), [
+    ("dh768", 40, True, True), ("dh1024", 80, False, True), ("dh2048-untrusted", 90, False, False)])
+def test_legacy_dh_sizes(legacy_results: dict, name: str, key_exchange: int, f_cap: bool, b_cap: bool) -> None:  # type: ignore[type-arg]
+    # Every OpenSSL 1.0.1e server is F anyway (Heartbleed, CCS injection: README of ../shared/legacy-openssl),
+    # so the DH rows are read from the caps and the key-exchange category (RSA-2048 certificate: 90).
+    result = audited(legacy_results, name)
+    grade = result["grade"]
+    assert grade["categories"]["key_exchange"] == key_exchange, grade
+    assert has_cap(result, "F", "1024") == f_cap, caps(result)
+    assert has_cap(result, "B", "2048") == b_cap, caps(result)
+    if name == "dh768":  # clauses.md 11.4: weak DH (Logjam)
+        assert "logjam" in findings(result, "11.4-vulnerabilities").lower()
+
+
+def test_legacy_untrusted_is_t_whatever_the_score(legacy_results: dict) -> None:  # type: ignore[type-arg]
+    # ssllabs-rating.md caps: "T and M are reported as such whatever the score"; the grade ignoring trust is F
+    # (Heartbleed).
+    grade = audited(legacy_results, "dh2048-untrusted")["grade"]
+    assert grade["letter"] == "T", grade
+    assert grade["letter_ignoring_trust"] == "F", grade
+
+
+@pytest.mark.parametrize("name", [pytest.param("ssl2-export", marks=pytest.mark.xfail(strict=True, reason=(
+    "SSL 2.0 that offers only export suites goes unseen: evidence says SSL 2.0 supported=False, so no F "
+    "'SSL 2.0 is supported' cap, no DROWN row and 11.3-protocols passes SSL 2.0, while openssl-1.0.1e "
+    "s_client -ssl2 -cipher EXP-RC4-MD5 completes an SSLv2 handshake with that server; ssllabs-rating.md "
+    "caps: F = SSL 2.0 offered"))), "ssl2-64bit-block"])
+def test_ssl2_suites(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # ssllabs-rating.md caps: F = "SSL 2.0 offered"; Precisions: "SSL 2.0 suites (SSL_CK_*) always use RSA
+    # key exchange; classify their ciphers (RC4, RC2, DES, 3DES, IDEA) like the TLS ones, so 64-bit block
+    # and RC4 rows see them"; clauses.md 11.3-no-rsa-kex fails on any static-RSA suite, 11.3-protocols on SSL 2.0.
+    result = audited(legacy_results, name)
+    assert has_cap(result, "F", "SSL 2.0"), caps(result)
+    assert "SSL 2.0" in findings(result, "11.3-protocols"), findings(result, "11.3-protocols")
+    assert status(result, "11.3-no-rsa-kex") == "fail", findings(result, "11.3-no-rsa-kex")
+    assert status(result, "11.1-pfs") == "fail", findings(result, "11.1-pfs")  # static RSA accepted
+    vulns = findings(result, "11.4-vulnerabilities").lower()
+    if name == "ssl2-export":
+        assert has_cap(result, "F", "export"), caps(result)
+        assert "export" in vulns or "freak" in vulns, vulns
+        assert "rc4" in vulns, vulns
+    else:
+        assert "sweet32" in vulns, vulns
+
+
+# ---------------------------------------------------------------- revocation (a real OCSP responder, stapling)
+
+@pytest.fixture(scope="module")
+def ocsp_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
+    root = tmp_path_factory.mktemp("ocsp")
+    modern = {"hsts": HSTS_2Y, "tls13_ciphersuites": TLS13}
+    with ExitStack() as stack:
+        responder = stack.enter_context(OCSPResponder(pki))
+        revoked = pki.issue("indep-ocsp-revoked", ocsp_url=responder.url)
+        unknown = pki.issue("indep-ocsp-unknown", ocsp_url=responder.url)
+        responder.statuses[revoked.cert.serial_number] = "revoked"
+        responder.statuses[unknown.cert.serial_number] = "unknown"
+        unreachable = pki.issue("indep-ocsp-unreachable", ocsp_url=f"http://127.0.0.1:{free_port()}/ocsp")
+        stapled = pki.issue("indep-ocsp-stapled")  # no responder named: only the staple can tell
+        staple = root / "stapled-revoked.der"
+        staple.write_bytes(ocsp_response(pki, stapled.cert, "revoked"))
+        # RFC 6960 4.2.2.2: a delegated responder must carry id-kp-OCSPSigning; 3.2: the response must be
+        # about this certificate and correctly signed. Such a "revoked" staple proves nothing: ignored.
+        bad_delegate = pki.issue("indep-ocsp-bad-delegate")
+        other = pki.issue("indep-ocsp-other")  # the staple is about this one; the server serves another
+        forged = pki.issue("indep-ocsp-forged", ocsp_url=responder.url)
+        responder.statuses[forged.cert.serial_number] = "revoked"
+        staples = {
+            "bad-delegate": ocsp_response(pki, bad_delegate.cert, "revoked",
+                                          responder=delegated_responder(pki, ocsp_signing=False)),
+            "other-cert": ocsp_response(pki, other.cert, "revoked"),
+            "forged-good": ocsp_response(pki, forged.cert, "good", tamper=True),
+        }
+        for name, der in staples.items():
+            (root / f"{name}.der").write_bytes(der)
+
+        def stapling(name: str) -> str:
+            return f"ssl_stapling on; ssl_stapling_file {root / f'{name}.der'};"
+
+        sites = {
+            "stapled-revoked-bad-delegate": NginxSite(root / "r5", issued=bad_delegate, **modern,
+                                                      extra_server=stapling("bad-delegate")),
+            "stapled-revoked-other-cert": NginxSite(root / "r6", issued=pki.issue("indep-ocsp-served"), **modern,
+                                                    extra_server=stapling("other-cert")),
+            # a forged "good" staple must not hide what the named responder says (revoked)
+            "stapled-forged-good-responder-revoked": NginxSite(root / "r7", issued=forged, **modern,
+                                                               extra_server=stapling("forged-good")),
+            "responder-revoked": NginxSite(root / "r1", issued=revoked, **modern),
+            "responder-unknown": NginxSite(root / "r2", issued=unknown, **modern),
+            "responder-unreachable": NginxSite(root / "r3", issued=unreachable, **modern),
+            "stapled-revoked": NginxSite(root / "r4", issued=stapled, **modern,
+                                         extra_server=f"ssl_stapling on; ssl_stapling_file {staple};"),
+        }
+        for site in sites.values():
+            stack.enter_context(site)
+        targets = {name: Target(site.url, pki.root_path, site.http_port or 9) for name, site in sites.items()}
+        results = audit(targets, root / "audit")
+        # the setting for air-gapped runs: no request may reach the responder
+        before = responder.requests
+        offline = audit({"offline-revoked": targets["responder-revoked"]}, root / "audit-offline", scan="ocsp = false")
+        results["offline-revoked"] = offline["offline-revoked"]
+        results["__offline_requests__"] = responder.requests - before  # type: ignore[assignment]
+        yield results
+
+
+@pytest.mark.parametrize("name", ["responder-revoked", "stapled-revoked", "stapled-forged-good-responder-revoked"])
+def test_revoked_certificate_fails_and_is_t(ocsp_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # clauses.md Precisions (11.2-cert-trusted): "a certificate reported revoked (a stapled OCSP response, or
+    # the OCSP responder the certificate names, when it answers within the timeout) fails, and the grade is T"
+    result = audited(ocsp_results, name)
+    assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
+    assert result["grade"]["letter"] == "T", caps(result)
+    assert has_cap(result, "T", "revoked"), caps(result)
+
+
+@pytest.mark.parametrize("name", ["responder-unknown", "responder-unreachable"])
+def test_unknown_or_unreachable_revocation_is_reported_not_failed(ocsp_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # issue 11 item 12: '"unknown/unreachable" is reported, not failed' (Precisions: only "revoked" fails)
+    result = audited(ocsp_results, name)
+    text = findings(result, "11.2-cert-trusted")
+    assert status(result, "11.2-cert-trusted") in NOT_FAIL, text
+    assert "revocation" in text.lower() and ("unknown" in text or "unreachable" in text), text
+    assert result["grade"]["letter"] == "A+", caps(result)
+
+
+@pytest.mark.parametrize("name", ["stapled-revoked-bad-delegate", "stapled-revoked-other-cert"])
+def test_an_invalid_revoked_staple_proves_nothing(ocsp_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # RFC 6960 4.2.2.2 (a delegated signer needs id-kp-OCSPSigning) and 4.2.1/3.2 (the response must name
+    # this certificate): a client ignores such a response, so the certificate is not "reported revoked".
+    result = audited(ocsp_results, name)
+    assert result["evidence"]["tls"]["certificates"][0]["ocsp_stapled"]  # the staple was seen
+    assert status(result, "11.2-cert-trusted") in NOT_FAIL, findings(result, "11.2-cert-trusted")
+    assert result["grade"]["letter"] == "A+", caps(result)
+
+
+def test_ocsp_off_asks_no_responder(ocsp_results: dict) -> None:  # type: ignore[type-arg]
+    # config [scan] ocsp = false (issue 11 item 12: "a setting to turn it off for air-gapped runs")
+    assert ocsp_results["__offline_requests__"] == 0
+    result = audited(ocsp_results, "offline-revoked")
+    assert status(result, "11.2-cert-trusted") != "fail" or "revoked" not in findings(result, "11.2-cert-trusted")
+
+
+@pytest.mark.parametrize(("name", "expected"), [("rsa4096-p384-only", 100), ("rsa4096-x25519", 90)])
+def test_key_exchange_score_counts_the_ephemeral_key(tls_results: dict, name: str, expected: int) -> None:  # type: ignore[type-arg]
+    grade = audited(tls_results, name)["grade"]
+    assert grade["categories"]["key_exchange"] == expected, grade

@@ -212,7 +212,7 @@ def test_hostile_html_is_parsed_in_bounded_time_and_what_came_first_is_judged(tl
     html, why = HOSTILE_HTML[name]
     response, took = _probe(tls, _page((EARLY + html).encode()))
     assert took < NOT_QUADRATIC_S, f"{name}: {took:.1f} s"
-    assert response.error is None
+    assert response.error is None, response.error
     assert response.insecure_references == [EARLY_URL], name  # sound: the part judged counts
     assert why in (response.partial_analysis or ""), (name, response.partial_analysis)
     assert "analysed up to that point only" in (response.partial_analysis or "")
@@ -244,7 +244,7 @@ def test_charset_punycode_is_ignored_as_browsers_do(tls: ssl.SSLContext) -> None
 def test_only_whatwg_encoding_labels_are_honoured(tls: ssl.SSLContext, charset: str, body: bytes,
                                                    found: list[str]) -> None:
     response, _ = _probe(tls, _page(body, f"text/html; charset={charset}"))
-    assert response.error is None
+    assert response.error is None, response.error
     assert response.insecure_references == found
 
 
