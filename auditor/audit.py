@@ -28,6 +28,7 @@ from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
 from auditor.web_grade import web_grade
 from checks import CheckContext, run_checks
+from checks.clauses import RULES_VERSION
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
 T = TypeVar("T")
@@ -77,10 +78,12 @@ def run_with_deadline(work: Callable[[], Evidence], seconds: float,
 
 
 def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None,
-                 evidence_log: LogVerification | None = None) -> TargetResult:
-    """Audit one target. Never raises for anything the target or its URL can do."""
-    started = datetime.now(timezone.utc)
-    clock = time.monotonic()
+                 evidence_log: LogVerification | None = None,
+                 clock: Callable[[], datetime] | None = None) -> TargetResult:
+    """Audit one target. Never raises for anything the target or its URL can do. `clock` gives the
+    scan's time (the scheduler's, injected by tests that simulate nights; default: now)."""
+    started = clock() if clock else datetime.now(timezone.utc)
+    monotonic = time.monotonic()
     try:
         ref = _ref(target)
     except AuditorError as exc:
@@ -92,8 +95,8 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
             on_phase(ref.url, name)
 
     def done(**kwargs) -> TargetResult:  # noqa: ANN003
-        return TargetResult(target=ref, started_at=started, duration_s=round(time.monotonic() - clock, 3),
-                            **kwargs)
+        return TargetResult(target=ref, started_at=started, duration_s=round(time.monotonic() - monotonic, 3),
+                            auditor_version=__version__, rules_version=RULES_VERSION, **kwargs)
 
     scan = config.scan
     # Every TLS connection of this target: a wall-clock deadline each, paced, cut at target_timeout.
@@ -128,7 +131,7 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     custom_ca = target.ca_bundle is not None
     letter = grade(evidence, custom_ca=custom_ca)
     ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host, custom_ca=custom_ca, grade=letter,
-                       evidence_log=evidence_log)
+                       evidence_log=evidence_log, **({"now": started} if clock else {}))
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
     return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence,
@@ -138,18 +141,20 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
 def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,
               on_result: Callable[[TargetResult], None] | None = None,
               meta: dict | None = None,  # type: ignore[type-arg]
-              evidence_log: LogVerification | None = None) -> AuditReport:
+              evidence_log: LogVerification | None = None,
+              clock: Callable[[], datetime] | None = None) -> AuditReport:
     """Audit every target, `config.scan.concurrency` at a time; results keep the input order."""
     results: dict[int, TargetResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(config.scan.concurrency, len(targets) or 1)),
                             thread_name_prefix="audit") as pool:
-        futures = {pool.submit(audit_target, t, config, on_phase, evidence_log): i for i, t in enumerate(targets)}
+        futures = {pool.submit(audit_target, t, config, on_phase, evidence_log, clock): i
+                   for i, t in enumerate(targets)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
             if on_result:
                 on_result(result)
-    return AuditReport(generated_at=datetime.now(timezone.utc), tool_version=__version__,
+    return AuditReport(generated_at=clock() if clock else datetime.now(timezone.utc), tool_version=__version__,
                        targets=[results[i] for i in range(len(targets))], meta=meta or {})
 
 

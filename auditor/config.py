@@ -42,6 +42,8 @@ class Policy(_Section):
     trust_stores: list[str] = Field(list(TRUST_STORES), description="11.2-cert-trusted: stores that must trust the chain")
     strong_groups: list[str] = Field(["X25519", "X448", "secp256r1", "secp384r1", "secp521r1"])
     minimum_grade: str = Field("A", description="11.4-grade-a")
+    patch_window_hours: float = Field(24, gt=0, description="11.4-patch-window: hours a published TLS flaw may "
+                                                           "stay exposed after the auditor first saw it")
     cookie_allowlist: list[str] = Field([], description="12.3-cookie-consent: cookies allowed before consent")
     require_post_quantum: bool = Field(False, description="11.3-quantum-resistance: fail (not warn) when no hybrid "
                                                           "post-quantum group (X25519MLKEM768...) is accepted")

@@ -332,6 +332,16 @@ class Evidence(_Model):
 
 # ---------------------------------------------------------------- judgements
 
+class Exposure(_Model):
+    """How long a failing finding has been failing, derived from the stored scans (auditor.exposure)."""
+
+    episode: str  # stable id: the finding's key and its first-seen time
+    first_seen: datetime  # the first scan of this episode that saw it fail
+    last_seen: datetime  # the latest scan that saw it fail (this one)
+    scans: int  # scans that saw it fail in this episode (gaps are not counted)
+    gaps: int = 0  # missed nights or scans that could not judge it, inside the episode
+
+
 class Finding(_Model):
     clause: str  # an id from the clause table (checks/clauses.py)
     status: Status
@@ -339,6 +349,7 @@ class Finding(_Model):
     detail: str = ""
     evidence: list[str] = Field(default_factory=list)  # the facts, one per line
     remediation: str | None = None  # what to change: nginx and Apache lines
+    exposure: Exposure | None = None  # failing findings of a stored history: failing since when
 
 
 class GradeCap(_Model):
@@ -434,6 +445,9 @@ class TargetResult(_Model):
     # Mozilla's server-side TLS configurations (intermediate, modern), judged from the evidence
     mozilla: list[MozillaConformance] = Field(default_factory=list)
     web_grade: WebGrade | None = None  # Mozilla HTTP Observatory's score of the landing page
+    # which auditor and which check rules produced this result (a stored entry's clocks restart on upgrades)
+    auditor_version: str | None = None
+    rules_version: int | None = None  # auditor.exposure.RULES_VERSION; None: before versions were recorded (1)
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

@@ -106,16 +106,22 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
     """Attach to each result the changes since its previous stored scan and what history says about
     renewal, then append all results to the evidence log in one transaction. Returns the new head
     hash, also put in report.meta (the report and the email print it)."""
-    annotate_from_history(report, store)
+    annotate_from_history(report, store, config.policy)
     return append_run(report, config, store)
 
 
-def annotate_from_history(report, store) -> None:  # noqa: ANN001
-    """The changes since each target's previous stored scan, and what history says about renewal
-    (reads only: the verdict printed before storing already includes them)."""
+def annotate_from_history(report, store, policy=None) -> None:  # noqa: ANN001
+    """The changes since each target's previous stored scan, what history says about renewal, and
+    the remediation clock: each failing finding's exposure and 11.4-patch-window (`policy`: its
+    window; default the policy's 24 h). Reads only: the verdict printed before storing includes them."""
     from auditor.changes import annotate_renewal, diff_results, leaf
+    from auditor.config import Policy
+    from auditor.exposure import history_of
+    from checks.clauses import SINCE
+    from checks.patch_window import judge_with_history
 
     for result in report.targets:
+        judge_with_history(result, history_of(result, store.recent(result.target.url), SINCE), policy or Policy())
         history = store.recent(result.target.url)
         previous = next(history, None)
         if previous is None:
@@ -152,12 +158,13 @@ def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
     return any(t.changes is None or t.changes.changes for t in report.targets)  # on-change (first run counts)
 
 
-def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
+def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None):  # noqa: ANN201  (RunOutcome)
     """The nightly job: verify the log, prune it (retention), audit every target, store the results
     with their changes, write and mail the report. Prints nothing: the caller shows the outcome
     (`schedule --once` on stdout/stderr, the service in its log). Raises, before scanning, when the
     history cannot be opened or an output path cannot be written; after the scan, a failure to
-    prune, store or write is recorded on the outcome and the report still goes out."""
+    prune, store or write is recorded on the outcome and the report still goes out. `clock`: the
+    scan's time (tests simulate nights with it; default: now)."""
     from auditor.audit import config_digest, run_audit
     from auditor.config import load_config
     from auditor.locations import (
@@ -191,10 +198,10 @@ def run_nightly(config_path: str):  # noqa: ANN201  (auditor.outcome.RunOutcome)
             verification = store.verify_with_heads(directory, months)
     report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
                                                      "config_path": config_path, "run": "nightly"},
-                       evidence_log=verification)
+                       evidence_log=verification, clock=clock)
     report.meta["pruned_entries"] = pruned
     outcome = RunOutcome(report, warnings=[prune_error] if prune_error else [])
-    keep_step(outcome, lambda: annotate_from_history(report, store))
+    keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
     head = keep_step(outcome, lambda: RUN.store(lambda: append_run(report, config, store)))
     if head is not None:
         outcome.stored = Stored(len(report.targets), store.name, head)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from auditor.config import Policy
 from auditor.evidence_log import LogVerification
+from auditor.exposure import ExposureHistory
 from auditor.model import Evidence, Finding, Grade, Status
 
 
@@ -19,6 +20,7 @@ class CheckContext:
     grade: Grade | None = None  # computed before the checks (auditor.grading)
     evidence_log: LogVerification | None = None  # the history's chain, verified before this run
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    exposure: ExposureHistory | None = None  # the stored history's episodes (None: no history, on-demand audit)
 
 
 def finding(clause: str, status: Status, title: str, detail: str = "",

@@ -17,10 +17,19 @@ CLAUSES: dict[str, str] = {
     "11.3-quantum-resistance": "Cipher strength kept high, with a certain resistance to the threat of practical "
                                "quantum computers (hybrid ML-KEM key exchange)",
     "11.4-vulnerabilities": "Not exposed to published TLS flaws (Heartbleed, POODLE, BEAST, ...)",
+    "11.4-patch-window": "Published TLS flaws patched within the window (24 h) after the auditor first saw them",
     "11.4-grade-a": "SSL Labs-style grade A or better",
     "11.5-hsts": "HSTS header against downgrade and stripping",
     "11.5-cookies": "Cookies carry Secure, HttpOnly and SameSite",
     "11.6-evidence-log": "Tamper-evident evidence log kept 24 months",
     "5.4-transit": "Personal data sent only over TLS 1.2 or later",
     "12.3-cookie-consent": "Cookies stored only after the visitor agrees",
+}
+
+# The version of the check rules, recorded in every stored scan (TargetResult.rules_version). Bump it
+# when a check, or a row of 11.4-vulnerabilities, is added, and name the addition in SINCE: the
+# remediation clock (auditor.exposure) then starts that key at the first scan able to see it.
+RULES_VERSION = 2
+SINCE: dict[str, int] = {
+    "11.4-patch-window": 2,
 }

@@ -55,6 +55,7 @@ def _environment(tz: tzinfo | None) -> Environment:
         status_label=view.status_label,
         words=view.words,
         evidence=view.evidence_line,
+        exposure=partial(view.exposure_line, tz=tz),
         trust_chips=view.trust_chips,
         fixes=view.fixes,
     )

@@ -21,7 +21,7 @@ from rich.text import Text
 from auditor.model import AuditReport, Status, TargetResult
 from auditor.mozilla_profile import report_lines as mozilla_lines
 from reports.sanitize import one_line
-from reports.view import ordered
+from reports.view import exposure_line, ordered
 from reports.web_lines import report_lines as web_lines
 
 STATUS_STYLE = {
@@ -84,6 +84,8 @@ def target_table(result: TargetResult) -> Table:
     for f in result.findings:
         label, style = STATUS_STYLE[f.status]
         detail = Text(clean(f.title, 120))
+        if since := exposure_line(f):
+            detail.append("\n" + clean(since, 120), style="bold")
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
             detail.append("\n" + clean(f.detail, 240), style="dim")
         table.add_row(Text(clean(f.clause, 80)), Text(label, style=style), detail)
@@ -124,6 +126,8 @@ def _print_lines(parts: list[Text], result: TargetResult, console: Console) -> N
     for f in result.findings:
         label, style = STATUS_STYLE[f.status]
         line = Text.assemble(f"  {clean(f.clause, 80):<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120))
+        if since := exposure_line(f):
+            line.append(f" ({clean(since, 120)})")
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
             line.append(f" — {clean(f.detail, 240)}", style="dim")
         console.print(line, soft_wrap=True)

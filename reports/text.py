@@ -46,6 +46,8 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
     lines += [clean(line, LONG) for line in web_lines(t, details=True)]
     for f in view.findings_worst_first(t):
         lines.append(f"  [{view.words(f.status).upper():10}] {clean(f.clause, 80)}: {clean(f.title, LONG)}")
+        if since := view.exposure_line(f, tz):
+            lines.append(f"               {clean(since, LONG)}")
         if f.status in (Status.FAIL, Status.ERROR, Status.WARN):
             if f.detail:
                 lines.append(f"               {clean(f.detail, LONG)}")

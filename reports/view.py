@@ -138,6 +138,19 @@ def local_time(when: datetime, tz: tzinfo | None = None, *, seconds: bool = Fals
     return f"{moment:%Y-%m-%d %H:%M{':%S' if seconds else ''}} {zone}"
 
 
+def exposure_line(finding: Finding, tz: tzinfo | None = None) -> str | None:
+    """ "failing since 2026-11-20 03:00 UTC (8 days, 8 scans)" for a failing finding with a stored
+    history (auditor.exposure), else None. Gaps (missed or unjudged scans) are said, never hidden."""
+    exposure = finding.exposure
+    if exposure is None or finding.status is not Status.FAIL:
+        return None
+    from auditor.exposure import span
+
+    gaps = f", {exposure.gaps} gap(s)" if exposure.gaps else ""
+    return (f"failing since {local_time(exposure.first_seen, tz)} "
+            f"({span(exposure.last_seen - exposure.first_seen)}, {exposure.scans} scan(s){gaps})")
+
+
 # ---------------------------------------------------------------- evidence
 
 EVIDENCE_LIMIT = 1000

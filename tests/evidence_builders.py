@@ -133,3 +133,10 @@ def http(*pages: HttpResponse, plain: HttpResponse | None = None) -> HttpEvidenc
 
 def evidence(tls_evidence: TlsEvidence | None = None, http_evidence: HttpEvidence | None = None) -> Evidence:
     return Evidence(tls=tls_evidence or tls(), http=http_evidence or http())
+
+
+def no_exposure():  # noqa: ANN201  (auditor.exposure.ExposureHistory)
+    """A stored history with nothing failing (11.4-patch-window can judge: it passes)."""
+    from auditor.exposure import ExposureHistory
+
+    return ExposureHistory(NOW, {})

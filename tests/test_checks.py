@@ -36,7 +36,7 @@ def test_compliant_site_passes_every_clause() -> None:
     passes, none is left untested."""
     ev = b.evidence()
     log = LogVerification(ok=True, entries=3, head="00" * 32)
-    result = statuses(ev, grade=grade(ev), evidence_log=log)
+    result = statuses(ev, grade=grade(ev), evidence_log=log, exposure=b.no_exposure())
     assert result == {clause: Status.PASS for clause in CLAUSES}
 
 

@@ -11,10 +11,10 @@ weak DH and 3DES orders, OpenSSL 1.0.1e for DH sizes and SSL 2.0, and a local OC
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,8 +41,13 @@ class Target:
     http_port: int = 9  # nothing listens on 9: "no plain-HTTP listener"
 
 
+REPORT_FORMATS = ("html", "csv", "sarif", "junit")
+
+
 def audit(targets: Mapping[str, Target], directory: Path, scan: str = "") -> dict[str, dict]:  # type: ignore[type-arg]
-    """One real `auditor audit` run over `targets`, connecting to 127.0.0.1; each target's JSON result."""
+    """One real `auditor audit` run over `targets`, connecting to 127.0.0.1; each target's JSON result.
+    Every other report format is written beside it, and all that the run printed is kept under
+    "__stdout__" (JSON and verdict lines) and "__files__" (the other reports' text)."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"[scan]\nconcurrency = 8\n{scan}\n[output]\nwrite_json = false\n"]
     for name, t in targets.items():
@@ -51,12 +56,17 @@ def audit(targets: Mapping[str, Target], directory: Path, scan: str = "") -> dic
             lines.append(f'ca_bundle = "{t.ca_bundle}"\n')
     config = directory / "config.toml"
     config.write_text("".join(lines))
-    run = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
+    formats = [arg for fmt in REPORT_FORMATS for arg in (f"--{fmt}", str(directory / f"report.{fmt}"))]
+    run = run_cli("audit", "--config", str(config), "--json", "-", *formats)
     assert run.stdout.strip(), f"no JSON report (exit {run.code}): {run.stderr[-2000:]}"
     report = run.report
     (directory / "report.json").write_text(run.stdout)  # kept for whoever debugs a failure
     results = {t["target"]["name"]: t for t in report["targets"]}
-    results["__stdout__"] = run.stdout  # type: ignore[assignment]
+    for fmt in REPORT_FORMATS:
+        assert (directory / f"report.{fmt}").is_file(), f"no {fmt} report (exit {run.code}): {run.stderr[-3000:]}"
+    results["__stdout__"] = run.stdout + run.stderr  # type: ignore[assignment]
+    results["__files__"] = "".join((directory / f"report.{fmt}").read_text()  # type: ignore[assignment]
+                                   for fmt in REPORT_FORMATS)
     return results
 
 
@@ -400,22 +410,25 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "redirect/cookie-on-redirect": f"{_headers(hsts)} location = / {{ {_headers(hsts, ('Set-Cookie', 'track=1'))}"
                                        f" return 302 /final.html; }}",
     }
-    site = MultiSiteNginx(root / "nginx", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13, cases=cases)
-    for name, head, body, _, _ in _rows(MIXED_CASES + FORM_CASES):
-        site.case_root(f"mc/{name}").mkdir(parents=True, exist_ok=True)
-        (site.case_root(f"mc/{name}") / "index.html").write_text(_page(head, body))
-    for name in ("redirect/hsts-on-redirect", "redirect/hsts-on-final", "redirect/cookie-on-redirect"):
-        site.case_root(name).mkdir(parents=True, exist_ok=True)
-        (site.case_root(name) / "final.html").write_text(_page("", ""))
-    # Precisions: the plain-HTTP answer on port 80 counts: a cookie there travels in clear (fail), and
-    # HSTS sent over HTTP only is ignored (RFC 6797 8.1: UAs ignore STS over non-secure transport).
-    plain_cookie = NginxSite(root / "nginx-plain-cookie", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13,
-                             extra_http=f"add_header Set-Cookie {ngx('plain=1' + GOOD)} always;")
-    plain_hsts = NginxSite(root / "nginx-plain-hsts", issued=leaf, hsts=None, tls13_ciphersuites=TLS13,
-                           extra_http=f"add_header Strict-Transport-Security {ngx(HSTS_2Y)} always;")
+    # Each server starts before the next one is made: a port free_port() hands out is only reserved
+    # once bound, so two servers made before either starts can get the same one.
     with ExitStack() as stack:
-        for server in (site, plain_cookie, plain_hsts):
-            stack.enter_context(server)
+        site = MultiSiteNginx(root / "nginx", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13, cases=cases)
+        for name, head, body, _, _ in _rows(MIXED_CASES + FORM_CASES):
+            site.case_root(f"mc/{name}").mkdir(parents=True, exist_ok=True)
+            (site.case_root(f"mc/{name}") / "index.html").write_text(_page(head, body))
+        for name in ("redirect/hsts-on-redirect", "redirect/hsts-on-final", "redirect/cookie-on-redirect"):
+            site.case_root(name).mkdir(parents=True, exist_ok=True)
+            (site.case_root(name) / "final.html").write_text(_page("", ""))
+        stack.enter_context(site)
+        # Precisions: the plain-HTTP answer on port 80 counts: a cookie there travels in clear (fail), and
+        # HSTS sent over HTTP only is ignored (RFC 6797 8.1: UAs ignore STS over non-secure transport).
+        plain_cookie = stack.enter_context(NginxSite(
+            root / "nginx-plain-cookie", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13,
+            extra_http=f"add_header Set-Cookie {ngx('plain=1' + GOOD)} always;"))
+        plain_hsts = stack.enter_context(NginxSite(
+            root / "nginx-plain-hsts", issued=leaf, hsts=None, tls13_ciphersuites=TLS13,
+            extra_http=f"add_header Strict-Transport-Security {ngx(HSTS_2Y)} always;"))
         targets = {name: site.case_target(name, pki.root_path) for name in cases}
         targets["plain-cookie"] = Target(plain_cookie.url, pki.root_path, plain_cookie.http_port or 9)
         targets["plain-hsts"] = Target(plain_hsts.url, pki.root_path, plain_hsts.http_port or 9)
@@ -448,9 +461,10 @@ def test_cookie_attributes(http_results: dict, name: str, values: list[str], exp
 def test_cookie_values_never_reach_the_report(http_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: a cookie without "=" has an empty name and its text is its value: never
     # stored, printed or mailed; a named cookie's value is a secret too (the model redacts values).
-    stdout = http_results["__stdout__"]
+    printed = http_results["__stdout__"] + http_results["__files__"]  # JSON, verdict lines, HTML, CSV, SARIF, JUnit
+    assert "nameless" in http_results["__files__"].lower() or "<html" in http_results["__files__"]  # files were read
     for secret in SECRET_VALUES:
-        assert secret not in stdout
+        assert secret not in printed
     assert status(audited(http_results, "secret"), "11.5-cookies") == "pass"
     # ...while the nameless cookie is still seen and judged (it is a cookie a browser stores)
     nameless = audited(http_results, "cookie/nameless")
@@ -517,62 +531,61 @@ def tls_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Itera
     sha1_pki = TestPKI(root / "sha1-pki", intermediate_hash="sha1")
     leaf = pki.issue("indep-tls")
     modern = {"hsts": HSTS_2Y, "tls13_ciphersuites": TLS13}
-    sites: dict[str, tuple[NginxSite, Path | None]] = {
+    # name -> (NginxSite options, CA bundle)
+    variants: dict[str, tuple[dict, Path | None]] = {  # type: ignore[type-arg]
         # clauses.md Precisions (11.3-aes256gcm-first): own order + PrioritizeChaCha still enforces its order
-        "chacha-prioritized": (NginxSite(root / "n1", issued=leaf, ciphers=AES256_ORDER,
-                                         extra_server=CHACHA_FIRST_ALLOWED, **modern), pki.root_path),
-        "chacha-prioritized-no-chacha": (NginxSite(
-            root / "n2", issued=leaf, ciphers="ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256",
-            hsts=HSTS_2Y, tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
-            extra_server=CHACHA_FIRST_ALLOWED), pki.root_path),
+        "chacha-prioritized": ({"issued": leaf, "ciphers": AES256_ORDER, "extra_server": CHACHA_FIRST_ALLOWED,
+                                **modern}, pki.root_path),
+        "chacha-prioritized-no-chacha": ({
+            "issued": leaf, "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256", "hsts": HSTS_2Y,
+            "tls13_ciphersuites": "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+            "extra_server": CHACHA_FIRST_ALLOWED}, pki.root_path),
         # ...but AES-128 first is still "AES-128 preferred" (clauses.md 11.3-aes256gcm-first, how it can fail)
-        "chacha-prioritized-aes128-first": (NginxSite(
-            root / "n3", issued=leaf,
-            ciphers="ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384",
-            hsts=HSTS_2Y, tls13_ciphersuites="TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
-            extra_server=CHACHA_FIRST_ALLOWED), pki.root_path),
+        "chacha-prioritized-aes128-first": ({
+            "issued": leaf,
+            "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384",
+            "hsts": HSTS_2Y,
+            "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+            "extra_server": CHACHA_FIRST_ALLOWED}, pki.root_path),
         # clauses.md 11.3-aes256gcm-first, how it can fail: "client order honoured"
-        "client-order": (NginxSite(root / "n4", issued=leaf, ciphers=AES256_ORDER, prefer_server_ciphers=False,
-                                   **modern), pki.root_path),
-        "tls13-only": (NginxSite(root / "n5", issued=leaf, protocols="TLSv1.3", **modern), pki.root_path),
+        "client-order": ({"issued": leaf, "ciphers": AES256_ORDER, "prefer_server_ciphers": False, **modern},
+                         pki.root_path),
         # clauses.md 11.3-aes256gcm-first: 256-bit AEAD first "in each protocol" (TLS 1.3: TLS_AES_256_GCM_SHA384)
-        "tls13-aes128-first": (NginxSite(root / "n15", issued=leaf, ciphers=AES256_ORDER, hsts=HSTS_2Y,
-                                         tls13_ciphersuites="TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"),
-                               pki.root_path),
+        "tls13-aes128-first": ({"issued": leaf, "ciphers": AES256_ORDER, "hsts": HSTS_2Y,
+                                "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"}, pki.root_path),
+        "tls13-only": ({"issued": leaf, "protocols": "TLSv1.3", **modern}, pki.root_path),
         # ssllabs-rating.md key exchange: the weakest of the certificate key and the ephemeral keys, EC keys by
         # their RSA equivalent (P-256 about 3072: 90; P-384 about 7680: 100); RSA 4096: 100.
-        "rsa4096-p384-only": (NginxSite(root / "n16", issued=pki.issue("indep-rsa4096", key="rsa4096"),
-                                        ecdh_curve="secp384r1", **modern), pki.root_path),
-        "rsa4096-x25519": (NginxSite(root / "n17", issued=pki.issue("indep-rsa4096b", key="rsa4096"),
-                                     ecdh_curve="X25519", **modern), pki.root_path),
-        "sha1-intermediate": (NginxSite(root / "n6", issued=sha1_pki.issue("indep-sha1-int"), seclevel0=True,
-                                        **modern), sha1_pki.root_path),
-        "no-bundle": (NginxSite(root / "n7", issued=leaf, **modern), None),
-        "mismatch": (NginxSite(root / "n8", issued=pki.issue("indep-other", hosts=("other.test",)), **modern),
-                     pki.root_path),
-        "expired": (NginxSite(root / "n9", issued=pki.issue("indep-expired", expired=True), **modern),
-                    pki.root_path),
-        "incomplete-chain": (NginxSite(root / "n10", issued=leaf, serve_chain=False, **modern), pki.root_path),
+        "rsa4096-p384-only": ({"issued": pki.issue("indep-rsa4096", key="rsa4096"), "ecdh_curve": "secp384r1",
+                               **modern}, pki.root_path),
+        "rsa4096-x25519": ({"issued": pki.issue("indep-rsa4096b", key="rsa4096"), "ecdh_curve": "X25519", **modern},
+                           pki.root_path),
+        "sha1-intermediate": ({"issued": sha1_pki.issue("indep-sha1-int"), "seclevel0": True, **modern},
+                              sha1_pki.root_path),
+        "no-bundle": ({"issued": leaf, **modern}, None),
+        "mismatch": ({"issued": pki.issue("indep-other", hosts=("other.test",)), **modern}, pki.root_path),
+        "expired": ({"issued": pki.issue("indep-expired", expired=True), **modern}, pki.root_path),
+        "not-yet-valid": ({"issued": pki.issue("indep-future", not_before=datetime.now(UTC) + timedelta(days=2),
+                                               days_valid=90), **modern}, pki.root_path),
+        "incomplete-chain": ({"issued": leaf, "serve_chain": False, **modern}, pki.root_path),
         # clauses.md Precisions (11.2-cert-trusted): "Every certificate the server serves (RSA and ECDSA on one
         # name) is judged, not only the first." nginx gives the ECDSA one to modern clients.
-        "dual-rsa-sha1": (NginxSite(root / "n11", issued=pki.issue("indep-dual-sha1", hash="sha1"),
-                                    dual_issued=pki.issue("indep-dual-ec1", key="p256"), seclevel0=True, **modern),
-                          pki.root_path),
-        "dual-rsa-1024": (NginxSite(root / "n12", issued=pki.issue("indep-dual-1024", key="rsa1024"),
-                                    dual_issued=pki.issue("indep-dual-ec2", key="p256"), seclevel0=True, **modern),
-                          pki.root_path),
-        "dual-rsa-self-signed": (NginxSite(root / "n13", issued=pki.issue("indep-dual-self", issuer="self"),
-                                           dual_issued=pki.issue("indep-dual-ec3", key="p256"), **modern),
-                                 pki.root_path),
-        "dual-ecdsa-expired": (NginxSite(root / "n14", issued=pki.issue("indep-dual-rsa4"),
-                                         dual_issued=pki.issue("indep-dual-ec4", key="p256", expired=True), **modern),
+        "dual-rsa-sha1": ({"issued": pki.issue("indep-dual-sha1", hash="sha1"), "seclevel0": True,
+                           "dual_issued": pki.issue("indep-dual-ec1", key="p256"), **modern}, pki.root_path),
+        "dual-rsa-1024": ({"issued": pki.issue("indep-dual-1024", key="rsa1024"), "seclevel0": True,
+                           "dual_issued": pki.issue("indep-dual-ec2", key="p256"), **modern}, pki.root_path),
+        "dual-rsa-self-signed": ({"issued": pki.issue("indep-dual-self", issuer="self"),
+                                  "dual_issued": pki.issue("indep-dual-ec3", key="p256"), **modern}, pki.root_path),
+        "dual-ecdsa-expired": ({"issued": pki.issue("indep-dual-rsa4"),
+                                "dual_issued": pki.issue("indep-dual-ec4", key="p256", expired=True), **modern},
                                pki.root_path),
     }
     with ExitStack() as stack:
-        for site, _ in sites.values():
-            stack.enter_context(site)
-        yield audit({name: Target(site.url, bundle, site.http_port or 9) for name, (site, bundle) in sites.items()},
-                    root / "audit")
+        targets = {}
+        for name, (options, bundle) in variants.items():  # each started before the next is made (see above)
+            site = stack.enter_context(NginxSite(root / name, **options))
+            targets[name] = Target(site.url, bundle, site.http_port or 9)
+        yield audit(targets, root / "audit")
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -627,12 +640,14 @@ def test_host_name_mismatch_is_m(tls_results: dict) -> None:  # type: ignore[typ
     assert status(result, "11.2-cert-trusted") == "fail"
 
 
-def test_expired_certificate_is_t(tls_results: dict) -> None:  # type: ignore[type-arg]
-    # ssllabs-rating.md caps: T = "expired or not yet valid"; clauses.md 11.2-cert-trusted and 11.2-cert-renewal
-    result = audited(tls_results, "expired")
+@pytest.mark.parametrize("name", ["expired", "not-yet-valid"])
+def test_expired_or_not_yet_valid_certificate_is_t(tls_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # ssllabs-rating.md caps: T = "expired or not yet valid"; clauses.md 11.2-cert-trusted: expired fails
+    result = audited(tls_results, name)
     assert result["grade"]["letter"] == "T", caps(result)
-    assert status(result, "11.2-cert-trusted") == "fail"
-    assert status(result, "11.2-cert-renewal") == "fail"
+    assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
+    if name == "expired":  # clauses.md 11.2-cert-renewal: "expired (fail)"
+        assert status(result, "11.2-cert-renewal") == "fail"
 
 
 def test_incomplete_chain(tls_results: dict) -> None:  # type: ignore[type-arg]
@@ -686,6 +701,12 @@ TLSLITE = {
     "3des-only-tls10": {"ciphers": ["3des"], "key_exchange": ["rsa"], "min_version": "TLSv1", "max_version": "TLSv1"},
     # Precisions: 3DES counts as 112 bits: cipher category = (100 [AES-256] + 20 [< 128]) / 2 = 60
     "aes256-then-3des": {"ciphers": ["aes256gcm", "3des"], "key_exchange": ["ecdhe_rsa"]},
+    # ssllabs-rating.md Precisions: "a non-reference client (an old Java) landing on 3DES does not cap": the
+    # browsers get ChaCha20 with TLS 1.3, Java 8 (no TLS 1.3, no ChaCha20) lands on TLS_RSA_WITH_3DES_EDE_CBC_SHA
+    "3des-java8-only": {"ciphers": ["chacha20-poly1305", "3des"], "key_exchange": ["ecdhe_rsa", "rsa"],
+                        "max_version": "TLSv1.3"},
+    # ssllabs-rating.md caps: B = "RC4 offered" (accepted, used or not)
+    "rc4-beside-aes": {"ciphers": ["aes256gcm", "rc4"], "key_exchange": ["ecdhe_rsa"], "macs": ["sha", "aead"]},
     # ssllabs-rating.md caps: C = "SSL 3.0 offered (POODLE)"; clauses.md 11.4: POODLE (SSL 3.0)
     "ssl3-cbc": {"ciphers": ["aes256gcm", "aes128"], "key_exchange": ["ecdhe_rsa"], "min_version": "SSLv3"},
 }
@@ -874,22 +895,19 @@ def ocsp_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         def stapling(name: str) -> str:
             return f"ssl_stapling on; ssl_stapling_file {root / f'{name}.der'};"
 
-        sites = {
-            "stapled-revoked-bad-delegate": NginxSite(root / "r5", issued=bad_delegate, **modern,
-                                                      extra_server=stapling("bad-delegate")),
-            "stapled-revoked-other-cert": NginxSite(root / "r6", issued=pki.issue("indep-ocsp-served"), **modern,
-                                                    extra_server=stapling("other-cert")),
+        variants = {  # name -> (leaf, nginx extra directives)
+            "stapled-revoked-bad-delegate": (bad_delegate, stapling("bad-delegate")),
+            "stapled-revoked-other-cert": (pki.issue("indep-ocsp-served"), stapling("other-cert")),
             # a forged "good" staple must not hide what the named responder says (revoked)
-            "stapled-forged-good-responder-revoked": NginxSite(root / "r7", issued=forged, **modern,
-                                                               extra_server=stapling("forged-good")),
-            "responder-revoked": NginxSite(root / "r1", issued=revoked, **modern),
-            "responder-unknown": NginxSite(root / "r2", issued=unknown, **modern),
-            "responder-unreachable": NginxSite(root / "r3", issued=unreachable, **modern),
-            "stapled-revoked": NginxSite(root / "r4", issued=stapled, **modern,
-                                         extra_server=f"ssl_stapling on; ssl_stapling_file {staple};"),
+            "stapled-forged-good-responder-revoked": (forged, stapling("forged-good")),
+            "responder-revoked": (revoked, ""),
+            "responder-unknown": (unknown, ""),
+            "responder-unreachable": (unreachable, ""),
+            "stapled-revoked": (stapled, f"ssl_stapling on; ssl_stapling_file {staple};"),
         }
-        for site in sites.values():
-            stack.enter_context(site)
+        # each started before the next is made (see http_results)
+        sites = {name: stack.enter_context(NginxSite(root / name, issued=issued, extra_server=extra, **modern))
+                 for name, (issued, extra) in variants.items()}
         targets = {name: Target(site.url, pki.root_path, site.http_port or 9) for name, site in sites.items()}
         results = audit(targets, root / "audit")
         # the setting for air-gapped runs: no request may reach the responder
@@ -941,3 +959,18 @@ def test_ocsp_off_asks_no_responder(ocsp_results: dict) -> None:  # type: ignore
 def test_key_exchange_score_counts_the_ephemeral_key(tls_results: dict, name: str, expected: int) -> None:  # type: ignore[type-arg]
     grade = audited(tls_results, name)["grade"]
     assert grade["categories"]["key_exchange"] == expected, grade
+
+
+def test_3des_reached_only_by_a_non_reference_client_does_not_cap(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = audited(tlslite_results, "3des-java8-only")
+    java8 = [sim for sim in result["evidence"]["tls"]["simulations"] if sim["client"].startswith("Java 8")]
+    assert java8 and "3DES" in (java8[0]["suite"] or {}).get("name", ""), java8  # the case is what it claims
+    assert not has_cap(result, "C", "SWEET32"), caps(result)
+    assert result["grade"]["letter"] in ("A", "A+"), caps(result)
+
+
+def test_rc4_offered_caps_at_b(tlslite_results: dict) -> None:  # type: ignore[type-arg]
+    result = audited(tlslite_results, "rc4-beside-aes")
+    assert has_cap(result, "B", "RC4"), caps(result)
+    assert result["grade"]["letter"] == "B", caps(result)
+    assert "rc4" in findings(result, "11.4-vulnerabilities").lower()

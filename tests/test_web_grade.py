@@ -253,17 +253,40 @@ def test_a_silent_server_costs_the_web_probe_two_timeouts_at_most() -> None:
     import httpx
 
     from auditor.model import HttpEvidence
-    from auditor.scan.web_probe import BUDGET_TIMEOUTS, Host, probe_web
+    from auditor.scan.web_probe import (
+        BUDGET_TIMEOUTS,
+        follow_route,
+        probe_web,
+        web_host,
+    )
     from tests.hostile.rawservers import RawServer, tarpit
 
     with RawServer(tarpit) as silent:
         landing = HttpResponse(url=f"http://good.test:{silent.port}/", status=200, headers=[("Content-Type", "text/html")])
         plain = HttpResponse(url="http://good.test:1/", status=301, location=f"http://good.test:{silent.port}/next")
-        host = Host("good.test", "127.0.0.1", silent.port, 1, None, timeout=1.0, max_body=10_000)
         started = time.monotonic()
+        host = web_host("good.test", "127.0.0.1", silent.port, 1, None, timeout=1.0, max_body=10_000)
+        http_evidence = HttpEvidence(https=[landing])
         with httpx.HTTPTransport() as transport:
-            probe = probe_web(transport, HttpEvidence(https=[landing], plain_http=plain), host)
+            http_evidence.web = probe_web(transport, http_evidence, host)
+            http_evidence.plain_http = plain
+            follow_route(transport, http_evidence, host)
         elapsed = time.monotonic() - started
+        probe = http_evidence.web
     assert elapsed < BUDGET_TIMEOUTS * 1.0 + 0.6, elapsed
     assert probe.page is not None and probe.page.error is not None
     assert "budget" in (probe.route_note or "") + (probe.cors.error if probe.cors else ""), probe
+
+
+def test_the_web_probe_opens_no_extra_connection(pki: TestPKI, tmp_path: Path) -> None:
+    """Rate limiters count connections: the page and the preflight reuse the clauses' HTTPS
+    connection (the plain-HTTP probe would evict it from the pool if they came after)."""
+    from tests.hostile.rawservers import RateLimiter, RawServer
+
+    with NginxSite(tmp_path / "site", issued=pki.issue("web-conns"), http_mode="none") as site:
+        counter = RateLimiter(site.https_port, allow=1000, window=1.0)
+        with RawServer(counter) as proxy:
+            found = probe_http("good.test", proxy.port, ip="127.0.0.1", http_port=9, timeout=5)
+    assert found.web is not None and found.web.page is not None and found.web.page.error is None
+    assert found.web.cors is not None and found.web.cors.status == 405
+    assert counter.forwarded == 1

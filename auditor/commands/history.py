@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
                          help="config file (default: ./config.toml when present)")
     history.add_argument("--limit", type=int, default=50, metavar="N",
                          help="show at most this many scans (default: %(default)s)")
+    history.add_argument("--clause", metavar="ID",
+                         help="list the failure episodes of this clause instead (when each began and ended, "
+                              "scans, gaps), e.g. 11.4-vulnerabilities (one row per flaw)")
     return history
 
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     config, _ = load(args.config)
     store = Store(config.history.database, create=False)
     target = parse_url(args.target).url if args.target else None
+    if args.clause:
+        return _episodes(store, args.clause, target)
     rows = store.history(target, args.limit)
     if not rows:
         print(f"no stored scans{' of ' + one_line(target) if target else ''} in {one_line(store.name)}")
@@ -59,4 +64,35 @@ def run(args: argparse.Namespace) -> int:
                       escape(one_line(_web_letter(store, row.seq), 16)),
                       "yes" if row.compliant else "NO", str(row.failures))
     Console(highlight=False, width=140).print(table)
+    return 0
+
+
+def _episodes(store: Store, clause: str, target: str | None) -> int:
+    """`history --clause ID`: every episode of that clause (and of its rows), per target, from the
+    stored scans: the same derivation as the reports' "failing since" (auditor.exposure)."""
+    from auditor.exposure import all_episodes, span
+    from checks.clauses import CLAUSES, SINCE
+    from reports.sanitize import one_line
+
+    if clause not in CLAUSES:
+        print(f"auditor: unknown clause {one_line(clause)!r}; one of: {', '.join(CLAUSES)}")
+        return 2
+    urls = [target] if target else list(dict.fromkeys(row.target_url for row in store.history(None, 1_000_000)))
+    table = Table("target", "finding", "first seen (UTC)", "last seen (UTC)", "scans", "gaps", "ended (UTC)",
+                  "remediated in")
+    count = 0
+    for url in urls:
+        for key, eps in all_episodes(store.recent(url), SINCE).items():
+            if key != clause and not key.startswith(clause + "/"):
+                continue
+            for ep in eps:
+                count += 1
+                ended = f"{ep.closed_at:%Y-%m-%d %H:%M}" if ep.closed_at else "open"
+                table.add_row(escape(one_line(url)), escape(one_line(key)), f"{ep.first_seen:%Y-%m-%d %H:%M}",
+                              f"{ep.last_seen:%Y-%m-%d %H:%M}", str(ep.scans), str(len(ep.gaps)), ended,
+                              span(ep.remediated_in) if ep.remediated_in is not None else "-")
+    if not count:
+        print(f"no failure of {clause} in the stored scans{' of ' + one_line(target) if target else ''}")
+        return 0
+    Console(highlight=False, width=240).print(table)
     return 0

@@ -3,7 +3,8 @@ sees those responses too), and keep what the HTTP clauses judge (status, headers
 Set-Cookie line, insecure sub-resources).
 
 The cookie jar drops attributes, so Set-Cookie lines are parsed here from the raw headers.
-Bodies are read only up to a cap: the audited server is untrusted.
+The audited server is untrusted: a body is read, decoded (Content-Encoding) and parsed each under
+a cap, and whatever fails in one response costs that response only, never the TLS evidence.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import httpx
 from auditor.model import Cookie, HttpEvidence, HttpResponse
 from auditor.scan.content_coding import decode_body
 from auditor.scan.mixed_content import PageReferences, insecure_references
-from auditor.scan.web_probe import Host, probe_web
+from auditor.scan.web_probe import follow_route, probe_web, web_host
 from auditor.targets import is_ip
 
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
@@ -270,8 +271,10 @@ def probe_http(
                 hop_response.redirected_from = response.url
                 evidence.https.append(hop_response)
                 response = hop_response
+        web = web_host(shown_host, literal, port, http_port, sni, timeout, max_body)  # the web grade's extra requests
+        evidence.web = probe_web(client, evidence, web)  # on the HTTPS connection still open
         if on_phase:
             on_phase("GET http /")
         evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout)
-        evidence.web = probe_web(client, evidence, Host(shown_host, literal, port, http_port, sni, timeout, max_body))
+        follow_route(client, evidence, web)
     return evidence

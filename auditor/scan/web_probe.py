@@ -32,9 +32,11 @@ OBSERVATORY_ORIGIN = "https://http-observatory.security.mozilla.org"  # the Orig
 USER_AGENT = "tls-posture-auditor (+policy compliance scan)"
 MAX_ROUTE = 10  # redirects followed from http://host/ (the Observatory's MAX_REDIRECTS)
 MAX_SCRIPTS = 200
+MAX_META = 32  # <meta> policies kept (each is at most the page's size)
 MAX_SRC = 2000
 REDIRECTS = {301, 302, 303, 307, 308}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
+DRAIN_BYTES = 64 * 1024
 BUDGET_TIMEOUTS = 2.0  # all the web probe's requests together take at most this many probe timeouts
 
 
@@ -108,6 +110,13 @@ def _read(response: httpx.Response, host: Host) -> tuple[bytes, str | None]:
     return bytes(body), None
 
 
+def _drain(response: httpx.Response, host: Host) -> None:
+    """Read a small unused body (an error page) so the connection is kept for the next request:
+    the probe should not cost the server new connections (rate limiters count them)."""
+    with contextlib.suppress(httpx.HTTPError, OutOfTime):
+        _read(response, replace(host, max_body=min(host.max_body, DRAIN_BYTES)))
+
+
 def page_facts(html: bytes, url: str, content_type: str | None, charset: str | None,
                budget_s: float = 10.0) -> PageFacts:
     """The <meta> policies and <script> tags of an HTML document, as parsed by a browser."""
@@ -119,7 +128,7 @@ def page_facts(html: bytes, url: str, content_type: str | None, charset: str | N
             equiv = (element.get("http-equiv") or "").strip().lower()
             content = element.get("content")
             if element.get("http-equiv") is not None and content is not None:
-                if equiv == "content-security-policy" and content:
+                if equiv == "content-security-policy" and content and len(facts.meta_csp) < MAX_META:
                     facts.meta_csp.append(content)
             elif (element.get("name") or "").strip().lower() == "referrer" and content:
                 facts.meta_referrer = [content]  # the last one counts
@@ -165,6 +174,7 @@ def _cors(transport: httpx.HTTPTransport, host: Host, landing: HttpResponse) -> 
             answer.status = response.status_code
             answer.allow_origin = _joined(response, "access-control-allow-origin")
             answer.allow_credentials = _joined(response, "access-control-allow-credentials")
+            _drain(response, host)
     except (httpx.HTTPError, ValueError, OutOfTime) as exc:
         answer.error = _why(exc)
     return answer
@@ -191,24 +201,42 @@ def _route(transport: httpx.HTTPTransport, host: Host, first: HttpResponse) -> t
             response = _send(transport, host, "GET", target, {"Accept": "text/html,*/*;q=0.8"})
             with contextlib.closing(response):
                 status, location = response.status_code, response.headers.get("location")
+                _drain(response, host)
         except (httpx.HTTPError, ValueError, OutOfTime) as exc:
             return hops, f"{target.href[:200]} did not answer ({_why(exc)})"
         hops[-1].status, current = status, target.href
     return hops, None
 
 
+def web_host(name: str, connect: str, https_port: int, http_port: int, sni: str | None, timeout: float,
+             max_body: int) -> Host:
+    """The audited host for the web probe, with its overall budget starting now."""
+    return Host(name, connect, https_port, http_port, sni, timeout, max_body,
+                deadline=time.monotonic() + BUDGET_TIMEOUTS * timeout)
+
+
 def probe_web(transport: httpx.HTTPTransport, evidence: HttpEvidence, host: Host) -> WebProbe:
-    """The web grade's extra evidence, given the clauses' (its landing chain and plain-HTTP answer)."""
+    """The landing page's HTML and a CORS preflight, given the clauses' landing chain (call it while
+    that chain's connection is open: it is reused)."""
     probe = WebProbe()
-    host = replace(host, deadline=time.monotonic() + BUDGET_TIMEOUTS * host.timeout)
     chain = [r for r in evidence.landing() if r is not evidence.plain_http]
     landing = chain[-1] if chain else None
     try:
         if landing is not None and landing.error is None:
             probe.page = _page(transport, host, landing)
             probe.cors = _cors(transport, host, landing)
-        if evidence.plain_http is not None and evidence.plain_http.error is None:
-            probe.http_route, probe.route_note = _route(transport, host, evidence.plain_http)
     except Exception as exc:  # noqa: BLE001  (a parser bug, MemoryError: the clauses' evidence stands)
         probe.error = f"the web probe failed: {type(exc).__name__}: {_why(exc)}"
     return probe
+
+
+def follow_route(transport: httpx.HTTPTransport, evidence: HttpEvidence, host: Host) -> None:
+    """The redirect route from http://host/, after the clauses' plain-HTTP answer (into evidence.web)."""
+    web = evidence.web if evidence.web is not None else WebProbe()
+    evidence.web = web
+    if evidence.plain_http is None or evidence.plain_http.error is not None:
+        return
+    try:
+        web.http_route, web.route_note = _route(transport, host, evidence.plain_http)
+    except Exception as exc:  # noqa: BLE001
+        web.error = f"the web probe failed: {type(exc).__name__}: {_why(exc)}"

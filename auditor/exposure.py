@@ -1,0 +1,197 @@
+"""The remediation clock (issue 18): how long each failing finding has been failing, derived only
+from the stored scans of the evidence log (so `auditor verify-log` proves it) plus the scan at hand.
+
+A finding's key is its clause id, and for 11.4-vulnerabilities also each flaw row
+("11.4-vulnerabilities/BEAST (CBC with TLS 1.0)"). Scans of one target, oldest first, make episodes:
+an episode opens at the first scan that saw the key fail and closes at the first later scan that
+judged it passing. A scan that could not judge the key (the target not audited, the check not run,
+or a rules version older than the check) and a missed scan (scans further apart than the expected
+interval) are gaps: counted, shown, never taken as fixed. The clock measures exposure seen from
+outside: from the first scan that saw a failure, not from when a flaw was published or when the
+operator evaluated the patch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from auditor.model import Exposure, Status, TargetResult
+
+VULNERABILITIES = "11.4-vulnerabilities"
+PRESENT, NOT_PRESENT = "PRESENT", "not present"  # the row states checks.vulnerabilities writes
+JUDGED = (Status.PASS, Status.WARN, Status.INFO, Status.FAIL)
+DEFAULT_INTERVAL = timedelta(hours=24)  # nightly: scans further apart than 1.5 intervals miss one
+HISTORY_LIMIT = 1000  # stored scans read back at most (about three years of nights)
+
+
+def row_key(name: str) -> str:
+    return f"{VULNERABILITIES}/{name}"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan of a target as the clock sees it: which keys it judged, and which of them failed."""
+
+    at: datetime
+    seq: int | None  # None: the scan of this run, not stored yet
+    audited: bool
+    rules_version: int
+    judged: frozenset[str]
+    failing: frozenset[str]
+
+    @classmethod
+    def of(cls, result: TargetResult, seq: int | None = None, since: dict[str, int] | None = None) -> Scan:
+        """`since`: the first rules version able to judge a key; an older scan did not judge it."""
+        version = result.rules_version or 1
+        judged: set[str] = set()
+        failing: set[str] = set()
+        for finding in result.findings:
+            if finding.status in JUDGED:
+                judged.add(finding.clause)
+            if finding.status is Status.FAIL:
+                failing.add(finding.clause)
+            if finding.clause == VULNERABILITIES:
+                for line in finding.evidence:  # the row lines: "<row>: PRESENT | not present | not tested"
+                    name, _, state = line.rpartition(": ")
+                    if name and state in (PRESENT, NOT_PRESENT):
+                        judged.add(row_key(name))
+                        if state == PRESENT:
+                            failing.add(row_key(name))
+        able = {key for key in judged if (since or {}).get(key, 1) <= version}
+        return cls(result.started_at, seq, result.error is None, version, frozenset(able),
+                   frozenset(failing & able))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch inside an episode when nobody looked: from the last scan before it to the next one."""
+
+    after: datetime
+    before: datetime
+    why: str  # "missed scan", "not audited", "not judged"
+
+
+@dataclass
+class Episode:
+    """One continuous failure of one key; `closed_at` is the first scan that judged it passing again."""
+
+    key: str
+    first_seen: datetime
+    last_seen: datetime
+    first_seq: int | None
+    scans: int = 1
+    closed_at: datetime | None = None
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.key}@{self.first_seen:%Y-%m-%dT%H:%MZ}"
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def remediated_in(self) -> timedelta | None:
+        return None if self.closed_at is None else self.closed_at - self.first_seen
+
+    def exposure(self) -> Exposure:
+        return Exposure(episode=self.id, first_seen=self.first_seen, last_seen=self.last_seen, scans=self.scans,
+                        gaps=len(self.gaps))
+
+
+def episodes(scans: Iterable[Scan], interval: timedelta = DEFAULT_INTERVAL) -> dict[str, list[Episode]]:
+    """Every episode of every key, from scans oldest first."""
+    found: dict[str, list[Episode]] = {}
+    previous: Scan | None = None
+    for scan in scans:
+        missed = previous is not None and scan.at - previous.at > interval * 1.5
+        for key, eps in found.items():
+            current = eps[-1]
+            if not current.open:
+                continue
+            if missed and previous is not None:
+                current.gaps.append(Gap(previous.at, scan.at, "missed scan"))
+            if key in scan.failing:
+                current.last_seen, current.scans = scan.at, current.scans + 1
+            elif key in scan.judged:
+                current.closed_at = scan.at
+            elif previous is not None:
+                current.gaps.append(Gap(previous.at, scan.at, "not judged" if scan.audited else "not audited"))
+        for key in scan.failing:
+            eps = found.setdefault(key, [])
+            if not eps or not eps[-1].open:
+                eps.append(Episode(key, scan.at, scan.at, scan.seq))
+        previous = scan
+    return found
+
+
+@dataclass(frozen=True)
+class ExposureHistory:
+    """The episodes of one target up to the scan at hand (`now`, its time): what checks read."""
+
+    now: datetime
+    by_key: dict[str, list[Episode]]
+
+    def open(self, key: str) -> Episode | None:
+        """The episode still failing at this scan (seen failing by it), if any."""
+        eps = self.by_key.get(key)
+        return eps[-1] if eps and eps[-1].open and eps[-1].last_seen == self.now else None
+
+    def open_rows(self) -> list[Episode]:
+        """11.4-vulnerabilities rows present at this scan."""
+        return [ep for key in self.by_key if key.startswith(VULNERABILITIES + "/") and (ep := self.open(key))]
+
+    def unjudged_rows(self) -> list[Episode]:
+        """Rows not yet seen passing again, but not judged by this scan (the clock cannot say)."""
+        return [eps[-1] for key, eps in self.by_key.items()
+                if key.startswith(VULNERABILITIES + "/") and eps[-1].open and eps[-1].last_seen != self.now]
+
+    def closed_rows(self) -> list[Episode]:
+        return [ep for key, eps in self.by_key.items() if key.startswith(VULNERABILITIES + "/")
+                for ep in eps if not ep.open]
+
+
+def history_of(current: TargetResult, stored: Iterator[tuple[int, TargetResult]], since: dict[str, int] | None = None,
+               interval: timedelta = DEFAULT_INTERVAL, limit: int = HISTORY_LIMIT) -> ExposureHistory:
+    """The exposure history of `current` given its target's stored scans, newest first. Reading
+    stops at the first stored scan that judged passing every key failing now or at the previous
+    scan (where those episodes began), so a long history is not read every night; an episode that
+    was already failing at that scan is left out (its start was not read), never shown shorter."""
+    now = Scan.of(current, None, since)
+    pending = set(now.failing)
+    older: list[Scan] = []
+    cut = False
+    for seq, result in stored:
+        scan = Scan.of(result, seq, since)
+        if not older:
+            pending |= scan.failing  # so an episode this scan closes is read whole
+        older.append(scan)
+        pending -= scan.judged - scan.failing
+        if not pending or len(older) >= limit:
+            cut = True
+            break
+    found = episodes([*reversed(older), now], interval)
+    if cut:
+        found = {key: kept for key, eps in found.items()
+                 if (kept := [ep for ep in eps if ep.first_seen > older[-1].at])}
+    return ExposureHistory(current.started_at, found)
+
+
+def all_episodes(stored: Iterator[tuple[int, TargetResult]], since: dict[str, int] | None = None,
+                 interval: timedelta = DEFAULT_INTERVAL) -> dict[str, list[Episode]]:
+    """Every episode of a target's stored scans (newest first, as Store.recent yields them)."""
+    scans = [Scan.of(result, seq, since) for seq, result in stored]
+    return episodes(reversed(scans), interval)
+
+
+def span(delta: timedelta) -> str:
+    """ "8 days", "5 h", "20 min": how long, in the largest unit that fits."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h" + (f" {seconds % 3600 // 60} min" if seconds < 86400 and seconds % 3600 else "")
+    return f"{seconds // 60} min"

@@ -1,0 +1,221 @@
+"""The remediation clock (issue 18) over real nightly runs of a real nginx whose configuration changes
+between "nights" (restarted with TLS 1.0 on, then off), the nights' times given through the nightly
+job's injected clock (run_nightly(clock=...)): episodes open and close at the right scans, the 24-hour
+window of 11.4-patch-window fails exactly when crossed, a missed night and an unaudited night are gaps
+(never a fix), an upgrade that adds a check starts its clock at the upgrade, and the clock is proven
+from the hash-chained log (an altered past entry: verify-log exits 5)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from auditor.model import Finding, Status, TargetResult
+from auditor.schedule import run_nightly
+from auditor.testing.pki import TestPKI
+from auditor.testing.servers import NginxSite
+from reports.html import render_html
+from reports.text import render_text
+from tests.conftest import run_cli
+
+BEAST = "BEAST (CBC with TLS 1.0)"
+# TLS 1.0 with a CBC suite first: BEAST present (as in tests/test_grading_real.py)
+LEGACY = {"protocols": "TLSv1 TLSv1.2 TLSv1.3", "seclevel0": True,
+          "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384"}
+T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # a night to come
+DAY = timedelta(days=1)
+
+
+def _config(directory: Path, pki: TestPKI, url: str, hours: float | None = None) -> Path:
+    path = directory / "config.toml"
+    policy = f"[policy]\npatch_window_hours = {hours}\n" if hours else ""
+    path.write_text(f"""{policy}
+[history]
+database = "history.sqlite"
+
+[output]
+directory = "out"
+
+[[targets]]
+url = "{url}"
+ip = "127.0.0.1"
+ca_bundle = "{pki.root_path}"
+http_port = 9
+""")
+    return path
+
+
+class Nights:
+    """One nginx site on fixed ports, restarted with another configuration when asked."""
+
+    def __init__(self, directory: Path, pki: TestPKI) -> None:
+        self.directory, self.issued, self.count = directory, pki.issue("clock", days_valid=90), 0
+        self.site: NginxSite | None = None
+        self.ports: tuple[int, int | None] | None = None
+        self.config = directory / "config.toml"
+
+    def serve(self, **options: object) -> str:
+        self.down()
+        self.count += 1
+        site = NginxSite(self.directory / f"site{self.count}", issued=self.issued, **options)  # type: ignore[arg-type]
+        if self.ports is not None:  # the same target, reconfigured
+            site.https_port, site.http_port = self.ports
+        site.__enter__()
+        self.site, self.ports = site, (site.https_port, site.http_port)
+        return site.url
+
+    def down(self) -> None:
+        if self.site is not None:
+            self.site.__exit__(None, None, None)
+            self.site = None
+
+    def night(self, at: datetime) -> TargetResult:
+        outcome = run_nightly(str(self.config), clock=lambda: at)
+        assert outcome.store_error is None, outcome.store_error
+        (result,) = outcome.report.targets
+        self.last_report = outcome.report
+        return result
+
+
+def _clause(result: TargetResult, clause: str) -> Finding:
+    return next(f for f in result.findings if f.clause == clause)
+
+
+@pytest.fixture(scope="module")
+def week(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Night 1 modern; TLS 1.0 turned on before night 2; night 3 exactly 24 h after BEAST was first
+    seen, night 4 one minute later; night 5 the server is down (not audited); night 6 missed; night 7
+    still TLS 1.0; TLS 1.0 turned off before night 8."""
+    directory = tmp_path_factory.mktemp("clock")
+    nights = Nights(directory, pki)
+    url = nights.serve()
+    _config(directory, pki, url)
+    results: dict[int, TargetResult] = {}
+    try:
+        results[1] = nights.night(T0)
+        nights.serve(**LEGACY)
+        results[2] = nights.night(T0 + DAY)
+        results[3] = nights.night(T0 + 2 * DAY)
+        results[4] = nights.night(T0 + 2 * DAY + timedelta(minutes=1))
+        reports = {4: nights.last_report}
+        nights.down()
+        results[5] = nights.night(T0 + 3 * DAY)
+        nights.serve(**LEGACY)
+        results[7] = nights.night(T0 + 5 * DAY)  # night 6 (T0 + 4 days) was missed
+        reports[7] = nights.last_report
+        nights.serve()
+        results[8] = nights.night(T0 + 6 * DAY)
+    finally:
+        nights.down()
+    return nights.config, url, results, reports
+
+
+def test_the_window_warns_then_fails_exactly_when_crossed(week) -> None:  # noqa: ANN001
+    _, _, results, _ = week
+    assert _clause(results[1], "11.4-patch-window").status is Status.PASS
+    night2 = _clause(results[2], "11.4-patch-window")
+    assert night2.status is Status.WARN and night2.title == f"{BEAST} present: 24 h left in the 24 h window"
+    night3 = _clause(results[3], "11.4-patch-window")  # exactly 24 h after the first scan that saw it
+    assert night3.status is Status.WARN and night3.title == f"{BEAST} present: 0 min left in the 24 h window"
+    night4 = _clause(results[4], "11.4-patch-window")  # one minute past the window
+    assert night4.status is Status.FAIL and night4.title == f"{BEAST} still present after the 24 h window"
+    assert "measures exposure seen from outside" in night4.detail and "evaluated the patch" in night4.detail
+    assert results[3].compliant is False  # TLS 1.0 already fails 11.3-protocols; the window adds to it
+    assert "11.4-patch-window" not in results[3].failed_clauses()
+    assert "11.4-patch-window" in results[4].failed_clauses()
+    assert _clause(results[8], "11.4-patch-window").status is Status.PASS
+
+
+def test_episodes_open_and_close_at_the_right_scans_with_gaps_never_fixed(week) -> None:  # noqa: ANN001
+    _, _, results, _ = week
+    assert _clause(results[1], "11.3-protocols").exposure is None  # not failing
+    first = _clause(results[2], "11.3-protocols").exposure
+    assert first is not None and (first.first_seen, first.scans, first.gaps) == (T0 + DAY, 1, 0)
+    assert results[5].error and not results[5].findings  # the server was down: not audited
+    late = _clause(results[7], "11.3-protocols").exposure  # the unaudited night and the missed night are gaps
+    assert late is not None and (late.first_seen, late.last_seen) == (T0 + DAY, T0 + 5 * DAY)
+    assert (late.scans, late.gaps) == (4, 2) and late.episode == first.episode
+    beast = _clause(results[7], "11.4-patch-window")
+    assert beast.status is Status.FAIL
+    assert f"{BEAST}: present since {T0 + DAY:%Y-%m-%d %H:%M} UTC (4 days, 4 scan(s), 2 gap(s) without a verdict)" \
+        in beast.evidence
+    closed = _clause(results[8], "11.4-patch-window")  # TLS 1.0 off: the episode is closed
+    assert closed.status is Status.PASS and _clause(results[8], "11.3-protocols").exposure is None
+    assert (f"{BEAST}: present {T0 + DAY:%Y-%m-%d %H:%M} UTC, gone at the scan of {T0 + 6 * DAY:%Y-%m-%d %H:%M} UTC "
+            "(remediated in 5 days)") in closed.evidence
+
+
+def test_reports_json_and_history_show_failing_since(week) -> None:  # noqa: ANN001
+    config, url, _, reports = week
+    report = reports[7]
+    since = f"failing since {T0 + DAY:%Y-%m-%d %H:%M} UTC (4 days, 4 scan(s), 2 gap(s))"
+    text = render_text(report, tz=timezone.utc)
+    assert since in text
+    assert since in render_html(report, tz=timezone.utc)
+    target = json.loads(report.model_dump_json())["targets"][0]
+    protocols = next(f for f in target["findings"] if f["clause"] == "11.3-protocols")
+    assert protocols["exposure"]["scans"] == 4 and protocols["exposure"]["first_seen"].startswith(
+        f"{T0 + DAY:%Y-%m-%dT%H:%M}")
+    assert protocols["exposure"]["episode"] == f"11.3-protocols@{T0 + DAY:%Y-%m-%dT%H:%M}Z"
+    stored = json.loads((config.parent / "out" / "latest.json").read_text())["targets"][0]  # night 8: all fixed
+    assert all(f["exposure"] is None for f in stored["findings"])
+    run = run_cli("history", "--clause", "11.4-vulnerabilities", url, "--config", str(config))
+    assert run.code == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if BEAST[:20] in line]
+    assert len(rows) == 1
+    cells = [cell.strip() for cell in rows[0].split("│")[1:-1]]
+    assert cells[1:] == [f"11.4-vulnerabilities/{BEAST}", f"{T0 + DAY:%Y-%m-%d %H:%M}", f"{T0 + 5 * DAY:%Y-%m-%d %H:%M}",
+                         "4", "2", f"{T0 + 6 * DAY:%Y-%m-%d %H:%M}", "5 days"]
+    bad = run_cli("history", "--clause", "11.9-nothing", "--config", str(config))
+    assert bad.code == 2 and "unknown clause" in bad.stdout
+
+
+def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  # noqa: ANN001
+    config, _, _, _ = week
+    copy = tmp_path / "config"
+    copy.mkdir()
+    (copy / "config.toml").write_text(config.read_text())
+    with sqlite3.connect(config.parent / "history.sqlite") as source, \
+            sqlite3.connect(copy / "history.sqlite") as target:
+        source.backup(target)
+    assert run_cli("verify-log", "--config", str(copy / "config.toml")).code == 0
+    with sqlite3.connect(copy / "history.sqlite") as db:  # move night 2 a day earlier: "failing since" lies
+        body = db.execute("SELECT body FROM evidence_log WHERE seq = 2").fetchone()[0]
+        when = (T0 + DAY).isoformat().replace("+00:00", "Z")
+        assert when in body
+        db.execute("UPDATE evidence_log SET body = ? WHERE seq = 2", (body.replace(when, T0.isoformat()),))
+    run = run_cli("verify-log", "--config", str(copy / "config.toml"))
+    assert run.code == 5, run.stdout + run.stderr
+
+
+def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
+        pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two nights under rules version 1 without the BEAST row (an older auditor), then the upgrade:
+    the row's clock starts at the first scan that could see it, though TLS 1.0 was on all along."""
+    import auditor.audit
+    from checks import vulnerabilities
+    from checks.clauses import SINCE
+
+    nights = Nights(tmp_path, pki)
+    _config(tmp_path, pki, nights.serve(**LEGACY))
+    monkeypatch.setitem(SINCE, f"11.4-vulnerabilities/{BEAST}", 3)
+    real_rules = vulnerabilities._rules
+    try:
+        with monkeypatch.context() as old:
+            old.setattr(auditor.audit, "RULES_VERSION", 2)
+            old.setattr(vulnerabilities, "_rules", lambda tls: [r for r in real_rules(tls) if r[0] != BEAST])
+            before = [nights.night(T0), nights.night(T0 + DAY)]
+        monkeypatch.setattr(auditor.audit, "RULES_VERSION", 3)
+        upgraded = nights.night(T0 + 2 * DAY)
+    finally:
+        nights.down()
+    assert all(_clause(r, "11.4-patch-window").status is Status.PASS for r in before)
+    assert before[0].rules_version == 2 and upgraded.rules_version == 3
+    window = _clause(upgraded, "11.4-patch-window")
+    assert window.status is Status.WARN and window.title == f"{BEAST} present: 24 h left in the 24 h window"
+    protocols = _clause(upgraded, "11.3-protocols").exposure  # an old clause keeps its clock
+    assert protocols is not None and (protocols.first_seen, protocols.scans) == (T0, 3)
