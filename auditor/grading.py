@@ -96,6 +96,7 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
             f.reference_non_fs.append("server's first choice")
     f.beast = bool(beast(tls))
     page = next((r for r in http.https if r.error is None), None)
+    f.hsts_measured = page is not None
     if page is not None and page.header("strict-transport-security"):
         f.hsts_max_age = parse_hsts(page.header("strict-transport-security")[0])[0]
     return f
@@ -171,7 +172,11 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
             letter = _worse(letter, cap.grade)
     warnings = [rule.wording for rule in WARNINGS if rule.applies(f)]
     if letter == "A":
-        letter = "A-" if warnings else "A+"
+        # A+ needs HSTS seen on the site: when no page could be fetched it stays A, and says why
+        letter = "A-" if warnings else "A+" if f.hsts_measured else "A"
+    if not f.hsts_measured:
+        caps.append(GradeCap(grade="A", reason="HSTS could not be checked (no HTTPS page was fetched): "
+                                               "A+ is not given"))
     trust = [c.grade for c in caps if c.grade in _TRUST_CAPS]
     if trust:
         return Grade(letter="M" if "M" in trust else "T", score=score, categories=categories, caps=caps,

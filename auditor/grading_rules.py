@@ -55,6 +55,7 @@ class GradeFacts:
     reference_3des_modern: list[str] = field(default_factory=list)
     reference_rc4_modern: list[str] = field(default_factory=list)
     hsts_max_age: int | None = None
+    hsts_measured: bool = True  # False: no HTTPS page was fetched, so HSTS is unknown (never "missing")
     beast: bool = False  # auditor.flaws.beast, shared with the check
 
     def any_suite(self, test: Callable[[object], bool], versions: set[str] | None = None) -> bool:
@@ -130,7 +131,7 @@ CAPS: list[Rule] = [
 WARNINGS: list[Rule] = [
     Rule("no-tls13", "A-", "TLS 1.3 is not supported", lambda f: bool(f.protocols) and "TLS 1.3" not in f.protocols),
     Rule("hsts", "A-", "HSTS is missing, invalid or shorter than 180 days",
-         lambda f: f.hsts_max_age is None or f.hsts_max_age < HSTS_A_PLUS),
+         lambda f: f.hsts_measured and (f.hsts_max_age is None or f.hsts_max_age < HSTS_A_PLUS)),
     Rule("no-secure-renegotiation", "A-", "Secure renegotiation is not supported",
          lambda f: f.lacks_secure_renegotiation),
 ]

@@ -71,10 +71,14 @@ def _deletion_fact(url: str, cookie: Cookie) -> str:
     return f"{url}: deletes cookie {shown_name(cookie)} (Max-Age/Expires in the past): not judged"
 
 
+def _fetch_errors(ctx: CheckContext) -> str:
+    return "; ".join(f"{r.url}: {r.error}" for r in ctx.evidence.http.https if r.error) or "no HTTPS page was fetched"
+
+
 def check_cookies(ctx: CheckContext) -> list[Finding]:
     pages = [r for r in ctx.evidence.http.https if r.error is None]
     if not pages:
-        return [finding("11.5-cookies", Status.ERROR, "No HTTPS page could be fetched")]
+        return [finding("11.5-cookies", Status.ERROR, "No HTTPS page could be fetched", _fetch_errors(ctx))]
     seen = _seen(ctx)
     if not seen:
         return [finding("11.5-cookies", Status.PASS, "No cookies are set on the audited pages",
@@ -107,7 +111,7 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
 def check_consent(ctx: CheckContext) -> list[Finding]:
     first = ctx.evidence.http.https[0] if ctx.evidence.http.https else None
     if first is None or first.error is not None:
-        return [finding("12.3-cookie-consent", Status.ERROR, "The first page could not be fetched")]
+        return [finding("12.3-cookie-consent", Status.ERROR, "The first page could not be fetched", _fetch_errors(ctx))]
     landing = ctx.evidence.http.landing()
     stored = [(r.url, c) for r in landing for c in r.cookies if not is_deletion(c, ctx.now)]
     facts = [f"{url}: {c.raw_attributes}" for url, c in stored]

@@ -90,9 +90,13 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
                         PROTOCOL_FIX if floor else FORM_FIX)]
     if untested:
         return [finding("5.4-transit", Status.ERROR, f"Could not test {', '.join(untested)}", evidence=facts)]
-    pages = len(ctx.evidence.http.https)
+    fetched = [r for r in ctx.evidence.http.https if r.error is None]
+    if not fetched:  # no page was read: its forms are unknown, never "none post to http://"
+        errors = [f"{r.url}: {r.error}" for r in ctx.evidence.http.https] or ["no HTTPS page was fetched"]
+        return [finding("5.4-transit", Status.ERROR, "The audited pages could not be fetched",
+                        "Nothing below TLS 1.2, but the forms of the pages were not checked.", facts + errors)]
     return [finding("5.4-transit", Status.PASS, "Nothing below TLS 1.2; no form posts to http://",
-                    f"{pages} audited page(s) checked for insecure form targets.", facts)]
+                    f"{len(fetched)} audited page(s) checked for insecure form targets.", facts)]
 
 
 CHECKS = [("11.3-protocols", check_protocols), ("5.4-transit", check_transit)]

@@ -23,7 +23,10 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
     http = ctx.evidence.http
     plain = http.plain_http
     out: list[Finding] = []
-    if plain is None:
+    if plain is None and http.https and all(r.error for r in http.https):
+        out.append(finding(CLAUSE, Status.ERROR, "The HTTP probe failed",
+                           "; ".join(f"{r.url}: {r.error}" for r in http.https)))
+    elif plain is None:
         out.append(finding(CLAUSE, Status.NOT_TESTED, "Plain HTTP was not probed"))
     elif plain.error:
         if plain.error in {"connection refused", "timed out"}:

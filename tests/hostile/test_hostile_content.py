@@ -186,6 +186,14 @@ def test_a_failed_http_probe_keeps_the_tls_evidence_and_the_tls_clauses(pki: Tes
     hsts = next(f for f in result.findings if f.clause == "11.5-hsts")
     assert hsts.status is Status.ERROR and "the HTTP probe failed: MemoryError" in hsts.detail
     assert statuses["11.5-cookies"] is Status.ERROR
+    # what depends on the pages is an error too, never a pass: their forms and redirects are unknown
+    assert statuses["5.4-transit"] is Status.ERROR and statuses["11.1-tls-enforced"] is Status.ERROR
+    cookies = next(f for f in result.findings if f.clause == "11.5-cookies")
+    assert "MemoryError" in cookies.detail
+    # HSTS was never seen: no "HSTS missing" warning, and no A+ either
+    assert result.grade.letter == "A"
+    assert not any("HSTS" in w for w in result.grade.warnings)
+    assert any("HSTS could not be checked" in c.reason for c in result.grade.caps)
 
 
 # ---------------------------------------------------------------- item 7: quadratic HTML, odd charsets
