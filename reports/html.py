@@ -58,6 +58,8 @@ def _environment(tz: tzinfo | None) -> Environment:
         exposure=partial(view.exposure_line, tz=tz),
         trust_chips=view.trust_chips,
         fixes=view.fixes,
+        mozilla_rows=view.mozilla_rows,
+        post_quantum=view.post_quantum,
     )
     return env
 

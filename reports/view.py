@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from urllib.parse import urlsplit
 
-from auditor.model import Finding, Status, TargetResult
+from auditor.model import (
+    Finding,
+    HandshakeSimulation,
+    MozillaConformance,
+    PostQuantum,
+    Status,
+    TargetResult,
+)
 
 # ---------------------------------------------------------------- verdicts and order
 
@@ -187,6 +194,50 @@ def trust_chips(result: TargetResult, trust: list) -> list[TrustChip]:  # type: 
     judged = [TrustChip(s.store, f"{s.store}: {'trusted' if s.trusted else 'NOT trusted'}",
                         "pass" if s.trusted else "fail") for s in trust if s.store not in skipped]
     return judged + [TrustChip(s.store, f"{s.store}: not judged", "not_judged") for s in trust if s.store in skipped]
+
+
+# ---------------------------------------------------------------- TLS configuration summaries
+
+@dataclass(frozen=True)
+class MozillaRow:
+    """One Mozilla server-side TLS configuration as a report row (what the text report says in
+    auditor.mozilla_profile.report_lines, split into cells)."""
+
+    profile: str  # "intermediate 6.0"
+    label: str  # "yes", "no", "not judged"
+    tone: str  # "pass", "warn", "not_judged": the chip's colour; amber, not the policy's red, since a
+    # Mozilla profile is advice beside the verdict (most compliant sites miss "modern")
+    deviations: list[str]  # "tls_versions: TLS 1.0 is accepted"
+    not_judged: list[str]
+    advice: list[str]
+
+
+def mozilla_rows(result: TargetResult) -> list[MozillaRow]:
+    """The site against each Mozilla configuration: conformant (yes / no / not judged when no
+    deviation was found but something was not measured), then why not."""
+    return [_mozilla_row(c) for c in result.mozilla]
+
+
+def _mozilla_row(c: MozillaConformance) -> MozillaRow:
+    label, tone = (("yes", "pass") if c.conformant else ("not judged", "not_judged") if c.conformant is None
+                   else ("no", "warn"))
+    return MozillaRow(f"{c.profile} {c.guideline_version}", label, tone,
+                      [f"{d.key}: {d.detail}" for d in c.deviations], list(c.not_judged), list(c.advice))
+
+
+def post_quantum(sim: HandshakeSimulation, probe: PostQuantum | None) -> str:
+    """The simulation table's post-quantum cell: the hybrid group this browser gets
+    ("X25519MLKEM768"), "no" (it offers one, the server picks a classical group or refuses the
+    hybrid), "not offered" (the browser sends no hybrid) or "not tested" (offered, but the server's
+    pick was not measured). `probe` settles "no" when `hybrid_selected` is empty because the
+    fallback has no ephemeral group at all (RSA key exchange, no TLS 1.3)."""
+    if sim.hybrid_offered is None:
+        return "not offered"
+    if sim.quantum_resistant:
+        return sim.hybrid_selected or ""
+    if sim.hybrid_selected is not None or (probe is not None and probe.groups.get(sim.hybrid_offered) is False):
+        return "no"
+    return "not tested"
 
 
 # ---------------------------------------------------------------- fixes written for this site

@@ -219,3 +219,29 @@ def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
     assert window.status is Status.WARN and window.title == f"{BEAST} present: 24 h left in the 24 h window"
     protocols = _clause(upgraded, "11.3-protocols").exposure  # an old clause keeps its clock
     assert protocols is not None and (protocols.first_seen, protocols.scans) == (T0, 3)
+
+
+def test_without_history_the_window_is_not_tested_and_says_why() -> None:
+    """An on-demand audit (no --store) has no history: not_tested, never a pass (pure check, no server needed)."""
+    from checks.base import CheckContext
+    from checks.patch_window import check_patch_window
+    from tests import evidence_builders as b
+
+    (found,) = check_patch_window(CheckContext(evidence=b.evidence(), now=b.NOW))
+    assert found.status is Status.NOT_TESTED and "--store" in found.detail
+    assert "measures exposure seen from outside" in found.detail
+
+
+def test_a_late_renewal_says_since_when(pki: TestPKI, tmp_path: Path) -> None:
+    """A certificate 20 days from expiry (renewal due 10 days ago), not replaced over two nights."""
+    nights = Nights(tmp_path, pki)
+    nights.issued = pki.issue("late", days_valid=20)
+    _config(tmp_path, pki, nights.serve())
+    try:
+        first, second = nights.night(T0), nights.night(T0 + DAY)
+    finally:
+        nights.down()
+    assert _clause(first, "11.2-cert-renewal").status is Status.FAIL
+    renewal = _clause(second, "11.2-cert-renewal")
+    assert renewal.status is Status.FAIL and renewal.exposure is not None and renewal.exposure.scans == 2
+    assert f"renewal late: failing since {T0:%Y-%m-%d %H:%M} UTC (24 h, 2 scan(s))" in renewal.evidence
