@@ -110,18 +110,18 @@ def record_run(report, config, store) -> str:  # noqa: ANN001
     return append_run(report, config, store)
 
 
-def annotate_from_history(report, store, policy=None) -> None:  # noqa: ANN001
+def annotate_from_history(report, store, policy) -> None:  # noqa: ANN001
     """The changes since each target's previous stored scan, what history says about renewal, and
-    the remediation clock: each failing finding's exposure and 11.4-patch-window (`policy`: its
-    window; default the policy's 24 h). Reads only: the verdict printed before storing includes them."""
+    the remediation clock: each failing finding's exposure and 11.4-patch-window (`policy`: the
+    configured window, so `audit --store` and the nightly run judge alike). Reads only: the verdict
+    printed before storing includes them."""
     from auditor.changes import annotate_renewal, diff_results, leaf
-    from auditor.config import Policy
     from auditor.exposure import history_of
     from checks.clauses import SINCE
     from checks.patch_window import judge_with_history
 
     for result in report.targets:
-        judge_with_history(result, history_of(result, store.recent(result.target.url), SINCE), policy or Policy())
+        judge_with_history(result, history_of(result, store.recent(result.target.url), SINCE), policy)
         history = store.recent(result.target.url)
         previous = next(history, None)
         if previous is None:

@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if store is not None:
         from auditor.schedule import annotate_from_history, append_run
 
-        keep_step(outcome, lambda: annotate_from_history(report, store))
+        keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
     out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
     if args.quiet:
         print_summary(report, out)  # the verdict summary `schedule --once` prints too
