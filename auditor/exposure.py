@@ -17,13 +17,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from auditor.model import Exposure, Status, TargetResult
+from auditor.model import Exposure, ExposurePoint, Status, TargetResult
 
 VULNERABILITIES = "11.4-vulnerabilities"
 PRESENT, NOT_PRESENT = "PRESENT", "not present"  # the row states checks.vulnerabilities writes
 JUDGED = (Status.PASS, Status.WARN, Status.INFO, Status.FAIL)
 DEFAULT_INTERVAL = timedelta(hours=24)  # nightly: scans further apart than 1.5 intervals miss one
 HISTORY_LIMIT = 1000  # stored scans read back at most (about three years of nights)
+TIMELINE_LIMIT = 30  # points an Exposure carries (the latest): a month of nights, small in every report
 
 
 def row_key(name: str) -> str:
@@ -84,6 +85,19 @@ class Episode:
     scans: int = 1
     closed_at: datetime | None = None
     gaps: list[Gap] = field(default_factory=list)
+    points: list[ExposurePoint] = field(default_factory=list)  # failing scans and gaps, oldest first
+
+    def __post_init__(self) -> None:
+        if not self.points:
+            self.points.append(ExposurePoint(at=self.first_seen, state="fail"))
+
+    def fail(self, at: datetime) -> None:
+        self.last_seen, self.scans = at, self.scans + 1
+        self.points.append(ExposurePoint(at=at, state="fail"))
+
+    def gap(self, gap: Gap, at: datetime) -> None:
+        self.gaps.append(gap)
+        self.points.append(ExposurePoint(at=at, state="gap", why=gap.why))
 
     @property
     def id(self) -> str:
@@ -99,7 +113,7 @@ class Episode:
 
     def exposure(self) -> Exposure:
         return Exposure(episode=self.id, first_seen=self.first_seen, last_seen=self.last_seen, scans=self.scans,
-                        gaps=len(self.gaps))
+                        gaps=len(self.gaps), timeline=self.points[-TIMELINE_LIMIT:])
 
 
 def episodes(scans: Iterable[Scan], interval: timedelta = DEFAULT_INTERVAL) -> dict[str, list[Episode]]:
@@ -112,14 +126,14 @@ def episodes(scans: Iterable[Scan], interval: timedelta = DEFAULT_INTERVAL) -> d
             current = eps[-1]
             if not current.open:
                 continue
-            if missed and previous is not None:
-                current.gaps.append(Gap(previous.at, scan.at, "missed scan"))
+            if missed and previous is not None:  # the point stands where the missed scan was due
+                current.gap(Gap(previous.at, scan.at, "missed scan"), previous.at + interval)
             if key in scan.failing:
-                current.last_seen, current.scans = scan.at, current.scans + 1
+                current.fail(scan.at)
             elif key in scan.judged:
                 current.closed_at = scan.at
             elif previous is not None:
-                current.gaps.append(Gap(previous.at, scan.at, "not judged" if scan.audited else "not audited"))
+                current.gap(Gap(previous.at, scan.at, "not judged" if scan.audited else "not audited"), scan.at)
         for key in scan.failing:
             eps = found.setdefault(key, [])
             if not eps or not eps[-1].open:

@@ -332,6 +332,14 @@ class Evidence(_Model):
 
 # ---------------------------------------------------------------- judgements
 
+class ExposurePoint(_Model):
+    """One step of an episode's timeline: a scan that saw the finding fail, or a gap (no verdict)."""
+
+    at: datetime  # the scan's time; for a missed scan, the last scan before it
+    state: Literal["fail", "gap"]
+    why: str | None = None  # a gap's reason: "missed scan", "not audited", "not judged"
+
+
 class Exposure(_Model):
     """How long a failing finding has been failing, derived from the stored scans (auditor.exposure)."""
 
@@ -340,6 +348,7 @@ class Exposure(_Model):
     last_seen: datetime  # the latest scan that saw it fail (this one)
     scans: int  # scans that saw it fail in this episode (gaps are not counted)
     gaps: int = 0  # missed nights or scans that could not judge it, inside the episode
+    timeline: list[ExposurePoint] = Field(default_factory=list)  # the episode's last 30 points, oldest first
 
 
 class Finding(_Model):

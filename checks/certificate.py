@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from auditor.chain import incomplete_chain, no_known_issuer
+from auditor.exposure import span
 from auditor.model import Certificate, CertificateDeployment, Finding, RevocationStatus, Status
 from checks.base import CheckContext, finding, fix
 
@@ -228,11 +229,16 @@ def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         rule = f"renew at least {ctx.policy.renewal_days} days before expiry"
     facts = [f"notBefore {leaf.not_before:%Y-%m-%d %H:%M} UTC", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC",
              f"days left: {days_left:.1f}", f"rule applied: {rule}"]
+    due = leaf.not_after - window  # the clock of a late renewal: how long past the day it was due
+    late = f"renewal {span(ctx.now - due)} overdue (due {due:%Y-%m-%d})"
+    if left < window:
+        facts.append(f"{late}: due {due:%Y-%m-%d %H:%M} UTC, notAfter minus the "
+                     f"{window.total_seconds() / 86400:.0f}-day renewal window")
     if left.total_seconds() <= 0:
-        return finding("11.2-cert-renewal", Status.FAIL, "The certificate has expired",
+        return finding("11.2-cert-renewal", Status.FAIL, f"The certificate has expired: {late}",
                        f"It expired {-days_left:.0f} days ago; renewal failed.", facts, RENEW_FIX)
     if left < window:
-        return finding("11.2-cert-renewal", Status.FAIL, f"Only {days_left:.0f} days left: renewal is overdue",
+        return finding("11.2-cert-renewal", Status.FAIL, f"Only {days_left:.0f} days left: {late}",
                        f"Policy: {rule}. The certificate should already have been replaced.", facts, RENEW_FIX)
     return finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)
 

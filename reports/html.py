@@ -56,6 +56,7 @@ def _environment(tz: tzinfo | None) -> Environment:
         words=view.words,
         evidence=view.evidence_line,
         exposure=partial(view.exposure_line, tz=tz),
+        timeline=partial(view.exposure_timeline, tz=tz),
         trust_chips=view.trust_chips,
         fixes=view.fixes,
         mozilla_rows=view.mozilla_rows,

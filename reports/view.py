@@ -158,6 +158,39 @@ def exposure_line(finding: Finding, tz: tzinfo | None = None) -> str | None:
             f"({span(exposure.last_seen - exposure.first_seen)}, {exposure.scans} scan(s){gaps})")
 
 
+@dataclass(frozen=True)
+class TimelineCell:
+    state: str  # "fail" or "gap"
+    title: str  # what the cell stands for, shown on hover
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An episode's scans as cells, with its first-seen and last-seen dates at the ends."""
+
+    start: str
+    end: str
+    cells: list[TimelineCell]
+    earlier: int  # points of the episode older than the cells (the model keeps the latest 30)
+
+
+_GAP_WORDS = {"missed scan": "missed scan (none ran)", "not audited": "not audited (no verdict)",
+              "not judged": "not judged by this scan (no verdict)"}
+
+
+def exposure_timeline(finding: Finding, tz: tzinfo | None = None) -> Timeline | None:
+    """The compact timeline the HTML report draws under a failing finding: failing scans and gaps
+    (never shown as fixed), or None when the finding has no exposure or no per-scan points."""
+    exposure = finding.exposure
+    if exposure is None or finding.status is not Status.FAIL or not exposure.timeline:
+        return None
+    cells = [TimelineCell(point.state, f"{local_time(point.at, tz)}: " + (
+        "failing" if point.state == "fail" else _GAP_WORDS.get(point.why or "", point.why or "no verdict")))
+        for point in exposure.timeline]
+    return Timeline(f"{exposure.first_seen.astimezone(tz):%Y-%m-%d}", f"{exposure.last_seen.astimezone(tz):%Y-%m-%d}",
+                    cells, max(0, exposure.scans + exposure.gaps - len(cells)))
+
+
 # ---------------------------------------------------------------- evidence
 
 EVIDENCE_LIMIT = 1000

@@ -12,6 +12,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import html5lib
 import pytest
 
 from auditor.model import Finding, Status, TargetResult
@@ -174,6 +175,46 @@ def test_reports_json_and_history_show_failing_since(week) -> None:  # noqa: ANN
     assert bad.code == 2 and "unknown clause" in bad.stdout
 
 
+def _timelines(html: str) -> dict[str, list[tuple[str, str]]]:
+    """Each finding's timeline, read with a real HTML parser: its cells' (class, title), keyed by clause."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for row in html5lib.parse(html, namespaceHTMLElements=False).iter("tr"):
+        clause = next((s.text for s in row.findall("./td/span") if "clause" in s.get("class", "").split()), None)
+        table = row.find("./td/table")
+        if clause and table is not None and "tl" in table.get("class", "").split():
+            found[clause] = [(td.get("class", ""), td.get("title", "")) for td in table.iter("td")]
+    return found
+
+
+def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week) -> None:  # noqa: ANN001
+    """Night 7: BEAST and TLS 1.0 seen failing on nights 2, 3, 4 and 7; night 5 not audited and
+    night 6 missed are gaps, between the first-seen and last-seen dates; every cell says what it is."""
+    _, _, _, reports = week
+    html = render_html(reports[7], tz=timezone.utc)
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    timelines = _timelines(html)
+    cells = timelines["11.3-protocols"]
+    states = [cls.split()[-1] for cls, _ in cells if "tl-c" in cls.split()]
+    assert states == ["tl-fail", "tl-fail", "tl-fail", "tl-gap", "tl-gap", "tl-fail"]
+    assert cells[0][0] == "tl-end" and cells[0] == ("tl-end", "") and cells[-2][0] == "tl-end"
+    ends = [td.text for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
+            if td.get("class") == "tl-end"]
+    assert f"{T0 + DAY:%Y-%m-%d}" in ends and f"{T0 + 5 * DAY:%Y-%m-%d}" in ends
+    titles = [title for cls, title in cells if "tl-c" in cls.split()]
+    assert titles[0] == f"{T0 + DAY:%Y-%m-%d %H:%M} UTC: failing"
+    assert titles[3] == f"{T0 + 3 * DAY:%Y-%m-%d %H:%M} UTC: not audited (no verdict)"
+    assert titles[4] == f"{T0 + 4 * DAY:%Y-%m-%d %H:%M} UTC: missed scan (none ran)"
+    assert [c for c, _ in timelines["11.4-vulnerabilities"]] == [c for c, _ in cells]
+    assert "11.2-cert-renewal" not in timelines  # passing findings get none
+    fail_style = next(td.get("style", "") for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
+                      if "tl-fail" in td.get("class", ""))
+    assert "#b91c1c" in fail_style  # styles inlined: mail clients drop <style>
+    target = json.loads(reports[7].model_dump_json())["targets"][0]
+    protocols = next(f for f in target["findings"] if f["clause"] == "11.3-protocols")
+    assert [(p["state"], p["why"]) for p in protocols["exposure"]["timeline"]] == [
+        ("fail", None), ("fail", None), ("fail", None), ("gap", "not audited"), ("gap", "missed scan"), ("fail", None)]
+
+
 def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  # noqa: ANN001
     config, _, _, _ = week
     copy = tmp_path / "config"
@@ -245,3 +286,27 @@ def test_a_late_renewal_says_since_when(pki: TestPKI, tmp_path: Path) -> None:
     renewal = _clause(second, "11.2-cert-renewal")
     assert renewal.status is Status.FAIL and renewal.exposure is not None and renewal.exposure.scans == 2
     assert f"renewal late: failing since {T0:%Y-%m-%d %H:%M} UTC (24 h, 2 scan(s))" in renewal.evidence
+    # issued for 20 days, so due (notAfter minus the 30-day window) 10 days before issue: night 1 (T0, up to
+    # an hour after issue) is 10 days past it, night 2 a day more; reckoned from the certificate, not assumed
+    due = nights.issued.cert.not_valid_after_utc - timedelta(days=30)
+    late = [(night - due) // DAY for night in (T0, T0 + DAY)]
+    assert late[1] == late[0] + 1 and late[0] in (9, 10)  # 9 only if issued just after T0 (an hour turning)
+    assert f"renewal {late[0]} days overdue (due {due:%Y-%m-%d})" in _clause(first, "11.2-cert-renewal").title
+    assert renewal.title.startswith("Only 1") and renewal.title.endswith(
+        f"days left: renewal {late[1]} days overdue (due {due:%Y-%m-%d})")
+    assert any(line.startswith(f"renewal {late[1]} days overdue (due {due:%Y-%m-%d}): due {due:%Y-%m-%d %H:%M} UTC")
+               and "30-day renewal window" in line for line in renewal.evidence)
+
+
+def test_an_expired_certificate_says_how_late_its_renewal_is() -> None:
+    """Built evidence at a fixed time: expired a day ago, so due 31 days ago (30-day window)."""
+    from checks.base import CheckContext
+    from checks.certificate import check_renewal
+    from tests import evidence_builders as b
+
+    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(days_left=-1)])]))
+    (found,) = check_renewal(CheckContext(evidence=ev, now=b.NOW))
+    assert found.status is Status.FAIL
+    assert found.title == "The certificate has expired: renewal 31 days overdue (due 2026-10-24)"
+    assert "renewal 31 days overdue (due 2026-10-24): due 2026-10-24 12:00 UTC, notAfter minus the 30-day " \
+        "renewal window" in found.evidence
