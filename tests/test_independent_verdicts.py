@@ -12,11 +12,14 @@ and SSL 2.0, and a local OCSP responder. The whole file runs in about a minute.
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -104,6 +107,62 @@ def ngx(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class ConnectionRelay:
+    """A TCP relay on 127.0.0.1 in front of `upstream_port` that records how many connections the
+    client holds open at once (`peak`): what `connections_per_server` promises to bound."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.open = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self._accept, daemon=True, name=f"relay:{self.port}").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with self._lock:
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+        try:
+            with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as server:
+                back = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+                back.start()
+                self._pump(client, server)
+                back.join()
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self.open -= 1
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
 # ---------------------------------------------------------------- HTTP: one nginx, one server block per case
 
 # (name, Strict-Transport-Security field values in order, expected 11.5-hsts, why)
@@ -114,6 +173,8 @@ HSTS_CASES = [
      "RFC 6797 6.1 (3): directive names are case-insensitive"),
     ("whitespace", ["max-age = 31536000 ;  includeSubDomains"], "pass",
      "RFC 6797 6.1: the ABNF uses RFC 2616's implied *LWS between words and separators"),
+    ("leading-semicolon", [";max-age=31536000"], "pass",
+     "RFC 6797 6.1: [ directive ] *( \";\" [ directive ] ): the first directive may be empty"),
     ("trailing-semicolon", ["max-age=31536000;"], "pass",
      "RFC 6797 6.1: [ directive ] *( \";\" [ directive ] ): empty directives are allowed"),
     ("empty-directives", ["max-age=31536000;;includeSubDomains"], "pass",
@@ -332,6 +393,14 @@ MIXED_CASES = [
      "HTML: a picture's source srcset is what the image loads"),
     ("css-escape", "<style>body{background:url(h\\74tp://cdn.test/x.png)}</style>", "", "fail",
      "CSS Syntax: escapes are decoded in url tokens: http://cdn.test/x.png"),
+    ("image-tag", "", '<image src="http://cdn.test/a.png">', "fail",
+     "HTML tree construction ('in body'): a start tag 'image' is renamed 'img': it loads"),
+    ("unquoted-uppercase", "", "<IMG SRC=http://cdn.test/a.png>", "fail",
+     "HTML: tag and attribute names are case-insensitive, unquoted attribute values are values"),
+    ("link-preconnect", '<link rel="preconnect" href="http://cdn.test">', "", "pass",
+     "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource"),
+    ("link-next", '<link rel="next" href="http://good.test/page/2">', "", "pass",
+     "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource"),
     ("protocol-relative-base", '<base href="//cdn.test/">', '<img src="a.png">', "pass",
      "WHATWG URL: //host resolves against https://"),
     ("protocol-relative", "", '<script src="//cdn.test/x.js"></script>', "pass",
@@ -407,6 +476,8 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         # Precisions: only a later same-host response has it: warn, naming that response
         "redirect/hsts-on-final": f"location = / {{ return 301 /final.html; }} "
                                   f"location = /final.html {{ {_headers(hsts)} }}",
+        # Precisions: mixed content is judged on the final page a same-host redirect leads to
+        "redirect/mixed-on-final": f"{_headers(hsts)} location = / {{ {_headers(hsts)} return 301 /final.html; }}",
         # Precisions: each same-host redirect on HTTPS counts for cookies (the final page sets none)
         "redirect/cookie-on-redirect": f"{_headers(hsts)} location = / {{ {_headers(hsts, ('Set-Cookie', 'track=1'))}"
                                        f" return 302 /final.html; }}",
@@ -418,9 +489,11 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         for name, head, body, _, _ in _rows(MIXED_CASES + FORM_CASES):
             site.case_root(f"mc/{name}").mkdir(parents=True, exist_ok=True)
             (site.case_root(f"mc/{name}") / "index.html").write_text(_page(head, body))
-        for name in ("redirect/hsts-on-redirect", "redirect/hsts-on-final", "redirect/cookie-on-redirect"):
+        for name in ("redirect/hsts-on-redirect", "redirect/hsts-on-final", "redirect/cookie-on-redirect",
+                     "redirect/mixed-on-final"):
             site.case_root(name).mkdir(parents=True, exist_ok=True)
-            (site.case_root(name) / "final.html").write_text(_page("", ""))
+            body = '<img src="http://cdn.test/a.png">' if name == "redirect/mixed-on-final" else ""
+            (site.case_root(name) / "final.html").write_text(_page("", body))
         stack.enter_context(site)
         # Precisions: the plain-HTTP answer on port 80 counts: a cookie there travels in clear (fail), and
         # HSTS sent over HTTP only is ignored (RFC 6797 8.1: UAs ignore STS over non-secure transport).
@@ -481,6 +554,13 @@ def test_hsts_on_same_host_redirects(http_results: dict, name: str, expected: st
     assert status(result, "11.5-hsts") == expected, text
     if expected == "warn":
         assert "/final.html" in text
+
+
+def test_mixed_content_on_the_page_a_redirect_leads_to(http_results: dict) -> None:  # type: ignore[type-arg]
+    # clauses.md Precisions: "Cookies, HSTS and mixed content are judged on every response a browser would
+    # see for the audited page: ... each same-host redirect on HTTPS, and the final page."
+    result = audited(http_results, "redirect/mixed-on-final")
+    assert status(result, "11.1-tls-enforced") == "fail", findings(result, "11.1-tls-enforced")
 
 
 def test_cookie_on_a_same_host_https_redirect_is_judged(http_results: dict) -> None:  # type: ignore[type-arg]
@@ -638,6 +718,7 @@ def test_host_name_mismatch_is_m(tls_results: dict) -> None:  # type: ignore[typ
     # ssllabs-rating.md caps: M = "certificate does not match the host name"; clauses.md 11.2-cert-trusted: mismatch
     result = audited(tls_results, "mismatch")
     assert result["grade"]["letter"] == "M", caps(result)
+    assert result["grade"]["letter_ignoring_trust"] == "A+", result["grade"]
     assert status(result, "11.2-cert-trusted") == "fail"
 
 
@@ -656,7 +737,7 @@ def test_incomplete_chain(tls_results: dict) -> None:  # type: ignore[type-arg]
     # B = "incomplete chain" (a T from the failed path would also be a trust issue: either is not A)
     result = audited(tls_results, "incomplete-chain")
     assert status(result, "11.2-cert-trusted") == "fail", findings(result, "11.2-cert-trusted")
-    assert has_cap(result, "B", "chain") or result["grade"]["letter"] == "T", caps(result)
+    assert has_cap(result, "B", "chain") or result["grade"]["letter"] == "T", caps(result)  # either way not A
 
 
 def test_dual_certificates_sha1_rsa_leaf(tls_results: dict) -> None:  # type: ignore[type-arg]
@@ -733,7 +814,7 @@ def tlslite_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) 
     strict=True, reason=(
         "a server whose only suites are DHE with a 768-bit group is not audited at all (target error 'TLS "
         "probing failed: could not find a TLS version and cipher suite supported by the server'): the "
-        "connectivity probe uses a client that refuses DH < 1024; ssllabs-rating.md Precisions: the DH size "
+        "connectivity probe apparently uses a client that refuses DH < 1024 (OpenSSL 3 s_client says 'dh key too small' even at SECLEVEL=0); ssllabs-rating.md Precisions: the DH size "
         "must be known also when the scanning client refuses the group, and the F cap applies; SSL Labs "
         "grades such a server F (Logjam)")))])
 def test_weak_dh_is_f_and_logjam(tlslite_results: dict, name: str) -> None:  # type: ignore[type-arg]
@@ -813,8 +894,13 @@ def legacy_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
                    for name, (args, bits) in LEGACY.items()}
         targets = {name: Target(s.url, None if name.endswith("-untrusted") else rsa_pki.root_path)
                    for name, s in servers.items()}
-        # the build serves one connection at a time
-        yield audit(targets, root / "audit", scan="connections_per_server = 1")
+        # one target is audited through a relay that counts the connections held open at once
+        relay = stack.enter_context(ConnectionRelay(servers["dh2048-untrusted"].port))
+        targets["dh2048-untrusted"] = Target(f"https://good.test:{relay.port}/", None)
+        # the build serves one connection at a time (its SSL 2.0 row flaps: see SSL2_FLAKE)
+        results = audit(targets, root / "audit", scan="connections_per_server = 1")
+        results["__peak_connections__"] = relay.peak  # type: ignore[assignment]
+        yield results
 
 
 @pytest.mark.parametrize(("name", "key_exchange", "f_cap", "b_cap"), [
@@ -839,27 +925,62 @@ def test_legacy_untrusted_is_t_whatever_the_score(legacy_results: dict) -> None:
     assert grade["letter_ignoring_trust"] == "F", grade
 
 
-@pytest.mark.parametrize("name", [pytest.param("ssl2-export", marks=pytest.mark.xfail(strict=True, reason=(
-    "SSL 2.0 that offers only export suites goes unseen: evidence says SSL 2.0 supported=False, so no F "
-    "'SSL 2.0 is supported' cap, no DROWN row and 11.3-protocols passes SSL 2.0, while openssl-1.0.1e "
-    "s_client -ssl2 -cipher EXP-RC4-MD5 completes an SSLv2 handshake with that server; ssllabs-rating.md "
-    "caps: F = SSL 2.0 offered"))), "ssl2-64bit-block"])
-def test_ssl2_suites(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
-    # ssllabs-rating.md caps: F = "SSL 2.0 offered"; Precisions: "SSL 2.0 suites (SSL_CK_*) always use RSA
-    # key exchange; classify their ciphers (RC4, RC2, DES, 3DES, IDEA) like the TLS ones, so 64-bit block
-    # and RC4 rows see them"; clauses.md 11.3-no-rsa-kex fails on any static-RSA suite, 11.3-protocols on SSL 2.0.
+@pytest.mark.xfail(strict=True, reason=(
+    "connections_per_server = 1 is not honoured: the HTTPS page fetch (httpx, auditor.scan.http) runs beside "
+    "the TLS scan, outside its connection ledger, so 2 connections are open at once; against OpenSSL 1.0.1e "
+    "(one connection at a time) that fetch holds the server for the whole timeout (10 s) and the scan's "
+    "handshakes queued behind it time out (the cause of SSL2_FLAKE). config.py / --help: 'TLS connections "
+    "open at once to one server'; the legacy README: audit it with connections_per_server = 1"))
+def test_connections_per_server_one_is_honoured(legacy_results: dict) -> None:  # type: ignore[type-arg]
+    audited(legacy_results, "dh2048-untrusted")
+    assert legacy_results["__peak_connections__"] == 1
+
+
+SSL2_FLAKE = ("SSL 2.0 detection flaps on OpenSSL 1.0.1e (one connection at a time, connections_per_server = 1): "
+              "about every other audit of the same server records SSL 2.0 supported=False with no error, "
+              "though `openssl-1.0.1e s_client -ssl2` connects every time. The SSLv2 hello waits behind the "
+              "HTTPS page fetch, which holds the one-connection server for the whole 10 s timeout (see "
+              "test_connections_per_server_one_is_honoured), times out, and auditor.scan.enumerate reads that "
+              "silence as a refusal (SSL 2.0 'not supported', no error). ssllabs-rating.md: F when SSL 2.0 is "
+              "offered; Precisions: 'unknown' is never read as 'fine'. Not strict: it passes about half the time.")
+
+
+def _ssl2(result: dict) -> dict:  # type: ignore[type-arg]
+    return next(p for p in result["evidence"]["tls"]["protocols"] if p["version"] == "SSL 2.0")
+
+
+@pytest.mark.xfail(strict=False, reason=SSL2_FLAKE)
+@pytest.mark.parametrize("name", ["ssl2-export", "ssl2-64bit-block"])
+def test_ssl2_is_seen(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # ssllabs-rating.md caps: F = "SSL 2.0 offered"; clauses.md 11.3-protocols: SSL 2.0 rejected
     result = audited(legacy_results, name)
+    assert _ssl2(result)["supported"] is True, result["evidence"]["tls"]["errors"]
     assert has_cap(result, "F", "SSL 2.0"), caps(result)
     assert "SSL 2.0" in findings(result, "11.3-protocols"), findings(result, "11.3-protocols")
-    assert status(result, "11.3-no-rsa-kex") == "fail", findings(result, "11.3-no-rsa-kex")
-    assert status(result, "11.1-pfs") == "fail", findings(result, "11.1-pfs")  # static RSA accepted
+
+
+@pytest.mark.parametrize("name", ["ssl2-export", "ssl2-64bit-block"])
+def test_ssl2_suites_are_classified(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
+    # ssllabs-rating.md Precisions: "SSL 2.0 suites (SSL_CK_*) always use RSA key exchange; classify their
+    # ciphers (RC4, RC2, DES, 3DES, IDEA) like the TLS ones, so 64-bit block and RC4 rows see them";
+    # clauses.md 11.3-no-rsa-kex fails on any static-RSA suite, 11.1-pfs on any non-(EC)DHE suite.
+    result = audited(legacy_results, name)
+    ssl2 = _ssl2(result)
+    if not ssl2["supported"]:
+        pytest.skip("SSL 2.0 went unseen in this run (the flaky detection: see test_ssl2_is_seen)")
+    suites = ssl2["suites"]
+    assert suites and all(s["key_exchange"] == "RSA" and not s["forward_secret"] for s in suites), suites
+    assert has_cap(result, "F", "SSL 2.0"), caps(result)
     vulns = findings(result, "11.4-vulnerabilities").lower()
-    if name == "ssl2-export":
-        assert has_cap(result, "F", "export"), caps(result)
-        assert "export" in vulns or "freak" in vulns, vulns
-        assert "rc4" in vulns, vulns
-    else:
+    if name == "ssl2-export":  # SSL_CK_RC4_128_EXPORT40_WITH_MD5, SSL_CK_RC2_128_CBC_EXPORT40_WITH_MD5
+        assert all(s["export"] for s in suites), suites
+        assert any(s["encryption"].startswith("RC4") for s in suites), suites
+        assert "rc4" in vulns and ("export" in vulns or "freak" in vulns), vulns
+    else:  # the TLS side is ECDHE-only here: these rows can come only from the SSL 2.0 suites
+        assert all(s["block_bits"] == 64 for s in suites), suites  # 3DES and RC2: 64-bit blocks
         assert "sweet32" in vulns, vulns
+        assert status(result, "11.3-no-rsa-kex") == "fail", findings(result, "11.3-no-rsa-kex")
+        assert status(result, "11.1-pfs") == "fail", findings(result, "11.1-pfs")
 
 
 # ---------------------------------------------------------------- revocation (a real OCSP responder, stapling)
