@@ -110,11 +110,16 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
                 return probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
                                   timeout=scan.timeout, max_body=scan.max_body_bytes)
 
-        http_result = _in_daemon_thread(http)
+        # With one connection per server (a server that serves one at a time, a rate limiter) the
+        # probe waits for the TLS scan: beside it, it would hold the server while handshakes queue.
+        one_at_a_time = scan.connections_per_server <= 1
+        http_result = None if one_at_a_time else _in_daemon_thread(http)
         tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
                        connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
                        on_phase=phase, ledger=ledger)
         phase("http")
+        if http_result is None:
+            http_result = _in_daemon_thread(http)
         try:
             http_evidence = http_result()
         except Exception as exc:  # noqa: BLE001  (a failed HTTP probe costs the HTTP clauses, never the TLS evidence)

@@ -176,17 +176,24 @@ def test_a_checkpoint_that_prunes_inside_the_window_is_refused_without_any_witne
 
 def test_a_rebuilt_chain_is_caught_by_the_witnessed_heads(history: Path) -> None:
     """A verdict changed in a kept entry and every later hash recomputed: consistent, but not the
-    chain whose heads the reports printed."""
+    chain whose heads the reports printed. The verdict is flipped whatever it was stored as (storing
+    recomputes it from the findings), and the body must really change: a no-op edit rebuilds the
+    very same chain, which is intact."""
     with sqlite3.connect(_db(history)) as conn:
         prev = _hash(conn, 8)
         for seq, body in conn.execute("SELECT seq, body FROM evidence_log WHERE seq > 8 ORDER BY seq").fetchall():
             if seq == 9:
-                body = body.replace('"compliant":false', '"compliant":true')
+                scan = json.loads(body)
+                flipped = not scan["compliant"]
+                scan["compliant"] = flipped
+                edited = canonical_json(scan)
+                assert edited != body
+                body = edited
             digest = chain_hash(prev, body)
             conn.execute("UPDATE evidence_log SET body = ?, hash = ?, prev_hash = ? WHERE seq = ?",
                          (body, digest, prev, seq))
             prev = digest
-        conn.execute("UPDATE evidence_log SET compliant = 1 WHERE seq = 9")
+        conn.execute("UPDATE evidence_log SET compliant = ? WHERE seq = 9", (int(flipped),))
         conn.execute("UPDATE chain_state SET head_hash = ?", (prev,))
     run = _verify(history)
     assert run.code == 5 and "BROKEN at entry 10: entry 10 is not the one a report printed" in run.stderr

@@ -134,20 +134,33 @@ class ConnectionRelay:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        """A connection counts from its accept until either side closes it: after that it carries no
+        more exchanges (a one-at-a-time upstream that closed after its answer, as `s_server -www` does,
+        leaves the client a half-closed socket it may notice only later: no load on the server)."""
         with self._lock:
             self.open += 1
             self.peak = max(self.peak, self.open)
+        ended = threading.Event()
+        lock = threading.Lock()
+
+        def end() -> None:
+            with lock:
+                if not ended.is_set():
+                    ended.set()
+                    with self._lock:
+                        self.open -= 1
+
         try:
             with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as server:
-                back = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+                back = threading.Thread(target=lambda: (self._pump(server, client), end()), daemon=True)
                 back.start()
                 self._pump(client, server)
+                end()
                 back.join()
         except OSError:
             pass
         finally:
-            with self._lock:
-                self.open -= 1
+            end()
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:
@@ -256,12 +269,8 @@ COOKIE_CASES = [
      "issue 11 item 11: an expiry in the past deletes the cookie: reported, not failed"),
     ("deletion-expires-dashes", ["gone=; Expires=Thu, 01-Jan-1970 00:00:01 GMT"], "pass",
      "RFC 6265 5.1.1: the cookie date algorithm reads the dashed (Netscape) form: a past date, a deletion"),
-    pytest.param("deletion-expires-two-digit-year", ["gone=; Expires=Thu, 01-Jan-70 00:00:01 GMT"], "pass",
-                 "RFC 6265 5.1.1 step 3: a year 70-99 gets 1900 added: 1970, a deletion",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "two-digit cookie years: 'Expires=Thu, 01-Jan-70 00:00:01 GMT' is recorded as 2070-01-01, "
-                     "so a deletion cookie is judged a stored cookie without Secure/HttpOnly/SameSite and fails "
-                     "11.5-cookies; RFC 6265 5.1.1 step 3 maps 70-99 to 19xx (and 0-69 to 20xx)"))),
+    ("deletion-expires-two-digit-year", ["gone=; Expires=Thu, 01-Jan-70 00:00:01 GMT"], "pass",
+     "RFC 6265 5.1.1 step 3: a year 70-99 gets 1900 added: 1970, a deletion"),
     ("max-age-last-wins", ["keep=1; Max-Age=0; Max-Age=3600"], "fail",
      "RFC 6265 5.3 step 3: the last Max-Age attribute counts (3600): a stored cookie without Secure"),
     ("max-age-beats-expires", ["keep=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600"], "fail",
@@ -410,11 +419,8 @@ MIXED_CASES = [
      "Precisions: never loaded"),
     ("anchor", "", '<a href="http://elsewhere.test/">x</a>', "pass", "Precisions: <a href> is never loaded"),
     ("comment", "", '<!-- <script src="http://cdn.test/x.js"></script> -->', "pass", "a comment loads nothing"),
-    pytest.param("template", "", '<template><img src="http://cdn.test/a.png"></template>', "pass",
-                 "HTML 4.12.3: template contents are inert (a separate document): nothing loads",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "false mixed-content fail: an <img> inside <template> is counted as loaded, but HTML "
-                     "(WHATWG 4.12.3) keeps template contents in an inert document that loads nothing"))),
+    ("template", "", '<template><img src="http://cdn.test/a.png"></template>', "pass",
+     "HTML 4.12.3: template contents are inert (a separate document): nothing loads"),
     ("textarea", "", '<textarea><img src="http://cdn.test/a.png"></textarea>', "pass",
      "HTML: textarea content is RCDATA text, not elements"),
     ("script-template", "", '<script type="text/template"><img src="http://cdn.test/a.png"></script>', "pass",
@@ -897,7 +903,7 @@ def legacy_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
         # one target is audited through a relay that counts the connections held open at once
         relay = stack.enter_context(ConnectionRelay(servers["dh2048-untrusted"].port))
         targets["dh2048-untrusted"] = Target(f"https://good.test:{relay.port}/", None)
-        # the build serves one connection at a time (its SSL 2.0 row flaps: see SSL2_FLAKE)
+        # the build serves one connection at a time
         results = audit(targets, root / "audit", scan="connections_per_server = 1")
         results["__peak_connections__"] = relay.peak  # type: ignore[assignment]
         yield results
@@ -925,31 +931,17 @@ def test_legacy_untrusted_is_t_whatever_the_score(legacy_results: dict) -> None:
     assert grade["letter_ignoring_trust"] == "F", grade
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "connections_per_server = 1 is not honoured: the HTTPS page fetch (httpx, auditor.scan.http) runs beside "
-    "the TLS scan, outside its connection ledger, so 2 connections are open at once; against OpenSSL 1.0.1e "
-    "(one connection at a time) that fetch holds the server for the whole timeout (10 s) and the scan's "
-    "handshakes queued behind it time out (the cause of SSL2_FLAKE). config.py / --help: 'TLS connections "
-    "open at once to one server'; the legacy README: audit it with connections_per_server = 1"))
 def test_connections_per_server_one_is_honoured(legacy_results: dict) -> None:  # type: ignore[type-arg]
+    # config.py / --help: "TLS connections open at once to one server"; with 1, the HTTP probe waits for
+    # the TLS scan (OpenSSL 1.0.1e serves one connection at a time: the legacy README)
     audited(legacy_results, "dh2048-untrusted")
     assert legacy_results["__peak_connections__"] == 1
-
-
-SSL2_FLAKE = ("SSL 2.0 detection flaps on OpenSSL 1.0.1e (one connection at a time, connections_per_server = 1): "
-              "about every other audit of the same server records SSL 2.0 supported=False with no error, "
-              "though `openssl-1.0.1e s_client -ssl2` connects every time. The SSLv2 hello waits behind the "
-              "HTTPS page fetch, which holds the one-connection server for the whole 10 s timeout (see "
-              "test_connections_per_server_one_is_honoured), times out, and auditor.scan.enumerate reads that "
-              "silence as a refusal (SSL 2.0 'not supported', no error). ssllabs-rating.md: F when SSL 2.0 is "
-              "offered; Precisions: 'unknown' is never read as 'fine'. Not strict: it passes about half the time.")
 
 
 def _ssl2(result: dict) -> dict:  # type: ignore[type-arg]
     return next(p for p in result["evidence"]["tls"]["protocols"] if p["version"] == "SSL 2.0")
 
 
-@pytest.mark.xfail(strict=False, reason=SSL2_FLAKE)
 @pytest.mark.parametrize("name", ["ssl2-export", "ssl2-64bit-block"])
 def test_ssl2_is_seen(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md caps: F = "SSL 2.0 offered"; clauses.md 11.3-protocols: SSL 2.0 rejected
@@ -966,8 +958,7 @@ def test_ssl2_suites_are_classified(legacy_results: dict, name: str) -> None:  #
     # clauses.md 11.3-no-rsa-kex fails on any static-RSA suite, 11.1-pfs on any non-(EC)DHE suite.
     result = audited(legacy_results, name)
     ssl2 = _ssl2(result)
-    if not ssl2["supported"]:
-        pytest.skip("SSL 2.0 went unseen in this run (the flaky detection: see test_ssl2_is_seen)")
+    assert ssl2["supported"], result["evidence"]["tls"]["errors"]
     suites = ssl2["suites"]
     assert suites and all(s["key_exchange"] == "RSA" and not s["forward_secret"] for s in suites), suites
     assert has_cap(result, "F", "SSL 2.0"), caps(result)

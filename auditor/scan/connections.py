@@ -117,10 +117,10 @@ class DeadlineSocket(socket.socket):
 
     def close(self) -> None:
         _WATCHDOG.forget(self)
+        super().close()  # first: the slot is free only once the server has seen this connection end
         if self.ledger is not None and not getattr(self, "_settled", False):
             self._settled = True
             self.ledger._settle(self)
-        super().close()
 
     def expire(self) -> None:
         """The watchdog's call at the deadline: end the connection even if nobody reads it any more
@@ -189,8 +189,14 @@ class ConnectionCounter:
             self._next_slot = slot + self.pace
         if slot > now:
             time.sleep(slot - now)
-        # a slot, unless a pathological wait (a connection never closed) would stall the scan
-        slotted = during_pause or self._slots is None or self._slots.acquire(timeout=self.timeout)
+        # a slot: never more than the limit open at once (a server that serves one connection at a time
+        # would otherwise queue our handshakes until they time out). Every open connection ends by its
+        # deadline (the watchdog closes one nobody closed), so the wait ends; abandoning the target ends it too.
+        slotted = during_pause or self._slots is None
+        while not slotted:
+            slotted = self._slots.acquire(timeout=0.25)  # type: ignore[union-attr]
+            if not slotted and self.stopped:
+                raise Unanswered(self.stopped)
         self.add(phase)
         started = time.monotonic()
         try:

@@ -13,8 +13,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from http.cookiejar import http2time
+from datetime import datetime
 
 import ada_url
 import httpcore
@@ -22,6 +21,7 @@ import httpx
 
 from auditor.model import Cookie, HttpEvidence, HttpResponse
 from auditor.scan.content_coding import decode_body
+from auditor.scan.cookie_date import parse_cookie_date
 from auditor.scan.mixed_content import PageReferences, insecure_references
 from auditor.scan.web_probe import follow_route, probe_web, web_host
 from auditor.targets import is_ip
@@ -43,15 +43,6 @@ def _max_age(value: str) -> int | None:
     return int(value)
 
 
-def _expires(value: str) -> datetime | None:
-    """A cookie date, parsed leniently like browsers (stdlib cookiejar's parser); None if unreadable."""
-    try:
-        seconds = http2time(value)
-        return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def parse_set_cookie(line: str) -> Cookie:
     """One Set-Cookie header value -> Cookie, value redacted, attributes as a browser reads them
     (RFC 6265bis 5.6: names case-insensitive, the last valid occurrence wins).
@@ -71,7 +62,7 @@ def parse_set_cookie(line: str) -> Cookie:
         if key == "max-age":  # an unreadable Max-Age or Expires is ignored, not taken as the last one
             max_age = parsed if (parsed := _max_age(value)) is not None else max_age
         elif key == "expires":
-            expires = _expires(value) or expires
+            expires = parse_cookie_date(value) or expires  # RFC 6265 5.1.1, as browsers read it
         attrs[key] = value if has_value else None
     kept = [p.strip() for p in attributes if p.strip()]
     redacted = "; ".join([f"{name}=<redacted>" if name else "<redacted>", *kept])

@@ -8,6 +8,8 @@ rel=canonical/alternate) are never loaded. Every URL is resolved against the doc
 
 The markup is parsed by html5lib (the WHATWG tree builder) as a browser with scripting on does
 (so <noscript> content is not loaded), CSS by tinycss2, URLs by ada (the WHATWG URL parser).
+<template> content is inert (HTML 4.12.3) and loads nothing, unless it is a declarative shadow root
+(shadowrootmode="open"/"closed" on an element that can host one), which is rendered like the page.
 External stylesheets are not fetched: their url()s are not seen.
 """
 
@@ -63,6 +65,11 @@ _LOADING_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest"}
 # CSS functions whose string arguments are URLs: url("x"), src("x"), image-set("x" 1x)
 _CSS_URL_FUNCTIONS = {"url", "src", "image-set", "-webkit-image-set"}
 _FORM_ATTRIBUTES: dict[str, str] = {"form": "action", "button": "formaction", "input": "formaction"}
+# DOM "attach a shadow root": the HTML elements that may host one, besides autonomous custom elements
+_SHADOW_HOSTS = {"article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4", "h5", "h6",
+                 "header", "main", "nav", "p", "section", "span"}
+_RESERVED_CUSTOM_NAMES = {"annotation-xml", "color-profile", "font-face", "font-face-src", "font-face-uri",
+                          "font-face-format", "font-face-name", "missing-glyph"}
 
 
 @dataclass
@@ -150,9 +157,40 @@ def declarations_urls(style: str) -> list[str]:
     return list(_css_urls(tinycss2.parse_component_value_list(style, skip_comments=True)))
 
 
+def _can_host_shadow_root(tag: str) -> bool:
+    """DOM "attach a shadow root" step 2-3: a listed HTML element or a valid custom element name."""
+    if tag in _SHADOW_HOSTS:
+        return True
+    return "-" in tag and tag[:1].isascii() and tag[:1].islower() and tag not in _RESERVED_CUSTOM_NAMES
+
+
+def _is_live_template(template: Element, parent: Element) -> bool:
+    """A declarative shadow root (HTML "insert an HTML element for a template start tag"): its
+    content becomes the parent's shadow tree and loads like the page. Any other template is inert."""
+    mode = (template.get("shadowrootmode") or "").lower()  # enumerated: ASCII case-insensitive
+    return mode in ("open", "closed") and isinstance(parent.tag, str) and _can_host_shadow_root(parent.tag)
+
+
+def _rendered(root: Element, shadow_roots: bool = True) -> Iterator[Element]:
+    """The elements in tree order, without the subtree of an inert <template> (html5lib puts
+    template contents under the template element, not in a separate document as browsers do).
+    With `shadow_roots` False every template subtree is left out: the document's own tree only."""
+    stack: list[tuple[Element, Element | None]] = [(root, None)]
+    while stack:
+        element, parent = stack.pop()
+        if element.tag == "template" and not (shadow_roots and parent is not None
+                                              and _is_live_template(element, parent)):
+            continue
+        yield element
+        stack.extend((child, element) for child in reversed(element))
+
+
 def _base_url(root: Element, document_url: str) -> str:
-    """The document base URL: the first <base> with an href, resolved against the document URL."""
-    for element in root.iter("base"):
+    """The document base URL: the first <base> with an href in the document's tree (not in a
+    template or shadow tree), resolved against the document URL."""
+    for element in _rendered(root, shadow_roots=False):
+        if element.tag != "base":
+            continue
         href = element.get("href")
         if href is not None:
             return _resolve(href, document_url) or document_url
@@ -341,7 +379,7 @@ def insecure_references(html: str | bytes, document_url: str, budget_s: float = 
     deadline = time.monotonic() + budget_s  # what was parsed, even when the parse was cut, is judged
     base = _base_url(root, document_url)
     found = PageReferences(note=note)
-    for count, element in enumerate(root.iter()):
+    for count, element in enumerate(_rendered(root)):
         if not count % 256 and time.monotonic() > deadline:
             found.note = found.note or "the page took too long to analyse: analysed up to that point only"
             break
