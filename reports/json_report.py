@@ -31,7 +31,18 @@ def json_schema() -> str:
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write via a temporary file and rename, owner-only: a reader never sees half a report."""
+    """Write via a temporary file and rename, owner-only: a reader never sees half a report.
+
+    A path that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is written
+    into as it is: renaming over it would replace a device with a file (as root, `/dev/null`)."""
+    try:
+        special = path.exists() and not path.is_file()
+    except OSError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -415,3 +415,24 @@ def test_a_user_keeps_the_history_in_their_own_directory(pki, tmp_path) -> None:
             assert info.st_uid == 65534 and (info.st_mode & 0o777) == 0o600, name
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_device_or_fifo_given_as_a_report_path_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """`--json /dev/null` as root once replaced the device with a regular file: a path that is not a
+    regular file is written into as it is (a FIFO stands in for the device; /dev/null is checked last,
+    after the FIFO has shown the fix is in)."""
+    import threading
+
+    from reports.json_report import write_atomic
+
+    fifo = tmp_path / "reports.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_atomic(fifo, '{"report": 1}')
+    reader.join(timeout=10)
+    assert got == ['{"report": 1}']
+    assert fifo.is_fifo(), "the FIFO was replaced by a regular file"
+    write_atomic(Path(os.devnull), "discarded")
+    assert Path(os.devnull).is_char_device()
