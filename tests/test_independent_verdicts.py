@@ -819,13 +819,9 @@ def tlslite_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) 
         yield audit({name: Target(s.url, rsa_pki.root_path) for name, s in servers.items()}, root / "audit")
 
 
-@pytest.mark.parametrize("name", ["dhe512-beside-ecdhe", pytest.param("dhe768-only", marks=pytest.mark.xfail(
-    strict=True, reason=(
-        "a server whose only suites are DHE with a 768-bit group is not audited at all (target error 'TLS "
-        "probing failed: could not find a TLS version and cipher suite supported by the server'): the "
-        "connectivity probe apparently uses a client that refuses DH < 1024 (OpenSSL 3 s_client says 'dh key too small' even at SECLEVEL=0); ssllabs-rating.md Precisions: the DH size "
-        "must be known also when the scanning client refuses the group, and the F cap applies; SSL Labs "
-        "grades such a server F (Logjam)")))])
+# ssllabs-rating.md Precisions: the DH size must be known also when the scanning client refuses the group
+# (a DHE-768-only server used to be "not audited": sslyze's connectivity check gave up on it)
+@pytest.mark.parametrize("name", ["dhe512-beside-ecdhe", "dhe768-only"])
 def test_weak_dh_is_f_and_logjam(tlslite_results: dict, name: str) -> None:  # type: ignore[type-arg]
     result = audited(tlslite_results, name)
     assert result["grade"]["letter"] == "F", caps(result)

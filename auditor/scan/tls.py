@@ -36,6 +36,7 @@ from sslyze.errors import (
     ServerHostnameCouldNotBeResolved,
     ServerRejectedConnection,
     ServerRejectedTlsHandshake,
+    ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
@@ -59,6 +60,7 @@ from auditor.model import (
     Vulnerabilities,
 )
 from auditor.scan import dh_size
+from auditor.scan.dh_only import probe_dhe_only
 from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.post_quantum import annotate as annotate_post_quantum
 from auditor.scan.post_quantum import probe_if_tls13
@@ -366,6 +368,11 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
     try:
         with counting(counter, "connectivity"):
             probing = _probe_connectivity(location, network)
+    except ServerTlsConfigurationNotSupported as exc:
+        # maybe only DHE with a group the client refuses (Logjam): a raw hello tells; else as sslyze says
+        probing = probe_dhe_only(dh_size.target(host, location.port, location.ip_address, timeout), counter)
+        if probing is None:
+            raise ScanError(_connectivity_error(exc, counter)) from None
     except (ConnectionToServerFailed, Unanswered) as exc:
         raise ScanError(_connectivity_error(exc, counter)) from None
     server = ServerConnectivityInfo(server_location=location, network_configuration=network,
