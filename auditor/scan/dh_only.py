@@ -12,7 +12,11 @@ from __future__ import annotations
 import time
 
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
-from sslyze.server_connectivity import ClientAuthRequirementEnum, ServerTlsProbingResult, TlsVersionEnum
+from sslyze.server_connectivity import (
+    ClientAuthRequirementEnum,
+    ServerTlsProbingResult,
+    TlsVersionEnum,
+)
 
 from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
