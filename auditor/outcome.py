@@ -10,6 +10,7 @@ line and exit status 3 (4 for the mail) while the others still happen (issue 13,
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,22 +163,24 @@ def stderr_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def mail_report(report: AuditReport, config: Config) -> None:
-    """Render and send (HTML, text and the JSON attached); MailError when it cannot be sent."""
+def mail_report(report: AuditReport, config: Config, stop: threading.Event | None = None) -> None:
+    """Render and send (HTML, text and the JSON attached); MailError when it cannot be sent. Once
+    `stop` is set (the scheduler's SIGTERM) a failed attempt is not retried."""
     from reports.email import send_report
     from reports.html import render_html
     from reports.json_report import to_json
     from reports.text import render_text
 
     assert config.email is not None
-    send_report(report, config.email, html=render_html(report), text=render_text(report), json_text=to_json(report))
+    send_report(report, config.email, html=render_html(report), text=render_text(report), json_text=to_json(report),
+                stop=stop)
 
 
-def deliver(outcome: RunOutcome, config: Config) -> None:
+def deliver(outcome: RunOutcome, config: Config, stop: threading.Event | None = None) -> None:
     """Mail the report, recording on the outcome where it went or why it did not (never raises MailError)."""
     assert config.email is not None
     try:
-        mail_report(outcome.report, config)
+        mail_report(outcome.report, config, stop)
     except MailError as exc:  # the report is on disk all the same; the exit status says 4
         outcome.mail_error = str(exc)
     else:

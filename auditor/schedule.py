@@ -172,7 +172,7 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
         check_witness_place,
         ensure_writable,
     )
-    from auditor.outcome import RunOutcome, Stored, keep_step, write_file
+    from auditor.outcome import RunOutcome, Stored, deliver, keep_step, write_file
     from auditor.store import Store, retention_cutoff
     from reports import formats
     from reports.html import render_html
@@ -213,27 +213,8 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
         write_file(outcome, path, lambda name=name: formats.render(report, name), f"output.{name}")
     if config.email is not None and _should_notify(report, config.email.notify):
-        _deliver(outcome, config)
+        deliver(outcome, config, RUN.stopping)  # after SIGTERM a failed attempt is not retried
     return outcome
-
-
-def _deliver(outcome, config) -> None:  # noqa: ANN001
-    """auditor.outcome.deliver, with the service's stop: once SIGTERM is received a failed attempt
-    is not retried (the attempt in progress keeps its deadline, [email] timeout)."""
-    from auditor.errors import MailError
-    from reports.email import send_report
-    from reports.html import render_html
-    from reports.json_report import to_json
-    from reports.text import render_text
-
-    report = outcome.report
-    try:
-        send_report(report, config.email, html=render_html(report), text=render_text(report),
-                    json_text=to_json(report), stop=RUN.stopping)
-    except MailError as exc:  # the report is on disk all the same; the exit status says 4
-        outcome.mail_error = str(exc)
-    else:
-        outcome.mailed_to = list(config.email.to)
 
 
 def nightly_job(config_path: str) -> int | None:
