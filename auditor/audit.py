@@ -27,8 +27,8 @@ from auditor.scan.tls import scan_tls
 from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
 from auditor.web_grade import web_grade
-from checks import CheckContext, run_checks
-from checks.clauses import RULES_VERSION
+from auditor.checks import CheckContext, run_checks
+from auditor.checks.clauses import RULES_VERSION
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
 T = TypeVar("T")
@@ -65,8 +65,9 @@ def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
     return wait
 
 
-def run_with_deadline(work: Callable[[], Evidence], seconds: float,
-                      on_timeout: Callable[[], None] | None = None) -> Evidence:
+def run_with_deadline(
+    work: Callable[[], Evidence], seconds: float, on_timeout: Callable[[], None] | None = None
+) -> Evidence:
     """Run `work`; give up after `seconds` (ScanError) without waiting for it. `on_timeout` then
     abandons the work (closes its connections), so that no thread stays blocked on the target."""
     try:
@@ -74,12 +75,18 @@ def run_with_deadline(work: Callable[[], Evidence], seconds: float,
     except queue.Empty:
         if on_timeout is not None:
             on_timeout()
-        raise ScanError(f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)") from None
+        raise ScanError(
+            f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)"
+        ) from None
 
 
-def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None = None,
-                 evidence_log: LogVerification | None = None,
-                 clock: Callable[[], datetime] | None = None) -> TargetResult:
+def audit_target(
+    target: Target,
+    config: Config,
+    on_phase: PhaseCallback | None = None,
+    evidence_log: LogVerification | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> TargetResult:
     """Audit one target. Never raises for anything the target or its URL can do. `clock` gives the
     scan's time (the scheduler's, injected by tests that simulate nights; default: now)."""
     started = clock() if clock else datetime.now(timezone.utc)
@@ -87,16 +94,27 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     try:
         ref = _ref(target)
     except AuditorError as exc:
-        return TargetResult(target=TargetRef(url=target.url, host="", port=0, ip=target.ip, name=target.name),
-                            started_at=started, duration_s=0.0, compliant=False, error=str(exc))
+        return TargetResult(
+            target=TargetRef(url=target.url, host="", port=0, ip=target.ip, name=target.name),
+            started_at=started,
+            duration_s=0.0,
+            compliant=False,
+            error=str(exc),
+        )
 
     def phase(name: str) -> None:
         if on_phase:
             on_phase(ref.url, name)
 
     def done(**kwargs) -> TargetResult:  # noqa: ANN003
-        return TargetResult(target=ref, started_at=started, duration_s=round(time.monotonic() - monotonic, 3),
-                            auditor_version=__version__, rules_version=RULES_VERSION, **kwargs)
+        return TargetResult(
+            target=ref,
+            started_at=started,
+            duration_s=round(time.monotonic() - monotonic, 3),
+            auditor_version=__version__,
+            rules_version=RULES_VERSION,
+            **kwargs,
+        )
 
     scan = config.scan
     # Every TLS connection of this target: a wall-clock deadline each, paced, cut at target_timeout.
@@ -107,16 +125,32 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
         # that saves its round trips. It reports no phases, so the progress line follows the TLS scan.
         def http() -> HttpEvidence:
             with http_through(ledger):  # each exchange ends by its deadline, all are cut at target_timeout
-                return probe_http(ref.host, ref.port, ip=target.ip, http_port=target.http_port, paths=target.paths,
-                                  timeout=scan.timeout, max_body=scan.max_body_bytes)
+                return probe_http(
+                    ref.host,
+                    ref.port,
+                    ip=target.ip,
+                    http_port=target.http_port,
+                    paths=target.paths,
+                    timeout=scan.timeout,
+                    max_body=scan.max_body_bytes,
+                )
 
         # With one connection per server (a server that serves one at a time, a rate limiter) the
         # probe waits for the TLS scan: beside it, it would hold the server while handshakes queue.
         one_at_a_time = scan.connections_per_server <= 1
         http_result = None if one_at_a_time else _in_daemon_thread(http)
-        tls = scan_tls(ref.host, ref.port, ip=target.ip, ca_bundle=target.ca_bundle, timeout=scan.timeout,
-                       connections_per_server=scan.connections_per_server, thorough=scan.thorough, ocsp=scan.ocsp,
-                       on_phase=phase, ledger=ledger)
+        tls = scan_tls(
+            ref.host,
+            ref.port,
+            ip=target.ip,
+            ca_bundle=target.ca_bundle,
+            timeout=scan.timeout,
+            connections_per_server=scan.connections_per_server,
+            thorough=scan.thorough,
+            ocsp=scan.ocsp,
+            on_phase=phase,
+            ledger=ledger,
+        )
         phase("http")
         if http_result is None:
             http_result = _in_daemon_thread(http)
@@ -135,32 +169,56 @@ def audit_target(target: Target, config: Config, on_phase: PhaseCallback | None 
     phase("checks")
     custom_ca = target.ca_bundle is not None
     letter = grade(evidence, custom_ca=custom_ca)
-    ctx = CheckContext(evidence=evidence, policy=config.policy, host=ref.host, custom_ca=custom_ca, grade=letter,
-                       evidence_log=evidence_log, **({"now": started} if clock else {}))
+    ctx = CheckContext(
+        evidence=evidence,
+        policy=config.policy,
+        host=ref.host,
+        custom_ca=custom_ca,
+        grade=letter,
+        evidence_log=evidence_log,
+        **({"now": started} if clock else {}),
+    )
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
-    return done(compliant=compliant, grade=letter, findings=findings, evidence=evidence,
-                mozilla=judge_all(evidence), web_grade=web_grade(evidence, custom_ca))
+    return done(
+        compliant=compliant,
+        grade=letter,
+        findings=findings,
+        evidence=evidence,
+        mozilla=judge_all(evidence),
+        web_grade=web_grade(evidence, custom_ca),
+    )
 
 
-def run_audit(targets: Sequence[Target], config: Config, on_phase: PhaseCallback | None = None,
-              on_result: Callable[[TargetResult], None] | None = None,
-              meta: dict | None = None,  # type: ignore[type-arg]
-              evidence_log: LogVerification | None = None,
-              clock: Callable[[], datetime] | None = None) -> AuditReport:
+def run_audit(
+    targets: Sequence[Target],
+    config: Config,
+    on_phase: PhaseCallback | None = None,
+    on_result: Callable[[TargetResult], None] | None = None,
+    meta: dict | None = None,  # type: ignore[type-arg]
+    evidence_log: LogVerification | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> AuditReport:
     """Audit every target, `config.scan.concurrency` at a time; results keep the input order."""
     results: dict[int, TargetResult] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(config.scan.concurrency, len(targets) or 1)),
-                            thread_name_prefix="audit") as pool:
-        futures = {pool.submit(audit_target, t, config, on_phase, evidence_log, clock): i
-                   for i, t in enumerate(targets)}
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(config.scan.concurrency, len(targets) or 1)), thread_name_prefix="audit"
+    ) as pool:
+        futures = {
+            pool.submit(audit_target, t, config, on_phase, evidence_log, clock): i
+            for i, t in enumerate(targets)
+        }
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
             if on_result:
                 on_result(result)
-    return AuditReport(generated_at=clock() if clock else datetime.now(timezone.utc), tool_version=__version__,
-                       targets=[results[i] for i in range(len(targets))], meta=meta or {})
+    return AuditReport(
+        generated_at=clock() if clock else datetime.now(timezone.utc),
+        tool_version=__version__,
+        targets=[results[i] for i in range(len(targets))],
+        meta=meta or {},
+    )
 
 
 def config_digest(path: Path | None) -> str | None:

@@ -44,12 +44,17 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="auditor", description="Audit HTTPS sites against the TLS policy.", epilog=EXIT_CODES,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="auditor",
+        description="Audit HTTPS sites against the TLS policy.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND",
-                                title="commands")
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=Parser, metavar="COMMAND", title="commands"
+    )
     for name in COMMANDS:
         module = importlib.import_module(f"auditor.commands.{name.replace('-', '_')}")
         command = module.add_parser(sub)
@@ -76,14 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        say(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (run with --debug for details)")
+        say(
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (run with --debug for details)"
+        )
         return EXIT_USAGE
 
 
 def say(message: str) -> None:
     """Diagnostics on stderr: every line starts `auditor:` (grep, cron mail), none is ever wrapped, and
     text from a server or a file in it (a URL, a stored key) is shown, never obeyed (reports.sanitize)."""
-    from reports.sanitize import one_line
+    from auditor.reports.sanitize import one_line
 
     for line in message.splitlines() or [""]:
         sys.stderr.write(f"auditor: {one_line(line)}\n")

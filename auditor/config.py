@@ -29,9 +29,11 @@ class Policy(_Section):
 
     renewal_days: int = Field(30, ge=0, description="11.2-cert-renewal: minimum days left on the leaf")
     renewal_fraction: float | None = Field(
-        None, gt=0, lt=1,
+        None,
+        gt=0,
+        lt=1,
         description="11.2-cert-renewal: alternatively, the fraction of the lifetime that must remain "
-                    "(e.g. 0.33 like certbot); when set, it replaces renewal_days",
+        "(e.g. 0.33 like certbot); when set, it replaces renewal_days",
     )
     hsts_min_age: int = Field(31536000, ge=0, description="11.5-hsts: warn below this max-age")
     hsts_fail_below: int = Field(15768000, ge=0, description="11.5-hsts: fail below this max-age")
@@ -39,14 +41,23 @@ class Policy(_Section):
     forbidden_protocols: list[str] = Field(["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"])
     validation_levels: list[Literal["DV", "OV", "EV"]] = Field(["OV", "EV"])
     signature_hashes: list[str] = Field(["sha256", "sha384", "sha512"])
-    trust_stores: list[str] = Field(list(TRUST_STORES), description="11.2-cert-trusted: stores that must trust the chain")
+    trust_stores: list[str] = Field(
+        list(TRUST_STORES), description="11.2-cert-trusted: stores that must trust the chain"
+    )
     strong_groups: list[str] = Field(["X25519", "X448", "secp256r1", "secp384r1", "secp521r1"])
     minimum_grade: str = Field("A", description="11.4-grade-a")
-    patch_window_hours: float = Field(24, gt=0, description="11.4-patch-window: hours a published TLS flaw may "
-                                                           "stay exposed after the auditor first saw it")
+    patch_window_hours: float = Field(
+        24,
+        gt=0,
+        description="11.4-patch-window: hours a published TLS flaw may "
+        "stay exposed after the auditor first saw it",
+    )
     cookie_allowlist: list[str] = Field([], description="12.3-cookie-consent: cookies allowed before consent")
-    require_post_quantum: bool = Field(False, description="11.3-quantum-resistance: fail (not warn) when no hybrid "
-                                                          "post-quantum group (X25519MLKEM768...) is accepted")
+    require_post_quantum: bool = Field(
+        False,
+        description="11.3-quantum-resistance: fail (not warn) when no hybrid "
+        "post-quantum group (X25519MLKEM768...) is accepted",
+    )
 
     @field_validator("required_protocols", "forbidden_protocols")
     @classmethod
@@ -67,31 +78,52 @@ class Policy(_Section):
     @model_validator(mode="after")
     def _ordered_hsts(self) -> "Policy":
         if self.hsts_fail_below > self.hsts_min_age:
-            raise ValueError(f"hsts_fail_below ({self.hsts_fail_below}) must not exceed hsts_min_age "
-                             f"({self.hsts_min_age})")
+            raise ValueError(
+                f"hsts_fail_below ({self.hsts_fail_below}) must not exceed hsts_min_age ({self.hsts_min_age})"
+            )
         return self
 
 
 class Scan(_Section):
-    timeout: float = Field(10.0, gt=0, le=300, description="wall-clock seconds for each connection (connect, "
-                                                          "handshake, every exchange)")
+    timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="wall-clock seconds for each connection (connect, handshake, every exchange)",
+    )
     target_timeout: float = Field(300.0, gt=0, description="seconds for a whole target")
     concurrency: int = Field(4, ge=1, le=100, description="targets audited at once")
     connections_per_server: int = Field(5, ge=1, le=50, description="parallel TLS connections to one server")
-    pace: float = Field(0.0, ge=0, le=60, description="seconds at least between two new connections to one server "
-                                                      "(with connections_per_server = 1, for servers that rate-limit)")
+    pace: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="seconds at least between two new connections to one server "
+        "(with connections_per_server = 1, for servers that rate-limit)",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="HTTP body bytes read per page")
     thorough: bool = Field(False, description="enumerate suites with sslyze's one-connection-per-suite scan")
-    ocsp: bool = Field(True, description="ask the OCSP responder each certificate names (AIA) whether it is "
-                                         "revoked; false for air-gapped runs (stapled responses are still read)")
+    ocsp: bool = Field(
+        True,
+        description="ask the OCSP responder each certificate names (AIA) whether it is "
+        "revoked; false for air-gapped runs (stapled responses are still read)",
+    )
 
 
 class Output(_Section):
     directory: Path = Field(Path("auditor-reports"), description="where reports are written")
-    write_json: bool = Field(True, description="write audit-<time>.json and latest.json when auditing the config")
-    junit: Path | None = Field(None, description="also write JUnit XML here when auditing the config (relative: in directory)")
-    sarif: Path | None = Field(None, description="also write SARIF 2.1.0 here when auditing the config (relative: in directory)")
-    csv: Path | None = Field(None, description="also write CSV here when auditing the config (relative: in directory)")
+    write_json: bool = Field(
+        True, description="write audit-<time>.json and latest.json when auditing the config"
+    )
+    junit: Path | None = Field(
+        None, description="also write JUnit XML here when auditing the config (relative: in directory)"
+    )
+    sarif: Path | None = Field(
+        None, description="also write SARIF 2.1.0 here when auditing the config (relative: in directory)"
+    )
+    csv: Path | None = Field(
+        None, description="also write CSV here when auditing the config (relative: in directory)"
+    )
 
 
 class Email(_Section):
@@ -102,16 +134,22 @@ class Email(_Section):
     port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
-    password_env: str | None = Field(None, description="name of the environment variable holding the password")
+    password_env: str | None = Field(
+        None, description="name of the environment variable holding the password"
+    )
     sender: str = Field(..., alias="from")
     to: list[str] = Field(..., min_length=1)
-    subject: str = Field("[auditor] {target}: {grade}, {verdict}",
-                         description="placeholders: {target} {grade} {verdict} {violations}")
+    subject: str = Field(
+        "[auditor] {target}: {grade}, {verdict}",
+        description="placeholders: {target} {grade} {verdict} {violations}",
+    )
     notify: Literal["always", "on-change", "on-failure"] = "always"
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(3, ge=0, le=10, description="further attempts after a failed send")
     backoff: float = Field(2.0, ge=0, description="seconds before the first retry; doubles each time")
-    ca_bundle: Path | None = Field(None, description="PEM of a private CA that signed the mail server's certificate")
+    ca_bundle: Path | None = Field(
+        None, description="PEM of a private CA that signed the mail server's certificate"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -119,8 +157,11 @@ class Email(_Section):
 class Schedule(_Section):
     """[schedule]: when `auditor schedule` runs the nightly audit."""
 
-    cron: str = Field("0 2 * * *", description="crontab: minute hour day month weekday (0 or 7 = Sunday, as in cron); "
-                                             "6 fields: seconds first")
+    cron: str = Field(
+        "0 2 * * *",
+        description="crontab: minute hour day month weekday (0 or 7 = Sunday, as in cron); "
+        "6 fields: seconds first",
+    )
     timezone: str = "Asia/Tokyo"
     misfire_grace_time: int = Field(6 * 3600, ge=1, description="seconds a missed run may still start late")
 
@@ -141,15 +182,19 @@ class Schedule(_Section):
         try:
             ZoneInfo(value)
         except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Asia/Tokyo' or 'UTC'") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Asia/Tokyo' or 'UTC'"
+            ) from None
         return value
 
 
 class History(_Section):
     """[history]: the scan history and hash-chained evidence log."""
 
-    database: str = Field("auditor-history.sqlite",
-                          description="SQLite file (relative to config.toml), or a SQLAlchemy URL (postgresql://...)")
+    database: str = Field(
+        "auditor-history.sqlite",
+        description="SQLite file (relative to config.toml), or a SQLAlchemy URL (postgresql://...)",
+    )
     retention_months: int = Field(24, ge=1)
 
 
@@ -239,7 +284,9 @@ def load_config(path: Path | None) -> Config:
     if not config.output.directory.is_absolute():
         config.output.directory = base / config.output.directory
     if config.email is not None and config.email.ca_bundle is not None:
-        bundle = config.email.ca_bundle if config.email.ca_bundle.is_absolute() else base / config.email.ca_bundle
+        bundle = (
+            config.email.ca_bundle if config.email.ca_bundle.is_absolute() else base / config.email.ca_bundle
+        )
         config.email.ca_bundle = bundle
         if (why := check_ca_bundle(bundle)) is not None:
             problems.append(f"{source}: email.ca_bundle: {why}")

@@ -19,8 +19,18 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-_NUMBER_ERRORS = {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "finite_number",
-                  "greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_NUMBER_ERRORS = {
+    "int_parsing",
+    "int_type",
+    "int_from_float",
+    "float_parsing",
+    "float_type",
+    "finite_number",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+}
 _TABLE_ERRORS = {"model_type", "dict_type", "model_attributes_type"}
 
 
@@ -87,9 +97,13 @@ def describe(err: ErrorDetails, root: type[BaseModel]) -> str:
     if kind == "list_type":
         if keys == ["targets"] and isinstance(err.get("input"), dict):
             return "expected one [[targets]] table per target (double brackets), got a single [targets] table"
-        return f"expected a list such as [\"a\", \"b\"]{got}"
+        return f'expected a list such as ["a", "b"]{got}'
     if kind in _TABLE_ERRORS:
-        return f"expected a table ([{'.'.join(keys)}] or {{ key = value }}){got}" if keys else f"expected a table{got}"
+        return (
+            f"expected a table ([{'.'.join(keys)}] or {{ key = value }}){got}"
+            if keys
+            else f"expected a table{got}"
+        )
     return f"{err['msg'][:1].lower()}{err['msg'][1:]}{got}"
 
 
@@ -114,13 +128,24 @@ def _number(info: FieldInfo | None, kind: str) -> str:
     annotation = info.annotation if info else None
     whole = kind.startswith("int") or int in _leaves(annotation)
     noun = "a whole number" if whole else "a number"
-    bounds = {attr: getattr(m, attr) for m in (info.metadata if info else []) for attr in ("gt", "ge", "lt", "le")
-              if isinstance(m, getattr(annotated_types, attr.capitalize()))}
+    bounds = {
+        attr: getattr(m, attr)
+        for m in (info.metadata if info else [])
+        for attr in ("gt", "ge", "lt", "le")
+        if isinstance(m, getattr(annotated_types, attr.capitalize()))
+    }
     if "ge" in bounds and "le" in bounds:
         return f"{noun} from {bounds['ge']} to {bounds['le']}"
-    lower = (f"greater than {bounds['gt']}" if "gt" in bounds
-             else f"of at least {bounds['ge']}" if "ge" in bounds else "")
-    upper = f"less than {bounds['lt']}" if "lt" in bounds else f"at most {bounds['le']}" if "le" in bounds else ""
+    lower = (
+        f"greater than {bounds['gt']}"
+        if "gt" in bounds
+        else f"of at least {bounds['ge']}"
+        if "ge" in bounds
+        else ""
+    )
+    upper = (
+        f"less than {bounds['lt']}" if "lt" in bounds else f"at most {bounds['le']}" if "le" in bounds else ""
+    )
     words = [w for w in (lower, upper) if w]
     return f"{noun} {' and '.join(words)}" if words else noun
 
@@ -170,8 +195,10 @@ def cron_problem(cron: str) -> str | None:
     fields = cron.split()
     names = CRON_FIELDS if len(fields) == 5 else ("second", *CRON_FIELDS)
     if len(fields) not in (5, 6):
-        return (f"{cron!r} has {len(fields)} field{'s' if len(fields) != 1 else ''}; expected 5: "
-                f"{' '.join(n.replace(' ', '-') for n in CRON_FIELDS)} (or 6 with seconds first)")
+        return (
+            f"{cron!r} has {len(fields)} field{'s' if len(fields) != 1 else ''}; expected 5: "
+            f"{' '.join(n.replace(' ', '-') for n in CRON_FIELDS)} (or 6 with seconds first)"
+        )
     for i, (name, value) in enumerate(zip(names, fields)):
         probe = ["*"] * len(fields)
         probe[i] = value

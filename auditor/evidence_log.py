@@ -60,8 +60,10 @@ class LogVerification:
         """What pruning removed, for messages (empty when nothing was)."""
         if not self.pruned_through or self.cutoff is None:
             return ""
-        return (f"entries 1-{self.pruned_through} pruned under retention "
-                f"(scanned before {self.cutoff[:16].replace('T', ' ')} UTC)")
+        return (
+            f"entries 1-{self.pruned_through} pruned under retention "
+            f"(scanned before {self.cutoff[:16].replace('T', ' ')} UTC)"
+        )
 
 
 class Row(Protocol):
@@ -117,10 +119,21 @@ def canonical(result: TargetResult) -> str:
     return canonical_json(json.loads(result.model_dump_json()))
 
 
-def checkpoint_body(through_seq: int, through_hash: str, pruned: int, cutoff: datetime, at: datetime,
-                    from_seq: int | None = None) -> str:
-    point: dict[str, Any] = {"pruned_through_seq": through_seq, "pruned_through_hash": through_hash,
-                             "pruned_entries": pruned, "cutoff": utc_text(cutoff), "recorded_at": utc_text(at)}
+def checkpoint_body(
+    through_seq: int,
+    through_hash: str,
+    pruned: int,
+    cutoff: datetime,
+    at: datetime,
+    from_seq: int | None = None,
+) -> str:
+    point: dict[str, Any] = {
+        "pruned_through_seq": through_seq,
+        "pruned_through_hash": through_hash,
+        "pruned_entries": pruned,
+        "cutoff": utc_text(cutoff),
+        "recorded_at": utc_text(at),
+    }
     if from_seq is not None:
         point["pruned_from_seq"] = from_seq
     return canonical_json({"checkpoint": point})
@@ -176,16 +189,32 @@ def parse_entry(body: object) -> Entry:
     try:
         if body.startswith('{"checkpoint":'):
             point = _CheckpointBody.model_validate_json(body).checkpoint
-            return Entry({"kind": CHECKPOINT, "target_url": "", "scanned_at": utc_text(point.recorded_at),
-                          "grade": None, "compliant": True, "failures": 0}, point)
+            return Entry(
+                {
+                    "kind": CHECKPOINT,
+                    "target_url": "",
+                    "scanned_at": utc_text(point.recorded_at),
+                    "grade": None,
+                    "compliant": True,
+                    "failures": 0,
+                },
+                point,
+            )
         result = TargetResult.model_validate_json(body)
     except ValidationError as exc:
         kind = "checkpoint" if body.startswith('{"checkpoint":') else "scan result"
         raise NotAnEntry(f"not a valid {kind}: {_problem(exc)}") from None
     failed = {f.clause for f in result.findings if f.status is Status.FAIL}
-    return Entry({"kind": SCAN, "target_url": result.target.url, "scanned_at": utc_text(result.started_at),
-                  "grade": result.grade.letter if result.grade else None, "compliant": result.compliant,
-                  "failures": len(failed)})
+    return Entry(
+        {
+            "kind": SCAN,
+            "target_url": result.target.url,
+            "scanned_at": utc_text(result.started_at),
+            "grade": result.grade.letter if result.grade else None,
+            "compliant": result.compliant,
+            "failures": len(failed),
+        }
+    )
 
 
 def columns(body: str) -> dict[str, Any]:
@@ -198,36 +227,57 @@ def _columns_match(row: Row, expected: dict[str, Any]) -> bool:
         same_time = utc_text(row.scanned_at) == expected["scanned_at"]
     except (ValueError, TypeError):
         return False
-    return (same_time and row.kind == expected["kind"] and row.target_url == expected["target_url"]
-            and row.grade == expected["grade"] and bool(row.compliant) == expected["compliant"]
-            and row.failures == expected["failures"])
+    return (
+        same_time
+        and row.kind == expected["kind"]
+        and row.target_url == expected["target_url"]
+        and row.grade == expected["grade"]
+        and bool(row.compliant) == expected["compliant"]
+        and row.failures == expected["failures"]
+    )
 
 
-def _checkpoint_problem(seq: int, point: Checkpoint, previous: Checkpoint | None, retention_months: int,
-                        now: datetime) -> str | None:
+def _checkpoint_problem(
+    seq: int, point: Checkpoint, previous: Checkpoint | None, retention_months: int, now: datetime
+) -> str | None:
     """Why checkpoint entry `seq` cannot be a retention prune, or None when it can."""
     if point.pruned_through_seq >= seq:
         return f"entry {seq}, a checkpoint, claims to prune entries up to {point.pruned_through_seq}, not before itself"
     if point.pruned_from_seq is not None and (
-            point.pruned_from_seq > point.pruned_through_seq
-            or point.pruned_entries != point.pruned_through_seq - point.pruned_from_seq + 1):
+        point.pruned_from_seq > point.pruned_through_seq
+        or point.pruned_entries != point.pruned_through_seq - point.pruned_from_seq + 1
+    ):
         return f"entry {seq}, a checkpoint, records a pruned range that does not add up"
-    if previous is not None and (point.pruned_through_seq <= previous.pruned_through_seq or (
-            point.pruned_from_seq is not None and point.pruned_from_seq != previous.pruned_through_seq + 1)):
+    if previous is not None and (
+        point.pruned_through_seq <= previous.pruned_through_seq
+        or (point.pruned_from_seq is not None and point.pruned_from_seq != previous.pruned_through_seq + 1)
+    ):
         return f"entry {seq}, a checkpoint, does not continue the pruning of the checkpoint before it"
     if point.recorded_at > now + CLOCK_SKEW:
-        return (f"entry {seq}, a checkpoint, is dated {utc_text(point.recorded_at)[:16]} UTC, in the future "
-                "(a forged date, to make recent entries look old)")
+        return (
+            f"entry {seq}, a checkpoint, is dated {utc_text(point.recorded_at)[:16]} UTC, in the future "
+            "(a forged date, to make recent entries look old)"
+        )
     window = retention_cutoff(retention_months, point.recorded_at)
     if point.cutoff > window:
-        return (f"entry {seq}, a checkpoint, prunes entries scanned up to {utc_text(point.cutoff)[:16]} UTC, inside "
-                f"the {retention_months}-month retention window (only entries scanned before "
-                f"{utc_text(window)[:16]} UTC could go): entries the policy keeps were deleted")
+        return (
+            f"entry {seq}, a checkpoint, prunes entries scanned up to {utc_text(point.cutoff)[:16]} UTC, inside "
+            f"the {retention_months}-month retention window (only entries scanned before "
+            f"{utc_text(window)[:16]} UTC could go): entries the policy keeps were deleted"
+        )
     return None
 
 
-def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_seq: int, head_hash: str, *,
-                 retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None) -> LogVerification:
+def verify_chain(
+    rows: Iterable[Row],
+    anchor_seq: int,
+    anchor_hash: str,
+    head_seq: int,
+    head_hash: str,
+    *,
+    retention_months: int = DEFAULT_RETENTION_MONTHS,
+    now: datetime | None = None,
+) -> LogVerification:
     """Recompute the chain from its anchor to its head. `rows` in seq order (streamed is fine).
     Every checkpoint must be a retention prune: its cutoff a whole window before its (past) time."""
     now = now or datetime.now(timezone.utc)
@@ -245,8 +295,11 @@ def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_se
         if not (isinstance(row.prev_hash, str) and isinstance(row.hash, str)):
             return bad(row.seq, f"entry {row.seq} is damaged (its hashes are not stored as text)")
         if row.prev_hash != prev:
-            return bad(row.seq, f"entry {row.seq} does not follow entry {row.seq - 1} "
-                                "(its previous hash differs: entries reordered, inserted or replaced)")
+            return bad(
+                row.seq,
+                f"entry {row.seq} does not follow entry {row.seq - 1} "
+                "(its previous hash differs: entries reordered, inserted or replaced)",
+            )
         try:
             entry = parse_entry(row.body)
         except ValueError as exc:
@@ -266,17 +319,29 @@ def verify_chain(rows: Iterable[Row], anchor_seq: int, anchor_hash: str, head_se
     if anchor_seq == 0 and anchor_hash != GENESIS:
         return bad(1, "the chain's start was altered (no pruning happened, yet it does not start at genesis)")
     anchored = checkpoint is not None and (checkpoint.pruned_through_seq, checkpoint.pruned_through_hash) == (
-        anchor_seq, anchor_hash)
+        anchor_seq,
+        anchor_hash,
+    )
     if anchor_seq > 0 and not anchored:
-        first = checkpoint.pruned_through_seq + 1 if checkpoint and checkpoint.pruned_through_seq < anchor_seq else 1
-        return bad(first, f"entries up to {anchor_seq} are gone but no checkpoint in the log records their "
-                          "pruning (deleted, or the start of the chain moved)")
+        first = (
+            checkpoint.pruned_through_seq + 1
+            if checkpoint and checkpoint.pruned_through_seq < anchor_seq
+            else 1
+        )
+        return bad(
+            first,
+            f"entries up to {anchor_seq} are gone but no checkpoint in the log records their "
+            "pruning (deleted, or the start of the chain moved)",
+        )
     if expected_seq != head_seq or prev != head_hash:
         if expected_seq == head_seq:
             return bad(head_seq, f"entry {head_seq} is not the recorded head (replaced, or the head altered)")
         first = min(expected_seq, head_seq) + 1
-        return bad(first, f"the chain ends at entry {expected_seq} but {head_seq} were written "
-                          "(entries deleted or added at the end, or the recorded head altered)")
+        return bad(
+            first,
+            f"the chain ends at entry {expected_seq} but {head_seq} were written "
+            "(entries deleted or added at the end, or the recorded head altered)",
+        )
     cutoff = utc_text(checkpoint.cutoff) if anchor_seq > 0 and checkpoint is not None else None
     return LogVerification(True, count, prev, pruned_through=anchor_seq, cutoff=cutoff)
 
@@ -338,8 +403,13 @@ def _when(w: Witnessed) -> str:
     return w.at[:16].replace("T", " ")
 
 
-def check_heads(verification: LogVerification, witnessed: Iterable[Witnessed], hashes: dict[int, str],
-                anchor_seq: int, anchor_hash: str) -> LogVerification:
+def check_heads(
+    verification: LogVerification,
+    witnessed: Iterable[Witnessed],
+    hashes: dict[int, str],
+    anchor_seq: int,
+    anchor_hash: str,
+) -> LogVerification:
     """Every witnessed head must still be the hash of its entry (`hashes`: seq -> hash of kept entries),
     or have been pruned under retention: at or below the anchor, scanned before the cutoff."""
     if not verification.ok:
@@ -347,39 +417,79 @@ def check_heads(verification: LogVerification, witnessed: Iterable[Witnessed], h
     for w in sorted(witnessed, key=lambda w: w.seq):
         if w.seq <= anchor_seq and w.seq > 0:
             if w.seq == anchor_seq and w.head != anchor_hash:
-                return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
-                    f"entry {w.seq} is not the one a report printed as the log's head (scanned {_when(w)} UTC, "
-                    f"{w.head[:16]}...): the log was rewritten or replaced"))
+                return replace(
+                    verification,
+                    ok=False,
+                    first_bad_seq=w.seq,
+                    reason=(
+                        f"entry {w.seq} is not the one a report printed as the log's head (scanned {_when(w)} UTC, "
+                        f"{w.head[:16]}...): the log was rewritten or replaced"
+                    ),
+                )
             if verification.cutoff is None or w.at >= verification.cutoff:
-                return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
-                    f"entry {w.seq}, whose hash a report printed as the log's head (scanned {_when(w)} UTC), is gone: "
-                    "a checkpoint claims it was pruned, but it is inside the retention window "
-                    "(the log was emptied or cut, and the checkpoint forged)"))
+                return replace(
+                    verification,
+                    ok=False,
+                    first_bad_seq=w.seq,
+                    reason=(
+                        f"entry {w.seq}, whose hash a report printed as the log's head (scanned {_when(w)} UTC), is gone: "
+                        "a checkpoint claims it was pruned, but it is inside the retention window "
+                        "(the log was emptied or cut, and the checkpoint forged)"
+                    ),
+                )
             continue
         actual = anchor_hash if w.seq == anchor_seq else hashes.get(w.seq)
         if actual is None:
-            return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
-                f"entry {w.seq}, whose hash a report printed as the log's head (scanned {_when(w)} UTC), is gone "
-                "(the log was cut at its end or replaced)"))
+            return replace(
+                verification,
+                ok=False,
+                first_bad_seq=w.seq,
+                reason=(
+                    f"entry {w.seq}, whose hash a report printed as the log's head (scanned {_when(w)} UTC), is gone "
+                    "(the log was cut at its end or replaced)"
+                ),
+            )
         if actual != w.head:
-            return replace(verification, ok=False, first_bad_seq=w.seq, reason=(
-                f"entry {w.seq} is not the one a report printed as the log's head (scanned {_when(w)} UTC, "
-                f"{w.head[:16]}...): the log was rewritten or replaced"))
+            return replace(
+                verification,
+                ok=False,
+                first_bad_seq=w.seq,
+                reason=(
+                    f"entry {w.seq} is not the one a report printed as the log's head (scanned {_when(w)} UTC, "
+                    f"{w.head[:16]}...): the log was rewritten or replaced"
+                ),
+            )
     return verification
 
 
-def check_expected_head(verification: LogVerification, digest: str, witnessed: Iterable[Witnessed],
-                        hashes: dict[int, str]) -> LogVerification:
+def check_expected_head(
+    verification: LogVerification, digest: str, witnessed: Iterable[Witnessed], hashes: dict[int, str]
+) -> LogVerification:
     """`verify-log --expect-head`: a head from a report must be a kept entry's hash, or a head the
     witness file shows was scanned before the cutoff (pruned under retention). The anchor's hash
     alone proves nothing: a forged checkpoint names whatever hash it likes."""
     if not verification.ok or digest in hashes.values():
         return verification
-    old = [w for w in witnessed if w.head == digest and w.seq <= verification.pruned_through
-           and verification.cutoff is not None and w.at < verification.cutoff]
+    old = [
+        w
+        for w in witnessed
+        if w.head == digest
+        and w.seq <= verification.pruned_through
+        and verification.cutoff is not None
+        and w.at < verification.cutoff
+    ]
     if old:
         return verification
-    return replace(verification, ok=False, first_bad_seq=None, reason=(
-        f"head {digest} from an earlier report is not in the chain"
-        + (" (a checkpoint claims it was pruned, but nothing shows it was scanned before the retention cutoff)"
-           if verification.pruned_through else "")))
+    return replace(
+        verification,
+        ok=False,
+        first_bad_seq=None,
+        reason=(
+            f"head {digest} from an earlier report is not in the chain"
+            + (
+                " (a checkpoint claims it was pruned, but nothing shows it was scanned before the retention cutoff)"
+                if verification.pruned_through
+                else ""
+            )
+        ),
+    )

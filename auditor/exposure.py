@@ -61,8 +61,9 @@ class Scan:
                         if state == PRESENT:
                             failing.add(row_key(name))
         able = {key for key in judged if (since or {}).get(key, 1) <= version}
-        return cls(result.started_at, seq, result.error is None, version, frozenset(able),
-                   frozenset(failing & able))
+        return cls(
+            result.started_at, seq, result.error is None, version, frozenset(able), frozenset(failing & able)
+        )
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,14 @@ class Episode:
         return None if self.closed_at is None else self.closed_at - self.first_seen
 
     def exposure(self) -> Exposure:
-        return Exposure(episode=self.id, first_seen=self.first_seen, last_seen=self.last_seen, scans=self.scans,
-                        gaps=len(self.gaps), timeline=self.points[-TIMELINE_LIMIT:])
+        return Exposure(
+            episode=self.id,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            scans=self.scans,
+            gaps=len(self.gaps),
+            timeline=self.points[-TIMELINE_LIMIT:],
+        )
 
 
 def episodes(scans: Iterable[Scan], interval: timedelta = DEFAULT_INTERVAL) -> dict[str, list[Episode]]:
@@ -133,7 +140,9 @@ def episodes(scans: Iterable[Scan], interval: timedelta = DEFAULT_INTERVAL) -> d
             elif key in scan.judged:
                 current.closed_at = scan.at
             elif previous is not None:
-                current.gap(Gap(previous.at, scan.at, "not judged" if scan.audited else "not audited"), scan.at)
+                current.gap(
+                    Gap(previous.at, scan.at, "not judged" if scan.audited else "not audited"), scan.at
+                )
         for key in scan.failing:
             eps = found.setdefault(key, [])
             if not eps or not eps[-1].open:
@@ -160,16 +169,29 @@ class ExposureHistory:
 
     def unjudged_rows(self) -> list[Episode]:
         """Rows not yet seen passing again, but not judged by this scan (the clock cannot say)."""
-        return [eps[-1] for key, eps in self.by_key.items()
-                if key.startswith(VULNERABILITIES + "/") and eps[-1].open and eps[-1].last_seen != self.now]
+        return [
+            eps[-1]
+            for key, eps in self.by_key.items()
+            if key.startswith(VULNERABILITIES + "/") and eps[-1].open and eps[-1].last_seen != self.now
+        ]
 
     def closed_rows(self) -> list[Episode]:
-        return [ep for key, eps in self.by_key.items() if key.startswith(VULNERABILITIES + "/")
-                for ep in eps if not ep.open]
+        return [
+            ep
+            for key, eps in self.by_key.items()
+            if key.startswith(VULNERABILITIES + "/")
+            for ep in eps
+            if not ep.open
+        ]
 
 
-def history_of(current: TargetResult, stored: Iterator[tuple[int, TargetResult]], since: dict[str, int] | None = None,
-               interval: timedelta = DEFAULT_INTERVAL, limit: int = HISTORY_LIMIT) -> ExposureHistory:
+def history_of(
+    current: TargetResult,
+    stored: Iterator[tuple[int, TargetResult]],
+    since: dict[str, int] | None = None,
+    interval: timedelta = DEFAULT_INTERVAL,
+    limit: int = HISTORY_LIMIT,
+) -> ExposureHistory:
     """The exposure history of `current` given its target's stored scans, newest first. Reading
     stops at the first stored scan that judged passing every key failing now or at the previous
     scan (where those episodes began), so a long history is not read every night; an episode that
@@ -189,13 +211,19 @@ def history_of(current: TargetResult, stored: Iterator[tuple[int, TargetResult]]
             break
     found = episodes([*reversed(older), now], interval)
     if cut:
-        found = {key: kept for key, eps in found.items()
-                 if (kept := [ep for ep in eps if ep.first_seen > older[-1].at])}
+        found = {
+            key: kept
+            for key, eps in found.items()
+            if (kept := [ep for ep in eps if ep.first_seen > older[-1].at])
+        }
     return ExposureHistory(current.started_at, found)
 
 
-def all_episodes(stored: Iterator[tuple[int, TargetResult]], since: dict[str, int] | None = None,
-                 interval: timedelta = DEFAULT_INTERVAL) -> dict[str, list[Episode]]:
+def all_episodes(
+    stored: Iterator[tuple[int, TargetResult]],
+    since: dict[str, int] | None = None,
+    interval: timedelta = DEFAULT_INTERVAL,
+) -> dict[str, list[Episode]]:
     """Every episode of a target's stored scans (newest first, as Store.recent yields them)."""
     scans = [Scan.of(result, seq, since) for seq, result in stored]
     return episodes(reversed(scans), interval)
@@ -207,5 +235,7 @@ def span(delta: timedelta) -> str:
     if seconds >= 2 * 86400:
         return f"{seconds // 86400} days"
     if seconds >= 3600:
-        return f"{seconds // 3600} h" + (f" {seconds % 3600 // 60} min" if seconds < 86400 and seconds % 3600 else "")
+        return f"{seconds // 3600} h" + (
+            f" {seconds % 3600 // 60} min" if seconds < 86400 and seconds % 3600 else ""
+        )
     return f"{seconds // 60} min"

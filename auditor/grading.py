@@ -56,7 +56,9 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
         rsa_bits = rsa_equivalent(leaf.key_type, leaf.key_bits)
         if f.cert_key_type is None or rsa_bits < f.cert_rsa_equivalent:
             f.cert_key_type, f.cert_key_bits, f.cert_rsa_equivalent = leaf.key_type, leaf.key_bits, rsa_bits
-        f.signature_hashes += [(c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed]
+        f.signature_hashes += [
+            (c.signature_hash or "").lower() for c in deployment.received_chain if not c.self_signed
+        ]
         stores = [t for t in deployment.trust if t.store == ("custom" if custom_ca else "Mozilla")]
         trusted = bool(stores) and all(t.trusted for t in stores)
         # an incomplete chain (the intermediate can still be fetched or is the operator's) is capped at B;
@@ -68,10 +70,18 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
         f.revoked = f.revoked or deployment.revoked() is not None
     if deployments:
         f.trusted = False if untrusted else None if f.incomplete_chain else True
-    dh = [b for _, s in f.suites if s.key_exchange == "DHE" and (b := s.ephemeral_bits or s.ephemeral_bits_max)]
+    dh = [
+        b for _, s in f.suites if s.key_exchange == "DHE" and (b := s.ephemeral_bits or s.ephemeral_bits_max)
+    ]
     f.min_dh_bits = min(dh) if dh else None
-    kex = [rsa_equivalent("EC" if s.key_exchange in ("ECDHE", "TLS13") and s.ephemeral_group != "DH" else "RSA",
-                          s.ephemeral_bits) for _, s in f.suites if s.ephemeral_bits]
+    kex = [
+        rsa_equivalent(
+            "EC" if s.key_exchange in ("ECDHE", "TLS13") and s.ephemeral_group != "DH" else "RSA",
+            s.ephemeral_bits,
+        )
+        for _, s in f.suites
+        if s.ephemeral_bits
+    ]
     f.min_kex_rsa_equivalent = min(kex) if kex else None
     v = tls.vulnerabilities
     f.heartbleed, f.ccs_injection = bool(v.heartbleed), bool(v.ccs_injection)
@@ -122,7 +132,9 @@ def _reference_negotiations(tls: TlsEvidence) -> list[tuple[str, str | None, Cip
         if p.in_server_order and p.server_enforces_order:
             fallback.append(("server's first choice (no reference simulation)", p.version, p.suites[0]))
         else:
-            fallback += [("any client (no reference simulation, order not enforced)", p.version, s) for s in p.suites]
+            fallback += [
+                ("any client (no reference simulation, order not enforced)", p.version, s) for s in p.suites
+            ]
     return fallback
 
 
@@ -134,8 +146,9 @@ def category_scores(f: GradeFacts) -> dict[str, int]:
     if any(s.anonymous for _, s in f.suites):
         key_exchange = 0
     else:
-        weakest = min([b for b in (f.cert_rsa_equivalent or None, f.min_dh_bits, f.min_kex_rsa_equivalent) if b]
-                      or [0])
+        weakest = min(
+            [b for b in (f.cert_rsa_equivalent or None, f.min_dh_bits, f.min_kex_rsa_equivalent) if b] or [0]
+        )
         key_exchange = _band(KEY_EXCHANGE_SCORES, weakest) if weakest else 0
     bits = [s.bits for _, s in f.suites]
     cipher = (_band(CIPHER_SCORES, max(bits)) + _band(CIPHER_SCORES, min(bits))) // 2 if bits else 0
@@ -175,14 +188,29 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
         # A+ needs HSTS seen on the site: when no page could be fetched it stays A, and says why
         letter = "A-" if warnings else "A+" if f.hsts_measured else "A"
     if not f.hsts_measured:
-        caps.append(GradeCap(grade="A", reason="HSTS could not be checked (no HTTPS page was fetched): "
-                                               "A+ is not given"))
+        caps.append(
+            GradeCap(
+                grade="A", reason="HSTS could not be checked (no HTTPS page was fetched): A+ is not given"
+            )
+        )
     trust = [c.grade for c in caps if c.grade in _TRUST_CAPS]
     if trust:
-        return Grade(letter="M" if "M" in trust else "T", score=score, categories=categories, caps=caps,
-                     warnings=warnings, letter_ignoring_trust=letter)
-    return Grade(letter=letter, score=score, categories=categories, caps=caps, warnings=warnings,
-                 letter_ignoring_trust=None)
+        return Grade(
+            letter="M" if "M" in trust else "T",
+            score=score,
+            categories=categories,
+            caps=caps,
+            warnings=warnings,
+            letter_ignoring_trust=letter,
+        )
+    return Grade(
+        letter=letter,
+        score=score,
+        categories=categories,
+        caps=caps,
+        warnings=warnings,
+        letter_ignoring_trust=None,
+    )
 
 
 def at_least(letter: str, minimum: str) -> bool:

@@ -80,42 +80,97 @@ CAPS: list[Rule] = [
     Rule("heartbleed", "F", "Vulnerable to Heartbleed", lambda f: f.heartbleed),
     Rule("ccs", "F", "Vulnerable to the OpenSSL CCS injection (CVE-2014-0224)", lambda f: f.ccs_injection),
     Rule("robot", "F", "Vulnerable to ROBOT (RSA padding oracle)", lambda f: f.robot),
-    Rule("insecure-renegotiation", "F", "Insecure client-initiated renegotiation is supported",
-         lambda f: f.insecure_renegotiation),
-    Rule("export", "F", "Export cipher suites are supported (FREAK)", lambda f: f.any_suite(lambda s: s.export)),
-    Rule("null-anon", "F", "NULL or anonymous cipher suites are supported",
-         lambda f: f.any_suite(lambda s: s.bits == 0 or s.anonymous)),
-    Rule("weak-suites", "F", "Cipher suites weaker than 112 bits are supported", lambda f: f.any_suite(_weak_bits)),
-    Rule("key-1024", "F", "Certificate key or DH parameters below 1024 bits",
-         lambda f: 0 < f.cert_rsa_equivalent < 1024 or (f.min_dh_bits is not None and f.min_dh_bits < 1024)),
-    Rule("md5-signature", "F", "Certificate signed with MD5 or MD2",
-         lambda f: any(h in ("md5", "md2") for h in f.signature_hashes)),
+    Rule(
+        "insecure-renegotiation",
+        "F",
+        "Insecure client-initiated renegotiation is supported",
+        lambda f: f.insecure_renegotiation,
+    ),
+    Rule(
+        "export", "F", "Export cipher suites are supported (FREAK)", lambda f: f.any_suite(lambda s: s.export)
+    ),
+    Rule(
+        "null-anon",
+        "F",
+        "NULL or anonymous cipher suites are supported",
+        lambda f: f.any_suite(lambda s: s.bits == 0 or s.anonymous),
+    ),
+    Rule(
+        "weak-suites",
+        "F",
+        "Cipher suites weaker than 112 bits are supported",
+        lambda f: f.any_suite(_weak_bits),
+    ),
+    Rule(
+        "key-1024",
+        "F",
+        "Certificate key or DH parameters below 1024 bits",
+        lambda f: 0 < f.cert_rsa_equivalent < 1024 or (f.min_dh_bits is not None and f.min_dh_bits < 1024),
+    ),
+    Rule(
+        "md5-signature",
+        "F",
+        "Certificate signed with MD5 or MD2",
+        lambda f: any(h in ("md5", "md2") for h in f.signature_hashes),
+    ),
     # SSL Labs and testssl.sh cap only when neither is offered: a TLS 1.3-only server gets an A (Precisions)
-    Rule("no-tls12", "C", "Neither TLS 1.2 nor TLS 1.3 is supported",
-         lambda f: bool(f.protocols) and not {"TLS 1.2", "TLS 1.3"} & f.protocols),
+    Rule(
+        "no-tls12",
+        "C",
+        "Neither TLS 1.2 nor TLS 1.3 is supported",
+        lambda f: bool(f.protocols) and not {"TLS 1.2", "TLS 1.3"} & f.protocols,
+    ),
     Rule("poodle-ssl3", "C", "SSL 3.0 is supported (POODLE)", lambda f: "SSL 3.0" in f.protocols),
-    Rule("crime", "C", "TLS compression is enabled (CRIME); the 2009 guide said B, later practice says C: we use C",
-         lambda f: f.compression),
+    Rule(
+        "crime",
+        "C",
+        "TLS compression is enabled (CRIME); the 2009 guide said B, later practice says C: we use C",
+        lambda f: f.compression,
+    ),
     # RC4, as Qualys graded it from May 2015 (blog 2015-08-24 "No Change to RC4 Grading in September"):
     # C when RC4 is *used* with TLS 1.1/1.2, B when it is accepted only where old clients land on it.
     # "Used" = negotiated in the reference browsers' simulations (ssllabs-scan issues 190, 339), not
     # merely accepted: an RC4 suite listed after AES-GCM for TLS 1.2 is row "rc4" (B), not this one.
-    Rule("rc4-modern", "C", "RC4 is negotiated by reference browsers with TLS 1.1 or newer",
-         lambda f: bool(f.reference_rc4_modern)),
+    Rule(
+        "rc4-modern",
+        "C",
+        "RC4 is negotiated by reference browsers with TLS 1.1 or newer",
+        lambda f: bool(f.reference_rc4_modern),
+    ),
     # SWEET32 (January 2017 changes): C when a 64-bit block cipher is negotiated with TLS 1.1+ by the
     # reference browsers; a non-reference client (an old Java) landing on 3DES does not cap (Precisions).
-    Rule("sweet32", "C", "A 64-bit block cipher (3DES) is negotiated by reference browsers with TLS 1.1 or newer "
-         "(SWEET32)", lambda f: bool(f.reference_3des_modern)),
-    Rule("old-protocols", "B", "TLS 1.0 or TLS 1.1 is supported",
-         lambda f: bool({"TLS 1.0", "TLS 1.1"} & f.protocols)),
-    Rule("no-forward-secrecy", "B", "No forward secrecy with the reference browsers",
-         lambda f: bool(f.reference_non_fs)),
-    Rule("no-aead", "B", "No AEAD cipher suite is supported",
-         lambda f: bool(f.suites) and not f.any_suite(lambda s: s.aead)),
+    Rule(
+        "sweet32",
+        "C",
+        "A 64-bit block cipher (3DES) is negotiated by reference browsers with TLS 1.1 or newer (SWEET32)",
+        lambda f: bool(f.reference_3des_modern),
+    ),
+    Rule(
+        "old-protocols",
+        "B",
+        "TLS 1.0 or TLS 1.1 is supported",
+        lambda f: bool({"TLS 1.0", "TLS 1.1"} & f.protocols),
+    ),
+    Rule(
+        "no-forward-secrecy",
+        "B",
+        "No forward secrecy with the reference browsers",
+        lambda f: bool(f.reference_non_fs),
+    ),
+    Rule(
+        "no-aead",
+        "B",
+        "No AEAD cipher suite is supported",
+        lambda f: bool(f.suites) and not f.any_suite(lambda s: s.aead),
+    ),
     # "Servers that support RC4 are capped at B" (2014 changes): accepted in any protocol, used or not.
     Rule("rc4", "B", "RC4 is supported", lambda f: f.any_suite(lambda s: s.encryption.startswith("RC4"))),
-    Rule("key-2048", "B", "Certificate key or DH parameters below 2048 bits",
-         lambda f: 0 < f.cert_rsa_equivalent < 2048 or (f.min_dh_bits is not None and f.min_dh_bits < 2048)),
+    Rule(
+        "key-2048",
+        "B",
+        "Certificate key or DH parameters below 2048 bits",
+        lambda f: 0 < f.cert_rsa_equivalent < 2048 or (f.min_dh_bits is not None and f.min_dh_bits < 2048),
+    ),
     Rule("incomplete-chain", "B", "The certificate chain is incomplete", lambda f: f.incomplete_chain),
     # BEAST as auditor.flaws.beast judges it. The 2009d guide stopped requiring server-side mitigation, and
     # SSL 3.0/TLS 1.0 already cap at C/B, so this row never lowers a letter: it names the flaw among the caps.
@@ -123,15 +178,32 @@ CAPS: list[Rule] = [
     Rule("untrusted", "T", "The certificate is not trusted", lambda f: f.trusted is False),
     Rule("revoked", "T", "The certificate is revoked (OCSP)", lambda f: f.revoked),
     # 2017 change: SHA-1 anywhere below the root is T, also in a chain that validates against a private CA.
-    Rule("sha1-chain", "T", "SHA-1 signature in the served chain (leaf or intermediate)",
-         lambda f: "sha1" in f.signature_hashes),
+    Rule(
+        "sha1-chain",
+        "T",
+        "SHA-1 signature in the served chain (leaf or intermediate)",
+        lambda f: "sha1" in f.signature_hashes,
+    ),
     Rule("mismatch", "M", "The certificate does not match the host name", lambda f: not f.hostname_matches),
 ]
 
 WARNINGS: list[Rule] = [
-    Rule("no-tls13", "A-", "TLS 1.3 is not supported", lambda f: bool(f.protocols) and "TLS 1.3" not in f.protocols),
-    Rule("hsts", "A-", "HSTS is missing, invalid or shorter than 180 days",
-         lambda f: f.hsts_measured and (f.hsts_max_age is None or f.hsts_max_age < HSTS_A_PLUS)),
-    Rule("no-secure-renegotiation", "A-", "Secure renegotiation is not supported",
-         lambda f: f.lacks_secure_renegotiation),
+    Rule(
+        "no-tls13",
+        "A-",
+        "TLS 1.3 is not supported",
+        lambda f: bool(f.protocols) and "TLS 1.3" not in f.protocols,
+    ),
+    Rule(
+        "hsts",
+        "A-",
+        "HSTS is missing, invalid or shorter than 180 days",
+        lambda f: f.hsts_measured and (f.hsts_max_age is None or f.hsts_max_age < HSTS_A_PLUS),
+    ),
+    Rule(
+        "no-secure-renegotiation",
+        "A-",
+        "Secure renegotiation is not supported",
+        lambda f: f.lacks_secure_renegotiation,
+    ),
 ]

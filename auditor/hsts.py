@@ -51,7 +51,7 @@ class _Scanner:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] in _TCHAR:
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def quoted_string(self) -> str:
         """RFC 7230 quoted-string, the opening quote under the cursor; returns the unescaped content."""
@@ -99,7 +99,9 @@ def _directives(value: str) -> list[tuple[str, str | None]]:
         if scanner.peek() == "":
             return found
         if scanner.peek() != ";":
-            raise _Invalid(f"unexpected {scanner.peek()!r} after a directive (directives are separated by ';')")
+            raise _Invalid(
+                f"unexpected {scanner.peek()!r} after a directive (directives are separated by ';')"
+            )
         scanner.pos += 1
 
 
@@ -122,7 +124,9 @@ def parse_sts(value: str) -> Hsts:
     if "includesubdomains" in given and given["includesubdomains"] is not None:
         return Hsts(error="includeSubDomains takes no value")
     # Unknown directives (preload among them: it is not in RFC 6797) are ignored when well-formed.
-    return Hsts(max_age=int(max_age), include_subdomains="includesubdomains" in given, preload="preload" in given)
+    return Hsts(
+        max_age=int(max_age), include_subdomains="includesubdomains" in given, preload="preload" in given
+    )
 
 
 def parse_hsts(value: str) -> tuple[int | None, bool, bool]:
@@ -155,9 +159,17 @@ def hsts_verdict(http: HttpEvidence) -> HstsVerdict:
         return HstsVerdict(first=None, header=None, parsed=None)
     first, later = fetched[0], fetched[1:]
     values = first.header("strict-transport-security")
-    later_valid = tuple(r for r in later if r.header("strict-transport-security")
-                        and parse_sts(r.header("strict-transport-security")[0]).valid)
+    later_valid = tuple(
+        r
+        for r in later
+        if r.header("strict-transport-security") and parse_sts(r.header("strict-transport-security")[0]).valid
+    )
     if not values:
         return HstsVerdict(first=first, header=None, parsed=None, later_valid=later_valid)
-    return HstsVerdict(first=first, header=values[0], parsed=parse_sts(values[0]), header_count=len(values),
-                       later_valid=later_valid)
+    return HstsVerdict(
+        first=first,
+        header=values[0],
+        parsed=parse_sts(values[0]),
+        header_count=len(values),
+        later_valid=later_valid,
+    )

@@ -85,8 +85,12 @@ def check_witness_place(config: Config) -> None:
     directory = config.output.directory
     problem = directory_problem(directory)
     if problem:
-        raise StoreError(f"evidence log heads file {directory / WITNESS_FILE}: refusing to keep it there: {problem}")
+        raise StoreError(
+            f"evidence log heads file {directory / WITNESS_FILE}: refusing to keep it there: {problem}"
+        )
     try:
         check_existing_file(directory / WITNESS_FILE)
     except OSError as exc:
-        raise StoreError(f"evidence log heads file {directory / WITNESS_FILE}: refusing it: {exc.strerror}") from None
+        raise StoreError(
+            f"evidence log heads file {directory / WITNESS_FILE}: refusing it: {exc.strerror}"
+        ) from None

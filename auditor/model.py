@@ -33,6 +33,7 @@ class Status(StrEnum):
 
 # ---------------------------------------------------------------- TLS evidence
 
+
 class CipherSuite(_Model):
     """One accepted cipher suite, with what it means (derived from the IANA name)."""
 
@@ -224,6 +225,7 @@ class TlsEvidence(_Model):
 
 # ---------------------------------------------------------------- HTTP evidence
 
+
 class Cookie(_Model):
     """One Set-Cookie line. The value is never kept: it may be a session secret."""
 
@@ -235,7 +237,9 @@ class Cookie(_Model):
     domain: str | None = None
     path: str | None = None
     max_age: int | None = None  # the Max-Age a browser applies (the last valid one); <= 0 deletes the cookie
-    expires: datetime | None = None  # the Expires date as a browser parses it (UTC); ignored when max_age is set
+    expires: datetime | None = (
+        None  # the Expires date as a browser parses it (UTC); ignored when max_age is set
+    )
 
 
 class HttpResponse(_Model):
@@ -332,6 +336,7 @@ class Evidence(_Model):
 
 # ---------------------------------------------------------------- judgements
 
+
 class ExposurePoint(_Model):
     """One step of an episode's timeline: a scan that saw the finding fail, or a gap (no verdict)."""
 
@@ -394,7 +399,9 @@ class WebGrade(_Model):
     algorithm_version: int = 6  # the Observatory's ALGORITHM_VERSION these rules follow
     page: str | None = None  # the URL judged
     modifiers: list[WebModifier] = Field(default_factory=list)
-    differences: list[str] = Field(default_factory=list)  # where this run sees less than the Observatory would
+    differences: list[str] = Field(
+        default_factory=list
+    )  # where this run sees less than the Observatory would
     error: str | None = None
 
 
@@ -456,7 +463,9 @@ class TargetResult(_Model):
     web_grade: WebGrade | None = None  # Mozilla HTTP Observatory's score of the landing page
     # which auditor and which check rules produced this result (a stored entry's clocks restart on upgrades)
     auditor_version: str | None = None
-    rules_version: int | None = None  # auditor.exposure.RULES_VERSION; None: before versions were recorded (1)
+    rules_version: int | None = (
+        None  # auditor.exposure.RULES_VERSION; None: before versions were recorded (1)
+    )
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

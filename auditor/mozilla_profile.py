@@ -35,8 +35,14 @@ from auditor.model import (
 GUIDELINE = Path(__file__).parent / "guidelines" / "mozilla-6.0.json"
 PROFILES = ("intermediate", "modern")
 # Mozilla's protocol names for ours.
-_VERSIONS = {"SSL 2.0": "SSLv2", "SSL 3.0": "SSLv3", "TLS 1.0": "TLSv1", "TLS 1.1": "TLSv1.1", "TLS 1.2": "TLSv1.2",
-             "TLS 1.3": "TLSv1.3"}
+_VERSIONS = {
+    "SSL 2.0": "SSLv2",
+    "SSL 3.0": "SSLv3",
+    "TLS 1.0": "TLSv1",
+    "TLS 1.1": "TLSv1.1",
+    "TLS 1.2": "TLSv1.2",
+    "TLS 1.3": "TLSv1.3",
+}
 # ANSI X9.62 names in the guideline -> the TLS registry's (SECG) names the evidence uses.
 _CURVES = {"prime256v1": "secp256r1", "prime192v1": "secp192r1"}
 _KEY_TYPES = {"EC": "ecdsa", "RSA": "rsa"}
@@ -92,8 +98,12 @@ def _ecdh_bits(group: str | None, bits: int | None) -> int | None:
     return bits + 3 if group == "X25519" and bits == 253 else bits
 
 
-def _certificates(deployments: list[CertificateDeployment], config: MozillaConfiguration,
-                  issues: dict[str, str], advice: list[str]) -> None:
+def _certificates(
+    deployments: list[CertificateDeployment],
+    config: MozillaConfiguration,
+    issues: dict[str, str],
+    advice: list[str],
+) -> None:
     types, signatures = set(), set()
     for deployment in deployments:
         if not deployment.received_chain:
@@ -103,34 +113,49 @@ def _certificates(deployments: list[CertificateDeployment], config: MozillaConfi
             issues["certificate_path_validation"] = f"Certificate path validation failed for {leaf.subject}."
         types.add(_KEY_TYPES.get(leaf.key_type, leaf.key_type))
         if leaf.key_type == "EC" and leaf.key_curve not in _secg(config.certificate_curves):
-            issues["certificate_curves"] = (f"Certificate curve is {leaf.key_curve}, should be one of "
-                                            f"{sorted(_secg(config.certificate_curves))}.")
+            issues["certificate_curves"] = (
+                f"Certificate curve is {leaf.key_curve}, should be one of "
+                f"{sorted(_secg(config.certificate_curves))}."
+            )
         if leaf.key_type == "RSA" and config.rsa_key_size and leaf.key_bits < config.rsa_key_size:
-            issues["rsa_key_size"] = f"RSA key size is {leaf.key_bits}, minimum allowed is {config.rsa_key_size}."
+            issues["rsa_key_size"] = (
+                f"RSA key size is {leaf.key_bits}, minimum allowed is {config.rsa_key_size}."
+            )
         signatures.add(leaf.signature_algorithm)
         lifespan = (leaf.not_after - leaf.not_before).days
         if lifespan > config.maximum_certificate_lifespan:
-            issues["maximum_certificate_lifespan"] = (f"Certificate life span is {lifespan} days, should be less "
-                                                      f"than {config.maximum_certificate_lifespan}.")
+            issues["maximum_certificate_lifespan"] = (
+                f"Certificate life span is {lifespan} days, should be less "
+                f"than {config.maximum_certificate_lifespan}."
+            )
         elif config.recommended_certificate_lifespan and lifespan > config.recommended_certificate_lifespan:
-            advice.append(f"{deployment.label()} certificate: life span {lifespan} days; Mozilla recommends "
-                          f"{config.recommended_certificate_lifespan}.")
+            advice.append(
+                f"{deployment.label()} certificate: life span {lifespan} days; Mozilla recommends "
+                f"{config.recommended_certificate_lifespan}."
+            )
     if types and not types & set(config.certificate_types):
-        issues["certificate_types"] = (f"Deployed certificate types are {sorted(types)}, should have at least one "
-                                       f"of {config.certificate_types}.")
+        issues["certificate_types"] = (
+            f"Deployed certificate types are {sorted(types)}, should have at least one "
+            f"of {config.certificate_types}."
+        )
     if signatures and not signatures & set(config.certificate_signatures):
-        issues["certificate_signatures"] = (f"Deployed certificate signatures are {sorted(signatures)}, should have "
-                                            f"at least one of {config.certificate_signatures}.")
+        issues["certificate_signatures"] = (
+            f"Deployed certificate signatures are {sorted(signatures)}, should have "
+            f"at least one of {config.certificate_signatures}."
+        )
 
 
-def _protocols(evidence: Evidence, config: MozillaConfiguration, issues: dict[str, str],
-               not_judged: list[str]) -> None:
+def _protocols(
+    evidence: Evidence, config: MozillaConfiguration, issues: dict[str, str], not_judged: list[str]
+) -> None:
     tls = evidence.tls
     untested = [p.version for p in tls.protocols if p.supported is None]
     if untested:
         not_judged.append(f"protocols and suites: {', '.join(untested)} not tested")
     supported = [p for p in tls.protocols if p.supported]
-    extra_versions = sorted({_VERSIONS.get(p.version, p.version) for p in supported} - set(config.tls_versions))
+    extra_versions = sorted(
+        {_VERSIONS.get(p.version, p.version) for p in supported} - set(config.tls_versions)
+    )
     if extra_versions:
         issues["tls_versions"] = f"TLS versions {extra_versions} are supported, but should be rejected."
     tls13 = {s.name for p in supported if p.version == "TLS 1.3" for s in p.suites}
@@ -142,18 +167,28 @@ def _protocols(evidence: Evidence, config: MozillaConfiguration, issues: dict[st
     suites = [s for p in supported for s in p.suites]
     ecdh = [b for s in suites if (b := _ecdh_bits(s.ephemeral_group, s.ephemeral_bits)) is not None]
     if config.ecdh_param_size and ecdh and min(ecdh) < config.ecdh_param_size:
-        issues["ecdh_param_size"] = (f"ECDH parameter size is {min(ecdh)}, should be superior or equal to "
-                                     f"{config.ecdh_param_size}.")
-    dh = [s.ephemeral_bits or s.ephemeral_bits_max for s in suites
-          if s.ephemeral_group == "DH" or s.ephemeral_bits_max is not None]
+        issues["ecdh_param_size"] = (
+            f"ECDH parameter size is {min(ecdh)}, should be superior or equal to {config.ecdh_param_size}."
+        )
+    dh = [
+        s.ephemeral_bits or s.ephemeral_bits_max
+        for s in suites
+        if s.ephemeral_group == "DH" or s.ephemeral_bits_max is not None
+    ]
     dh = [b for b in dh if b]
     if config.dh_param_size and dh and min(dh) < config.dh_param_size:
-        issues["dh_param_size"] = (f"DH parameter size is {min(dh)}, should be superior or equal to "
-                                   f"{config.dh_param_size}.")
+        issues["dh_param_size"] = (
+            f"DH parameter size is {min(dh)}, should be superior or equal to {config.dh_param_size}."
+        )
 
 
-def _groups(evidence: Evidence, config: MozillaConfiguration, issues: dict[str, str], not_judged: list[str],
-            advice: list[str]) -> None:
+def _groups(
+    evidence: Evidence,
+    config: MozillaConfiguration,
+    issues: dict[str, str],
+    not_judged: list[str],
+    advice: list[str],
+) -> None:
     tls = evidence.tls
     allowed = _secg(config.tls_curves)
     hybrids = tls.post_quantum.accepted if tls.post_quantum is not None else []
@@ -164,19 +199,35 @@ def _groups(evidence: Evidence, config: MozillaConfiguration, issues: dict[str, 
         issues["tls_curves"] = f"TLS curves {extra} are supported, but should be rejected."
     missing_hybrids = [g for g in config.tls_curves if "MLKEM" in g and g not in hybrids]
     if missing_hybrids and tls.post_quantum is not None:
-        advice.append(f"Mozilla lists {', '.join(missing_hybrids)} first among its groups; the server does not "
-                      "accept it (OpenSSL 3.5 or later serves it).")
+        advice.append(
+            f"Mozilla lists {', '.join(missing_hybrids)} first among its groups; the server does not "
+            "accept it (OpenSSL 3.5 or later serves it)."
+        )
 
 
 def _vulnerabilities(evidence: Evidence, issues: dict[str, str], not_judged: list[str]) -> None:
     v = evidence.tls.vulnerabilities
     flaws = {
-        "tls_vulnerability_compression": (v.compression, True, "Server is vulnerable to TLS compression attacks."),
-        "tls_vulnerability_ccs_injection": (v.ccs_injection, True,
-                                            "Server is vulnerable to the OpenSSL CCS injection attack."),
-        "tls_vulnerability_heartbleed": (v.heartbleed, True, "Server is vulnerable to the OpenSSL Heartbleed attack."),
-        "tls_vulnerability_renegotiation": (v.secure_renegotiation, False,
-                                            "Server is vulnerable to the insecure renegotiation attack."),
+        "tls_vulnerability_compression": (
+            v.compression,
+            True,
+            "Server is vulnerable to TLS compression attacks.",
+        ),
+        "tls_vulnerability_ccs_injection": (
+            v.ccs_injection,
+            True,
+            "Server is vulnerable to the OpenSSL CCS injection attack.",
+        ),
+        "tls_vulnerability_heartbleed": (
+            v.heartbleed,
+            True,
+            "Server is vulnerable to the OpenSSL Heartbleed attack.",
+        ),
+        "tls_vulnerability_renegotiation": (
+            v.secure_renegotiation,
+            False,
+            "Server is vulnerable to the insecure renegotiation attack.",
+        ),
     }
     for key, (value, bad, text) in flaws.items():
         if value is None:
@@ -188,27 +239,40 @@ def _vulnerabilities(evidence: Evidence, issues: dict[str, str], not_judged: lis
     elif v.robot == "VULNERABLE_STRONG_ORACLE":
         issues["tls_vulnerability_robot"] = "Server is vulnerable to the ROBOT attack."
     if v.fallback_scsv is False:  # None: one protocol, nothing to fall back to (or no answer: errors say so)
-        issues["tls_vulnerability_fallback_scsv"] = ("Server is vulnerable to TLS downgrade attacks because it does "
-                                                     "not support the TLS_FALLBACK_SCSV mechanism.")
+        issues["tls_vulnerability_fallback_scsv"] = (
+            "Server is vulnerable to TLS downgrade attacks because it does "
+            "not support the TLS_FALLBACK_SCSV mechanism."
+        )
 
 
 def _no_ocsp_responder(deployment: CertificateDeployment) -> bool:
     """The leaf names no OCSP responder (auditor.scan.revocation recorded that): nothing to staple."""
-    return any(r.source == "responder" and r.status == "not_checked" and r.responder is None
-               for r in deployment.revocation)
+    return any(
+        r.source == "responder" and r.status == "not_checked" and r.responder is None
+        for r in deployment.revocation
+    )
 
 
-def _http(evidence: Evidence, config: MozillaConfiguration, issues: dict[str, str], not_judged: list[str],
-          advice: list[str]) -> None:
+def _http(
+    evidence: Evidence,
+    config: MozillaConfiguration,
+    issues: dict[str, str],
+    not_judged: list[str],
+    advice: list[str],
+) -> None:
     verdict = hsts_verdict(evidence.http)
     if verdict.first is None:
         not_judged.append("HSTS: no HTTPS response was fetched")
     elif verdict.max_age is None:
-        issues["hsts_min_age"] = ("HSTS header is missing." if verdict.header is None
-                                  else "HSTS header is invalid (RFC 6797), so browsers ignore it.")
+        issues["hsts_min_age"] = (
+            "HSTS header is missing."
+            if verdict.header is None
+            else "HSTS header is invalid (RFC 6797), so browsers ignore it."
+        )
     elif verdict.max_age < config.hsts_min_age:
-        issues["hsts_min_age"] = (f"HSTS max-age is {verdict.max_age}, should be superior or equal to "
-                                  f"{config.hsts_min_age}.")
+        issues["hsts_min_age"] = (
+            f"HSTS max-age is {verdict.max_age}, should be superior or equal to {config.hsts_min_age}."
+        )
     if not config.ocsp_staple:
         return
     for deployment in evidence.tls.certificates:
@@ -236,9 +300,14 @@ def judge(evidence: Evidence, profile: str, guideline: Guideline | None = None) 
     _vulnerabilities(evidence, issues, not_judged)
     _http(evidence, config, issues, not_judged, advice)
     deviations = [MozillaDeviation(key=key, detail=detail) for key, detail in issues.items()]
-    return MozillaConformance(profile=profile, guideline_version=guideline.label,
-                              conformant=False if deviations else (None if not_judged else True),
-                              deviations=deviations, not_judged=not_judged, advice=advice)
+    return MozillaConformance(
+        profile=profile,
+        guideline_version=guideline.label,
+        conformant=False if deviations else (None if not_judged else True),
+        deviations=deviations,
+        not_judged=not_judged,
+        advice=advice,
+    )
 
 
 def judge_all(evidence: Evidence | None) -> list[MozillaConformance]:
@@ -250,9 +319,14 @@ def judge_all(evidence: Evidence | None) -> list[MozillaConformance]:
         try:
             judged.append(judge(evidence, profile))
         except Exception as exc:  # noqa: BLE001  (a bug here must not cost the audit its result)
-            judged.append(MozillaConformance(profile=profile, guideline_version=load_guideline().label,
-                                             conformant=None, not_judged=[f"the check failed: {type(exc).__name__}: "
-                                                                          f"{exc}"[:300]]))
+            judged.append(
+                MozillaConformance(
+                    profile=profile,
+                    guideline_version=load_guideline().label,
+                    conformant=None,
+                    not_judged=[f"the check failed: {type(exc).__name__}: {exc}"[:300]],
+                )
+            )
     return judged
 
 

@@ -50,8 +50,11 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)  # lines that do not change the exit status
 
     def exit_code(self) -> int:
-        return exit_code(self.report, mail_failed=self.mail_error is not None,
-                         not_kept=self.store_error is not None or bool(self.write_errors))
+        return exit_code(
+            self.report,
+            mail_failed=self.mail_error is not None,
+            not_kept=self.store_error is not None or bool(self.write_errors),
+        )
 
     def problem_lines(self) -> list[str]:
         """What went wrong after the scan, one line each, printed even with --quiet."""
@@ -67,8 +70,10 @@ class RunOutcome:
         """One line per file written, the history and the mail: where to look afterwards."""
         lines = [f"report written: {path}" for path in self.written]
         if self.stored is not None:
-            lines.append(f"history: stored {self.stored.results} result(s) in {self.stored.database}; "
-                         f"evidence log head {self.stored.head}")
+            lines.append(
+                f"history: stored {self.stored.results} result(s) in {self.stored.database}; "
+                f"evidence log head {self.stored.head}"
+            )
         if self.mailed_to:
             lines.append(f"report mailed to {', '.join(self.mailed_to)}")
         return lines
@@ -91,14 +96,19 @@ def total_line(report: AuditReport) -> Text:
     compliant = sum(1 for t in report.targets if t.compliant and not t.error)
     failing = sum(1 for t in report.targets if not t.compliant and not t.error)
     errors = sum(1 for t in report.targets if t.error)
-    return Text.assemble(("Policy verdict: ", "bold"), (f"{compliant} compliant", "green"), ", ",
-                         (f"{failing} not compliant", "red" if failing else ""), ", ",
-                         (f"{errors} not audited", "magenta" if errors else ""))
+    return Text.assemble(
+        ("Policy verdict: ", "bold"),
+        (f"{compliant} compliant", "green"),
+        ", ",
+        (f"{failing} not compliant", "red" if failing else ""),
+        ", ",
+        (f"{errors} not audited", "magenta" if errors else ""),
+    )
 
 
 def summary_lines(report: AuditReport) -> list[Text]:
     """The verdict summary: one line per target (COMPLIANT / NOT COMPLIANT / NOT AUDITED), then the total."""
-    from reports.terminal import verdict_line
+    from auditor.reports.terminal import verdict_line
 
     return [verdict_line(result) for result in report.targets] + [total_line(report)]
 
@@ -138,15 +148,17 @@ def keep_step(outcome: RunOutcome, step: Callable[[], T]) -> T | None:
 def write_file(outcome: RunOutcome, path: Path, render: Callable[[], str], option: str) -> None:
     """Render and write one report file (atomically, owner-only), recording it on the outcome; a
     failure is one line in `outcome.write_errors` and the other files are still written."""
-    from reports.json_report import write_atomic
+    from auditor.reports.json_report import write_atomic
 
     try:
         write_atomic(path, render())
     except OSError as exc:
         outcome.write_errors.append(f"{option}: cannot write {str(path)!r} ({exc.strerror or exc})")
     except Exception as exc:  # noqa: BLE001  (one report that cannot be rendered must not cost the others)
-        outcome.write_errors.append(f"{option}: cannot write {str(path)!r} (internal error: "
-                                    f"{type(exc).__name__}: {' '.join(str(exc).split())})")
+        outcome.write_errors.append(
+            f"{option}: cannot write {str(path)!r} (internal error: "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())})"
+        )
     else:
         outcome.written.append(path)
 
@@ -166,14 +178,20 @@ def stderr_line(line: str) -> None:
 def mail_report(report: AuditReport, config: Config, stop: threading.Event | None = None) -> None:
     """Render and send (HTML, text and the JSON attached); MailError when it cannot be sent. Once
     `stop` is set (the scheduler's SIGTERM) a failed attempt is not retried."""
-    from reports.email import send_report
-    from reports.html import render_html
-    from reports.json_report import to_json
-    from reports.text import render_text
+    from auditor.reports.email import send_report
+    from auditor.reports.html import render_html
+    from auditor.reports.json_report import to_json
+    from auditor.reports.text import render_text
 
     assert config.email is not None
-    send_report(report, config.email, html=render_html(report), text=render_text(report), json_text=to_json(report),
-                stop=stop)
+    send_report(
+        report,
+        config.email,
+        html=render_html(report),
+        text=render_text(report),
+        json_text=to_json(report),
+        stop=stop,
+    )
 
 
 def deliver(outcome: RunOutcome, config: Config, stop: threading.Event | None = None) -> None:

@@ -76,8 +76,10 @@ def directory_problem(directory: Path) -> str | None:
         return None  # unreadable: whatever uses it explains
     where = "" if current == Path(os.path.abspath(directory)) else f" (where {directory} would be created)"
     if info.st_mode & stat.S_IWOTH:
-        return (f"{current}{where} is writable by every user, who could replace the files kept there or "
-                "plant links in their place; use a directory only its owner may write (chmod o-w)")
+        return (
+            f"{current}{where} is writable by every user, who could replace the files kept there or "
+            "plant links in their place; use a directory only its owner may write (chmod o-w)"
+        )
     if info.st_uid not in (os.geteuid(), 0):
         return f"{current}{where} belongs to another user (uid {info.st_uid}), who could replace the files kept there"
     return None

@@ -53,11 +53,15 @@ class RunState:
         if not self.running:
             return "auditor: second signal: stopping now"
         if not self.storing.acquire(timeout=wait):
-            return ("auditor: second signal: stopping now, while the run in progress is being stored "
-                    "(`auditor history` tells whether it was)")
+            return (
+                "auditor: second signal: stopping now, while the run in progress is being stored "
+                "(`auditor history` tells whether it was)"
+            )
         if self.stored:
-            return ("auditor: second signal: stopping now; the run in progress is already stored in the history "
-                    "(what is left of it, report files or mail, is abandoned)")
+            return (
+                "auditor: second signal: stopping now; the run in progress is already stored in the history "
+                "(what is left of it, report files or mail, is abandoned)"
+            )
         return "auditor: second signal: abandoning the scan in progress (it is not stored)"
 
 
@@ -98,8 +102,15 @@ def make_trigger(cron: str, tz: str):  # noqa: ANN201
     if len(fields) != 6:
         raise ValueError(f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
     second, minute, hour, day, month, dow = fields
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=crontab_weekdays(dow), timezone=tz)
+    return CronTrigger(
+        second=second,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_weekdays(dow),
+        timezone=tz,
+    )
 
 
 def record_run(report, config, store) -> str:  # noqa: ANN001
@@ -117,8 +128,8 @@ def annotate_from_history(report, store, policy) -> None:  # noqa: ANN001
     printed before storing includes them."""
     from auditor.changes import annotate_renewal, diff_results, leaf
     from auditor.exposure import history_of
-    from checks.clauses import SINCE
-    from checks.patch_window import judge_with_history
+    from auditor.checks.clauses import SINCE
+    from auditor.checks.patch_window import judge_with_history
 
     for result in report.targets:
         judge_with_history(result, history_of(result, store.recent(result.target.url), SINCE), policy)
@@ -145,8 +156,12 @@ def append_run(report, config, store) -> str:  # noqa: ANN001
         seq, scanned_at = store.locate(head) or (0, report.generated_at)
         record_head(config.output.directory, store.name, seq, head, scanned_at)
     except OSError as exc:  # the scans are stored; only this copy of the head is missing
-        print(f"auditor: cannot record the evidence log head in {config.output.directory / WITNESS_FILE}: "
-              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        print(
+            f"auditor: cannot record the evidence log head in {config.output.directory / WITNESS_FILE}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+            flush=True,
+        )
     return head
 
 
@@ -174,9 +189,9 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
     )
     from auditor.outcome import RunOutcome, Stored, deliver, keep_step, write_file
     from auditor.store import Store, retention_cutoff
-    from reports import formats
-    from reports.html import render_html
-    from reports.json_report import run_stem, to_json
+    from auditor.reports import formats
+    from auditor.reports.html import render_html
+    from auditor.reports.json_report import run_stem, to_json
 
     config = load_config(Path(config_path))
     directory = config.output.directory
@@ -196,9 +211,17 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
             prune_error = f"the history was not pruned (retention; tried again next run): {exc}"
         if pruned:
             verification = store.verify_with_heads(directory, months)
-    report = run_audit(config.targets, config, meta={"config_sha256": config_digest(Path(config_path)),
-                                                     "config_path": config_path, "run": "nightly"},
-                       evidence_log=verification, clock=clock)
+    report = run_audit(
+        config.targets,
+        config,
+        meta={
+            "config_sha256": config_digest(Path(config_path)),
+            "config_path": config_path,
+            "run": "nightly",
+        },
+        evidence_log=verification,
+        clock=clock,
+    )
     report.meta["pruned_entries"] = pruned
     outcome = RunOutcome(report, warnings=[prune_error] if prune_error else [])
     keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
@@ -206,9 +229,11 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
     if head is not None:
         outcome.stored = Stored(len(report.targets), store.name, head)
     stem = run_stem("nightly", report.generated_at)
-    for path, render in ((directory / f"{stem}.json", lambda: to_json(report)),
-                         (directory / f"{stem}.html", lambda: render_html(report)),
-                         (directory / "latest.json", lambda: to_json(report))):
+    for path, render in (
+        (directory / f"{stem}.json", lambda: to_json(report)),
+        (directory / f"{stem}.html", lambda: render_html(report)),
+        (directory / "latest.json", lambda: to_json(report)),
+    ):
         write_file(outcome, path, render, "output.directory")
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
         write_file(outcome, path, lambda name=name: formats.render(report, name), f"output.{name}")
@@ -272,8 +297,10 @@ class SchedulerLock:
         except BlockingIOError:
             holder = self.handle.read().strip() or "unknown"
             self.handle.close()
-            raise AuditorError(f"another scheduler (pid {holder}) already uses {display_name(self.database)}; "
-                               "refusing to start") from None
+            raise AuditorError(
+                f"another scheduler (pid {holder}) already uses {display_name(self.database)}; "
+                "refusing to start"
+            ) from None
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(str(os.getpid()))
@@ -309,8 +336,11 @@ def build_scheduler(config, config_path: Path):  # noqa: ANN001, ANN201
     trigger = make_trigger(schedule.cron, schedule.timezone)
     args = (str(config_path.resolve()),)
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_time}
-    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database))},
-                                    job_defaults=defaults, timezone=schedule.timezone)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database))},
+        job_defaults=defaults,
+        timezone=schedule.timezone,
+    )
     scheduler.start(paused=True)
     job = scheduler.get_job(JOB_ID)
     if job is None:
@@ -361,10 +391,15 @@ def serve(config, config_path: Path, log: Callable[[str], None]) -> int:  # noqa
         late = (datetime.now(timezone.utc) - when).total_seconds()
         note = ""
         if late > 0:
-            note = (" (missed while stopped: runs now)" if late <= job.misfire_grace_time
-                    else " (missed by more than misfire_grace_time: skipped)")
-        log(f"auditor: scheduler started; next run {when:%Y-%m-%d %H:%M:%S %Z}{note} "
-            f"({config.schedule.cron}, {config.schedule.timezone})")
+            note = (
+                " (missed while stopped: runs now)"
+                if late <= job.misfire_grace_time
+                else " (missed by more than misfire_grace_time: skipped)"
+            )
+        log(
+            f"auditor: scheduler started; next run {when:%Y-%m-%d %H:%M:%S %Z}{note} "
+            f"({config.schedule.cron}, {config.schedule.timezone})"
+        )
         scheduler.resume()
         stop.wait()
         log("auditor: stopping; waiting for a scan in progress to be stored")

@@ -64,7 +64,8 @@ __all__ = ["Store", "StoreError", "LogVerification", "chain_hash", "canonical", 
 
 metadata = MetaData()
 entries = Table(
-    "evidence_log", metadata,
+    "evidence_log",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("kind", String(16), nullable=False, server_default=SCAN),
     Column("target_url", String(512), nullable=False, index=True),
@@ -79,7 +80,8 @@ entries = Table(
 # One row: where the kept chain starts (seq 0 and GENESIS until something is pruned) and where it
 # ends, so deleting the last entries is noticed too.
 chain_state = Table(
-    "chain_state", metadata,
+    "chain_state",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("anchor_seq", Integer, nullable=False),
     Column("anchor_hash", String(64), nullable=False),
@@ -182,8 +184,10 @@ class Store:
                     self.damage, self.usable = found, False
             if not path.exists():
                 if not create:
-                    raise StoreError(f"no history database at {database} (nothing stored yet: run "
-                                     "`auditor schedule --once` or `auditor audit --store`)")
+                    raise StoreError(
+                        f"no history database at {database} (nothing stored yet: run "
+                        "`auditor schedule --once` or `auditor audit --store`)"
+                    )
                 try:
                     create_owner_only(path)
                 except OSError as exc:
@@ -194,13 +198,17 @@ class Store:
                 with self._guard():
                     self._prepare(create, existed)
         except NoSuchModuleError:
-            raise StoreError(f"history database {self.name}: unknown database kind "
-                             f"{database.split('://', 1)[0]!r} (use a file path, or a SQLAlchemy URL)") from None
+            raise StoreError(
+                f"history database {self.name}: unknown database kind "
+                f"{database.split('://', 1)[0]!r} (use a file path, or a SQLAlchemy URL)"
+            ) from None
         except ArgumentError as exc:
             raise StoreError(f"history database {self.name}: not a database URL ({exc})") from None
         except ImportError as exc:
-            raise StoreError(f"history database {self.name}: its database driver is not installed ({exc.name}; "
-                             "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)") from None
+            raise StoreError(
+                f"history database {self.name}: its database driver is not installed ({exc.name}; "
+                "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://)"
+            ) from None
 
     @staticmethod
     def _engine(database: str, *, read_only: bool = False) -> Engine:
@@ -232,7 +240,9 @@ class Store:
     def _prepare(self, create: bool, existed: bool) -> None:
         tables = set(inspect(self.engine).get_table_names())
         if not {"evidence_log", "chain_state"} <= tables:
-            no_log = "it holds no evidence log (the auditor's tables are gone, or the path names another database)"
+            no_log = (
+                "it holds no evidence log (the auditor's tables are gone, or the path names another database)"
+            )
             if not create:  # a configured history without a log: emptied, or another database put there
                 self.damage, self.usable = no_log, False
                 return
@@ -242,7 +252,9 @@ class Store:
                 metadata.create_all(conn)
         elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
             with self._write() as conn:  # databases from before checkpoints: every entry is a scan
-                conn.execute(text(f"ALTER TABLE evidence_log ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT '{SCAN}'"))
+                conn.execute(
+                    text(f"ALTER TABLE evidence_log ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT '{SCAN}'")
+                )
         with self._read() as conn:
             if conn.execute(select(chain_state)).first() is not None:
                 return  # readers never write (a read-only copy of the log verifies too)
@@ -255,8 +267,16 @@ class Store:
                 if conn.execute(select(entries.c.seq).limit(1)).first() is not None:
                     self.damage = gone  # restarting the chain at 0 would bury what happened
                     return
-                conn.execute(insert(chain_state).values(id=1, anchor_seq=0, anchor_hash=GENESIS, head_seq=0,
-                                                        head_hash=GENESIS, pruned_entries=0))
+                conn.execute(
+                    insert(chain_state).values(
+                        id=1,
+                        anchor_seq=0,
+                        anchor_hash=GENESIS,
+                        head_seq=0,
+                        head_hash=GENESIS,
+                        pruned_entries=0,
+                    )
+                )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -298,8 +318,10 @@ class Store:
     # ------------------------------------------------------------ writing
 
     def _broken(self) -> StoreError:
-        return StoreError(f"history database {self.name} is broken: {self.damage} (keep it for investigation; "
-                          "`auditor verify-log` says more)")
+        return StoreError(
+            f"history database {self.name} is broken: {self.damage} (keep it for investigation; "
+            "`auditor verify-log` says more)"
+        )
 
     def _require(self) -> None:
         if not self.usable:
@@ -335,21 +357,37 @@ class Store:
         cutoff = utc_text(before)
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
-            first_kept = conn.execute(select(func.min(entries.c.seq)).where(entries.c.scanned_at >= cutoff)).scalar()
+            first_kept = conn.execute(
+                select(func.min(entries.c.seq)).where(entries.c.scanned_at >= cutoff)
+            ).scalar()
             query = select(entries.c.seq, entries.c.hash).where(entries.c.scanned_at < cutoff)
             if first_kept is not None:
                 query = query.where(entries.c.seq < first_kept)
             last = conn.execute(query.order_by(entries.c.seq.desc()).limit(1)).first()
             if last is None:
                 return 0
-            count = conn.execute(select(func.count()).select_from(entries).where(entries.c.seq <= last.seq)).scalar()
+            count = conn.execute(
+                select(func.count()).select_from(entries).where(entries.c.seq <= last.seq)
+            ).scalar()
             conn.execute(entries.delete().where(entries.c.seq <= last.seq))
-            body = checkpoint_body(last.seq, last.hash, count, before, now or datetime.now(timezone.utc),
-                                   from_seq=state.anchor_seq + 1)
+            body = checkpoint_body(
+                last.seq,
+                last.hash,
+                count,
+                before,
+                now or datetime.now(timezone.utc),
+                from_seq=state.anchor_seq + 1,
+            )
             head = self._append_body(conn, state.head_seq + 1, state.head_hash, body)
-            conn.execute(update(chain_state).values(
-                anchor_seq=last.seq, anchor_hash=last.hash, head_seq=state.head_seq + 1, head_hash=head,
-                pruned_entries=chain_state.c.pruned_entries + count))
+            conn.execute(
+                update(chain_state).values(
+                    anchor_seq=last.seq,
+                    anchor_hash=last.hash,
+                    head_seq=state.head_seq + 1,
+                    head_hash=head,
+                    pruned_entries=chain_state.c.pruned_entries + count,
+                )
+            )
         return count
 
     # ------------------------------------------------------------ reading
@@ -364,7 +402,9 @@ class Store:
         hashes_ok = all(isinstance(v, str) and len(v) == 64 for v in (state.anchor_hash, state.head_hash))
         return state if seqs_ok and hashes_ok else None
 
-    def verify(self, retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None) -> LogVerification:
+    def verify(
+        self, retention_months: int = DEFAULT_RETENTION_MONTHS, now: datetime | None = None
+    ) -> LogVerification:
         """Recompute the whole chain (streamed) from its anchor; names the first bad entry. Checkpoints
         must have pruned only entries older than `retention_months` (the configured retention)."""
         if self.damage:
@@ -372,18 +412,41 @@ class Store:
         with self._read() as conn:
             state = self._state(conn)
             if state is None:
-                return LogVerification(False, 0, GENESIS, None, "the chain state (where the chain starts and "
-                                       "ends) is damaged: not exactly one well-formed row")
+                return LogVerification(
+                    False,
+                    0,
+                    GENESIS,
+                    None,
+                    "the chain state (where the chain starts and "
+                    "ends) is damaged: not exactly one well-formed row",
+                )
             rows = conn.execution_options(yield_per=200).execute(select(entries).order_by(entries.c.seq))
-            result = verify_chain(rows, state.anchor_seq, state.anchor_hash, state.head_seq, state.head_hash,
-                                  retention_months=retention_months, now=now)
+            result = verify_chain(
+                rows,
+                state.anchor_seq,
+                state.anchor_hash,
+                state.head_seq,
+                state.head_hash,
+                retention_months=retention_months,
+                now=now,
+            )
         if self.restarted and result.ok:
-            return LogVerification(False, result.entries, result.head, None,
-                                   f"history database {self.name}: {self.restarted}; a new log was started in it")
+            return LogVerification(
+                False,
+                result.entries,
+                result.head,
+                None,
+                f"history database {self.name}: {self.restarted}; a new log was started in it",
+            )
         return result
 
-    def verify_with_heads(self, directory: Path, retention_months: int = DEFAULT_RETENTION_MONTHS,
-                          expect_head: str | None = None, now: datetime | None = None) -> LogVerification:
+    def verify_with_heads(
+        self,
+        directory: Path,
+        retention_months: int = DEFAULT_RETENTION_MONTHS,
+        expect_head: str | None = None,
+        now: datetime | None = None,
+    ) -> LogVerification:
         """verify(), then every head witnessed in `directory` (see evidence_log.record_head) must still
         be in the chain or have been pruned under retention; so must `expect_head` (a head from a report)."""
         result = self.verify(retention_months, now)
@@ -405,7 +468,9 @@ class Store:
         """(seq, scanned_at) of the kept entry with this hash: what the witness file records."""
         self._require()
         with self._read() as conn:
-            row = conn.execute(select(entries.c.seq, entries.c.scanned_at).where(entries.c.hash == digest)).first()
+            row = conn.execute(
+                select(entries.c.seq, entries.c.scanned_at).where(entries.c.hash == digest)
+            ).first()
         return (row.seq, row.scanned_at) if row else None
 
     def head(self) -> str:
@@ -422,15 +487,17 @@ class Store:
                 return True
             return conn.execute(select(entries.c.seq).where(entries.c.hash == digest)).first() is not None
 
-    def recent(self, target_url: str, before_seq: int | None = None,
-               skipped: list[int] | None = None) -> Iterator[tuple[int, TargetResult]]:
+    def recent(
+        self, target_url: str, before_seq: int | None = None, skipped: list[int] | None = None
+    ) -> Iterator[tuple[int, TargetResult]]:
         """Stored scans of one target, newest first, parsed one at a time. A damaged entry is passed
         over (its seq added to `skipped`): verification reports it, and the run goes on."""
         self._require()
         seq = before_seq
         while True:
-            query = select(entries.c.seq, entries.c.body).where(entries.c.kind == SCAN,
-                                                                entries.c.target_url == target_url)
+            query = select(entries.c.seq, entries.c.body).where(
+                entries.c.kind == SCAN, entries.c.target_url == target_url
+            )
             if seq is not None:
                 query = query.where(entries.c.seq < seq)
             with self._read() as conn:
@@ -445,27 +512,38 @@ class Store:
                 continue
             yield row.seq, parsed
 
-    def latest(self, target_url: str, before_seq: int | None = None,
-               skipped: list[int] | None = None) -> tuple[int, TargetResult] | None:
+    def latest(
+        self, target_url: str, before_seq: int | None = None, skipped: list[int] | None = None
+    ) -> tuple[int, TargetResult] | None:
         return next(self.recent(target_url, before_seq, skipped), None)
 
     def get(self, seq: int) -> TargetResult | None:
         self._require()
         with self._read() as conn:
-            body = conn.execute(select(entries.c.body).where(entries.c.seq == seq, entries.c.kind == SCAN)).scalar()
+            body = conn.execute(
+                select(entries.c.body).where(entries.c.seq == seq, entries.c.kind == SCAN)
+            ).scalar()
         if not body:
             return None
         parsed = _parse_scan(body)
         if isinstance(parsed, str):
-            raise StoreError(f"history database {self.name}: scan {seq} is damaged ({parsed}); "
-                             "`auditor verify-log` says more")
+            raise StoreError(
+                f"history database {self.name}: scan {seq} is damaged ({parsed}); "
+                "`auditor verify-log` says more"
+            )
         return parsed
 
     def history(self, target_url: str | None = None, limit: int = 50) -> list:  # type: ignore[type-arg]
         """Scan rows (seq, target_url, scanned_at, grade, compliant, failures), newest first."""
         self._require()
-        query = select(entries.c.seq, entries.c.target_url, entries.c.scanned_at, entries.c.grade,
-                       entries.c.compliant, entries.c.failures).where(entries.c.kind == SCAN)
+        query = select(
+            entries.c.seq,
+            entries.c.target_url,
+            entries.c.scanned_at,
+            entries.c.grade,
+            entries.c.compliant,
+            entries.c.failures,
+        ).where(entries.c.kind == SCAN)
         if target_url:
             query = query.where(entries.c.target_url == target_url)
         with self._read() as conn:
@@ -474,7 +552,9 @@ class Store:
     def checkpoints(self) -> int:
         self._require()
         with self._read() as conn:
-            return conn.execute(select(func.count()).select_from(entries).where(entries.c.kind == CHECKPOINT)).scalar()
+            return conn.execute(
+                select(func.count()).select_from(entries).where(entries.c.kind == CHECKPOINT)
+            ).scalar()
 
 
 def _parse_scan(body: object) -> TargetResult | str:

@@ -63,8 +63,14 @@ def key_exchange_of(name: str) -> str:
     return head
 
 
-def describe(name: str, *, openssl_name: str = "", bits: int | None = None,
-             ephemeral_group: str | None = None, ephemeral_bits: int | None = None) -> CipherSuite:
+def describe(
+    name: str,
+    *,
+    openssl_name: str = "",
+    bits: int | None = None,
+    ephemeral_group: str | None = None,
+    ephemeral_bits: int | None = None,
+) -> CipherSuite:
     """A CipherSuite model from an IANA suite name (and what the scanner measured)."""
     if name in TLS13_SUITES:
         encryption, default_bits = TLS13_SUITES[name]

@@ -11,7 +11,15 @@ from urllib.parse import urlsplit
 
 from auditor.errors import ConfigError, TargetError
 
-__all__ = ["ListedTarget", "ParsedURL", "TargetError", "is_ip", "parse_target_list", "parse_url", "read_target_list"]
+__all__ = [
+    "ListedTarget",
+    "ParsedURL",
+    "TargetError",
+    "is_ip",
+    "parse_target_list",
+    "parse_url",
+    "read_target_list",
+]
 
 
 @dataclass(frozen=True)

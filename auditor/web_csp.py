@@ -130,8 +130,10 @@ def judge_csp(header_values: list[str], meta_values: list[str], report_only: boo
     header_only, meta_only = parse_or_empty(http_policies), parse_or_empty(meta_policies, meta=True)
     if not header_only.directives and not meta_only.directives:
         if report_only:
-            return CspVerdict("csp-not-implemented-but-reporting-enabled",
-                              "only Content-Security-Policy-Report-Only: nothing is enforced")
+            return CspVerdict(
+                "csp-not-implemented-but-reporting-enabled",
+                "only Content-Security-Policy-Report-Only: nothing is enforced",
+            )
         return CspVerdict("csp-not-implemented", "no Content-Security-Policy header or <meta>")
     d = csp.directives
     # The same set objects as in `d` on purpose: the Observatory's fallbacks share them too.
@@ -154,8 +156,12 @@ def judge_csp(header_values: list[str], meta_values: list[str], report_only: boo
     passive = [s for name in PASSIVE for s in (d.get(name) or d.get("default-src") or set())]
     if script_src & BROAD_OR_INLINE or object_src & BROAD:
         bad = sorted((script_src & BROAD_OR_INLINE) | (object_src & BROAD))
-        found.append(("csp-implemented-with-unsafe-inline",
-                      f"script-src or object-src allows {', '.join(bad)} (unset ones allow everything)"))
+        found.append(
+            (
+                "csp-implemented-with-unsafe-inline",
+                f"script-src or object-src allows {', '.join(bad)} (unset ones allow everything)",
+            )
+        )
     insecure = sorted({s for s in active if s.startswith(("http:", "ftp:"))})
     if insecure:
         found.append(("csp-implemented-with-insecure-scheme", f"allows loads over {', '.join(insecure[:3])}"))
@@ -163,19 +169,34 @@ def judge_csp(header_values: list[str], meta_values: list[str], report_only: boo
         found.append(("csp-implemented-with-unsafe-eval", "script-src or style-src allows 'unsafe-eval'"))
     insecure_passive = sorted({s for s in passive if s.startswith(("http:", "ftp:"))})
     if insecure_passive:
-        found.append(("csp-implemented-with-insecure-scheme-in-passive-content-only",
-                      f"img-src or media-src allows {', '.join(insecure_passive[:3])}"))
+        found.append(
+            (
+                "csp-implemented-with-insecure-scheme-in-passive-content-only",
+                f"img-src or media-src allows {', '.join(insecure_passive[:3])}",
+            )
+        )
     if style_src & BROAD_OR_INLINE:
-        found.append(("csp-implemented-with-unsafe-inline-in-style-src-only",
-                      f"style-src allows {', '.join(sorted(style_src & BROAD_OR_INLINE))}"))
+        found.append(
+            (
+                "csp-implemented-with-unsafe-inline-in-style-src-only",
+                f"style-src allows {', '.join(sorted(style_src & BROAD_OR_INLINE))}",
+            )
+        )
     if d.get("default-src") == {"'none'"}:
-        found.append(("csp-implemented-with-no-unsafe-default-src-none", "default-src 'none', nothing unsafe"))
+        found.append(
+            ("csp-implemented-with-no-unsafe-default-src-none", "default-src 'none', nothing unsafe")
+        )
     found.append(("csp-implemented-with-no-unsafe", "no 'unsafe-inline', 'unsafe-eval' or insecure source"))
     result, reason = found[0]  # the first problem in the Observatory's order decides
-    passing = ("csp-implemented-with-no-unsafe", "csp-implemented-with-no-unsafe-default-src-none",
-               "csp-implemented-with-unsafe-inline-in-style-src-only",
-               "csp-implemented-with-insecure-scheme-in-passive-content-only")
+    passing = (
+        "csp-implemented-with-no-unsafe",
+        "csp-implemented-with-no-unsafe-default-src-none",
+        "csp-implemented-with-unsafe-inline-in-style-src-only",
+        "csp-implemented-with-insecure-scheme-in-passive-content-only",
+    )
     if result in passing and csp.duplicates:
-        result, reason = ("csp-implemented-but-duplicate-directives",
-                          f"{', '.join(sorted(csp.duplicates))} repeated in one policy")
+        result, reason = (
+            "csp-implemented-but-duplicate-directives",
+            f"{', '.join(sorted(csp.duplicates))} repeated in one policy",
+        )
     return CspVerdict(result, reason, d)

@@ -104,8 +104,11 @@ def _hsts_passes(page: Page) -> bool:
 
 def _csp(page: Page) -> Verdict:
     facts = page.probe.page
-    verdict = judge_csp(page.response.header("content-security-policy"), facts.meta_csp if facts else [],
-                        bool(page.header("content-security-policy-report-only")))
+    verdict = judge_csp(
+        page.response.header("content-security-policy"),
+        facts.meta_csp if facts else [],
+        bool(page.header("content-security-policy-report-only")),
+    )
     return verdict.result, verdict.reason
 
 
@@ -126,7 +129,8 @@ def _samesite_malformed(cookie: Cookie) -> bool:
     for part in cookie.raw_attributes.split(";"):
         key, has_value, given = part.strip().partition("=")
         if key.strip().lower() == "samesite" and (
-                not has_value or given.split("=")[0].strip().lower() not in ("lax", "strict", "none")):
+            not has_value or given.split("=")[0].strip().lower() not in ("lax", "strict", "none")
+        ):
             return True
     return False
 
@@ -157,15 +161,37 @@ def _cookies(page: Page) -> Verdict:
         name, samesite = cookie.name.lower(), _samesite(cookie)
         session, anticsrf = "login" in name or "sess" in name, "csrf" in name
         checks = [
-            (not cookie.secure and samesite == "none", "cookies-samesite-flag-invalid", "SameSite=None without Secure"),
-            (not cookie.secure and hsts, "cookies-without-secure-flag-but-protected-by-hsts", "no Secure (HSTS)"),
+            (
+                not cookie.secure and samesite == "none",
+                "cookies-samesite-flag-invalid",
+                "SameSite=None without Secure",
+            ),
+            (
+                not cookie.secure and hsts,
+                "cookies-without-secure-flag-but-protected-by-hsts",
+                "no Secure (HSTS)",
+            ),
             (not cookie.secure and not hsts, "cookies-without-secure-flag", "no Secure"),
-            (anticsrf and not samesite, "cookies-anticsrf-without-samesite-flag", "anti-CSRF without SameSite"),
-            (session and not cookie.secure and hsts, "cookies-session-without-secure-flag-but-protected-by-hsts",
-             "session cookie without Secure (HSTS)"),
-            (session and not cookie.secure and not hsts, "cookies-session-without-secure-flag",
-             "session cookie without Secure"),
-            (session and not cookie.http_only, "cookies-session-without-httponly-flag", "session cookie without HttpOnly"),
+            (
+                anticsrf and not samesite,
+                "cookies-anticsrf-without-samesite-flag",
+                "anti-CSRF without SameSite",
+            ),
+            (
+                session and not cookie.secure and hsts,
+                "cookies-session-without-secure-flag-but-protected-by-hsts",
+                "session cookie without Secure (HSTS)",
+            ),
+            (
+                session and not cookie.secure and not hsts,
+                "cookies-session-without-secure-flag",
+                "session cookie without Secure",
+            ),
+            (
+                session and not cookie.http_only,
+                "cookies-session-without-httponly-flag",
+                "session cookie without HttpOnly",
+            ),
         ]
         for applies, outcome, text in checks:
             if applies:
@@ -176,7 +202,10 @@ def _cookies(page: Page) -> Verdict:
     if result is not None:
         return result, _short("; ".join(dict.fromkeys(why)))
     if missing_samesite:
-        return "cookies-secure-with-httponly-sessions", f"{_short(names)}: Secure, but SameSite missing on some"
+        return (
+            "cookies-secure-with-httponly-sessions",
+            f"{_short(names)}: Secure, but SameSite missing on some",
+        )
     return "cookies-secure-with-httponly-sessions-and-samesite", f"{_short(names)}: Secure and SameSite"
 
 
@@ -185,15 +214,25 @@ def _cors(page: Page) -> Verdict:
     if answer is None or answer.error is not None:
         return None, f"no answer to the CORS preflight ({answer.error if answer else 'not sent'})"
     if not answer.allow_origin:
-        return "cross-origin-resource-sharing-not-implemented", "no Access-Control-Allow-Origin to a foreign origin"
+        return (
+            "cross-origin-resource-sharing-not-implemented",
+            "no Access-Control-Allow-Origin to a foreign origin",
+        )
     allowed = answer.allow_origin[:256].strip().lower()
     if allowed == "*":
-        return "cross-origin-resource-sharing-implemented-with-public-access", "Access-Control-Allow-Origin: *"
+        return (
+            "cross-origin-resource-sharing-implemented-with-public-access",
+            "Access-Control-Allow-Origin: *",
+        )
     if answer.allow_origin == answer.origin and (answer.allow_credentials or "").strip().lower() == "true":
-        return ("cross-origin-resource-sharing-implemented-with-universal-access",
-                f"the foreign origin {answer.origin} is echoed, with credentials")
-    return ("cross-origin-resource-sharing-implemented-with-restricted-access",
-            f"Access-Control-Allow-Origin: {_short(allowed)}")
+        return (
+            "cross-origin-resource-sharing-implemented-with-universal-access",
+            f"the foreign origin {answer.origin} is echoed, with credentials",
+        )
+    return (
+        "cross-origin-resource-sharing-implemented-with-restricted-access",
+        f"Access-Control-Allow-Origin: {_short(allowed)}",
+    )
 
 
 def _redirection(page: Page, tls_verified: bool) -> Verdict:
@@ -206,7 +245,10 @@ def _redirection(page: Page, tls_verified: bool) -> Verdict:
     if any(u.protocol == "https:" and u.hostname == route[0].hostname for u in route) and not tls_verified:
         return "redirection-invalid-cert", f"{shown}: the certificate is not valid"
     if len(route) == 1:
-        return "redirection-missing", f"{route[0].href} answers {page.probe.http_route[0].status} without redirecting"
+        return (
+            "redirection-missing",
+            f"{route[0].href} answers {page.probe.http_route[0].status} without redirecting",
+        )
     if route[-1].protocol != "https:":
         return "redirection-not-to-https", f"{shown}: ends on http://"
     if route[1].protocol == "http:":
@@ -222,7 +264,9 @@ def _referrer(page: Page) -> Verdict:
     if not headers and not meta:
         return "referrer-policy-not-implemented", "no Referrer-Policy header or <meta name=referrer>"
     data = ", ".join([*headers, *meta])  # a <meta> comes last, so it wins
-    valid = [v.strip().lower() for v in data.split(",") if v.strip().lower() in REFERRER_PRIVATE + REFERRER_UNSAFE]
+    valid = [
+        v.strip().lower() for v in data.split(",") if v.strip().lower() in REFERRER_PRIVATE + REFERRER_UNSAFE
+    ]
     policy = valid[-1] if valid else ""
     if policy in REFERRER_PRIVATE:
         return "referrer-policy-private", policy
@@ -268,11 +312,17 @@ def _sri(page: Page) -> Verdict:
             continue
         foreign = True
         if script.integrity and not secure_scheme:
-            outcome, text = "sri-implemented-but-external-scripts-not-loaded-securely", "with SRI but not over https"
+            outcome, text = (
+                "sri-implemented-but-external-scripts-not-loaded-securely",
+                "with SRI but not over https",
+            )
         elif not script.integrity and secure_scheme:
             outcome, text = "sri-not-implemented-but-external-scripts-loaded-securely", "without SRI"
         elif not script.integrity:
-            outcome, text = "sri-not-implemented-and-external-scripts-not-loaded-securely", "without SRI, not over https"
+            outcome, text = (
+                "sri-not-implemented-and-external-scripts-not-loaded-securely",
+                "without SRI, not over https",
+            )
         else:
             continue
         result = _worse(outcome, result, SRI_ORDER)
@@ -280,9 +330,14 @@ def _sri(page: Page) -> Verdict:
     if facts.script_count == 0:
         return "sri-not-implemented-but-no-scripts-loaded", "no <script> on the page"
     if result is None:
-        result = ("sri-implemented-and-external-scripts-loaded-securely" if foreign
-                  else "sri-not-implemented-but-all-scripts-loaded-from-secure-origin")
-    return result, _short("; ".join(why)) if why else f"{facts.script_count} script(s), none from another site"
+        result = (
+            "sri-implemented-and-external-scripts-loaded-securely"
+            if foreign
+            else "sri-not-implemented-but-all-scripts-loaded-from-secure-origin"
+        )
+    return result, _short(
+        "; ".join(why)
+    ) if why else f"{facts.script_count} script(s), none from another site"
 
 
 def _xcto(page: Page) -> Verdict:
@@ -296,10 +351,16 @@ def _xcto(page: Page) -> Verdict:
 
 def _xfo(page: Page) -> Verdict:
     facts = page.probe.page
-    csp = judge_csp(page.response.header("content-security-policy"), facts.meta_csp if facts else [],
-                    bool(page.header("content-security-policy-report-only")))
+    csp = judge_csp(
+        page.response.header("content-security-policy"),
+        facts.meta_csp if facts else [],
+        bool(page.header("content-security-policy-report-only")),
+    )
     if csp.directives is not None and "frame-ancestors" in csp.directives:
-        return "x-frame-options-implemented-via-csp", f"frame-ancestors {' '.join(sorted(csp.directives['frame-ancestors']))}"
+        return (
+            "x-frame-options-implemented-via-csp",
+            f"frame-ancestors {' '.join(sorted(csp.directives['frame-ancestors']))}",
+        )
     value = page.header("x-frame-options")
     if not value:
         return "x-frame-options-not-implemented", "no X-Frame-Options header nor CSP frame-ancestors"
@@ -315,8 +376,11 @@ def _corp(page: Page) -> Verdict:
     value = (page.header("cross-origin-resource-policy") or "")[:256].strip().lower()
     if not value:
         return "corp-not-implemented", "no Cross-Origin-Resource-Policy header"
-    result = {"same-site": "corp-implemented-with-same-site", "same-origin": "corp-implemented-with-same-origin",
-              "cross-origin": "corp-implemented-with-cross-origin"}.get(value, "corp-header-invalid")
+    result = {
+        "same-site": "corp-implemented-with-same-site",
+        "same-origin": "corp-implemented-with-same-origin",
+        "cross-origin": "corp-implemented-with-cross-origin",
+    }.get(value, "corp-header-invalid")
     return result, _short(value)
 
 
@@ -341,12 +405,18 @@ def _policy_header(page: Page, name: str, prefix: str, known: tuple[str, ...]) -
 
 
 def _coop(page: Page) -> Verdict:
-    return _policy_header(page, "cross-origin-opener-policy", "coop",
-                          ("same-origin", "same-origin-allow-popups", "noopener-allow-popups", "unsafe-none"))
+    return _policy_header(
+        page,
+        "cross-origin-opener-policy",
+        "coop",
+        ("same-origin", "same-origin-allow-popups", "noopener-allow-popups", "unsafe-none"),
+    )
 
 
 def _coep(page: Page) -> Verdict:
-    return _policy_header(page, "cross-origin-embedder-policy", "coep", ("require-corp", "credentialless", "unsafe-none"))
+    return _policy_header(
+        page, "cross-origin-embedder-policy", "coep", ("require-corp", "credentialless", "unsafe-none")
+    )
 
 
 def _verified(evidence: Evidence, custom_ca: bool) -> bool:
@@ -362,8 +432,10 @@ def _verified(evidence: Evidence, custom_ca: bool) -> bool:
 def _differences(page: Page) -> list[str]:
     notes: list[str] = []
     if page.response.redirect_not_followed:
-        notes.append(f"the landing page redirects off the audited host, which is not followed: "
-                     f"{page.response.redirect_not_followed}")
+        notes.append(
+            f"the landing page redirects off the audited host, which is not followed: "
+            f"{page.response.redirect_not_followed}"
+        )
     if page.probe.route_note:
         notes.append(f"redirect route from http://: {page.probe.route_note}")
     if page.probe.page and page.probe.page.note:
@@ -381,11 +453,16 @@ def web_grade(evidence: Evidence | None, custom_ca: bool = False) -> WebGrade | 
     chain = [r for r in evidence.http.landing() if r is not evidence.http.plain_http]
     if not chain or chain[-1].error is not None or chain[-1].status is None:
         why = chain[-1].error if chain else "no HTTPS response"
-        return WebGrade(algorithm_version=ALGORITHM_VERSION, error=f"the site did not answer over HTTPS ({why})")
+        return WebGrade(
+            algorithm_version=ALGORITHM_VERSION, error=f"the site did not answer over HTTPS ({why})"
+        )
     response = chain[-1]
     if response.status < 200 or (response.status >= 400 and response.status not in (401, 403)):
-        return WebGrade(algorithm_version=ALGORITHM_VERSION, page=response.url,
-                        error=f"the page answers HTTP {response.status} (the Observatory grades 2xx, 3xx, 401, 403)")
+        return WebGrade(
+            algorithm_version=ALGORITHM_VERSION,
+            page=response.url,
+            error=f"the page answers HTTP {response.status} (the Observatory grades 2xx, 3xx, 401, 403)",
+        )
     verified = _verified(evidence, custom_ca)
     page = Page(response=response, chain=chain, probe=evidence.http.web, verified=verified)
     tests: dict[str, Callable[[], Verdict]] = {
@@ -413,7 +490,9 @@ def web_grade(evidence: Evidence | None, custom_ca: bool = False) -> WebGrade | 
     return score(modifiers, page=response.url, differences=differences)
 
 
-def score(modifiers: list[WebModifier], page: str | None = None, differences: list[str] | None = None) -> WebGrade:
+def score(
+    modifiers: list[WebModifier], page: str | None = None, differences: list[str] | None = None
+) -> WebGrade:
     """100 plus the modifiers; bonuses count only when the penalties alone leave 90 or more."""
     penalties = BASELINE + sum(m.points for m in modifiers if m.points < 0)
     with_bonus = BASELINE + sum(m.points for m in modifiers)
@@ -422,5 +501,11 @@ def score(modifiers: list[WebModifier], page: str | None = None, differences: li
         for m in modifiers:
             if m.points > 0:
                 m.reason += f" (bonus not counted: {penalties} < {MINIMUM_SCORE_FOR_BONUS} before bonuses)"
-    return WebGrade(letter=letter(total), score=total, algorithm_version=ALGORITHM_VERSION, page=page,
-                    modifiers=modifiers, differences=differences or [])
+    return WebGrade(
+        letter=letter(total),
+        score=total,
+        algorithm_version=ALGORITHM_VERSION,
+        page=page,
+        modifiers=modifiers,
+        differences=differences or [],
+    )

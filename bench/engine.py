@@ -54,7 +54,9 @@ class DelayProxy:
         ready.set()
         self.loop.run_forever()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first_delay: float = 0.0) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first_delay: float = 0.0
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if self.delay or first_delay:
@@ -84,8 +86,14 @@ def _run(cmd: list[str]) -> tuple[float, int, str]:
     """Wall time, peak RSS (KiB) and stdout of one command."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=ROOT,
-                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         _, _, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
         out.seek(0)
@@ -107,12 +115,16 @@ def _target(kind: str, tmp: Path, pki: TestPKI) -> Iterator[tuple[int, int | Non
     """(https port, http port or None) of a running local target."""
     issued = pki.issue(f"bench-{kind}")
     if kind == "nginx":
-        with NginxSite(tmp / "nginx", issued=issued,
-                       tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") as site:
+        with NginxSite(
+            tmp / "nginx",
+            issued=issued,
+            tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+        ) as site:
             yield site.https_port, site.http_port
     elif kind == "s_server":
-        with OpenSSLServer(issued, ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256",
-                                    "-serverpref"]) as server:
+        with OpenSSLServer(
+            issued, ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256", "-serverpref"]
+        ) as server:
             yield server.port, None
     else:
         raise SystemExit(f"unknown target {kind!r}")
@@ -137,19 +149,48 @@ def main() -> int:
                     https = DelayProxy(https_port, rtt / 2000, rtt / 1000)
                     # no plain-HTTP site: the proxy forwards to a closed port (the probe is refused)
                     http = DelayProxy(http_port or free_port(), rtt / 2000, rtt / 1000)
-                    audit = [py, "-m", "auditor", "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
-                             "--http-port", str(http.port), "--json", "-", "--quiet",
-                             f"https://good.test:{https.port}/"]
+                    audit = [
+                        py,
+                        "-m",
+                        "auditor",
+                        "audit",
+                        "--ip",
+                        "127.0.0.1",
+                        "--ca-bundle",
+                        str(pki.root_path),
+                        "--http-port",
+                        str(http.port),
+                        "--json",
+                        "-",
+                        "--quiet",
+                        f"https://good.test:{https.port}/",
+                    ]
                     tools = {
                         "auditor audit (fast)": (audit, args.runs),
                         "auditor audit --thorough": (audit + ["--thorough"], args.runs),
-                        "sslyze (default scan)": ([py, "-m", "sslyze", f"good.test:{https.port}{{127.0.0.1}}"],
-                                                  args.peer_runs),
+                        "sslyze (default scan)": (
+                            [py, "-m", "sslyze", f"good.test:{https.port}{{127.0.0.1}}"],
+                            args.peer_runs,
+                        ),
                     }
                     if testssl:
-                        tools["testssl.sh --fast"] = ([testssl, "--quiet", "--fast", "--warnings", "batch",
-                                                       "--nodns", "none", "--ip", "127.0.0.1", "--color", "0",
-                                                       f"https://good.test:{https.port}/"], args.peer_runs)
+                        tools["testssl.sh --fast"] = (
+                            [
+                                testssl,
+                                "--quiet",
+                                "--fast",
+                                "--warnings",
+                                "batch",
+                                "--nodns",
+                                "none",
+                                "--ip",
+                                "127.0.0.1",
+                                "--color",
+                                "0",
+                                f"https://good.test:{https.port}/",
+                            ],
+                            args.peer_runs,
+                        )
                     for name, (cmd, runs) in tools.items():
                         times, rss, conns, own = [], [], [], []
                         for _ in range(runs):
@@ -159,16 +200,30 @@ def main() -> int:
                             rss.append(peak)
                             conns.append(https.connections + http.connections - before)
                             own.append(_engine_connections(stdout) if name.startswith("auditor") else "-")
-                        rows.append((kind, rtt, name, statistics.median(times), statistics.median(conns),
-                                     own[len(own) // 2], max(rss) / 1024, runs))
+                        rows.append(
+                            (
+                                kind,
+                                rtt,
+                                name,
+                                statistics.median(times),
+                                statistics.median(conns),
+                                own[len(own) // 2],
+                                max(rss) / 1024,
+                                runs,
+                            )
+                        )
                         print(f"{kind} {rtt} ms {name}: {statistics.median(times):.2f} s", file=sys.stderr)
-    print("| target | RTT | tool | runs | median wall time | connections (proxy) | TLS connections "
-          "(auditor's own count) | peak RSS | time vs fast |")
+    print(
+        "| target | RTT | tool | runs | median wall time | connections (proxy) | TLS connections "
+        "(auditor's own count) | peak RSS | time vs fast |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     fast = {(k, rtt): t for k, rtt, name, t, *_ in rows if name == "auditor audit (fast)"}
     for kind, rtt, name, wall, conns, own, rss, runs in rows:
-        print(f"| {kind} | {rtt} ms | {name} | {runs} | {wall:.2f} s | {conns:.0f} | {own} | {rss:.0f} MiB | "
-              f"{wall / fast[(kind, rtt)]:.1f}x |")
+        print(
+            f"| {kind} | {rtt} ms | {name} | {runs} | {wall:.2f} s | {conns:.0f} | {own} | {rss:.0f} MiB | "
+            f"{wall / fast[(kind, rtt)]:.1f}x |"
+        )
     return 0
 
 

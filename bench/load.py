@@ -55,14 +55,22 @@ def main() -> int:
         urls = [good[i % len(good)].url for i in range(args.good)]
         urls += [f"https://good.test:{slow[i % 2].port}/" for i in range(args.slow)]
         urls += [f"https://good.test:{free_port()}/" for _ in range(args.dead)]
-        targets = "".join(f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\n'
-                          f"http_port = 9\n" for u in urls)
+        targets = "".join(
+            f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+            for u in urls
+        )
         config = Path(tmp) / "config.toml"
-        config.write_text(f"[scan]\ntimeout = 3\ntarget_timeout = 60\nconcurrency = {args.concurrency}\n"
-                          f"[output]\nwrite_json = false\n{targets}")
+        config.write_text(
+            f"[scan]\ntimeout = 3\ntarget_timeout = 60\nconcurrency = {args.concurrency}\n"
+            f"[output]\nwrite_json = false\n{targets}"
+        )
         started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "auditor", "audit", "--config", str(config), "--json", "-",
-                                 "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "auditor", "audit", "--config", str(config), "--json", "-", "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         peak_fds, stop = [0], threading.Event()
         watcher = threading.Thread(target=_watch_fds, args=(proc.pid, peak_fds, stop), daemon=True)
         watcher.start()
@@ -75,11 +83,15 @@ def main() -> int:
     audited = sum(1 for t in results if t["error"] is None)
     errors = sum(1 for t in results if t["error"])
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    print("| targets | concurrency | wall time | peak RSS | peak open fds (limit) | audited | errors | exit |")
+    print(
+        "| targets | concurrency | wall time | peak RSS | peak open fds (limit) | audited | errors | exit |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {len(urls)} ({args.good} good, {args.slow} slow, {args.dead} dead) | {args.concurrency} | "
-          f"{wall:.1f} s | {peak_kib / 1024:.0f} MiB | {peak_fds[0]} ({soft_limit}) | {audited} | {errors} | "
-          f"{proc.returncode} |")
+    print(
+        f"| {len(urls)} ({args.good} good, {args.slow} slow, {args.dead} dead) | {args.concurrency} | "
+        f"{wall:.1f} s | {peak_kib / 1024:.0f} MiB | {peak_fds[0]} ({soft_limit}) | {audited} | {errors} | "
+        f"{proc.returncode} |"
+    )
     if len(results) != len(urls):
         print(f"FAIL: {len(results)} results for {len(urls)} targets")
         return 1

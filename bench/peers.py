@@ -71,6 +71,7 @@ _ISSUE_LOCK = threading.Lock()
 
 # ------------------------------------------------------------------ configurations
 
+
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -100,10 +101,22 @@ def _from_grading_test(server: Server) -> Config:
         issued, bundle = ws.issue(server.name, server.rsa_ca or server.legacy is not None, **server.cert)
         return _start(server, issued, ws.root, stack), bundle
 
-    kind = ("OpenSSL 1.0.1e" if server.legacy is not None else "tlslite-ng" if server.tlslite is not None
-            else "Python ssl" if server.python is not None else "nginx")
-    return Config(server.name, f"{kind}, test_grading_real rows {sorted(server.rows) or '-'}, "
-                  f"vulnerabilities {sorted(server.vulns) or '-'}", launch, legacy=server.legacy is not None)
+    kind = (
+        "OpenSSL 1.0.1e"
+        if server.legacy is not None
+        else "tlslite-ng"
+        if server.tlslite is not None
+        else "Python ssl"
+        if server.python is not None
+        else "nginx"
+    )
+    return Config(
+        server.name,
+        f"{kind}, test_grading_real rows {sorted(server.rows) or '-'}, "
+        f"vulnerabilities {sorted(server.vulns) or '-'}",
+        launch,
+        legacy=server.legacy is not None,
+    )
 
 
 def _legacy(name: str, what: str, args: list[str], dhparam_bits: int | None = None) -> Config:
@@ -116,16 +129,25 @@ def _legacy(name: str, what: str, args: list[str], dhparam_bits: int | None = No
 
 # What tests/test_grading_real.py does not have yet (an extra of a name it gains is left out).
 EXTRA: list[Config] = [
-    _legacy("legacy-everything", "SSL 2/3, TLS 1.0-1.2, every suite it has (export, NULL, anon, RC4, DES, "
-            "3DES), client order, its built-in 512-bit DH", ["-cipher", "ALL:eNULL:EXPORT:RC4:SSLv2"]),
+    _legacy(
+        "legacy-everything",
+        "SSL 2/3, TLS 1.0-1.2, every suite it has (export, NULL, anon, RC4, DES, "
+        "3DES), client order, its built-in 512-bit DH",
+        ["-cipher", "ALL:eNULL:EXPORT:RC4:SSLv2"],
+    ),
 ]
-CONFIGS: list[Config] = [*(_from_grading_test(s) for s in SERVERS),
-                         *(c for c in EXTRA if c.name not in {s.name for s in SERVERS})]
+CONFIGS: list[Config] = [
+    *(_from_grading_test(s) for s in SERVERS),
+    *(c for c in EXTRA if c.name not in {s.name for s in SERVERS}),
+]
 
 
 # ------------------------------------------------------------------ the two tools
 
-def run_auditor(name: str, url: str, bundle: Path, directory: Path, one_connection: bool) -> tuple[dict[str, Any], float]:
+
+def run_auditor(
+    name: str, url: str, bundle: Path, directory: Path, one_connection: bool
+) -> tuple[dict[str, Any], float]:
     """One `auditor audit --json -` run over this target, the way the tests run it (for OpenSSL 1.0.1e's
     single-threaded s_server, test_grading_real's one connection at a time); its target object."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,13 +169,35 @@ def run_testssl(url: str, bundle: Path, directory: Path) -> tuple[dict[str, tupl
     hosts.write_text(f"127.0.0.1 localhost {' '.join(HOST_NAMES)}\n::1 localhost\n")
     resolv.write_text("nameserver 127.0.0.1\n")
     out.unlink(missing_ok=True)
-    testssl = " ".join([str(TESTSSL), "--ip", "127.0.0.1", "--nodns", "none", "--warnings", "off", "--color", "0",
-                        "--add-ca", str(bundle), "--jsonfile-pretty", str(out), url])
+    testssl = " ".join(
+        [
+            str(TESTSSL),
+            "--ip",
+            "127.0.0.1",
+            "--nodns",
+            "none",
+            "--warnings",
+            "off",
+            "--color",
+            "0",
+            "--add-ca",
+            str(bundle),
+            "--jsonfile-pretty",
+            str(out),
+            url,
+        ]
+    )
     script = f"mount --bind {hosts} /etc/hosts && mount --bind {resolv} /etc/resolv.conf && exec {testssl}"
     started = time.monotonic()
     # its own session, so a timeout or Ctrl-C ends testssl.sh and every openssl it forked
-    proc = subprocess.Popen(["unshare", "-m", "bash", "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["unshare", "-m", "bash", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         log = proc.communicate(timeout=TESTSSL_TIMEOUT)[0]
     except subprocess.TimeoutExpired:
@@ -180,6 +224,7 @@ def read_testssl_json(path: Path) -> dict[str, tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ verdicts
+
 
 def testssl_verdict(row: str, findings: dict[str, tuple[str, str]]) -> tuple[str, str]:
     """PRESENT / not present / not tested for one row, and the raw finding(s) it rests on."""
@@ -244,42 +289,76 @@ def auditor_verdict(row: str, target: dict[str, Any], rows: dict[str, str]) -> t
     name = names[0]
     verdict = rows[name]
     combined = row in ("FREAK / export", "NULL / anonymous") and all(
-        any(w in name.lower() for w in ROWS[other][0]) for other in ("FREAK / export", "NULL / anonymous"))
+        any(w in name.lower() for w in ROWS[other][0]) for other in ("FREAK / export", "NULL / anonymous")
+    )
     if combined and verdict == PRESENT:
         suites = _accepted_suites(target)
-        test = (lambda s: s.get("export")) if row == "FREAK / export" else (
-            lambda s: s.get("anonymous") or s.get("bits") == 0)
+        test = (
+            (lambda s: s.get("export"))
+            if row == "FREAK / export"
+            else (lambda s: s.get("anonymous") or s.get("bits") == 0)
+        )
         hits = sorted({s.get("openssl_name") or s["name"] for s in suites if test(s)})
         return (PRESENT if hits else ABSENT), f"{name}: {verdict}; suites {hits[:4]}"
     return verdict, f"{name}: {verdict}"
 
 
-def compare(config: Config, url: str, target: dict[str, Any], auditor_s: float,
-            findings: dict[str, tuple[str, str]], testssl_s: float, log_tail: str) -> dict[str, Any]:
+def compare(
+    config: Config,
+    url: str,
+    target: dict[str, Any],
+    auditor_s: float,
+    findings: dict[str, tuple[str, str]],
+    testssl_s: float,
+    log_tail: str,
+) -> dict[str, Any]:
     grade = target.get("grade") or {}
     rows_said = auditor_rows(target)
     rows = []
     for row in ROWS:
         ours, our_raw = auditor_verdict(row, target, rows_said)
         theirs, their_raw = testssl_verdict(row, findings)
-        rows.append({"row": row, "auditor": ours, "testssl": theirs, "agree": ours == theirs,
-                     "auditor_raw": our_raw, "testssl_raw": their_raw})
+        rows.append(
+            {
+                "row": row,
+                "auditor": ours,
+                "testssl": theirs,
+                "agree": ours == theirs,
+                "auditor_raw": our_raw,
+                "testssl_raw": their_raw,
+            }
+        )
     caps = sorted(text for ident, (_, text) in findings.items() if ident.startswith("grade_cap_reason"))
     warnings = sorted(text for ident, (_, text) in findings.items() if ident.startswith("grade_cap_warning"))
     return {
-        "name": config.name, "what": config.what, "url": url,
-        "auditor": {"letter": grade.get("letter") or FAILED, "letter_ignoring_trust": grade.get("letter_ignoring_trust"),
-                    "score": grade.get("score"), "caps": [f"{c['grade']}: {c['reason']}" for c in grade.get("caps", [])],
-                    "warnings": grade.get("warnings", []), "error": target.get("error"), "seconds": round(auditor_s, 1)},
-        "testssl": {"letter": findings.get("overall_grade", ("", FAILED))[1],
-                    "score": findings.get("final_score", ("", None))[1], "caps": caps, "warnings": warnings,
-                    "seconds": round(testssl_s, 1), "log_tail": None if findings else log_tail},
+        "name": config.name,
+        "what": config.what,
+        "url": url,
+        "auditor": {
+            "letter": grade.get("letter") or FAILED,
+            "letter_ignoring_trust": grade.get("letter_ignoring_trust"),
+            "score": grade.get("score"),
+            "caps": [f"{c['grade']}: {c['reason']}" for c in grade.get("caps", [])],
+            "warnings": grade.get("warnings", []),
+            "error": target.get("error"),
+            "seconds": round(auditor_s, 1),
+        },
+        "testssl": {
+            "letter": findings.get("overall_grade", ("", FAILED))[1],
+            "score": findings.get("final_score", ("", None))[1],
+            "caps": caps,
+            "warnings": warnings,
+            "seconds": round(testssl_s, 1),
+            "log_tail": None if findings else log_tail,
+        },
         "rows": rows,
-        "agree": sum(r["agree"] for r in rows), "of": len(rows),
+        "agree": sum(r["agree"] for r in rows),
+        "of": len(rows),
     }
 
 
 # ------------------------------------------------------------------ running and printing
+
 
 def run_one(config: Config, ws: Workspace) -> dict[str, Any]:
     work = ws.root / "runs" / config.name
@@ -303,19 +382,31 @@ def load_one(config: Config, root: Path) -> dict[str, Any] | None:
     except (ValueError, KeyError, IndexError):
         target = {"error": (work / "auditor" / "stderr.txt").read_text()[-500:]}
     findings = read_testssl_json(work / "testssl" / "testssl.json")
-    return compare(config, meta.get("url", ""), target, meta.get("auditor_s", 0.0), findings,
-                   meta.get("testssl_s", 0.0), "")
+    return compare(
+        config,
+        meta.get("url", ""),
+        target,
+        meta.get("auditor_s", 0.0),
+        findings,
+        meta.get("testssl_s", 0.0),
+        "",
+    )
 
 
 def render(result: dict[str, Any]) -> str:
     a, t = result["auditor"], result["testssl"]
     trust = f" (trust ignored: {a['letter_ignoring_trust']})" if a["letter_ignoring_trust"] else ""
-    lines = [f"== {result['name']}: {result['what']}",
-             (f"   letter: auditor {a['letter']}{trust}, testssl.sh {t['letter']}"
-              f"{'' if a['letter'] == t['letter'] else '   <-- letters differ'}"),
-             f"   auditor caps {a['caps']} warnings {a['warnings']}" + (f" error {a['error']}" if a["error"] else ""),
-             f"   testssl.sh caps {t['caps']} warnings {t['warnings']}",
-             f"   time: auditor {a['seconds']} s, testssl.sh {t['seconds']} s"]
+    lines = [
+        f"== {result['name']}: {result['what']}",
+        (
+            f"   letter: auditor {a['letter']}{trust}, testssl.sh {t['letter']}"
+            f"{'' if a['letter'] == t['letter'] else '   <-- letters differ'}"
+        ),
+        f"   auditor caps {a['caps']} warnings {a['warnings']}"
+        + (f" error {a['error']}" if a["error"] else ""),
+        f"   testssl.sh caps {t['caps']} warnings {t['warnings']}",
+        f"   time: auditor {a['seconds']} s, testssl.sh {t['seconds']} s",
+    ]
     if t["log_tail"]:
         lines.append(f"   testssl.sh wrote no JSON: {t['log_tail']!r}")
     lines.append(f"   {'row':24} {'auditor':12} {'testssl.sh':12}")
@@ -327,15 +418,21 @@ def render(result: dict[str, Any]) -> str:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    head = ("| configuration | auditor | testssl.sh | vulnerability rows agreeing | rows differing | "
-            "auditor time | testssl.sh time |\n|---|---|---|---|---|---|---|")
+    head = (
+        "| configuration | auditor | testssl.sh | vulnerability rows agreeing | rows differing | "
+        "auditor time | testssl.sh time |\n|---|---|---|---|---|---|---|"
+    )
     body = []
     for r in results:
         a, t = r["auditor"], r["testssl"]
-        letter = str(a["letter"]) + (f" ({a['letter_ignoring_trust']} ignoring trust)" if a["letter_ignoring_trust"] else "")
+        letter = str(a["letter"]) + (
+            f" ({a['letter_ignoring_trust']} ignoring trust)" if a["letter_ignoring_trust"] else ""
+        )
         differ = ", ".join(x["row"] for x in r["rows"] if not x["agree"]) or "-"
-        body.append(f"| {r['name']} | {letter} | {t['letter']} | {r['agree']}/{r['of']} | {differ} | "
-                    f"{a['seconds']} s | {t['seconds']} s |")
+        body.append(
+            f"| {r['name']} | {letter} | {t['letter']} | {r['agree']}/{r['of']} | {differ} | "
+            f"{a['seconds']} s | {t['seconds']} s |"
+        )
     return "\n".join([head, *body])
 
 
@@ -360,7 +457,9 @@ def scan(chosen: list[Config], jobs: int, keep: Path | None, json_file: Path | N
             results.append(result)
             print(render(result), flush=True)
             if json_file:  # after each one: a long run interrupted keeps what it has
-                json_file.write_text(json.dumps({"openssl": ssl.OPENSSL_VERSION, "results": results}, indent=2))
+                json_file.write_text(
+                    json.dumps({"openssl": ssl.OPENSSL_VERSION, "results": results}, indent=2)
+                )
     return results
 
 
@@ -369,9 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these configurations only")
     parser.add_argument("--jobs", type=int, default=1, help="configurations scanned at once (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="save the results as JSON")
-    parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it (PKI, logs, both reports)")
-    parser.add_argument("--recompare", type=Path, metavar="DIR",
-                        help="compare again from the reports a --keep DIR run saved; scan nothing")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="work in DIR and keep it (PKI, logs, both reports)"
+    )
+    parser.add_argument(
+        "--recompare",
+        type=Path,
+        metavar="DIR",
+        help="compare again from the reports a --keep DIR run saved; scan nothing",
+    )
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     args = parser.parse_args(argv)
     if args.list:

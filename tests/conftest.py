@@ -32,11 +32,20 @@ class CliRun:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240) -> CliRun:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240
+) -> CliRun:
     """Run `auditor` exactly as a user would: a separate process, no terminal."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "auditor", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditor", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -53,8 +62,11 @@ def clause_statuses(target: dict) -> dict[str, str]:  # type: ignore[type-arg]
 def audit_local_targets(targets: dict[str, tuple[str, Path]], directory: Path) -> CliRun:
     """One real `auditor audit` run over named local targets {name: (url, CA bundle)}, connecting
     to 127.0.0.1; the JSON report on stdout (read it with `.report`)."""
-    entries = "".join(f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
-                      f'ca_bundle = "{bundle}"\nhttp_port = 9\n' for name, (url, bundle) in targets.items())
+    entries = "".join(
+        f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
+        f'ca_bundle = "{bundle}"\nhttp_port = 9\n'
+        for name, (url, bundle) in targets.items()
+    )
     config = directory / "config.toml"
     config.write_text(f"[scan]\nconcurrency = 4\n[output]\nwrite_json = false\n{entries}")
     return run_cli("audit", "--config", str(config), "--json", "-", "--quiet")

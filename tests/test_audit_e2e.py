@@ -19,29 +19,49 @@ COMPLIANT_COOKIE = "__Host-sid=s3cr3tvalue; Path=/; Secure; HttpOnly; SameSite=L
 @pytest.fixture(scope="module")
 def compliant(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxSite]:
     issued = pki.issue("compliant", hosts=("good.test",), days_valid=90, policy="ov")
-    with NginxSite(tmp_path_factory.mktemp("nginx-good"), issued=issued, server_name="good.test",
-                   cookies=[COMPLIANT_COOKIE],
-                   tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
-                   ) as site:
+    with NginxSite(
+        tmp_path_factory.mktemp("nginx-good"),
+        issued=issued,
+        server_name="good.test",
+        cookies=[COMPLIANT_COOKIE],
+        tls13_ciphersuites="TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+    ) as site:
         yield site
 
 
 @pytest.fixture(scope="module")
 def legacy(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxSite]:
     issued = pki.issue("legacy", hosts=("legacy.test",), days_valid=90, policy="dv")
-    with NginxSite(tmp_path_factory.mktemp("nginx-legacy"), issued=issued, server_name="legacy.test",
-                   protocols="TLSv1 TLSv1.1 TLSv1.2", seclevel0=True,
-                   ciphers="AES256-GCM-SHA384:AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384",
-                   hsts=None, cookies=["session=abc; Path=/"], http_mode="content",
-                   body="<html><body><script src='http://cdn.legacy.test/app.js'></script>"
-                        "<form action='http://legacy.test/login' method='post'></form></body></html>",
-                   ) as site:
+    with NginxSite(
+        tmp_path_factory.mktemp("nginx-legacy"),
+        issued=issued,
+        server_name="legacy.test",
+        protocols="TLSv1 TLSv1.1 TLSv1.2",
+        seclevel0=True,
+        ciphers="AES256-GCM-SHA384:AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384",
+        hsts=None,
+        cookies=["session=abc; Path=/"],
+        http_mode="content",
+        body="<html><body><script src='http://cdn.legacy.test/app.js'></script>"
+        "<form action='http://legacy.test/login' method='post'></form></body></html>",
+    ) as site:
         yield site
 
 
 def _audit(site: NginxSite, pki: TestPKI, *extra: str):  # noqa: ANN202
-    return run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
-                   "--http-port", str(site.http_port), "--json", "-", site.url, *extra)
+    return run_cli(
+        "audit",
+        "--ip",
+        "127.0.0.1",
+        "--ca-bundle",
+        str(pki.root_path),
+        "--http-port",
+        str(site.http_port),
+        "--json",
+        "-",
+        site.url,
+        *extra,
+    )
 
 
 def test_compliant_site_exits_0_with_every_clause_reported(compliant: NginxSite, pki: TestPKI) -> None:
@@ -51,12 +71,29 @@ def test_compliant_site_exits_0_with_every_clause_reported(compliant: NginxSite,
     assert report["schema_version"] == "1.0"
     (target,) = report["targets"]
     assert target["compliant"] is True and target["error"] is None
-    assert target["target"] == {"url": compliant.url, "host": "good.test", "port": compliant.https_port,
-                                "ip": "127.0.0.1", "name": None}
+    assert target["target"] == {
+        "url": compliant.url,
+        "host": "good.test",
+        "port": compliant.https_port,
+        "ip": "127.0.0.1",
+        "name": None,
+    }
     statuses = clause_statuses(target)
-    for clause in ("11.1-tls-enforced", "11.1-pfs", "11.2-cert-trusted", "11.2-cert-validation-level",
-                   "11.2-cert-signature", "11.2-cert-renewal", "11.3-protocols", "11.3-no-rsa-kex", "11.3-aes256gcm-first",
-                   "11.4-vulnerabilities", "11.5-hsts", "11.5-cookies", "5.4-transit"):
+    for clause in (
+        "11.1-tls-enforced",
+        "11.1-pfs",
+        "11.2-cert-trusted",
+        "11.2-cert-validation-level",
+        "11.2-cert-signature",
+        "11.2-cert-renewal",
+        "11.3-protocols",
+        "11.3-no-rsa-kex",
+        "11.3-aes256gcm-first",
+        "11.4-vulnerabilities",
+        "11.5-hsts",
+        "11.5-cookies",
+        "5.4-transit",
+    ):
         assert statuses[clause] == "pass", (clause, statuses[clause])
     assert "fail" not in statuses.values()
     assert "s3cr3tvalue" not in run.stdout  # cookie values are never kept
@@ -69,8 +106,18 @@ def test_legacy_site_exits_1_naming_the_broken_clauses(legacy: NginxSite, pki: T
     (target,) = run.report["targets"]
     assert target["compliant"] is False
     statuses = clause_statuses(target)
-    expected_failures = {"11.1-tls-enforced", "11.1-pfs", "11.2-cert-validation-level", "11.3-protocols", "11.3-aes256gcm-first",
-                         "11.3-no-rsa-kex", "11.4-vulnerabilities", "11.5-hsts", "11.5-cookies", "5.4-transit"}
+    expected_failures = {
+        "11.1-tls-enforced",
+        "11.1-pfs",
+        "11.2-cert-validation-level",
+        "11.3-protocols",
+        "11.3-aes256gcm-first",
+        "11.3-no-rsa-kex",
+        "11.4-vulnerabilities",
+        "11.5-hsts",
+        "11.5-cookies",
+        "5.4-transit",
+    }
     assert expected_failures <= {c for c, s in statuses.items() if s == "fail"}
     assert statuses["11.2-cert-trusted"] == "pass"
     by_clause = {f["clause"]: f for f in target["findings"] if f["status"] == "fail"}
@@ -83,16 +130,25 @@ def test_legacy_site_exits_1_naming_the_broken_clauses(legacy: NginxSite, pki: T
 
 
 def test_terminal_view_shows_verdict_and_table(legacy: NginxSite, pki: TestPKI) -> None:
-    run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port",
-                  str(legacy.http_port), legacy.url)
+    run = run_cli(
+        "audit",
+        "--ip",
+        "127.0.0.1",
+        "--ca-bundle",
+        str(pki.root_path),
+        "--http-port",
+        str(legacy.http_port),
+        legacy.url,
+    )
     assert run.code == 1
     assert "NOT COMPLIANT" in run.stdout and "violations" in run.stdout
     assert "11.3-protocols" in run.stdout and "FAIL" in run.stdout
     assert "\x1b[" not in run.stderr  # no animation when stderr is not a terminal
 
 
-def test_config_targets_are_audited_and_reports_written(compliant: NginxSite, legacy: NginxSite, pki: TestPKI,
-                                                        tmp_path: Path) -> None:
+def test_config_targets_are_audited_and_reports_written(
+    compliant: NginxSite, legacy: NginxSite, pki: TestPKI, tmp_path: Path
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [output]
@@ -123,6 +179,7 @@ http_port = {legacy.http_port}
 
 # ---------------------------------------------------------------- bad input never crashes a run
 
+
 @pytest.fixture()
 def not_tls_port() -> Iterator[int]:
     """A port that answers in plain HTTP, like a misconfigured listener."""
@@ -149,13 +206,29 @@ def not_tls_port() -> Iterator[int]:
     server.close()
 
 
-def test_bad_targets_each_get_one_line_and_others_are_audited(compliant: NginxSite, pki: TestPKI,
-                                                              not_tls_port: int) -> None:
+def test_bad_targets_each_get_one_line_and_others_are_audited(
+    compliant: NginxSite, pki: TestPKI, not_tls_port: int
+) -> None:
     closed = free_port()
-    run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port",
-                  str(compliant.http_port), "--json", "-", "--timeout", "3",
-                  compliant.url, "ftp://good.test/", "good.test", "https://good.test:99999/",
-                  f"https://good.test:{closed}/", f"https://good.test:{not_tls_port}/")
+    run = run_cli(
+        "audit",
+        "--ip",
+        "127.0.0.1",
+        "--ca-bundle",
+        str(pki.root_path),
+        "--http-port",
+        str(compliant.http_port),
+        "--json",
+        "-",
+        "--timeout",
+        "3",
+        compliant.url,
+        "ftp://good.test/",
+        "good.test",
+        "https://good.test:99999/",
+        f"https://good.test:{closed}/",
+        f"https://good.test:{not_tls_port}/",
+    )
     assert run.code == 3, run.stderr
     assert "Traceback" not in run.stderr
     targets = run.report["targets"]
@@ -172,7 +245,9 @@ def test_bad_targets_each_get_one_line_and_others_are_audited(compliant: NginxSi
     assert run.stderr.count("NOT AUDITED") == 5
 
 
-def test_unresolvable_host_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unresolvable_host_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Mocked on purpose: resolving a real non-existent name would send a DNS query off this machine.
     from auditor import cli
 
@@ -215,9 +290,26 @@ def test_progress_is_shown_on_a_terminal(compliant: NginxSite, pki: TestPKI) -> 
     import sys
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "auditor", "audit", "--ip", "127.0.0.1", "--ca-bundle",
-                             str(pki.root_path), "--http-port", str(compliant.http_port), "--json", "-",
-                             compliant.url], stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "audit",
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            str(compliant.http_port),
+            "--json",
+            "-",
+            compliant.url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(follower)
     seen = b""
     while True:

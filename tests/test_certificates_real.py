@@ -12,14 +12,20 @@ from auditor.model import Evidence, Status
 from auditor.scan.tls import scan_tls
 from auditor.testing.pki import Issued, TestPKI
 from auditor.testing.servers import PythonTLSServer
-from checks import CheckContext, run_checks
+from auditor.checks import CheckContext, run_checks
 
 
-def _judge(pki: TestPKI, issued: Issued, *, host: str = "good.test", serve_chain: bool = True,
-           custom_ca: bool = True) -> dict[str, tuple[Status, str, list[str]]]:
+def _judge(
+    pki: TestPKI, issued: Issued, *, host: str = "good.test", serve_chain: bool = True, custom_ca: bool = True
+) -> dict[str, tuple[Status, str, list[str]]]:
     with PythonTLSServer(issued, serve_chain=serve_chain) as server:
-        tls = scan_tls(host, server.port, ip="127.0.0.1", ca_bundle=pki.root_path if custom_ca else None,
-                       commands={ScanCommand.CERTIFICATE_INFO})
+        tls = scan_tls(
+            host,
+            server.port,
+            ip="127.0.0.1",
+            ca_bundle=pki.root_path if custom_ca else None,
+            commands={ScanCommand.CERTIFICATE_INFO},
+        )
     ctx = CheckContext(evidence=Evidence(tls=tls), host=host, custom_ca=custom_ca)
     return {f.clause: (f.status, f.title, f.evidence) for f in run_checks(ctx) if f.clause.startswith("11.2")}
 
@@ -27,8 +33,11 @@ def _judge(pki: TestPKI, issued: Issued, *, host: str = "good.test", serve_chain
 def test_valid_ov_certificate_passes_all_certificate_clauses(pki: TestPKI) -> None:
     result = _judge(pki, pki.issue("ok-ov", policy="ov"))
     assert {c: s for c, (s, _, _) in result.items()} == {
-        "11.2-cert-trusted": Status.PASS, "11.2-cert-validation-level": Status.PASS,
-        "11.2-cert-signature": Status.PASS, "11.2-cert-renewal": Status.PASS}
+        "11.2-cert-trusted": Status.PASS,
+        "11.2-cert-validation-level": Status.PASS,
+        "11.2-cert-signature": Status.PASS,
+        "11.2-cert-renewal": Status.PASS,
+    }
 
 
 def test_ev_is_recognised(pki: TestPKI) -> None:
@@ -38,7 +47,9 @@ def test_ev_is_recognised(pki: TestPKI) -> None:
 
 @pytest.mark.parametrize(("policy", "label"), [("dv", "DV"), (None, "unknown")])
 def test_dv_or_no_policy_fails_validation_level(pki: TestPKI, policy: str | None, label: str) -> None:
-    status, title, evidence = _judge(pki, pki.issue(f"lvl-{label}", policy=policy))["11.2-cert-validation-level"]
+    status, title, evidence = _judge(pki, pki.issue(f"lvl-{label}", policy=policy))[
+        "11.2-cert-validation-level"
+    ]
     assert status is Status.FAIL and title.startswith(label)
     if policy == "dv":
         assert "2.23.140.1.2.1" in evidence[0]
@@ -52,7 +63,9 @@ def test_expiring_in_10_days_fails_renewal_but_stays_trusted(pki: TestPKI) -> No
 
 def test_expired_fails_renewal_and_trust(pki: TestPKI) -> None:
     now = datetime.now(timezone.utc)
-    result = _judge(pki, pki.issue("expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3)))
+    result = _judge(
+        pki, pki.issue("expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3))
+    )
     assert result["11.2-cert-renewal"][0] is Status.FAIL and "expired" in result["11.2-cert-renewal"][1]
     assert result["11.2-cert-trusted"][0] is Status.FAIL and "expired" in result["11.2-cert-trusted"][1]
 

@@ -8,7 +8,7 @@ from auditor.changes import annotate_renewal, diff_results
 from auditor.config import Policy
 from auditor.grading import grade
 from auditor.model import Evidence, TargetRef, TargetResult
-from checks import CheckContext, run_checks
+from auditor.checks import CheckContext, run_checks
 from tests import evidence_builders as b
 
 REF = TargetRef(url="https://good.test/", host="good.test", port=443)
@@ -18,9 +18,18 @@ def audited(evidence: Evidence, days_later: float = 0) -> TargetResult:
     """A result as the audit makes it: real checks and grade over built evidence."""
     now = b.NOW + timedelta(days=days_later)
     letter = grade(evidence)
-    findings = run_checks(CheckContext(evidence=evidence, policy=Policy(), host="good.test", grade=letter, now=now))
-    return TargetResult(target=REF, started_at=now, duration_s=1.0, grade=letter, findings=findings,
-                        compliant=not any(f.status == "fail" for f in findings), evidence=evidence)
+    findings = run_checks(
+        CheckContext(evidence=evidence, policy=Policy(), host="good.test", grade=letter, now=now)
+    )
+    return TargetResult(
+        target=REF,
+        started_at=now,
+        duration_s=1.0,
+        grade=letter,
+        findings=findings,
+        compliant=not any(f.status == "fail" for f in findings),
+        evidence=evidence,
+    )
 
 
 def with_leaf(days_left: float, fingerprint: str, *, suites: dict[str, list[str]] | None = None) -> Evidence:
@@ -41,8 +50,11 @@ def test_same_scan_twice_is_no_change() -> None:
 
 def test_protocol_suite_grade_and_clause_changes() -> None:
     before = audited(with_leaf(60, "aa"))
-    weaker = {"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
-              "TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"], "TLS 1.3": b.MODERN_13}
+    weaker = {
+        "TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+        "TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"],
+        "TLS 1.3": b.MODERN_13,
+    }
     after = audited(with_leaf(60, "aa", suites=weaker))
     found = kinds(diff_results(before, after))
     assert ("protocol", "TLS 1.0", "rejected", "accepted") in found
@@ -73,7 +85,9 @@ def test_certificate_replaced_names_both_expiry_dates() -> None:
 
 def test_error_appears_and_clears_without_clause_noise() -> None:
     good = audited(with_leaf(60, "aa"))
-    down = TargetResult(target=REF, started_at=b.NOW, duration_s=10.0, compliant=False, error="connection refused")
+    down = TargetResult(
+        target=REF, started_at=b.NOW, duration_s=10.0, compliant=False, error="connection refused"
+    )
     appeared = kinds(diff_results(good, down))
     assert appeared[0] == ("error", "audit", "audited", "connection refused")
     assert not [c for c in appeared if c[0] == "clause"]
@@ -97,8 +111,10 @@ def test_renewal_failed_is_said_every_night_until_fixed() -> None:
     annotate_renewal(night3, fixed)
     renewal = _renewal(fixed)
     assert renewal.status == "pass" and "Renewal has failed" not in renewal.detail
-    assert any(line.startswith("renewed since the scan of") and "(the old certificate had 20 days left)" in line
-               for line in renewal.evidence)
+    assert any(
+        line.startswith("renewed since the scan of") and "(the old certificate had 20 days left)" in line
+        for line in renewal.evidence
+    )
 
 
 def test_same_leaf_with_time_to_spare_is_not_a_failure() -> None:
@@ -113,11 +129,16 @@ def test_plain_text_report_lists_changes_with_their_detail() -> None:
     """The email's text part is what some recipients read: it must say which protocol a suite was
     added under, not only that it was."""
     from auditor.model import AuditReport
-    from reports.text import render_text
+    from auditor.reports.text import render_text
 
     before = audited(with_leaf(60, "aa"))
-    after = audited(with_leaf(60, "aa", suites={"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"],
-                                                "TLS 1.3": b.MODERN_13}))
+    after = audited(
+        with_leaf(
+            60,
+            "aa",
+            suites={"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_128_GCM_SHA256"], "TLS 1.3": b.MODERN_13},
+        )
+    )
     after.changes = diff_results(before, after)
     text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]), tz=timezone.utc)
     assert f"Changes since {b.NOW:%Y-%m-%d %H:%M UTC}:" in text

@@ -10,8 +10,8 @@ from auditor.evidence_log import LogVerification
 from auditor.grading import grade
 from auditor.model import Evidence, Grade, HandshakeSimulation, HttpResponse, Status, Vulnerabilities
 from auditor.suites import describe
-from checks import CheckContext, run_checks
-from checks.clauses import CLAUSES
+from auditor.checks import CheckContext, run_checks
+from auditor.checks.clauses import CLAUSES
 from tests import evidence_builders as b
 
 
@@ -41,8 +41,12 @@ def test_compliant_site_passes_every_clause() -> None:
 
 
 def test_every_finding_names_a_clause_and_failures_carry_remediation() -> None:
-    ev = b.evidence(b.tls({"TLS 1.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": ["TLS_RSA_WITH_AES_256_GCM_SHA384"]}),
-                    b.http(b.page(headers=[], cookies=["sid=1"]), plain=HttpResponse(url="http://good.test/", status=200)))
+    ev = b.evidence(
+        b.tls({"TLS 1.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": ["TLS_RSA_WITH_AES_256_GCM_SHA384"]}),
+        b.http(
+            b.page(headers=[], cookies=["sid=1"]), plain=HttpResponse(url="http://good.test/", status=200)
+        ),
+    )
     for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW)):
         assert f.clause in CLAUSES
         if f.status is Status.FAIL:
@@ -50,14 +54,17 @@ def test_every_finding_names_a_clause_and_failures_carry_remediation() -> None:
 
 
 # ---- 11.1-tls-enforced
-@pytest.mark.parametrize(("plain", "expected"), [
-    (HttpResponse(url="http://good.test/", status=301, location="https://good.test/"), Status.PASS),
-    (HttpResponse(url="http://good.test/", status=308, location="https://good.test/x"), Status.PASS),
-    (HttpResponse(url="http://good.test/", status=302, location="https://good.test/"), Status.WARN),
-    (HttpResponse(url="http://good.test/", status=301, location="http://other.test/"), Status.FAIL),
-    (HttpResponse(url="http://good.test/", status=200), Status.FAIL),
-    (HttpResponse(url="http://good.test/", error="connection refused"), Status.PASS),
-])
+@pytest.mark.parametrize(
+    ("plain", "expected"),
+    [
+        (HttpResponse(url="http://good.test/", status=301, location="https://good.test/"), Status.PASS),
+        (HttpResponse(url="http://good.test/", status=308, location="https://good.test/x"), Status.PASS),
+        (HttpResponse(url="http://good.test/", status=302, location="https://good.test/"), Status.WARN),
+        (HttpResponse(url="http://good.test/", status=301, location="http://other.test/"), Status.FAIL),
+        (HttpResponse(url="http://good.test/", status=200), Status.FAIL),
+        (HttpResponse(url="http://good.test/", error="connection refused"), Status.PASS),
+    ],
+)
 def test_tls_enforced_plain_http(plain: HttpResponse, expected: Status) -> None:
     assert statuses(b.evidence(http_evidence=b.http(b.page(), plain=plain)))["11.1-tls-enforced"] is expected
 
@@ -70,7 +77,9 @@ def test_mixed_content_fails_tls_enforced() -> None:
 
 # ---- 11.1-pfs and 11.3-no-rsa-kex
 def test_static_rsa_fails_pfs_and_rsa_kex() -> None:
-    ev = b.evidence(b.tls({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_256_GCM_SHA384"], "TLS 1.3": b.MODERN_13}))
+    ev = b.evidence(
+        b.tls({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_256_GCM_SHA384"], "TLS 1.3": b.MODERN_13})
+    )
     result = statuses(ev)
     assert result["11.1-pfs"] is Status.FAIL
     assert result["11.3-no-rsa-kex"] is Status.FAIL
@@ -88,8 +97,15 @@ def test_tls13_only_passes_pfs() -> None:
 
 # ---- 11.3-protocols and 5.4-transit
 def test_old_protocol_fails_protocols_and_transit() -> None:
-    ev = b.evidence(b.tls({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12,
-                           "TLS 1.3": b.MODERN_13}))
+    ev = b.evidence(
+        b.tls(
+            {
+                "TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+                "TLS 1.2": b.MODERN_12,
+                "TLS 1.3": b.MODERN_13,
+            }
+        )
+    )
     result = statuses(ev)
     assert result["11.3-protocols"] is Status.FAIL
     assert result["5.4-transit"] is Status.FAIL
@@ -137,7 +153,9 @@ def test_wrong_host_fails_trust() -> None:
 def test_incomplete_chain_is_named() -> None:
     """Leaf alone, its issuer fetchable (AIA caIssuers) or the operator's CA bundle given: incomplete."""
     fetchable = b.cert().model_copy(update={"ca_issuers": ["http://ca.example.test/intermediate.crt"]})
-    f = findings(b.evidence(b.tls(deployments=[b.deployment([fetchable], trusted=False)])), "11.2-cert-trusted")[0]
+    f = findings(
+        b.evidence(b.tls(deployments=[b.deployment([fetchable], trusted=False)])), "11.2-cert-trusted"
+    )[0]
     assert f.status is Status.FAIL and "incomplete" in f.title and "http://ca.example.test/" in f.detail
     dep = b.deployment([b.cert()], trusted=False, stores=["custom"])
     f = findings(b.evidence(b.tls(deployments=[dep])), "11.2-cert-trusted", custom_ca=True)[0]
@@ -167,14 +185,19 @@ def test_custom_ca_is_used_instead_of_public_stores() -> None:
     assert all(line.endswith("(not judged)") for line in trust[1:]) and len(trust) == len(dep.trust)
 
 
-@pytest.mark.parametrize(("policies", "expected"), [
-    (("2.23.140.1.2.2",), Status.PASS),  # OV
-    (("2.23.140.1.1",), Status.PASS),  # EV
-    (("2.23.140.1.2.1",), Status.FAIL),  # DV
-    ((), Status.FAIL),  # no policy
-])
+@pytest.mark.parametrize(
+    ("policies", "expected"),
+    [
+        (("2.23.140.1.2.2",), Status.PASS),  # OV
+        (("2.23.140.1.1",), Status.PASS),  # EV
+        (("2.23.140.1.2.1",), Status.FAIL),  # DV
+        ((), Status.FAIL),  # no policy
+    ],
+)
 def test_validation_level(policies: tuple[str, ...], expected: Status) -> None:
-    ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(policies=policies), b.cert("CN=I", issuer="CN=R")])]))
+    ev = b.evidence(
+        b.tls(deployments=[b.deployment([b.cert(policies=policies), b.cert("CN=I", issuer="CN=R")])])
+    )
     assert statuses(ev)["11.2-cert-validation-level"] is expected
 
 
@@ -186,19 +209,26 @@ def test_dv_allowed_when_policy_says_so() -> None:
 
 def test_sha1_intermediate_fails_signature_but_root_is_ignored() -> None:
     chain = [b.cert(), b.cert("CN=I", issuer="CN=R", sig_hash="sha1", sig_alg="sha1WithRSAEncryption")]
-    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.FAIL
+    assert (
+        statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.FAIL
+    )
     root = b.cert("CN=R", self_signed=True, sig_hash="sha1", sig_alg="sha1WithRSAEncryption")
     chain = [b.cert(), b.cert("CN=I", issuer="CN=R"), root]
-    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+    assert (
+        statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+    )
 
 
 def test_ed25519_signature_passes() -> None:
     chain = [b.cert(sig_hash=None, sig_alg="ed25519", key_type="Ed25519", key_bits=256)]
-    assert statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+    assert (
+        statuses(b.evidence(b.tls(deployments=[b.deployment(chain)])))["11.2-cert-signature"] is Status.PASS
+    )
 
 
-@pytest.mark.parametrize(("days_left", "expected"), [(60, Status.PASS), (31, Status.PASS), (10, Status.FAIL),
-                                                     (-1, Status.FAIL)])
+@pytest.mark.parametrize(
+    ("days_left", "expected"), [(60, Status.PASS), (31, Status.PASS), (10, Status.FAIL), (-1, Status.FAIL)]
+)
 def test_renewal_days_window(days_left: float, expected: Status) -> None:
     ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(days_left=days_left)])]))
     assert statuses(ev)["11.2-cert-renewal"] is expected
@@ -213,41 +243,64 @@ def test_renewal_fraction_rule_is_applied_and_named() -> None:
 
 
 # ---- vulnerabilities
-@pytest.mark.parametrize("vulns", [
-    Vulnerabilities(heartbleed=True), Vulnerabilities(ccs_injection=True),
-    Vulnerabilities(robot="VULNERABLE_STRONG_ORACLE"),
-    Vulnerabilities(secure_renegotiation=False, client_renegotiation_dos=True),
-    Vulnerabilities(compression=True),
-])
+@pytest.mark.parametrize(
+    "vulns",
+    [
+        Vulnerabilities(heartbleed=True),
+        Vulnerabilities(ccs_injection=True),
+        Vulnerabilities(robot="VULNERABLE_STRONG_ORACLE"),
+        Vulnerabilities(secure_renegotiation=False, client_renegotiation_dos=True),
+        Vulnerabilities(compression=True),
+    ],
+)
 def test_probe_vulnerabilities_fail(vulns: Vulnerabilities) -> None:
     assert statuses(b.evidence(b.tls(vulns=vulns)))["11.4-vulnerabilities"] is Status.FAIL
 
 
-@pytest.mark.parametrize(("suites", "name"), [
-    ({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "BEAST"),
-    ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]}, "SWEET32"),
-    ({"TLS 1.2": [*b.MODERN_12, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"]}, "RC4"),
-    ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"]}, "Export"),
-    ({"SSL 3.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "POODLE"),
-    ({"TLS 1.2": [*b.MODERN_12, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]}, "Logjam"),
-])
+@pytest.mark.parametrize(
+    ("suites", "name"),
+    [
+        ({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "BEAST"),
+        ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]}, "SWEET32"),
+        ({"TLS 1.2": [*b.MODERN_12, "TLS_ECDHE_RSA_WITH_RC4_128_SHA"]}, "RC4"),
+        ({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"]}, "Export"),
+        ({"SSL 3.0": ["TLS_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, "POODLE"),
+        ({"TLS 1.2": [*b.MODERN_12, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"]}, "Logjam"),
+    ],
+)
 def test_inferred_vulnerabilities_fail(suites: dict[str, list[str]], name: str) -> None:
     ev = b.evidence(b.tls(suites, dh_bits=768))
     f = findings(ev, "11.4-vulnerabilities")[0]
     assert f.status is Status.FAIL and name in f.title
 
 
-@pytest.mark.parametrize(("suites", "expected"), [
-    ({"TLS 1.2": b.MODERN_12, "TLS 1.3": b.MODERN_13}, Status.INFO),  # RFC 8446 4.1.3 sentinel: info only
-    ({"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, Status.FAIL),
-    ({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]},
-     Status.FAIL),
-    ({"TLS 1.2": b.MODERN_12}, Status.PASS),  # one protocol: nothing to fall back to
-])
-def test_missing_fallback_scsv_counts_only_below_tls12(suites: dict[str, list[str]], expected: Status) -> None:
-    vulns = Vulnerabilities(heartbleed=False, ccs_injection=False, robot="NOT_VULNERABLE_NO_ORACLE",
-                            secure_renegotiation=True, client_renegotiation_dos=False, compression=False,
-                            fallback_scsv=False)
+@pytest.mark.parametrize(
+    ("suites", "expected"),
+    [
+        ({"TLS 1.2": b.MODERN_12, "TLS 1.3": b.MODERN_13}, Status.INFO),  # RFC 8446 4.1.3 sentinel: info only
+        ({"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}, Status.FAIL),
+        (
+            {
+                "TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+                "TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+            },
+            Status.FAIL,
+        ),
+        ({"TLS 1.2": b.MODERN_12}, Status.PASS),  # one protocol: nothing to fall back to
+    ],
+)
+def test_missing_fallback_scsv_counts_only_below_tls12(
+    suites: dict[str, list[str]], expected: Status
+) -> None:
+    vulns = Vulnerabilities(
+        heartbleed=False,
+        ccs_injection=False,
+        robot="NOT_VULNERABLE_NO_ORACLE",
+        secure_renegotiation=True,
+        client_renegotiation_dos=False,
+        compression=False,
+        fallback_scsv=False,
+    )
     fs = findings(b.evidence(b.tls(suites, vulns=vulns)), "11.4-vulnerabilities")
     scsv_flaw = any(f.status is Status.FAIL and "Missing TLS_FALLBACK_SCSV" in f.title for f in fs)
     assert scsv_flaw is (expected is Status.FAIL)
@@ -259,36 +312,44 @@ def test_missing_fallback_scsv_counts_only_below_tls12(suites: dict[str, list[st
 
 
 # ---- HSTS
-@pytest.mark.parametrize(("header", "expected"), [
-    ("max-age=63072000; includeSubDomains; preload", Status.PASS),
-    ("max-age=20000000", Status.WARN),
-    ("max-age=86400", Status.FAIL),
-    ("includeSubDomains", Status.FAIL),
-    (None, Status.FAIL),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("max-age=63072000; includeSubDomains; preload", Status.PASS),
+        ("max-age=20000000", Status.WARN),
+        ("max-age=86400", Status.FAIL),
+        ("includeSubDomains", Status.FAIL),
+        (None, Status.FAIL),
+    ],
+)
 def test_hsts(header: str | None, expected: Status) -> None:
     headers = [("Strict-Transport-Security", header)] if header else []
     assert statuses(b.evidence(http_evidence=b.http(b.page(headers=headers))))["11.5-hsts"] is expected
 
 
 def test_hsts_reports_include_subdomains_and_preload() -> None:
-    ev = b.evidence(http_evidence=b.http(b.page(headers=[("Strict-Transport-Security", "max-age=63072000; preload")])))
+    ev = b.evidence(
+        http_evidence=b.http(b.page(headers=[("Strict-Transport-Security", "max-age=63072000; preload")]))
+    )
     f = findings(ev, "11.5-hsts")[0]
     assert "includeSubDomains: no" in f.evidence and "preload: yes" in f.evidence
 
 
 # ---- cookies
-@pytest.mark.parametrize(("cookie", "expected"), [
-    ("sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
-    ("sid=abc; Secure; HttpOnly; SameSite=Strict", Status.PASS),
-    ("sid=abc; Secure; HttpOnly; SameSite=None", Status.PASS),
-    ("sid=abc; HttpOnly; SameSite=None", Status.FAIL),
-    ("sid=abc; Secure; SameSite=Lax", Status.FAIL),
-    ("sid=abc; Secure; HttpOnly", Status.FAIL),
-    ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test", Status.FAIL),
-    ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
-    ("__Secure-id=1; HttpOnly; SameSite=Lax", Status.FAIL),
-])
+@pytest.mark.parametrize(
+    ("cookie", "expected"),
+    [
+        ("sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
+        ("sid=abc; Secure; HttpOnly; SameSite=Strict", Status.PASS),
+        ("sid=abc; Secure; HttpOnly; SameSite=None", Status.PASS),
+        ("sid=abc; HttpOnly; SameSite=None", Status.FAIL),
+        ("sid=abc; Secure; SameSite=Lax", Status.FAIL),
+        ("sid=abc; Secure; HttpOnly", Status.FAIL),
+        ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test", Status.FAIL),
+        ("__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/", Status.PASS),
+        ("__Secure-id=1; HttpOnly; SameSite=Lax", Status.FAIL),
+    ],
+)
 def test_cookie_attributes(cookie: str, expected: Status) -> None:
     assert statuses(b.evidence(http_evidence=b.http(b.page(cookies=[cookie]))))["11.5-cookies"] is expected
 
@@ -300,8 +361,11 @@ def test_cookie_values_never_reach_findings() -> None:
 
 
 def test_cookie_consent_info_then_allowlist() -> None:
-    ev = b.evidence(http_evidence=b.http(b.page(cookies=["sid=1; Secure; HttpOnly; SameSite=Lax",
-                                                         "_ga=2; Secure; HttpOnly; SameSite=Lax"])))
+    ev = b.evidence(
+        http_evidence=b.http(
+            b.page(cookies=["sid=1; Secure; HttpOnly; SameSite=Lax", "_ga=2; Secure; HttpOnly; SameSite=Lax"])
+        )
+    )
     assert statuses(ev)["12.3-cookie-consent"] is Status.INFO
     assert statuses(ev, policy=Policy(cookie_allowlist=["sid"]))["12.3-cookie-consent"] is Status.FAIL
     assert statuses(ev, policy=Policy(cookie_allowlist=["sid", "_ga"]))["12.3-cookie-consent"] is Status.PASS
@@ -318,7 +382,10 @@ def _ordered(suites: dict[str, list[str]], enforces: bool | None = True):  # noq
 
 
 def test_aes256gcm_first_passes_when_first_in_every_protocol() -> None:
-    assert statuses(_ordered({"TLS 1.2": b.MODERN_12, "TLS 1.3": b.MODERN_13}))["11.3-aes256gcm-first"] is Status.PASS
+    assert (
+        statuses(_ordered({"TLS 1.2": b.MODERN_12, "TLS 1.3": b.MODERN_13}))["11.3-aes256gcm-first"]
+        is Status.PASS
+    )
 
 
 def test_chacha_or_aes128_first_fails() -> None:
@@ -331,36 +398,50 @@ def test_chacha_or_aes128_first_fails() -> None:
 
 def test_client_order_fails_and_unknown_order_is_not_tested() -> None:
     assert statuses(_ordered({"TLS 1.2": b.MODERN_12}, enforces=False))["11.3-aes256gcm-first"] is Status.FAIL
-    unordered = b.evidence(b.tls({"TLS 1.2": b.MODERN_12}, engine="thorough"))  # exhaustive scan: no order measured
+    unordered = b.evidence(
+        b.tls({"TLS 1.2": b.MODERN_12}, engine="thorough")
+    )  # exhaustive scan: no order measured
     assert statuses(unordered)["11.3-aes256gcm-first"] is Status.NOT_TESTED
 
 
 # ---- 11.3-ecdhe-default and 11.4-grade-a
 def _simulated(suite: str, group: str | None) -> Evidence:
     ev = b.evidence()
-    ev.tls.simulations = [HandshakeSimulation(client="Chrome", reference=True, protocol="TLS 1.2",
-                                              suite=describe(suite, ephemeral_group=group))]
+    ev.tls.simulations = [
+        HandshakeSimulation(
+            client="Chrome", reference=True, protocol="TLS 1.2", suite=describe(suite, ephemeral_group=group)
+        )
+    ]
     return ev
 
 
 def test_ecdhe_default() -> None:
     assert statuses(_simulated("TLS_AES_128_GCM_SHA256", "X25519"))["11.3-ecdhe-default"] is Status.PASS
-    assert statuses(_simulated("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DH"))["11.3-ecdhe-default"] is Status.FAIL
-    assert statuses(_simulated("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "secp224r1"))["11.3-ecdhe-default"] \
+    assert (
+        statuses(_simulated("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DH"))["11.3-ecdhe-default"] is Status.FAIL
+    )
+    assert (
+        statuses(_simulated("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "secp224r1"))["11.3-ecdhe-default"]
         is Status.FAIL
+    )
 
 
 def test_grade_check_follows_the_policy_minimum() -> None:
     ev = b.evidence()
     assert statuses(ev, grade=Grade(letter="A-", score=90))["11.4-grade-a"] is Status.FAIL
     assert statuses(ev, grade=Grade(letter="A", score=90))["11.4-grade-a"] is Status.PASS
-    assert statuses(ev, grade=Grade(letter="T", score=90, letter_ignoring_trust="A+"))["11.4-grade-a"] is Status.FAIL
-    assert statuses(ev, grade=Grade(letter="B", score=70), policy=Policy(minimum_grade="B"))["11.4-grade-a"] \
+    assert (
+        statuses(ev, grade=Grade(letter="T", score=90, letter_ignoring_trust="A+"))["11.4-grade-a"]
+        is Status.FAIL
+    )
+    assert (
+        statuses(ev, grade=Grade(letter="B", score=70), policy=Policy(minimum_grade="B"))["11.4-grade-a"]
         is Status.PASS
+    )
 
 
 def test_a_crashing_check_is_an_error_on_its_own_clause(monkeypatch) -> None:  # noqa: ANN001
-    import checks
+    from auditor import checks
 
     def boom(ctx):  # noqa: ANN001, ANN202
         raise RuntimeError("bug")
@@ -374,7 +455,9 @@ def test_a_crashing_check_is_an_error_on_its_own_clause(monkeypatch) -> None:  #
     monkeypatch.setattr(checks, "ALL_CHECKS", patched)
     after = run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW))
     hsts = [f for f in after if f.clause == "11.5-hsts"]
-    assert [(f.status, f.title, f.detail) for f in hsts] == [(Status.ERROR, "The check failed", "boom: RuntimeError: bug")]
+    assert [(f.status, f.title, f.detail) for f in hsts] == [
+        (Status.ERROR, "The check failed", "boom: RuntimeError: bug")
+    ]
     assert [f for f in after if f.clause != "11.5-hsts"] == [f for f in before if f.clause != "11.5-hsts"]
 
 

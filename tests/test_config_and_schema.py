@@ -10,7 +10,7 @@ import pytest
 from auditor.config import load_config
 from auditor.errors import ConfigError
 from auditor.model import SCHEMA_VERSION, AuditReport
-from reports.json_report import SCHEMA_PATH, json_schema
+from auditor.reports.json_report import SCHEMA_PATH, json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,17 +33,26 @@ def test_committed_schema_matches_the_model() -> None:
     assert AuditReport.model_fields["schema_version"].default == SCHEMA_VERSION
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("[policy]\nrenewal_dayz = 3\n", "policy.renewal_dayz: unknown key (did you mean 'renewal_days'?)"),
-    ("[policy]\nhsts_min_age = 'long'\n", "policy.hsts_min_age: expected a whole number of at least 0, got 'long'"),
-    ("[[targets]]\nurl = 'ftp://x'\n", "target 1: url: 'ftp://x': unsupported scheme 'ftp'"),
-    ("[[targets]]\nurl = 'example.com'\n", "missing scheme"),
-    ("[[targets]]\nurl = 'https://a:99999/'\n", "target 1: url: 'https://a:99999/': invalid URL"),
-    ("[policy\n", "invalid TOML"),
-    ("[scan]\nconcurency = 3\n", "scan.concurency: unknown key (did you mean 'concurrency'?)"),
-    ("[[targets]]\nurl = 'https://a/'\nca_bundle = 'nope.pem'\n", "target 1 (https://a/): ca_bundle: no such file"),
-    ("[policy]\nrequired_protocols = ['TLS 1.4']\n", "unknown protocol 'TLS 1.4'"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[policy]\nrenewal_dayz = 3\n", "policy.renewal_dayz: unknown key (did you mean 'renewal_days'?)"),
+        (
+            "[policy]\nhsts_min_age = 'long'\n",
+            "policy.hsts_min_age: expected a whole number of at least 0, got 'long'",
+        ),
+        ("[[targets]]\nurl = 'ftp://x'\n", "target 1: url: 'ftp://x': unsupported scheme 'ftp'"),
+        ("[[targets]]\nurl = 'example.com'\n", "missing scheme"),
+        ("[[targets]]\nurl = 'https://a:99999/'\n", "target 1: url: 'https://a:99999/': invalid URL"),
+        ("[policy\n", "invalid TOML"),
+        ("[scan]\nconcurency = 3\n", "scan.concurency: unknown key (did you mean 'concurrency'?)"),
+        (
+            "[[targets]]\nurl = 'https://a/'\nca_bundle = 'nope.pem'\n",
+            "target 1 (https://a/): ca_bundle: no such file",
+        ),
+        ("[policy]\nrequired_protocols = ['TLS 1.4']\n", "unknown protocol 'TLS 1.4'"),
+    ],
+)
 def test_bad_config_gives_one_line_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -65,7 +74,9 @@ def test_ca_bundle_that_is_not_pem_is_rejected_before_scanning(tmp_path: Path) -
     junk.write_text("this is not a certificate\n")
     path = tmp_path / "config.toml"
     path.write_text(f"[[targets]]\nurl = 'https://a.test/'\nca_bundle = '{junk}'\n")
-    with pytest.raises(ConfigError, match=r"target 1 \(https://a.test/\): ca_bundle: .* holds no PEM certificate"):
+    with pytest.raises(
+        ConfigError, match=r"target 1 \(https://a.test/\): ca_bundle: .* holds no PEM certificate"
+    ):
         load_config(path)
     directory = tmp_path / "dir.pem"
     directory.mkdir()
@@ -89,5 +100,5 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
     lines = str(info.value).splitlines()
     assert sorted(lines) == [
         f"{path}: target 1 (https://a.test/): http_port: expected a whole number from 1 to 65535, got 'eighty'",
-        f"{path}: target 1 (https://a.test/): paths: expected a list such as [\"a\", \"b\"], got '/x'",
+        f'{path}: target 1 (https://a.test/): paths: expected a list such as ["a", "b"], got \'/x\'',
     ]

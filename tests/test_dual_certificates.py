@@ -38,11 +38,14 @@ def audited(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             ec_leaf = pki.issue(f"dual-{name}-ec", key="p256", **ec_options)
             if name == "rsa-1024":  # nginx loads certificates before its @SECLEVEL=0 applies
                 server = PythonTLSServer(rsa_leaf, seclevel0=True, ciphers="ECDHE+AESGCM:ECDHE+CHACHA20")
-                server.context.load_cert_chain(ec_leaf.chain_path, ec_leaf.key_path)  # OpenSSL keeps one per key type
+                server.context.load_cert_chain(
+                    ec_leaf.chain_path, ec_leaf.key_path
+                )  # OpenSSL keeps one per key type
                 urls[name] = (stack.enter_context(server).url, pki.root_path)
                 continue
-            site = stack.enter_context(NginxSite(root / name, issued=rsa_leaf, dual_issued=ec_leaf,
-                                                 tls13_ciphersuites=TLS13))
+            site = stack.enter_context(
+                NginxSite(root / name, issued=rsa_leaf, dual_issued=ec_leaf, tls13_ciphersuites=TLS13)
+            )
             urls[name] = (site.url, pki.root_path)
         run = audit_local_targets(urls, root)
     assert "Traceback" not in run.stderr, run.stderr
@@ -57,7 +60,12 @@ def _findings(target: dict, clause: str) -> dict[str, dict]:  # type: ignore[typ
 def test_sslyze_reports_both_certificates_of_a_dual_nginx_site(audited: dict) -> None:  # type: ignore[type-arg]
     evidence = Evidence.model_validate(audited["both-good"]["evidence"])
     assert sorted(d.label() for d in evidence.tls.certificates) == ["EC P-256", "RSA 2048"]
-    for clause in ("11.2-cert-trusted", "11.2-cert-signature", "11.2-cert-renewal", "11.2-cert-validation-level"):
+    for clause in (
+        "11.2-cert-trusted",
+        "11.2-cert-signature",
+        "11.2-cert-renewal",
+        "11.2-cert-validation-level",
+    ):
         findings = _findings(audited["both-good"], clause)
         assert set(findings) == {"RSA 2048", "EC P-256"}, clause
         assert {f["status"] for f in findings.values()} == {"pass"}
@@ -89,7 +97,10 @@ def test_rsa_1024_beside_ecdsa_lowers_the_grade_by_the_weaker_key(audited: dict)
 
 def test_dv_ecdsa_beside_ov_rsa_fails_validation_level_naming_it(audited: dict) -> None:  # type: ignore[type-arg]
     level = _findings(audited["ec-dv"], "11.2-cert-validation-level")
-    assert level["EC P-256"]["status"] == "fail" and level["EC P-256"]["title"] == "EC P-256: DV certificate, not OV/EV"
+    assert (
+        level["EC P-256"]["status"] == "fail"
+        and level["EC P-256"]["title"] == "EC P-256: DV certificate, not OV/EV"
+    )
     assert level["RSA 2048"]["status"] == "pass"
 
 

@@ -20,7 +20,7 @@ from auditor.errors import MailError
 from auditor.model import AuditReport
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import PythonTLSServer, free_port
-from reports.email import send_report
+from auditor.reports.email import send_report
 from tests.conftest import run_cli
 
 PASSWORD = "s3cret-Passw0rd-for-tests"
@@ -31,13 +31,22 @@ class Inbox:
         self.messages: list[tuple[str, list[str], Message]] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.original_content, policy=default)))
+        self.messages.append(
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                email.message_from_bytes(envelope.original_content, policy=default),
+            )
+        )
         return "250 OK"
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN202
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"auditor" and auth_data.password == PASSWORD.encode()
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == b"auditor"
+        and auth_data.password == PASSWORD.encode()
+    )
     return AuthResult(success=ok, handled=False)
 
 
@@ -48,17 +57,34 @@ def smtp(pki: TestPKI) -> Iterator[tuple[Inbox, int]]:
     context.load_cert_chain(issued.chain_path, issued.key_path)
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            authenticator=_authenticate, auth_require_tls=True)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_require_tls=True,
+    )
     controller.start()
     yield inbox, port
     controller.stop()
 
 
 def _settings(pki: TestPKI, port: int, **kw) -> Email:  # noqa: ANN003
-    base = dict(host="127.0.0.1", port=port, security="starttls", username="auditor", password_env="AUDITOR_TEST_PW",
-                sender="auditor@example.test", to=["privacy@example.test", "ops@example.test"],
-                ca_bundle=pki.root_path, timeout=3, retries=2, backoff=0)
+    base = dict(
+        host="127.0.0.1",
+        port=port,
+        security="starttls",
+        username="auditor",
+        password_env="AUDITOR_TEST_PW",
+        sender="auditor@example.test",
+        to=["privacy@example.test", "ops@example.test"],
+        ca_bundle=pki.root_path,
+        timeout=3,
+        retries=2,
+        backoff=0,
+    )
     return Email.model_validate({**base, **kw})
 
 
@@ -68,17 +94,27 @@ def report() -> AuditReport:
     from datetime import datetime, timezone
     from auditor.model import TargetRef, TargetResult
 
-    result = TargetResult(target=TargetRef(url="https://good.test/", host="good.test", port=443, name="<b>shop</b>"),
-                          started_at=datetime.now(timezone.utc), duration_s=1.0, compliant=True,
-                          evidence=modern())
+    result = TargetResult(
+        target=TargetRef(url="https://good.test/", host="good.test", port=443, name="<b>shop</b>"),
+        started_at=datetime.now(timezone.utc),
+        duration_s=1.0,
+        compliant=True,
+        evidence=modern(),
+    )
     return AuditReport(generated_at=datetime.now(timezone.utc), tool_version="test", targets=[result])
 
 
 def test_message_arrives_with_both_parts_and_the_json(smtp, report, pki, monkeypatch) -> None:  # noqa: ANN001
     inbox, port = smtp
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
-    send_report(report, _settings(pki, port), html="<p>&lt;b&gt;shop&lt;/b&gt;</p>", text="plain", json_text='{"a": 1}')
-    (sender, recipients, message), = inbox.messages
+    send_report(
+        report,
+        _settings(pki, port),
+        html="<p>&lt;b&gt;shop&lt;/b&gt;</p>",
+        text="plain",
+        json_text='{"a": 1}',
+    )
+    ((sender, recipients, message),) = inbox.messages
     assert sender == "auditor@example.test"
     assert recipients == ["privacy@example.test", "ops@example.test"]
     assert message["Subject"] == "[auditor] good.test: not graded, compliant"
@@ -104,8 +140,14 @@ def test_refused_connection_is_retried_then_reported(report, pki, monkeypatch) -
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
     delays: list[float] = []
     with pytest.raises(MailError, match=r"failed after 3 attempts: connection refused"):
-        send_report(report, _settings(pki, free_port(), backoff=0.5), html="h", text="t", json_text="{}",
-                    sleep=delays.append)
+        send_report(
+            report,
+            _settings(pki, free_port(), backoff=0.5),
+            html="h",
+            text="t",
+            json_text="{}",
+            sleep=delays.append,
+        )
     assert delays == [0.5, 1.0]  # exponential backoff, bounded
 
 
@@ -145,11 +187,24 @@ def test_audit_with_email_end_to_end(smtp, pki, tmp_path) -> None:  # noqa: ANN0
     issued = pki.issue("mailed", policy="dv")
     with PythonTLSServer(issued) as server:
         html_path = tmp_path / "out.html"
-        run = run_cli("audit", "--config", str(_config(tmp_path, pki, port)), "--ip", "127.0.0.1", "--ca-bundle",
-                      str(pki.root_path), "--http-port", "9", "--html", str(html_path), "--email", server.url,
-                      env={"AUDITOR_TEST_PW": PASSWORD})
+        run = run_cli(
+            "audit",
+            "--config",
+            str(_config(tmp_path, pki, port)),
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--html",
+            str(html_path),
+            "--email",
+            server.url,
+            env={"AUDITOR_TEST_PW": PASSWORD},
+        )
     assert run.code == 1, run.stderr  # DV certificate: a policy failure, mailed
-    (_, _, message), = inbox.messages
+    ((_, _, message),) = inbox.messages
     assert message["Subject"].startswith("[auditor] good.test: ") and "violation" in message["Subject"]
     mailed = message.get_body(("html",)).get_content().replace("\r\n", "\n")
     assert mailed.split() == html_path.read_text().split()
@@ -159,11 +214,29 @@ def test_audit_with_email_end_to_end(smtp, pki, tmp_path) -> None:  # noqa: ANN0
 
 def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:  # noqa: ANN001
     issued = pki.issue("mail-down")
-    with PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]) as server:
+    with PythonTLSServer(
+        issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]
+    ) as server:
         html_path = tmp_path / "out.html"
-        run = run_cli("--debug", "audit", "--config", str(_config(tmp_path, pki, free_port())), "--ip", "127.0.0.1",
-                      "--ca-bundle", str(pki.root_path), "--http-port", "9", "--html", str(html_path), "--email",
-                      "--json", str(tmp_path / "out.json"), server.url, env={"AUDITOR_TEST_PW": PASSWORD})
+        run = run_cli(
+            "--debug",
+            "audit",
+            "--config",
+            str(_config(tmp_path, pki, free_port())),
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--html",
+            str(html_path),
+            "--email",
+            "--json",
+            str(tmp_path / "out.json"),
+            server.url,
+            env={"AUDITOR_TEST_PW": PASSWORD},
+        )
     assert run.code == 4, run.stderr
     assert html_path.is_file()
     assert "failed after 2 attempts: connection refused" in run.stderr and "Traceback" not in run.stderr
@@ -173,7 +246,13 @@ def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:  # no
 
 
 def test_missing_password_variable_is_a_config_error_before_scanning(pki, tmp_path) -> None:  # noqa: ANN001
-    run = run_cli("audit", "--config", str(_config(tmp_path, pki, 25)), "--email", "https://good.test:1/",
-                  env={"AUDITOR_TEST_PW": ""})
+    run = run_cli(
+        "audit",
+        "--config",
+        str(_config(tmp_path, pki, 25)),
+        "--email",
+        "https://good.test:1/",
+        env={"AUDITOR_TEST_PW": ""},
+    )
     assert run.code == 2
     assert "AUDITOR_TEST_PW is not set" in run.stderr and "NOT AUDITED" not in run.stdout

@@ -16,9 +16,9 @@ from auditor.model import Evidence, Status, TlsEvidence
 from auditor.scan.tls import scan_tls
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
-from checks import CheckContext
-from checks.key_exchange import check_pfs
-from checks.preference import check_aes256gcm_first
+from auditor.checks import CheckContext
+from auditor.checks.key_exchange import check_pfs
+from auditor.checks.preference import check_aes256gcm_first
 
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
@@ -38,33 +38,79 @@ class Case:
 
 CASES = [
     Case("modern", {"tls13_ciphersuites": TLS13}, aes256_first=True),
-    Case("legacy-protocols", {"protocols": "TLSv1 TLSv1.1 TLSv1.2", "seclevel0": True,
-                              "ciphers": "ECDHE-RSA-AES256-SHA:AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA"},
-         pfs=False),
-    Case("rsa-kex-preferred", {"ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"},
-         pfs=False),
-    Case("cbc-only", {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:AES256-SHA"},
-         pfs=False),
-    Case("chacha-first", {"ciphers": "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-                                     "ECDHE-RSA-AES256-GCM-SHA384",
-                          "tls13_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"}),
+    Case(
+        "legacy-protocols",
+        {
+            "protocols": "TLSv1 TLSv1.1 TLSv1.2",
+            "seclevel0": True,
+            "ciphers": "ECDHE-RSA-AES256-SHA:AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA",
+        },
+        pfs=False,
+    ),
+    Case(
+        "rsa-kex-preferred",
+        {"ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"},
+        pfs=False,
+    ),
+    Case(
+        "cbc-only",
+        {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:AES256-SHA"},
+        pfs=False,
+    ),
+    Case(
+        "chacha-first",
+        {
+            "ciphers": "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+            "tls13_ciphersuites": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+        },
+    ),
     # OpenSSL's PrioritizeChaCha: ChaCha20 only for clients that list it first; still the server's order
-    Case("prioritize-chacha", {"ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-                                          "ECDHE-RSA-AES128-GCM-SHA256", "tls13_ciphersuites": TLS13,
-                               "extra_server": "ssl_conf_command Options PrioritizeChaCha;"}, aes256_first=True),
-    Case("client-order", {"prefer_server_ciphers": False,
-                          "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
-                                     "ECDHE-RSA-CHACHA20-POLY1305"}, enforced=False),
-    Case("ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"},
-         key="p256", aes256_first=True),
-    Case("dual-rsa-ecdsa", {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                                       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"}, dual=True,
-         aes256_first=True),
-    Case("tls13-only", {"protocols": "TLSv1.3", "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"}),
-    Case("tls10-only", openssl_args=["-tls1", "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:@SECLEVEL=0",
-                                     "-serverpref"], pfs=False),
-    Case("dhe", {"ciphers": "DHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"},
-         dhparam=True),
+    Case(
+        "prioritize-chacha",
+        {
+            "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256",
+            "tls13_ciphersuites": TLS13,
+            "extra_server": "ssl_conf_command Options PrioritizeChaCha;",
+        },
+        aes256_first=True,
+    ),
+    Case(
+        "client-order",
+        {
+            "prefer_server_ciphers": False,
+            "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305",
+        },
+        enforced=False,
+    ),
+    Case(
+        "ecdsa",
+        {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-CHACHA20-POLY1305"},
+        key="p256",
+        aes256_first=True,
+    ),
+    Case(
+        "dual-rsa-ecdsa",
+        {
+            "ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+        },
+        dual=True,
+        aes256_first=True,
+    ),
+    Case(
+        "tls13-only",
+        {"protocols": "TLSv1.3", "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"},
+    ),
+    Case(
+        "tls10-only",
+        openssl_args=["-tls1", "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:@SECLEVEL=0", "-serverpref"],
+        pfs=False,
+    ),
+    Case(
+        "dhe",
+        {"ciphers": "DHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"},
+        dhparam=True,
+    ),
 ]
 
 
@@ -76,7 +122,9 @@ class Scanned:
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
-def scanned(request: pytest.FixtureRequest, pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Scanned:
+def scanned(
+    request: pytest.FixtureRequest, pki: TestPKI, tmp_path_factory: pytest.TempPathFactory
+) -> Scanned:
     """One server per configuration, scanned once by the fast engine and once exhaustively."""
     case: Case = request.param
     issued = pki.issue(f"oracle-{case.name}", key=case.key)
@@ -88,8 +136,21 @@ def scanned(request: pytest.FixtureRequest, pki: TestPKI, tmp_path_factory: pyte
         extra = {}
         if case.dhparam:
             dh = directory / "dhparam.pem"
-            subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
-                            "-out", str(dh)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "genpkey",
+                    "-genparam",
+                    "-algorithm",
+                    "DH",
+                    "-pkeyopt",
+                    "group:ffdhe2048",
+                    "-out",
+                    str(dh),
+                ],
+                check=True,
+                capture_output=True,
+            )
             extra["extra_server"] = f"ssl_dhparam {dh};"
         server = NginxSite(directory / "nginx", issued=issued, dual_issued=dual, **case.nginx, **extra)
     with server:
@@ -136,8 +197,10 @@ def test_order_is_the_configured_server_order(scanned: Scanned) -> None:
         configured = [n for n in _configured_order(case, protocol.version) if n in names]
         found = [s.openssl_name if s.openssl_name in configured else s.name for s in protocol.suites]
         assert found == configured, protocol.version
-        assert protocol.preferred_group == protocol.suites[0].ephemeral_group or \
-            protocol.suites[0].ephemeral_group is None
+        assert (
+            protocol.preferred_group == protocol.suites[0].ephemeral_group
+            or protocol.suites[0].ephemeral_group is None
+        )
 
 
 def test_checks_judge_the_measured_order(scanned: Scanned) -> None:
@@ -219,7 +282,9 @@ class HelloSizeLimiter:
         self.sock.close()
 
 
-def test_server_that_refuses_large_client_hellos_is_enumerated_in_batches(pki: TestPKI, tmp_path: Path) -> None:
+def test_server_that_refuses_large_client_hellos_is_enumerated_in_batches(
+    pki: TestPKI, tmp_path: Path
+) -> None:
     issued = pki.issue("hello-limit")
     with NginxSite(tmp_path, issued=issued, tls13_ciphersuites=TLS13) as site:
         reference = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path)

@@ -48,8 +48,11 @@ HSTS = f"max-age=10{CLEAR}{RLO}"
 def raw_hostile(text: str) -> list[str]:
     """The characters that act on a terminal or reorder text, found raw in `text` (CRLF line ends,
     LF and TAB are layout, not attacks)."""
-    found = {f"U+{ord(ch):04X}" for ch in text.replace("\r\n", "\n")
-             if ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")}
+    found = {
+        f"U+{ord(ch):04X}"
+        for ch in text.replace("\r\n", "\n")
+        if ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+    }
     return sorted(found)
 
 
@@ -62,7 +65,7 @@ def _der_split(data: bytes, pos: int) -> tuple[int, int]:
     length, pos = data[pos + 1], pos + 2
     if length & 0x80:
         count = length & 0x7F
-        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
+        length, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
     return pos, pos + length
 
 
@@ -82,7 +85,7 @@ def _with_bidi(pki: TestPKI, issued: Issued, directory: Path) -> Issued:
     new_tbs = tbs.replace(MARKER.encode(), RLO.encode())
     content, _ = _der_split(der, 0)
     tbs_end = _der_split(der, content)[1]
-    algorithm = der[tbs_end:_der_split(der, tbs_end)[1]]  # ecdsa-with-SHA256, as the intermediate signed
+    algorithm = der[tbs_end : _der_split(der, tbs_end)[1]]  # ecdsa-with-SHA256, as the intermediate signed
     assert isinstance(pki.intermediate_key, ec.EllipticCurvePrivateKey)
     signature = pki.intermediate_key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
     body = new_tbs + algorithm + b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
@@ -91,7 +94,9 @@ def _with_bidi(pki: TestPKI, issued: Issued, directory: Path) -> Issued:
     cert_path, chain_path = directory / "bidi.pem", directory / "bidi.chain.pem"
     cert_path.write_bytes(pem)
     chain_path.write_bytes(pem + pki.intermediate_path.read_bytes())
-    return Issued(name="bidi", cert_path=cert_path, key_path=issued.key_path, chain_path=chain_path, cert=cert)
+    return Issued(
+        name="bidi", cert_path=cert_path, key_path=issued.key_path, chain_path=chain_path, cert=cert
+    )
 
 
 class Inbox:
@@ -146,11 +151,19 @@ http_port = 9
 def audited(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audited]:
     directory = tmp_path_factory.mktemp("escapes")
     # DV: the validation-level finding fails, so the subject is in the evidence every report shows
-    leaf = pki.issue("escapes", hosts=("good.test", f"{MARKER}evil{CLEAR}.test"), policy="dv",
-                     subject_cn=f"{MARKER}{TITLE}good.test", subject_org=f"ACME{ESC}[31m")
+    leaf = pki.issue(
+        "escapes",
+        hosts=("good.test", f"{MARKER}evil{CLEAR}.test"),
+        policy="dv",
+        subject_cn=f"{MARKER}{TITLE}good.test",
+        subject_org=f"ACME{ESC}[31m",
+    )
     issued = _with_bidi(pki, leaf, directory)
-    headers = [("Set-Cookie", _wire(f"{COOKIE}=1; Path=/")), ("Strict-Transport-Security", _wire(HSTS)),
-               ("Server", _wire(f"x{CLEAR}{CSI_C1}31m"))]
+    headers = [
+        ("Set-Cookie", _wire(f"{COOKIE}=1; Path=/")),
+        ("Strict-Transport-Security", _wire(HSTS)),
+        ("Server", _wire(f"x{CLEAR}{CSI_C1}31m")),
+    ]
     inbox = Inbox()
     smtp_port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
@@ -158,8 +171,16 @@ def audited(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     try:
         with PythonTLSServer(issued, response_headers=headers) as server:
             config = _config(directory, server.url, pki.root_path, smtp_port)
-            outputs = [f"--{name}={directory / ('a.' + ext)}" for name, ext in (
-                ("json", "json"), ("html", "html"), ("csv", "csv"), ("junit", "xml"), ("sarif", "sarif"))]
+            outputs = [
+                f"--{name}={directory / ('a.' + ext)}"
+                for name, ext in (
+                    ("json", "json"),
+                    ("html", "html"),
+                    ("csv", "csv"),
+                    ("junit", "xml"),
+                    ("sarif", "sarif"),
+                )
+            ]
             run = run_cli("audit", "--config", str(config), "--store", "--email", *outputs)
             second = run_cli("audit", "--config", str(config), "--store", "-q")
         again = run_cli("report", str(directory / "a.json"), "--text", str(directory / "a.txt"))
@@ -193,9 +214,16 @@ def test_the_hostile_text_reached_the_report_and_json_keeps_it_faithful(audited:
 
 def test_terminal_and_files_written_by_the_audit(audited: Audited) -> None:
     run, d = audited.run, audited.directory
-    outputs = {"stdout": run.stdout, "stderr": run.stderr, "second run": audited.second.stdout + audited.second.stderr}
-    outputs |= {p.name: p.read_text(encoding="utf-8") for p in d.iterdir() if p.suffix in (".html", ".txt", ".csv",
-                                                                                            ".xml", ".sarif")}
+    outputs = {
+        "stdout": run.stdout,
+        "stderr": run.stderr,
+        "second run": audited.second.stdout + audited.second.stderr,
+    }
+    outputs |= {
+        p.name: p.read_text(encoding="utf-8")
+        for p in d.iterdir()
+        if p.suffix in (".html", ".txt", ".csv", ".xml", ".sarif")
+    }
     assert len(outputs) == 8
     assert {name: raw_hostile(text) for name, text in outputs.items()} == {name: [] for name in outputs}
     # shown, not dropped: the reader sees that the server sent an override
@@ -230,7 +258,11 @@ def test_machine_formats_are_consistent(audited: Audited) -> None:
 def test_mail_subject_and_parts(audited: Audited) -> None:
     (message,) = audited.mail
     subject = message["Subject"]
-    assert raw_hostile(subject) == [] and "\n" not in subject and subject.startswith(f"[auditor] ?]0;owned?{SHOWN_RLO} ")
+    assert (
+        raw_hostile(subject) == []
+        and "\n" not in subject
+        and subject.startswith(f"[auditor] ?]0;owned?{SHOWN_RLO} ")
+    )
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert raw_hostile(text) == [] and raw_hostile(html) == []
@@ -269,8 +301,18 @@ def test_report_of_a_crafted_json(audited: Audited) -> None:
     text = run_cli("report", str(evil), "--text", "-")
     assert text.code == 0, text.stderr
     assert raw_hostile(text.stdout) == [] and f"shop?[2J?]0;owned?{SHOWN_RLO}?2J <U+2066>" in text.stdout
-    files = run_cli("report", str(evil), "--html", str(out / "r.html"), "--csv", str(out / "r.csv"),
-                    "--junit", str(out / "r.xml"), "--sarif", str(out / "r.sarif"))
+    files = run_cli(
+        "report",
+        str(evil),
+        "--html",
+        str(out / "r.html"),
+        "--csv",
+        str(out / "r.csv"),
+        "--junit",
+        str(out / "r.xml"),
+        "--sarif",
+        str(out / "r.sarif"),
+    )
     assert files.code == 0, files.stderr
     written = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir()}
     assert len(written) == 4
@@ -313,15 +355,22 @@ def test_history_and_diff_of_tampered_scans(audited: Audited) -> None:
         assert raw_hostile(run.stdout + run.stderr) == []
         assert f"11.1-pfs?]0;owned?{SHOWN_RLO}" in run.stdout
     other = run_cli("diff", "--config", config, "--scan", str(real), "--scan", str(crafted + 1))
-    assert other.code == 0 and raw_hostile(other.stdout) == [] and f"?]0;owned?{SHOWN_RLO}refused" in other.stdout
+    assert (
+        other.code == 0
+        and raw_hostile(other.stdout) == []
+        and f"?]0;owned?{SHOWN_RLO}refused" in other.stdout
+    )
 
 
-@pytest.mark.parametrize(("text", "shown"), [
-    (f"a{ESC}[1mb\rc\nd{RLO}e", f"a?[1mb c d{SHOWN_RLO}e"),
-    (f"{CSI_C1}31m\u200b\ufeff\u2028", "?31m<U+200B><U+FEFF><U+2028>"),
-    ("\ud800 bücher ✓ 日本", "? bücher ✓ 日本"),  # a lone surrogate (a crafted JSON) cannot be printed
-])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"a{ESC}[1mb\rc\nd{RLO}e", f"a?[1mb c d{SHOWN_RLO}e"),
+        (f"{CSI_C1}31m\u200b\ufeff\u2028", "?31m<U+200B><U+FEFF><U+2028>"),
+        ("\ud800 bücher ✓ 日本", "? bücher ✓ 日本"),  # a lone surrogate (a crafted JSON) cannot be printed
+    ],
+)
 def test_one_line_rules(text: str, shown: str) -> None:
-    from reports.sanitize import one_line
+    from auditor.reports.sanitize import one_line
 
     assert one_line(text) == shown

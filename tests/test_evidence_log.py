@@ -28,9 +28,13 @@ from tests.conftest import ROOT, run_cli
 
 
 def result(i: int, when: datetime | None = None) -> TargetResult:
-    return TargetResult(target=TargetRef(url=f"https://site{i % 2}.test/", host=f"site{i % 2}.test", port=443),
-                        started_at=when or datetime.now(timezone.utc), duration_s=1.0, compliant=i % 3 != 0,
-                        evidence=b.evidence())
+    return TargetResult(
+        target=TargetRef(url=f"https://site{i % 2}.test/", host=f"site{i % 2}.test", port=443),
+        started_at=when or datetime.now(timezone.utc),
+        duration_s=1.0,
+        compliant=i % 3 != 0,
+        evidence=b.evidence(),
+    )
 
 
 @pytest.fixture()
@@ -65,10 +69,22 @@ def _insert(conn: sqlite3.Connection, seq: int, prev: str, body: str) -> str:
     """Write an entry exactly as the store would: consistent columns, correct hash."""
     digest = chain_hash(prev, body)
     cols = columns(body)
-    conn.execute("INSERT INTO evidence_log (seq, kind, target_url, scanned_at, grade, compliant, failures, body, "
-                 "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (seq, cols["kind"], cols["target_url"], cols["scanned_at"], cols["grade"], cols["compliant"],
-                  cols["failures"], body, prev, digest))
+    conn.execute(
+        "INSERT INTO evidence_log (seq, kind, target_url, scanned_at, grade, compliant, failures, body, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seq,
+            cols["kind"],
+            cols["target_url"],
+            cols["scanned_at"],
+            cols["grade"],
+            cols["compliant"],
+            cols["failures"],
+            body,
+            prev,
+            digest,
+        ),
+    )
     return digest
 
 
@@ -85,13 +101,24 @@ def test_intact_log_verifies_and_files_are_owner_only(tmp_path: Path) -> None:
 
 
 def test_altered_content(db: Path) -> None:
-    _sql(db, "UPDATE evidence_log SET body = replace(body, '\"compliant\":true', '\"compliant\":false') WHERE seq = 2")
+    _sql(
+        db,
+        "UPDATE evidence_log SET body = replace(body, '\"compliant\":true', '\"compliant\":false') WHERE seq = 2",
+    )
     check = _verify(db)
     assert not check.ok and check.first_bad_seq == 2 and "altered" in check.reason
 
 
-@pytest.mark.parametrize("column, value", [("compliant", "NOT compliant"), ("grade", "'A+'"), ("failures", "7"),
-                                           ("target_url", "'https://other.test/'"), ("scanned_at", "'2020-01-01'")])
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("compliant", "NOT compliant"),
+        ("grade", "'A+'"),
+        ("failures", "7"),
+        ("target_url", "'https://other.test/'"),
+        ("scanned_at", "'2020-01-01'"),
+    ],
+)
 def test_altered_column_only(db: Path, column: str, value: str) -> None:
     _sql(db, f"UPDATE evidence_log SET {column} = {value} WHERE seq = 3")
     check = _verify(db)
@@ -197,12 +224,19 @@ def test_pruning_keeps_the_rest_verifiable_and_is_recorded(tmp_path: Path) -> No
     assert check.ok and check.entries == 3 and store.checkpoints() == 2
     # ... but the same prune under the policy's 24 months deleted an entry the window keeps
     inside = store.verify()
-    assert not inside.ok and inside.first_bad_seq == 6 and "inside the 24-month retention window" in inside.reason
+    assert (
+        not inside.ok
+        and inside.first_bad_seq == 6
+        and "inside the 24-month retention window" in inside.reason
+    )
     assert store.prune(retention_cutoff(12, now)) == 0
     store.close()
     with sqlite3.connect(tmp_path / "h.sqlite") as conn:  # the checkpoint cannot be removed quietly
-        body = json.loads(conn.execute("SELECT body FROM evidence_log WHERE kind = 'checkpoint' ORDER BY seq DESC")
-                          .fetchone()[0])
+        body = json.loads(
+            conn.execute(
+                "SELECT body FROM evidence_log WHERE kind = 'checkpoint' ORDER BY seq DESC"
+            ).fetchone()[0]
+        )
         assert body["checkpoint"]["pruned_through_seq"] == 3 and body["checkpoint"]["pruned_entries"] == 1
         assert body["checkpoint"]["pruned_from_seq"] == 3  # the range: 3..3
         conn.execute("DELETE FROM evidence_log WHERE seq = 6")
@@ -214,8 +248,11 @@ def test_retention_cutoff_never_moves_back(tmp_path: Path) -> None:
     only if the cutoff lies a whole window before that time, so the cutoff may never move back as
     time advances (it did across midnight at month ends, when the day was clamped to 28)."""
     utc = timezone.utc
-    for months, start in ((1, datetime(2027, 3, 26, tzinfo=utc)), (24, datetime(2028, 1, 26, tzinfo=utc)),
-                          (24, datetime(2028, 2, 27, tzinfo=utc))):
+    for months, start in (
+        (1, datetime(2027, 3, 26, tzinfo=utc)),
+        (24, datetime(2028, 1, 26, tzinfo=utc)),
+        (24, datetime(2028, 2, 27, tzinfo=utc)),
+    ):
         times = [start + timedelta(minutes=37 * i) for i in range(8 * 24 * 60 // 37)]
         cutoffs = [retention_cutoff(months, t) for t in times]
         assert cutoffs == sorted(cutoffs), months
@@ -260,9 +297,15 @@ _NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def _as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_NOBODY, sys.executable, "-m", "auditor", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*_NOBODY, sys.executable, "-m", "auditor", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
@@ -273,8 +316,12 @@ def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
 
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to run the CLI as another user")
-    probe = subprocess.run([*_NOBODY, sys.executable, "-c", "import auditor"], cwd=ROOT, capture_output=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = subprocess.run(
+        [*_NOBODY, sys.executable, "-c", "import auditor"],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if probe.returncode != 0:
         pytest.skip("the user nobody cannot run this checkout's Python")
     base = Path(tempfile.mkdtemp(prefix="auditor-ro-"))
@@ -287,8 +334,10 @@ def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
         (base / "history.sqlite").chmod(0o644)  # readable by others, writable by its owner only
         (base / "out").mkdir(mode=0o777)
         (base / "out").chmod(0o777)
-        (base / "config.toml").write_text('[history]\ndatabase = "history.sqlite"\n[output]\ndirectory = "out"\n'
-                                          '[[targets]]\nurl = "https://127.0.0.1:1/"\n')
+        (base / "config.toml").write_text(
+            '[history]\ndatabase = "history.sqlite"\n[output]\ndirectory = "out"\n'
+            '[[targets]]\nurl = "https://127.0.0.1:1/"\n'
+        )
         (base / "config.toml").chmod(0o644)
         before = (base / "history.sqlite").read_bytes()
 
@@ -300,13 +349,17 @@ def test_history_this_user_may_not_write_is_read_but_never_written() -> None:
             run = _as_nobody(*command, "--config", "config.toml", cwd=base)
             assert run.returncode == 3, (command, run.stderr)
             assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
-            assert "history.sqlite" in run.stderr and ("read-only" in run.stderr or "Permission denied" in run.stderr)
+            assert "history.sqlite" in run.stderr and (
+                "read-only" in run.stderr or "Permission denied" in run.stderr
+            )
         assert (base / "history.sqlite").read_bytes() == before  # nothing half-written
         assert sorted(p.name for p in base.iterdir()) == ["config.toml", "history.sqlite", "out"]
         (base / "history.sqlite").chmod(0o600)  # as the auditor creates it: others may not even read it
         unreadable = _as_nobody("verify-log", "--config", "config.toml", cwd=base)
         assert unreadable.returncode == 3 and unreadable.stderr.count("\n") == 1
-        assert "history database history.sqlite: cannot open (may this user read the file" in unreadable.stderr
+        assert (
+            "history database history.sqlite: cannot open (may this user read the file" in unreadable.stderr
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -332,8 +385,9 @@ for i in range(int(sys.argv[2])):
 
 
 def _writer(path: Path, count: int) -> subprocess.Popen:  # type: ignore[type-arg]
-    return subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(count)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path), str(count)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_killed_writer_never_corrupts_earlier_entries(tmp_path: Path) -> None:
@@ -366,8 +420,10 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
     store.append([result(1)])
     assert store.verify().ok and store.name == url
     store.close()
-    assert display_name("postgresql://auditor:s3cret@db.example/history") == \
-        "postgresql://auditor:***@db.example/history"
+    assert (
+        display_name("postgresql://auditor:s3cret@db.example/history")
+        == "postgresql://auditor:***@db.example/history"
+    )
     with pytest.raises(StoreError, match="^history database nosuch://x: unknown database kind 'nosuch'"):
         Store("nosuch://x")
 
@@ -391,15 +447,37 @@ def postgres() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "HOME": str(base)}
-    subprocess.run([*as_user, "initdb", "-D", f"{base}/data", "-A", "trust", "-U", "auditor", "--no-sync", "-N"],
-                   check=True, capture_output=True, env=env)
-    subprocess.run([*as_user, "pg_ctl", "-D", f"{base}/data", "-l", f"{base}/log", "-w", "-o",
-                    f"-k {base} -p {port} -h 127.0.0.1 -F", "start"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [*as_user, "initdb", "-D", f"{base}/data", "-A", "trust", "-U", "auditor", "--no-sync", "-N"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            "pg_ctl",
+            "-D",
+            f"{base}/data",
+            "-l",
+            f"{base}/log",
+            "-w",
+            "-o",
+            f"-k {base} -p {port} -h 127.0.0.1 -F",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     try:
         yield f"postgresql://auditor@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, "pg_ctl", "-D", f"{base}/data", "-m", "immediate", "stop"], capture_output=True,
-                       env=env)
+        subprocess.run(
+            [*as_user, "pg_ctl", "-D", f"{base}/data", "-m", "immediate", "stop"],
+            capture_output=True,
+            env=env,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

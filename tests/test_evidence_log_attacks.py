@@ -81,13 +81,17 @@ def _hash(conn: sqlite3.Connection, seq: int) -> str:
     return conn.execute("SELECT hash FROM evidence_log WHERE seq = ?", (seq,)).fetchone()[0]
 
 
-def _append(conn: sqlite3.Connection, body: str, kind: str, target_url: str, scanned_at: str) -> tuple[int, str]:
+def _append(
+    conn: sqlite3.Connection, body: str, kind: str, target_url: str, scanned_at: str
+) -> tuple[int, str]:
     """Append `body` at the head with a correct hash and columns, moving the recorded head."""
     seq, prev = conn.execute("SELECT head_seq, head_hash FROM chain_state").fetchone()
     digest = chain_hash(prev, body)
-    conn.execute("INSERT INTO evidence_log (seq, kind, target_url, scanned_at, grade, compliant, failures, body, "
-                 "prev_hash, hash) VALUES (?, ?, ?, ?, NULL, 1, 0, ?, ?, ?)",
-                 (seq + 1, kind, target_url, scanned_at, body, prev, digest))
+    conn.execute(
+        "INSERT INTO evidence_log (seq, kind, target_url, scanned_at, grade, compliant, failures, body, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, NULL, 1, 0, ?, ?, ?)",
+        (seq + 1, kind, target_url, scanned_at, body, prev, digest),
+    )
     conn.execute("UPDATE chain_state SET head_seq = ?, head_hash = ?", (seq + 1, digest))
     return seq + 1, digest
 
@@ -99,9 +103,18 @@ def _forge_checkpoint(db: Path, through: int, cutoff: datetime, recorded_at: dat
         anchor, printed = conn.execute("SELECT anchor_seq, head_hash FROM chain_state").fetchone()
         through_hash = _hash(conn, through)
         conn.execute("DELETE FROM evidence_log WHERE seq <= ?", (through,))
-        body = canonical_json({"checkpoint": {
-            "pruned_from_seq": anchor + 1, "pruned_through_seq": through, "pruned_through_hash": through_hash,
-            "pruned_entries": through - anchor, "cutoff": utc_text(cutoff), "recorded_at": utc_text(recorded_at)}})
+        body = canonical_json(
+            {
+                "checkpoint": {
+                    "pruned_from_seq": anchor + 1,
+                    "pruned_through_seq": through,
+                    "pruned_through_hash": through_hash,
+                    "pruned_entries": through - anchor,
+                    "cutoff": utc_text(cutoff),
+                    "recorded_at": utc_text(recorded_at),
+                }
+            }
+        )
         _append(conn, body, "checkpoint", "", utc_text(recorded_at))
         conn.execute("UPDATE chain_state SET anchor_seq = ?, anchor_hash = ?", (through, through_hash))
     return printed
@@ -115,17 +128,23 @@ def _verify(config: Path, *args: str) -> CliRun:
 
 # ---------------------------------------------------------------- what retention may do
 
+
 def test_a_history_pruned_by_retention_verifies_with_its_old_heads(history: Path) -> None:
     run = _verify(history)
     assert run.code == 0, run.stderr
-    assert f"intact: {HEAD_SEQ - 6} entries" in run.stdout and "entries 1-6 pruned under retention" in run.stdout
+    assert (
+        f"intact: {HEAD_SEQ - 6} entries" in run.stdout and "entries 1-6 pruned under retention" in run.stdout
+    )
     heads = (history.parent / "out" / WITNESS_FILE).read_text().splitlines()
     assert [line.split()[0] for line in heads] == ["2", "4", "6", "8", "10", "12", "14", "17"]
-    for line in heads[:3]:  # heads of pruned nights, older than the window: a report holding one still verifies
+    for line in heads[
+        :3
+    ]:  # heads of pruned nights, older than the window: a report holding one still verifies
         assert _verify(history, "--expect-head", line.split()[1]).code == 0
 
 
 # ---------------------------------------------------------------- an attacker with the database only
+
 
 def test_emptied_log_with_a_forged_checkpoint_is_tampering(history: Path) -> None:
     """Issue 13 item 1: every entry deleted, one correctly hashed checkpoint naming the last head as
@@ -133,8 +152,9 @@ def test_emptied_log_with_a_forged_checkpoint_is_tampering(history: Path) -> Non
     printed = _forge_checkpoint(_db(history), HEAD_SEQ, retention_cutoff(24, NOW), NOW)
     run = _verify(history)
     assert run.code == 5
-    assert run.stderr.startswith("evidence log BROKEN at entry 8: entry 8, whose hash a report printed as the "
-                                 "log's head (scanned ")
+    assert run.stderr.startswith(
+        "evidence log BROKEN at entry 8: entry 8, whose hash a report printed as the log's head (scanned "
+    )
     assert "a checkpoint claims it was pruned, but it is inside the retention window" in run.stderr
     assert _verify(history, "--expect-head", printed).code == 5
 
@@ -160,17 +180,23 @@ def test_recent_entries_cut_below_the_last_night_are_tampering(history: Path) ->
     assert run.code == 5 and run.stderr.startswith("evidence log BROKEN at entry 8: entry 8, whose hash")
 
 
-@pytest.mark.parametrize("cutoff, recorded_at, reason", [
-    (NOW - timedelta(days=1), NOW, "inside the 24-month retention window"),
-    (NOW, NOW + timedelta(days=800), "in the future"),
-], ids=["recent-cutoff", "future-date"])
+@pytest.mark.parametrize(
+    "cutoff, recorded_at, reason",
+    [
+        (NOW - timedelta(days=1), NOW, "inside the 24-month retention window"),
+        (NOW, NOW + timedelta(days=800), "in the future"),
+    ],
+    ids=["recent-cutoff", "future-date"],
+)
 def test_a_checkpoint_that_prunes_inside_the_window_is_refused_without_any_witness(
-        history: Path, cutoff: datetime, recorded_at: datetime, reason: str) -> None:
+    history: Path, cutoff: datetime, recorded_at: datetime, reason: str
+) -> None:
     _forge_checkpoint(_db(history), HEAD_SEQ, cutoff, recorded_at)
     (history.parent / "out" / WITNESS_FILE).unlink()
     run = _verify(history)
-    assert run.code == 5 and run.stderr.startswith(f"evidence log BROKEN at entry {HEAD_SEQ + 1}: entry "
-                                                   f"{HEAD_SEQ + 1}, a checkpoint,")
+    assert run.code == 5 and run.stderr.startswith(
+        f"evidence log BROKEN at entry {HEAD_SEQ + 1}: entry {HEAD_SEQ + 1}, a checkpoint,"
+    )
     assert reason in run.stderr
 
 
@@ -181,7 +207,9 @@ def test_a_rebuilt_chain_is_caught_by_the_witnessed_heads(history: Path) -> None
     very same chain, which is intact."""
     with sqlite3.connect(_db(history)) as conn:
         prev = _hash(conn, 8)
-        for seq, body in conn.execute("SELECT seq, body FROM evidence_log WHERE seq > 8 ORDER BY seq").fetchall():
+        for seq, body in conn.execute(
+            "SELECT seq, body FROM evidence_log WHERE seq > 8 ORDER BY seq"
+        ).fetchall():
             if seq == 9:
                 scan = json.loads(body)
                 flipped = not scan["compliant"]
@@ -190,8 +218,10 @@ def test_a_rebuilt_chain_is_caught_by_the_witnessed_heads(history: Path) -> None
                 assert edited != body
                 body = edited
             digest = chain_hash(prev, body)
-            conn.execute("UPDATE evidence_log SET body = ?, hash = ?, prev_hash = ? WHERE seq = ?",
-                         (body, digest, prev, seq))
+            conn.execute(
+                "UPDATE evidence_log SET body = ?, hash = ?, prev_hash = ? WHERE seq = ?",
+                (body, digest, prev, seq),
+            )
             prev = digest
         conn.execute("UPDATE evidence_log SET compliant = ? WHERE seq = 9", (int(flipped),))
         conn.execute("UPDATE chain_state SET head_hash = ?", (prev,))
@@ -200,6 +230,7 @@ def test_a_rebuilt_chain_is_caught_by_the_witnessed_heads(history: Path) -> None
 
 
 # ---------------------------------------------------------------- damage: verify-log says broken (5)
+
 
 def _blob_body(db: Path) -> None:
     with sqlite3.connect(db) as conn:
@@ -221,8 +252,9 @@ def _scan_missing_fields(db: Path) -> None:
     """A correctly hashed scan of the audited target, with most of a result missing."""
     with sqlite3.connect(db) as conn:
         url = conn.execute("SELECT target_url FROM evidence_log WHERE seq = 16").fetchone()[0]
-        body = canonical_json({"compliant": True, "started_at": utc_text(NOW - timedelta(hours=1)),
-                               "target": {"url": url}})
+        body = canonical_json(
+            {"compliant": True, "started_at": utc_text(NOW - timedelta(hours=1)), "target": {"url": url}}
+        )
         _append(conn, body, "scan", url, utc_text(NOW - timedelta(hours=1)))
 
 
@@ -246,13 +278,23 @@ def _not_sqlite(db: Path) -> None:
 
 
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
-    "blob-body": (_blob_body, "BROKEN at entry 16: entry 16 is damaged (its body is stored as bytes, not text)"),
+    "blob-body": (
+        _blob_body,
+        "BROKEN at entry 16: entry 16 is damaged (its body is stored as bytes, not text)",
+    ),
     "not-utf8-body": (_not_utf8_body, "BROKEN at entry 16: entry 16 is damaged (its body is stored as bytes"),
-    "checkpoint-missing-fields": (_checkpoint_missing_fields, ("BROKEN at entry 18: entry 18 is damaged (not a valid "
-                                                               "checkpoint: checkpoint.pruned_through_seq: Field "
-                                                               "required)")),
-    "scan-missing-fields": (_scan_missing_fields, ("BROKEN at entry 18: entry 18 is damaged (not a valid scan result: "
-                                                   "target.host: Field required)")),
+    "checkpoint-missing-fields": (
+        _checkpoint_missing_fields,
+        (
+            "BROKEN at entry 18: entry 18 is damaged (not a valid "
+            "checkpoint: checkpoint.pruned_through_seq: Field "
+            "required)"
+        ),
+    ),
+    "scan-missing-fields": (
+        _scan_missing_fields,
+        ("BROKEN at entry 18: entry 18 is damaged (not a valid scan result: target.host: Field required)"),
+    ),
     "empty-file": (_empty_file, "the database file is empty (0 bytes)"),
     "chain-state-gone": (_chain_state_gone, "the chain state (where the chain starts and ends) is gone"),
     "tables-gone": (_tables_gone, "it holds no evidence log"),
@@ -265,12 +307,21 @@ def test_a_damaged_log_is_broken_for_verify_log_and_readers_do_not_crash(history
     spoil, message = DAMAGE[damage]
     spoil(_db(history))
     run = _verify(history)
-    assert run.code == 5 and run.stderr.startswith("evidence log BROKEN") and message in run.stderr, run.stderr
+    assert run.code == 5 and run.stderr.startswith("evidence log BROKEN") and message in run.stderr, (
+        run.stderr
+    )
     assert len(run.stderr.strip().splitlines()) == 1
     for command in (["history"], ["diff", "https://site0.test/"]):
         other = run_cli(*command, "--config", str(history))
-        assert "Traceback" not in other.stderr and "internal error" not in other.stderr, (command, other.stderr)
-        assert other.code in (0, 3), (command, other.code, other.stderr)  # listed, or "history database ... broken"
+        assert "Traceback" not in other.stderr and "internal error" not in other.stderr, (
+            command,
+            other.stderr,
+        )
+        assert other.code in (0, 3), (
+            command,
+            other.code,
+            other.stderr,
+        )  # listed, or "history database ... broken"
 
 
 def test_diff_passes_over_a_damaged_scan_and_says_so(history: Path) -> None:
@@ -284,6 +335,7 @@ def test_diff_passes_over_a_damaged_scan_and_says_so(history: Path) -> None:
 
 
 # ---------------------------------------------------------------- damage: the run still reports it
+
 
 def _finding(report: dict) -> dict:  # type: ignore[type-arg]
     return next(f for f in report["targets"][0]["findings"] if f["clause"] == "11.6-evidence-log")
@@ -301,19 +353,34 @@ SPOILED = {**DAMAGE, "emptied-log": (_emptied, FORGED)}
 STORE_REFUSED = {"not-sqlite", "chain-state-gone"}
 
 
-@pytest.mark.parametrize("damage", ["emptied-log", "blob-body", "checkpoint-missing-fields", "scan-missing-fields",
-                                    "empty-file", "tables-gone", *sorted(STORE_REFUSED)])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "emptied-log",
+        "blob-body",
+        "checkpoint-missing-fields",
+        "scan-missing-fields",
+        "empty-file",
+        "tables-gone",
+        *sorted(STORE_REFUSED),
+    ],
+)
 def test_a_damaged_log_fails_11_6_in_reports_that_are_still_written_and_mailed(
-        site: PythonTLSServer, pki: TestPKI, tmp_path: Path, smtp, damage: str) -> None:  # noqa: F811
+    site: PythonTLSServer, pki: TestPKI, tmp_path: Path, smtp, damage: str
+) -> None:  # noqa: F811
     """A damaged log never costs the night its report: 11.6 fails, saying why, in the report written
     and mailed. An empty file, or one whose tables are gone, gets a new log (the witnessed heads keep
     the loss visible); a file that is no database, or a log without its chain state, is kept as found."""
     inbox, port = smtp
     expected = (3,) if damage in STORE_REFUSED else (0, 1)
-    target = (f'[[targets]]\nurl = "{site.url}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n')
-    mail = (f'[email]\nhost = "127.0.0.1"\nport = {port}\nusername = "auditor"\npassword_env = "AUDITOR_TEST_PW"\n'
-            f'from = "auditor@example.test"\nto = ["privacy@example.test"]\nca_bundle = "{pki.root_path}"\n'
-            'notify = "always"\n')
+    target = (
+        f'[[targets]]\nurl = "{site.url}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+    )
+    mail = (
+        f'[email]\nhost = "127.0.0.1"\nport = {port}\nusername = "auditor"\npassword_env = "AUDITOR_TEST_PW"\n'
+        f'from = "auditor@example.test"\nto = ["privacy@example.test"]\nca_bundle = "{pki.root_path}"\n'
+        'notify = "always"\n'
+    )
     config = _build(_config(tmp_path, target, mail), (site.url, "https://site1.test/"))
     spoil, message = SPOILED[damage]
     spoil(_db(config))

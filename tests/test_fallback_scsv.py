@@ -25,8 +25,10 @@ from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite
 
-needs_legacy = pytest.mark.skipif(not legacy_openssl_available(),
-                                  reason="../shared/legacy-openssl is absent (a clone outside its usual place)")
+needs_legacy = pytest.mark.skipif(
+    not legacy_openssl_available(),
+    reason="../shared/legacy-openssl is absent (a clone outside its usual place)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +37,25 @@ def rsa_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
 
 
 def _protocols(**accepted: list[str]) -> list[ProtocolSupport]:
-    names = {"ssl3": "SSL 3.0", "tls10": "TLS 1.0", "tls11": "TLS 1.1", "tls12": "TLS 1.2", "tls13": "TLS 1.3"}
-    return [ProtocolSupport(version=names[key], supported=bool(suites), suites=[describe(s) for s in suites])
-            for key, suites in accepted.items()]
+    names = {
+        "ssl3": "SSL 3.0",
+        "tls10": "TLS 1.0",
+        "tls11": "TLS 1.1",
+        "tls12": "TLS 1.2",
+        "tls13": "TLS 1.3",
+    }
+    return [
+        ProtocolSupport(version=names[key], supported=bool(suites), suites=[describe(s) for s in suites])
+        for key, suites in accepted.items()
+    ]
 
 
 def test_the_fallback_lands_on_the_accepted_version_below_the_best() -> None:
     gcm = ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]
-    assert fallback_version(_protocols(ssl3=["TLS_RSA_WITH_AES_128_CBC_SHA"], tls10=[], tls11=[], tls12=gcm)) \
+    assert (
+        fallback_version(_protocols(ssl3=["TLS_RSA_WITH_AES_128_CBC_SHA"], tls10=[], tls11=[], tls12=gcm))
         == "SSL 3.0"
+    )
     assert fallback_version(_protocols(tls12=gcm, tls13=["TLS_AES_256_GCM_SHA384"])) == "TLS 1.2"
     assert fallback_version(_protocols(tls11=[], tls12=gcm)) is None
 
@@ -52,11 +64,24 @@ def test_the_fallback_lands_on_the_accepted_version_below_the_best() -> None:
 def test_ssl3_beside_tls12_without_the_scsv_is_found_missing(rsa_pki: TestPKI, tmp_path: Path) -> None:
     """The server sslyze credited with the SCSV: SSL 3.0 and TLS 1.2 on OpenSSL 1.0.1e."""
     issued = rsa_pki.issue("fallback-ssl3", key="rsa2048")
-    args = ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA", "-serverpref", "-no_ssl2", "-no_tls1",
-            "-no_tls1_1"]
+    args = [
+        "-cipher",
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA",
+        "-serverpref",
+        "-no_ssl2",
+        "-no_tls1",
+        "-no_tls1_1",
+    ]
     with LegacyOpenSSLServer(issued, args) as server:
-        evidence = scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, timeout=5,
-                            connections_per_server=1, ocsp=False)
+        evidence = scan_tls(
+            "good.test",
+            server.port,
+            ip="127.0.0.1",
+            ca_bundle=rsa_pki.root_path,
+            timeout=5,
+            connections_per_server=1,
+            ocsp=False,
+        )
     assert {p.version for p in evidence.protocols if p.supported} == {"SSL 3.0", "TLS 1.2"}
     assert evidence.vulnerabilities.fallback_scsv is False
     assert evidence.connections_by_phase.get("fallback") == 1
@@ -65,11 +90,17 @@ def test_ssl3_beside_tls12_without_the_scsv_is_found_missing(rsa_pki: TestPKI, t
 @pytest.mark.parametrize("protocols", ["TLSv1.2 TLSv1.3", "TLSv1 TLSv1.2"])
 def test_openssl3_honours_the_scsv(pki: TestPKI, tmp_path: Path, protocols: str) -> None:
     issued = pki.issue("fallback-nginx")
-    with NginxSite(tmp_path / "site", issued=issued, protocols=protocols, seclevel0=True,
-                   ciphers="ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:"
-                           "ECDHE-RSA-AES128-SHA") as site:
-        evidence = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5,
-                            ocsp=False)
+    with NginxSite(
+        tmp_path / "site",
+        issued=issued,
+        protocols=protocols,
+        seclevel0=True,
+        ciphers="ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA:"
+        "ECDHE-RSA-AES128-SHA",
+    ) as site:
+        evidence = scan_tls(
+            "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
+        )
     assert evidence.vulnerabilities.fallback_scsv is True
     assert "tls_fallback_scsv" not in evidence.errors
 
@@ -77,8 +108,9 @@ def test_openssl3_honours_the_scsv(pki: TestPKI, tmp_path: Path, protocols: str)
 def test_one_protocol_has_nothing_to_fall_back_to(pki: TestPKI, tmp_path: Path) -> None:
     issued = pki.issue("fallback-one")
     with NginxSite(tmp_path / "site", issued=issued, protocols="TLSv1.3") as site:
-        evidence = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5,
-                            ocsp=False)
+        evidence = scan_tls(
+            "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
+        )
     assert evidence.vulnerabilities.fallback_scsv is None
     assert "tls_fallback_scsv" not in evidence.errors
     assert "fallback" not in evidence.connections_by_phase
@@ -112,7 +144,9 @@ def silent_port() -> Iterator[int]:
 def test_no_answer_is_not_tested_never_supported(silent_port: int) -> None:
     """A timeout is no evidence: sslyze read it as "supported"."""
     counter = ConnectionCounter()
-    protocols = _protocols(tls10=["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], tls12=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"])
+    protocols = _protocols(
+        tls10=["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], tls12=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]
+    )
     answer = probe_fallback_scsv(Target("127.0.0.1", silent_port, "good.test", 0.5), protocols, counter)
     assert answer is None
     assert counter.by_phase["fallback"] == 2

@@ -22,9 +22,9 @@ import xmlschema
 from auditor.model import AuditReport, Finding, Status, TargetRef, TargetResult
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, free_port
-from checks.clauses import CLAUSES
-from reports.csv_report import COLUMNS, to_csv
-from reports.junit import to_junit
+from auditor.checks.clauses import CLAUSES
+from auditor.reports.csv_report import COLUMNS, to_csv
+from auditor.reports.junit import to_junit
 from tests.conftest import ROOT, CliRun, run_cli
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -36,8 +36,14 @@ def site(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ngi
     """Breaks several clauses (TLS 1.3 missing, DV, a cookie without attributes) and warns on one
     (HSTS max-age between the fail and warn floors)."""
     issued = pki.issue("formats", hosts=("formats.test",), days_valid=90, policy="dv")
-    with NginxSite(tmp_path_factory.mktemp("nginx-formats"), issued=issued, server_name="formats.test",
-                   protocols="TLSv1.2", hsts="max-age=20000000", cookies=[f"session={SECRET}; Path=/"]) as nginx:
+    with NginxSite(
+        tmp_path_factory.mktemp("nginx-formats"),
+        issued=issued,
+        server_name="formats.test",
+        protocols="TLSv1.2",
+        hsts="max-age=20000000",
+        cookies=[f"session={SECRET}; Path=/"],
+    ) as nginx:
         yield nginx
 
 
@@ -62,19 +68,44 @@ def run(site: NginxSite, pki: TestPKI, tmp_path_factory: pytest.TempPathFactory)
     dead_url = f"https://dead.test:{free_port()}/"
     listing = out / "targets.txt"
     listing.write_text(f"# nightly targets\n\n  {site.url}   # the shop\nftp://files.test/\nnot a url\n")
-    cli = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", str(site.http_port),
-                  "--timeout", "5", "--quiet", "--targets-from", str(listing),
-                  "--json", str(out / "report.json"), "--junit", str(out / "junit.xml"),
-                  "--sarif", str(out / "report.sarif"), "--csv", str(out / "report.csv"), dead_url)
+    cli = run_cli(
+        "audit",
+        "--ip",
+        "127.0.0.1",
+        "--ca-bundle",
+        str(pki.root_path),
+        "--http-port",
+        str(site.http_port),
+        "--timeout",
+        "5",
+        "--quiet",
+        "--targets-from",
+        str(listing),
+        "--json",
+        str(out / "report.json"),
+        "--junit",
+        str(out / "junit.xml"),
+        "--sarif",
+        str(out / "report.sarif"),
+        "--csv",
+        str(out / "report.csv"),
+        dead_url,
+    )
     return Run(cli, out, listing, site, dead_url)
 
 
 # ---------------------------------------------------------------- --targets-from
 
+
 def test_targets_from_a_file_adds_its_urls_after_the_arguments(run: Run) -> None:
     assert run.cli.code == 3, run.cli.stderr  # a target could not be audited
     targets = run.report["targets"]
-    assert [t["target"]["url"] for t in targets] == [run.dead_url, run.site.url, "ftp://files.test/", "not a url"]
+    assert [t["target"]["url"] for t in targets] == [
+        run.dead_url,
+        run.site.url,
+        "ftp://files.test/",
+        "not a url",
+    ]
     dead, audited, ftp, spaces = targets
     assert dead["error"] == "connection refused" and dead["target"]["name"] is None
     assert audited["error"] is None and audited["target"]["name"] is None and audited["compliant"] is False
@@ -85,8 +116,15 @@ def test_targets_from_a_file_adds_its_urls_after_the_arguments(run: Run) -> None
 
 
 def _audit_stdin(stdin: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "auditor", "audit", "--ip", "127.0.0.1", *args],
-                          input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", "audit", "--ip", "127.0.0.1", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_targets_from_stdin_with_csv_on_stdout(tmp_path: Path) -> None:
@@ -94,8 +132,10 @@ def test_targets_from_stdin_with_csv_on_stdout(tmp_path: Path) -> None:
     proc = _audit_stdin(f"# from a pipe\n{dead}\n\n", "--targets-from", "-", "--csv", "-", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     rows = list(csv.reader(io.StringIO(proc.stdout)))  # stdout holds the CSV and nothing else
-    assert rows == [COLUMNS, [dead, dead, "127.0.0.1", "", "error", "not audited",
-                              "connection refused", "", ""]]
+    assert rows == [
+        COLUMNS,
+        [dead, dead, "127.0.0.1", "", "error", "not audited", "connection refused", "", ""],
+    ]
     assert "NOT AUDITED" in proc.stderr  # the verdict moved to stderr
 
 
@@ -115,6 +155,7 @@ def test_targets_from_problems_are_usage_errors(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- JUnit
 
+
 @pytest.mark.parametrize("schema", ["junit-10.xsd", "windyroad-JUnit.xsd"])
 def test_junit_validates_against_the_published_schemas(run: Run, schema: str) -> None:
     xmlschema.XMLSchema(DATA / schema).validate(str(run.out / "junit.xml"))
@@ -124,8 +165,12 @@ def test_junit_one_case_per_clause_per_target_with_failures_errors_and_evidence(
     path = run.out / "junit.xml"
     assert path.stat().st_mode & 0o777 == 0o600
     suites = ET.parse(path).getroot().findall("testsuite")
-    assert [s.get("name") for s in suites] == [run.dead_url, run.site.url, f"{run.listing} line 4",
-                                                f"{run.listing} line 5"]
+    assert [s.get("name") for s in suites] == [
+        run.dead_url,
+        run.site.url,
+        f"{run.listing} line 4",
+        f"{run.listing} line 5",
+    ]
     report = run.report
     for suite, target in zip(suites, report["targets"], strict=True):
         cases = suite.findall("testcase")
@@ -151,11 +196,14 @@ def test_junit_one_case_per_clause_per_target_with_failures_errors_and_evidence(
 
 # ---------------------------------------------------------------- SARIF
 
+
 def test_sarif_validates_against_the_published_schema(run: Run) -> None:
     schema = json.loads((DATA / "sarif-schema-2.1.0.json").read_text())
     validator = jsonschema.validators.validator_for(schema)
     validator.check_schema(schema)
-    errors = [e.message for e in validator(schema).iter_errors(json.loads((run.out / "report.sarif").read_text()))]
+    errors = [
+        e.message for e in validator(schema).iter_errors(json.loads((run.out / "report.sarif").read_text()))
+    ]
     assert errors == []
 
 
@@ -166,10 +214,15 @@ def test_sarif_one_rule_per_clause_one_result_per_failure_and_warning(run: Run) 
     (sarif_run,) = log["runs"]
     rules = sarif_run["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == list(CLAUSES)
-    assert all(r["shortDescription"]["text"] == CLAUSES[r["id"]] and len(r["help"]["text"]) > 20 for r in rules)
+    assert all(
+        r["shortDescription"]["text"] == CLAUSES[r["id"]] and len(r["help"]["text"]) > 20 for r in rules
+    )
     findings = run.report["targets"][1]["findings"]
-    expected = sorted((f["clause"], {"fail": "error", "warn": "warning"}[f["status"]], f["title"])
-                      for f in findings if f["status"] in ("fail", "warn"))
+    expected = sorted(
+        (f["clause"], {"fail": "error", "warn": "warning"}[f["status"]], f["title"])
+        for f in findings
+        if f["status"] in ("fail", "warn")
+    )
     got = sorted((r["ruleId"], r["level"], r["message"]["text"].split(". ")[0]) for r in sarif_run["results"])
     assert got == [(c, level, title.split(". ")[0]) for c, level, title in expected]
     assert ("11.5-hsts", "warning") in {(r["ruleId"], r["level"]) for r in sarif_run["results"]}
@@ -185,6 +238,7 @@ def test_sarif_one_rule_per_clause_one_result_per_failure_and_warning(run: Run) 
 
 # ---------------------------------------------------------------- CSV
 
+
 def test_csv_one_row_per_finding_rfc4180(run: Run) -> None:
     path = run.out / "report.csv"
     assert path.stat().st_mode & 0o777 == 0o600
@@ -196,8 +250,11 @@ def test_csv_one_row_per_finding_rfc4180(run: Run) -> None:
     assert len(rows) == len(audited["findings"]) + 3  # plus one row per target not audited
     site_rows = [r for r in rows if r["url"] == run.site.url]
     assert [(r["clause"], r["status"], r["title"]) for r in site_rows] == [
-        (f["clause"], f["status"], f["title"]) for f in audited["findings"]]
-    assert {r["grade"] for r in site_rows} == {audited["grade"]["letter"]} and {r["ip"] for r in site_rows} == {"127.0.0.1"}
+        (f["clause"], f["status"], f["title"]) for f in audited["findings"]
+    ]
+    assert {r["grade"] for r in site_rows} == {audited["grade"]["letter"]} and {
+        r["ip"] for r in site_rows
+    } == {"127.0.0.1"}
     cookies = next(r for r in site_rows if r["clause"] == "11.5-cookies")
     finding = next(f for f in audited["findings"] if f["clause"] == "11.5-cookies")
     assert cookies["evidence"] == " | ".join(finding["evidence"])
@@ -213,9 +270,18 @@ def test_no_format_carries_the_cookie_value(run: Run) -> None:
 
 # ---------------------------------------------------------------- `auditor report` and [output]
 
+
 def test_report_command_renders_the_same_files_from_the_json(run: Run, tmp_path: Path) -> None:
-    cli = run_cli("report", str(run.out / "report.json"), "--junit", str(tmp_path / "junit.xml"),
-                  "--sarif", str(tmp_path / "report.sarif"), "--csv", str(tmp_path / "report.csv"))
+    cli = run_cli(
+        "report",
+        str(run.out / "report.json"),
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        "--sarif",
+        str(tmp_path / "report.sarif"),
+        "--csv",
+        str(tmp_path / "report.csv"),
+    )
     assert cli.code == 0, cli.stderr
     for name in ("junit.xml", "report.sarif", "report.csv"):
         assert (tmp_path / name).read_bytes() == (run.out / name).read_bytes(), name
@@ -226,14 +292,18 @@ def test_report_command_renders_the_same_files_from_the_json(run: Run, tmp_path:
 
 def test_output_keys_write_the_formats_on_every_config_audit(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(f'[output]\ndirectory = "out"\njunit = "ci/junit.xml"\nsarif = "{tmp_path}/abs.sarif"\n'
-                      f'csv = "audit.csv"\n\n[[targets]]\nurl = "https://dead.test:{free_port()}/"\nip = "127.0.0.1"\n')
+    config.write_text(
+        f'[output]\ndirectory = "out"\njunit = "ci/junit.xml"\nsarif = "{tmp_path}/abs.sarif"\n'
+        f'csv = "audit.csv"\n\n[[targets]]\nurl = "https://dead.test:{free_port()}/"\nip = "127.0.0.1"\n'
+    )
     run = run_cli("audit", "--config", str(config), "--quiet")
     assert run.code == 3, run.stderr
     xmlschema.XMLSchema(DATA / "junit-10.xsd").validate(str(tmp_path / "out" / "ci" / "junit.xml"))
     assert json.loads((tmp_path / "abs.sarif").read_text())["version"] == "2.1.0"
     assert (tmp_path / "out" / "audit.csv").read_bytes().count(b"\r\n") == 2
-    once = run_cli("audit", "--config", str(config), "--quiet", "--ip", "127.0.0.1", f"https://other.test:{free_port()}/")
+    once = run_cli(
+        "audit", "--config", str(config), "--quiet", "--ip", "127.0.0.1", f"https://other.test:{free_port()}/"
+    )
     assert once.code == 3  # a one-off URL audit leaves the nightly files alone
     assert "other.test" not in (tmp_path / "out" / "audit.csv").read_text()
 
@@ -241,34 +311,50 @@ def test_output_keys_write_the_formats_on_every_config_audit(tmp_path: Path) -> 
 def test_nightly_run_writes_the_configured_formats(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         f'[output]\ndirectory = "out"\njunit = "junit.xml"\nsarif = "report.sarif"\ncsv = "audit.csv"\n\n'
-        f'[[targets]]\nurl = "https://dead.test:{free_port()}/"\nip = "127.0.0.1"\n')
+        f'[[targets]]\nurl = "https://dead.test:{free_port()}/"\nip = "127.0.0.1"\n'
+    )
     run = run_cli("schedule", "--once", cwd=tmp_path)
     assert run.code == 3, run.stdout + run.stderr
     out = tmp_path / "out"
     xmlschema.XMLSchema(DATA / "windyroad-JUnit.xsd").validate(str(out / "junit.xml"))
     assert "connection refused" in (out / "audit.csv").read_text()
-    notes = json.loads((out / "report.sarif").read_text())["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    notes = json.loads((out / "report.sarif").read_text())["runs"][0]["invocations"][0][
+        "toolExecutionNotifications"
+    ]
     assert "connection refused" in notes[0]["message"]["text"]
-    assert all((out / name).stat().st_mode & 0o777 == 0o600 for name in ("junit.xml", "report.sarif", "audit.csv"))
+    assert all(
+        (out / name).stat().st_mode & 0o777 == 0o600 for name in ("junit.xml", "report.sarif", "audit.csv")
+    )
 
 
 # ---------------------------------------------------------------- hostile text
 
+
 def _report(finding: Finding) -> AuditReport:
     now = datetime.now(UTC)
-    target = TargetResult(target=TargetRef(url="https://x.test/", host="x.test", port=443), started_at=now,
-                          duration_s=1.0, compliant=False, findings=[finding])
+    target = TargetResult(
+        target=TargetRef(url="https://x.test/", host="x.test", port=443),
+        started_at=now,
+        duration_s=1.0,
+        compliant=False,
+        findings=[finding],
+    )
     return AuditReport(generated_at=now, tool_version="test", targets=[target])
 
 
 def test_server_text_cannot_break_the_xml_or_run_as_a_spreadsheet_formula() -> None:
     # Built by hand: no real server sends these bytes through nginx, but a hostile one can.
-    hostile = Finding(clause="11.5-cookies", status=Status.FAIL, title="=HYPERLINK(\"http://evil\")",
-                      detail="bell\x07 nul\x00 esc\x1b[31m", evidence=["@SUM(1)", "-2+3", "ok \ufffe"])
+    hostile = Finding(
+        clause="11.5-cookies",
+        status=Status.FAIL,
+        title='=HYPERLINK("http://evil")',
+        detail="bell\x07 nul\x00 esc\x1b[31m",
+        evidence=["@SUM(1)", "-2+3", "ok \ufffe"],
+    )
     junit = to_junit(_report(hostile))
     xmlschema.XMLSchema(DATA / "junit-10.xsd").validate(io.StringIO(junit))
     failure = ET.fromstring(junit.encode()).find(".//failure")
     assert "bell? nul? esc?[31m" in failure.text and "ok ?" in failure.text
     (row,) = list(csv.DictReader(io.StringIO(to_csv(_report(hostile)), newline="")))
-    assert row["title"] == "'=HYPERLINK(\"http://evil\")" and row["evidence"] == "'@SUM(1) | -2+3 | ok \ufffe"
+    assert row["title"] == '\'=HYPERLINK("http://evil")' and row["evidence"] == "'@SUM(1) | -2+3 | ok \ufffe"
     assert row["detail"] == "bell? nul? esc?[31m"

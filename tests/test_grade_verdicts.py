@@ -25,7 +25,7 @@ from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer
 from auditor.testing.tlslite_server import TlsliteServer
-from checks import CheckContext, run_checks
+from auditor.checks import CheckContext, run_checks
 from tests import evidence_builders as b
 from tests.conftest import audit_local_targets, clause_statuses
 
@@ -34,12 +34,22 @@ TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA
 ROWS = {r.id: r for r in [*CAPS, *WARNINGS]}
 SHA1_CAP = ROWS["sha1-chain"].wording
 # TLS 1.0: RC4 first, CBC second (BEAST mitigated server-side); TLS 1.2: AES-GCM first, RC4 accepted.
-LEGACY_ARGS = ["-serverpref", "-no_ssl2", "-no_ssl3", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:RC4-SHA:AES128-SHA"]
+LEGACY_ARGS = [
+    "-serverpref",
+    "-no_ssl2",
+    "-no_ssl3",
+    "-cipher",
+    "ECDHE-RSA-AES256-GCM-SHA384:RC4-SHA:AES128-SHA",
+]
 
 
 def _python(issued) -> PythonTLSServer:  # type: ignore[no-untyped-def]
-    return PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", HSTS_2Y)], seclevel0=True,
-                           ciphers="ECDHE+AESGCM:ECDHE+CHACHA20")
+    return PythonTLSServer(
+        issued,
+        response_headers=[("Strict-Transport-Security", HSTS_2Y)],
+        seclevel0=True,
+        ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +59,27 @@ def audited(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     rsa_pki = TestPKI(root / "rsa-pki", ca_keys="rsa")
     with ExitStack() as stack:
         targets: dict[str, tuple[str, Path]] = {}
-        site = stack.enter_context(NginxSite(root / "tls13", issued=pki.issue("v-tls13"), protocols="TLSv1.3",
-                                             tls13_ciphersuites=TLS13, hsts=HSTS_2Y))
+        site = stack.enter_context(
+            NginxSite(
+                root / "tls13",
+                issued=pki.issue("v-tls13"),
+                protocols="TLSv1.3",
+                tls13_ciphersuites=TLS13,
+                hsts=HSTS_2Y,
+            )
+        )
         targets["tls13-only"] = (site.url, pki.root_path)
         server = stack.enter_context(_python(sha1_pki.issue("v-sha1-int")))
         targets["sha1-intermediate"] = (server.url, sha1_pki.root_path)
         server = stack.enter_context(_python(pki.issue("v-sha1-leaf", hash="sha1")))
         targets["sha1-leaf"] = (server.url, pki.root_path)
-        tlslite = stack.enter_context(TlsliteServer(rsa_pki.issue("v-no-5746"), secure_renegotiation=False,
-                                                    response_headers=[("Strict-Transport-Security", HSTS_2Y)]))
+        tlslite = stack.enter_context(
+            TlsliteServer(
+                rsa_pki.issue("v-no-5746"),
+                secure_renegotiation=False,
+                response_headers=[("Strict-Transport-Security", HSTS_2Y)],
+            )
+        )
         targets["no-rfc5746"] = (tlslite.url, rsa_pki.root_path)
         if legacy_openssl_available():
             legacy = stack.enter_context(LegacyOpenSSLServer(rsa_pki.issue("v-legacy-rc4"), LEGACY_ARGS))
@@ -126,33 +148,56 @@ def test_legacy_rc4_and_beast_follow_what_clients_negotiate(audited: dict) -> No
 
 # ---- one rule, two users: the check's row and the grade's row agree on every case
 
+
 def _vulns(**kw) -> Vulnerabilities:  # noqa: ANN003
-    base = {"heartbleed": False, "ccs_injection": False, "robot": "NOT_VULNERABLE_NO_ORACLE",
-            "secure_renegotiation": True, "client_renegotiation_dos": False, "compression": False,
-            "fallback_scsv": True}
+    base = {
+        "heartbleed": False,
+        "ccs_injection": False,
+        "robot": "NOT_VULNERABLE_NO_ORACLE",
+        "secure_renegotiation": True,
+        "client_renegotiation_dos": False,
+        "compression": False,
+        "fallback_scsv": True,
+    }
     return Vulnerabilities(**{**base, **kw})
 
 
 def _check_says(ev: Evidence, flaw: str) -> bool:
-    f = next(f for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW))
-             if f.clause == "11.4-vulnerabilities")
+    f = next(
+        f
+        for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW))
+        if f.clause == "11.4-vulnerabilities"
+    )
     return f"{flaw}: PRESENT" in f.evidence
 
 
-@pytest.mark.parametrize(("secure", "client_initiated", "insecure", "warned"), [
-    (True, True, False, False),  # RFC 5746: renegotiation is protected whoever starts it
-    (False, True, True, False),  # the flaw: F, and a failure in the check
-    (False, False, False, True),  # no RFC 5746, client renegotiation refused: A- warning, warning in the check
-])
+@pytest.mark.parametrize(
+    ("secure", "client_initiated", "insecure", "warned"),
+    [
+        (True, True, False, False),  # RFC 5746: renegotiation is protected whoever starts it
+        (False, True, True, False),  # the flaw: F, and a failure in the check
+        (
+            False,
+            False,
+            False,
+            True,
+        ),  # no RFC 5746, client renegotiation refused: A- warning, warning in the check
+    ],
+)
 def test_renegotiation_one_rule(secure: bool, client_initiated: bool, insecure: bool, warned: bool) -> None:
-    ev = b.evidence(b.tls(vulns=_vulns(secure_renegotiation=secure, client_renegotiation_dos=client_initiated)))
+    ev = b.evidence(
+        b.tls(vulns=_vulns(secure_renegotiation=secure, client_renegotiation_dos=client_initiated))
+    )
     g = grade(ev)
     assert _check_says(ev, "Insecure renegotiation") is insecure
     assert (ROWS["insecure-renegotiation"].wording in {c.reason for c in g.caps}) is insecure
     assert (ROWS["no-secure-renegotiation"].wording in g.warnings) is warned
     assert lacks_secure_renegotiation(ev.tls.vulnerabilities) is warned
-    statuses = {f.status for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW))
-                if f.clause == "11.4-vulnerabilities"}
+    statuses = {
+        f.status
+        for f in run_checks(CheckContext(evidence=ev, host="good.test", now=b.NOW))
+        if f.clause == "11.4-vulnerabilities"
+    }
     assert statuses == ({Status.FAIL} if insecure else {Status.WARN} if warned else {Status.PASS})
 
 
@@ -160,13 +205,25 @@ CBC10 = "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"
 RC4 = "TLS_ECDHE_RSA_WITH_RC4_128_SHA"
 
 
-@pytest.mark.parametrize(("suites", "engine", "expected"), [
-    ({"TLS 1.0": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", True),  # CBC is the server's first choice
-    ({"TLS 1.0": [RC4, CBC10], "TLS 1.2": b.MODERN_12}, "fast", False),  # RC4 first: mitigated server-side
-    ({"TLS 1.0": [RC4, CBC10], "TLS 1.2": b.MODERN_12}, "thorough", True),  # order unknown: a client can get CBC
-    ({"SSL 3.0": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", True),  # SSL 3.0 counts as TLS 1.0 does
-    ({"TLS 1.1": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", False),  # TLS 1.1 has explicit IVs
-], ids=["tls10-cbc-first", "tls10-rc4-first", "tls10-order-unknown", "ssl3-cbc", "tls11-cbc"])
+@pytest.mark.parametrize(
+    ("suites", "engine", "expected"),
+    [
+        ({"TLS 1.0": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", True),  # CBC is the server's first choice
+        (
+            {"TLS 1.0": [RC4, CBC10], "TLS 1.2": b.MODERN_12},
+            "fast",
+            False,
+        ),  # RC4 first: mitigated server-side
+        (
+            {"TLS 1.0": [RC4, CBC10], "TLS 1.2": b.MODERN_12},
+            "thorough",
+            True,
+        ),  # order unknown: a client can get CBC
+        ({"SSL 3.0": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", True),  # SSL 3.0 counts as TLS 1.0 does
+        ({"TLS 1.1": [CBC10], "TLS 1.2": b.MODERN_12}, "fast", False),  # TLS 1.1 has explicit IVs
+    ],
+    ids=["tls10-cbc-first", "tls10-rc4-first", "tls10-order-unknown", "ssl3-cbc", "tls11-cbc"],
+)
 def test_beast_one_rule(suites: dict[str, list[str]], engine: str, expected: bool) -> None:
     ev = b.evidence(b.tls(suites, engine=engine))
     assert bool(beast(ev.tls)) is expected

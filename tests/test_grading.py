@@ -18,8 +18,14 @@ HSTS_LONG = [("Strict-Transport-Security", "max-age=63072000; includeSubDomains"
 
 def modern() -> Evidence:
     ev = b.evidence()
-    ev.tls.simulations = [HandshakeSimulation(client="Chrome", reference=True, protocol="TLS 1.3",
-                                              suite=describe("TLS_AES_128_GCM_SHA256", ephemeral_group="X25519"))]
+    ev.tls.simulations = [
+        HandshakeSimulation(
+            client="Chrome",
+            reference=True,
+            protocol="TLS 1.3",
+            suite=describe("TLS_AES_128_GCM_SHA256", ephemeral_group="X25519"),
+        )
+    ]
     return ev
 
 
@@ -29,8 +35,15 @@ def with_suites(suites: dict[str, list[str]], **kw) -> Evidence:  # noqa: ANN003
 
 
 def vuln(**kw) -> Evidence:  # noqa: ANN003
-    base = dict(heartbleed=False, ccs_injection=False, robot="NOT_VULNERABLE_NO_ORACLE", secure_renegotiation=True,
-                client_renegotiation_dos=False, compression=False, fallback_scsv=True)
+    base = dict(
+        heartbleed=False,
+        ccs_injection=False,
+        robot="NOT_VULNERABLE_NO_ORACLE",
+        secure_renegotiation=True,
+        client_renegotiation_dos=False,
+        compression=False,
+        fallback_scsv=True,
+    )
     return b.evidence(b.tls(vulns=Vulnerabilities(**{**base, **kw})))
 
 
@@ -40,8 +53,9 @@ def chain(**cert_kw) -> Evidence:  # noqa: ANN003
 
 def sim(suite: str, protocol: str = "TLS 1.2") -> Evidence:
     ev = with_suites({"TLS 1.2": [suite, *b.MODERN_12], "TLS 1.3": b.MODERN_13})
-    ev.tls.simulations = [HandshakeSimulation(client="Chrome", reference=True, protocol=protocol,
-                                              suite=describe(suite))]
+    ev.tls.simulations = [
+        HandshakeSimulation(client="Chrome", reference=True, protocol=protocol, suite=describe(suite))
+    ]
     return ev
 
 
@@ -54,7 +68,9 @@ ROW_CASES: dict[str, Callable[[], Evidence]] = {
     "robot": lambda: vuln(robot="VULNERABLE_STRONG_ORACLE"),
     "insecure-renegotiation": lambda: vuln(secure_renegotiation=False, client_renegotiation_dos=True),
     "export": lambda: with_suites({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_EXPORT_WITH_RC4_40_MD5"], **T12}),
-    "null-anon": lambda: with_suites({"TLS 1.2": [*b.MODERN_12, "TLS_ECDH_anon_WITH_AES_256_CBC_SHA"], **T12}),
+    "null-anon": lambda: with_suites(
+        {"TLS 1.2": [*b.MODERN_12, "TLS_ECDH_anon_WITH_AES_256_CBC_SHA"], **T12}
+    ),
     "weak-suites": lambda: with_suites({"TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_DES_CBC_SHA"], **T12}),
     "key-1024": lambda: chain(key_bits=768),
     "md5-signature": lambda: chain(sig_hash="md5", sig_alg="md5WithRSAEncryption"),
@@ -63,19 +79,55 @@ ROW_CASES: dict[str, Callable[[], Evidence]] = {
     "crime": lambda: vuln(compression=True),
     "rc4-modern": lambda: sim("TLS_ECDHE_RSA_WITH_RC4_128_SHA"),
     "sweet32": lambda: sim("TLS_RSA_WITH_3DES_EDE_CBC_SHA"),
-    "old-protocols": lambda: with_suites({"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}),
+    "old-protocols": lambda: with_suites(
+        {"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}
+    ),
     "no-forward-secrecy": lambda: sim("TLS_RSA_WITH_AES_128_GCM_SHA256"),
     "no-aead": lambda: with_suites({"TLS 1.2": ["TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"]}),
     "rc4": lambda: with_suites({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_RC4_128_SHA"], "TLS 1.2": b.MODERN_12}),
     "key-2048": lambda: chain(key_bits=1024),
-    "incomplete-chain": lambda: b.evidence(b.tls(deployments=[b.deployment([b.cert().model_copy(
-        update={"ca_issuers": ["http://ca.example.test/intermediate.crt"]})], trusted=False)])),
+    "incomplete-chain": lambda: b.evidence(
+        b.tls(
+            deployments=[
+                b.deployment(
+                    [b.cert().model_copy(update={"ca_issuers": ["http://ca.example.test/intermediate.crt"]})],
+                    trusted=False,
+                )
+            ]
+        )
+    ),
     "beast": lambda: with_suites({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}),
     "untrusted": lambda: b.evidence(b.tls(deployments=[b.deployment(trusted=False)])),
-    "sha1-chain": lambda: b.evidence(b.tls(deployments=[b.deployment([b.cert(), b.cert(
-        "CN=Intermediate", issuer="CN=Root", sig_hash="sha1", sig_alg="sha1WithRSAEncryption")])])),
-    "revoked": lambda: b.evidence(b.tls(deployments=[b.deployment().model_copy(update={"revocation": [
-        RevocationStatus(source="stapled", status="revoked", reason="keyCompromise")]})])),
+    "sha1-chain": lambda: b.evidence(
+        b.tls(
+            deployments=[
+                b.deployment(
+                    [
+                        b.cert(),
+                        b.cert(
+                            "CN=Intermediate",
+                            issuer="CN=Root",
+                            sig_hash="sha1",
+                            sig_alg="sha1WithRSAEncryption",
+                        ),
+                    ]
+                )
+            ]
+        )
+    ),
+    "revoked": lambda: b.evidence(
+        b.tls(
+            deployments=[
+                b.deployment().model_copy(
+                    update={
+                        "revocation": [
+                            RevocationStatus(source="stapled", status="revoked", reason="keyCompromise")
+                        ]
+                    }
+                )
+            ]
+        )
+    ),
     "mismatch": lambda: b.evidence(b.tls(deployments=[b.deployment(matches=False)])),
     "no-tls13": lambda: with_suites({"TLS 1.2": b.MODERN_12}),
     "hsts": lambda: b.evidence(http_evidence=b.http(b.page(headers=[]))),
@@ -125,10 +177,16 @@ def test_score_tables() -> None:
     f = facts_from(with_suites({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "TLS 1.2": b.MODERN_12}))
     assert category_scores(f)["protocol"] == 95
     # cipher: (strongest + weakest) / 2 ; 3DES counts 112 bits -> 20
-    f = facts_from(with_suites({"TLS 1.2": ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]}))
+    f = facts_from(
+        with_suites({"TLS 1.2": ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_3DES_EDE_CBC_SHA"]})
+    )
     assert category_scores(f)["cipher"] == (100 + 20) // 2
     # key exchange by RSA-equivalent bits
-    assert rsa_equivalent("EC", 256) == 3072 and rsa_equivalent("EC", 384) == 7680 and rsa_equivalent("RSA", 4096) == 4096
+    assert (
+        rsa_equivalent("EC", 256) == 3072
+        and rsa_equivalent("EC", 384) == 7680
+        and rsa_equivalent("RSA", 4096) == 4096
+    )
     assert category_scores(facts_from(chain(key_bits=4096)))["key_exchange"] == 100
     assert category_scores(facts_from(chain(key_bits=1024)))["key_exchange"] == 80
 
@@ -149,19 +207,23 @@ def test_private_ca_counts_as_trusted_only_when_configured() -> None:
 
 # ---- the rules as the Precisions of ../shared/grading/ssllabs-rating.md decide them
 
+
 def test_tls13_only_is_not_capped() -> None:
     """SSL Labs and testssl.sh cap at C only when neither TLS 1.2 nor TLS 1.3 is offered."""
     g = grade(with_suites({"TLS 1.3": b.MODERN_13}))
     assert (g.letter, g.caps, g.warnings) == ("A+", [], [])
-    assert any(c.grade == "C" for c in grade(with_suites({"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]})).caps)
+    assert any(
+        c.grade == "C" for c in grade(with_suites({"TLS 1.1": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]})).caps
+    )
 
 
 @pytest.mark.parametrize("position", [0, 1], ids=["leaf", "intermediate"])
 def test_sha1_in_a_chain_that_validates_is_t(position: int) -> None:
     """2017 change: SHA-1 below the root is T even when the chain validates (here: a private CA)."""
     chain = [b.cert(), b.cert("CN=Intermediate", issuer="CN=Root")]
-    chain[position] = chain[position].model_copy(update={"signature_hash": "sha1",
-                                                         "signature_algorithm": "sha1WithRSAEncryption"})
+    chain[position] = chain[position].model_copy(
+        update={"signature_hash": "sha1", "signature_algorithm": "sha1WithRSAEncryption"}
+    )
     dep = b.deployment(chain, trusted=False, stores=["Mozilla"])
     dep.trust.append(dep.trust[0].model_copy(update={"store": "custom", "trusted": True, "error": None}))
     ev = modern()
@@ -176,9 +238,15 @@ def test_sha1_in_a_chain_that_validates_is_t(position: int) -> None:
 
 def _with_simulations(suites: dict[str, list[str]], *sims: tuple[str, bool, str, str]) -> Evidence:
     ev = with_suites(suites)
-    ev.tls.simulations = [HandshakeSimulation(client=client, reference=reference, protocol=protocol,
-                                              suite=describe(suite, ephemeral_group="X25519"))
-                          for client, reference, protocol, suite in sims]
+    ev.tls.simulations = [
+        HandshakeSimulation(
+            client=client,
+            reference=reference,
+            protocol=protocol,
+            suite=describe(suite, ephemeral_group="X25519"),
+        )
+        for client, reference, protocol, suite in sims
+    ]
     return ev
 
 
@@ -190,7 +258,9 @@ def test_3des_from_a_non_reference_client_does_not_cap() -> None:
     java8 = ("Java 8u161", False, "TLS 1.2", "TLS_RSA_WITH_3DES_EDE_CBC_SHA")
     f = facts_from(_with_simulations(suites, CHROME_13, java8))
     assert f.reference_3des_modern == []
-    assert not any(c.reason.endswith("(SWEET32)") for c in grade(_with_simulations(suites, CHROME_13, java8)).caps)
+    assert not any(
+        c.reason.endswith("(SWEET32)") for c in grade(_with_simulations(suites, CHROME_13, java8)).caps
+    )
     safari = ("Safari", True, "TLS 1.2", "TLS_RSA_WITH_3DES_EDE_CBC_SHA")
     assert facts_from(_with_simulations(suites, CHROME_13, safari)).reference_3des_modern == ["Safari"]
 
@@ -206,7 +276,9 @@ def test_rc4_accepted_but_not_negotiated_by_reference_browsers_is_b_not_c() -> N
 
 
 @pytest.mark.parametrize(("engine", "capped"), [("thorough", True), ("fast", False)])
-def test_without_reference_simulations_3des_and_rc4_fall_back_conservatively(engine: str, capped: bool) -> None:
+def test_without_reference_simulations_3des_and_rc4_fall_back_conservatively(
+    engine: str, capped: bool
+) -> None:
     """No reference browser simulated (none run, or all failed): the server's first choice where it
     enforces its order, else every accepted suite (any client's order could land on it)."""
     for weak in ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_ECDHE_RSA_WITH_RC4_128_SHA"):

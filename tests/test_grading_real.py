@@ -45,20 +45,21 @@ BROKEN_VULNS = {"Heartbleed", "OpenSSL CCS injection"}
 
 NOT_PRODUCIBLE = {
     "insecure-renegotiation": "needs a server accepting client-initiated renegotiation without RFC 5746: "
-                              "OpenSSL (1.0.1e too) implements RFC 5746, tlslite-ng refuses renegotiation",
+    "OpenSSL (1.0.1e too) implements RFC 5746, tlslite-ng refuses renegotiation",
     "crime": "needs TLS compression: Debian's OpenSSL 3 and the 1.0.1e build have no zlib, tlslite-ng has none",
     "rc4-modern": "no reference browser in auditor.clients offers RC4 (none has since 2016), and a server "
-                  "offering only RC4 leaves 1.0.1e's accepted suites to the fallback, tested in test_grading",
+    "offering only RC4 leaves 1.0.1e's accepted suites to the fallback, tested in test_grading",
     "revoked": "needs an OCSP responder or a stapled response beside the server: produced on real servers "
-               "in tests/test_revocation.py",
+    "in tests/test_revocation.py",
 }
 __doc__ += "".join(f"\n- {row}: {why}" for row, why in NOT_PRODUCIBLE.items()) + "\n"
 VULN_NOT_PRODUCIBLE = {
     "Insecure renegotiation": NOT_PRODUCIBLE["insecure-renegotiation"],
     "TLS compression (CRIME)": NOT_PRODUCIBLE["crime"],
     "Weak elliptic curves (< 224 bits)": "OpenSSL 1.0.1e serves secp160r1 (-named_curve), but then the scan's "
-                                         "ECDHE handshakes fail: no ECDHE suite and no group is recorded",
+    "ECDHE handshakes fail: no ECDHE suite and no group is recorded",
 }
+
 
 @dataclass
 class Server:
@@ -73,28 +74,54 @@ class Server:
     rsa_ca: bool = False  # issued by an RSA CA (MD5 signatures and OpenSSL 1.0.1e need one)
     legacy: list[str] | None = None  # OpenSSL 1.0.1e s_server arguments (its DHE group: dh_bits or 2048)
     tlslite: dict | None = None  # type: ignore[type-arg]  # TlsliteServer options
-    vulns: set[str] = field(default_factory=set)  # 11.4-vulnerabilities rows that must say PRESENT (no others)
+    vulns: set[str] = field(
+        default_factory=set
+    )  # 11.4-vulnerabilities rows that must say PRESENT (no others)
 
 
 SERVERS = [
     Server("modern", set(), MODERN),
     Server("tls13-only", set(), {"protocols": "TLSv1.3", **MODERN}),
-    Server("tls10-cbc-first", {"old-protocols", "beast"},
-           {"protocols": "TLSv1 TLSv1.2 TLSv1.3", "seclevel0": True, **MODERN,
-            "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384"}, vulns={"BEAST (CBC with TLS 1.0)"}),
-    Server("tls10-only", {"old-protocols", "beast", "no-tls12", "no-aead", "no-tls13"},
-           python={"minimum_version": "TLSv1", "maximum_version": "TLSv1", "ciphers": "ECDHE-RSA-AES128-SHA"},
-           vulns={"BEAST (CBC with TLS 1.0)"}),
-    Server("rsa-kex", {"no-forward-secrecy", "no-tls13"},
-           {"protocols": "TLSv1.2", "ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256"}),
-    Server("cbc-only", {"no-aead", "no-tls13"},
-           {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256"}),
-    Server("null-suite", {"null-anon", "no-tls13"},
-           {"protocols": "TLSv1.2", "seclevel0": True, "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:NULL-SHA256"},
-           vulns={"Export, NULL or anonymous suites (FREAK)"}),
+    Server(
+        "tls10-cbc-first",
+        {"old-protocols", "beast"},
+        {
+            "protocols": "TLSv1 TLSv1.2 TLSv1.3",
+            "seclevel0": True,
+            **MODERN,
+            "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384",
+        },
+        vulns={"BEAST (CBC with TLS 1.0)"},
+    ),
+    Server(
+        "tls10-only",
+        {"old-protocols", "beast", "no-tls12", "no-aead", "no-tls13"},
+        python={"minimum_version": "TLSv1", "maximum_version": "TLSv1", "ciphers": "ECDHE-RSA-AES128-SHA"},
+        vulns={"BEAST (CBC with TLS 1.0)"},
+    ),
+    Server(
+        "rsa-kex",
+        {"no-forward-secrecy", "no-tls13"},
+        {"protocols": "TLSv1.2", "ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256"},
+    ),
+    Server(
+        "cbc-only",
+        {"no-aead", "no-tls13"},
+        {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256"},
+    ),
+    Server(
+        "null-suite",
+        {"null-anon", "no-tls13"},
+        {"protocols": "TLSv1.2", "seclevel0": True, "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:NULL-SHA256"},
+        vulns={"Export, NULL or anonymous suites (FREAK)"},
+    ),
     Server("rsa-768-key", {"key-1024", "key-2048"}, cert={"key": "rsa768"}, python={}),
-    Server("dh-1024", {"key-2048"},
-           python={"ciphers": "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"}, dh_bits=1024),
+    Server(
+        "dh-1024",
+        {"key-2048"},
+        python={"ciphers": "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"},
+        dh_bits=1024,
+    ),
     Server("rsa-1024-key", {"key-2048"}, cert={"key": "rsa1024"}, python={}),
     Server("md5-signed", {"md5-signature", "untrusted"}, cert={"hash": "md5"}, python={}, rsa_ca=True),
     # OpenSSL 3's verifier (sslyze's trust check) also rejects the SHA-1 signature: not trusted either way
@@ -110,49 +137,106 @@ SERVERS = [
     Server("short-hsts", {"hsts"}, {**MODERN, "hsts": "max-age=86400"}),
     # --- OpenSSL 1.0.1e (../shared/legacy-openssl)
     # SSL 2.0's DES-CBC3-MD5 is 3DES: a 64-bit block (SWEET32) at 112 bits (not weak)
-    Server("legacy-ssl2", {"ssl2", *BROKEN},
-           legacy=["-cipher", f"{GCM}:DES-CBC3-MD5", "-serverpref", "-no_ssl3", "-no_tls1", "-no_tls1_1"],
-           vulns={*BROKEN_VULNS, "SSL 2.0 (DROWN)", "SWEET32 (64-bit block ciphers)"}),
+    Server(
+        "legacy-ssl2",
+        {"ssl2", *BROKEN},
+        legacy=["-cipher", f"{GCM}:DES-CBC3-MD5", "-serverpref", "-no_ssl3", "-no_tls1", "-no_tls1_1"],
+        vulns={*BROKEN_VULNS, "SSL 2.0 (DROWN)", "SWEET32 (64-bit block ciphers)"},
+    ),
     # SSL 3.0 beside TLS 1.2: POODLE; its only SSL 3.0 suite is CBC (BEAST); 1.0.1e predates the SCSV
-    Server("legacy-ssl3", {"poodle-ssl3", "beast", *BROKEN},
-           legacy=["-cipher", f"{GCM}:ECDHE-RSA-AES128-SHA", "-serverpref", "-no_ssl2", "-no_tls1", "-no_tls1_1"],
-           vulns={*BROKEN_VULNS, "POODLE (SSL 3.0)", "BEAST (CBC with TLS 1.0)", "Missing TLS_FALLBACK_SCSV"}),
+    Server(
+        "legacy-ssl3",
+        {"poodle-ssl3", "beast", *BROKEN},
+        legacy=[
+            "-cipher",
+            f"{GCM}:ECDHE-RSA-AES128-SHA",
+            "-serverpref",
+            "-no_ssl2",
+            "-no_tls1",
+            "-no_tls1_1",
+        ],
+        vulns={*BROKEN_VULNS, "POODLE (SSL 3.0)", "BEAST (CBC with TLS 1.0)", "Missing TLS_FALLBACK_SCSV"},
+    ),
     # TLS 1.0-1.2 without TLS_FALLBACK_SCSV (1.0.1e predates it); TLS 1.0 gets only a CBC suite
-    Server("legacy-tls10-tls12", {"old-protocols", "beast", *BROKEN},
-           legacy=["-cipher", f"{GCM}:ECDHE-RSA-AES128-SHA", "-serverpref", "-no_ssl2", "-no_ssl3"],
-           vulns={*BROKEN_VULNS, "BEAST (CBC with TLS 1.0)", "Missing TLS_FALLBACK_SCSV"}),
-    Server("legacy-export", {"export", "weak-suites", *BROKEN}, legacy=["-cipher", f"{GCM}:EXP-DES-CBC-SHA", *TLS12_ONLY],
-           vulns={*BROKEN_VULNS, "Export, NULL or anonymous suites (FREAK)", "SWEET32 (64-bit block ciphers)"}),
-    Server("legacy-des", {"weak-suites", *BROKEN}, legacy=["-cipher", f"{GCM}:EDH-RSA-DES-CBC-SHA", *TLS12_ONLY],
-           vulns={*BROKEN_VULNS, "SWEET32 (64-bit block ciphers)"}),
-    Server("legacy-rc4", {"rc4", *BROKEN}, legacy=["-cipher", f"{GCM}:RC4-SHA", *TLS12_ONLY],
-           vulns={*BROKEN_VULNS, "RC4"}),
+    Server(
+        "legacy-tls10-tls12",
+        {"old-protocols", "beast", *BROKEN},
+        legacy=["-cipher", f"{GCM}:ECDHE-RSA-AES128-SHA", "-serverpref", "-no_ssl2", "-no_ssl3"],
+        vulns={*BROKEN_VULNS, "BEAST (CBC with TLS 1.0)", "Missing TLS_FALLBACK_SCSV"},
+    ),
+    Server(
+        "legacy-export",
+        {"export", "weak-suites", *BROKEN},
+        legacy=["-cipher", f"{GCM}:EXP-DES-CBC-SHA", *TLS12_ONLY],
+        vulns={*BROKEN_VULNS, "Export, NULL or anonymous suites (FREAK)", "SWEET32 (64-bit block ciphers)"},
+    ),
+    Server(
+        "legacy-des",
+        {"weak-suites", *BROKEN},
+        legacy=["-cipher", f"{GCM}:EDH-RSA-DES-CBC-SHA", *TLS12_ONLY],
+        vulns={*BROKEN_VULNS, "SWEET32 (64-bit block ciphers)"},
+    ),
+    Server(
+        "legacy-rc4",
+        {"rc4", *BROKEN},
+        legacy=["-cipher", f"{GCM}:RC4-SHA", *TLS12_ONLY],
+        vulns={*BROKEN_VULNS, "RC4"},
+    ),
     # Safari 18 (a reference browser) still offers DES-CBC3-SHA last; the server's order puts it first
-    Server("legacy-3des-first", {"sweet32", "no-forward-secrecy", *BROKEN},
-           legacy=["-cipher", f"DES-CBC3-SHA:{GCM}", *TLS12_ONLY],
-           vulns={*BROKEN_VULNS, "SWEET32 (64-bit block ciphers)"}),
+    Server(
+        "legacy-3des-first",
+        {"sweet32", "no-forward-secrecy", *BROKEN},
+        legacy=["-cipher", f"DES-CBC3-SHA:{GCM}", *TLS12_ONLY],
+        vulns={*BROKEN_VULNS, "SWEET32 (64-bit block ciphers)"},
+    ),
     # --- tlslite-ng
-    Server("tlslite-dh-512", {"key-1024", "key-2048"},
-           tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "dhe_rsa"]}, dh_bits=512,
-           vulns={"Weak Diffie-Hellman (Logjam)"}),
-    Server("tlslite-dh-768", {"key-1024", "key-2048"},
-           tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "dhe_rsa"]}, dh_bits=768,
-           vulns={"Weak Diffie-Hellman (Logjam)"}),
+    Server(
+        "tlslite-dh-512",
+        {"key-1024", "key-2048"},
+        tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "dhe_rsa"]},
+        dh_bits=512,
+        vulns={"Weak Diffie-Hellman (Logjam)"},
+    ),
+    Server(
+        "tlslite-dh-768",
+        {"key-1024", "key-2048"},
+        tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "dhe_rsa"]},
+        dh_bits=768,
+        vulns={"Weak Diffie-Hellman (Logjam)"},
+    ),
     # Only Safari 18 connects (DES-CBC3-SHA, RSA key exchange); OpenSSL 3 cannot fetch the page, so HSTS is
     # unknown: no "HSTS missing" warning (never read unknown as missing), and no A+ either
-    Server("tlslite-3des-only", {"sweet32", "no-forward-secrecy", "no-aead", "no-tls13"},
-           tlslite={"ciphers": ["3des"], "key_exchange": ["rsa"]}, vulns={"SWEET32 (64-bit block ciphers)"}),
+    Server(
+        "tlslite-3des-only",
+        {"sweet32", "no-forward-secrecy", "no-aead", "no-tls13"},
+        tlslite={"ciphers": ["3des"], "key_exchange": ["rsa"]},
+        vulns={"SWEET32 (64-bit block ciphers)"},
+    ),
     # SSL 3.0 only (CBC): OpenSSL 3 cannot fetch the page either (HSTS unknown, as above)
-    Server("tlslite-ssl3-only", {"ssl3-best", "poodle-ssl3", "no-tls12", "no-aead", "beast", "no-tls13"},
-           tlslite={"min_version": "SSLv3", "max_version": "SSLv3", "ciphers": ["aes128"],
-                    "key_exchange": ["dhe_rsa"]}, dh_bits=2048,
-           vulns={"POODLE (SSL 3.0)", "BEAST (CBC with TLS 1.0)"}),
+    Server(
+        "tlslite-ssl3-only",
+        {"ssl3-best", "poodle-ssl3", "no-tls12", "no-aead", "beast", "no-tls13"},
+        tlslite={
+            "min_version": "SSLv3",
+            "max_version": "SSLv3",
+            "ciphers": ["aes128"],
+            "key_exchange": ["dhe_rsa"],
+        },
+        dh_bits=2048,
+        vulns={"POODLE (SSL 3.0)", "BEAST (CBC with TLS 1.0)"},
+    ),
     # no RFC 5746, but client-initiated renegotiation refused: the warning, not the flaw
-    Server("tlslite-no-rfc5746", {"no-secure-renegotiation"},
-           tlslite={"max_version": "TLSv1.3", "secure_renegotiation": False}),
-    Server("tlslite-robot", {"robot"},
-           tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "rsa"], "rsa_padding_oracle": True},
-           vulns={"ROBOT"}),
+    Server(
+        "tlslite-no-rfc5746",
+        {"no-secure-renegotiation"},
+        tlslite={"max_version": "TLSv1.3", "secure_renegotiation": False},
+    ),
+    Server(
+        "tlslite-robot",
+        {"robot"},
+        tlslite={"max_version": "TLSv1.3", "key_exchange": ["ecdhe_rsa", "rsa"], "rsa_padding_oracle": True},
+        vulns={"ROBOT"},
+    ),
 ]
 ROWS = {r.id: r for r in [*CAPS, *WARNINGS]}
 LEGACY = {s.name for s in SERVERS if s.legacy is not None}
@@ -164,26 +248,41 @@ def _python_server(issued, options: dict) -> PythonTLSServer:  # type: ignore[no
         if key in opts:
             opts[key] = getattr(ssl.TLSVersion, opts[key])
     opts.setdefault("ciphers", "ECDHE+AESGCM:ECDHE+CHACHA20")
-    return PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", HSTS_2Y)], seclevel0=True, **opts)
+    return PythonTLSServer(
+        issued, response_headers=[("Strict-Transport-Security", HSTS_2Y)], seclevel0=True, **opts
+    )
 
 
 def _start(server: Server, issued, root: Path, stack: ExitStack) -> str:  # type: ignore[no-untyped-def]
     """Start `server` in `stack`; its URL."""
     if server.legacy is not None:
-        return stack.enter_context(LegacyOpenSSLServer(issued, server.legacy, dhparam_bits=server.dh_bits or 2048)).url
+        return stack.enter_context(
+            LegacyOpenSSLServer(issued, server.legacy, dhparam_bits=server.dh_bits or 2048)
+        ).url
     if server.tlslite is not None:
-        return stack.enter_context(TlsliteServer(issued, dh_bits=server.dh_bits, **server.tlslite,
-                                                 response_headers=[("Strict-Transport-Security", HSTS_2Y)])).url
+        return stack.enter_context(
+            TlsliteServer(
+                issued,
+                dh_bits=server.dh_bits,
+                **server.tlslite,
+                response_headers=[("Strict-Transport-Security", HSTS_2Y)],
+            )
+        ).url
     if server.python is not None:
         python_server = _python_server(issued, server.python)
         if server.dh_bits:
             dh = root / f"dh{server.dh_bits}.pem"
-            subprocess.run(["openssl", "dhparam", "-out", str(dh), str(server.dh_bits)],
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                ["openssl", "dhparam", "-out", str(dh), str(server.dh_bits)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             python_server.context.load_dh_params(str(dh))
         return stack.enter_context(python_server).url
-    site = NginxSite(root / server.name, issued=issued, serve_chain=server.serve_chain,
-                     **{"hsts": HSTS_2Y, **server.nginx})
+    site = NginxSite(
+        root / server.name, issued=issued, serve_chain=server.serve_chain, **{"hsts": HSTS_2Y, **server.nginx}
+    )
     return stack.enter_context(site).url
 
 
@@ -191,10 +290,15 @@ def _audit(targets: dict[str, tuple[str, Path]], root: Path) -> CliRun:
     """tests.conftest.audit_local_targets with one connection per server: `s_server` serves one
     connection at a time, and sslyze reads a queued probe's timeout as "TLS_FALLBACK_SCSV supported"
     (and leaves TLS compression untested)."""
-    entries = "".join(f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
-                      f'ca_bundle = "{bundle}"\nhttp_port = 9\n' for name, (url, bundle) in targets.items())
+    entries = "".join(
+        f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
+        f'ca_bundle = "{bundle}"\nhttp_port = 9\n'
+        for name, (url, bundle) in targets.items()
+    )
     config = root / "config.toml"
-    config.write_text(f"[scan]\nconcurrency = 4\nconnections_per_server = 1\n[output]\nwrite_json = false\n{entries}")
+    config.write_text(
+        f"[scan]\nconcurrency = 4\nconnections_per_server = 1\n[output]\nwrite_json = false\n{entries}"
+    )
     return run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
 
 

@@ -26,8 +26,9 @@ from auditor.testing.servers import NginxSite, OpenSSLServer, PythonTLSServer, f
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 
 HOST = "good.test"
-needs_nginx = pytest.mark.skipif(not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
-                                 reason="nginx not installed")
+needs_nginx = pytest.mark.skipif(
+    not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")), reason="nginx not installed"
+)
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
 
@@ -60,14 +61,30 @@ def handshake(ctx: ssl.SSLContext, port: int, sni: str = HOST) -> tuple[str, x50
 
 def get(ctx: ssl.SSLContext, port: int, path: str = "/", **kwargs: object) -> httpx.Response:
     with httpx.Client(verify=ctx, timeout=5, trust_env=False) as client:
-        return client.get(f"https://127.0.0.1:{port}{path}", headers={"Host": HOST},
-                          extensions={"sni_hostname": HOST}, **kwargs)  # type: ignore[arg-type]
+        return client.get(
+            f"https://127.0.0.1:{port}{path}",
+            headers={"Host": HOST},
+            extensions={"sni_hostname": HOST},
+            **kwargs,
+        )  # type: ignore[arg-type]
 
 
 def openssl_verify(pki: TestPKI, cert: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["openssl", "verify", *extra, "-CAfile", str(pki.root_path),
-                           "-untrusted", str(pki.intermediate_path), str(cert)],
-                          capture_output=True, text=True, timeout=10)
+    return subprocess.run(
+        [
+            "openssl",
+            "verify",
+            *extra,
+            "-CAfile",
+            str(pki.root_path),
+            "-untrusted",
+            str(pki.intermediate_path),
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
 
 
 def ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.ExtensionType:
@@ -75,6 +92,7 @@ def ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.ExtensionTyp
 
 
 # --- PKI -------------------------------------------------------------------------------------
+
 
 def test_default_leaf_has_the_usual_extensions(leaf: Issued, pki: TestPKI) -> None:
     cert = leaf.cert
@@ -92,8 +110,17 @@ def test_default_leaf_has_the_usual_extensions(leaf: Issued, pki: TestPKI) -> No
 
 @needs_openssl
 def test_openssl_validates_default_leaf_with_policy_checking(leaf: Issued, pki: TestPKI) -> None:
-    run = openssl_verify(pki, leaf.cert_path, "-x509_strict", "-purpose", "sslserver", "-policy_check",
-                         "-explicit_policy", "-policy", POLICY_OIDS["ov"])
+    run = openssl_verify(
+        pki,
+        leaf.cert_path,
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-policy_check",
+        "-explicit_policy",
+        "-policy",
+        POLICY_OIDS["ov"],
+    )
     assert run.returncode == 0 and ": OK" in run.stdout, run.stdout + run.stderr
     other = TestPKI(pki.directory / "other-root")  # a different root must not validate it
     assert openssl_verify(other, leaf.cert_path).returncode != 0
@@ -106,31 +133,58 @@ def test_policy_oids(pki: TestPKI, policy: str | None) -> None:
         with pytest.raises(x509.ExtensionNotFound):
             cert.extensions.get_extension_for_oid(ExtensionOID.CERTIFICATE_POLICIES)
     else:
-        oids = [p.policy_identifier.dotted_string
-                for p in ext(cert, ExtensionOID.CERTIFICATE_POLICIES)]  # type: ignore[attr-defined]
+        oids = [p.policy_identifier.dotted_string for p in ext(cert, ExtensionOID.CERTIFICATE_POLICIES)]  # type: ignore[attr-defined]
         assert oids == [POLICY_OIDS[policy]]
 
 
 @needs_openssl
-@pytest.mark.parametrize(("issuer", "key"), [("intermediate", "rsa2048"), ("root", "p256"), ("self", "rsa2048")])
+@pytest.mark.parametrize(
+    ("issuer", "key"), [("intermediate", "rsa2048"), ("root", "p256"), ("self", "rsa2048")]
+)
 def test_sha1_leaf_keeps_dates_issuer_and_extensions(pki: TestPKI, issuer: str, key: str) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    issued = pki.issue(f"sha1-{issuer}", hash="sha1", key=key, issuer=issuer, hosts=(HOST, "127.0.0.1"),
-                       not_before=now - timedelta(days=30), not_after=now + timedelta(days=10))
+    issued = pki.issue(
+        f"sha1-{issuer}",
+        hash="sha1",
+        key=key,
+        issuer=issuer,
+        hosts=(HOST, "127.0.0.1"),
+        not_before=now - timedelta(days=30),
+        not_after=now + timedelta(days=10),
+    )
     cert = issued.cert
     assert cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == "sha1"
     assert cert.not_valid_before_utc == now - timedelta(days=30)
     assert cert.not_valid_after_utc == now + timedelta(days=10)
-    assert ext(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME).get_values_for_type(x509.IPAddress)[0].exploded == "127.0.0.1"  # type: ignore
+    assert (
+        ext(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME).get_values_for_type(x509.IPAddress)[0].exploded
+        == "127.0.0.1"
+    )  # type: ignore
     expected_issuer = {"intermediate": pki.intermediate, "root": pki.root}.get(issuer)
     assert cert.issuer == (expected_issuer.subject if expected_issuer else cert.subject)
     # the signature really verifies (openssl checks it; the default level-1 verifier still accepts SHA-1)
     ca = pki.root_path if issuer != "self" else issued.cert_path
-    run = subprocess.run(["openssl", "verify", "-CAfile", str(ca), "-untrusted", str(pki.intermediate_path),
-                          str(issued.cert_path)], capture_output=True, text=True, timeout=10)
+    run = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(ca),
+            "-untrusted",
+            str(pki.intermediate_path),
+            str(issued.cert_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
-    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(issued.cert_path)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(issued.cert_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert re.search(r"Signature Algorithm: (sha1WithRSAEncryption|ecdsa-with-SHA1)", text), text
     assert "sha256" not in text.lower()
 
@@ -138,17 +192,39 @@ def test_sha1_leaf_keeps_dates_issuer_and_extensions(pki: TestPKI, issuer: str, 
 @needs_openssl
 def test_md5_leaf_from_an_rsa_ca_and_a_768_bit_key(tmp_path: Path) -> None:
     rsa_pki = TestPKI(tmp_path / "rsa-pki", ca_keys="rsa")
-    assert isinstance(rsa_pki.intermediate_key, rsa.RSAPrivateKey) and isinstance(rsa_pki.root_key, rsa.RSAPrivateKey)
+    assert isinstance(rsa_pki.intermediate_key, rsa.RSAPrivateKey) and isinstance(
+        rsa_pki.root_key, rsa.RSAPrivateKey
+    )
     issued = rsa_pki.issue("md5", hash="md5", key="rsa768", hosts=(HOST,))
-    assert issued.cert.signature_hash_algorithm is not None and issued.cert.signature_hash_algorithm.name == "md5"
+    assert (
+        issued.cert.signature_hash_algorithm is not None
+        and issued.cert.signature_hash_algorithm.name == "md5"
+    )
     assert issued.cert.public_key().key_size == 768  # type: ignore[union-attr]
-    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(issued.cert_path)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(issued.cert_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Signature Algorithm: md5WithRSAEncryption" in text and "(768 bit)" in text
     # the signature is a real one by the intermediate: verifies once MD5 is allowed (security level 0)
-    run = subprocess.run(["openssl", "verify", "-auth_level", "0", "-CAfile", str(rsa_pki.root_path),
-                          "-untrusted", str(rsa_pki.intermediate_path), str(issued.cert_path)],
-                         capture_output=True, text=True, timeout=10)
+    run = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-auth_level",
+            "0",
+            "-CAfile",
+            str(rsa_pki.root_path),
+            "-untrusted",
+            str(rsa_pki.intermediate_path),
+            str(issued.cert_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     with pytest.raises(ValueError, match="md5 signatures need an RSA signer"):
         TestPKI(tmp_path / "ec-pki").issue("md5-ec", hash="md5")
@@ -158,16 +234,23 @@ def test_md5_leaf_from_an_rsa_ca_and_a_768_bit_key(tmp_path: Path) -> None:
 
 def test_expired_and_expiring(pki: TestPKI) -> None:
     now = datetime.now(timezone.utc)
-    expired = pki.issue("expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3)).cert
+    expired = pki.issue(
+        "expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3)
+    ).cert
     assert expired.not_valid_after_utc < now
     expiring = pki.issue("expiring", days_valid=10).cert
     assert abs(expiring.not_valid_after_utc - now - timedelta(days=10)) < timedelta(minutes=1)
 
 
-@pytest.mark.parametrize(("key", "kind", "size"), [("rsa1024", rsa.RSAPublicKey, 1024),
-                                                  ("rsa4096", rsa.RSAPublicKey, 4096),
-                                                  ("p384", ec.EllipticCurvePublicKey, 384),
-                                                  ("ed25519", ed25519.Ed25519PublicKey, None)])
+@pytest.mark.parametrize(
+    ("key", "kind", "size"),
+    [
+        ("rsa1024", rsa.RSAPublicKey, 1024),
+        ("rsa4096", rsa.RSAPublicKey, 4096),
+        ("p384", ec.EllipticCurvePublicKey, 384),
+        ("ed25519", ed25519.Ed25519PublicKey, None),
+    ],
+)
 def test_key_types(pki: TestPKI, key: str, kind: type, size: int | None) -> None:
     public = pki.issue(f"key-{key}", key=key).cert.public_key()
     assert isinstance(public, kind)
@@ -176,8 +259,13 @@ def test_key_types(pki: TestPKI, key: str, kind: type, size: int | None) -> None
 
 
 def test_hostile_subject_no_san_ip_hosts_and_self_signed(pki: TestPKI) -> None:
-    hostile = pki.issue("hostile", subject_cn="<script>alert(1)</script>", subject_org='"><img src=x>', san=False)
-    assert hostile.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "<script>alert(1)</script>"
+    hostile = pki.issue(
+        "hostile", subject_cn="<script>alert(1)</script>", subject_org='"><img src=x>', san=False
+    )
+    assert (
+        hostile.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        == "<script>alert(1)</script>"
+    )
     with pytest.raises(x509.ExtensionNotFound):
         hostile.cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     ip = pki.issue("by-ip", hosts=("127.0.0.1", "::1", HOST)).cert
@@ -200,9 +288,12 @@ def test_sslyze_validates_the_default_leaf(pki: TestPKI, leaf: Issued) -> None:
     with PythonTLSServer(leaf) as server:
         location = sslyze.ServerNetworkLocation(HOST, server.port, ip_address="127.0.0.1")
         request = sslyze.ServerScanRequest(
-            server_location=location, scan_commands={sslyze.ScanCommand.CERTIFICATE_INFO},
+            server_location=location,
+            scan_commands={sslyze.ScanCommand.CERTIFICATE_INFO},
             scan_commands_extra_arguments=sslyze.ScanCommandsExtraArguments(
-                certificate_info=sslyze.CertificateInfoExtraArgument(custom_ca_file=pki.root_path)))
+                certificate_info=sslyze.CertificateInfoExtraArgument(custom_ca_file=pki.root_path)
+            ),
+        )
         scanner = sslyze.Scanner()
         scanner.queue_scans([request])
         result = next(iter(scanner.get_results()))
@@ -212,17 +303,23 @@ def test_sslyze_validates_the_default_leaf(pki: TestPKI, leaf: Issued) -> None:
     custom = [r for r in deployment.path_validation_results if r.trust_store.name == "Supplied CA file"]
     assert custom and custom[0].was_validation_successful, custom
     assert [c.subject for c in custom[0].verified_certificate_chain] == [
-        leaf.cert.subject, pki.intermediate.subject, pki.root.subject]
+        leaf.cert.subject,
+        pki.intermediate.subject,
+        pki.root.subject,
+    ]
     assert deployment.received_chain_has_valid_order and not deployment.verified_chain_has_sha1_signature
 
 
 # --- nginx -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def nginx_site(leaf: Issued) -> Iterator[NginxSite]:
-    cookies = ['sid=abc; Path=/; Secure; HttpOnly; SameSite=Lax', 'pref="dark"; Path=/', "cost=$5; Path=/"]
+    cookies = ["sid=abc; Path=/; Secure; HttpOnly; SameSite=Lax", 'pref="dark"; Path=/', "cost=$5; Path=/"]
     body = '<html><body><img src="http://cdn.good.test/x.png"><script src="http://evil.test/a.js"></script></body></html>'
-    with NginxSite(issued=leaf, cookies=cookies, body=body, extra_headers={"X-Frame-Options": "DENY"}) as site:
+    with NginxSite(
+        issued=leaf, cookies=cookies, body=body, extra_headers={"X-Frame-Options": "DENY"}
+    ) as site:
         yield site
 
 
@@ -244,7 +341,9 @@ def test_nginx_headers_cookies_and_body(nginx_site: NginxSite, pki: TestPKI) -> 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
-    assert response.headers.get_list("set-cookie") == nginx_site.cookies  # each its own line, quotes and $ intact
+    assert (
+        response.headers.get_list("set-cookie") == nginx_site.cookies
+    )  # each its own line, quotes and $ intact
     assert response.headers["x-frame-options"] == "DENY"
     assert response.text == nginx_site.body
     assert get(trusting(pki), nginx_site.https_port, "/nginx.conf").status_code == 404  # config is not served
@@ -274,9 +373,11 @@ def test_nginx_missing_intermediate_fails_verification(pki: TestPKI, leaf: Issue
 @needs_nginx
 def test_nginx_http_content_and_http_redirect_modes(pki: TestPKI, leaf: Issued) -> None:
     body = '<a href="http://good.test/login">login</a>'
-    with NginxSite(issued=leaf, http_mode="content", body=body, hsts=None) as content, \
-            NginxSite(issued=leaf, http_mode="http-redirect") as elsewhere, \
-            httpx.Client(timeout=5, trust_env=False) as client:
+    with (
+        NginxSite(issued=leaf, http_mode="content", body=body, hsts=None) as content,
+        NginxSite(issued=leaf, http_mode="http-redirect") as elsewhere,
+        httpx.Client(timeout=5, trust_env=False) as client,
+    ):
         plain = client.get(f"http://127.0.0.1:{content.http_port}/", headers={"Host": HOST})
         assert plain.status_code == 200 and plain.text == body
         assert "strict-transport-security" not in get(trusting(pki), content.https_port).headers
@@ -287,9 +388,15 @@ def test_nginx_http_content_and_http_redirect_modes(pki: TestPKI, leaf: Issued) 
 @needs_nginx
 def test_nginx_legacy_protocols_dual_certificates_and_tls13_suites(pki: TestPKI, leaf: Issued) -> None:
     ec_leaf = pki.issue("harness-ec", key="p256")
-    with NginxSite(issued=leaf, dual_issued=ec_leaf, protocols="TLSv1 TLSv1.2 TLSv1.3", seclevel0=True,
-                   ciphers="ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256",
-                   tls13_ciphersuites="TLS_CHACHA20_POLY1305_SHA256", http_mode="none") as site:
+    with NginxSite(
+        issued=leaf,
+        dual_issued=ec_leaf,
+        protocols="TLSv1 TLSv1.2 TLSv1.3",
+        seclevel0=True,
+        ciphers="ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256",
+        tls13_ciphersuites="TLS_CHACHA20_POLY1305_SHA256",
+        http_mode="none",
+    ) as site:
         tls10 = trusting(pki, legacy=True)
         tls10.maximum_version = ssl.TLSVersion.TLSv1
         tls10.set_ciphers("ECDHE-RSA-AES128-SHA:@SECLEVEL=0")
@@ -299,8 +406,10 @@ def test_nginx_legacy_protocols_dual_certificates_and_tls13_suites(pki: TestPKI,
         ecdsa.maximum_version = ssl.TLSVersion.TLSv1_2
         ecdsa.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
         assert handshake(ecdsa, site.https_port)[1] == ec_leaf.cert
-        with socket.create_connection(("127.0.0.1", site.https_port), timeout=5) as raw, \
-                trusting(pki).wrap_socket(raw, server_hostname=HOST) as tls:
+        with (
+            socket.create_connection(("127.0.0.1", site.https_port), timeout=5) as raw,
+            trusting(pki).wrap_socket(raw, server_hostname=HOST) as tls,
+        ):
             assert tls.version() == "TLSv1.3" and tls.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"  # type: ignore
 
 
@@ -331,6 +440,7 @@ def test_nginx_start_stop_leaves_no_process(leaf: Issued) -> None:
 
 # --- openssl s_server ------------------------------------------------------------------------
 
+
 @needs_openssl
 def test_openssl_server_negotiates_tls10_when_forced(pki: TestPKI, leaf: Issued) -> None:
     with OpenSSLServer(leaf, ["-tls1", "-cipher", "AES128-SHA:ECDHE-RSA-AES128-SHA@SECLEVEL=0"]) as server:
@@ -355,10 +465,16 @@ def test_openssl_server_bad_arguments_raise_with_stderr(leaf: Issued) -> None:
 
 # --- Python ssl server -----------------------------------------------------------------------
 
+
 def test_python_server_serves_headers_and_redirects(pki: TestPKI, leaf: Issued) -> None:
-    headers = [("Strict-Transport-Security", "max-age=31536000"), ("Set-Cookie", "a=1; Secure"),
-               ("Set-Cookie", "b=2; HttpOnly")]
-    server = PythonTLSServer(leaf, response_headers=headers, body="<p>teapot</p>", status=418, http_mode="redirect")
+    headers = [
+        ("Strict-Transport-Security", "max-age=31536000"),
+        ("Set-Cookie", "a=1; Secure"),
+        ("Set-Cookie", "b=2; HttpOnly"),
+    ]
+    server = PythonTLSServer(
+        leaf, response_headers=headers, body="<p>teapot</p>", status=418, http_mode="redirect"
+    )
     server.start()
     try:
         response = get(trusting(pki), server.port)
@@ -395,11 +511,17 @@ def test_python_server_survives_garbage_and_aborted_handshakes(pki: TestPKI, lea
 
 
 def test_python_server_legacy_versions_and_cipher_choice(pki: TestPKI, leaf: Issued) -> None:
-    with PythonTLSServer(leaf, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1,
-                         ciphers="ECDHE-RSA-AES256-SHA") as server:
+    with PythonTLSServer(
+        leaf,
+        minimum_version=ssl.TLSVersion.TLSv1,
+        maximum_version=ssl.TLSVersion.TLSv1_1,
+        ciphers="ECDHE-RSA-AES256-SHA",
+    ) as server:
         ctx = trusting(pki, legacy=True)
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
-                ctx.wrap_socket(raw, server_hostname=HOST) as tls:
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=HOST) as tls,
+        ):
             assert tls.version() == "TLSv1.1" and tls.cipher()[0] == "ECDHE-RSA-AES256-SHA"  # type: ignore
 
 
@@ -413,8 +535,10 @@ def test_free_port_is_bindable() -> None:
 
 from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
 
-needs_legacy = pytest.mark.skipif(not legacy_openssl_available(),
-                                  reason="../shared/legacy-openssl is absent (a clone outside its usual place)")
+needs_legacy = pytest.mark.skipif(
+    not legacy_openssl_available(),
+    reason="../shared/legacy-openssl is absent (a clone outside its usual place)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -426,8 +550,14 @@ def rsa_leaf(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestPKI, Issued]
 def s_client(port: int, *args: str) -> str:
     """Debian's `openssl s_client` output (both streams) for one handshake: it prints the DH size,
     which Python's ssl does not."""
-    run = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", HOST, *args],
-                         input="", capture_output=True, text=True, timeout=15, check=False)
+    run = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", HOST, *args],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
     return run.stdout + run.stderr
 
 
@@ -450,7 +580,10 @@ def test_legacy_server_serves_chain_and_page(rsa_leaf: tuple[TestPKI, Issued]) -
 @needs_openssl
 def test_legacy_server_without_chain_fails_validation(rsa_leaf: tuple[TestPKI, Issued]) -> None:
     rsa_pki, issued = rsa_leaf
-    with LegacyOpenSSLServer(issued, serve_chain=False) as server, pytest.raises(ssl.SSLCertVerificationError):
+    with (
+        LegacyOpenSSLServer(issued, serve_chain=False) as server,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
         handshake(trusting(rsa_pki), server.port)
 
 
@@ -479,7 +612,9 @@ def test_legacy_server_bad_arguments_raise_with_stderr(rsa_leaf: tuple[TestPKI, 
 from auditor.testing.tlslite_server import TlsliteServer
 
 
-def tlslite_handshake(port: int, *, version: tuple[int, int], ciphers: list[str]) -> tuple[tuple[int, int], str]:
+def tlslite_handshake(
+    port: int, *, version: tuple[int, int], ciphers: list[str]
+) -> tuple[tuple[int, int], str]:
     """A tlslite-ng client pinned to one version: reaches SSL 3.0 and 3DES, which Debian's OpenSSL 3 cannot."""
     with warnings.catch_warnings():  # tlslite's package import pulls in the deprecated asyncore
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -502,7 +637,10 @@ def test_tlslite_server_serves_page_headers_and_chain(pki: TestPKI, leaf: Issued
         version, cert = handshake(trusting(pki), server.port)
         assert version == "TLSv1.2" and cert == leaf.cert
         response = get(trusting(pki), server.port)
-        assert response.status_code == 200 and response.headers["strict-transport-security"] == "max-age=63072000"
+        assert (
+            response.status_code == 200
+            and response.headers["strict-transport-security"] == "max-age=63072000"
+        )
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
 

@@ -75,7 +75,10 @@ def test_diff_of_the_last_two_scans_shows_renewal_and_protocols(nights: tuple[Pa
     run = run_cli("diff", url, "--config", str(config))
     assert run.code == 0, run.stderr
     assert run.stdout.startswith(f"scans 2 -> 3 of {url}")
-    assert "certificate leaf certificate: notAfter" in run.stdout and "[certificate replaced (renewed)]" in run.stdout
+    assert (
+        "certificate leaf certificate: notAfter" in run.stdout
+        and "[certificate replaced (renewed)]" in run.stdout
+    )
     assert "protocol    TLS 1.3: rejected -> accepted" in run.stdout
     assert "clause      11.2-cert-renewal: fail -> pass" in run.stdout
     assert "clause      11.3-protocols: fail -> pass" in run.stdout
@@ -91,7 +94,9 @@ def test_stored_results_carry_changes_renewal_history_and_the_log_head(nights: t
     night2 = store.get(2)
     renewal = next(f for f in night2.findings if f.clause == "11.2-cert-renewal")
     assert renewal.status == "fail" and "Renewal has failed" in renewal.detail
-    assert night2.changes is not None and night2.changes.previous_scan_id == "1" and night2.changes.changes == []
+    assert (
+        night2.changes is not None and night2.changes.previous_scan_id == "1" and night2.changes.changes == []
+    )
     report = json.loads((config.parent / "stored.json").read_text())
     target = report["targets"][0]
     assert {c["kind"] for c in target["changes"]["changes"]} >= {"certificate", "protocol", "clause"}
@@ -102,8 +107,9 @@ def test_stored_results_carry_changes_renewal_history_and_the_log_head(nights: t
     assert store.verify().ok
 
 
-def test_a_removed_history_is_noticed_by_the_next_night(nights: tuple[Path, str], pki: TestPKI,
-                                                        tmp_path: Path) -> None:
+def test_a_removed_history_is_noticed_by_the_next_night(
+    nights: tuple[Path, str], pki: TestPKI, tmp_path: Path
+) -> None:
     config, url = nights
     db = config.parent / "history.sqlite"
     saved = tmp_path / "saved.sqlite"
@@ -116,10 +122,15 @@ def test_a_removed_history_is_noticed_by_the_next_night(nights: tuple[Path, str]
         assert run.code == 1, run.stderr  # 11.6-evidence-log fails: a policy failure, as `audit` would exit
         report = json.loads((config.parent / "out" / "latest.json").read_text())
         evidence_log = next(f for f in report["targets"][0]["findings"] if f["clause"] == "11.6-evidence-log")
-        assert evidence_log["status"] == "fail" and "is gone (the log was cut at its end or replaced)" in evidence_log["detail"]
+        assert (
+            evidence_log["status"] == "fail"
+            and "is gone (the log was cut at its end or replaced)" in evidence_log["detail"]
+        )
         assert evidence_log["title"] == "The evidence log is broken at entry 1"
         verify = run_cli("verify-log", "--config", str(config))  # and it stays broken, not just for one night
-        assert verify.code == 5 and "BROKEN at entry 1: entry 1 is not the one a report printed" in verify.stderr
+        assert (
+            verify.code == 5 and "BROKEN at entry 1: entry 1 is not the one a report printed" in verify.stderr
+        )
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)

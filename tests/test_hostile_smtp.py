@@ -26,7 +26,7 @@ from auditor.config import Email
 from auditor.errors import MailError
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import PythonTLSServer
-from reports.email import send_report
+from auditor.reports.email import send_report
 from tests.conftest import ROOT, CliRun, run_cli
 from tests.hostile.rawservers import RawServer
 from tests.test_email import Inbox, report  # noqa: F401  (the report fixture)
@@ -81,6 +81,7 @@ def stream_8k_lines(conn: socket.socket) -> None:
 def finite_reply(lines: int, width: int) -> RawServer:
     """A server whose greeting is `lines` continuation lines of `width` bytes, then a normal
     session: each reply complete, just too big."""
+
     def handler(conn: socket.socket) -> None:
         conn.sendall(b"".join(b"220-" + b"a" * width + b"\r\n" for _ in range(lines)) + b"220 ready\r\n")
         conn.settimeout(5)
@@ -89,12 +90,21 @@ def finite_reply(lines: int, width: int) -> RawServer:
                 conn.sendall(b"221 bye\r\n")
                 return
             conn.sendall(b"354 go on\r\n" if data.upper().startswith(b"DATA") else b"250 ok\r\n")
+
     return RawServer(handler)
 
 
 def _settings(port: int, **kw) -> Email:  # noqa: ANN003
-    base = {"host": "127.0.0.1", "port": port, "security": "none", "sender": "auditor@example.test",
-            "to": ["ops@example.test"], "timeout": 2, "retries": 0, "backoff": 0}
+    base = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "sender": "auditor@example.test",
+        "to": ["ops@example.test"],
+        "timeout": 2,
+        "retries": 0,
+        "backoff": 0,
+    }
     return Email.model_validate({**base, **kw})
 
 
@@ -114,11 +124,24 @@ backoff = 0
     return path
 
 
-def _audit_and_mail(tmp_path: Path, pki: TestPKI, smtp_port: int, *, timeout: float = 2, retries: int = 1) -> CliRun:
+def _audit_and_mail(
+    tmp_path: Path, pki: TestPKI, smtp_port: int, *, timeout: float = 2, retries: int = 1
+) -> CliRun:
     with PythonTLSServer(pki.issue("mailed-hostile")) as site:
-        return run_cli("audit", "--config", str(_mail_config(tmp_path, smtp_port, timeout=timeout, retries=retries)),
-                       "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9", "--quiet",
-                       "--email", site.url)
+        return run_cli(
+            "audit",
+            "--config",
+            str(_mail_config(tmp_path, smtp_port, timeout=timeout, retries=retries)),
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--quiet",
+            "--email",
+            site.url,
+        )
 
 
 def test_trickled_greeting_ends_at_the_deadline(pki, tmp_path) -> None:  # noqa: ANN001
@@ -139,11 +162,33 @@ def _run_with_memory_limit(args: list[str], limit: int, timeout: float) -> tuple
     a process exec'd straight from this pytest process would report pytest's own peak (300 MiB
     late in a full suite) as its ru_maxrss."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
-            tempfile.NamedTemporaryFile("r") as result:
-        subprocess.run([sys.executable, "-m", "tests.hostile.peak_rss", str(limit), str(timeout), result.name,
-                        sys.executable, "-m", "auditor", *args], cwd=ROOT, env=env, stdout=out, stderr=err,
-                       stdin=subprocess.DEVNULL, text=True, timeout=timeout + 30, check=True)
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r") as result,
+    ):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.hostile.peak_rss",
+                str(limit),
+                str(timeout),
+                result.name,
+                sys.executable,
+                "-m",
+                "auditor",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=timeout + 30,
+            check=True,
+        )
         code, peak = (int(field) for field in result.read().split())
         out.seek(0)
         err.seek(0)
@@ -159,27 +204,48 @@ def test_endless_8k_reply_lines_cost_bounded_memory(pki, tmp_path) -> None:  # n
     limit = 1536 * 2**20  # the audit peaks at about 80 MiB resident; the unbounded reply needed 4 GB
     with RawServer(stream_8k_lines) as server, PythonTLSServer(pki.issue("mailed-flood")) as site:
         config.write_text(config.read_text().replace("port = 0", f"port = {server.port}"))
-        run, peak = _run_with_memory_limit(["audit", "--config", str(config), "--ip", "127.0.0.1", "--ca-bundle",
-                                            str(pki.root_path), "--http-port", "9", "--quiet", "--email", site.url],
-                                           limit, timeout=90)
+        run, peak = _run_with_memory_limit(
+            [
+                "audit",
+                "--config",
+                str(config),
+                "--ip",
+                "127.0.0.1",
+                "--ca-bundle",
+                str(pki.root_path),
+                "--http-port",
+                "9",
+                "--quiet",
+                "--email",
+                site.url,
+            ],
+            limit,
+            timeout=90,
+        )
     assert run.code == 4, run.stderr
-    assert (f"mail to 127.0.0.1:{server.port} failed after 1 attempt: the server's reply is too long "
-            "(a line over 2048 bytes)") in run.stderr
+    assert (
+        f"mail to 127.0.0.1:{server.port} failed after 1 attempt: the server's reply is too long "
+        "(a line over 2048 bytes)"
+    ) in run.stderr
     assert "MemoryError" not in run.stderr and "Traceback" not in run.stderr
     assert peak < 200 * 2**20, f"peak resident memory {peak / 2**20:.0f} MiB"
 
 
-@pytest.mark.parametrize("lines, width, why", [
-    (150, 60, "over 100 lines or 64 KiB"),   # many short lines
-    (40, 2000, "over 100 lines or 64 KiB"),  # 80 KB in long but legal lines
-    (1, 5000, "a line over 2048 bytes"),
-])
+@pytest.mark.parametrize(
+    "lines, width, why",
+    [
+        (150, 60, "over 100 lines or 64 KiB"),  # many short lines
+        (40, 2000, "over 100 lines or 64 KiB"),  # 80 KB in long but legal lines
+        (1, 5000, "a line over 2048 bytes"),
+    ],
+)
 def test_oversized_replies_are_refused(report, lines: int, width: int, why: str) -> None:  # noqa: ANN001, F811
     """Complete replies, merely too big (before: accepted, whatever their size)."""
     with finite_reply(lines, width) as server, pytest.raises(MailError) as info:
         send_report(report, _settings(server.port, retries=2), html="h", text="t", json_text="{}")
-    assert str(info.value) == (f"mail to 127.0.0.1:{server.port} failed after 1 attempt: "
-                               f"the server's reply is too long ({why})")
+    assert str(info.value) == (
+        f"mail to 127.0.0.1:{server.port} failed after 1 attempt: the server's reply is too long ({why})"
+    )
 
 
 def test_a_large_but_legal_reply_still_works(report) -> None:  # noqa: ANN001, F811
@@ -208,6 +274,7 @@ def dribble_application_data(upstream: int, seconds_per_byte: float):  # noqa: A
     """A proxy to a TLS 1.2 `upstream` that forwards the handshake at full speed and every record
     of application data one byte every `seconds_per_byte`: each reply arrives well within an idle
     timeout, the session takes several seconds."""
+
     def handler(conn: socket.socket) -> None:
         with socket.create_connection(("127.0.0.1", upstream)) as up:
             threading.Thread(target=_copy, args=(conn, up), daemon=True).start()
@@ -219,6 +286,7 @@ def dribble_application_data(upstream: int, seconds_per_byte: float):  # noqa: A
                 for byte in record:
                     time.sleep(seconds_per_byte)
                     conn.sendall(bytes([byte]))
+
     return handler
 
 
@@ -257,7 +325,9 @@ def test_tls_dribbled_byte_by_byte_ends_at_the_deadline(implicit_tls_smtp, repor
 def test_the_same_tls_server_unhindered_receives_the_mail(implicit_tls_smtp, report, pki) -> None:  # noqa: ANN001, F811
     """The control for the test above: the deadline is what stops it, not the TLS setup."""
     inbox, port = implicit_tls_smtp
-    send_report(report, _settings(port, security="tls", ca_bundle=pki.root_path), html="h", text="t", json_text="{}")
+    send_report(
+        report, _settings(port, security="tls", ca_bundle=pki.root_path), html="h", text="t", json_text="{}"
+    )
     assert len(inbox.messages) == 1
 
 
@@ -270,9 +340,17 @@ def test_stop_ends_the_retries(report) -> None:  # noqa: ANN001, F811
         threading.Timer(0.5, stop.set).start()
         started = time.monotonic()
         with pytest.raises(MailError) as info:
-            send_report(report, _settings(server.port, timeout=1.5, retries=5, backoff=30), html="h", text="t",
-                        json_text="{}", stop=stop)
+            send_report(
+                report,
+                _settings(server.port, timeout=1.5, retries=5, backoff=30),
+                html="h",
+                text="t",
+                json_text="{}",
+                stop=stop,
+            )
         elapsed = time.monotonic() - started
-    assert str(info.value) == (f"mail to 127.0.0.1:{server.port} failed after 1 attempt: timed out after 1.5 s "
-                               "(not retried: stopping)")
+    assert str(info.value) == (
+        f"mail to 127.0.0.1:{server.port} failed after 1 attempt: timed out after 1.5 s "
+        "(not retried: stopping)"
+    )
     assert elapsed < 2.5

@@ -17,12 +17,26 @@ IMG = '"><img src=x onerror=alert(2)>'
 
 def test_hostile_server_text_is_escaped(pki: TestPKI, tmp_path: Path) -> None:
     issued = pki.issue("xss", hosts=("good.test",), subject_cn=IMG, subject_org=SCRIPT)
-    headers = [("Set-Cookie", f"{SCRIPT}=1; Path=/"), ("Set-Cookie", f'x{IMG}=2; Secure'),
-               ("Strict-Transport-Security", f"max-age=10{IMG}"), ("Server", SCRIPT)]
+    headers = [
+        ("Set-Cookie", f"{SCRIPT}=1; Path=/"),
+        ("Set-Cookie", f"x{IMG}=2; Secure"),
+        ("Strict-Transport-Security", f"max-age=10{IMG}"),
+        ("Server", SCRIPT),
+    ]
     with PythonTLSServer(issued, response_headers=headers) as server:
         html_path = tmp_path / "report.html"
-        run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                      "--html", str(html_path), server.url)
+        run = run_cli(
+            "audit",
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--html",
+            str(html_path),
+            server.url,
+        )
     assert run.code == 1, run.stderr
     html = html_path.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
@@ -37,17 +51,43 @@ def test_report_content_and_mail_safety(pki: TestPKI, tmp_path: Path) -> None:
     issued = pki.issue("html-legacy", policy="dv", days_valid=20)
     with PythonTLSServer(issued, response_headers=[("Set-Cookie", "sid=1; Path=/")]) as server:
         json_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
-        run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                      "--json", str(json_path), "--html", str(html_path), server.url)
+        run = run_cli(
+            "audit",
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--json",
+            str(json_path),
+            "--html",
+            str(html_path),
+            server.url,
+        )
     assert run.code == 1
     html = html_path.read_text()
     # verdict and grade first, then the clause table, the sections, the fixes, the metadata
-    order = [html.index(s) for s in ("NOT COMPLIANT", "Policy clauses</h3>", "How to fix</h3>", "Certificate</h3>",
-                                     "Protocols and cipher suites</h3>", "Client handshake simulation</h3>",
-                                     "HTTP</h3>", "Vulnerabilities</h3>", "Scan metadata</h2>")]
+    order = [
+        html.index(s)
+        for s in (
+            "NOT COMPLIANT",
+            "Policy clauses</h3>",
+            "How to fix</h3>",
+            "Certificate</h3>",
+            "Protocols and cipher suites</h3>",
+            "Client handshake simulation</h3>",
+            "HTTP</h3>",
+            "Vulnerabilities</h3>",
+            "Scan metadata</h2>",
+        )
+    ]
     assert order == sorted(order)
     assert "11.2-cert-validation-level" in html and "DV certificate" in html
-    assert "add_header Strict-Transport-Security" in html and "Header always set Strict-Transport-Security" in html
+    assert (
+        "add_header Strict-Transport-Security" in html
+        and "Header always set Strict-Transport-Security" in html
+    )
     assert "Changes since the previous scan" not in html  # no history: the section is absent, not faked
     # mail-client safe: styles inlined, no <style>, no script, nothing loaded from elsewhere
     tree = html5lib.parse(html, namespaceHTMLElements=False)

@@ -18,8 +18,8 @@ from auditor.model import Evidence, Finding, HttpEvidence, Status
 from auditor.scan.http import MAX_REDIRECTS, probe_http
 from auditor.testing.pki import Issued, TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer
-from checks import run_checks
-from checks.base import CheckContext
+from auditor.checks import run_checks
+from auditor.checks.base import CheckContext
 from tests import evidence_builders as b
 from tests.conftest import clause_statuses, run_cli
 
@@ -36,8 +36,9 @@ def issued(pki: TestPKI) -> Issued:
 
 
 def _probe(https_port: int, http_port: int | None = None, paths: list[str] | None = None) -> HttpEvidence:
-    return probe_http("good.test", https_port, ip="127.0.0.1", http_port=http_port or CLOSED_PORT, paths=paths,
-                      timeout=5.0)
+    return probe_http(
+        "good.test", https_port, ip="127.0.0.1", http_port=http_port or CLOSED_PORT, paths=paths, timeout=5.0
+    )
 
 
 def _judge(http: HttpEvidence) -> tuple[dict[str, Finding], Evidence]:
@@ -69,14 +70,18 @@ def site(issued: Issued, tmp_path: Path) -> Iterator[SiteFactory]:
 
 # ---------------------------------------------------------------- item 1: HSTS validity
 
-@pytest.mark.parametrize(("header", "why"), [
-    ("max-age=31536000; max-age=0", "more than once: max-age"),
-    ('max-age="31536000; includeSubDomains', "unclosed quote"),
-    ("max-age=31536000; includeSubDomains; includesubdomains", "more than once: includesubdomains"),
-    ("max-age=31536000, includeSubDomains", "unexpected ','"),
-    ("max-age=1y", "digits only"),
-    ("max-age=31536000; includeSubDomains=yes", "takes no value"),
-])
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("max-age=31536000; max-age=0", "more than once: max-age"),
+        ('max-age="31536000; includeSubDomains', "unclosed quote"),
+        ("max-age=31536000; includeSubDomains; includesubdomains", "more than once: includesubdomains"),
+        ("max-age=31536000, includeSubDomains", "unexpected ','"),
+        ("max-age=1y", "digits only"),
+        ("max-age=31536000; includeSubDomains=yes", "takes no value"),
+    ],
+)
 def test_invalid_hsts_fails_and_the_grade_warns(site: SiteFactory, header: str, why: str) -> None:
     running = site(hsts=header)
     found, evidence = _judge(_probe(running.https_port))
@@ -88,10 +93,13 @@ def test_invalid_hsts_fails_and_the_grade_warns(site: SiteFactory, header: str, 
     assert HSTS_WARNING in letter.warnings and letter.letter == "A-"
 
 
-@pytest.mark.parametrize(("header", "max_age"), [
-    ("MAX-AGE = 31536000 ;; IncludeSubDomains; preload; future-directive=\"a;b\"", 31536000),
-    ('max-age="63072000"', 63072000),
-])
+@pytest.mark.parametrize(
+    ("header", "max_age"),
+    [
+        ('MAX-AGE = 31536000 ;; IncludeSubDomains; preload; future-directive="a;b"', 31536000),
+        ('max-age="63072000"', 63072000),
+    ],
+)
 def test_valid_hsts_in_any_case_and_spacing_passes(site: SiteFactory, header: str, max_age: int) -> None:
     running = site(hsts=header)
     found, evidence = _judge(_probe(running.https_port))
@@ -113,9 +121,11 @@ def test_only_the_first_of_two_hsts_headers_counts(site: SiteFactory) -> None:
 
 # ---------------------------------------------------------------- item 9: every response a browser sees
 
-REDIRECT_TO_HOME = ("location = / { return 302 /home; }\n"
-                    "    location = /home { add_header Strict-Transport-Security \"max-age=63072000\" always; "
-                    "try_files /index.html =404; }")
+REDIRECT_TO_HOME = (
+    "location = / { return 302 /home; }\n"
+    '    location = /home { add_header Strict-Transport-Security "max-age=63072000" always; '
+    "try_files /index.html =404; }"
+)
 
 
 def test_hsts_only_after_a_same_host_redirect_warns_naming_the_response(site: SiteFactory) -> None:
@@ -136,14 +146,20 @@ def test_a_cookie_on_the_plain_http_redirect_fails_and_counts_before_consent(sit
     assert http.plain_http is not None and http.plain_http.status == 301
     found, _ = _judge(http)
     cookies = found["11.5-cookies"]
-    assert cookies.status is Status.FAIL and "plain HTTP" in cookies.detail and running.http_url in cookies.detail
+    assert (
+        cookies.status is Status.FAIL
+        and "plain HTTP" in cookies.detail
+        and running.http_url in cookies.detail
+    )
     consent = found["12.3-cookie-consent"]
     assert consent.status is Status.INFO and "tracker" in consent.detail
 
 
-COOKIE_ON_LOGIN = ("location = / { return 302 /login; }\n"
-                   "    location = /login { add_header Set-Cookie \"sid=abc; Path=/\" always; "
-                   "add_header Strict-Transport-Security \"max-age=63072000\" always; try_files /index.html =404; }")
+COOKIE_ON_LOGIN = (
+    "location = / { return 302 /login; }\n"
+    '    location = /login { add_header Set-Cookie "sid=abc; Path=/" always; '
+    'add_header Strict-Transport-Security "max-age=63072000" always; try_files /index.html =404; }'
+)
 
 
 def test_cookies_on_a_same_host_redirect_target_are_judged(site: SiteFactory) -> None:
@@ -181,6 +197,7 @@ def test_a_redirect_loop_stops(site: SiteFactory) -> None:
 
 # ---------------------------------------------------------------- item 10: mixed content
 
+
 @pytest.fixture
 def page(issued: Issued) -> Iterator[PageFactory]:
     """Serve one HTML body over HTTPS (stdlib server) and return the probe's evidence of it."""
@@ -197,11 +214,13 @@ def page(issued: Issued) -> Iterator[PageFactory]:
         server.stop()
 
 
-NOT_LOADED = ('<html><head><link rel=canonical href="http://good.test/">'
-              '<link rel="alternate" hreflang=en href="http://good.test/en"></head>'
-              '<body><a href="http://good.test/other">x</a><svg><a href="http://good.test/svg-link">y</a></svg>'
-              '<style>@namespace svg url(http://www.w3.org/2000/svg);</style>'
-              '<noscript><img src="http://cdn.test/pixel.gif"></noscript></body></html>')
+NOT_LOADED = (
+    '<html><head><link rel=canonical href="http://good.test/">'
+    '<link rel="alternate" hreflang=en href="http://good.test/en"></head>'
+    '<body><a href="http://good.test/other">x</a><svg><a href="http://good.test/svg-link">y</a></svg>'
+    "<style>@namespace svg url(http://www.w3.org/2000/svg);</style>"
+    '<noscript><img src="http://cdn.test/pixel.gif"></noscript></body></html>'
+)
 
 
 def test_links_that_are_never_loaded_are_not_mixed_content(page: PageFactory) -> None:
@@ -211,20 +230,36 @@ def test_links_that_are_never_loaded_are_not_mixed_content(page: PageFactory) ->
     assert found["11.1-tls-enforced"].status is Status.PASS
 
 
-@pytest.mark.parametrize(("body", "loaded"), [
-    ('<head><base href="http://static.good.test/"></head><body><img src="logo.png"></body>',
-     "http://static.good.test/logo.png"),
-    ("<style>body { background: url('http://cdn.test/bg.png') }</style>", "http://cdn.test/bg.png"),
-    ('<style>@import "http://cdn.test/theme.css";</style>', "http://cdn.test/theme.css"),
-    ("<style>@font-face { font-family: x; src: url(http://cdn.test/f.woff2) }</style>", "http://cdn.test/f.woff2"),
-    ('<div style="background-image: url(&quot;http://cdn.test/div.png&quot;)">x</div>', "http://cdn.test/div.png"),
-    ('<svg><image href="http://cdn.test/svg.png"/></svg>', "http://cdn.test/svg.png"),
-    ('<svg xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://cdn.test/xl.png"/></svg>',
-     "http://cdn.test/xl.png"),
-    ('<img src="/a.png" srcset="https://ok.test/a.png 1x, http://cdn.test/a,2x.png 2x">', "http://cdn.test/a,2x.png"),
-    ('<link rel="preload" as="image" href="http://cdn.test/hero.png">', "http://cdn.test/hero.png"),
-    ('<link rel="ICON" href="http://cdn.test/favicon.ico">', "http://cdn.test/favicon.ico"),
-])
+@pytest.mark.parametrize(
+    ("body", "loaded"),
+    [
+        (
+            '<head><base href="http://static.good.test/"></head><body><img src="logo.png"></body>',
+            "http://static.good.test/logo.png",
+        ),
+        ("<style>body { background: url('http://cdn.test/bg.png') }</style>", "http://cdn.test/bg.png"),
+        ('<style>@import "http://cdn.test/theme.css";</style>', "http://cdn.test/theme.css"),
+        (
+            "<style>@font-face { font-family: x; src: url(http://cdn.test/f.woff2) }</style>",
+            "http://cdn.test/f.woff2",
+        ),
+        (
+            '<div style="background-image: url(&quot;http://cdn.test/div.png&quot;)">x</div>',
+            "http://cdn.test/div.png",
+        ),
+        ('<svg><image href="http://cdn.test/svg.png"/></svg>', "http://cdn.test/svg.png"),
+        (
+            '<svg xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://cdn.test/xl.png"/></svg>',
+            "http://cdn.test/xl.png",
+        ),
+        (
+            '<img src="/a.png" srcset="https://ok.test/a.png 1x, http://cdn.test/a,2x.png 2x">',
+            "http://cdn.test/a,2x.png",
+        ),
+        ('<link rel="preload" as="image" href="http://cdn.test/hero.png">', "http://cdn.test/hero.png"),
+        ('<link rel="ICON" href="http://cdn.test/favicon.ico">', "http://cdn.test/favicon.ico"),
+    ],
+)
 def test_what_the_page_loads_is_mixed_content(page: PageFactory, body: str, loaded: str) -> None:
     http = page(f"<!doctype html><html>{body}</html>")
     assert http.https[0].insecure_references == [loaded]
@@ -234,10 +269,14 @@ def test_what_the_page_loads_is_mixed_content(page: PageFactory, body: str, load
 
 
 def test_mixed_content_on_the_page_a_redirect_leads_to_fails(site: SiteFactory) -> None:
-    running = site(body='<html><body><script src="http://cdn.test/app.js"></script></body></html>',
-                   extra_server=REDIRECT_TO_HOME)
+    running = site(
+        body='<html><body><script src="http://cdn.test/app.js"></script></body></html>',
+        extra_server=REDIRECT_TO_HOME,
+    )
     http = _probe(running.https_port)
-    assert http.https[0].insecure_references == [] and http.https[1].insecure_references == ["http://cdn.test/app.js"]
+    assert http.https[0].insecure_references == [] and http.https[1].insecure_references == [
+        "http://cdn.test/app.js"
+    ]
     found, _ = _judge(http)
     assert found["11.1-tls-enforced"].status is Status.FAIL
     assert f"{running.url}home: http://cdn.test/app.js" in found["11.1-tls-enforced"].evidence
@@ -246,7 +285,9 @@ def test_mixed_content_on_the_page_a_redirect_leads_to_fails(site: SiteFactory) 
 def test_a_page_too_deeply_nested_is_judged_in_part_and_says_so(page: PageFactory) -> None:
     """html5lib's tree building is O(elements x depth): 100 000 nested tags would take hours."""
     started = time.monotonic()
-    http = page('<img src="http://cdn.test/early.png">' + "<div>" * 100_000 + '<img src="http://cdn.test/deep.png">')
+    http = page(
+        '<img src="http://cdn.test/early.png">' + "<div>" * 100_000 + '<img src="http://cdn.test/deep.png">'
+    )
     assert time.monotonic() - started < 30
     response = http.https[0]
     assert response.insecure_references == ["http://cdn.test/early.png"]
@@ -257,9 +298,11 @@ def test_a_page_too_deeply_nested_is_judged_in_part_and_says_so(page: PageFactor
 
 
 def test_a_relative_form_action_under_an_http_base_posts_in_clear(page: PageFactory) -> None:
-    http = page('<html><head><base href="http://good.test/app/"></head><body>'
-                '<form action="login" method="post"></form><form action="" method="post"></form>'
-                '<form action="https://good.test/search"></form></body></html>')
+    http = page(
+        '<html><head><base href="http://good.test/app/"></head><body>'
+        '<form action="login" method="post"></form><form action="" method="post"></form>'
+        '<form action="https://good.test/search"></form></body></html>'
+    )
     response = http.https[0]
     assert response.insecure_form_actions == ["http://good.test/app/login"]
     found, _ = _judge(http)
@@ -268,6 +311,7 @@ def test_a_relative_form_action_under_an_http_base_posts_in_clear(page: PageFact
 
 
 # ---------------------------------------------------------------- item 11: cookie names and deletions
+
 
 def test_a_cookie_without_equals_has_no_name_and_its_value_never_appears(site: SiteFactory) -> None:
     running = site(cookies=["S3CRETT0KEN; Path=/"])
@@ -280,18 +324,26 @@ def test_a_cookie_without_equals_has_no_name_and_its_value_never_appears(site: S
     assert "S3CRETT0KEN" not in text
 
 
-@pytest.mark.parametrize("cookie", [
-    "__host-sid=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test",
-    "__SECURE-id=1; HttpOnly; SameSite=Lax",
-])
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "__host-sid=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test",
+        "__SECURE-id=1; HttpOnly; SameSite=Lax",
+    ],
+)
 def test_cookie_prefixes_match_case_insensitively(site: SiteFactory, cookie: str) -> None:
     found, _ = _judge(_probe(site(cookies=[cookie]).https_port))
     assert found["11.5-cookies"].status is Status.FAIL and "prefix" in found["11.5-cookies"].detail
 
 
 def test_deletion_cookies_are_reported_not_failed(site: SiteFactory) -> None:
-    running = site(cookies=["old=; Max-Age=0", "older=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
-                            "sid=1; Secure; HttpOnly; SameSite=Lax"])
+    running = site(
+        cookies=[
+            "old=; Max-Age=0",
+            "older=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+            "sid=1; Secure; HttpOnly; SameSite=Lax",
+        ]
+    )
     found, _ = _judge(_probe(running.https_port))
     cookies = found["11.5-cookies"]
     assert cookies.status is Status.PASS, cookies
@@ -303,17 +355,27 @@ def test_deletion_cookies_are_reported_not_failed(site: SiteFactory) -> None:
 
 # ---------------------------------------------------------------- end to end: the real CLI
 
-def test_cli_reports_invalid_hsts_and_port_80_cookies_with_the_grade(site: SiteFactory, pki: TestPKI,
-                                                                     tmp_path: Path) -> None:
-    invalid = site(hsts="max-age=31536000; max-age=0", tls13_ciphersuites="TLS_AES_256_GCM_SHA384",
-                   http_mode="none")
-    port80 = site(tls13_ciphersuites="TLS_AES_256_GCM_SHA384",
-                  extra_http='add_header Set-Cookie "visit=1; HttpOnly; SameSite=Lax" always;')
+
+def test_cli_reports_invalid_hsts_and_port_80_cookies_with_the_grade(
+    site: SiteFactory, pki: TestPKI, tmp_path: Path
+) -> None:
+    invalid = site(
+        hsts="max-age=31536000; max-age=0", tls13_ciphersuites="TLS_AES_256_GCM_SHA384", http_mode="none"
+    )
+    port80 = site(
+        tls13_ciphersuites="TLS_AES_256_GCM_SHA384",
+        extra_http='add_header Set-Cookie "visit=1; HttpOnly; SameSite=Lax" always;',
+    )
     targets = [("invalid-hsts", invalid, CLOSED_PORT), ("port80-cookie", port80, port80.http_port)]
     config = tmp_path / "config.toml"
-    config.write_text("[scan]\nconcurrency = 2\n[output]\nwrite_json = false\n" + "".join(
-        f'[[targets]]\nname = "{name}"\nurl = "{s.url}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\n'
-        f"http_port = {http_port}\n" for name, s, http_port in targets))
+    config.write_text(
+        "[scan]\nconcurrency = 2\n[output]\nwrite_json = false\n"
+        + "".join(
+            f'[[targets]]\nname = "{name}"\nurl = "{s.url}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\n'
+            f"http_port = {http_port}\n"
+            for name, s, http_port in targets
+        )
+    )
     run = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
     assert "Traceback" not in run.stderr, run.stderr
     results = {t["target"]["name"]: t for t in run.report["targets"]}

@@ -40,6 +40,7 @@ NOT_FAIL = {"pass", "warn", "info"}
 
 # ---------------------------------------------------------------- helpers
 
+
 @dataclass(frozen=True)
 class Target:
     url: str
@@ -57,7 +58,9 @@ def audit(targets: Mapping[str, Target], directory: Path, scan: str = "") -> dic
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"[scan]\nconcurrency = 8\n{scan}\n[output]\nwrite_json = false\n"]
     for name, t in targets.items():
-        lines.append(f'[[targets]]\nname = "{name}"\nurl = "{t.url}"\nip = "127.0.0.1"\nhttp_port = {t.http_port}\n')
+        lines.append(
+            f'[[targets]]\nname = "{name}"\nurl = "{t.url}"\nip = "127.0.0.1"\nhttp_port = {t.http_port}\n'
+        )
         if t.ca_bundle is not None:
             lines.append(f'ca_bundle = "{t.ca_bundle}"\n')
     config = directory / "config.toml"
@@ -69,10 +72,14 @@ def audit(targets: Mapping[str, Target], directory: Path, scan: str = "") -> dic
     (directory / "report.json").write_text(run.stdout)  # kept for whoever debugs a failure
     results = {t["target"]["name"]: t for t in report["targets"]}
     for fmt in REPORT_FORMATS:
-        assert (directory / f"report.{fmt}").is_file(), f"no {fmt} report (exit {run.code}): {run.stderr[-3000:]}"
+        assert (directory / f"report.{fmt}").is_file(), (
+            f"no {fmt} report (exit {run.code}): {run.stderr[-3000:]}"
+        )
     results["__stdout__"] = run.stdout + run.stderr  # type: ignore[assignment]
-    results["__files__"] = "".join((directory / f"report.{fmt}").read_text()  # type: ignore[assignment]
-                                   for fmt in REPORT_FORMATS)
+    results["__files__"] = "".join(
+        (directory / f"report.{fmt}").read_text()  # type: ignore[assignment]
+        for fmt in REPORT_FORMATS
+    )
     return results
 
 
@@ -93,14 +100,19 @@ def caps(result: dict) -> list[str]:  # type: ignore[type-arg]
 
 def has_cap(result: dict, letter: str, *words: str) -> bool:  # type: ignore[type-arg]
     """A cap of `letter` whose reason names every one of `words` (case-insensitive)."""
-    return any(c["grade"] == letter and all(w.lower() in c["reason"].lower() for w in words)
-               for c in result["grade"]["caps"])
+    return any(
+        c["grade"] == letter and all(w.lower() in c["reason"].lower() for w in words)
+        for c in result["grade"]["caps"]
+    )
 
 
 def findings(result: dict, clause: str) -> str:  # type: ignore[type-arg]
     """Every finding of `clause`, as text, for assertion messages and wording checks."""
-    return "\n".join(f"{f['status']}: {f['title']} | {f['detail']} | {f['evidence']}"
-                     for f in result["findings"] if f["clause"] == clause)
+    return "\n".join(
+        f"{f['status']}: {f['title']} | {f['detail']} | {f['evidence']}"
+        for f in result["findings"]
+        if f["clause"] == clause
+    )
 
 
 def ngx(value: str) -> str:
@@ -128,7 +140,9 @@ class ConnectionRelay:
     def peak(self) -> int:
         with self._lock:
             spans = [(start, end - self.GRACE) for start, end in self.spans]
-        return max((sum(1 for s, e in spans if s <= start < max(e, s + 1e-9)) for start, _ in spans), default=0)
+        return max(
+            (sum(1 for s, e in spans if s <= start < max(e, s + 1e-9)) for start, _ in spans), default=0
+        )
 
     def __enter__(self) -> Self:
         threading.Thread(target=self._accept, daemon=True, name=f"relay:{self.port}").start()
@@ -183,101 +197,271 @@ class ConnectionRelay:
 
 # (name, Strict-Transport-Security field values in order, expected 11.5-hsts, why)
 HSTS_CASES = [
-    ("quoted", ['max-age="31536000"'], "pass",
-     "RFC 6797 6.1.1: max-age-value = delta-seconds, and 6.1: directive-value = token | quoted-string"),
-    ("uppercase", ["MAX-AGE=31536000; INCLUDESUBDOMAINS"], "pass",
-     "RFC 6797 6.1 (3): directive names are case-insensitive"),
-    ("whitespace", ["max-age = 31536000 ;  includeSubDomains"], "pass",
-     "RFC 6797 6.1: the ABNF uses RFC 2616's implied *LWS between words and separators"),
-    ("leading-semicolon", [";max-age=31536000"], "pass",
-     "RFC 6797 6.1: [ directive ] *( \";\" [ directive ] ): the first directive may be empty"),
-    ("trailing-semicolon", ["max-age=31536000;"], "pass",
-     "RFC 6797 6.1: [ directive ] *( \";\" [ directive ] ): empty directives are allowed"),
-    ("empty-directives", ["max-age=31536000;;includeSubDomains"], "pass",
-     "RFC 6797 6.1: [ directive ] *( \";\" [ directive ] )"),
-    ("unknown-directive", ['max-age=31536000; preload; report-uri="https://r.test/"'], "pass",
-     "RFC 6797 6.1 (2): UAs MUST ignore directives they do not recognise (it conforms to the syntax)"),
-    ("max-age-zero", ["max-age=0"], "fail",
-     "RFC 6797 6.1.1: max-age zero signals the UA to cease regarding the host as a Known HSTS Host"),
-    ("duplicate", ["max-age=31536000; max-age=0"], "fail",
-     "RFC 6797 6.1 (1): all directives MUST appear only once; clauses.md Precisions: invalid = missing"),
-    ("duplicate-other-case", ["max-age=31536000; includeSubDomains; INCLUDESUBDOMAINS"], "fail",
-     "RFC 6797 6.1 (1)+(3): names are case-insensitive, so this directive appears twice: invalid"),
-    ("unclosed-quote", ['max-age="31536000'], "fail",
-     "RFC 6797 6.1: a quoted-string must close; clauses.md Precisions: a broken quote makes it invalid"),
+    (
+        "quoted",
+        ['max-age="31536000"'],
+        "pass",
+        "RFC 6797 6.1.1: max-age-value = delta-seconds, and 6.1: directive-value = token | quoted-string",
+    ),
+    (
+        "uppercase",
+        ["MAX-AGE=31536000; INCLUDESUBDOMAINS"],
+        "pass",
+        "RFC 6797 6.1 (3): directive names are case-insensitive",
+    ),
+    (
+        "whitespace",
+        ["max-age = 31536000 ;  includeSubDomains"],
+        "pass",
+        "RFC 6797 6.1: the ABNF uses RFC 2616's implied *LWS between words and separators",
+    ),
+    (
+        "leading-semicolon",
+        [";max-age=31536000"],
+        "pass",
+        'RFC 6797 6.1: [ directive ] *( ";" [ directive ] ): the first directive may be empty',
+    ),
+    (
+        "trailing-semicolon",
+        ["max-age=31536000;"],
+        "pass",
+        'RFC 6797 6.1: [ directive ] *( ";" [ directive ] ): empty directives are allowed',
+    ),
+    (
+        "empty-directives",
+        ["max-age=31536000;;includeSubDomains"],
+        "pass",
+        'RFC 6797 6.1: [ directive ] *( ";" [ directive ] )',
+    ),
+    (
+        "unknown-directive",
+        ['max-age=31536000; preload; report-uri="https://r.test/"'],
+        "pass",
+        "RFC 6797 6.1 (2): UAs MUST ignore directives they do not recognise (it conforms to the syntax)",
+    ),
+    (
+        "max-age-zero",
+        ["max-age=0"],
+        "fail",
+        "RFC 6797 6.1.1: max-age zero signals the UA to cease regarding the host as a Known HSTS Host",
+    ),
+    (
+        "duplicate",
+        ["max-age=31536000; max-age=0"],
+        "fail",
+        "RFC 6797 6.1 (1): all directives MUST appear only once; clauses.md Precisions: invalid = missing",
+    ),
+    (
+        "duplicate-other-case",
+        ["max-age=31536000; includeSubDomains; INCLUDESUBDOMAINS"],
+        "fail",
+        "RFC 6797 6.1 (1)+(3): names are case-insensitive, so this directive appears twice: invalid",
+    ),
+    (
+        "unclosed-quote",
+        ['max-age="31536000'],
+        "fail",
+        "RFC 6797 6.1: a quoted-string must close; clauses.md Precisions: a broken quote makes it invalid",
+    ),
     ("no-max-age", ["includeSubDomains"], "fail", "RFC 6797 6.1.1: the max-age directive is REQUIRED"),
     ("max-age-unit", ["max-age=31536000s"], "fail", "RFC 6797 6.1.1: delta-seconds = 1*DIGIT"),
     ("max-age-negative", ["max-age=-1"], "fail", "RFC 6797 6.1.1: delta-seconds = 1*DIGIT"),
-    ("two-fields-short-first", ["max-age=300", "max-age=63072000"], "fail",
-     "RFC 6797 8.1: with more than one STS header field the UA MUST process only the first (300 s)"),
-    ("two-fields-long-first", ["max-age=63072000", "max-age=0"], "pass",
-     "RFC 6797 8.1: only the first STS header field is processed"),
-    ("comma-separated", ["max-age=31536000, includeSubDomains"], "fail",
-     "RFC 6797 6.1: directives are separated by ';'; '31536000,' is no delta-seconds: invalid"),
-    ("invalid-token", ["max-age=31536000; include@SubDomains"], "fail",
-     "RFC 6797 6.1: directive-name = token, and '@' is a separator (RFC 2616 2.2): unknown syntax"),
-    ("huge-max-age", ["max-age=99999999999999999999"], "pass",
-     "RFC 6797 6.1.1: delta-seconds = 1*DIGIT, no upper bound (UAs clamp it)"),
+    (
+        "two-fields-short-first",
+        ["max-age=300", "max-age=63072000"],
+        "fail",
+        "RFC 6797 8.1: with more than one STS header field the UA MUST process only the first (300 s)",
+    ),
+    (
+        "two-fields-long-first",
+        ["max-age=63072000", "max-age=0"],
+        "pass",
+        "RFC 6797 8.1: only the first STS header field is processed",
+    ),
+    (
+        "comma-separated",
+        ["max-age=31536000, includeSubDomains"],
+        "fail",
+        "RFC 6797 6.1: directives are separated by ';'; '31536000,' is no delta-seconds: invalid",
+    ),
+    (
+        "invalid-token",
+        ["max-age=31536000; include@SubDomains"],
+        "fail",
+        "RFC 6797 6.1: directive-name = token, and '@' is a separator (RFC 2616 2.2): unknown syntax",
+    ),
+    (
+        "huge-max-age",
+        ["max-age=99999999999999999999"],
+        "pass",
+        "RFC 6797 6.1.1: delta-seconds = 1*DIGIT, no upper bound (UAs clamp it)",
+    ),
     ("leading-zeros", ["max-age=031536000"], "pass", "RFC 6797 6.1.1: delta-seconds = 1*DIGIT"),
-    ("on-a-404", ["max-age=31536000"], "pass",
-     "RFC 6797 8.1: the UA processes STS on any response over secure transport, whatever the status"),
-    ("boundary-180-days", ["max-age=15552000"], "fail",
-     "clauses.md 11.5-hsts: fail below 15768000 (15552000 is below)"),
+    (
+        "on-a-404",
+        ["max-age=31536000"],
+        "pass",
+        "RFC 6797 8.1: the UA processes STS on any response over secure transport, whatever the status",
+    ),
+    (
+        "boundary-180-days",
+        ["max-age=15552000"],
+        "fail",
+        "clauses.md 11.5-hsts: fail below 15768000 (15552000 is below)",
+    ),
 ]
 # Grade per ssllabs-rating.md "A+, A, A-": A+ needs HSTS max-age >= 15552000; an invalid, missing or
 # shorter HSTS is a warning (A-). The server is otherwise modern (TLS 1.2+1.3, server order, ECDHE).
-HSTS_GRADES = {"quoted": "A+", "uppercase": "A+", "whitespace": "A+", "trailing-semicolon": "A+",
-               "max-age-zero": "A-", "duplicate": "A-", "duplicate-other-case": "A-", "unclosed-quote": "A-",
-               "no-max-age": "A-", "two-fields-short-first": "A-", "two-fields-long-first": "A+",
-               "boundary-180-days": "A+"}
+HSTS_GRADES = {
+    "quoted": "A+",
+    "uppercase": "A+",
+    "whitespace": "A+",
+    "trailing-semicolon": "A+",
+    "max-age-zero": "A-",
+    "duplicate": "A-",
+    "duplicate-other-case": "A-",
+    "unclosed-quote": "A-",
+    "no-max-age": "A-",
+    "two-fields-short-first": "A-",
+    "two-fields-long-first": "A+",
+    "boundary-180-days": "A+",
+}
 
 GOOD = "; Secure; HttpOnly; SameSite=Lax"
 # (name, Set-Cookie field values, expected 11.5-cookies, why)
 COOKIE_CASES = [
-    ("lowercase-attributes", ["a=1; secure; httponly; samesite=strict"], "pass",
-     "RFC 6265 5.2: attribute names match case-insensitively; 6265bis 5.6.7: SameSite values too"),
-    ("attributes-with-values", ["a=1; Secure=no; HttpOnly=0; SameSite=Lax"], "pass",
-     "RFC 6265 5.2.5/5.2.6: an attribute named Secure / HttpOnly is set whatever its value"),
-    ("whitespace", ["a=1 ;  Secure ;HttpOnly;   SameSite = Lax "], "pass",
-     "RFC 6265 5.2: leading and trailing WSP are removed from attribute names and values"),
-    ("samesite-unknown-value", ["a=1; Secure; HttpOnly; SameSite=Lex"], "fail",
-     "RFC 6265bis 5.6.7: a value other than None/Strict/Lax leaves enforcement at Default: not Lax/Strict"),
-    ("samesite-none-no-secure", ["a=1; HttpOnly; SameSite=None"], "fail",
-     "clauses.md 11.5-cookies: SameSite=None only with Secure (and Secure is required anyway)"),
-    ("host-prefix-with-domain", ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test"], "fail",
-     "RFC 6265bis 4.1.3.2: a __Host- cookie must not have a Domain attribute"),
-    ("host-prefix-lowercase-no-path", ["__host-a=1; Secure; HttpOnly; SameSite=Lax"], "fail",
-     "RFC 6265bis 5.7 + clauses.md Precisions: prefixes match case-insensitively; __Host- needs Path=/"),
-    ("host-prefix-other-path", ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/app"], "fail",
-     "RFC 6265bis 4.1.3.2: a __Host- cookie must have Path=/"),
-    ("empty-name-with-equals", ["=EMPTYNAMEVALUE2b" + GOOD], "pass",
-     "RFC 6265bis 5.6: '=value' is an empty name and that value; the attributes hold"),
-    ("secure-is-the-value", ["a=Secure; HttpOnly; SameSite=Lax"], "fail",
-     "RFC 6265 5.2: the first name=value pair is the cookie itself: 'Secure' here is a value, not an attribute"),
-    ("samesite-is-the-value", ["a=SameSite=Lax; Secure; HttpOnly"], "fail",
-     "RFC 6265 5.2 step 2-3: the name is up to the first '=', the rest ('SameSite=Lax') is the value"),
-    ("secure-inside-path", ["a=1; HttpOnly; SameSite=Lax; Path=/Secure"], "fail",
-     "RFC 6265 5.2.4: 'Secure' is the Path attribute's value; no Secure attribute"),
-    ("secure-as-prefix", ["a=1; HttpOnly; SameSite=Lax; Securely"], "fail",
-     "RFC 6265 5.2: 'Securely' is an unknown attribute, ignored; no Secure attribute"),
-    ("host-prefix-ok", ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/"], "pass",
-     "RFC 6265bis 4.1.3.2: Secure, no Domain, Path=/"),
-    ("nameless", ["NAMELESSVALUE7f3a" + GOOD], "pass",
-     "RFC 6265bis 5.6 step 2: no '=' means an empty name and this text as value; the attributes hold"),
-    ("deletion-max-age-zero", ["gone=; Max-Age=0"], "pass",
-     "issue 11 item 11: deletion cookies are reported, not failed (RFC 6265 5.2.2: <= 0 expires at once)"),
-    ("deletion-max-age-negative", ["gone=x; Max-Age=-1"], "pass",
-     "RFC 6265 5.2.2: delta-seconds <= 0 means the earliest representable time: a deletion"),
-    ("deletion-expires-past", ["gone=; Expires=Thu, 01 Jan 1970 00:00:00 GMT"], "pass",
-     "issue 11 item 11: an expiry in the past deletes the cookie: reported, not failed"),
-    ("deletion-expires-dashes", ["gone=; Expires=Thu, 01-Jan-1970 00:00:01 GMT"], "pass",
-     "RFC 6265 5.1.1: the cookie date algorithm reads the dashed (Netscape) form: a past date, a deletion"),
-    ("deletion-expires-two-digit-year", ["gone=; Expires=Thu, 01-Jan-70 00:00:01 GMT"], "pass",
-     "RFC 6265 5.1.1 step 3: a year 70-99 gets 1900 added: 1970, a deletion"),
-    ("max-age-last-wins", ["keep=1; Max-Age=0; Max-Age=3600"], "fail",
-     "RFC 6265 5.3 step 3: the last Max-Age attribute counts (3600): a stored cookie without Secure"),
-    ("max-age-beats-expires", ["keep=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600"], "fail",
-     "RFC 6265 5.3 step 3: Max-Age takes precedence over Expires: a stored cookie without Secure"),
+    (
+        "lowercase-attributes",
+        ["a=1; secure; httponly; samesite=strict"],
+        "pass",
+        "RFC 6265 5.2: attribute names match case-insensitively; 6265bis 5.6.7: SameSite values too",
+    ),
+    (
+        "attributes-with-values",
+        ["a=1; Secure=no; HttpOnly=0; SameSite=Lax"],
+        "pass",
+        "RFC 6265 5.2.5/5.2.6: an attribute named Secure / HttpOnly is set whatever its value",
+    ),
+    (
+        "whitespace",
+        ["a=1 ;  Secure ;HttpOnly;   SameSite = Lax "],
+        "pass",
+        "RFC 6265 5.2: leading and trailing WSP are removed from attribute names and values",
+    ),
+    (
+        "samesite-unknown-value",
+        ["a=1; Secure; HttpOnly; SameSite=Lex"],
+        "fail",
+        "RFC 6265bis 5.6.7: a value other than None/Strict/Lax leaves enforcement at Default: not Lax/Strict",
+    ),
+    (
+        "samesite-none-no-secure",
+        ["a=1; HttpOnly; SameSite=None"],
+        "fail",
+        "clauses.md 11.5-cookies: SameSite=None only with Secure (and Secure is required anyway)",
+    ),
+    (
+        "host-prefix-with-domain",
+        ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=good.test"],
+        "fail",
+        "RFC 6265bis 4.1.3.2: a __Host- cookie must not have a Domain attribute",
+    ),
+    (
+        "host-prefix-lowercase-no-path",
+        ["__host-a=1; Secure; HttpOnly; SameSite=Lax"],
+        "fail",
+        "RFC 6265bis 5.7 + clauses.md Precisions: prefixes match case-insensitively; __Host- needs Path=/",
+    ),
+    (
+        "host-prefix-other-path",
+        ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/app"],
+        "fail",
+        "RFC 6265bis 4.1.3.2: a __Host- cookie must have Path=/",
+    ),
+    (
+        "empty-name-with-equals",
+        ["=EMPTYNAMEVALUE2b" + GOOD],
+        "pass",
+        "RFC 6265bis 5.6: '=value' is an empty name and that value; the attributes hold",
+    ),
+    (
+        "secure-is-the-value",
+        ["a=Secure; HttpOnly; SameSite=Lax"],
+        "fail",
+        "RFC 6265 5.2: the first name=value pair is the cookie itself: 'Secure' here is a value, not an attribute",
+    ),
+    (
+        "samesite-is-the-value",
+        ["a=SameSite=Lax; Secure; HttpOnly"],
+        "fail",
+        "RFC 6265 5.2 step 2-3: the name is up to the first '=', the rest ('SameSite=Lax') is the value",
+    ),
+    (
+        "secure-inside-path",
+        ["a=1; HttpOnly; SameSite=Lax; Path=/Secure"],
+        "fail",
+        "RFC 6265 5.2.4: 'Secure' is the Path attribute's value; no Secure attribute",
+    ),
+    (
+        "secure-as-prefix",
+        ["a=1; HttpOnly; SameSite=Lax; Securely"],
+        "fail",
+        "RFC 6265 5.2: 'Securely' is an unknown attribute, ignored; no Secure attribute",
+    ),
+    (
+        "host-prefix-ok",
+        ["__Host-a=1; Secure; HttpOnly; SameSite=Lax; Path=/"],
+        "pass",
+        "RFC 6265bis 4.1.3.2: Secure, no Domain, Path=/",
+    ),
+    (
+        "nameless",
+        ["NAMELESSVALUE7f3a" + GOOD],
+        "pass",
+        "RFC 6265bis 5.6 step 2: no '=' means an empty name and this text as value; the attributes hold",
+    ),
+    (
+        "deletion-max-age-zero",
+        ["gone=; Max-Age=0"],
+        "pass",
+        "issue 11 item 11: deletion cookies are reported, not failed (RFC 6265 5.2.2: <= 0 expires at once)",
+    ),
+    (
+        "deletion-max-age-negative",
+        ["gone=x; Max-Age=-1"],
+        "pass",
+        "RFC 6265 5.2.2: delta-seconds <= 0 means the earliest representable time: a deletion",
+    ),
+    (
+        "deletion-expires-past",
+        ["gone=; Expires=Thu, 01 Jan 1970 00:00:00 GMT"],
+        "pass",
+        "issue 11 item 11: an expiry in the past deletes the cookie: reported, not failed",
+    ),
+    (
+        "deletion-expires-dashes",
+        ["gone=; Expires=Thu, 01-Jan-1970 00:00:01 GMT"],
+        "pass",
+        "RFC 6265 5.1.1: the cookie date algorithm reads the dashed (Netscape) form: a past date, a deletion",
+    ),
+    (
+        "deletion-expires-two-digit-year",
+        ["gone=; Expires=Thu, 01-Jan-70 00:00:01 GMT"],
+        "pass",
+        "RFC 6265 5.1.1 step 3: a year 70-99 gets 1900 added: 1970, a deletion",
+    ),
+    (
+        "max-age-last-wins",
+        ["keep=1; Max-Age=0; Max-Age=3600"],
+        "fail",
+        "RFC 6265 5.3 step 3: the last Max-Age attribute counts (3600): a stored cookie without Secure",
+    ),
+    (
+        "max-age-beats-expires",
+        ["keep=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=3600"],
+        "fail",
+        "RFC 6265 5.3 step 3: Max-Age takes precedence over Expires: a stored cookie without Secure",
+    ),
 ]
 SECRET_VALUES = ("NAMELESSVALUE7f3a", "VALUESECRET91c", "EMPTYNAMEVALUE2b")
 
@@ -327,7 +511,7 @@ class MultiSiteNginx(NginxSite):
     ssl_certificate_key {self.issued.key_path};
     ssl_protocols {self.protocols};
     ssl_ciphers {self.ciphers};
-    ssl_prefer_server_ciphers {'on' if self.prefer_server_ciphers else 'off'};
+    ssl_prefer_server_ciphers {"on" if self.prefer_server_ciphers else "off"};
     ssl_ecdh_curve {self.ecdh_curve};
     {tls13}
     ssl_session_tickets off;
@@ -360,97 +544,302 @@ MIXED_CASES = [
     ("iframe", "", '<iframe src="http://cdn.test/f.html"></iframe>', "fail", "frames are loaded"),
     ("object", "", '<object data="http://cdn.test/a.swf"></object>', "fail", "objects are loaded"),
     ("embed", "", '<embed src="http://cdn.test/a.swf">', "fail", "embeds are loaded"),
-    ("video-poster", "", '<video poster="http://cdn.test/p.jpg"></video>', "fail", "the poster is an image load"),
+    (
+        "video-poster",
+        "",
+        '<video poster="http://cdn.test/p.jpg"></video>',
+        "fail",
+        "the poster is an image load",
+    ),
     ("video-source", "", '<video><source src="http://cdn.test/v.mp4"></video>', "fail", "media is loaded"),
     ("audio", "", '<audio src="http://cdn.test/a.mp3"></audio>', "fail", "media is loaded"),
-    ("input-image", "", '<input type="image" src="http://cdn.test/b.png">', "fail",
-     "HTML: an image button fetches its src"),
-    ("link-preload-stylesheet", '<link rel="preload stylesheet" as="style" href="http://cdn.test/a.css">', "",
-     "fail", "rel is a token set: it holds stylesheet (and preload)"),
-    ("link-icon-uppercase", '<link rel="ICON" href="http://cdn.test/f.ico">', "", "fail",
-     "rel tokens are ASCII case-insensitive"),
-    ("link-modulepreload", '<link rel="modulepreload" href="http://cdn.test/m.js">', "", "fail",
-     "Precisions name modulepreload"),
-    ("link-manifest", '<link rel="manifest" href="http://cdn.test/m.json">', "", "fail", "Precisions name manifest"),
-    ("base-http", '<base href="http://cdn.test/">', '<img src="a.png">', "fail",
-     "Precisions: each URL resolved against <base href>"),
-    ("style-url", "<style>body{background:url(http://cdn.test/bg.png)}</style>", "", "fail",
-     "Precisions: images from CSS url() in <style>"),
-    ("style-import-string", '<style>@import "http://cdn.test/a.css";</style>', "", "fail",
-     "CSS Cascade: @import takes a <string> or url(): the string form loads too"),
-    ("style-font-face", "<style>@font-face{font-family:x;src:url(http://cdn.test/f.woff2)}</style>", "",
-     "fail", "Precisions: fonts from CSS url()"),
-    ("style-attribute", "", "<div style=\"background-image: url('http://cdn.test/x.png')\">x</div>", "fail",
-     "Precisions: CSS url() in style="),
-    ("srcset", "", '<img src="https://cdn.test/1.png" srcset="https://cdn.test/1.png 1x, http://cdn.test/2.png 2x">',
-     "fail", "Precisions: srcset"),
+    (
+        "input-image",
+        "",
+        '<input type="image" src="http://cdn.test/b.png">',
+        "fail",
+        "HTML: an image button fetches its src",
+    ),
+    (
+        "link-preload-stylesheet",
+        '<link rel="preload stylesheet" as="style" href="http://cdn.test/a.css">',
+        "",
+        "fail",
+        "rel is a token set: it holds stylesheet (and preload)",
+    ),
+    (
+        "link-icon-uppercase",
+        '<link rel="ICON" href="http://cdn.test/f.ico">',
+        "",
+        "fail",
+        "rel tokens are ASCII case-insensitive",
+    ),
+    (
+        "link-modulepreload",
+        '<link rel="modulepreload" href="http://cdn.test/m.js">',
+        "",
+        "fail",
+        "Precisions name modulepreload",
+    ),
+    (
+        "link-manifest",
+        '<link rel="manifest" href="http://cdn.test/m.json">',
+        "",
+        "fail",
+        "Precisions name manifest",
+    ),
+    (
+        "base-http",
+        '<base href="http://cdn.test/">',
+        '<img src="a.png">',
+        "fail",
+        "Precisions: each URL resolved against <base href>",
+    ),
+    (
+        "style-url",
+        "<style>body{background:url(http://cdn.test/bg.png)}</style>",
+        "",
+        "fail",
+        "Precisions: images from CSS url() in <style>",
+    ),
+    (
+        "style-import-string",
+        '<style>@import "http://cdn.test/a.css";</style>',
+        "",
+        "fail",
+        "CSS Cascade: @import takes a <string> or url(): the string form loads too",
+    ),
+    (
+        "style-font-face",
+        "<style>@font-face{font-family:x;src:url(http://cdn.test/f.woff2)}</style>",
+        "",
+        "fail",
+        "Precisions: fonts from CSS url()",
+    ),
+    (
+        "style-attribute",
+        "",
+        "<div style=\"background-image: url('http://cdn.test/x.png')\">x</div>",
+        "fail",
+        "Precisions: CSS url() in style=",
+    ),
+    (
+        "srcset",
+        "",
+        '<img src="https://cdn.test/1.png" srcset="https://cdn.test/1.png 1x, http://cdn.test/2.png 2x">',
+        "fail",
+        "Precisions: srcset",
+    ),
     ("svg-image", "", '<svg><image href="http://cdn.test/i.png"/></svg>', "fail", "Precisions: SVG image"),
-    ("svg-image-xlink", "",
-     '<svg xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://cdn.test/i.png"/></svg>',
-     "fail", "SVG 1.1 image xlink:href, still loaded by every browser"),
-    ("scheme-uppercase", "", '<img src="HTTP://cdn.test/a.png">', "fail",
-     "WHATWG URL: the scheme is ASCII case-insensitive"),
-    ("url-whitespace", "", '<img src="  http://cdn.test/a.png ">', "fail",
-     "WHATWG URL: leading and trailing C0 control or space is stripped"),
-    ("scheme-one-slash", "", '<img src="http:/cdn.test/a.png">', "fail",
-     "WHATWG URL: a special scheme other than the base's ignores the missing slash: http://cdn.test/a.png"),
-    ("scheme-backslashes", "", '<img src="http:\\\\cdn.test\\a.png">', "fail",
-     "WHATWG URL: '\\' counts as '/' in special URLs: http://cdn.test/a.png"),
-    ("char-reference", "", '<img src="ht&#x74;p://cdn.test/a.png">', "fail",
-     "HTML: character references are decoded in attribute values"),
-    ("newline-in-scheme", "", '<img src="ht&#10;tp://cdn.test/a.png">', "fail",
-     "WHATWG URL: ASCII tab or newline is removed anywhere in the input"),
-    ("picture-source-srcset", "",
-     '<picture><source srcset="http://cdn.test/a.webp"><img src="https://cdn.test/a.png"></picture>', "fail",
-     "HTML: a picture's source srcset is what the image loads"),
-    ("css-escape", "<style>body{background:url(h\\74tp://cdn.test/x.png)}</style>", "", "fail",
-     "CSS Syntax: escapes are decoded in url tokens: http://cdn.test/x.png"),
-    ("image-tag", "", '<image src="http://cdn.test/a.png">', "fail",
-     "HTML tree construction ('in body'): a start tag 'image' is renamed 'img': it loads"),
-    ("unquoted-uppercase", "", "<IMG SRC=http://cdn.test/a.png>", "fail",
-     "HTML: tag and attribute names are case-insensitive, unquoted attribute values are values"),
-    ("link-preconnect", '<link rel="preconnect" href="http://cdn.test">', "", "pass",
-     "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource"),
-    ("link-next", '<link rel="next" href="http://good.test/page/2">', "", "pass",
-     "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource"),
-    ("protocol-relative-base", '<base href="//cdn.test/">', '<img src="a.png">', "pass",
-     "WHATWG URL: //host resolves against https://"),
-    ("protocol-relative", "", '<script src="//cdn.test/x.js"></script>', "pass",
-     "WHATWG URL: //host/x resolves against https://, so it is https"),
+    (
+        "svg-image-xlink",
+        "",
+        '<svg xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://cdn.test/i.png"/></svg>',
+        "fail",
+        "SVG 1.1 image xlink:href, still loaded by every browser",
+    ),
+    (
+        "scheme-uppercase",
+        "",
+        '<img src="HTTP://cdn.test/a.png">',
+        "fail",
+        "WHATWG URL: the scheme is ASCII case-insensitive",
+    ),
+    (
+        "url-whitespace",
+        "",
+        '<img src="  http://cdn.test/a.png ">',
+        "fail",
+        "WHATWG URL: leading and trailing C0 control or space is stripped",
+    ),
+    (
+        "scheme-one-slash",
+        "",
+        '<img src="http:/cdn.test/a.png">',
+        "fail",
+        "WHATWG URL: a special scheme other than the base's ignores the missing slash: http://cdn.test/a.png",
+    ),
+    (
+        "scheme-backslashes",
+        "",
+        '<img src="http:\\\\cdn.test\\a.png">',
+        "fail",
+        "WHATWG URL: '\\' counts as '/' in special URLs: http://cdn.test/a.png",
+    ),
+    (
+        "char-reference",
+        "",
+        '<img src="ht&#x74;p://cdn.test/a.png">',
+        "fail",
+        "HTML: character references are decoded in attribute values",
+    ),
+    (
+        "newline-in-scheme",
+        "",
+        '<img src="ht&#10;tp://cdn.test/a.png">',
+        "fail",
+        "WHATWG URL: ASCII tab or newline is removed anywhere in the input",
+    ),
+    (
+        "picture-source-srcset",
+        "",
+        '<picture><source srcset="http://cdn.test/a.webp"><img src="https://cdn.test/a.png"></picture>',
+        "fail",
+        "HTML: a picture's source srcset is what the image loads",
+    ),
+    (
+        "css-escape",
+        "<style>body{background:url(h\\74tp://cdn.test/x.png)}</style>",
+        "",
+        "fail",
+        "CSS Syntax: escapes are decoded in url tokens: http://cdn.test/x.png",
+    ),
+    (
+        "image-tag",
+        "",
+        '<image src="http://cdn.test/a.png">',
+        "fail",
+        "HTML tree construction ('in body'): a start tag 'image' is renamed 'img': it loads",
+    ),
+    (
+        "unquoted-uppercase",
+        "",
+        "<IMG SRC=http://cdn.test/a.png>",
+        "fail",
+        "HTML: tag and attribute names are case-insensitive, unquoted attribute values are values",
+    ),
+    (
+        "link-preconnect",
+        '<link rel="preconnect" href="http://cdn.test">',
+        "",
+        "pass",
+        "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource",
+    ),
+    (
+        "link-next",
+        '<link rel="next" href="http://good.test/page/2">',
+        "",
+        "pass",
+        "Precisions: only rel=stylesheet|icon|preload|modulepreload|manifest load a resource",
+    ),
+    (
+        "protocol-relative-base",
+        '<base href="//cdn.test/">',
+        '<img src="a.png">',
+        "pass",
+        "WHATWG URL: //host resolves against https://",
+    ),
+    (
+        "protocol-relative",
+        "",
+        '<script src="//cdn.test/x.js"></script>',
+        "pass",
+        "WHATWG URL: //host/x resolves against https://, so it is https",
+    ),
     ("canonical", '<link rel="canonical" href="http://good.test/">', "", "pass", "Precisions: never loaded"),
-    ("alternate", '<link rel="alternate" hreflang="en" href="http://good.test/en/">', "", "pass",
-     "Precisions: never loaded"),
+    (
+        "alternate",
+        '<link rel="alternate" hreflang="en" href="http://good.test/en/">',
+        "",
+        "pass",
+        "Precisions: never loaded",
+    ),
     ("anchor", "", '<a href="http://elsewhere.test/">x</a>', "pass", "Precisions: <a href> is never loaded"),
-    ("comment", "", '<!-- <script src="http://cdn.test/x.js"></script> -->', "pass", "a comment loads nothing"),
-    ("template", "", '<template><img src="http://cdn.test/a.png"></template>', "pass",
-     "HTML 4.12.3: template contents are inert (a separate document): nothing loads"),
-    ("textarea", "", '<textarea><img src="http://cdn.test/a.png"></textarea>', "pass",
-     "HTML: textarea content is RCDATA text, not elements"),
-    ("script-template", "", '<script type="text/template"><img src="http://cdn.test/a.png"></script>', "pass",
-     "HTML: script content is raw text; an unknown type is never run"),
-    ("data-src", "", '<img data-src="http://cdn.test/a.png" src="https://cdn.test/a.png">', "pass",
-     "data-* attributes are never fetched"),
+    (
+        "comment",
+        "",
+        '<!-- <script src="http://cdn.test/x.js"></script> -->',
+        "pass",
+        "a comment loads nothing",
+    ),
+    (
+        "template",
+        "",
+        '<template><img src="http://cdn.test/a.png"></template>',
+        "pass",
+        "HTML 4.12.3: template contents are inert (a separate document): nothing loads",
+    ),
+    (
+        "textarea",
+        "",
+        '<textarea><img src="http://cdn.test/a.png"></textarea>',
+        "pass",
+        "HTML: textarea content is RCDATA text, not elements",
+    ),
+    (
+        "script-template",
+        "",
+        '<script type="text/template"><img src="http://cdn.test/a.png"></script>',
+        "pass",
+        "HTML: script content is raw text; an unknown type is never run",
+    ),
+    (
+        "data-src",
+        "",
+        '<img data-src="http://cdn.test/a.png" src="https://cdn.test/a.png">',
+        "pass",
+        "data-* attributes are never fetched",
+    ),
     ("base-https", '<base href="https://cdn.test/">', '<img src="a.png">', "pass", "resolves to https"),
-    ("first-base-wins", '<base href="https://cdn.test/"><base href="http://cdn.test/">', '<img src="a.png">',
-     "pass", "HTML 4.2.3: the document base URL comes from the first base element with href"),
-    ("css-comment", "<style>/* url(http://cdn.test/x.png) */ body{color:red}</style>", "", "pass",
-     "CSS Syntax: comments are dropped by the tokenizer"),
-    ("css-string", '<style>p::after{content:"url(http://cdn.test/x.png)"}</style>', "", "pass",
-     "CSS Syntax: a url() inside a string is text, not a url token"),
+    (
+        "first-base-wins",
+        '<base href="https://cdn.test/"><base href="http://cdn.test/">',
+        '<img src="a.png">',
+        "pass",
+        "HTML 4.2.3: the document base URL comes from the first base element with href",
+    ),
+    (
+        "css-comment",
+        "<style>/* url(http://cdn.test/x.png) */ body{color:red}</style>",
+        "",
+        "pass",
+        "CSS Syntax: comments are dropped by the tokenizer",
+    ),
+    (
+        "css-string",
+        '<style>p::after{content:"url(http://cdn.test/x.png)"}</style>',
+        "",
+        "pass",
+        "CSS Syntax: a url() inside a string is text, not a url token",
+    ),
 ]
 # (name, head, body, expected 5.4-transit, why): forms resolve their action like any URL (Precisions)
 FORM_CASES = [
-    ("form-http", "", '<form method="post" action="http://good.test/post"><input name="a"></form>', "fail",
-     "clauses.md 5.4-transit: a form posting to http://"),
-    ("form-base", '<base href="http://good.test/">', '<form method="post" action="post"><input name="a"></form>',
-     "fail", "Precisions: forms resolve their action against <base href>"),
-    ("form-formaction", "",
-     '<form method="post" action="/post"><button formaction="http://good.test/x">go</button></form>', "fail",
-     "HTML 4.10.21.3: the submitter's formaction overrides the form's action"),
-    ("form-get-http", "", '<form method="get" action="http://good.test/search"><input name="q"></form>', "fail",
-     "clauses.md 5.4: personal data only over TLS; a GET form sends its fields in clear in the query"),
-    ("form-protocol-relative", "", '<form method="post" action="//good.test/post"><input name="a"></form>', "pass",
-     "WHATWG URL: //host resolves to https here"),
+    (
+        "form-http",
+        "",
+        '<form method="post" action="http://good.test/post"><input name="a"></form>',
+        "fail",
+        "clauses.md 5.4-transit: a form posting to http://",
+    ),
+    (
+        "form-base",
+        '<base href="http://good.test/">',
+        '<form method="post" action="post"><input name="a"></form>',
+        "fail",
+        "Precisions: forms resolve their action against <base href>",
+    ),
+    (
+        "form-formaction",
+        "",
+        '<form method="post" action="/post"><button formaction="http://good.test/x">go</button></form>',
+        "fail",
+        "HTML 4.10.21.3: the submitter's formaction overrides the form's action",
+    ),
+    (
+        "form-get-http",
+        "",
+        '<form method="get" action="http://good.test/search"><input name="q"></form>',
+        "fail",
+        "clauses.md 5.4: personal data only over TLS; a GET form sends its fields in clear in the query",
+    ),
+    (
+        "form-protocol-relative",
+        "",
+        '<form method="post" action="//good.test/post"><input name="a"></form>',
+        "pass",
+        "WHATWG URL: //host resolves to https here",
+    ),
 ]
 
 
@@ -472,11 +861,17 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
     root = tmp_path_factory.mktemp("http")
     leaf = pki.issue("indep-http")
     hsts = ("Strict-Transport-Security", HSTS_2Y)
-    cases = {f"hsts/{n}": _headers(*(("Strict-Transport-Security", v) for v in values))
-             for n, values, _, _ in HSTS_CASES}
-    cases["hsts/on-a-404"] = f"location = / {{ {_headers(('Strict-Transport-Security', 'max-age=31536000'))} return 404; }}"
-    cases |= {f"cookie/{n}": _headers(hsts, *(("Set-Cookie", v) for v in values))
-              for n, values, _, _ in _rows(COOKIE_CASES)}
+    cases = {
+        f"hsts/{n}": _headers(*(("Strict-Transport-Security", v) for v in values))
+        for n, values, _, _ in HSTS_CASES
+    }
+    cases["hsts/on-a-404"] = (
+        f"location = / {{ {_headers(('Strict-Transport-Security', 'max-age=31536000'))} return 404; }}"
+    )
+    cases |= {
+        f"cookie/{n}": _headers(hsts, *(("Set-Cookie", v) for v in values))
+        for n, values, _, _ in _rows(COOKIE_CASES)
+    }
     cases |= {f"mc/{n}": _headers(hsts) for n, *_ in _rows(MIXED_CASES + FORM_CASES)}
     cases |= {
         "secret": _headers(hsts, ("Set-Cookie", "sid=VALUESECRET91c" + GOOD)),
@@ -484,42 +879,66 @@ def http_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "redirect/hsts-on-redirect": f"location = / {{ {_headers(hsts)} return 301 /final.html; }}",
         # Precisions: only a later same-host response has it: warn, naming that response
         "redirect/hsts-on-final": f"location = / {{ return 301 /final.html; }} "
-                                  f"location = /final.html {{ {_headers(hsts)} }}",
+        f"location = /final.html {{ {_headers(hsts)} }}",
         # Precisions: mixed content is judged on the final page a same-host redirect leads to
         "redirect/mixed-on-final": f"{_headers(hsts)} location = / {{ {_headers(hsts)} return 301 /final.html; }}",
         # Precisions: each same-host redirect on HTTPS counts for cookies (the final page sets none)
         "redirect/cookie-on-redirect": f"{_headers(hsts)} location = / {{ {_headers(hsts, ('Set-Cookie', 'track=1'))}"
-                                       f" return 302 /final.html; }}",
+        f" return 302 /final.html; }}",
     }
     # Each server starts before the next one is made: a port free_port() hands out is only reserved
     # once bound, so two servers made before either starts can get the same one.
     with ExitStack() as stack:
-        site = MultiSiteNginx(root / "nginx", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13, cases=cases)
+        site = MultiSiteNginx(
+            root / "nginx", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13, cases=cases
+        )
         for name, head, body, _, _ in _rows(MIXED_CASES + FORM_CASES):
             site.case_root(f"mc/{name}").mkdir(parents=True, exist_ok=True)
             (site.case_root(f"mc/{name}") / "index.html").write_text(_page(head, body))
-        for name in ("redirect/hsts-on-redirect", "redirect/hsts-on-final", "redirect/cookie-on-redirect",
-                     "redirect/mixed-on-final"):
+        for name in (
+            "redirect/hsts-on-redirect",
+            "redirect/hsts-on-final",
+            "redirect/cookie-on-redirect",
+            "redirect/mixed-on-final",
+        ):
             site.case_root(name).mkdir(parents=True, exist_ok=True)
             body = '<img src="http://cdn.test/a.png">' if name == "redirect/mixed-on-final" else ""
             (site.case_root(name) / "final.html").write_text(_page("", body))
         stack.enter_context(site)
         # Precisions: the plain-HTTP answer on port 80 counts: a cookie there travels in clear (fail), and
         # HSTS sent over HTTP only is ignored (RFC 6797 8.1: UAs ignore STS over non-secure transport).
-        plain_cookie = stack.enter_context(NginxSite(
-            root / "nginx-plain-cookie", issued=leaf, hsts=HSTS_2Y, tls13_ciphersuites=TLS13,
-            extra_http=f"add_header Set-Cookie {ngx('plain=1' + GOOD)} always;"))
-        plain_hsts = stack.enter_context(NginxSite(
-            root / "nginx-plain-hsts", issued=leaf, hsts=None, tls13_ciphersuites=TLS13,
-            extra_http=f"add_header Strict-Transport-Security {ngx(HSTS_2Y)} always;"))
+        plain_cookie = stack.enter_context(
+            NginxSite(
+                root / "nginx-plain-cookie",
+                issued=leaf,
+                hsts=HSTS_2Y,
+                tls13_ciphersuites=TLS13,
+                extra_http=f"add_header Set-Cookie {ngx('plain=1' + GOOD)} always;",
+            )
+        )
+        plain_hsts = stack.enter_context(
+            NginxSite(
+                root / "nginx-plain-hsts",
+                issued=leaf,
+                hsts=None,
+                tls13_ciphersuites=TLS13,
+                extra_http=f"add_header Strict-Transport-Security {ngx(HSTS_2Y)} always;",
+            )
+        )
         targets = {name: site.case_target(name, pki.root_path) for name in cases}
         targets["plain-cookie"] = Target(plain_cookie.url, pki.root_path, plain_cookie.http_port or 9)
         targets["plain-hsts"] = Target(plain_hsts.url, pki.root_path, plain_hsts.http_port or 9)
         yield audit(targets, root / "audit")
 
+
 @pytest.mark.parametrize(("name", "values", "expected", "why"), HSTS_CASES, ids=[c[0] for c in HSTS_CASES])
-def test_hsts_header_grammar(http_results: dict, name: str, values: list[str], expected: str,  # type: ignore[type-arg]
-                             why: str) -> None:
+def test_hsts_header_grammar(
+    http_results: dict,
+    name: str,
+    values: list[str],
+    expected: str,  # type: ignore[type-arg]
+    why: str,
+) -> None:
     result = audited(http_results, f"hsts/{name}")
     assert status(result, "11.5-hsts") == expected, f"{why}\n{findings(result, '11.5-hsts')}"
 
@@ -535,8 +954,13 @@ def test_hsts_header_grade(http_results: dict, name: str) -> None:  # type: igno
 
 
 @pytest.mark.parametrize(("name", "values", "expected", "why"), COOKIE_CASES, ids=_case_ids(COOKIE_CASES))
-def test_cookie_attributes(http_results: dict, name: str, values: list[str], expected: str,  # type: ignore[type-arg]
-                           why: str) -> None:
+def test_cookie_attributes(
+    http_results: dict,
+    name: str,
+    values: list[str],
+    expected: str,  # type: ignore[type-arg]
+    why: str,
+) -> None:
     result = audited(http_results, f"cookie/{name}")
     assert status(result, "11.5-cookies") == expected, f"{why}\n{findings(result, '11.5-cookies')}"
 
@@ -544,7 +968,9 @@ def test_cookie_attributes(http_results: dict, name: str, values: list[str], exp
 def test_cookie_values_never_reach_the_report(http_results: dict) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: a cookie without "=" has an empty name and its text is its value: never
     # stored, printed or mailed; a named cookie's value is a secret too (the model redacts values).
-    printed = http_results["__stdout__"] + http_results["__files__"]  # JSON, verdict lines, HTML, CSV, SARIF, JUnit
+    printed = (
+        http_results["__stdout__"] + http_results["__files__"]
+    )  # JSON, verdict lines, HTML, CSV, SARIF, JUnit
     assert "cookie/nameless" in http_results["__files__"]  # the other reports were read
     for secret in SECRET_VALUES:
         assert secret not in printed
@@ -595,15 +1021,29 @@ def test_hsts_sent_over_plain_http_only_is_missing(http_results: dict) -> None: 
 
 
 @pytest.mark.parametrize(("name", "head", "body", "expected", "why"), MIXED_CASES, ids=_case_ids(MIXED_CASES))
-def test_mixed_content(http_results: dict, name: str, head: str, body: str, expected: str,  # type: ignore[type-arg]
-                       why: str) -> None:
+def test_mixed_content(
+    http_results: dict,
+    name: str,
+    head: str,
+    body: str,
+    expected: str,  # type: ignore[type-arg]
+    why: str,
+) -> None:
     result = audited(http_results, f"mc/{name}")
     assert status(result, "11.1-tls-enforced") == expected, f"{why}\n{findings(result, '11.1-tls-enforced')}"
 
 
-@pytest.mark.parametrize(("name", "head", "body", "expected", "why"), FORM_CASES, ids=[c[0] for c in FORM_CASES])
-def test_form_targets(http_results: dict, name: str, head: str, body: str, expected: str,  # type: ignore[type-arg]
-                      why: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "head", "body", "expected", "why"), FORM_CASES, ids=[c[0] for c in FORM_CASES]
+)
+def test_form_targets(
+    http_results: dict,
+    name: str,
+    head: str,
+    body: str,
+    expected: str,  # type: ignore[type-arg]
+    why: str,
+) -> None:
     result = audited(http_results, f"mc/{name}")
     assert status(result, "5.4-transit") == expected, f"{why}\n{findings(result, '5.4-transit')}"
 
@@ -611,8 +1051,10 @@ def test_form_targets(http_results: dict, name: str, head: str, body: str, expec
 # ---------------------------------------------------------------- TLS on nginx (Debian's OpenSSL 3)
 
 CHACHA_FIRST_ALLOWED = "ssl_conf_command Options PrioritizeChaCha;"
-AES256_ORDER = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
-                "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+AES256_ORDER = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+)
 
 
 @pytest.fixture(scope="module")
@@ -624,51 +1066,110 @@ def tls_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # name -> (NginxSite options, CA bundle)
     variants: dict[str, tuple[dict, Path | None]] = {  # type: ignore[type-arg]
         # clauses.md Precisions (11.3-aes256gcm-first): own order + PrioritizeChaCha still enforces its order
-        "chacha-prioritized": ({"issued": leaf, "ciphers": AES256_ORDER, "extra_server": CHACHA_FIRST_ALLOWED,
-                                **modern}, pki.root_path),
-        "chacha-prioritized-no-chacha": ({
-            "issued": leaf, "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256", "hsts": HSTS_2Y,
-            "tls13_ciphersuites": "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
-            "extra_server": CHACHA_FIRST_ALLOWED}, pki.root_path),
+        "chacha-prioritized": (
+            {"issued": leaf, "ciphers": AES256_ORDER, "extra_server": CHACHA_FIRST_ALLOWED, **modern},
+            pki.root_path,
+        ),
+        "chacha-prioritized-no-chacha": (
+            {
+                "issued": leaf,
+                "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256",
+                "hsts": HSTS_2Y,
+                "tls13_ciphersuites": "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+                "extra_server": CHACHA_FIRST_ALLOWED,
+            },
+            pki.root_path,
+        ),
         # ...but AES-128 first is still "AES-128 preferred" (clauses.md 11.3-aes256gcm-first, how it can fail)
-        "chacha-prioritized-aes128-first": ({
-            "issued": leaf,
-            "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384",
-            "hsts": HSTS_2Y,
-            "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
-            "extra_server": CHACHA_FIRST_ALLOWED}, pki.root_path),
+        "chacha-prioritized-aes128-first": (
+            {
+                "issued": leaf,
+                "ciphers": "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384",
+                "hsts": HSTS_2Y,
+                "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+                "extra_server": CHACHA_FIRST_ALLOWED,
+            },
+            pki.root_path,
+        ),
         # clauses.md 11.3-aes256gcm-first, how it can fail: "client order honoured"
-        "client-order": ({"issued": leaf, "ciphers": AES256_ORDER, "prefer_server_ciphers": False, **modern},
-                         pki.root_path),
+        "client-order": (
+            {"issued": leaf, "ciphers": AES256_ORDER, "prefer_server_ciphers": False, **modern},
+            pki.root_path,
+        ),
         # clauses.md 11.3-aes256gcm-first: 256-bit AEAD first "in each protocol" (TLS 1.3: TLS_AES_256_GCM_SHA384)
-        "tls13-aes128-first": ({"issued": leaf, "ciphers": AES256_ORDER, "hsts": HSTS_2Y,
-                                "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"}, pki.root_path),
+        "tls13-aes128-first": (
+            {
+                "issued": leaf,
+                "ciphers": AES256_ORDER,
+                "hsts": HSTS_2Y,
+                "tls13_ciphersuites": "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+            },
+            pki.root_path,
+        ),
         "tls13-only": ({"issued": leaf, "protocols": "TLSv1.3", **modern}, pki.root_path),
         # ssllabs-rating.md key exchange: the weakest of the certificate key and the ephemeral keys, EC keys by
         # their RSA equivalent (P-256 about 3072: 90; P-384 about 7680: 100); RSA 4096: 100.
-        "rsa4096-p384-only": ({"issued": pki.issue("indep-rsa4096", key="rsa4096"), "ecdh_curve": "secp384r1",
-                               **modern}, pki.root_path),
-        "rsa4096-x25519": ({"issued": pki.issue("indep-rsa4096b", key="rsa4096"), "ecdh_curve": "X25519", **modern},
-                           pki.root_path),
-        "sha1-intermediate": ({"issued": sha1_pki.issue("indep-sha1-int"), "seclevel0": True, **modern},
-                              sha1_pki.root_path),
+        "rsa4096-p384-only": (
+            {"issued": pki.issue("indep-rsa4096", key="rsa4096"), "ecdh_curve": "secp384r1", **modern},
+            pki.root_path,
+        ),
+        "rsa4096-x25519": (
+            {"issued": pki.issue("indep-rsa4096b", key="rsa4096"), "ecdh_curve": "X25519", **modern},
+            pki.root_path,
+        ),
+        "sha1-intermediate": (
+            {"issued": sha1_pki.issue("indep-sha1-int"), "seclevel0": True, **modern},
+            sha1_pki.root_path,
+        ),
         "no-bundle": ({"issued": leaf, **modern}, None),
         "mismatch": ({"issued": pki.issue("indep-other", hosts=("other.test",)), **modern}, pki.root_path),
         "expired": ({"issued": pki.issue("indep-expired", expired=True), **modern}, pki.root_path),
-        "not-yet-valid": ({"issued": pki.issue("indep-future", not_before=datetime.now(UTC) + timedelta(days=2),
-                                               days_valid=90), **modern}, pki.root_path),
+        "not-yet-valid": (
+            {
+                "issued": pki.issue(
+                    "indep-future", not_before=datetime.now(UTC) + timedelta(days=2), days_valid=90
+                ),
+                **modern,
+            },
+            pki.root_path,
+        ),
         "incomplete-chain": ({"issued": leaf, "serve_chain": False, **modern}, pki.root_path),
         # clauses.md Precisions (11.2-cert-trusted): "Every certificate the server serves (RSA and ECDSA on one
         # name) is judged, not only the first." nginx gives the ECDSA one to modern clients.
-        "dual-rsa-sha1": ({"issued": pki.issue("indep-dual-sha1", hash="sha1"), "seclevel0": True,
-                           "dual_issued": pki.issue("indep-dual-ec1", key="p256"), **modern}, pki.root_path),
-        "dual-rsa-1024": ({"issued": pki.issue("indep-dual-1024", key="rsa1024"), "seclevel0": True,
-                           "dual_issued": pki.issue("indep-dual-ec2", key="p256"), **modern}, pki.root_path),
-        "dual-rsa-self-signed": ({"issued": pki.issue("indep-dual-self", issuer="self"),
-                                  "dual_issued": pki.issue("indep-dual-ec3", key="p256"), **modern}, pki.root_path),
-        "dual-ecdsa-expired": ({"issued": pki.issue("indep-dual-rsa4"),
-                                "dual_issued": pki.issue("indep-dual-ec4", key="p256", expired=True), **modern},
-                               pki.root_path),
+        "dual-rsa-sha1": (
+            {
+                "issued": pki.issue("indep-dual-sha1", hash="sha1"),
+                "seclevel0": True,
+                "dual_issued": pki.issue("indep-dual-ec1", key="p256"),
+                **modern,
+            },
+            pki.root_path,
+        ),
+        "dual-rsa-1024": (
+            {
+                "issued": pki.issue("indep-dual-1024", key="rsa1024"),
+                "seclevel0": True,
+                "dual_issued": pki.issue("indep-dual-ec2", key="p256"),
+                **modern,
+            },
+            pki.root_path,
+        ),
+        "dual-rsa-self-signed": (
+            {
+                "issued": pki.issue("indep-dual-self", issuer="self"),
+                "dual_issued": pki.issue("indep-dual-ec3", key="p256"),
+                **modern,
+            },
+            pki.root_path,
+        ),
+        "dual-ecdsa-expired": (
+            {
+                "issued": pki.issue("indep-dual-rsa4"),
+                "dual_issued": pki.issue("indep-dual-ec4", key="p256", expired=True),
+                **modern,
+            },
+            pki.root_path,
+        ),
     }
     with ExitStack() as stack:
         targets = {}
@@ -678,9 +1179,16 @@ def tls_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield audit(targets, root / "audit")
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("chacha-prioritized", "pass"), ("chacha-prioritized-no-chacha", "pass"),
-    ("chacha-prioritized-aes128-first", "fail"), ("client-order", "fail"), ("tls13-aes128-first", "fail")])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("chacha-prioritized", "pass"),
+        ("chacha-prioritized-no-chacha", "pass"),
+        ("chacha-prioritized-aes128-first", "fail"),
+        ("client-order", "fail"),
+        ("tls13-aes128-first", "fail"),
+    ],
+)
 def test_aes256gcm_first_with_chacha_prioritization(tls_results: dict, name: str, expected: str) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions: "a server that enforces its own order but lets clients that prefer ChaCha20-
     # Poly1305 have it (OpenSSL's PrioritizeChaCha) still enforces its order: pass, and say so in the finding.
@@ -789,15 +1297,27 @@ TLSLITE = {
     # reference browser) offers TLS_RSA_WITH_3DES_EDE_CBC_SHA, the only suite here.
     "3des-only-tls12": {"ciphers": ["3des"], "key_exchange": ["rsa"]},
     # ...with TLS 1.0 only the SWEET32 cap does not apply (negotiated with TLS 1.0), "no TLS 1.2" does
-    "3des-only-tls10": {"ciphers": ["3des"], "key_exchange": ["rsa"], "min_version": "TLSv1", "max_version": "TLSv1"},
+    "3des-only-tls10": {
+        "ciphers": ["3des"],
+        "key_exchange": ["rsa"],
+        "min_version": "TLSv1",
+        "max_version": "TLSv1",
+    },
     # Precisions: 3DES counts as 112 bits: cipher category = (100 [AES-256] + 20 [< 128]) / 2 = 60
     "aes256-then-3des": {"ciphers": ["aes256gcm", "3des"], "key_exchange": ["ecdhe_rsa"]},
     # ssllabs-rating.md Precisions: "a non-reference client (an old Java) landing on 3DES does not cap": the
     # browsers get ChaCha20 with TLS 1.3, Java 8 (no TLS 1.3, no ChaCha20) lands on TLS_RSA_WITH_3DES_EDE_CBC_SHA
-    "3des-java8-only": {"ciphers": ["chacha20-poly1305", "3des"], "key_exchange": ["ecdhe_rsa", "rsa"],
-                        "max_version": "TLSv1.3"},
+    "3des-java8-only": {
+        "ciphers": ["chacha20-poly1305", "3des"],
+        "key_exchange": ["ecdhe_rsa", "rsa"],
+        "max_version": "TLSv1.3",
+    },
     # ssllabs-rating.md caps: B = "RC4 offered" (accepted, used or not)
-    "rc4-beside-aes": {"ciphers": ["aes256gcm", "rc4"], "key_exchange": ["ecdhe_rsa"], "macs": ["sha", "aead"]},
+    "rc4-beside-aes": {
+        "ciphers": ["aes256gcm", "rc4"],
+        "key_exchange": ["ecdhe_rsa"],
+        "macs": ["sha", "aead"],
+    },
     # ssllabs-rating.md caps: C = "SSL 3.0 offered (POODLE)"; clauses.md 11.4: POODLE (SSL 3.0)
     "ssl3-cbc": {"ciphers": ["aes256gcm", "aes128"], "key_exchange": ["ecdhe_rsa"], "min_version": "SSLv3"},
 }
@@ -814,8 +1334,10 @@ def tlslite_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("tlslite")
     leaf = rsa_pki.issue("indep-tlslite")
     with ExitStack() as stack:
-        servers = {name: stack.enter_context(TlsliteServer(leaf, response_headers=HSTS_HEADER, **options))
-                   for name, options in TLSLITE.items()}
+        servers = {
+            name: stack.enter_context(TlsliteServer(leaf, response_headers=HSTS_HEADER, **options))
+            for name, options in TLSLITE.items()
+        }
         yield audit({name: Target(s.url, rsa_pki.root_path) for name, s in servers.items()}, root / "audit")
 
 
@@ -874,17 +1396,31 @@ def test_ssl3_with_cbc_is_poodle_c(tlslite_results: dict) -> None:  # type: igno
 
 # ---------------------------------------------------------------- OpenSSL 1.0.1e: DH sizes, SSL 2.0
 
-TLS12_ONLY = ["-serverpref", "-no_ssl3", "-no_tls1", "-no_tls1_1"]  # SSL 2.0 only when SSLv2 suites are listed
+TLS12_ONLY = [
+    "-serverpref",
+    "-no_ssl3",
+    "-no_tls1",
+    "-no_tls1_1",
+]  # SSL 2.0 only when SSLv2 suites are listed
 LEGACY = {
     # DHE beside ECDHE (so every client connects), server order; -dhparam sets the DHE group.
     # ssllabs-rating.md key exchange: "< 1024 = 40, < 2048 = 80, < 4096 = 90"; caps F (< 1024), B (< 2048).
     "dh768": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 768),
     "dh1024": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 1024),
-    "dh2048-untrusted": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 2048),
+    "dh2048-untrusted": (
+        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"],
+        2048,
+    ),
     # SSL 2.0 offering only export suites, beside a modern TLS 1.2
-    "ssl2-export": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:EXP-RC4-MD5:EXP-RC2-CBC-MD5"], 2048),
+    "ssl2-export": (
+        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:EXP-RC4-MD5:EXP-RC2-CBC-MD5"],
+        2048,
+    ),
     # SSL 2.0 offering only 64-bit block suites (3DES, RC2): SSLv2-only names, beside a modern TLS 1.2
-    "ssl2-64bit-block": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-MD5:RC2-CBC-MD5"], 2048),
+    "ssl2-64bit-block": (
+        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-MD5:RC2-CBC-MD5"],
+        2048,
+    ),
 }
 
 
@@ -895,10 +1431,14 @@ def legacy_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("legacy")
     leaf = rsa_pki.issue("indep-legacy")
     with ExitStack() as stack:
-        servers = {name: stack.enter_context(LegacyOpenSSLServer(leaf, args, dhparam_bits=bits))
-                   for name, (args, bits) in LEGACY.items()}
-        targets = {name: Target(s.url, None if name.endswith("-untrusted") else rsa_pki.root_path)
-                   for name, s in servers.items()}
+        servers = {
+            name: stack.enter_context(LegacyOpenSSLServer(leaf, args, dhparam_bits=bits))
+            for name, (args, bits) in LEGACY.items()
+        }
+        targets = {
+            name: Target(s.url, None if name.endswith("-untrusted") else rsa_pki.root_path)
+            for name, s in servers.items()
+        }
         # one target is audited through a relay that counts the connections held open at once
         relay = stack.enter_context(ConnectionRelay(servers["dh2048-untrusted"].port))
         targets["dh2048-untrusted"] = Target(f"https://good.test:{relay.port}/", None)
@@ -908,9 +1448,13 @@ def legacy_results(rsa_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
         yield results
 
 
-@pytest.mark.parametrize(("name", "key_exchange", "f_cap", "b_cap"), [
-    ("dh768", 40, True, True), ("dh1024", 80, False, True), ("dh2048-untrusted", 90, False, False)])
-def test_legacy_dh_sizes(legacy_results: dict, name: str, key_exchange: int, f_cap: bool, b_cap: bool) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize(
+    ("name", "key_exchange", "f_cap", "b_cap"),
+    [("dh768", 40, True, True), ("dh1024", 80, False, True), ("dh2048-untrusted", 90, False, False)],
+)
+def test_legacy_dh_sizes(
+    legacy_results: dict, name: str, key_exchange: int, f_cap: bool, b_cap: bool
+) -> None:  # type: ignore[type-arg]
     # Every OpenSSL 1.0.1e server is F anyway (Heartbleed, CCS injection: README of ../shared/legacy-openssl),
     # so the DH rows are read from the caps and the key-exchange category (RSA-2048 certificate: 90).
     result = audited(legacy_results, name)
@@ -975,6 +1519,7 @@ def test_ssl2_suites_are_classified(legacy_results: dict, name: str) -> None:  #
 
 # ---------------------------------------------------------------- revocation (a real OCSP responder, stapling)
 
+
 @pytest.fixture(scope="module")
 def ocsp_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:  # type: ignore[type-arg]
     root = tmp_path_factory.mktemp("ocsp")
@@ -996,8 +1541,9 @@ def ocsp_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
         forged = pki.issue("indep-ocsp-forged", ocsp_url=responder.url)
         responder.statuses[forged.cert.serial_number] = "revoked"
         staples = {
-            "bad-delegate": ocsp_response(pki, bad_delegate.cert, "revoked",
-                                          responder=delegated_responder(pki, ocsp_signing=False)),
+            "bad-delegate": ocsp_response(
+                pki, bad_delegate.cert, "revoked", responder=delegated_responder(pki, ocsp_signing=False)
+            ),
             "other-cert": ocsp_response(pki, other.cert, "revoked"),
             "forged-good": ocsp_response(pki, forged.cert, "good", tamper=True),
         }
@@ -1018,19 +1564,25 @@ def ocsp_results(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "stapled-revoked": (stapled, f"ssl_stapling on; ssl_stapling_file {staple};"),
         }
         # each started before the next is made (see http_results)
-        sites = {name: stack.enter_context(NginxSite(root / name, issued=issued, extra_server=extra, **modern))
-                 for name, (issued, extra) in variants.items()}
+        sites = {
+            name: stack.enter_context(NginxSite(root / name, issued=issued, extra_server=extra, **modern))
+            for name, (issued, extra) in variants.items()
+        }
         targets = {name: Target(site.url, pki.root_path, site.http_port or 9) for name, site in sites.items()}
         results = audit(targets, root / "audit")
         # the setting for air-gapped runs: no request may reach the responder
         before = responder.requests
-        offline = audit({"offline-revoked": targets["responder-revoked"]}, root / "audit-offline", scan="ocsp = false")
+        offline = audit(
+            {"offline-revoked": targets["responder-revoked"]}, root / "audit-offline", scan="ocsp = false"
+        )
         results["offline-revoked"] = offline["offline-revoked"]
         results["__offline_requests__"] = responder.requests - before  # type: ignore[assignment]
         yield results
 
 
-@pytest.mark.parametrize("name", ["responder-revoked", "stapled-revoked", "stapled-forged-good-responder-revoked"])
+@pytest.mark.parametrize(
+    "name", ["responder-revoked", "stapled-revoked", "stapled-forged-good-responder-revoked"]
+)
 def test_revoked_certificate_fails_and_is_t(ocsp_results: dict, name: str) -> None:  # type: ignore[type-arg]
     # clauses.md Precisions (11.2-cert-trusted): "a certificate reported revoked (a stapled OCSP response, or
     # the OCSP responder the certificate names, when it answers within the timeout) fails, and the grade is T"
@@ -1064,7 +1616,9 @@ def test_ocsp_off_asks_no_responder(ocsp_results: dict) -> None:  # type: ignore
     # config [scan] ocsp = false (issue 11 item 12: "a setting to turn it off for air-gapped runs")
     assert ocsp_results["__offline_requests__"] == 0
     result = audited(ocsp_results, "offline-revoked")
-    assert status(result, "11.2-cert-trusted") != "fail" or "revoked" not in findings(result, "11.2-cert-trusted")
+    assert status(result, "11.2-cert-trusted") != "fail" or "revoked" not in findings(
+        result, "11.2-cert-trusted"
+    )
 
 
 @pytest.mark.parametrize(("name", "expected"), [("rsa4096-p384-only", 100), ("rsa4096-x25519", 90)])

@@ -35,8 +35,14 @@ def _stand_ins(directory: Path, *, nginx: bool) -> Path:
 def _run(tmp_path: Path, *args: str, nginx: bool) -> tuple[subprocess.CompletedProcess[str], str]:
     bin_dir = _stand_ins(tmp_path, nginx=nginx)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "AUDITOR_NGINX_CANDIDATES": ""}
-    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     calls = tmp_path / "calls.log"
     return proc, calls.read_text() if calls.exists() else ""
 
@@ -67,8 +73,14 @@ def test_the_tool_alone_never_asks_for_nginx(tmp_path: Path) -> None:
 
 def test_the_script_never_stops_or_restarts_a_service() -> None:
     """No command position in the script (outside comments) names a service or process manager."""
-    command = re.compile(r"(^|[;&|]\s*|\$\(\s*|then\s+|do\s+)(systemctl|service|invoke-rc\.d|killall|pkill|kill)\b")
-    code = [line.split(" #", 1)[0] for line in SCRIPT.read_text().splitlines() if not line.lstrip().startswith("#")]
+    command = re.compile(
+        r"(^|[;&|]\s*|\$\(\s*|then\s+|do\s+)(systemctl|service|invoke-rc\.d|killall|pkill|kill)\b"
+    )
+    code = [
+        line.split(" #", 1)[0]
+        for line in SCRIPT.read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    ]
     assert [line for line in code if command.search(line.strip())] == []
 
 

@@ -18,7 +18,7 @@ from auditor.errors import MailError
 from auditor.model import AuditReport, TargetRef, TargetResult
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import free_port
-from reports.email import send_report
+from auditor.reports.email import send_report
 from tests.conftest import run_cli
 from tests.test_email import PASSWORD, Inbox, _authenticate
 
@@ -103,8 +103,12 @@ class _Refusing(Inbox):
 
 @pytest.fixture()
 def report() -> AuditReport:
-    result = TargetResult(target=TargetRef(url="https://good.test/", host="good.test", port=443), compliant=True,
-                          started_at=datetime.now(UTC), duration_s=1.0)
+    result = TargetResult(
+        target=TargetRef(url="https://good.test/", host="good.test", port=443),
+        compliant=True,
+        started_at=datetime.now(UTC),
+        duration_s=1.0,
+    )
     return AuditReport(generated_at=datetime.now(UTC), tool_version="test", targets=[result])
 
 
@@ -118,9 +122,20 @@ def _tls_context(pki: TestPKI):
 
 
 def _send(report: AuditReport, pki: TestPKI, port: int, **kw) -> str:
-    settings = Email.model_validate({
-        "host": "127.0.0.1", "port": port, "security": "starttls", "sender": "auditor@example.test",
-        "to": ["ops@example.test"], "ca_bundle": pki.root_path, "timeout": 3, "retries": 2, "backoff": 0, **kw})
+    settings = Email.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "starttls",
+            "sender": "auditor@example.test",
+            "to": ["ops@example.test"],
+            "ca_bundle": pki.root_path,
+            "timeout": 3,
+            "retries": 2,
+            "backoff": 0,
+            **kw,
+        }
+    )
     with pytest.raises(MailError) as info:
         send_report(report, settings, html="h", text="t", json_text="{}")
     return str(info.value)
@@ -128,8 +143,13 @@ def _send(report: AuditReport, pki: TestPKI, port: int, **kw) -> str:
 
 def test_refused_authentication_is_tried_once(report, pki, monkeypatch) -> None:
     monkeypatch.setenv("AUDITOR_TEST_PW", "wrong-password")
-    with _CountingController(Inbox(), tls_context=_tls_context(pki), require_starttls=True,
-                             authenticator=_authenticate, auth_require_tls=True) as server:
+    with _CountingController(
+        Inbox(),
+        tls_context=_tls_context(pki),
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_require_tls=True,
+    ) as server:
         message = _send(report, pki, server.port, username="auditor", password_env="AUDITOR_TEST_PW")
     assert message == f"mail to 127.0.0.1:{server.port} failed after 1 attempt: authentication refused (535)"
     assert server.connections == 1
@@ -138,24 +158,33 @@ def test_refused_authentication_is_tried_once(report, pki, monkeypatch) -> None:
 def test_server_without_starttls_is_tried_once(report, pki) -> None:
     with _CountingController(Inbox()) as server:  # no TLS context: STARTTLS is not offered
         message = _send(report, pki, server.port)
-    assert message.startswith(f"mail to 127.0.0.1:{server.port} failed after 1 attempt: the server does not "
-                              "offer STARTTLS"), message
+    assert message.startswith(
+        f"mail to 127.0.0.1:{server.port} failed after 1 attempt: the server does not offer STARTTLS"
+    ), message
     assert server.connections == 1
 
 
 def test_recipient_refused_with_5xx_is_tried_once(report, pki) -> None:
-    with _CountingController(_Refusing(rcpt="550 5.1.1 no such mailbox"), tls_context=_tls_context(pki)) as server:
+    with _CountingController(
+        _Refusing(rcpt="550 5.1.1 no such mailbox"), tls_context=_tls_context(pki)
+    ) as server:
         message = _send(report, pki, server.port)
-    assert message == (f"mail to 127.0.0.1:{server.port} failed after 1 attempt: recipients refused: "
-                       "ops@example.test (550 5.1.1 no such mailbox)")
+    assert message == (
+        f"mail to 127.0.0.1:{server.port} failed after 1 attempt: recipients refused: "
+        "ops@example.test (550 5.1.1 no such mailbox)"
+    )
     assert server.connections == 1
 
 
 def test_server_answering_421_is_retried(report, pki) -> None:
-    with _CountingController(_Refusing(mail="421 4.3.2 busy, try later"), tls_context=_tls_context(pki)) as server:
+    with _CountingController(
+        _Refusing(mail="421 4.3.2 busy, try later"), tls_context=_tls_context(pki)
+    ) as server:
         message = _send(report, pki, server.port, retries=2)
-    assert message == (f"mail to 127.0.0.1:{server.port} failed after 3 attempts: "
-                       "the server answered 421 4.3.2 busy, try later")
+    assert message == (
+        f"mail to 127.0.0.1:{server.port} failed after 3 attempts: "
+        "the server answered 421 4.3.2 busy, try later"
+    )
     assert server.connections == 3
 
 
@@ -163,12 +192,27 @@ def test_counting_server_delivers_with_the_right_password(report, pki, monkeypat
     """The counting server is a working server: the right password delivers on one connection."""
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
     inbox = Inbox()
-    with _CountingController(inbox, tls_context=_tls_context(pki), require_starttls=True,
-                             authenticator=_authenticate, auth_require_tls=True) as server:
-        settings = Email.model_validate({
-            "host": "127.0.0.1", "port": server.port, "username": "auditor", "password_env": "AUDITOR_TEST_PW",
-            "sender": "auditor@example.test", "to": ["ops@example.test"], "ca_bundle": pki.root_path,
-            "timeout": 3, "retries": 2, "backoff": 0})
+    with _CountingController(
+        inbox,
+        tls_context=_tls_context(pki),
+        require_starttls=True,
+        authenticator=_authenticate,
+        auth_require_tls=True,
+    ) as server:
+        settings = Email.model_validate(
+            {
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": "auditor",
+                "password_env": "AUDITOR_TEST_PW",
+                "sender": "auditor@example.test",
+                "to": ["ops@example.test"],
+                "ca_bundle": pki.root_path,
+                "timeout": 3,
+                "retries": 2,
+                "backoff": 0,
+            }
+        )
         send_report(report, settings, html="h", text="t", json_text="{}")
     assert len(inbox.messages) == 1 and server.connections == 1
 
@@ -176,38 +220,63 @@ def test_counting_server_delivers_with_the_right_password(report, pki, monkeypat
 # ---------------------------------------------------------------- 6. config errors in the user's words
 
 CONFIG_ERRORS = [
-    ('[scan]\ntimeout = "ten"\n',
-     "scan.timeout: expected a number greater than 0 and at most 300, got 'ten'"),
-    ('[scan]\nconcurrency = 0\n',
-     "scan.concurrency: expected a whole number from 1 to 100, got 0"),
-    ('[scan]\nthorough = 3\n',
-     "scan.thorough: expected true or false, got 3"),
-    ('[[targets]]\nurl = "https://a.test/"\n[[targets]]\nname = "shop"\nurl = "ftp://shop.test/"\n',
-     "target 2 (shop): url: 'ftp://shop.test/': unsupported scheme 'ftp'; only https:// can be audited"),
-    ('[[targets]]\nurl = "shop.test"\n',
-     "target 1: url: 'shop.test': missing scheme; write https://shop.test"),
-    ('[[targets]]\nurl = "https://a.test/"\nhttp_port = "eighty"\n',
-     "target 1 (https://a.test/): http_port: expected a whole number from 1 to 65535, got 'eighty'"),
-    ('[[targets]]\nurl = "https://a.test/"\nipp = "127.0.0.1"\n',
-     "target 1 (https://a.test/): ipp: unknown key (did you mean 'ip'?)"),
-    ('[targets]\nurl = "https://a.test/"\n',
-     "targets: expected one [[targets]] table per target (double brackets), got a single [targets] table"),
-    ('[email]\nhost = "mail.test"\nsecurity = "ssl"\nfrom = "a@test"\nto = ["b@test"]\n',
-     "email.security: expected 'starttls', 'tls' or 'none', got 'ssl'"),
-    ('[email]\nhost = "mail.test"\nto = ["b@test"]\n',
-     "email.from: required, but not set"),
-    ('[policy]\nvalidation_levels = ["OV", "XV"]\n',
-     "policy.validation_levels, item 2: expected 'DV', 'OV' or 'EV', got 'XV'"),
-    ('[policy]\nhsts_min_age = 100\nhsts_fail_below = 200\n',
-     "policy: hsts_fail_below (200) must not exceed hsts_min_age (100)"),
-    ('[schedule]\ncron = "0 25 * * *"\n',
-     ("schedule.cron: '0 25 * * *': the hour field '25' is wrong "
-      "(the last value (25) is higher than the maximum value (23))")),
-    ('[schedule]\ncron = "0 2 * *"\n',
-     ("schedule.cron: '0 2 * *' has 4 fields; expected 5: minute hour day-of-month month day-of-week "
-      "(or 6 with seconds first)")),
-    ('[schedule]\ntimezone = "Asia/Tokio"\n',
-     "schedule.timezone: unknown time zone 'Asia/Tokio'; use an IANA name such as 'Asia/Tokyo' or 'UTC'"),
+    (
+        '[scan]\ntimeout = "ten"\n',
+        "scan.timeout: expected a number greater than 0 and at most 300, got 'ten'",
+    ),
+    ("[scan]\nconcurrency = 0\n", "scan.concurrency: expected a whole number from 1 to 100, got 0"),
+    ("[scan]\nthorough = 3\n", "scan.thorough: expected true or false, got 3"),
+    (
+        '[[targets]]\nurl = "https://a.test/"\n[[targets]]\nname = "shop"\nurl = "ftp://shop.test/"\n',
+        "target 2 (shop): url: 'ftp://shop.test/': unsupported scheme 'ftp'; only https:// can be audited",
+    ),
+    (
+        '[[targets]]\nurl = "shop.test"\n',
+        "target 1: url: 'shop.test': missing scheme; write https://shop.test",
+    ),
+    (
+        '[[targets]]\nurl = "https://a.test/"\nhttp_port = "eighty"\n',
+        "target 1 (https://a.test/): http_port: expected a whole number from 1 to 65535, got 'eighty'",
+    ),
+    (
+        '[[targets]]\nurl = "https://a.test/"\nipp = "127.0.0.1"\n',
+        "target 1 (https://a.test/): ipp: unknown key (did you mean 'ip'?)",
+    ),
+    (
+        '[targets]\nurl = "https://a.test/"\n',
+        "targets: expected one [[targets]] table per target (double brackets), got a single [targets] table",
+    ),
+    (
+        '[email]\nhost = "mail.test"\nsecurity = "ssl"\nfrom = "a@test"\nto = ["b@test"]\n',
+        "email.security: expected 'starttls', 'tls' or 'none', got 'ssl'",
+    ),
+    ('[email]\nhost = "mail.test"\nto = ["b@test"]\n', "email.from: required, but not set"),
+    (
+        '[policy]\nvalidation_levels = ["OV", "XV"]\n',
+        "policy.validation_levels, item 2: expected 'DV', 'OV' or 'EV', got 'XV'",
+    ),
+    (
+        "[policy]\nhsts_min_age = 100\nhsts_fail_below = 200\n",
+        "policy: hsts_fail_below (200) must not exceed hsts_min_age (100)",
+    ),
+    (
+        '[schedule]\ncron = "0 25 * * *"\n',
+        (
+            "schedule.cron: '0 25 * * *': the hour field '25' is wrong "
+            "(the last value (25) is higher than the maximum value (23))"
+        ),
+    ),
+    (
+        '[schedule]\ncron = "0 2 * *"\n',
+        (
+            "schedule.cron: '0 2 * *' has 4 fields; expected 5: minute hour day-of-month month day-of-week "
+            "(or 6 with seconds first)"
+        ),
+    ),
+    (
+        '[schedule]\ntimezone = "Asia/Tokio"\n',
+        "schedule.timezone: unknown time zone 'Asia/Tokio'; use an IANA name such as 'Asia/Tokyo' or 'UTC'",
+    ),
 ]
 
 
@@ -261,8 +330,10 @@ def test_every_subcommand_has_a_description_and_every_option_a_help() -> None:
                 assert "default" in action.help, f"{label} does not say its default {action.default!r}"
 
 
-@pytest.mark.parametrize(("command", "option"), [("audit", "--timeout"), ("audit", "--concurrency"),
-                                                 ("history", "--limit"), ("demo", "--out")])
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("audit", "--timeout"), ("audit", "--concurrency"), ("history", "--limit"), ("demo", "--out")],
+)
 def test_help_shows_the_default(command: str, option: str) -> None:
     run = run_cli(command, "--help")
     assert run.code == 0
@@ -285,8 +356,8 @@ def test_top_level_help_lists_the_exit_codes() -> None:
 
 
 def test_report_without_a_flag_prints_the_text_report(tmp_path: Path, report: AuditReport) -> None:
-    from reports.json_report import to_json
-    from reports.text import render_text
+    from auditor.reports.json_report import to_json
+    from auditor.reports.text import render_text
 
     saved = tmp_path / "scan.json"
     saved.write_text(to_json(report))

@@ -53,6 +53,7 @@ def verified(ev: Evidence) -> Evidence:
 
 # ------------------------------------------------------------------ the data
 
+
 def test_the_bundled_guideline_is_mozillas_6_0() -> None:
     guideline = load_guideline()
     assert guideline.label == "6.0" and guideline.href.endswith("/guidelines/6.0.json")
@@ -63,17 +64,27 @@ def test_the_bundled_guideline_is_mozillas_6_0() -> None:
 
 # ------------------------------------------------------------------ the judgement
 
+
 def test_a_policy_compliant_site_conforms_to_intermediate_not_modern() -> None:
     ev = verified(b.evidence())
     intermediate, modern = judge_all(ev)
-    assert (intermediate.profile, intermediate.conformant, intermediate.deviations) == ("intermediate", True, [])
+    assert (intermediate.profile, intermediate.conformant, intermediate.deviations) == (
+        "intermediate",
+        True,
+        [],
+    )
     assert modern.conformant is False
     assert keys(modern) == {"tls_versions", "ciphers", "certificate_types", "certificate_signatures"}
 
 
 def test_old_protocols_static_rsa_and_weak_groups_deviate() -> None:
-    tls = b.tls({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
-                 "TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_256_GCM_SHA384"], "TLS 1.3": b.MODERN_13})
+    tls = b.tls(
+        {
+            "TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+            "TLS 1.2": [*b.MODERN_12, "TLS_RSA_WITH_AES_256_GCM_SHA384"],
+            "TLS 1.3": b.MODERN_13,
+        }
+    )
     tls.groups = ["X25519", "secp256r1", "secp224r1"]
     found = judge(verified(b.evidence(tls)), "intermediate")
     assert keys(found) == {"tls_versions", "ciphers", "tls_curves"}
@@ -82,14 +93,27 @@ def test_old_protocols_static_rsa_and_weak_groups_deviate() -> None:
 
 def test_certificate_lifetime_hsts_and_flaws() -> None:
     long_lived = b.cert(lifetime=400, days_left=200)
-    tls = b.tls(deployments=[b.deployment([long_lived, b.cert("CN=Intermediate", issuer="CN=Root")])],
-                vulns=Vulnerabilities(heartbleed=False, ccs_injection=False, robot="VULNERABLE_STRONG_ORACLE",
-                                      secure_renegotiation=False, client_renegotiation_dos=False, compression=False,
-                                      fallback_scsv=False))
+    tls = b.tls(
+        deployments=[b.deployment([long_lived, b.cert("CN=Intermediate", issuer="CN=Root")])],
+        vulns=Vulnerabilities(
+            heartbleed=False,
+            ccs_injection=False,
+            robot="VULNERABLE_STRONG_ORACLE",
+            secure_renegotiation=False,
+            client_renegotiation_dos=False,
+            compression=False,
+            fallback_scsv=False,
+        ),
+    )
     page = b.page(headers=[("Strict-Transport-Security", "max-age=31536000")])
     found = judge(verified(b.evidence(tls, b.http(page))), "intermediate")
-    assert keys(found) == {"maximum_certificate_lifespan", "hsts_min_age", "tls_vulnerability_robot",
-                           "tls_vulnerability_renegotiation", "tls_vulnerability_fallback_scsv"}
+    assert keys(found) == {
+        "maximum_certificate_lifespan",
+        "hsts_min_age",
+        "tls_vulnerability_robot",
+        "tls_vulnerability_renegotiation",
+        "tls_vulnerability_fallback_scsv",
+    }
     tls.certificates[0].verified_chain = []
     assert "certificate_path_validation" in keys(judge(b.evidence(tls, b.http(page)), "intermediate"))
 
@@ -98,10 +122,15 @@ def test_ocsp_stapling_is_asked_only_of_a_certificate_that_names_a_responder() -
     ev = verified(b.evidence())
     deployment = ev.tls.certificates[0]
     deployment.ocsp_stapled = False
-    deployment.revocation = [RevocationStatus(source="responder", status="good", responder="http://ocsp.test/")]
+    deployment.revocation = [
+        RevocationStatus(source="responder", status="good", responder="http://ocsp.test/")
+    ]
     assert keys(judge(ev, "intermediate")) == {"ocsp_staple"}
-    deployment.revocation = [RevocationStatus(source="responder", status="not_checked",
-                                              reason="the certificate names no OCSP responder")]
+    deployment.revocation = [
+        RevocationStatus(
+            source="responder", status="not_checked", reason="the certificate names no OCSP responder"
+        )
+    ]
     found = judge(ev, "intermediate")
     assert found.conformant is True and any("nothing to staple" in a for a in found.advice)
     deployment.ocsp_stapled = True
@@ -136,14 +165,25 @@ def test_the_gate_names_each_target_that_does_not_conform() -> None:
     from auditor.model import TargetRef, TargetResult
 
     def result(url: str, ev: Evidence | None, error: str | None = None) -> TargetResult:
-        return TargetResult(target=TargetRef(url=url, host="good.test", port=443), started_at=datetime.now(UTC),
-                            duration_s=1, compliant=True, evidence=ev, error=error, mozilla=judge_all(ev))
+        return TargetResult(
+            target=TargetRef(url=url, host="good.test", port=443),
+            started_at=datetime.now(UTC),
+            duration_s=1,
+            compliant=True,
+            evidence=ev,
+            error=error,
+            mozilla=judge_all(ev),
+        )
 
     ev = verified(b.evidence())
     results = [result("https://a.test/", ev), result("https://dead.test/", None, "connection refused")]
     assert gate(results, "intermediate") == []
-    assert gate(results, "modern") == [("https://a.test/: Mozilla modern 6.0: 4 deviation(s): certificate_types, "
-                                        "certificate_signatures, tls_versions, ciphers")]
+    assert gate(results, "modern") == [
+        (
+            "https://a.test/: Mozilla modern 6.0: 4 deviation(s): certificate_types, "
+            "certificate_signatures, tls_versions, ciphers"
+        )
+    ]
 
 
 # ------------------------------------------------------------------ real servers, sslyze as the oracle
@@ -157,17 +197,26 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
     directory = tmp_path_factory.mktemp("mozilla")
     pki = TestPKI(directory / "pki")
     sites = {
-        "modern-style": NginxSite(directory / "modern", issued=pki.issue("moz-modern", key="p256"),
-                                  protocols="TLSv1.3"),
+        "modern-style": NginxSite(
+            directory / "modern", issued=pki.issue("moz-modern", key="p256"), protocols="TLSv1.3"
+        ),
         "intermediate-style": NginxSite(directory / "intermediate", issued=pki.issue("moz-intermediate")),
-        "old-style": NginxSite(directory / "old", issued=pki.issue("moz-old", days_valid=400),
-                               protocols="TLSv1 TLSv1.1 TLSv1.2", ciphers=OLD_CIPHERS, seclevel0=True,
-                               ecdh_curve="X25519:prime256v1:secp384r1:secp521r1", hsts="max-age=300"),
+        "old-style": NginxSite(
+            directory / "old",
+            issued=pki.issue("moz-old", days_valid=400),
+            protocols="TLSv1 TLSv1.1 TLSv1.2",
+            ciphers=OLD_CIPHERS,
+            seclevel0=True,
+            ecdh_curve="X25519:prime256v1:secp384r1:secp521r1",
+            hsts="max-age=300",
+        ),
     }
     for site in sites.values():
         site.start()
     try:
-        run = audit_local_targets({name: (site.url, pki.root_path) for name, site in sites.items()}, directory)
+        run = audit_local_targets(
+            {name: (site.url, pki.root_path) for name, site in sites.items()}, directory
+        )
         assert run.code in (0, 1), run.stderr
         targets = {t["target"]["name"]: t for t in run.report["targets"]}
         yield pki, {name: (site, targets[name]) for name, site in sites.items()}, directory
@@ -178,14 +227,32 @@ def harness(tmp_path_factory: pytest.TempPathFactory):
 
 def _sslyze(pki: TestPKI, port: int, *config: str) -> set[str]:
     """The issue keys `python -m sslyze` prints for this server (none when compliant)."""
-    proc = subprocess.run([sys.executable, "-m", "sslyze", *config, "--certinfo_ca_file", str(pki.root_path),
-                           f"good.test:{port}{{127.0.0.1}}"], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT, env={"PYTHONWARNINGS": "ignore", "PATH": "/usr/bin:/bin"}, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sslyze",
+            *config,
+            "--certinfo_ca_file",
+            str(pki.root_path),
+            f"good.test:{port}{{127.0.0.1}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={"PYTHONWARNINGS": "ignore", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     section = proc.stdout.split("COMPLIANCE AGAINST TLS CONFIGURATION", 1)
-    assert len(section) == 2 and "ERROR - Scan did not run" not in section[1], proc.stdout[-2000:] + proc.stderr
+    assert len(section) == 2 and "ERROR - Scan did not run" not in section[1], (
+        proc.stdout[-2000:] + proc.stderr
+    )
     verdict_ok = "OK - Compliant." in section[1]
     assert proc.returncode == (0 if verdict_ok else 1)
-    found = {line.strip()[2:].split(":", 1)[0] for line in section[1].splitlines() if line.strip().startswith("* ")}
+    found = {
+        line.strip()[2:].split(":", 1)[0] for line in section[1].splitlines() if line.strip().startswith("* ")
+    }
     assert verdict_ok != bool(found)
     return found
 
@@ -207,8 +274,13 @@ EXPECTED = {
     ("intermediate-style", "intermediate"): set(),
     ("intermediate-style", "modern"): {"tls_versions", "ciphers", "certificate_types"},
     ("old-style", "intermediate"): {"tls_versions", "ciphers", "tls_curves", "maximum_certificate_lifespan"},
-    ("old-style", "modern"): {"tls_versions", "ciphers", "tls_curves", "maximum_certificate_lifespan",
-                              "certificate_types"},
+    ("old-style", "modern"): {
+        "tls_versions",
+        "ciphers",
+        "tls_curves",
+        "maximum_certificate_lifespan",
+        "certificate_types",
+    },
 }
 
 
@@ -223,7 +295,9 @@ def test_our_deviations_equal_sslyzes(harness, name: str, profile: str, version:
         theirs = _sslyze(pki, site.https_port, f"--mozilla_config={profile}")
     else:
         ours = judge(evidence, profile)
-        reported = next(c for c in target["mozilla"] if c["profile"] == profile)  # what the audit itself reported
+        reported = next(
+            c for c in target["mozilla"] if c["profile"] == profile
+        )  # what the audit itself reported
         assert {d["key"] for d in reported["deviations"]} == keys(ours)
         theirs = _sslyze(pki, site.https_port, f"--custom_tls_config={_custom_config(directory, profile)}")
     assert ours.guideline_version == version
@@ -241,30 +315,54 @@ def test_hsts_and_stapling_are_judged_beyond_sslyze(harness) -> None:
 
 # ------------------------------------------------------------------ the gate
 
+
 def test_mozilla_profile_flag_fails_the_run_on_deviations(tmp_path: Path, pki: TestPKI) -> None:
     with NginxSite(tmp_path / "site", issued=pki.issue("moz-gate", key="p256")) as site:
-        args = ("audit", site.url, "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                "--quiet")
+        args = (
+            "audit",
+            site.url,
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--quiet",
+        )
         intermediate = run_cli(*args, "--mozilla-profile", "intermediate")
         modern = run_cli(*args, "--mozilla-profile", "modern")
         plain = run_cli(*args)
     # 11.3-quantum-resistance only warns: the policy verdict is compliant, so the gate alone decides
     assert intermediate.code == 0, intermediate.stderr
     assert modern.code == 1, modern.stderr
-    assert "--mozilla-profile: https://good.test:" in modern.stderr and "tls_versions, ciphers" in modern.stderr
+    assert (
+        "--mozilla-profile: https://good.test:" in modern.stderr and "tls_versions, ciphers" in modern.stderr
+    )
     assert plain.code == 0, plain.stderr
 
 
 def test_the_json_and_text_reports_carry_the_section(tmp_path: Path, pki: TestPKI) -> None:
     with NginxSite(tmp_path / "site", issued=pki.issue("moz-json")) as site:
-        run = run_cli("audit", site.url, "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                      "--json", "-")
+        run = run_cli(
+            "audit",
+            site.url,
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--json",
+            "-",
+        )
     [target] = run.report["targets"]
     assert [c["profile"] for c in target["mozilla"]] == ["intermediate", "modern"]
     assert all(c["guideline_version"] == "6.0" for c in target["mozilla"])
     from auditor.model import AuditReport
-    from reports.text import render_text
+    from auditor.reports.text import render_text
 
     text = render_text(AuditReport.model_validate(run.report))
     assert "Mozilla intermediate 6.0: conformant" in text
-    assert "Mozilla modern 6.0: 3 deviation(s)" in text and "  - tls_versions: TLS versions ['TLSv1.2']" in text
+    assert (
+        "Mozilla modern 6.0: 3 deviation(s)" in text and "  - tls_versions: TLS versions ['TLSv1.2']" in text
+    )

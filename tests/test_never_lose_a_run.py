@@ -44,28 +44,45 @@ def good(pki: TestPKI) -> Iterator[str]:
         yield server.url
 
 
-def _config(directory: Path, pki: TestPKI, url: str, *, database: str = "hist.sqlite", output: str = "out",
-            mail_port: int | None = None, extra: str = "", timeout: float = 3, bundle: bool = True) -> Path:
+def _config(
+    directory: Path,
+    pki: TestPKI,
+    url: str,
+    *,
+    database: str = "hist.sqlite",
+    output: str = "out",
+    mail_port: int | None = None,
+    extra: str = "",
+    timeout: float = 3,
+    bundle: bool = True,
+) -> Path:
     mail = ""
     if mail_port is not None:
-        mail = (f'[email]\nhost = "127.0.0.1"\nport = {mail_port}\nusername = "auditor"\n'
-                f'password_env = "AUDITOR_TEST_PW"\nfrom = "auditor@example.test"\nto = ["ops@example.test"]\n'
-                f'ca_bundle = "{pki.root_path}"\ntimeout = 3\nretries = 0\nnotify = "always"\n')
+        mail = (
+            f'[email]\nhost = "127.0.0.1"\nport = {mail_port}\nusername = "auditor"\n'
+            f'password_env = "AUDITOR_TEST_PW"\nfrom = "auditor@example.test"\nto = ["ops@example.test"]\n'
+            f'ca_bundle = "{pki.root_path}"\ntimeout = 3\nretries = 0\nnotify = "always"\n'
+        )
     path = directory / "config.toml"
     ca_bundle = f'ca_bundle = "{pki.root_path}"\n' if bundle else ""
-    path.write_text(f'[scan]\ntimeout = {timeout}\n[history]\ndatabase = "{database}"\n[output]\n'
-                    f'directory = "{output}"\n{extra}{mail}[[targets]]\nname = "site"\nurl = "{url}"\n'
-                    f'ip = "127.0.0.1"\n{ca_bundle}http_port = 9\n')
+    path.write_text(
+        f'[scan]\ntimeout = {timeout}\n[history]\ndatabase = "{database}"\n[output]\n'
+        f'directory = "{output}"\n{extra}{mail}[[targets]]\nname = "site"\nurl = "{url}"\n'
+        f'ip = "127.0.0.1"\n{ca_bundle}http_port = 9\n'
+    )
     return path
 
 
 @contextmanager
 def _locked(database: Path) -> Iterator[None]:
     """Another process holding the database's write lock (BEGIN EXCLUSIVE, kept open)."""
-    code = ("import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         yield
@@ -89,25 +106,44 @@ def _lines(text: str, needle: str) -> list[str]:
 
 # ------------------------------------------------------------------ item 9: storage failure
 
+
 def test_a_locked_history_costs_only_the_storing(good, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
     inbox, port = smtp
     config = _config(tmp_path, pki, good, mail_port=port)
     Store(str(tmp_path / "hist.sqlite")).close()  # an existing history (WAL, as the auditor keeps it)
     with _locked(tmp_path / "hist.sqlite"):
-        run = run_cli("audit", "--config", str(config), "--store", "--email", "--quiet",
-                      "--json", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html"), env=PW)
+        run = run_cli(
+            "audit",
+            "--config",
+            str(config),
+            "--store",
+            "--email",
+            "--quiet",
+            "--json",
+            str(tmp_path / "a.json"),
+            "--html",
+            str(tmp_path / "a.html"),
+            env=PW,
+        )
     assert run.code == 3, run.stderr
-    assert run.stdout.splitlines() == ["COMPLIANT site  grade A+",
-                                       "Policy verdict: 1 compliant, 0 not compliant, 0 not audited"]
+    assert run.stdout.splitlines() == [
+        "COMPLIANT site  grade A+",
+        "Policy verdict: 1 compliant, 0 not compliant, 0 not audited",
+    ]
     (line,) = _lines(run.stderr, "NOT stored")
-    assert line == (f"auditor: the results were NOT stored in the history: history database "
-                    f"{tmp_path / 'hist.sqlite'}: locked by another process (try again later)")
+    assert line == (
+        f"auditor: the results were NOT stored in the history: history database "
+        f"{tmp_path / 'hist.sqlite'}: locked by another process (try again later)"
+    )
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr  # --quiet: the failure only
     report = json.loads((tmp_path / "a.json").read_text())
     assert report["targets"][0]["compliant"] and "locked by another process" in report["meta"]["not_stored"]
     assert "evidence_log_head" not in report["meta"]
     assert "COMPLIANT" in (tmp_path / "a.html").read_text()
-    assert len(list((tmp_path / "out").glob("audit-*.json"))) == 1 and (tmp_path / "out" / "latest.json").is_file()
+    assert (
+        len(list((tmp_path / "out").glob("audit-*.json"))) == 1
+        and (tmp_path / "out" / "latest.json").is_file()
+    )
     assert len(inbox.messages) == 1  # mailed all the same
     assert _stored(tmp_path / "hist.sqlite") == 0
 
@@ -137,17 +173,26 @@ def test_a_full_disk_costs_only_what_is_on_it(good, pki, tmp_path) -> None:  # n
     full = tmp_path / "full"
     full.mkdir()
     config = _config(tmp_path, pki, good, database=str(full / "hist.sqlite"), output=str(full / "out"))
-    fill = ("import os, sys\nfrom pathlib import Path\nfrom auditor.store import Store\n"
-            "mnt = Path(sys.argv[1])\nStore(str(mnt / 'hist.sqlite')).close()\n(mnt / 'out').mkdir()\n"
-            "st = os.statvfs(mnt)\n"  # leave 40 KiB: SQLite's -shm (32 KiB) fits, a stored scan does not
-            "(mnt / 'filler').write_bytes(bytes(st.f_bavail * st.f_frsize - 40960))\n")
-    script = (f"mount -t tmpfs -o size=512k,mode=0700 tmpfs {full} || exit 97\n"
-              f"{sys.executable} -c \"$FILL\" {full} || exit 98\n"
-              f"exec {sys.executable} -m auditor audit --config {config} --store --quiet "
-              f"--json {tmp_path / 'a.json'} --html {tmp_path / 'a.html'}\n")
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "FILL": fill, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
-                          stdin=subprocess.DEVNULL)
+    fill = (
+        "import os, sys\nfrom pathlib import Path\nfrom auditor.store import Store\n"
+        "mnt = Path(sys.argv[1])\nStore(str(mnt / 'hist.sqlite')).close()\n(mnt / 'out').mkdir()\n"
+        "st = os.statvfs(mnt)\n"  # leave 40 KiB: SQLite's -shm (32 KiB) fits, a stored scan does not
+        "(mnt / 'filler').write_bytes(bytes(st.f_bavail * st.f_frsize - 40960))\n"
+    )
+    script = (
+        f"mount -t tmpfs -o size=512k,mode=0700 tmpfs {full} || exit 97\n"
+        f'{sys.executable} -c "$FILL" {full} || exit 98\n'
+        f"exec {sys.executable} -m auditor audit --config {config} --store --quiet "
+        f"--json {tmp_path / 'a.json'} --html {tmp_path / 'a.html'}\n"
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "FILL": fill, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode == 97:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     assert proc.returncode == 3, proc.stderr
@@ -155,8 +200,12 @@ def test_a_full_disk_costs_only_what_is_on_it(good, pki, tmp_path) -> None:  # n
     (stored,) = _lines(proc.stderr, "NOT stored")
     assert stored.endswith(f"history database {full / 'hist.sqlite'}: database or disk is full"), stored
     unwritten = _lines(proc.stderr, "No space left on device")
-    assert len(unwritten) == 2 and all(line.startswith("auditor: output.directory: cannot write") for line in unwritten)
-    assert json.loads((tmp_path / "a.json").read_text())["meta"]["not_stored"].endswith("database or disk is full")
+    assert len(unwritten) == 2 and all(
+        line.startswith("auditor: output.directory: cannot write") for line in unwritten
+    )
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["not_stored"].endswith(
+        "database or disk is full"
+    )
     assert "COMPLIANT" in (tmp_path / "a.html").read_text()
     assert not full.joinpath("hist.sqlite").exists()  # the tmpfs is gone with its namespace
 
@@ -181,10 +230,17 @@ class _Listener:
         self.sock.close()
 
 
-@pytest.mark.parametrize(("option", "make"), [
-    ("--json", "dir"), ("--html", "dir"), ("--csv", "dir"), ("--junit", "dir"),
-    ("--json", "under-a-file"), ("output.directory", "file"),
-])
+@pytest.mark.parametrize(
+    ("option", "make"),
+    [
+        ("--json", "dir"),
+        ("--html", "dir"),
+        ("--csv", "dir"),
+        ("--junit", "dir"),
+        ("--json", "under-a-file"),
+        ("output.directory", "file"),
+    ],
+)
 def test_an_output_path_that_cannot_work_is_refused_before_scanning(option, make, pki, tmp_path) -> None:  # noqa: ANN001
     """`--json DIR` passed the checks and failed after the scan (exit 2 then, no report, no mail)."""
     target = tmp_path / "there"
@@ -203,8 +259,11 @@ def test_an_output_path_that_cannot_work_is_refused_before_scanning(option, make
         assert run.code == 2, run.stderr
         assert not listener.connected(), "the target was scanned before the usage error"
     (line,) = run.stderr.strip().splitlines()
-    expected = {"dir": "is a directory; give the path of a file to write", "file": "is not a directory",
-                "under-a-file": "cannot create"}[make]
+    expected = {
+        "dir": "is a directory; give the path of a file to write",
+        "file": "is not a directory",
+        "under-a-file": "cannot create",
+    }[make]
     assert line.startswith(f"auditor: {option}: ") and expected in line, line
 
 
@@ -220,6 +279,7 @@ def test_the_nightly_run_refuses_an_output_path_that_cannot_work_before_scanning
 
 
 # ------------------------------------------------------------------ item 10: unique report names
+
 
 class _Gate:
     """A port that accepts connections and holds them, silent, until a given wall-clock time just
@@ -249,23 +309,37 @@ def test_three_runs_in_the_same_second_keep_three_reports(pki, tmp_path) -> None
     gate = _Gate(hold=10)  # time for three interpreters to start and connect on two busy cores
     config = _config(tmp_path, pki, gate.url, timeout=40)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    runs = [subprocess.Popen([sys.executable, "-m", "auditor", "audit", "--config", str(config)], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for _ in range(3)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "auditor", "audit", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     written = []
     for proc in runs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 3, err  # the target is not audited (closed on it)
-        written += [line.removeprefix("report written: ") for line in err.splitlines()
-                    if line.startswith("report written: ") and "audit-" in line]
+        written += [
+            line.removeprefix("report written: ")
+            for line in err.splitlines()
+            if line.startswith("report written: ") and "audit-" in line
+        ]
     stamps = {Path(p).name.split("-")[1] for p in written}
     assert len(stamps) == 1, f"the runs did not end in the same second ({stamps}): nothing was tested"
     files = sorted((tmp_path / "out").glob("audit-*.json"))
     assert len(files) == 3 and sorted(Path(p).name for p in written) == [f.name for f in files]
-    assert all(len(f.name.split("-")[2].removesuffix(".json")) == 8 for f in files)  # audit-<time>-<random>.json
+    assert all(
+        len(f.name.split("-")[2].removesuffix(".json")) == 8 for f in files
+    )  # audit-<time>-<random>.json
 
 
 # ------------------------------------------------------------------ item 11: links and shared directories
+
 
 def _victim(tmp_path: Path) -> Path:
     victim = tmp_path / "elsewhere" / "precious.txt"
@@ -280,8 +354,10 @@ def test_a_link_planted_as_the_scheduler_lock_is_refused(pki, tmp_path) -> None:
     victim = _victim(tmp_path)
     config = _config(tmp_path, pki, f"https://127.0.0.1:{free_port()}/")
     lock = tmp_path / "hist.sqlite.lock"
-    for plant, says in ((lambda: lock.symlink_to(victim), "it is a symbolic link"),
-                        (lambda: os.link(victim, lock), "it has 2 names (hard links)")):
+    for plant, says in (
+        (lambda: lock.symlink_to(victim), "it is a symbolic link"),
+        (lambda: os.link(victim, lock), "it has 2 names (hard links)"),
+    ):
         plant()
         once = run_cli("schedule", "--config", str(config), "--once")
         assert victim.read_text() == "precious data\n"
@@ -311,8 +387,10 @@ def test_a_link_planted_as_the_heads_file_is_refused(dangling, pki, tmp_path) ->
             assert victim.read_text() == "precious data\n" if not dangling else not victim.exists()
             assert run.code == 3, run.stderr
             (line,) = run.stderr.strip().splitlines()
-            assert line == (f"auditor: evidence log heads file {tmp_path / 'out' / 'evidence-log-heads.txt'}: "
-                            "refusing it: it is a symbolic link, which the auditor never writes through"), line
+            assert line == (
+                f"auditor: evidence log heads file {tmp_path / 'out' / 'evidence-log-heads.txt'}: "
+                "refusing it: it is a symbolic link, which the auditor never writes through"
+            ), line
         assert not listener.connected()  # refused before scanning
     assert victim.read_text() == "precious data\n" if not dangling else not victim.exists()
     assert _stored(tmp_path / "hist.sqlite") == 0
@@ -329,6 +407,7 @@ def test_the_heads_file_is_never_written_through_a_link_planted_during_the_scan(
         while not gate.held:
             time.sleep(0.05)
         heads.symlink_to(victim)
+
     planter = threading.Thread(target=plant)
     planter.start()
     config = _config(tmp_path, pki, gate.url, timeout=40)
@@ -347,8 +426,9 @@ def test_a_directory_every_user_may_write_is_refused(shared, pki, tmp_path) -> N
     where.chmod(0o1777)  # even with the sticky bit, as /tmp: anyone may plant a name not yet taken
     database = str(where / "hist.sqlite") if shared == "database" else "hist.sqlite"
     with _Listener() as listener:
-        config = _config(tmp_path, pki, listener.url, database=database,
-                         output=str(where) if shared == "output" else "out")
+        config = _config(
+            tmp_path, pki, listener.url, database=database, output=str(where) if shared == "output" else "out"
+        )
         for command in (["audit", "--store"], ["schedule", "--once"]):
             run = run_cli(*command, "--config", str(config))
             assert f"{where} is writable by every user" in run.stderr, (command, run.stderr)
@@ -367,8 +447,12 @@ _NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 def _nobody_can_run() -> None:
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to act as another user")
-    probe = subprocess.run([*_NOBODY, sys.executable, "-c", "import auditor"], cwd=ROOT, capture_output=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = subprocess.run(
+        [*_NOBODY, sys.executable, "-c", "import auditor"],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if probe.returncode != 0:
         pytest.skip("the user nobody cannot run this checkout's Python")
 
@@ -384,10 +468,15 @@ def test_root_refuses_a_directory_another_user_controls(pki, tmp_path) -> None: 
         theirs.mkdir()
         os.chown(theirs, 65534, 65534)
         victim = _victim(tmp_path)  # root's, in a directory nobody cannot even read
-        plant = subprocess.run([*_NOBODY, "ln", "-s", str(victim), str(theirs / "hist.sqlite.lock")],
-                               capture_output=True, text=True)
+        plant = subprocess.run(
+            [*_NOBODY, "ln", "-s", str(victim), str(theirs / "hist.sqlite.lock")],
+            capture_output=True,
+            text=True,
+        )
         assert plant.returncode == 0, plant.stderr
-        config = _config(tmp_path, pki, f"https://127.0.0.1:{free_port()}/", database=str(theirs / "hist.sqlite"))
+        config = _config(
+            tmp_path, pki, f"https://127.0.0.1:{free_port()}/", database=str(theirs / "hist.sqlite")
+        )
         once = run_cli("schedule", "--config", str(config), "--once")
         assert victim.read_text() == "precious data\n"
         assert once.code == 3, once.stderr
@@ -406,9 +495,15 @@ def test_a_user_keeps_the_history_in_their_own_directory(pki, tmp_path) -> None:
         base.chmod(0o755)
         os.chown(base, 65534, 65534)
         config = _config(base, pki, f"https://127.0.0.1:{free_port()}/", bundle=False)
-        once = subprocess.run([*_NOBODY, sys.executable, "-m", "auditor", "schedule", "--config", str(config), "--once"],
-                              cwd=base, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"})
+        once = subprocess.run(
+            [*_NOBODY, sys.executable, "-m", "auditor", "schedule", "--config", str(config), "--once"],
+            cwd=base,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"},
+        )
         assert once.returncode == 3 and "history: stored 1 result(s)" in once.stderr, once.stderr
         for name in ("hist.sqlite.lock", "out/evidence-log-heads.txt"):
             info = (base / name).lstat()
@@ -423,7 +518,7 @@ def test_a_device_or_fifo_given_as_a_report_path_is_written_into_not_replaced(tm
     after the FIFO has shown the fix is in)."""
     import threading
 
-    from reports.json_report import write_atomic
+    from auditor.reports.json_report import write_atomic
 
     fifo = tmp_path / "reports.fifo"
     os.mkfifo(fifo)

@@ -45,14 +45,21 @@ def bad(pki: TestPKI) -> Iterator[str]:
 def _write_config(directory: Path, pki: TestPKI, urls: list[str], *, mail_port: int | None = None) -> Path:
     mail = ""
     if mail_port is not None:
-        mail = (f'[email]\nhost = "127.0.0.1"\nport = {mail_port}\nusername = "auditor"\n'
-                f'password_env = "AUDITOR_TEST_PW"\nfrom = "auditor@example.test"\nto = ["ops@example.test"]\n'
-                f'ca_bundle = "{pki.root_path}"\ntimeout = 3\nretries = 0\nnotify = "always"\n')
-    targets = "".join(f'[[targets]]\nname = "site{i}"\nurl = "{url}"\nip = "127.0.0.1"\n'
-                      f'ca_bundle = "{pki.root_path}"\nhttp_port = 9\n' for i, url in enumerate(urls))
+        mail = (
+            f'[email]\nhost = "127.0.0.1"\nport = {mail_port}\nusername = "auditor"\n'
+            f'password_env = "AUDITOR_TEST_PW"\nfrom = "auditor@example.test"\nto = ["ops@example.test"]\n'
+            f'ca_bundle = "{pki.root_path}"\ntimeout = 3\nretries = 0\nnotify = "always"\n'
+        )
+    targets = "".join(
+        f'[[targets]]\nname = "site{i}"\nurl = "{url}"\nip = "127.0.0.1"\n'
+        f'ca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+        for i, url in enumerate(urls)
+    )
     path = directory / "config.toml"
-    path.write_text(f'[scan]\ntimeout = 3\n[history]\ndatabase = "hist.sqlite"\n[output]\ndirectory = "out"\n'
-                    f"{mail}{targets}")
+    path.write_text(
+        f'[scan]\ntimeout = 3\n[history]\ndatabase = "hist.sqlite"\n[output]\ndirectory = "out"\n'
+        f"{mail}{targets}"
+    )
     return path
 
 
@@ -62,38 +69,52 @@ def _once(config: Path, password: str = PASSWORD) -> CliRun:
 
 # ------------------------------------------------------------------ schedule --once: summary and exit codes
 
+
 def test_once_prints_the_audit_summary_and_where_things_went(good, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
     inbox, port = smtp
     config = _write_config(tmp_path, pki, [good], mail_port=port)
     once = _once(config)
     assert once.code == 0, once.stderr
-    assert once.stdout.splitlines() == ["COMPLIANT site0  grade A+",
-                                        "Policy verdict: 1 compliant, 0 not compliant, 0 not audited"]
+    assert once.stdout.splitlines() == [
+        "COMPLIANT site0  grade A+",
+        "Policy verdict: 1 compliant, 0 not compliant, 0 not audited",
+    ]
     audit = run_cli("audit", "--config", str(config), "--quiet")
     assert audit.code == 0 and audit.stdout == once.stdout  # the very same summary
     out = (tmp_path / "out").resolve()
-    written = [line.removeprefix("report written: ") for line in once.stderr.splitlines()
-               if line.startswith("report written: ")]
+    written = [
+        line.removeprefix("report written: ")
+        for line in once.stderr.splitlines()
+        if line.startswith("report written: ")
+    ]
     names = sorted(Path(p).name for p in written)  # latest.json, nightly-<time>.html, nightly-<time>.json
     assert names[0] == "latest.json" and [n.split(".")[1] for n in names[1:]] == ["html", "json"]
     assert {Path(p).parent for p in written} == {out} and all(Path(p).is_file() for p in written)
-    assert f"history: stored 1 result(s) in {(tmp_path / 'hist.sqlite').resolve()}; evidence log head" in once.stderr
+    assert (
+        f"history: stored 1 result(s) in {(tmp_path / 'hist.sqlite').resolve()}; evidence log head"
+        in once.stderr
+    )
     assert "report mailed to ops@example.test" in once.stderr and len(inbox.messages) == 1
 
 
-@pytest.mark.parametrize(("case", "sites", "mail", "code", "says"), [
-    ("policy broken", ["bad"], None, 1, "NOT COMPLIANT site0  1 violation"),
-    ("not audited wins over the policy", ["bad", "closed"], None, 3, "NOT AUDITED site1"),
-    ("mail refused (bad password)", ["good"], "refused", 4, "authentication refused"),
-    ("mail server down wins over the policy", ["bad"], "down", 4, "connection refused"),
-    ("not audited wins over the mail", ["closed"], "down", 3, "NOT AUDITED site0"),
-])
+@pytest.mark.parametrize(
+    ("case", "sites", "mail", "code", "says"),
+    [
+        ("policy broken", ["bad"], None, 1, "NOT COMPLIANT site0  1 violation"),
+        ("not audited wins over the policy", ["bad", "closed"], None, 3, "NOT AUDITED site1"),
+        ("mail refused (bad password)", ["good"], "refused", 4, "authentication refused"),
+        ("mail server down wins over the policy", ["bad"], "down", 4, "connection refused"),
+        ("not audited wins over the mail", ["closed"], "down", 3, "NOT AUDITED site0"),
+    ],
+)
 def test_once_exits_like_audit(case, sites, mail, code, says, good, bad, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
     urls = {"good": good, "bad": bad, "closed": f"https://good.test:{free_port()}/"}
     _, smtp_port = smtp
     mail_port = {None: None, "refused": smtp_port, "down": free_port()}[mail]
-    once = _once(_write_config(tmp_path, pki, [urls[s] for s in sites], mail_port=mail_port),
-                 password="wrong-password" if mail == "refused" else PASSWORD)
+    once = _once(
+        _write_config(tmp_path, pki, [urls[s] for s in sites], mail_port=mail_port),
+        password="wrong-password" if mail == "refused" else PASSWORD,
+    )
     assert once.code == code, (case, once.stdout, once.stderr)
     assert says in once.stdout + once.stderr, case
     lines = once.stdout.splitlines()
@@ -111,6 +132,7 @@ def test_once_without_a_config_is_a_usage_error(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ one rule for where things live
 
+
 def test_json_keeps_the_output_directory_copies(good, pki, tmp_path) -> None:  # noqa: ANN001
     _write_config(tmp_path, pki, [good])
     run = run_cli("audit", "--json", "mine.json", "--quiet", cwd=tmp_path)
@@ -127,8 +149,18 @@ def test_json_keeps_the_output_directory_copies(good, pki, tmp_path) -> None:  #
 def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(good, pki, tmp_path) -> None:  # noqa: ANN001
     _write_config(tmp_path, pki, [good])
     for _ in range(2):
-        stored = run_cli("audit", "--store", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
-                         "--http-port", "9", good, cwd=tmp_path)
+        stored = run_cli(
+            "audit",
+            "--store",
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            good,
+            cwd=tmp_path,
+        )
         assert stored.code == 0, stored.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "hist.sqlite", "out"]
     history = run_cli("history", cwd=tmp_path)
@@ -145,8 +177,18 @@ def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(
 
 
 def test_without_a_config_the_history_is_in_the_current_directory(good, pki, tmp_path) -> None:  # noqa: ANN001
-    stored = run_cli("audit", "--store", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path),
-                     "--http-port", "9", good, cwd=tmp_path)
+    stored = run_cli(
+        "audit",
+        "--store",
+        "--ip",
+        "127.0.0.1",
+        "--ca-bundle",
+        str(pki.root_path),
+        "--http-port",
+        "9",
+        good,
+        cwd=tmp_path,
+    )
     assert stored.code == 0, stored.stderr
     history = run_cli("history", cwd=tmp_path)
     assert history.code == 0 and good in history.stdout, history.stderr
@@ -155,28 +197,41 @@ def test_without_a_config_the_history_is_in_the_current_directory(good, pki, tmp
 
 # ------------------------------------------------------------------ a private CA is an unknown CA, not an incomplete chain
 
+
 def test_leaf_only_chain_unknown_ca_or_incomplete(pki: TestPKI, tmp_path: Path) -> None:
     """nginx serving a test-PKI leaf without its intermediate, audited three ways in one real run:
     without a CA bundle it is issued by an unknown CA (T, with the --ca-bundle hint); with the CA
     bundle the intermediate is missing (B, incomplete chain); a leaf naming its issuer's URL (AIA
     caIssuers) is an incomplete chain whatever the bundle (SSL Labs fetches it; offline, the issuer
     behind that URL is not judged)."""
-    leaves = {"no-bundle": pki.issue("leaf-alone"), "bundle": pki.issue("leaf-alone-bundle"),
-              "aia": pki.issue("leaf-alone-aia", ca_issuers_url="http://ca.good.test/intermediate.crt")}
-    with NginxSite(issued=leaves["no-bundle"], serve_chain=False) as alone, \
-            NginxSite(issued=leaves["bundle"], serve_chain=False) as bundled, \
-            NginxSite(issued=leaves["aia"], serve_chain=False) as aia:
-        entries = "".join(f'[[targets]]\nname = "{name}"\nurl = "{site.url}"\nip = "127.0.0.1"\n'
-                          f'http_port = {site.http_port}\n' + (f'ca_bundle = "{pki.root_path}"\n' if bundle else "")
-                          for name, site, bundle in (("no-bundle", alone, False), ("bundle", bundled, True),
-                                                     ("aia", aia, False)))
+    leaves = {
+        "no-bundle": pki.issue("leaf-alone"),
+        "bundle": pki.issue("leaf-alone-bundle"),
+        "aia": pki.issue("leaf-alone-aia", ca_issuers_url="http://ca.good.test/intermediate.crt"),
+    }
+    with (
+        NginxSite(issued=leaves["no-bundle"], serve_chain=False) as alone,
+        NginxSite(issued=leaves["bundle"], serve_chain=False) as bundled,
+        NginxSite(issued=leaves["aia"], serve_chain=False) as aia,
+    ):
+        entries = "".join(
+            f'[[targets]]\nname = "{name}"\nurl = "{site.url}"\nip = "127.0.0.1"\n'
+            f"http_port = {site.http_port}\n" + (f'ca_bundle = "{pki.root_path}"\n' if bundle else "")
+            for name, site, bundle in (
+                ("no-bundle", alone, False),
+                ("bundle", bundled, True),
+                ("aia", aia, False),
+            )
+        )
         config = tmp_path / "config.toml"
         config.write_text(f"[scan]\nconcurrency = 3\n[output]\nwrite_json = false\n{entries}")
         run = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
     assert run.code == 1, run.stderr
     targets = {t["target"]["name"]: t for t in run.report["targets"]}
-    trusted = {name: next(f for f in t["findings"] if f["clause"] == "11.2-cert-trusted")
-               for name, t in targets.items()}
+    trusted = {
+        name: next(f for f in t["findings"] if f["clause"] == "11.2-cert-trusted")
+        for name, t in targets.items()
+    }
     assert all(clause_statuses(t)["11.2-cert-trusted"] == "fail" for t in targets.values())
 
     assert targets["no-bundle"]["grade"]["letter"] == "T"
@@ -207,8 +262,9 @@ def _unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
-@pytest.mark.parametrize(("service", "mode"), [("tls-auditor-nightly.service", "--once"),
-                                               ("tls-auditor.service", None)])
+@pytest.mark.parametrize(
+    ("service", "mode"), [("tls-auditor-nightly.service", "--once"), ("tls-auditor.service", None)]
+)
 def test_service_runs_a_real_auditor_command(service: str, mode: str | None) -> None:
     from auditor.cli import build_parser
 
@@ -222,7 +278,9 @@ def test_service_runs_a_real_auditor_command(service: str, mode: str | None) -> 
     if mode:  # the timer starts it; a policy failure (1) or a mail failure (4) must show as a failed unit
         assert "Install" not in unit and "SuccessExitStatus" not in unit["Service"]
     else:
-        assert unit["Install"]["WantedBy"] == "multi-user.target" and unit["Service"]["Restart"] == "on-failure"
+        assert (
+            unit["Install"]["WantedBy"] == "multi-user.target" and unit["Service"]["Restart"] == "on-failure"
+        )
 
 
 def test_timer_starts_the_nightly_service() -> None:
@@ -243,8 +301,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         if unit.suffix in (".service", ".timer"):
             text = unit.read_text().replace("/opt/tls-auditor/.venv/bin/auditor", str(auditor))
             (tmp_path / unit.name).write_text(text)
-    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     # an unknown key or a bad value is only a warning naming the unit (exit 0): none is allowed
     problems = [line for line in proc.stderr.splitlines() if "tls-auditor" in line]
     assert proc.returncode == 0 and not problems, proc.stderr

@@ -19,15 +19,20 @@ from auditor.model import Finding, Status, TargetResult
 from auditor.schedule import run_nightly
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite
-from reports.html import render_html
-from reports.text import render_text
+from auditor.reports.html import render_html
+from auditor.reports.text import render_text
 from tests.conftest import run_cli
 
 BEAST = "BEAST (CBC with TLS 1.0)"
 # TLS 1.0 with a CBC suite first: BEAST present (as in tests/test_grading_real.py)
-LEGACY = {"protocols": "TLSv1 TLSv1.2 TLSv1.3", "seclevel0": True,
-          "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384"}
-T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # a night to come
+LEGACY = {
+    "protocols": "TLSv1 TLSv1.2 TLSv1.3",
+    "seclevel0": True,
+    "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384",
+}
+T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(
+    hours=1
+)  # a night to come
 DAY = timedelta(days=1)
 
 
@@ -142,12 +147,16 @@ def test_episodes_open_and_close_at_the_right_scans_with_gaps_never_fixed(week) 
     assert (late.scans, late.gaps) == (4, 2) and late.episode == first.episode
     beast = _clause(results[7], "11.4-patch-window")
     assert beast.status is Status.FAIL
-    assert f"{BEAST}: present since {T0 + DAY:%Y-%m-%d %H:%M} UTC (4 days, 4 scan(s), 2 gap(s) without a verdict)" \
+    assert (
+        f"{BEAST}: present since {T0 + DAY:%Y-%m-%d %H:%M} UTC (4 days, 4 scan(s), 2 gap(s) without a verdict)"
         in beast.evidence
+    )
     closed = _clause(results[8], "11.4-patch-window")  # TLS 1.0 off: the episode is closed
     assert closed.status is Status.PASS and _clause(results[8], "11.3-protocols").exposure is None
-    assert (f"{BEAST}: present {T0 + DAY:%Y-%m-%d %H:%M} UTC, gone at the scan of {T0 + 6 * DAY:%Y-%m-%d %H:%M} UTC "
-            "(remediated in 5 days)") in closed.evidence
+    assert (
+        f"{BEAST}: present {T0 + DAY:%Y-%m-%d %H:%M} UTC, gone at the scan of {T0 + 6 * DAY:%Y-%m-%d %H:%M} UTC "
+        "(remediated in 5 days)"
+    ) in closed.evidence
 
 
 def test_reports_json_and_history_show_failing_since(week) -> None:  # noqa: ANN001
@@ -160,17 +169,27 @@ def test_reports_json_and_history_show_failing_since(week) -> None:  # noqa: ANN
     target = json.loads(report.model_dump_json())["targets"][0]
     protocols = next(f for f in target["findings"] if f["clause"] == "11.3-protocols")
     assert protocols["exposure"]["scans"] == 4 and protocols["exposure"]["first_seen"].startswith(
-        f"{T0 + DAY:%Y-%m-%dT%H:%M}")
+        f"{T0 + DAY:%Y-%m-%dT%H:%M}"
+    )
     assert protocols["exposure"]["episode"] == f"11.3-protocols@{T0 + DAY:%Y-%m-%dT%H:%M}Z"
-    stored = json.loads((config.parent / "out" / "latest.json").read_text())["targets"][0]  # night 8: all fixed
+    stored = json.loads((config.parent / "out" / "latest.json").read_text())["targets"][
+        0
+    ]  # night 8: all fixed
     assert all(f["exposure"] is None for f in stored["findings"])
     run = run_cli("history", "--clause", "11.4-vulnerabilities", url, "--config", str(config))
     assert run.code == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if BEAST[:20] in line]
     assert len(rows) == 1
     cells = [cell.strip() for cell in rows[0].split("│")[1:-1]]
-    assert cells[1:] == [f"11.4-vulnerabilities/{BEAST}", f"{T0 + DAY:%Y-%m-%d %H:%M}", f"{T0 + 5 * DAY:%Y-%m-%d %H:%M}",
-                         "4", "2", f"{T0 + 6 * DAY:%Y-%m-%d %H:%M}", "5 days"]
+    assert cells[1:] == [
+        f"11.4-vulnerabilities/{BEAST}",
+        f"{T0 + DAY:%Y-%m-%d %H:%M}",
+        f"{T0 + 5 * DAY:%Y-%m-%d %H:%M}",
+        "4",
+        "2",
+        f"{T0 + 6 * DAY:%Y-%m-%d %H:%M}",
+        "5 days",
+    ]
     bad = run_cli("history", "--clause", "11.9-nothing", "--config", str(config))
     assert bad.code == 2 and "unknown clause" in bad.stdout
 
@@ -179,7 +198,9 @@ def _timelines(html: str) -> dict[str, list[tuple[str, str]]]:
     """Each finding's timeline, read with a real HTML parser: its cells' (class, title), keyed by clause."""
     found: dict[str, list[tuple[str, str]]] = {}
     for row in html5lib.parse(html, namespaceHTMLElements=False).iter("tr"):
-        clause = next((s.text for s in row.findall("./td/span") if "clause" in s.get("class", "").split()), None)
+        clause = next(
+            (s.text for s in row.findall("./td/span") if "clause" in s.get("class", "").split()), None
+        )
         table = row.find("./td/table")
         if clause and table is not None and "tl" in table.get("class", "").split():
             found[clause] = [(td.get("class", ""), td.get("title", "")) for td in table.iter("td")]
@@ -197,8 +218,11 @@ def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week) -> None: 
     states = [cls.split()[-1] for cls, _ in cells if "tl-c" in cls.split()]
     assert states == ["tl-fail", "tl-fail", "tl-fail", "tl-gap", "tl-gap", "tl-fail"]
     assert cells[0][0] == "tl-end" and cells[0] == ("tl-end", "") and cells[-2][0] == "tl-end"
-    ends = [td.text for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
-            if td.get("class") == "tl-end"]
+    ends = [
+        td.text
+        for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
+        if td.get("class") == "tl-end"
+    ]
     assert f"{T0 + DAY:%Y-%m-%d}" in ends and f"{T0 + 5 * DAY:%Y-%m-%d}" in ends
     titles = [title for cls, title in cells if "tl-c" in cls.split()]
     assert titles[0] == f"{T0 + DAY:%Y-%m-%d %H:%M} UTC: failing"
@@ -206,13 +230,22 @@ def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week) -> None: 
     assert titles[4] == f"{T0 + 4 * DAY:%Y-%m-%d %H:%M} UTC: missed scan (none ran)"
     assert [c for c, _ in timelines["11.4-vulnerabilities"]] == [c for c, _ in cells]
     assert "11.2-cert-renewal" not in timelines  # passing findings get none
-    fail_style = next(td.get("style", "") for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
-                      if "tl-fail" in td.get("class", ""))
+    fail_style = next(
+        td.get("style", "")
+        for td in html5lib.parse(html, namespaceHTMLElements=False).iter("td")
+        if "tl-fail" in td.get("class", "")
+    )
     assert "#b91c1c" in fail_style  # styles inlined: mail clients drop <style>
     target = json.loads(reports[7].model_dump_json())["targets"][0]
     protocols = next(f for f in target["findings"] if f["clause"] == "11.3-protocols")
     assert [(p["state"], p["why"]) for p in protocols["exposure"]["timeline"]] == [
-        ("fail", None), ("fail", None), ("fail", None), ("gap", "not audited"), ("gap", "missed scan"), ("fail", None)]
+        ("fail", None),
+        ("fail", None),
+        ("fail", None),
+        ("gap", "not audited"),
+        ("gap", "missed scan"),
+        ("fail", None),
+    ]
 
 
 def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  # noqa: ANN001
@@ -220,8 +253,10 @@ def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  
     copy = tmp_path / "config"
     copy.mkdir()
     (copy / "config.toml").write_text(config.read_text())
-    with sqlite3.connect(config.parent / "history.sqlite") as source, \
-            sqlite3.connect(copy / "history.sqlite") as target:
+    with (
+        sqlite3.connect(config.parent / "history.sqlite") as source,
+        sqlite3.connect(copy / "history.sqlite") as target,
+    ):
         source.backup(target)
     assert run_cli("verify-log", "--config", str(copy / "config.toml")).code == 0
     with sqlite3.connect(copy / "history.sqlite") as db:  # move night 2 a day earlier: "failing since" lies
@@ -234,12 +269,13 @@ def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  
 
 
 def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
-        pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two nights under rules version 1 without the BEAST row (an older auditor), then the upgrade:
     the row's clock starts at the first scan that could see it, though TLS 1.0 was on all along."""
     import auditor.audit
-    from checks import vulnerabilities
-    from checks.clauses import SINCE
+    from auditor.checks import vulnerabilities
+    from auditor.checks.clauses import SINCE
 
     nights = Nights(tmp_path, pki)
     _config(tmp_path, pki, nights.serve(**LEGACY))
@@ -264,8 +300,8 @@ def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
 
 def test_without_history_the_window_is_not_tested_and_says_why() -> None:
     """An on-demand audit (no --store) has no history: not_tested, never a pass (pure check, no server needed)."""
-    from checks.base import CheckContext
-    from checks.patch_window import check_patch_window
+    from auditor.checks.base import CheckContext
+    from auditor.checks.patch_window import check_patch_window
     from tests import evidence_builders as b
 
     (found,) = check_patch_window(CheckContext(evidence=b.evidence(), now=b.NOW))
@@ -293,20 +329,26 @@ def test_a_late_renewal_says_since_when(pki: TestPKI, tmp_path: Path) -> None:
     assert late[1] == late[0] + 1 and late[0] in (9, 10)  # 9 only if issued just after T0 (an hour turning)
     assert f"renewal {late[0]} days overdue (due {due:%Y-%m-%d})" in _clause(first, "11.2-cert-renewal").title
     assert renewal.title.startswith("Only 1") and renewal.title.endswith(
-        f"days left: renewal {late[1]} days overdue (due {due:%Y-%m-%d})")
-    assert any(line.startswith(f"renewal {late[1]} days overdue (due {due:%Y-%m-%d}): due {due:%Y-%m-%d %H:%M} UTC")
-               and "30-day renewal window" in line for line in renewal.evidence)
+        f"days left: renewal {late[1]} days overdue (due {due:%Y-%m-%d})"
+    )
+    assert any(
+        line.startswith(f"renewal {late[1]} days overdue (due {due:%Y-%m-%d}): due {due:%Y-%m-%d %H:%M} UTC")
+        and "30-day renewal window" in line
+        for line in renewal.evidence
+    )
 
 
 def test_an_expired_certificate_says_how_late_its_renewal_is() -> None:
     """Built evidence at a fixed time: expired a day ago, so due 31 days ago (30-day window)."""
-    from checks.base import CheckContext
-    from checks.certificate import check_renewal
+    from auditor.checks.base import CheckContext
+    from auditor.checks.certificate import check_renewal
     from tests import evidence_builders as b
 
     ev = b.evidence(b.tls(deployments=[b.deployment([b.cert(days_left=-1)])]))
     (found,) = check_renewal(CheckContext(evidence=ev, now=b.NOW))
     assert found.status is Status.FAIL
     assert found.title == "The certificate has expired: renewal 31 days overdue (due 2026-10-24)"
-    assert "renewal 31 days overdue (due 2026-10-24): due 2026-10-24 12:00 UTC, notAfter minus the 30-day " \
+    assert (
+        "renewal 31 days overdue (due 2026-10-24): due 2026-10-24 12:00 UTC, notAfter minus the 30-day "
         "renewal window" in found.evidence
+    )

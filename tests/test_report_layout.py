@@ -43,31 +43,60 @@ class Run:
 @pytest.fixture(scope="module")
 def run(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Run:
     tmp = tmp_path_factory.mktemp("layout")
-    shop = PythonTLSServer(pki.issue("layout-shop", hosts=("shop.test",)), ciphers=MODERN_CIPHERS,
-                           response_headers=[HSTS, GOOD_COOKIE], http_mode="redirect", server_name="shop.test")
+    shop = PythonTLSServer(
+        pki.issue("layout-shop", hosts=("shop.test",)),
+        ciphers=MODERN_CIPHERS,
+        response_headers=[HSTS, GOOD_COOKIE],
+        http_mode="redirect",
+        server_name="shop.test",
+    )
     # the issue's case: an A+ grade (modern TLS, HSTS) on a site that breaks the policy (DV, bare cookie)
-    dvshop = PythonTLSServer(pki.issue("layout-dv", hosts=("dvshop.test",), policy="dv"), ciphers=MODERN_CIPHERS,
-                             response_headers=[HSTS, ("Set-Cookie", "sid=1; Path=/")], http_mode="redirect",
-                             server_name="dvshop.test")
-    legacy = PythonTLSServer(pki.issue("layout-legacy", hosts=("legacy.test",), policy="dv", days_valid=20),
-                             minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_2,
-                             ciphers=LEGACY_CIPHERS, response_headers=[("Set-Cookie", "session=1; Path=/")],
-                             body="<html><body><img src='http://legacy.test/logo.png'></body></html>",
-                             http_mode="content", server_name="legacy.test")
+    dvshop = PythonTLSServer(
+        pki.issue("layout-dv", hosts=("dvshop.test",), policy="dv"),
+        ciphers=MODERN_CIPHERS,
+        response_headers=[HSTS, ("Set-Cookie", "sid=1; Path=/")],
+        http_mode="redirect",
+        server_name="dvshop.test",
+    )
+    legacy = PythonTLSServer(
+        pki.issue("layout-legacy", hosts=("legacy.test",), policy="dv", days_valid=20),
+        minimum_version=ssl.TLSVersion.TLSv1,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+        ciphers=LEGACY_CIPHERS,
+        response_headers=[("Set-Cookie", "session=1; Path=/")],
+        body="<html><body><img src='http://legacy.test/logo.png'></body></html>",
+        http_mode="content",
+        server_name="legacy.test",
+    )
     with shop, dvshop, legacy:
         entries = "".join(
             f'[[targets]]\nname = "{name}"\nurl = "https://{name}.test:{s.port}/"\nip = "127.0.0.1"\n'
             f'ca_bundle = "{pki.root_path}"\nhttp_port = {s.http_port}\n'
-            for name, s in (("shop", shop), ("dvshop", dvshop)))
+            for name, s in (("shop", shop), ("dvshop", dvshop))
+        )
         entries += f'[[targets]]\nname = "down"\nurl = "https://down.test:{free_port()}/"\nip = "127.0.0.1"\n'
-        entries += (f'[[targets]]\nname = "legacy"\nurl = "https://legacy.test:{legacy.port}/"\nip = "127.0.0.1"\n'
-                    f'ca_bundle = "{pki.root_path}"\nhttp_port = {legacy.http_port}\n')
+        entries += (
+            f'[[targets]]\nname = "legacy"\nurl = "https://legacy.test:{legacy.port}/"\nip = "127.0.0.1"\n'
+            f'ca_bundle = "{pki.root_path}"\nhttp_port = {legacy.http_port}\n'
+        )
         config = tmp / "config.toml"
         config.write_text(f"[scan]\nconcurrency = 4\n[output]\nwrite_json = false\n{entries}")
         html_path, json_path = tmp / "r.html", tmp / "r.json"
-        audit = run_cli("audit", "--config", str(config), "--json", str(json_path), "--html", str(html_path),
-                        "--quiet", env=TOKYO)
-        ports = {name: (s.port, s.http_port) for name, s in (("shop", shop), ("dvshop", dvshop), ("legacy", legacy))}
+        audit = run_cli(
+            "audit",
+            "--config",
+            str(config),
+            "--json",
+            str(json_path),
+            "--html",
+            str(html_path),
+            "--quiet",
+            env=TOKYO,
+        )
+        ports = {
+            name: (s.port, s.http_port)
+            for name, s in (("shop", shop), ("dvshop", dvshop), ("legacy", legacy))
+        }
     assert audit.code == 3, audit.stderr  # a target not audited outranks the policy failures
     text = run_cli("report", str(json_path), "--text", "-", env=TOKYO)
     assert text.code == 0, text.stderr
@@ -75,6 +104,7 @@ def run(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 # ---------------------------------------------------------------- reading the HTML
+
 
 def _tree(html: str) -> Element:
     return html5lib.parse(html, namespaceHTMLElements=False)
@@ -90,8 +120,14 @@ def _classed(root: Element, name: str) -> list[Element]:
 
 def _style(el: Element) -> dict[str, str]:
     """The inlined style attribute, parsed as CSS declarations."""
-    declarations = tinycss2.parse_declaration_list(el.get("style") or "", skip_comments=True, skip_whitespace=True)
-    return {d.lower_name: tinycss2.serialize(d.value).strip().lower() for d in declarations if d.type == "declaration"}
+    declarations = tinycss2.parse_declaration_list(
+        el.get("style") or "", skip_comments=True, skip_whitespace=True
+    )
+    return {
+        d.lower_name: tinycss2.serialize(d.value).strip().lower()
+        for d in declarations
+        if d.type == "declaration"
+    }
 
 
 def _sections(root: Element) -> dict[str, list[Element]]:
@@ -114,11 +150,16 @@ def _within(section: list[Element], cls: str) -> list[Element]:
 
 def _row(section: list[Element], label: str) -> list[Element]:
     """The cells of a two-column row whose first cell says `label`."""
-    return next(cells for part in section for tr in part.iter("tr")
-                if len(cells := list(tr)) == 2 and _text(cells[0]) == label)
+    return next(
+        cells
+        for part in section
+        for tr in part.iter("tr")
+        if len(cells := list(tr)) == 2 and _text(cells[0]) == label
+    )
 
 
 # ---------------------------------------------------------------- the HTML report
+
 
 def test_one_headline_then_failing_and_unaudited_sites_first(run: Run) -> None:
     root = _tree(run.html)
@@ -140,12 +181,17 @@ def test_the_verdict_dominates_and_a_plus_beside_violations_is_not_green(run: Ru
     verdicts = {name: _classed(row, "vlabel")[0] for name, row in rows.items()}
     badges = {name: _classed(row, "badge")[0] for name, row in rows.items()}
     assert {name: _text(v) for name, v in verdicts.items()} == {
-        "dvshop": "NOT COMPLIANT", "legacy": "NOT COMPLIANT", "down": "NOT AUDITED", "shop": "COMPLIANT"}
+        "dvshop": "NOT COMPLIANT",
+        "legacy": "NOT COMPLIANT",
+        "down": "NOT AUDITED",
+        "shop": "COMPLIANT",
+    }
     assert "2 violations" in _text(rows["dvshop"])
     for name in ORDER:  # the verdict comes first and is at least as large as the letter
         assert _text(rows[name]).index(_text(verdicts[name])) < _text(rows[name]).index(_text(badges[name]))
-        assert int(_style(verdicts[name])["font-size"].removesuffix("px")) >= \
-            int(_style(badges[name])["font-size"].removesuffix("px"))
+        assert int(_style(verdicts[name])["font-size"].removesuffix("px")) >= int(
+            _style(badges[name])["font-size"].removesuffix("px")
+        )
     assert _text(badges["dvshop"]) == "A+" and _text(badges["shop"]) == "A+"
     assert _style(badges["shop"])["background"] == GREEN  # the same letter on a compliant site is green...
     assert GREEN not in _style(badges["dvshop"]).values()  # ...and never beside a broken policy
@@ -156,8 +202,14 @@ def test_trust_stores_not_judged_are_grey_and_say_so(run: Run) -> None:
     """A private CA (--ca-bundle): only the bundle is judged; the public stores are listed, grey."""
     section = _sections(_tree(run.html))["dvshop"]
     chips = {_text(chip): _style(chip) for chip in _classed(_row(section, "Trust")[1], "st")}
-    assert chips.keys() == {"custom: trusted", "Android: not judged", "Apple: not judged", "Java: not judged",
-                            "Mozilla: not judged", "Windows: not judged"}
+    assert chips.keys() == {
+        "custom: trusted",
+        "Android: not judged",
+        "Apple: not judged",
+        "Java: not judged",
+        "Mozilla: not judged",
+        "Windows: not judged",
+    }
     assert chips["custom: trusted"]["background"] == "#dcfce7"
     reds = {"#b91c1c", "#fee2e2", "#991b1b"}
     for label, style in chips.items():
@@ -175,8 +227,10 @@ def test_every_evidence_line_is_shown_whole(run: Run) -> None:
 
 def test_enum_values_read_as_words(run: Run) -> None:
     sections = _sections(_tree(run.html))
-    words = {"NOT_VULNERABLE_NO_ORACLE": "not vulnerable (no oracle)",
-             "NOT_VULNERABLE_RSA_NOT_SUPPORTED": "not vulnerable (no RSA key exchange)"}
+    words = {
+        "NOT_VULNERABLE_NO_ORACLE": "not vulnerable (no oracle)",
+        "NOT_VULNERABLE_RSA_NOT_SUPPORTED": "not vulnerable (no RSA key exchange)",
+    }
     for name in ("shop", "dvshop", "legacy"):
         robot = run.target(name)["evidence"]["tls"]["vulnerabilities"]["robot"]
         assert _text(_row(sections[name], "ROBOT")[1]) == words[robot], name
@@ -197,8 +251,10 @@ def test_times_are_local_with_their_zone(run: Run) -> None:
 def test_fixes_name_the_site_and_its_ports_and_differ_per_clause(run: Run) -> None:
     port, http_port = run.ports["legacy"]
     section = _sections(_tree(run.html))["legacy"]
-    fixes = {_text(_classed(fix, "fixhead")[0]): [_text(pre) for pre in fix.iter("pre")]
-             for fix in _within(section, "fix")}
+    fixes = {
+        _text(_classed(fix, "fixhead")[0]): [_text(pre) for pre in fix.iter("pre")]
+        for fix in _within(section, "fix")
+    }
     snippets = [s for pres in fixes.values() for s in pres]
     assert len(snippets) == len(set(snippets)), "a snippet is repeated"
     assert "example.com" not in run.html
@@ -216,6 +272,7 @@ def test_fixes_name_the_site_and_its_ports_and_differ_per_clause(run: Run) -> No
 
 
 # ---------------------------------------------------------------- the text report and the mail subject
+
 
 def test_text_report_is_verdict_first(run: Run) -> None:
     lines = run.text.splitlines()
@@ -236,27 +293,36 @@ def test_text_report_is_verdict_first(run: Run) -> None:
 
 def test_mail_subject_names_the_failing_sites_and_their_worst_letter(run: Run) -> None:
     from auditor.model import AuditReport
-    from reports.email import subject_for
+    from auditor.reports.email import subject_for
 
     report = AuditReport.model_validate(run.report)
     legacy = run.target("legacy")["grade"]["letter"]
     assert legacy != "A+"  # worse than dvshop's A+: the letter the subject must carry
-    failed = sum(len({f["clause"] for f in t["findings"] if f["status"] == "fail"}) for t in run.report["targets"])
+    failed = sum(
+        len({f["clause"] for f in t["findings"] if f["status"] == "fail"}) for t in run.report["targets"]
+    )
     assert subject_for(report, "[auditor] {target}: {grade}, {verdict}") == (
-        f"[auditor] dvshop.test, legacy.test: {legacy}, {failed} violations, 1 not audited (down.test)")
+        f"[auditor] dvshop.test, legacy.test: {legacy}, {failed} violations, 1 not audited (down.test)"
+    )
 
 
 # ---------------------------------------------------------------- the wording, without servers
 
+
 def test_headline_wording() -> None:
     from auditor.model import Finding, Status, TargetRef, TargetResult
-    from reports.view import headline
+    from auditor.reports.view import headline
 
     def site(*, ok: bool = True, error: str | None = None) -> TargetResult:
         findings = [] if ok else [Finding(clause="11.5-hsts", status=Status.FAIL, title="HSTS missing")]
-        return TargetResult(target=TargetRef(url="https://a.test/", host="a.test", port=443),
-                            started_at=datetime.now(UTC), duration_s=1, compliant=ok and not error,
-                            error=error, findings=findings)
+        return TargetResult(
+            target=TargetRef(url="https://a.test/", host="a.test", port=443),
+            started_at=datetime.now(UTC),
+            duration_s=1,
+            compliant=ok and not error,
+            error=error,
+            findings=findings,
+        )
 
     assert headline([site(ok=False)]).text == "The site breaks the policy"
     assert headline([site(), site()]).text == "All 2 sites are compliant"
@@ -266,7 +332,7 @@ def test_headline_wording() -> None:
 
 
 def test_times_without_a_zone_abbreviation_show_the_offset_and_long_lines_keep_both_ends() -> None:
-    from reports.view import evidence_line, local_time
+    from auditor.reports.view import evidence_line, local_time
 
     moment = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     assert local_time(moment, ZoneInfo("America/Sao_Paulo")) == "2026-01-15 09:00 UTC-03:00"  # tzname "-03"

@@ -20,7 +20,7 @@ from auditor.model import (
     TargetRef,
     TargetResult,
 )
-from reports.html import render_html
+from auditor.reports.html import render_html
 from tests import evidence_builders as b
 
 SCRIPT = "<script>alert(1)</script>"
@@ -31,12 +31,24 @@ def _text(el: Element) -> str:
 
 
 def _simulations() -> list[HandshakeSimulation]:
-    chrome = b.tls().simulations[0].model_copy(update={"client": "Chrome 131", "hybrid_offered": "X25519MLKEM768",
-                                                       "hybrid_selected": "X25519MLKEM768"})
+    chrome = (
+        b.tls()
+        .simulations[0]
+        .model_copy(
+            update={
+                "client": "Chrome 131",
+                "hybrid_offered": "X25519MLKEM768",
+                "hybrid_selected": "X25519MLKEM768",
+            }
+        )
+    )
     firefox = chrome.model_copy(update={"client": "Firefox 133", "hybrid_selected": "X25519"})
-    safari = chrome.model_copy(update={"client": "Safari 18", "hybrid_offered": None, "hybrid_selected": None})
-    edge = chrome.model_copy(update={"client": "Edge 131", "hybrid_offered": "SecP256r1MLKEM768",
-                                     "hybrid_selected": None})  # refused hybrid, RSA fallback: no group at all
+    safari = chrome.model_copy(
+        update={"client": "Safari 18", "hybrid_offered": None, "hybrid_selected": None}
+    )
+    edge = chrome.model_copy(
+        update={"client": "Edge 131", "hybrid_offered": "SecP256r1MLKEM768", "hybrid_selected": None}
+    )  # refused hybrid, RSA fallback: no group at all
     opera = chrome.model_copy(update={"client": "Opera 115", "hybrid_selected": None})  # raw hello failed
     down = HandshakeSimulation(client="Java 8", error="handshake failure", hybrid_offered=None)
     return [chrome, firefox, safari, edge, opera, down]
@@ -45,20 +57,43 @@ def _simulations() -> list[HandshakeSimulation]:
 def _report() -> AuditReport:
     tls = b.tls()
     tls.simulations = _simulations()
-    tls.post_quantum = PostQuantum(groups={"X25519MLKEM768": None, "SecP256r1MLKEM768": False,
-                                           "SecP384r1MLKEM1024": False})
+    tls.post_quantum = PostQuantum(
+        groups={"X25519MLKEM768": None, "SecP256r1MLKEM768": False, "SecP384r1MLKEM1024": False}
+    )
     mozilla = [
-        MozillaConformance(profile="intermediate", guideline_version="6.0", conformant=True,
-                           advice=["Mozilla lists X25519MLKEM768 first among its groups"]),
-        MozillaConformance(profile="modern", guideline_version="6.0", conformant=False, deviations=[
-            MozillaDeviation(key="tls_versions", detail="TLS versions ['TLSv1.2'] are supported, but should be rejected."),
-            MozillaDeviation(key="ciphers", detail=f"suite {SCRIPT} is supported"),
-        ]),
-        MozillaConformance(profile="old", guideline_version="6.0", conformant=None,
-                           not_judged=["OCSP stapling: not measured"]),
+        MozillaConformance(
+            profile="intermediate",
+            guideline_version="6.0",
+            conformant=True,
+            advice=["Mozilla lists X25519MLKEM768 first among its groups"],
+        ),
+        MozillaConformance(
+            profile="modern",
+            guideline_version="6.0",
+            conformant=False,
+            deviations=[
+                MozillaDeviation(
+                    key="tls_versions",
+                    detail="TLS versions ['TLSv1.2'] are supported, but should be rejected.",
+                ),
+                MozillaDeviation(key="ciphers", detail=f"suite {SCRIPT} is supported"),
+            ],
+        ),
+        MozillaConformance(
+            profile="old",
+            guideline_version="6.0",
+            conformant=None,
+            not_judged=["OCSP stapling: not measured"],
+        ),
     ]
-    target = TargetResult(target=TargetRef(url="https://good.test/", host="good.test", port=443, name="shop"),
-                          started_at=b.NOW, duration_s=1.0, compliant=True, evidence=b.evidence(tls), mozilla=mozilla)
+    target = TargetResult(
+        target=TargetRef(url="https://good.test/", host="good.test", port=443, name="shop"),
+        started_at=b.NOW,
+        duration_s=1.0,
+        compliant=True,
+        evidence=b.evidence(tls),
+        mozilla=mozilla,
+    )
     return AuditReport(generated_at=b.NOW, tool_version="test", targets=[target])
 
 

@@ -18,7 +18,7 @@ from auditor.scan.tls import scan_tls
 from auditor.testing.ocsp import OCSPResponder, delegated_responder, ocsp_response
 from auditor.testing.pki import Issued, TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer, free_port
-from checks import CheckContext, run_checks
+from auditor.checks import CheckContext, run_checks
 from tests.conftest import CliRun, run_cli
 
 REVOKED_CAP = next(r.wording for r in CAPS if r.id == "revoked")
@@ -34,8 +34,10 @@ def responder(pki: TestPKI) -> OCSPResponder:
 def _audit(url: str, pki: TestPKI, directory: Path, scan: str = "") -> dict:  # type: ignore[type-arg]
     """One real `auditor audit` of `url` on 127.0.0.1 with `scan` lines added to [scan]; its JSON target."""
     config = directory / "config.toml"
-    config.write_text(f"[scan]\n{scan}\n[output]\nwrite_json = false\n[[targets]]\nurl = \"{url}\"\n"
-                      f"ip = \"127.0.0.1\"\nca_bundle = \"{pki.root_path}\"\nhttp_port = 9\n")
+    config.write_text(
+        f'[scan]\n{scan}\n[output]\nwrite_json = false\n[[targets]]\nurl = "{url}"\n'
+        f'ip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+    )
     run: CliRun = run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
     assert "Traceback" not in run.stderr, run.stderr
     target = run.report["targets"][0]
@@ -54,14 +56,20 @@ def _revocation(target: dict) -> list[RevocationStatus]:  # type: ignore[type-ar
 def _stapling_site(directory: Path, issued: Issued, response: bytes) -> NginxSite:
     staple = directory / "staple.der"
     staple.write_bytes(response)
-    return NginxSite(directory / "nginx", issued=issued, tls13_ciphersuites=TLS13,
-                     extra_server=f"ssl_stapling on;\n    ssl_stapling_file {staple};")
+    return NginxSite(
+        directory / "nginx",
+        issued=issued,
+        tls13_ciphersuites=TLS13,
+        extra_server=f"ssl_stapling on;\n    ssl_stapling_file {staple};",
+    )
 
 
 # ---------------------------------------------------------------- stapled
 
-def test_stapled_good_passes_and_the_responder_is_not_asked(pki: TestPKI, responder: OCSPResponder,
-                                                            tmp_path: Path) -> None:
+
+def test_stapled_good_passes_and_the_responder_is_not_asked(
+    pki: TestPKI, responder: OCSPResponder, tmp_path: Path
+) -> None:
     issued = pki.issue("staple-good", ocsp_url=responder.url)
     with _stapling_site(tmp_path, issued, ocsp_response(pki, issued.cert, "good")) as site:
         target = _audit(site.url, pki, tmp_path)
@@ -84,18 +92,22 @@ def test_stapled_revoked_fails_and_grades_t(pki: TestPKI, tmp_path: Path) -> Non
 
 
 def test_forged_stapled_response_is_not_believed_and_the_responder_is_asked(
-        pki: TestPKI, responder: OCSPResponder, tmp_path: Path) -> None:
+    pki: TestPKI, responder: OCSPResponder, tmp_path: Path
+) -> None:
     issued = pki.issue("staple-forged", ocsp_url=responder.url)
     forged = ocsp_response(pki, issued.cert, "revoked", tamper=True)
     with _stapling_site(tmp_path, issued, forged) as site:
         target = _audit(site.url, pki, tmp_path)
     stapled, asked = _revocation(target)
-    assert (stapled.source, stapled.status) == ("stapled", "error") and "bad signature" in (stapled.reason or "")
+    assert (stapled.source, stapled.status) == ("stapled", "error") and "bad signature" in (
+        stapled.reason or ""
+    )
     assert (asked.source, asked.status) == ("responder", "good") and responder.requests == 1
     assert _trusted(target)["status"] == "pass" and target["grade"]["letter"] != "T"
 
 
 # ---------------------------------------------------------------- the responder the certificate names
+
 
 def test_responder_good(pki: TestPKI, responder: OCSPResponder, tmp_path: Path) -> None:
     with PythonTLSServer(pki.issue("resp-good", ocsp_url=responder.url)) as server:
@@ -131,14 +143,18 @@ def test_responder_unknown_or_garbage_is_reported_not_failed(pki: TestPKI, respo
         tls = scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=pki.root_path)
     [answer] = tls.certificates[0].revocation
     assert answer.status == "error" and "not a valid OCSP response" in (answer.reason or "")
-    trusted = next(f for f in run_checks(CheckContext(evidence=Evidence(tls=tls), host="good.test", custom_ca=True))
-                   if f.clause == "11.2-cert-trusted")
+    trusted = next(
+        f
+        for f in run_checks(CheckContext(evidence=Evidence(tls=tls), host="good.test", custom_ca=True))
+        if f.clause == "11.2-cert-trusted"
+    )
     assert trusted.status.value == "pass"
     assert any("not usable" in e and "(not judged)" in e for e in trusted.evidence)
 
 
-def test_slow_responder_is_reported_and_does_not_hold_the_audit(pki: TestPKI, responder: OCSPResponder,
-                                                                tmp_path: Path) -> None:
+def test_slow_responder_is_reported_and_does_not_hold_the_audit(
+    pki: TestPKI, responder: OCSPResponder, tmp_path: Path
+) -> None:
     responder.delay = 30.0
     with PythonTLSServer(pki.issue("resp-slow", ocsp_url=responder.url)) as server:
         started = time.monotonic()
@@ -160,7 +176,9 @@ def test_unreachable_responder_is_reported(pki: TestPKI, tmp_path: Path) -> None
     assert _trusted(target)["status"] == "pass"
 
 
-def test_ocsp_off_in_the_config_makes_no_request(pki: TestPKI, responder: OCSPResponder, tmp_path: Path) -> None:
+def test_ocsp_off_in_the_config_makes_no_request(
+    pki: TestPKI, responder: OCSPResponder, tmp_path: Path
+) -> None:
     issued = pki.issue("resp-off", ocsp_url=responder.url)
     responder.statuses[issued.cert.serial_number] = "revoked"
     with PythonTLSServer(issued) as server:
@@ -173,7 +191,9 @@ def test_ocsp_off_in_the_config_makes_no_request(pki: TestPKI, responder: OCSPRe
     assert _trusted(off)["status"] == "pass" and _trusted(on)["status"] == "fail"
 
 
-def test_untrusted_chain_never_makes_the_auditor_post_to_its_url(pki: TestPKI, responder: OCSPResponder) -> None:
+def test_untrusted_chain_never_makes_the_auditor_post_to_its_url(
+    pki: TestPKI, responder: OCSPResponder
+) -> None:
     # Without the CA bundle nothing trusts the test CA: the OCSP URL is the server's choice, not a CA's.
     with PythonTLSServer(pki.issue("resp-untrusted", ocsp_url=responder.url)) as server:
         tls = scan_tls("good.test", server.port, ip="127.0.0.1")
@@ -194,6 +214,7 @@ def test_thorough_engine_asks_the_responder_too(pki: TestPKI, responder: OCSPRes
 
 # ---------------------------------------------------------------- verifying a response (no network)
 
+
 @pytest.fixture(scope="module")
 def leaf(pki: TestPKI) -> x509.Certificate:
     return pki.issue("verify-leaf").cert
@@ -204,23 +225,29 @@ def test_delegated_responder_signature_is_accepted(pki: TestPKI, leaf: x509.Cert
     assert judge_response(der, leaf, pki.intermediate, "stapled").status == "revoked"
 
 
-@pytest.mark.parametrize(("case", "expected"), [
-    ("no-ocsp-signing-usage", "lacks the OCSP signing extended key usage"),
-    ("tampered", "bad signature"),
-    ("other-certificate", "not about this certificate"),
-    ("stale", "stale response"),
-    ("future", "is in the future"),
-])
-def test_unverifiable_responses_are_errors_not_verdicts(pki: TestPKI, leaf: x509.Certificate, case: str,
-                                                        expected: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no-ocsp-signing-usage", "lacks the OCSP signing extended key usage"),
+        ("tampered", "bad signature"),
+        ("other-certificate", "not about this certificate"),
+        ("stale", "stale response"),
+        ("future", "is in the future"),
+    ],
+)
+def test_unverifiable_responses_are_errors_not_verdicts(
+    pki: TestPKI, leaf: x509.Certificate, case: str, expected: str
+) -> None:
     now = datetime.now(timezone.utc)
     der = {
-        "no-ocsp-signing-usage": lambda: ocsp_response(pki, leaf, "revoked",
-                                                       responder=delegated_responder(pki, ocsp_signing=False)),
+        "no-ocsp-signing-usage": lambda: ocsp_response(
+            pki, leaf, "revoked", responder=delegated_responder(pki, ocsp_signing=False)
+        ),
         "tampered": lambda: ocsp_response(pki, leaf, "revoked", tamper=True),
         "other-certificate": lambda: ocsp_response(pki, pki.issue("verify-other").cert, "revoked"),
-        "stale": lambda: ocsp_response(pki, leaf, "revoked", this_update=now - timedelta(days=9),
-                                       next_update=now - timedelta(days=2)),
+        "stale": lambda: ocsp_response(
+            pki, leaf, "revoked", this_update=now - timedelta(days=9), next_update=now - timedelta(days=2)
+        ),
         "future": lambda: ocsp_response(pki, leaf, "revoked", this_update=now + timedelta(hours=2)),
     }[case]()
     answer = judge_response(der, leaf, pki.intermediate, "stapled")

@@ -65,8 +65,15 @@ http_port = 9
 
 def _start(config: Path) -> subprocess.Popen:  # type: ignore[type-arg]
     env = {**os.environ, "AUDITOR_TEST_PW": PASSWORD, "PYTHONWARNINGS": "ignore"}
-    return subprocess.Popen([sys.executable, "-m", "auditor", "schedule", "--config", str(config)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "auditor", "schedule", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:  # type: ignore[type-arg]
@@ -82,8 +89,9 @@ def _entries(tmp_path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def site(pki: TestPKI) -> Iterator[PythonTLSServer]:
-    with PythonTLSServer(pki.issue("scheduled"), response_headers=[("Strict-Transport-Security",
-                                                                     "max-age=63072000")]) as server:
+    with PythonTLSServer(
+        pki.issue("scheduled"), response_headers=[("Strict-Transport-Security", "max-age=63072000")]
+    ) as server:
         yield server
 
 
@@ -114,7 +122,7 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
     head = report["meta"]["evidence_log_head"]
     verify = run_cli("verify-log", "--config", str(config), "--expect-head", head)
     assert verify.code == 0, verify.stderr
-    (_, _, message), = inbox.messages
+    ((_, _, message),) = inbox.messages
     assert head in message.get_body(("plain",)).get_content()
     assert next((tmp_path / "out").glob("nightly-*.html")).read_text().count(head) == 1
     witnessed = (tmp_path / "out" / "evidence-log-heads.txt").read_text().split()
@@ -158,11 +166,19 @@ def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:  # noqa
     config_path = _config(tmp_path, pki, site.url, "0 2 * * *")
     scheduler = build_scheduler(load_config(config_path), config_path)
     job = scheduler.get_job(JOB_ID)
-    assert (job.next_run_time.hour, job.coalesce, job.max_instances, job.misfire_grace_time) == (2, True, 1, 3600)
+    assert (job.next_run_time.hour, job.coalesce, job.max_instances, job.misfire_grace_time) == (
+        2,
+        True,
+        1,
+        3600,
+    )
     scheduler.shutdown()
-    config_path.write_text(config_path.read_text().replace('cron = "0 2 * * *"', 'cron = "30 4 * * 1"')
-                           .replace('timezone = "UTC"', 'timezone = "Asia/Tokyo"')
-                           .replace("misfire_grace_time = 3600", "misfire_grace_time = 600"))
+    config_path.write_text(
+        config_path.read_text()
+        .replace('cron = "0 2 * * *"', 'cron = "30 4 * * 1"')
+        .replace('timezone = "UTC"', 'timezone = "Asia/Tokyo"')
+        .replace("misfire_grace_time = 3600", "misfire_grace_time = 600")
+    )
     scheduler = build_scheduler(load_config(config_path), config_path)
     job = scheduler.get_job(JOB_ID)
     when = job.next_run_time
@@ -172,8 +188,18 @@ def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:  # noqa
     assert stat.S_IMODE((tmp_path / "history.sqlite.jobs").stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("field, weekdays", [("1", {0}), ("0", {6}), ("7", {6}), ("1-5", {0, 1, 2, 3, 4}),
-                                             ("mon-fri", {0, 1, 2, 3, 4}), ("5-7", {4, 5, 6}), ("*", set(range(7)))])
+@pytest.mark.parametrize(
+    "field, weekdays",
+    [
+        ("1", {0}),
+        ("0", {6}),
+        ("7", {6}),
+        ("1-5", {0, 1, 2, 3, 4}),
+        ("mon-fri", {0, 1, 2, 3, 4}),
+        ("5-7", {4, 5, 6}),
+        ("*", set(range(7))),
+    ],
+)
 def test_crontab_weekday_numbers_mean_what_cron_means(field: str, weekdays: set[int]) -> None:
     """APScheduler 3 reads 0 as Monday; the config is crontab, where 0 and 7 are Sunday."""
     from auditor.schedule import make_trigger
@@ -198,8 +224,9 @@ def _scheduler_in_a_slow_scan(tmp_path: Path, pki: TestPKI, port: int) -> subpro
     """A scheduler whose run has started and is held by a tarpit (scan gives up after 6 s)."""
     fire_at = datetime.now(timezone.utc) + timedelta(seconds=4)
     config = _config(tmp_path, pki, f"https://good.test:{port}/", _cron_at(fire_at))
-    config.write_text(config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 6\n\n"
-                                                               "[history]"))
+    config.write_text(
+        config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 6\n\n[history]")
+    )
     proc = _start(config)
     time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
     assert proc.poll() is None
@@ -214,7 +241,10 @@ def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  #
         out, err = _stop(proc)  # while the tarpit holds the scan
     assert "waiting for a scan in progress" in err
     assert err.count("history: stored 1 result") == 1  # finished and stored, not half-written
-    assert "NOT AUDITED https://good.test:" in err and "Policy verdict: 0 compliant, 0 not compliant, 1 not audited" in err
+    assert (
+        "NOT AUDITED https://good.test:" in err
+        and "Policy verdict: 0 compliant, 0 not compliant, 1 not audited" in err
+    )
     check = Store(str(tmp_path / "history.sqlite")).verify()
     assert check.ok and check.entries == 1
 
@@ -236,9 +266,12 @@ def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path)
 
 # ---- a hostile mail server under the scheduler (issue 13 item 8)
 
+
 def _mail_to_trickle(config: Path, port: int, *, timeout: float, retries: int, backoff: float = 0) -> None:
     """Mail every run, without TLS, to the trickling server of tests/test_hostile_smtp.py."""
-    config.write_text(config.read_text() + f"""
+    config.write_text(
+        config.read_text()
+        + f"""
 [email]
 host = "127.0.0.1"
 port = {port}
@@ -249,7 +282,8 @@ notify = "always"
 timeout = {timeout}
 retries = {retries}
 backoff = {backoff}
-""")
+"""
+    )
 
 
 def _kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
@@ -281,7 +315,9 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
     assert "maximum number of running instances" not in err
     assert two_runs, err
     assert _entries(tmp_path) >= 2
-    assert err.count(f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 2 s") >= 2, err
+    assert (
+        err.count(f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 2 s") >= 2
+    ), err
 
 
 def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path) -> None:  # noqa: ANN001
@@ -307,8 +343,10 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
             _kill(proc)
     assert proc.returncode == 0, err
     assert took < 3 + 2, took
-    assert (f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 3 s "
-            "(not retried: stopping)") in err
+    assert (
+        f"mail to 127.0.0.1:{smtp_server.port} failed after 1 attempt: timed out after 3 s "
+        "(not retried: stopping)"
+    ) in err
     assert err.count("history: stored 1 result") == 1 and "scheduler stopped" in err
 
 

@@ -33,13 +33,15 @@ from auditor.suites import describe
 from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer, free_port
-from checks import CheckContext
-from checks.key_exchange import check_no_rsa_kex
-from checks.preference import check_aes256gcm_first
-from checks.vulnerabilities import check_vulnerabilities
+from auditor.checks import CheckContext
+from auditor.checks.key_exchange import check_no_rsa_kex
+from auditor.checks.preference import check_aes256gcm_first
+from auditor.checks.vulnerabilities import check_vulnerabilities
 
-needs_legacy = pytest.mark.skipif(not legacy_openssl_available(),
-                                  reason="../shared/legacy-openssl is absent (a clone outside its usual place)")
+needs_legacy = pytest.mark.skipif(
+    not legacy_openssl_available(),
+    reason="../shared/legacy-openssl is absent (a clone outside its usual place)",
+)
 DHE_GCM = "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"
 TRIPLE_DES = "TLS_RSA_WITH_3DES_EDE_CBC_SHA"
 
@@ -68,6 +70,7 @@ def _vulnerability_facts(tls: TlsEvidence) -> list[str]:
 
 # ------------------------------------------------------------------ item 2: DH below the client's floor
 
+
 @pytest.fixture(scope="module")
 def weak_dh_scans(rsa_pki: TestPKI) -> Iterator[dict[str, TlsEvidence]]:
     """A legacy server offering ECDHE, DHE with a 512-bit group, and 3DES, in its own order; scanned by
@@ -77,14 +80,20 @@ def weak_dh_scans(rsa_pki: TestPKI) -> Iterator[dict[str, TlsEvidence]]:
     issued = rsa_pki.issue("weak-dh", key="rsa2048")
     ciphers = "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384:DES-CBC3-SHA"
     with LegacyOpenSSLServer(issued, ["-cipher", ciphers, "-serverpref"], dhparam_bits=512) as server:
-        fast = scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, connections_per_server=1)
-        sslyze = scan_tls("good.test", server.port, ip="127.0.0.1", commands={ScanCommand.TLS_1_2_CIPHER_SUITES})
+        fast = scan_tls(
+            "good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, connections_per_server=1
+        )
+        sslyze = scan_tls(
+            "good.test", server.port, ip="127.0.0.1", commands={ScanCommand.TLS_1_2_CIPHER_SUITES}
+        )
     yield {"fast": fast, "sslyze": sslyze}
 
 
 @needs_legacy
 @pytest.mark.parametrize("engine", ["fast", "sslyze"])
-def test_512_bit_dh_refused_by_the_client_is_measured(weak_dh_scans: dict[str, TlsEvidence], engine: str) -> None:
+def test_512_bit_dh_refused_by_the_client_is_measured(
+    weak_dh_scans: dict[str, TlsEvidence], engine: str
+) -> None:
     tls = weak_dh_scans[engine]
     dhe = _suite(tls, "TLS 1.2", DHE_GCM)
     assert (dhe.ephemeral_group, dhe.ephemeral_bits, dhe.ephemeral_bits_max) == ("DH", 512, None)
@@ -112,12 +121,18 @@ def test_3des_counts_112_bits_whatever_the_scanner_reports() -> None:
     assert describe("SSL_CK_DES_192_EDE3_CBC_WITH_MD5", bits=168).bits == 112
 
 
-def test_raw_probe_agrees_with_the_client_where_the_client_accepts_the_group(pki: TestPKI, tmp_path: Path) -> None:
+def test_raw_probe_agrees_with_the_client_where_the_client_accepts_the_group(
+    pki: TestPKI, tmp_path: Path
+) -> None:
     """On a 1024-bit group (nassl accepts it), the raw ClientHello reads the size nassl reports."""
     dh = tmp_path / "dh1024.pem"
     subprocess.run(["openssl", "dhparam", "-out", str(dh), "1024"], check=True, capture_output=True)
-    server = PythonTLSServer(pki.issue("dh-1024-probe"), ciphers="DHE-RSA-AES256-GCM-SHA384", seclevel0=True,
-                             maximum_version=ssl.TLSVersion.TLSv1_2)
+    server = PythonTLSServer(
+        pki.issue("dh-1024-probe"),
+        ciphers="DHE-RSA-AES256-GCM-SHA384",
+        seclevel0=True,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+    )
     server.context.load_dh_params(str(dh))
     with server:
         where = dh_size.target("good.test", server.port, "127.0.0.1", 5)
@@ -135,10 +150,25 @@ def test_unmeasurable_refused_group_is_bounded_and_still_capped() -> None:
     refused = describe(DHE_GCM)  # accepted, no ephemeral key: what the client reports for a refused group
     completed = dh_size.complete(refused, "TLS 1.2", where)
     assert (completed.ephemeral_bits, completed.ephemeral_bits_max) == (None, 1023)
-    tls = TlsEvidence(protocols=[ProtocolSupport(version="TLS 1.2", supported=True, suites=[
-        describe("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", ephemeral_group="X25519", ephemeral_bits=253), completed])])
+    tls = TlsEvidence(
+        protocols=[
+            ProtocolSupport(
+                version="TLS 1.2",
+                supported=True,
+                suites=[
+                    describe(
+                        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", ephemeral_group="X25519", ephemeral_bits=253
+                    ),
+                    completed,
+                ],
+            )
+        ]
+    )
     assert "key-1024" in _caps(tls)
-    assert f"Weak Diffie-Hellman (Logjam): TLS 1.2: {DHE_GCM} with at most 1023-bit DH" in _vulnerability_facts(tls)
+    assert (
+        f"Weak Diffie-Hellman (Logjam): TLS 1.2: {DHE_GCM} with at most 1023-bit DH"
+        in _vulnerability_facts(tls)
+    )
 
 
 def test_raw_probe_gives_up_at_the_deadline() -> None:
@@ -152,9 +182,16 @@ def test_raw_probe_gives_up_at_the_deadline() -> None:
 
 def test_client_hello_carries_sni_suites_groups_and_key_shares() -> None:
     """The builder is general (issue 16 offers post-quantum key shares with it): check the wire bytes."""
-    record = client_hello(Hello(suites=[0x1302, 0x009F], version=TLS12, server_name="good.test",
-                                groups=[0x11EC, 0x001D], key_shares={0x001D: b"\x01" * 32},
-                                supported_versions=[0x0304, 0x0303]))
+    record = client_hello(
+        Hello(
+            suites=[0x1302, 0x009F],
+            version=TLS12,
+            server_name="good.test",
+            groups=[0x11EC, 0x001D],
+            key_shares={0x001D: b"\x01" * 32},
+            supported_versions=[0x0304, 0x0303],
+        )
+    )
     assert record[0] == 22 and int.from_bytes(record[3:5], "big") == len(record) - 5
     assert b"\x00\x04\x13\x02\x00\x9f" in record or b"\x00\x06\x13\x02\x00\x9f\x00\xff" in record
     assert b"good.test" in record
@@ -170,17 +207,32 @@ CHACHA_TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_
 PRIORITIZE = "ssl_conf_command Options PrioritizeChaCha;"
 
 
-@pytest.mark.parametrize(("name", "tls12", "tls13", "extra", "priority"), [
-    ("three-suites", CHACHA_TLS12, CHACHA_TLS13, PRIORITIZE, True),
-    # two suites each: the reversed pair starts with ChaCha20, so the probe puts a refused suite first
-    ("two-suites", "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305",
-     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", PRIORITIZE, True),
-    ("no-priority", CHACHA_TLS12, CHACHA_TLS13, "", False),
-], ids=["three-suites", "two-suites", "no-priority"])
-def test_prioritize_chacha_is_server_order(pki: TestPKI, tmp_path: Path, name: str, tls12: str, tls13: str,
-                                           extra: str, priority: bool) -> None:
-    site = NginxSite(tmp_path / "nginx", issued=pki.issue(f"chacha-{name}"), ciphers=tls12,
-                     tls13_ciphersuites=tls13, extra_server=extra)
+@pytest.mark.parametrize(
+    ("name", "tls12", "tls13", "extra", "priority"),
+    [
+        ("three-suites", CHACHA_TLS12, CHACHA_TLS13, PRIORITIZE, True),
+        # two suites each: the reversed pair starts with ChaCha20, so the probe puts a refused suite first
+        (
+            "two-suites",
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305",
+            "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+            PRIORITIZE,
+            True,
+        ),
+        ("no-priority", CHACHA_TLS12, CHACHA_TLS13, "", False),
+    ],
+    ids=["three-suites", "two-suites", "no-priority"],
+)
+def test_prioritize_chacha_is_server_order(
+    pki: TestPKI, tmp_path: Path, name: str, tls12: str, tls13: str, extra: str, priority: bool
+) -> None:
+    site = NginxSite(
+        tmp_path / "nginx",
+        issued=pki.issue(f"chacha-{name}"),
+        ciphers=tls12,
+        tls13_ciphersuites=tls13,
+        extra_server=extra,
+    )
     with site:
         tls = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path)
     for version in ("TLS 1.2", "TLS 1.3"):
@@ -196,8 +248,13 @@ def test_prioritize_chacha_is_server_order(pki: TestPKI, tmp_path: Path, name: s
 
 def test_client_order_with_chacha_is_still_client_order(pki: TestPKI, tmp_path: Path) -> None:
     """The other side: a server that follows the client is not mistaken for one that enforces its order."""
-    site = NginxSite(tmp_path / "nginx", issued=pki.issue("chacha-client-order"), ciphers=CHACHA_TLS12,
-                     tls13_ciphersuites=CHACHA_TLS13, prefer_server_ciphers=False)
+    site = NginxSite(
+        tmp_path / "nginx",
+        issued=pki.issue("chacha-client-order"),
+        ciphers=CHACHA_TLS12,
+        tls13_ciphersuites=CHACHA_TLS13,
+        prefer_server_ciphers=False,
+    )
     with site:
         tls = scan_tls("good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path)
     for version in ("TLS 1.2", "TLS 1.3"):
@@ -210,12 +267,17 @@ def test_client_order_with_chacha_is_still_client_order(pki: TestPKI, tmp_path: 
 
 # ------------------------------------------------------------------ item 8: SSL 2.0 suites
 
+
 @needs_legacy
 def test_ssl2_suites_are_rsa_key_exchange_with_their_ciphers(rsa_pki: TestPKI) -> None:
     """TLS offers only ECDHE here, so static RSA key exchange, RC4 and 64-bit blocks come from SSL 2.0 alone."""
     issued = rsa_pki.issue("ssl2", key="rsa2048")
-    with LegacyOpenSSLServer(issued, ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:SSLv2", "-serverpref"]) as server:
-        tls = scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, connections_per_server=1)
+    with LegacyOpenSSLServer(
+        issued, ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:SSLv2", "-serverpref"]
+    ) as server:
+        tls = scan_tls(
+            "good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, connections_per_server=1
+        )
     ssl2 = tls.protocol("SSL 2.0")
     assert ssl2 is not None and ssl2.supported, tls.errors
     by_name = {s.name: s for s in ssl2.suites}

@@ -29,9 +29,9 @@ from auditor.testing.servers import NginxSite
 from auditor.web_csp import InvalidPolicy, judge_csp, parse_csp
 from auditor.web_grade import score, web_grade
 from auditor.web_grade_rules import RULES, TESTS, letter
-from reports.html import render_html
-from reports.junit import to_junit
-from reports.text import render_text
+from auditor.reports.html import render_html
+from auditor.reports.junit import to_junit
+from auditor.reports.text import render_text
 from tests.conftest import run_cli
 from tests.evidence_builders import deployment, evidence, http, page, tls
 
@@ -59,11 +59,17 @@ def test_unsafe_inline_beside_a_nonce_is_ignored_but_not_alone() -> None:
     """Parsed, not substring-matched: 'unsafe-inline' is ignored by browsers beside a nonce."""
     with_nonce = judge_csp(["default-src 'self'; script-src 'self' 'nonce-abc' 'unsafe-inline'"], [], False)
     alone = judge_csp(["default-src 'self'; script-src 'self' 'unsafe-inline'"], [], False)
-    assert (with_nonce.result, alone.result) == ("csp-implemented-with-no-unsafe", "csp-implemented-with-unsafe-inline")
+    assert (with_nonce.result, alone.result) == (
+        "csp-implemented-with-no-unsafe",
+        "csp-implemented-with-unsafe-inline",
+    )
 
 
 def test_strict_dynamic_needs_a_nonce() -> None:
-    assert judge_csp(["default-src 'self'; script-src 'strict-dynamic'"], [], False).result == "csp-header-invalid"
+    assert (
+        judge_csp(["default-src 'self'; script-src 'strict-dynamic'"], [], False).result
+        == "csp-header-invalid"
+    )
 
 
 def test_unset_script_src_allows_everything() -> None:
@@ -86,7 +92,10 @@ def test_frame_ancestors_in_meta_and_report_only_alone() -> None:
     """<meta> cannot carry frame-ancestors; Report-Only enforces nothing."""
     assert judge_csp([], ["frame-ancestors 'none'"], False).result == "csp-not-implemented"
     assert judge_csp([], [], True).result == "csp-not-implemented-but-reporting-enabled"
-    assert judge_csp(["default-src 'none'"], [], True).result == "csp-implemented-with-no-unsafe-default-src-none"
+    assert (
+        judge_csp(["default-src 'none'"], [], True).result
+        == "csp-implemented-with-no-unsafe-default-src-none"
+    )
 
 
 # ---------------------------------------------------------------- the score
@@ -96,16 +105,21 @@ def _mods(*points: int) -> list[WebModifier]:
     return [WebModifier(test="t", result="r", points=p, reason="") for p in points]
 
 
-@pytest.mark.parametrize(("points", "expected"), [
-    ((-10, 5, 10), (105, "A+")),  # 90 before bonuses: they count
-    ((-15, 5, 10), (85, "A-")),  # 85: they do not
-    ((-25, -5, -20), (50, "C")),
-    ((-100, -50), (0, "F")),  # never below 0
-    ((-11,), (89, "A-")),  # floored to 85 for the letter, the score stays 89
-    ((-76,), (24, "F")),
-    ((-75,), (25, "D-")),
-])
-def test_bonuses_only_from_90_and_the_letter_bands(points: tuple[int, ...], expected: tuple[int, str]) -> None:
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        ((-10, 5, 10), (105, "A+")),  # 90 before bonuses: they count
+        ((-15, 5, 10), (85, "A-")),  # 85: they do not
+        ((-25, -5, -20), (50, "C")),
+        ((-100, -50), (0, "F")),  # never below 0
+        ((-11,), (89, "A-")),  # floored to 85 for the letter, the score stays 89
+        ((-76,), (24, "F")),
+        ((-75,), (25, "D-")),
+    ],
+)
+def test_bonuses_only_from_90_and_the_letter_bands(
+    points: tuple[int, ...], expected: tuple[int, str]
+) -> None:
     graded = score(_mods(*points))
     assert (graded.score, graded.letter) == expected
 
@@ -120,9 +134,13 @@ def test_the_table_covers_every_test_with_its_own_results() -> None:
 
 def _judged(*responses: HttpResponse, probe: WebProbe | None = None, trusted: bool = True) -> dict[str, str]:
     ev = evidence(tls(deployments=[deployment(trusted=trusted)]), http(*responses))
-    ev.http.web = probe or WebProbe(page=PageFacts(url="https://good.test/", content_type="text/html"),
-                                    http_route=[RedirectHop(url="http://good.test/", status=301),
-                                                RedirectHop(url="https://good.test/", status=200)])
+    ev.http.web = probe or WebProbe(
+        page=PageFacts(url="https://good.test/", content_type="text/html"),
+        http_route=[
+            RedirectHop(url="http://good.test/", status=301),
+            RedirectHop(url="https://good.test/", status=200),
+        ],
+    )
     graded = web_grade(ev)
     assert graded is not None and graded.letter is not None
     return {m.test: m.result for m in graded.modifiers}
@@ -139,16 +157,28 @@ def test_cookies_are_judged_by_name_and_flags() -> None:
 
 def test_repeated_headers_are_joined_as_the_observatory_reads_them() -> None:
     """Node.js joins repeated lines with ", ": nosniff twice is not nosniff, HSTS twice is invalid."""
-    results = _judged(page(headers=[("X-Content-Type-Options", "nosniff"), ("X-Content-Type-Options", "nosniff"),
-                                    ("Strict-Transport-Security", "max-age=63072000"),
-                                    ("Strict-Transport-Security", "max-age=63072000")]))
+    results = _judged(
+        page(
+            headers=[
+                ("X-Content-Type-Options", "nosniff"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Strict-Transport-Security", "max-age=63072000"),
+                ("Strict-Transport-Security", "max-age=63072000"),
+            ]
+        )
+    )
     assert results["x-content-type-options"] == "x-content-type-options-header-invalid"
     assert results["strict-transport-security"] == "hsts-header-invalid"
 
 
 def test_off_host_first_redirect_and_untrusted_certificate() -> None:
-    probe = WebProbe(http_route=[RedirectHop(url="http://good.test/", status=301),
-                                 RedirectHop(url="https://www.good.test/")], route_note="another host")
+    probe = WebProbe(
+        http_route=[
+            RedirectHop(url="http://good.test/", status=301),
+            RedirectHop(url="https://www.good.test/"),
+        ],
+        route_note="another host",
+    )
     assert _judged(page(), probe=probe)["redirection"] == "redirection-off-host-from-http"
     untrusted = _judged(page(), trusted=False)
     assert untrusted["strict-transport-security"] == "hsts-invalid-cert"
@@ -159,15 +189,29 @@ def test_scripts_from_other_sites() -> None:
     def sri(*srcs: tuple[str, bool]) -> str:
         from auditor.model import ScriptTag
 
-        facts = PageFacts(url="https://www.good.test/", content_type="text/html", script_count=len(srcs),
-                          scripts=[ScriptTag(src=s, integrity=i) for s, i in srcs])
+        facts = PageFacts(
+            url="https://www.good.test/",
+            content_type="text/html",
+            script_count=len(srcs),
+            scripts=[ScriptTag(src=s, integrity=i) for s, i in srcs],
+        )
         return _judged(page("https://www.good.test/"), probe=WebProbe(page=facts))["subresource-integrity"]
 
-    assert sri(("https://static.good.test/a.js", False)) == "sri-not-implemented-but-all-scripts-loaded-from-secure-origin"
-    assert sri(("https://cdn.other.example/a.js", True)) == "sri-implemented-and-external-scripts-loaded-securely"
-    assert sri(("//cdn.other.example/a.js", True)) == "sri-implemented-but-external-scripts-not-loaded-securely"
-    assert sri(("/a.js", True), ("https://cdn.other.example/a.js", False)) == \
-        "sri-not-implemented-but-external-scripts-loaded-securely"
+    assert (
+        sri(("https://static.good.test/a.js", False))
+        == "sri-not-implemented-but-all-scripts-loaded-from-secure-origin"
+    )
+    assert (
+        sri(("https://cdn.other.example/a.js", True))
+        == "sri-implemented-and-external-scripts-loaded-securely"
+    )
+    assert (
+        sri(("//cdn.other.example/a.js", True)) == "sri-implemented-but-external-scripts-not-loaded-securely"
+    )
+    assert (
+        sri(("/a.js", True), ("https://cdn.other.example/a.js", False))
+        == "sri-not-implemented-but-external-scripts-loaded-securely"
+    )
 
 
 def test_an_error_page_is_not_graded() -> None:
@@ -181,27 +225,35 @@ def test_an_error_page_is_not_graded() -> None:
 
 
 def test_probe_reads_meta_scripts_cors_and_the_route(pki: TestPKI, tmp_path: Path) -> None:
-    body = ('<html><head><meta http-equiv="content-security-policy" content="default-src \'self\'">'
-            '<meta name="referrer" content="same-origin"></head><body><script>1</script>'
-            '<script src="https://cdn.other.example/x.js" integrity="sha384-x"></script></body></html>')
+    body = (
+        '<html><head><meta http-equiv="content-security-policy" content="default-src \'self\'">'
+        '<meta name="referrer" content="same-origin"></head><body><script>1</script>'
+        '<script src="https://cdn.other.example/x.js" integrity="sha384-x"></script></body></html>'
+    )
     echo = "add_header Access-Control-Allow-Origin $http_origin always;"
     with NginxSite(tmp_path / "site", issued=pki.issue("web-probe"), body=body, extra_server=echo) as site:
         found = probe_http("good.test", site.https_port, ip="127.0.0.1", http_port=site.http_port, timeout=5)
     web = found.web
     assert web is not None and web.page is not None and web.cors is not None
     assert web.page.meta_csp == ["default-src 'self'"] and web.page.meta_referrer == ["same-origin"]
-    assert web.page.script_count == 2 and [(s.src, s.integrity) for s in web.page.scripts] == \
-        [("https://cdn.other.example/x.js", True)]
+    assert web.page.script_count == 2 and [(s.src, s.integrity) for s in web.page.scripts] == [
+        ("https://cdn.other.example/x.js", True)
+    ]
     assert web.cors.allow_origin == web.cors.origin == "https://http-observatory.security.mozilla.org"
     assert [(h.url, h.status) for h in web.http_route] == [
-        (f"http://good.test:{site.http_port}/", 301), (f"https://good.test:{site.https_port}/", 200)]
+        (f"http://good.test:{site.http_port}/", 301),
+        (f"https://good.test:{site.https_port}/", 200),
+    ]
 
 
 def test_route_stops_at_another_host(pki: TestPKI, tmp_path: Path) -> None:
     with NginxSite(tmp_path / "site", issued=pki.issue("web-route"), http_mode="http-redirect") as site:
         found = probe_http("good.test", site.https_port, ip="127.0.0.1", http_port=site.http_port, timeout=5)
     assert found.web is not None
-    assert [h.url for h in found.web.http_route] == [f"http://good.test:{site.http_port}/", "http://elsewhere.test/"]
+    assert [h.url for h in found.web.http_route] == [
+        f"http://good.test:{site.http_port}/",
+        "http://elsewhere.test/",
+    ]
     assert found.web.http_route[-1].status is None and "another host" in (found.web.route_note or "")
 
 
@@ -209,16 +261,35 @@ def test_route_stops_at_another_host(pki: TestPKI, tmp_path: Path) -> None:
 
 
 def _result(letter_: str | None, reason: str = "no CSP", scanned: datetime | None = None) -> TargetResult:
-    grade = None if letter_ is None else WebGrade(
-        letter=letter_, score=50, page="https://good.test/",
-        modifiers=[WebModifier(test="content-security-policy", result="csp-not-implemented", points=-25, reason=reason)])
-    return TargetResult(target=TargetRef(url="https://good.test/", host="good.test", port=443),
-                        started_at=scanned or datetime.now(UTC), duration_s=1.0, compliant=True, web_grade=grade)
+    grade = (
+        None
+        if letter_ is None
+        else WebGrade(
+            letter=letter_,
+            score=50,
+            page="https://good.test/",
+            modifiers=[
+                WebModifier(
+                    test="content-security-policy", result="csp-not-implemented", points=-25, reason=reason
+                )
+            ],
+        )
+    )
+    return TargetResult(
+        target=TargetRef(url="https://good.test/", host="good.test", port=443),
+        started_at=scanned or datetime.now(UTC),
+        duration_s=1.0,
+        compliant=True,
+        web_grade=grade,
+    )
 
 
 def test_every_report_shows_the_web_grade_and_cleans_server_text() -> None:
-    report = AuditReport(generated_at=datetime.now(UTC), tool_version="t",
-                         targets=[_result("C", reason="'evil\x1b[31m\u202e' is not nosniff")])
+    report = AuditReport(
+        generated_at=datetime.now(UTC),
+        tool_version="t",
+        targets=[_result("C", reason="'evil\x1b[31m\u202e' is not nosniff")],
+    )
     text = render_text(report)
     assert "Web grade C (score 50" in text and "-25  content-security-policy: csp-not-implemented" in text
     assert "\x1b" not in text and "\u202e" not in text
@@ -262,8 +333,12 @@ def test_a_silent_server_costs_the_web_probe_two_timeouts_at_most() -> None:
     from tests.hostile.rawservers import RawServer, tarpit
 
     with RawServer(tarpit) as silent:
-        landing = HttpResponse(url=f"http://good.test:{silent.port}/", status=200, headers=[("Content-Type", "text/html")])
-        plain = HttpResponse(url="http://good.test:1/", status=301, location=f"http://good.test:{silent.port}/next")
+        landing = HttpResponse(
+            url=f"http://good.test:{silent.port}/", status=200, headers=[("Content-Type", "text/html")]
+        )
+        plain = HttpResponse(
+            url="http://good.test:1/", status=301, location=f"http://good.test:{silent.port}/next"
+        )
         started = time.monotonic()
         host = web_host("good.test", "127.0.0.1", silent.port, 1, None, timeout=1.0, max_body=10_000)
         http_evidence = HttpEvidence(https=[landing])

@@ -29,62 +29,111 @@ from auditor.outcome import (
     write_file,
 )
 from auditor.targets import read_target_list
-from reports.email import password_for
-from reports.formats import HELP as FORMAT_HELP
-from reports.formats import configured as configured_formats
-from reports.formats import render as render_format
+from auditor.reports.email import password_for
+from auditor.reports.formats import HELP as FORMAT_HELP
+from auditor.reports.formats import configured as configured_formats
+from auditor.reports.formats import render as render_format
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     from auditor.config import Scan  # its defaults apply when neither the option nor the config says
 
-    audit = sub.add_parser("audit", help="audit URLs, or every target in the config",
-                           description="Audit HTTPS sites against the TLS policy: the URLs given, else every "
-                                       "[[targets]] entry of the config; print the verdict and exit 0/1/3/4.")
-    audit.add_argument("urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets")
-    audit.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
-    audit.add_argument("--ip", metavar="ADDR", help="connect to this address, keeping the URL's host for SNI and Host")
+    audit = sub.add_parser(
+        "audit",
+        help="audit URLs, or every target in the config",
+        description="Audit HTTPS sites against the TLS policy: the URLs given, else every "
+        "[[targets]] entry of the config; print the verdict and exit 0/1/3/4.",
+    )
+    audit.add_argument(
+        "urls", nargs="*", metavar="URL", help="https://host[:port]; none = all config targets"
+    )
+    audit.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)"
+    )
+    audit.add_argument(
+        "--ip", metavar="ADDR", help="connect to this address, keeping the URL's host for SNI and Host"
+    )
     audit.add_argument("--ca-bundle", type=Path, metavar="PEM", help="PEM file of a private CA to trust")
     audit.add_argument("--http-port", type=int, metavar="N", help="port of the plain-HTTP site (default: 80)")
     audit.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
     audit.add_argument("--html", metavar="PATH", help="write the HTML report here")
     for name, text in FORMAT_HELP.items():
         audit.add_argument(f"--{name}", metavar="PATH", help=text)
-    audit.add_argument("--targets-from", metavar="FILE",
-                       help="audit the URLs listed in FILE too, one per line ('#' comments; '-' for stdin)")
+    audit.add_argument(
+        "--targets-from",
+        metavar="FILE",
+        help="audit the URLs listed in FILE too, one per line ('#' comments; '-' for stdin)",
+    )
     audit.add_argument("--email", action="store_true", help="mail the report as configured in [email]")
-    audit.add_argument("--store", action="store_true",
-                       help="record this audit in the history and evidence log ([history] in the config)")
-    audit.add_argument("--timeout", type=float, metavar="SECONDS",
-                       help="wall-clock seconds for each connection: connect, handshake and every exchange "
-                            f"(default: [scan] timeout in the config, else {Scan.model_fields['timeout'].default:g})")
-    audit.add_argument("--connections-per-server", type=int, metavar="N",
-                       help="TLS connections open at once to one server (default: [scan] connections_per_server "
-                            f"in the config, else {Scan.model_fields['connections_per_server'].default}); "
-                            "1 with --pace for servers that rate-limit")
-    audit.add_argument("--pace", type=float, metavar="SECONDS",
-                       help="at least this long between two new connections to one server (default: [scan] pace "
-                            "in the config, else 0)")
-    audit.add_argument("--concurrency", type=int, metavar="N",
-                       help="targets audited at once (default: [scan] concurrency in the config, "
-                            f"else {Scan.model_fields['concurrency'].default})")
-    audit.add_argument("--thorough", action="store_true",
-                       help="enumerate cipher suites one connection per suite, sslyze's exhaustive scan "
-                            "(default: [scan] thorough in the config, else off)")
-    audit.add_argument("--mozilla-profile", choices=("intermediate", "modern"),
-                       help="fail the run (exit 1) when a target deviates from this configuration of Mozilla's "
-                            "server-side TLS guidelines 6.0 (judged and reported either way)")
-    audit.add_argument("--quiet", "-q", action="store_true",
-                       help="only the verdict lines; no progress, no list of files written")
+    audit.add_argument(
+        "--store",
+        action="store_true",
+        help="record this audit in the history and evidence log ([history] in the config)",
+    )
+    audit.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock seconds for each connection: connect, handshake and every exchange "
+        f"(default: [scan] timeout in the config, else {Scan.model_fields['timeout'].default:g})",
+    )
+    audit.add_argument(
+        "--connections-per-server",
+        type=int,
+        metavar="N",
+        help="TLS connections open at once to one server (default: [scan] connections_per_server "
+        f"in the config, else {Scan.model_fields['connections_per_server'].default}); "
+        "1 with --pace for servers that rate-limit",
+    )
+    audit.add_argument(
+        "--pace",
+        type=float,
+        metavar="SECONDS",
+        help="at least this long between two new connections to one server (default: [scan] pace "
+        "in the config, else 0)",
+    )
+    audit.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="targets audited at once (default: [scan] concurrency in the config, "
+        f"else {Scan.model_fields['concurrency'].default})",
+    )
+    audit.add_argument(
+        "--thorough",
+        action="store_true",
+        help="enumerate cipher suites one connection per suite, sslyze's exhaustive scan "
+        "(default: [scan] thorough in the config, else off)",
+    )
+    audit.add_argument(
+        "--mozilla-profile",
+        choices=("intermediate", "modern"),
+        help="fail the run (exit 1) when a target deviates from this configuration of Mozilla's "
+        "server-side TLS guidelines 6.0 (judged and reported either way)",
+    )
+    audit.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="only the verdict lines; no progress, no list of files written",
+    )
     return audit
 
 
 def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list[Target]]:
     """The config and the targets of this run; ConfigError (exit 2) before any scanning."""
     config, config_path = locations.load(args.config)  # the same rule as every command (auditor.locations)
-    overrides = {k: v for k, v in (("timeout", args.timeout), ("concurrency", args.concurrency),
-                                   ("connections_per_server", args.connections_per_server), ("pace", args.pace),
-                                   ("thorough", args.thorough or None)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("timeout", args.timeout),
+            ("concurrency", args.concurrency),
+            ("connections_per_server", args.connections_per_server),
+            ("pace", args.pace),
+            ("thorough", args.thorough or None),
+        )
+        if v is not None
+    }
     if overrides:
         try:
             config.scan = config.scan.model_validate({**config.scan.model_dump(), **overrides})
@@ -92,29 +141,37 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             problem = exc.errors()[0]
             from auditor.config_errors import describe
 
-            raise ConfigError(f"--{str(problem['loc'][0]).replace('_', '-')}: "
-                              f"{describe(problem, type(config.scan))}") from None
+            raise ConfigError(
+                f"--{str(problem['loc'][0]).replace('_', '-')}: {describe(problem, type(config.scan))}"
+            ) from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
     if args.ca_bundle is not None and (why := check_ca_bundle(args.ca_bundle)) is not None:
         raise ConfigError(f"--ca-bundle: {why}")
     given = given_urls(args)
-    args.urls = [url for url, _ in given]  # a list's URLs are URLs given: the config's targets are not audited
+    args.urls = [
+        url for url, _ in given
+    ]  # a list's URLs are URLs given: the config's targets are not audited
     if not args.urls:
         if config_path is None:
             raise ConfigError("no URL given and no config.toml here; give a URL or --config PATH")
         if not config.targets:
             raise ConfigError(f"{config_path}: no [[targets]] to audit")
         return config, config_path, list(config.targets)
-    defaults = {name: field.get_default(call_default_factory=True)
-                for name, field in Target.model_fields.items() if name != "url"}
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in Target.model_fields.items()
+        if name != "url"
+    }
     targets = []
     for url, name in given:
         fields = {"url": url, "name": name, "ip": args.ip, "ca_bundle": args.ca_bundle}
         if args.http_port:
             fields["http_port"] = args.http_port
         # Not validated here on purpose: a bad URL is that target's error (exit 3), not a usage error.
-        targets.append(Target.model_construct(**{**defaults, **{k: v for k, v in fields.items() if v is not None}}))
+        targets.append(
+            Target.model_construct(**{**defaults, **{k: v for k, v in fields.items() if v is not None}})
+        )
     return config, config_path, targets
 
 
@@ -126,19 +183,28 @@ def given_urls(args: argparse.Namespace) -> list[tuple[str, str | None]]:
         return given
     listed = read_target_list(args.targets_from, sys.stdin)
     if not listed and not given:
-        raise ConfigError(f"--targets-from: {args.targets_from} lists no URL (one per line; '#' starts a comment)")
+        raise ConfigError(
+            f"--targets-from: {args.targets_from} lists no URL (one per line; '#' starts a comment)"
+        )
     return given + [(t.url, None if t.valid else t.where) for t in listed]
 
 
-def execute(targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool,
-            store=None) -> AuditReport:  # noqa: ANN001
+def execute(
+    targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool, store=None
+) -> AuditReport:  # noqa: ANN001
     """Run the audit with a progress display on stderr when it is a terminal."""
     from auditor.audit import config_digest, run_audit
 
     err = Console(file=sys.stderr, highlight=False)
-    meta = {"config_sha256": config_digest(config_path), "config_path": str(config_path) if config_path else None}
-    log = (store.verify_with_heads(config.output.directory, config.history.retention_months)
-           if store is not None else None)
+    meta = {
+        "config_sha256": config_digest(config_path),
+        "config_path": str(config_path) if config_path else None,
+    }
+    log = (
+        store.verify_with_heads(config.output.directory, config.history.retention_months)
+        if store is not None
+        else None
+    )
     if quiet or not err.is_terminal:
         return run_audit(targets, config, meta=meta, evidence_log=log)
 
@@ -146,8 +212,9 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
 
     lock = threading.Lock()
     tasks: dict[str, int] = {}
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=err, transient=True)
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    )
 
     def on_phase(url: str, phase: str) -> None:
         with lock:
@@ -165,10 +232,12 @@ def execute(targets: list[Target], config: Config, config_path: Path | None, *, 
         return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta, evidence_log=log)
 
 
-def write_reports(outcome: RunOutcome, args: argparse.Namespace, config: Config, config_path: Path | None) -> None:
+def write_reports(
+    outcome: RunOutcome, args: argparse.Namespace, config: Config, config_path: Path | None
+) -> None:
     """Write the requested report files, each on its own: one that cannot be written is a line in
     outcome.write_errors, never the loss of the others (or of the storing and the mail)."""
-    from reports.json_report import run_stem, to_json
+    from auditor.reports.json_report import run_stem, to_json
 
     report = outcome.report
     if args.json == "-":
@@ -176,7 +245,7 @@ def write_reports(outcome: RunOutcome, args: argparse.Namespace, config: Config,
     elif args.json:
         write_file(outcome, Path(args.json), lambda: to_json(report), "--json")
     if args.html:
-        from reports.html import render_html
+        from auditor.reports.html import render_html
 
         write_file(outcome, Path(args.html), lambda: render_html(report), "--html")
     for option, name, destination in requested_formats(args, config, config_path):
@@ -191,7 +260,9 @@ def write_reports(outcome: RunOutcome, args: argparse.Namespace, config: Config,
             write_file(outcome, path, lambda: to_json(report), "output.directory")
 
 
-def requested_formats(args: argparse.Namespace, config: Config, config_path: Path | None) -> list[tuple[str, str, str]]:
+def requested_formats(
+    args: argparse.Namespace, config: Config, config_path: Path | None
+) -> list[tuple[str, str, str]]:
     """(option, format, destination) of each JUnit/SARIF/CSV report asked for: by its flag, and by
     its [output] key when the config's own targets are audited (as latest.json is)."""
     wanted = [(f"--{name}", name, getattr(args, name)) for name in FORMAT_HELP if getattr(args, name)]
@@ -220,7 +291,7 @@ def terminal_console(stream) -> Console:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.terminal import render
+    from auditor.reports.terminal import render
 
     if len(stdout := to_stdout(args)) > 1:
         raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
@@ -238,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable(Path(args.html), "--html")
     if args.email:
         if config.email is None:
-            raise ConfigError(f"--email: no [email] section in {config_path or 'the configuration (use --config)'}")
+            raise ConfigError(
+                f"--email: no [email] section in {config_path or 'the configuration (use --config)'}"
+            )
         password_for(config.email)  # a missing password is a configuration error, found before scanning
     store = None
     if args.store:

@@ -18,11 +18,19 @@ LEGACY_CIPHERS = "AES128-SHA:ECDHE-RSA-AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    demo = sub.add_parser("demo", help="start local demo HTTPS sites, audit them, write the reports",
-                          description="Start two HTTPS sites on 127.0.0.1 (one kept to the policy, one legacy) "
-                                      "under a throwaway CA, audit them and write the reports.")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), metavar="DIR",
-                      help="where the reports go (default: %(default)s)")
+    demo = sub.add_parser(
+        "demo",
+        help="start local demo HTTPS sites, audit them, write the reports",
+        description="Start two HTTPS sites on 127.0.0.1 (one kept to the policy, one legacy) "
+        "under a throwaway CA, audit them and write the reports.",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        metavar="DIR",
+        help="where the reports go (default: %(default)s)",
+    )
     return demo
 
 
@@ -33,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from auditor.audit import run_audit
     from auditor.testing.pki import TestPKI
     from auditor.testing.servers import PythonTLSServer
-    from reports.html import render_html
-    from reports.json_report import to_json, write_atomic
-    from reports.terminal import diagnostics_console, render
+    from auditor.reports.html import render_html
+    from auditor.reports.json_report import to_json, write_atomic
+    from auditor.reports.terminal import diagnostics_console, render
 
     out: Path = args.out
     ensure_writable(out, "--out")
@@ -43,18 +51,25 @@ def run(args: argparse.Namespace) -> int:
     err = diagnostics_console()  # never wrapped, even in a log
     with tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:
         pki = TestPKI(Path(tmp))
-        good_cert = pki.issue("shop", hosts=("shop.demo.test",), days_valid=90, policy="ov",
-                              subject_org="Demo Shop K.K.")
+        good_cert = pki.issue(
+            "shop", hosts=("shop.demo.test",), days_valid=90, policy="ov", subject_org="Demo Shop K.K."
+        )
         legacy_cert = pki.issue("legacy", hosts=("legacy.demo.test",), days_valid=20, policy="dv")
         good = PythonTLSServer(
-            issued=good_cert, minimum_version=ssl.TLSVersion.TLSv1_2, ciphers=MODERN_CIPHERS,
-            response_headers=[("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),
-                              ("Set-Cookie", "__Host-session=demo; Path=/; Secure; HttpOnly; SameSite=Lax")],
+            issued=good_cert,
+            minimum_version=ssl.TLSVersion.TLSv1_2,
+            ciphers=MODERN_CIPHERS,
+            response_headers=[
+                ("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),
+                ("Set-Cookie", "__Host-session=demo; Path=/; Secure; HttpOnly; SameSite=Lax"),
+            ],
             body="<html><body><h1>Demo shop</h1><form action='/order' method='post'></form></body></html>",
             http_mode="redirect",
         )
         legacy = PythonTLSServer(
-            issued=legacy_cert, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_2,
+            issued=legacy_cert,
+            minimum_version=ssl.TLSVersion.TLSv1,
+            maximum_version=ssl.TLSVersion.TLSv1_2,
             ciphers=LEGACY_CIPHERS,
             response_headers=[("Set-Cookie", "session=demo; Path=/")],
             body="<html><body><img src='http://legacy.demo.test/logo.png'></body></html>",
@@ -63,10 +78,20 @@ def run(args: argparse.Namespace) -> int:
         err.print("demo: starting two HTTPS sites on 127.0.0.1 under a throwaway private CA")
         with good, legacy:
             targets = [
-                Target(url=f"https://shop.demo.test:{good.port}/", name="Demo shop (kept to the policy)",
-                       ip="127.0.0.1", ca_bundle=pki.root_path, http_port=good.http_port),
-                Target(url=f"https://legacy.demo.test:{legacy.port}/", name="Legacy site (breaks it)",
-                       ip="127.0.0.1", ca_bundle=pki.root_path, http_port=legacy.http_port),
+                Target(
+                    url=f"https://shop.demo.test:{good.port}/",
+                    name="Demo shop (kept to the policy)",
+                    ip="127.0.0.1",
+                    ca_bundle=pki.root_path,
+                    http_port=good.http_port,
+                ),
+                Target(
+                    url=f"https://legacy.demo.test:{legacy.port}/",
+                    name="Legacy site (breaks it)",
+                    ip="127.0.0.1",
+                    ca_bundle=pki.root_path,
+                    http_port=legacy.http_port,
+                ),
             ]
             config = Config()
             config.scan.concurrency = 2

@@ -13,13 +13,25 @@ from auditor.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    diff = sub.add_parser("diff", help="what changed between the last two scans of a target (or two scan ids)",
-                          description="Show what changed between the last two stored scans of a target, or "
-                                      "between two scan ids: certificate, protocols, suites, clause verdicts.")
-    diff.add_argument("target", nargs="?", metavar="URL", help="a target URL (default: the config's first target)")
-    diff.add_argument("--scan", type=int, action="append", metavar="ID",
-                      help="a scan id from `auditor history`; give it twice (default: the target's last two scans)")
-    diff.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
+    diff = sub.add_parser(
+        "diff",
+        help="what changed between the last two scans of a target (or two scan ids)",
+        description="Show what changed between the last two stored scans of a target, or "
+        "between two scan ids: certificate, protocols, suites, clause verdicts.",
+    )
+    diff.add_argument(
+        "target", nargs="?", metavar="URL", help="a target URL (default: the config's first target)"
+    )
+    diff.add_argument(
+        "--scan",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="a scan id from `auditor history`; give it twice (default: the target's last two scans)",
+    )
+    diff.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)"
+    )
     return diff
 
 
@@ -28,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from auditor.locations import load
     from auditor.store import Store
     from auditor.targets import parse_url
-    from reports.sanitize import one_line
+    from auditor.reports.sanitize import one_line
 
     config, _ = load(args.config)
     store = Store(config.history.database, create=False)
@@ -42,16 +54,22 @@ def run(args: argparse.Namespace) -> int:
         if old.target.url != new.target.url:
             label += f" (different targets: {one_line(old.target.url)} and {one_line(new.target.url)})"
     else:
-        url = parse_url(args.target).url if args.target else (parse_url(config.targets[0].url).url
-                                                               if config.targets else None)
+        url = (
+            parse_url(args.target).url
+            if args.target
+            else (parse_url(config.targets[0].url).url if config.targets else None)
+        )
         if url is None:
             raise ConfigError("diff: give a target URL")
         damaged: list[int] = []  # passed over; `verify-log` reports them
         latest = store.latest(url, skipped=damaged)
         previous = store.latest(url, before_seq=latest[0], skipped=damaged) if latest else None
         if damaged:
-            print(f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
-                  "(run `auditor verify-log`)", file=sys.stderr)
+            print(
+                f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
+                "(run `auditor verify-log`)",
+                file=sys.stderr,
+            )
         if latest is None or previous is None:
             raise ConfigError(f"diff: fewer than two stored scans of {one_line(url)}")
         (_, old), (_, new) = previous, latest
@@ -62,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         print("no change")
     for c in changes.changes:
         detail = f"  [{one_line(c.detail)}]" if c.detail else ""
-        print(f"  {one_line(c.kind):11} {one_line(c.subject)}: {one_line(c.before or '-')} -> "
-              f"{one_line(c.after or '-')}{detail}")
+        print(
+            f"  {one_line(c.kind):11} {one_line(c.subject)}: {one_line(c.before or '-')} -> "
+            f"{one_line(c.after or '-')}{detail}"
+        )
     return 0

@@ -12,20 +12,33 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from auditor.errors import ConfigError
-from reports.formats import HELP as FORMAT_HELP
+from auditor.reports.formats import HELP as FORMAT_HELP
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    report = sub.add_parser("report", help="render a saved JSON report as HTML or text",
-                            description="Render a saved JSON report again, without rescanning: the plain-text "
-                                        "report on stdout, or the files the options below name.")
-    report.add_argument("json_report", type=Path, metavar="SCAN.json", nargs="?",
-                        help="a saved JSON report (default: latest.json in the config's [output] directory)")
-    report.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
+    report = sub.add_parser(
+        "report",
+        help="render a saved JSON report as HTML or text",
+        description="Render a saved JSON report again, without rescanning: the plain-text "
+        "report on stdout, or the files the options below name.",
+    )
+    report.add_argument(
+        "json_report",
+        type=Path,
+        metavar="SCAN.json",
+        nargs="?",
+        help="a saved JSON report (default: latest.json in the config's [output] directory)",
+    )
+    report.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)"
+    )
     report.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report here")
-    report.add_argument("--text", type=Path, metavar="PATH",
-                        help="write the plain-text report here ('-' = stdout, the default when no other "
-                             "output is named)")
+    report.add_argument(
+        "--text",
+        type=Path,
+        metavar="PATH",
+        help="write the plain-text report here ('-' = stdout, the default when no other output is named)",
+    )
     for name, text in FORMAT_HELP.items():
         report.add_argument(f"--{name}", type=Path, metavar="PATH", help=text)
     return report
@@ -33,10 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def run(args: argparse.Namespace) -> int:
     from auditor.commands.audit import ensure_writable
-    from reports.formats import render as render_format
-    from reports.html import render_html
-    from reports.json_report import load_report, write_atomic
-    from reports.text import render_text
+    from auditor.reports.formats import render as render_format
+    from auditor.reports.html import render_html
+    from auditor.reports.json_report import load_report, write_atomic
+    from auditor.reports.text import render_text
 
     if args.json_report is None:  # the same rule as every command: see auditor.locations
         from auditor.locations import load
@@ -50,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         raise ConfigError(f"{args.json_report}: file not found") from None
     except (ValidationError, ValueError) as exc:
-        from reports.sanitize import one_line
+        from auditor.reports.sanitize import one_line
 
         first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise ConfigError(f"{args.json_report}: not an auditor JSON report ({one_line(first, 300)})") from None
+        raise ConfigError(
+            f"{args.json_report}: not an auditor JSON report ({one_line(first, 300)})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{args.json_report}: cannot read ({exc.strerror})") from None
     outputs = [("--html", args.html, render_html), ("--text", args.text, render_text), *formats]

@@ -17,9 +17,12 @@ from auditor.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    schedule = sub.add_parser("schedule", help="run the nightly audits (APScheduler); --once runs one now",
-                              description="Audit the config's targets at [schedule] cron in [schedule] timezone "
-                                          "(a foreground service, for systemd), or once now with --once.")
+    schedule = sub.add_parser(
+        "schedule",
+        help="run the nightly audits (APScheduler); --once runs one now",
+        description="Audit the config's targets at [schedule] cron in [schedule] timezone "
+        "(a foreground service, for systemd), or once now with --once.",
+    )
     schedule.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml)")
     mode = schedule.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="run the nightly job now and exit")

@@ -7,12 +7,15 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    return sub.add_parser("schema", help="print the JSON Schema of the report",
-                          description="Print the JSON Schema of the JSON report (the versioned contract) on stdout.")
+    return sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the report",
+        description="Print the JSON Schema of the JSON report (the versioned contract) on stdout.",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports.json_report import json_schema
+    from auditor.reports.json_report import json_schema
 
     sys.stdout.write(json_schema())
     return 0

@@ -16,12 +16,20 @@ EXIT_LOG_BROKEN = 5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    verify = sub.add_parser("verify-log", help="verify the tamper-evident evidence log (exit 5 when broken)",
-                            description="Recompute the evidence log's hash chain (clause 11.6) and exit 5, naming "
-                                        "the first bad entry, when an entry was altered, removed or inserted.")
-    verify.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)")
-    verify.add_argument("--expect-head", metavar="HASH",
-                        help="the head hash printed in a report you hold: the log must still contain it")
+    verify = sub.add_parser(
+        "verify-log",
+        help="verify the tamper-evident evidence log (exit 5 when broken)",
+        description="Recompute the evidence log's hash chain (clause 11.6) and exit 5, naming "
+        "the first bad entry, when an entry was altered, removed or inserted.",
+    )
+    verify.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)"
+    )
+    verify.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        help="the head hash printed in a report you hold: the log must still contain it",
+    )
     return verify
 
 
@@ -32,12 +40,15 @@ def run(args: argparse.Namespace) -> int:
     config, _ = load(args.config)
     database = config.history.database
     if not is_url(database) and not Path(database).exists():
-        print(f"evidence log BROKEN: no history database at {database} (nothing stored yet, or it was removed)",
-              file=sys.stderr)
+        print(
+            f"evidence log BROKEN: no history database at {database} (nothing stored yet, or it was removed)",
+            file=sys.stderr,
+        )
         return EXIT_LOG_BROKEN
     store = Store(database, create=False)
-    result = store.verify_with_heads(config.output.directory, config.history.retention_months,
-                                     expect_head=args.expect_head)
+    result = store.verify_with_heads(
+        config.output.directory, config.history.retention_months, expect_head=args.expect_head
+    )
     if not result.ok:
         where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
         print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)

@@ -53,9 +53,12 @@ def describe_certificate(cert: x509.Certificate) -> Certificate:
     policy_oids = [p.policy_identifier.dotted_string for p in policies] if policies else []
     constraints = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
     access = _extension(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
-    ca_issuers = [d.access_location.value for d in access or []
-                  if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
-                  and isinstance(d.access_location, x509.UniformResourceIdentifier)]
+    ca_issuers = [
+        d.access_location.value
+        for d in access or []
+        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
     try:
         hash_alg = cert.signature_hash_algorithm
         signature_hash = hash_alg.name if hash_alg else None

@@ -60,7 +60,9 @@ class DeadlineSocket(socket.socket):
     slot: bool = False  # holds one of the ledger's connection slots
 
     @classmethod
-    def adopt(cls, sock: socket.socket, deadline: float, ledger: ConnectionCounter | None = None) -> DeadlineSocket:
+    def adopt(
+        cls, sock: socket.socket, deadline: float, ledger: ConnectionCounter | None = None
+    ) -> DeadlineSocket:
         wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         wrapped.ledger, wrapped.deadline = ledger, deadline
         wrapped.received, wrapped.first_bytes, wrapped.timed_out, wrapped.cut = 0, b"", False, False
@@ -85,7 +87,7 @@ class DeadlineSocket(socket.socket):
 
     def _got(self, data: bytes) -> bytes:
         if data and len(self.first_bytes) < 16:
-            self.first_bytes += data[:16 - len(self.first_bytes)]
+            self.first_bytes += data[: 16 - len(self.first_bytes)]
         self.received += len(data)
         return data
 
@@ -108,7 +110,7 @@ class DeadlineSocket(socket.socket):
     def sendall(self, data: Any, flags: int = 0) -> None:
         view = memoryview(data)
         while view:
-            view = view[self.send(view, flags):]
+            view = view[self.send(view, flags) :]
 
     @property
     def untrusted(self) -> bool:
@@ -266,13 +268,17 @@ class ConnectionCounter:
             if alive:
                 self._streak = 0
             elif not self.stopped:
-                self._stop_locked(f"the server stopped answering after {self.answered} connections "
-                                  f"(no answer within {self.timeout:g} s)")
+                self._stop_locked(
+                    f"the server stopped answering after {self.answered} connections "
+                    f"(no answer within {self.timeout:g} s)"
+                )
 
     def _never_answered(self) -> str:
         if self.first_bytes:
-            return (f"no complete answer within {self.timeout:g} s (the server sends too slowly, "
-                    f"{STREAK} attempts)")
+            return (
+                f"no complete answer within {self.timeout:g} s (the server sends too slowly, "
+                f"{STREAK} attempts)"
+            )
         return f"no answer within {self.timeout:g} s (the port accepts connections but never speaks)"
 
     def _confirm(self) -> bool:
@@ -282,8 +288,14 @@ class ConnectionCounter:
         from auditor.scan.raw_hello import TLS12, TLS13, Hello, client_hello
 
         address, port, server_name = self.probe
-        hello = client_hello(Hello(suites=_LIVENESS_SUITES, version=TLS12, server_name=server_name,
-                                   supported_versions=(TLS13, TLS12)))
+        hello = client_hello(
+            Hello(
+                suites=_LIVENESS_SUITES,
+                version=TLS12,
+                server_name=server_name,
+                supported_versions=(TLS13, TLS12),
+            )
+        )
         try:
             sock = self.open(address, port, "liveness", during_pause=True)
         except (OSError, Unanswered):
@@ -336,8 +348,22 @@ class ConnectionCounter:
 
 # An ordinary small offer (TLS 1.3 and common TLS 1.2 suites, ~150 bytes): any server that still
 # speaks TLS answers it, with a ServerHello or an alert.
-_LIVENESS_SUITES = (0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0x009C, 0x009D,
-                    0x002F, 0x0035, 0x000A)
+_LIVENESS_SUITES = (
+    0x1301,
+    0x1302,
+    0x1303,
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xCCA9,
+    0xCCA8,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+    0x000A,
+)
 
 
 def _cut(sock: DeadlineSocket) -> None:
@@ -440,8 +466,9 @@ class _WatchedStream(SyncStream):
             self._watch.rearm()
         super().write(buffer, timeout)
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> SyncStream:
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> SyncStream:
         stream = super().start_tls(ssl_context, server_hostname, timeout)
         return _WatchedStream(stream._sock, self._watch) if isinstance(stream, SyncStream) else stream
 
@@ -521,8 +548,9 @@ def _install() -> None:
 
     original_tcp = SyncBackend.connect_tcp
 
-    def connect_tcp(self: SyncBackend, host: str, port: int, timeout: float | None = None,
-                    *args: Any, **kwargs: Any) -> Any:
+    def connect_tcp(
+        self: SyncBackend, host: str, port: int, timeout: float | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         stream = original_tcp(self, host, port, timeout, *args, **kwargs)
         ledger: ConnectionCounter | None = getattr(_http, "ledger", None)
         if ledger is None or not isinstance(stream, SyncStream):

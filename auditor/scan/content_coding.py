@@ -33,7 +33,7 @@ def _inflate(data: bytes, wbits: int, limit: int) -> tuple[bytes, str | None]:
     out = bytearray()
     for start in range(0, len(data), _PIECE):
         try:  # max_length > 0 always: 0 would mean "no limit"
-            out += inflater.decompress(data[start:start + _PIECE], limit - len(out))
+            out += inflater.decompress(data[start : start + _PIECE], limit - len(out))
         except zlib.error as exc:
             if not out:
                 raise _Corrupt(str(exc)) from None
@@ -41,7 +41,9 @@ def _inflate(data: bytes, wbits: int, limit: int) -> tuple[bytes, str | None]:
             return bytes(out), f"the body is damaged after {len(out)} decoded bytes ({exc})"
         if len(out) >= limit:
             capped = not inflater.eof or bool(inflater.unconsumed_tail)
-            return bytes(out), f"the decoded body reached the {limit}-byte cap (scan.max_body_bytes)" if capped else None
+            return bytes(
+                out
+            ), f"the decoded body reached the {limit}-byte cap (scan.max_body_bytes)" if capped else None
         if inflater.eof:
             break
     return bytes(out), None
@@ -64,12 +66,14 @@ def decode_body(raw: bytes, content_encoding: list[str], limit: int) -> Decoded:
     if not codings:
         return Decoded(raw)
     if len(codings) > MAX_CODINGS:
-        return Decoded(b"", f"the body has {len(codings)} content codings (more than {MAX_CODINGS}): "
-                            "not analysed")
+        return Decoded(
+            b"", f"the body has {len(codings)} content codings (more than {MAX_CODINGS}): not analysed"
+        )
     unknown = [c for c in codings if c not in _WBITS]
     if unknown:
-        return Decoded(b"", f"the body is {', '.join(unknown)}-encoded although identity was asked for: "
-                            "not analysed")
+        return Decoded(
+            b"", f"the body is {', '.join(unknown)}-encoded although identity was asked for: not analysed"
+        )
     body, notes = raw, []
     for coding in reversed(codings):
         try:

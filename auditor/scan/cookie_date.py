@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 # delimiter = %x09 / %x20-2F / %x3B-40 / %x5B-60 / %x7B-7E (":" and digits are not delimiters)
-DELIMITERS = frozenset(chr(code) for code in (0x09, *range(0x20, 0x30), *range(0x3B, 0x41),
-                                              *range(0x5B, 0x61), *range(0x7B, 0x7F)))
+DELIMITERS = frozenset(
+    chr(code)
+    for code in (0x09, *range(0x20, 0x30), *range(0x3B, 0x41), *range(0x5B, 0x61), *range(0x7B, 0x7F))
+)
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DIGITS = "0123456789"  # DIGIT is ASCII only: str.isdigit() would accept other scripts' digits
 
@@ -49,7 +51,7 @@ def read_time(token: str) -> tuple[int, int, int] | None:
     position = 0
     for index in range(3):
         if index:
-            if token[position:position + 1] != ":":
+            if token[position : position + 1] != ":":
                 return None
             position += 1
         read = _digits(token, position, 1, 2)

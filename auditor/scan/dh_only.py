@@ -31,14 +31,21 @@ from auditor.scan.raw_hello import (
 )
 from auditor.scan.suite_codes import SUITE_CODES
 
-_TRIED = (("TLS 1.2", TlsVersionEnum.TLS_1_2), ("TLS 1.1", TlsVersionEnum.TLS_1_1),
-          ("TLS 1.0", TlsVersionEnum.TLS_1_0), ("SSL 3.0", TlsVersionEnum.SSL_3_0))
+_TRIED = (
+    ("TLS 1.2", TlsVersionEnum.TLS_1_2),
+    ("TLS 1.1", TlsVersionEnum.TLS_1_1),
+    ("TLS 1.0", TlsVersionEnum.TLS_1_0),
+    ("SSL 3.0", TlsVersionEnum.SSL_3_0),
+)
 
 
 def _dhe_suites(version: TlsVersionEnum) -> dict[int, str]:
     """code point -> OpenSSL name of every DHE suite sslyze knows in this version."""
-    return {SUITE_CODES[s.name]: s.openssl_name for s in CipherSuitesRepository.get_all_cipher_suites(version)
-            if "_DHE_" in s.name and s.name in SUITE_CODES}
+    return {
+        SUITE_CODES[s.name]: s.openssl_name
+        for s in CipherSuitesRepository.get_all_cipher_suites(version)
+        if "_DHE_" in s.name and s.name in SUITE_CODES
+    }
 
 
 def probe_dhe_only(where: Target, counter: ConnectionCounter | None = None) -> ServerTlsProbingResult | None:
@@ -49,7 +56,9 @@ def probe_dhe_only(where: Target, counter: ConnectionCounter | None = None) -> S
         suites = _dhe_suites(version)
         if not suites:
             continue
-        hello = client_hello(Hello(suites=list(suites), version=WIRE_VERSIONS[label], server_name=where.server_name))
+        hello = client_hello(
+            Hello(suites=list(suites), version=WIRE_VERSIONS[label], server_name=where.server_name)
+        )
         try:
             with open_raw(where, "connectivity", counter) as sock:
                 sock.sendall(hello)
@@ -58,9 +67,11 @@ def probe_dhe_only(where: Target, counter: ConnectionCounter | None = None) -> S
                         answer = parse_server_hello(body)
                         if answer.suite in suites and answer.version == WIRE_VERSIONS[label]:
                             return ServerTlsProbingResult(
-                                highest_tls_version_supported=version, cipher_suite_supported=suites[answer.suite],
+                                highest_tls_version_supported=version,
+                                cipher_suite_supported=suites[answer.suite],
                                 client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
-                                supports_ecdh_key_exchange=False)
+                                supports_ecdh_key_exchange=False,
+                            )
                         break
         except Unanswered:
             return None

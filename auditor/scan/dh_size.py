@@ -76,8 +76,9 @@ def needs_measuring(suite: CipherSuite) -> bool:
     return uses_finite_field_dh(suite) and suite.ephemeral_bits is None and suite.ephemeral_bits_max is None
 
 
-def measure_dh_bits(where: Target, version: str, suite_name: str,
-                    counter: ConnectionCounter | None = None) -> int | None:
+def measure_dh_bits(
+    where: Target, version: str, suite_name: str, counter: ConnectionCounter | None = None
+) -> int | None:
     """The size of dh_p the server sends for this suite in this protocol, or None when it could not
     be read (no code point known, refused, timed out, not a DH ServerKeyExchange). One connection,
     counted in phase "dh", bounded by the scan timeout as a whole."""
@@ -101,7 +102,9 @@ def measure_dh_bits(where: Target, version: str, suite_name: str,
     return None
 
 
-def complete(suite: CipherSuite, version: str, where: Target, counter: ConnectionCounter | None = None) -> CipherSuite:
+def complete(
+    suite: CipherSuite, version: str, where: Target, counter: ConnectionCounter | None = None
+) -> CipherSuite:
     """`suite` with its DH group size measured, or bounded by the client's floor when it cannot be."""
     if not needs_measuring(suite):
         return suite
@@ -111,8 +114,9 @@ def complete(suite: CipherSuite, version: str, where: Target, counter: Connectio
     return suite.model_copy(update={"ephemeral_bits_max": CLIENT_DH_FLOOR - 1})
 
 
-def complete_protocols(protocols: list[ProtocolSupport], where: Target,
-                       counter: ConnectionCounter | None = None) -> None:
+def complete_protocols(
+    protocols: list[ProtocolSupport], where: Target, counter: ConnectionCounter | None = None
+) -> None:
     """Measure, in place, every refused DH group of every protocol."""
     for p in protocols:
         if any(needs_measuring(s) for s in p.suites):

@@ -58,10 +58,16 @@ VERSIONS: dict[str, TlsVersionEnum] = {
     "TLS 1.3": TlsVersionEnum.TLS_1_3,
 }
 # Groups nassl's modern client can offer, well-known ones first; enumerated in server preference order.
-_FIRST = [OpenSslEcNidEnum.X25519, OpenSslEcNidEnum.X448, OpenSslEcNidEnum.SECP256R1, OpenSslEcNidEnum.SECP384R1,
-          OpenSslEcNidEnum.SECP521R1]
-GROUPS: list[OpenSslEcNidEnum] = _FIRST + sorted(set(OpenSslEcNidEnum.get_supported_by_ssl_client()) - set(_FIRST),
-                                                 key=lambda nid: nid.value)
+_FIRST = [
+    OpenSslEcNidEnum.X25519,
+    OpenSslEcNidEnum.X448,
+    OpenSslEcNidEnum.SECP256R1,
+    OpenSslEcNidEnum.SECP384R1,
+    OpenSslEcNidEnum.SECP521R1,
+]
+GROUPS: list[OpenSslEcNidEnum] = _FIRST + sorted(
+    set(OpenSslEcNidEnum.get_supported_by_ssl_client()) - set(_FIRST), key=lambda nid: nid.value
+)
 # OpenSSL's names for the NIST curves differ from the TLS registry's; reports use the registry's.
 _GROUP_ALIASES = {"prime256v1": "secp256r1", "prime192v1": "secp192r1"}
 
@@ -121,17 +127,28 @@ class Enumerator:
         self._modern_names = _modern_tls12_names()
         self._legacy_capable = _legacy_tls12_names()
         network = server.network_configuration
-        self._dh_target = dh_size.target(network.tls_server_name_indication, server.server_location.port,
-                                         server.server_location.ip_address, network.network_timeout)
+        self._dh_target = dh_size.target(
+            network.tls_server_name_indication,
+            server.server_location.port,
+            server.server_location.ip_address,
+            network.network_timeout,
+        )
 
-    def _handshake(self, version: TlsVersionEnum, legacy: bool, offered: list[SslyzeSuite],
-                   groups: list[OpenSslEcNidEnum] | None = None, phase: str = "suites") -> _Pick:
+    def _handshake(
+        self,
+        version: TlsVersionEnum,
+        legacy: bool,
+        offered: list[SslyzeSuite],
+        groups: list[OpenSslEcNidEnum] | None = None,
+        phase: str = "suites",
+    ) -> _Pick:
         """One connection offering `offered` (in this order); which suite did the server pick?
 
         Raises ConnectionToServerFailed when the TCP connection itself fails: that is not an
         answer about suites, and the protocol is then reported as not tested."""
-        connection = self.server.get_preconfigured_tls_connection(override_tls_version=version,
-                                                                  should_use_legacy_openssl=legacy)
+        connection = self.server.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=legacy
+        )
         client = connection.ssl_client
         names = ":".join(s.openssl_name for s in offered)
         if version is TlsVersionEnum.TLS_1_3:
@@ -180,9 +197,14 @@ class Enumerator:
         match = next((s for s in offered if s.openssl_name == chosen), None)
         return _Pick(match, key, refusal=None if match else "alert")
 
-    def _remove_loop(self, version: TlsVersionEnum, legacy: bool, candidates: list[SslyzeSuite],
-                     phase: str = "suites", on_pick: Callable[[list], None] | None = None
-                     ) -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
+    def _remove_loop(
+        self,
+        version: TlsVersionEnum,
+        legacy: bool,
+        candidates: list[SslyzeSuite],
+        phase: str = "suites",
+        on_pick: Callable[[list], None] | None = None,
+    ) -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
         """Offer all, keep the server's pick, remove it, repeat: picks in server preference order,
         and how the last (refused) offer was refused."""
         accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]] = []
@@ -194,8 +216,10 @@ class Enumerator:
                 # A server under load drops one handshake: the same offer once more before ending the list.
                 pick = self._handshake(version, legacy, remaining, phase=phase)
                 if pick.suite is None and pick.refusal == "timeout" and accepted:
-                    raise Unanswered(f"{len(accepted)} suites found, then no answer within "
-                                     f"{self.counter.timeout:g} s (twice)")
+                    raise Unanswered(
+                        f"{len(accepted)} suites found, then no answer within "
+                        f"{self.counter.timeout:g} s (twice)"
+                    )
             if pick.suite is None:
                 refusal = pick.refusal
                 break
@@ -205,9 +229,13 @@ class Enumerator:
                 on_pick(accepted)
         return accepted, refusal
 
-    def _enumerate_with(self, version: TlsVersionEnum, legacy: bool, candidates: list[SslyzeSuite],
-                        on_pick: Callable[[list], None] | None = None
-                        ) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
+    def _enumerate_with(
+        self,
+        version: TlsVersionEnum,
+        legacy: bool,
+        candidates: list[SslyzeSuite],
+        on_pick: Callable[[list], None] | None = None,
+    ) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
         accepted, refusal = self._remove_loop(version, legacy, candidates, on_pick=on_pick)
         if accepted or refusal == "alert":
             # An alert to the full offer means "nothing in common" (or "not this protocol"): done.
@@ -225,7 +253,9 @@ class Enumerator:
         found: list[SslyzeSuite] = []
         unanswered = 0
         for start in range(0, len(candidates), BATCH):
-            picks, batch_refusal = self._remove_loop(version, legacy, candidates[start:start + BATCH], phase="batches")
+            picks, batch_refusal = self._remove_loop(
+                version, legacy, candidates[start : start + BATCH], phase="batches"
+            )
             found += [s for s, _ in picks]
             unanswered += not picks and batch_refusal == "timeout"
         if found:
@@ -268,7 +298,9 @@ class Enumerator:
             if {s for s, _ in ordered} == set(keys):
                 picks, legacy_picks = [(s, keys[s]) for s, _ in ordered], []
         picks += legacy_picks
-        suites = [dh_size.complete(self._describe(s, key), label, self._dh_target, self.counter) for s, key in picks]
+        suites = [
+            dh_size.complete(self._describe(s, key), label, self._dh_target, self.counter) for s, key in picks
+        ]
         order = [s for s, _ in picks]
         pair = _order_pair(order)
         if pair is not None and pair in early:
@@ -280,18 +312,32 @@ class Enumerator:
         preferred_group = next((s.ephemeral_group for s in suites if s.ephemeral_group), None)
         if enforces is False:
             # The server follows the client: the order found is ours, not the server's.
-            return ProtocolSupport(version=label, supported=True, suites=suites, in_server_order=False,
-                                   server_enforces_order=False, preferred_group=preferred_group)
-        return ProtocolSupport(version=label, supported=bool(suites), suites=suites, in_server_order=bool(suites),
-                               server_enforces_order=enforces, preferred_group=preferred_group,
-                               chacha_priority=self._chacha_priority(version, order) if enforces else None)
+            return ProtocolSupport(
+                version=label,
+                supported=True,
+                suites=suites,
+                in_server_order=False,
+                server_enforces_order=False,
+                preferred_group=preferred_group,
+            )
+        return ProtocolSupport(
+            version=label,
+            supported=bool(suites),
+            suites=suites,
+            in_server_order=bool(suites),
+            server_enforces_order=enforces,
+            preferred_group=preferred_group,
+            chacha_priority=self._chacha_priority(version, order) if enforces else None,
+        )
 
     def _client_for(self, version: TlsVersionEnum, offer: list[SslyzeSuite]) -> bool | None:
         """Which client can send every suite of `offer` in one hello: True the legacy one, False the
         modern one, None neither (a TLS 1.2 mix only the two clients together can send)."""
         if not any(_requires_legacy(version, s.openssl_name, self._modern_names) for s in offer):
             return False
-        if version is not TlsVersionEnum.TLS_1_2 or all(s.openssl_name in self._legacy_capable for s in offer):
+        if version is not TlsVersionEnum.TLS_1_2 or all(
+            s.openssl_name in self._legacy_capable for s in offer
+        ):
             return True
         return None
 
@@ -320,13 +366,19 @@ class Enumerator:
         pick = self._first_pick(version, offer)
         return None if pick is None else pick == favourite
 
-    def _refused_plain_suite(self, version: TlsVersionEnum, accepted: list[SslyzeSuite],
-                             offer: list[SslyzeSuite]) -> SslyzeSuite | None:
+    def _refused_plain_suite(
+        self, version: TlsVersionEnum, accepted: list[SslyzeSuite], offer: list[SslyzeSuite]
+    ) -> SslyzeSuite | None:
         """A non-ChaCha20 suite the server does not accept that one client can send with `offer`
         (strong ones first: a client may leave weak suites it lists out of its hello)."""
         weak = ("NULL", "anon", "EXPORT", "RC4", "DES", "MD5")
-        pads = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
-                if s not in accepted and not is_chacha(s.name) and self._client_for(version, [s, *offer]) is not None]
+        pads = [
+            s
+            for s in CipherSuitesRepository.get_all_cipher_suites(version)
+            if s not in accepted
+            and not is_chacha(s.name)
+            and self._client_for(version, [s, *offer]) is not None
+        ]
         return min(pads, key=lambda s: (any(w in s.name for w in weak), s.name), default=None)
 
     def _chacha_priority(self, version: TlsVersionEnum, order: list[SslyzeSuite]) -> bool | None:
@@ -335,7 +387,7 @@ class Enumerator:
         plain_at = next((i for i, s in enumerate(order) if not is_chacha(s.name)), None)
         if plain_at is None:
             return None
-        chacha = next((s for s in order[plain_at + 1:] if is_chacha(s.name)), None)
+        chacha = next((s for s in order[plain_at + 1 :] if is_chacha(s.name)), None)
         if chacha is None:
             return None
         pick = self._first_pick(version, [chacha, order[plain_at]])
@@ -345,8 +397,13 @@ class Enumerator:
     def _describe(suite: SslyzeSuite, key: EphemeralKeyInfo | None) -> CipherSuite:
         curve = getattr(key, "curve_name", None)
         group = group_name(curve) if curve else (key.type_name if key else None)
-        return describe(suite.name, openssl_name=suite.openssl_name, bits=suite.key_size,
-                        ephemeral_group=group, ephemeral_bits=key.size if key else None)
+        return describe(
+            suite.name,
+            openssl_name=suite.openssl_name,
+            bits=suite.key_size,
+            ephemeral_group=group,
+            ephemeral_bits=key.size if key else None,
+        )
 
     def groups(self, protocols: list[ProtocolSupport]) -> list[str]:
         """Supported ECDH groups in server preference order, over the best modern protocol."""
@@ -358,15 +415,20 @@ class Enumerator:
         removing the server's pick each time (as for suites)."""
         version = VERSIONS[label]
         # Only the modern client can set its groups; it speaks TLS 1.0-1.3 with the ECDHE suites it knows.
-        offered_suites = [s for s in CipherSuitesRepository.get_all_cipher_suites(version)
-                          if version is TlsVersionEnum.TLS_1_3 or
-                          (s.openssl_name.startswith("ECDHE") and s.openssl_name in self._modern_names)]
+        offered_suites = [
+            s
+            for s in CipherSuitesRepository.get_all_cipher_suites(version)
+            if version is TlsVersionEnum.TLS_1_3
+            or (s.openssl_name.startswith("ECDHE") and s.openssl_name in self._modern_names)
+        ]
         found: list[str] = []
         remaining = list(GROUPS)
         while remaining:
             pick = self._handshake(version, False, offered_suites, groups=remaining, phase="groups")
             if pick.refusal == "timeout":
-                raise Unanswered(f"{len(found)} groups found, then no answer within {self.counter.timeout:g} s")
+                raise Unanswered(
+                    f"{len(found)} groups found, then no answer within {self.counter.timeout:g} s"
+                )
             key = pick.key
             if pick.suite is None or key is None or not hasattr(key, "curve"):
                 break
@@ -413,7 +475,9 @@ def _chacha_last(suites: list[SslyzeSuite]) -> list[SslyzeSuite]:
     return sorted(suites, key=lambda s: is_chacha(s.name))
 
 
-def recheck_silenced(enumerator: Enumerator, protocols: list[ProtocolSupport], errors: dict[str, str]) -> None:
+def recheck_silenced(
+    enumerator: Enumerator, protocols: list[ProtocolSupport], errors: dict[str, str]
+) -> None:
     """A protocol "refused" by silence is not tested when the server turned out to stop answering."""
     if not enumerator.counter.stopped:
         return
@@ -425,12 +489,25 @@ def recheck_silenced(enumerator: Enumerator, protocols: list[ProtocolSupport], e
 
 def group_protocol(protocols: list[ProtocolSupport]) -> str | None:
     """The protocol groups are enumerated over: the highest one with an ECDHE (or TLS 1.3) suite."""
-    return next((p.version for p in reversed(protocols) if p.supported and p.version not in ("SSL 2.0", "SSL 3.0")
-                 and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)), None)
+    return next(
+        (
+            p.version
+            for p in reversed(protocols)
+            if p.supported
+            and p.version not in ("SSL 2.0", "SSL 3.0")
+            and any(s.key_exchange in ("ECDHE", "TLS13") for s in p.suites)
+        ),
+        None,
+    )
 
 
-def enumerate_server(server: ServerConnectivityInfo, counter: ConnectionCounter, *, connections: int = 5,
-                     on_phase: Callable[[str], None] | None = None) -> Enumeration:
+def enumerate_server(
+    server: ServerConnectivityInfo,
+    counter: ConnectionCounter,
+    *,
+    connections: int = 5,
+    on_phase: Callable[[str], None] | None = None,
+) -> Enumeration:
     """All protocols (concurrently, at most `connections` at once), then the groups."""
     enumerator = Enumerator(server, counter)
     result = Enumeration()

@@ -60,8 +60,9 @@ def _attempt(where: Target, hello: bytes, counter: ConnectionCounter | None) -> 
     return None
 
 
-def probe_fallback_scsv(where: Target, protocols: list[ProtocolSupport],
-                        counter: ConnectionCounter | None = None) -> bool | None:
+def probe_fallback_scsv(
+    where: Target, protocols: list[ProtocolSupport], counter: ConnectionCounter | None = None
+) -> bool | None:
     """True when the server honours TLS_FALLBACK_SCSV, False when it ignores it, None when it cannot
     be told (fewer than two accepted versions from SSL 3.0 up, no suite with a known code point, or no
     answer twice). At most two connections, each bounded by the timeout, counted as "fallback"."""
@@ -71,8 +72,11 @@ def probe_fallback_scsv(where: Target, protocols: list[ProtocolSupport],
     suites = _offer(protocols, version)
     if not suites:
         return None
-    hello = client_hello(Hello(suites=[*suites, TLS_FALLBACK_SCSV], version=WIRE_VERSIONS[version],
-                               server_name=where.server_name))
+    hello = client_hello(
+        Hello(
+            suites=[*suites, TLS_FALLBACK_SCSV], version=WIRE_VERSIONS[version], server_name=where.server_name
+        )
+    )
     for _ in range(2):
         answer = _attempt(where, hello, counter)
         if answer is not None:

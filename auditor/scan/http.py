@@ -79,8 +79,9 @@ def parse_set_cookie(line: str) -> Cookie:
     )
 
 
-def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str | None, max_body: int,
-           timeout: float) -> HttpResponse:
+def _fetch(
+    transport: httpx.HTTPTransport, url: str, host_header: str, sni: str | None, max_body: int, timeout: float
+) -> HttpResponse:
     """One GET straight through the transport: httpx's client would reject a response whose
     Location is not a URL even when not following it, and that response is evidence too.
 
@@ -130,11 +131,14 @@ def _fetch(transport: httpx.HTTPTransport, url: str, host_header: str, sni: str 
     except httpx.HTTPError as exc:
         return HttpResponse(url=_display_url(url, host_header), error=_reason(exc))
     except Exception as exc:  # noqa: BLE001  (anything else costs this response only)
-        return HttpResponse(url=_display_url(url, host_header), error=f"the HTTP probe failed: {failure(exc)}")
+        return HttpResponse(
+            url=_display_url(url, host_header), error=f"the HTTP probe failed: {failure(exc)}"
+        )
 
 
-def _analyse_body(response: httpx.Response, shown: str, max_body: int,
-                  timeout: float) -> tuple[PageReferences, str | None]:
+def _analyse_body(
+    response: httpx.Response, shown: str, max_body: int, timeout: float
+) -> tuple[PageReferences, str | None]:
     """Mixed content of an HTML page, and why only part of it was judged. The body is untrusted:
     read, decoded and parsed each under a cap (scan.max_body_bytes applies to the decoded bytes)."""
     raw, partial = _read_raw(response, max_body, timeout)
@@ -163,7 +167,9 @@ def _read_raw(response: httpx.Response, max_body: int, timeout: float) -> tuple[
         for chunk in response.iter_raw():
             body += chunk
             if len(body) >= max_body:
-                return bytes(body[:max_body]), f"the body reached the {max_body}-byte cap (scan.max_body_bytes)"
+                return bytes(
+                    body[:max_body]
+                ), f"the body reached the {max_body}-byte cap (scan.max_body_bytes)"
             if time.monotonic() > deadline:
                 return bytes(body), f"the body was still arriving after {timeout:g} s"
     except httpx.HTTPError as exc:  # keep the headers and what arrived of the body
@@ -257,15 +263,20 @@ def probe_http(
                     break
                 seen.add(target.href)
                 path_and_query = target.pathname + target.search
-                hop_response = _fetch(client, f"https://{literal}:{port}{path_and_query}", https_host, sni,
-                                      max_body, timeout)
+                hop_response = _fetch(
+                    client, f"https://{literal}:{port}{path_and_query}", https_host, sni, max_body, timeout
+                )
                 hop_response.redirected_from = response.url
                 evidence.https.append(hop_response)
                 response = hop_response
-        web = web_host(shown_host, literal, port, http_port, sni, timeout, max_body)  # the web grade's extra requests
+        web = web_host(
+            shown_host, literal, port, http_port, sni, timeout, max_body
+        )  # the web grade's extra requests
         evidence.web = probe_web(client, evidence, web)  # on the HTTPS connection still open
         if on_phase:
             on_phase("GET http /")
-        evidence.plain_http = _fetch(client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout)
+        evidence.plain_http = _fetch(
+            client, f"http://{literal}:{http_port}/", http_host, None, max_body, timeout
+        )
         follow_route(client, evidence, web)
     return evidence

@@ -59,17 +59,47 @@ _URL_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "td": ("background",),
     "th": ("background",),
 }
-_SRCSET_ATTRIBUTES: dict[str, tuple[str, ...]] = {"img": ("srcset",), "source": ("srcset",), "link": ("imagesrcset",)}
+_SRCSET_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "img": ("srcset",),
+    "source": ("srcset",),
+    "link": ("imagesrcset",),
+}
 _SVG_FETCHING = {f"{SVG}image", f"{SVG}feImage", f"{SVG}script"}
 _LOADING_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest"}
 # CSS functions whose string arguments are URLs: url("x"), src("x"), image-set("x" 1x)
 _CSS_URL_FUNCTIONS = {"url", "src", "image-set", "-webkit-image-set"}
 _FORM_ATTRIBUTES: dict[str, str] = {"form": "action", "button": "formaction", "input": "formaction"}
 # DOM "attach a shadow root": the HTML elements that may host one, besides autonomous custom elements
-_SHADOW_HOSTS = {"article", "aside", "blockquote", "body", "div", "footer", "h1", "h2", "h3", "h4", "h5", "h6",
-                 "header", "main", "nav", "p", "section", "span"}
-_RESERVED_CUSTOM_NAMES = {"annotation-xml", "color-profile", "font-face", "font-face-src", "font-face-uri",
-                          "font-face-format", "font-face-name", "missing-glyph"}
+_SHADOW_HOSTS = {
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "div",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "main",
+    "nav",
+    "p",
+    "section",
+    "span",
+}
+_RESERVED_CUSTOM_NAMES = {
+    "annotation-xml",
+    "color-profile",
+    "font-face",
+    "font-face-src",
+    "font-face-uri",
+    "font-face-format",
+    "font-face-name",
+    "missing-glyph",
+}
 
 
 @dataclass
@@ -178,8 +208,9 @@ def _rendered(root: Element, shadow_roots: bool = True) -> Iterator[Element]:
     stack: list[tuple[Element, Element | None]] = [(root, None)]
     while stack:
         element, parent = stack.pop()
-        if element.tag == "template" and not (shadow_roots and parent is not None
-                                              and _is_live_template(element, parent)):
+        if element.tag == "template" and not (
+            shadow_roots and parent is not None and _is_live_template(element, parent)
+        ):
             continue
         yield element
         stack.extend((child, element) for child in reversed(element))
@@ -332,8 +363,14 @@ class _BudgetedParser(html5lib.HTMLParser):  # type: ignore[misc]
         """Parse errors are not kept: html5lib would store each one with its line and column
         (1 MB of NUL characters: a million of them, 290 MB and seconds of CPU)."""
 
-    def _parse(self, stream: object, innerHTML: bool = False, container: str = "div",
-               scripting: bool = False, **kwargs: object) -> None:
+    def _parse(
+        self,
+        stream: object,
+        innerHTML: bool = False,
+        container: str = "div",
+        scripting: bool = False,
+        **kwargs: object,
+    ) -> None:
         """html5lib's own _parse (1.1), with the budgeted tokenizer."""
         self.innerHTMLMode, self.container, self.scripting = innerHTML, container, scripting
         self.tokenizer = _BudgetedTokenizer(stream, parser=self, **kwargs)
@@ -351,7 +388,9 @@ def _parse(html: str | bytes, deadline: float, transport_encoding: str | None) -
     loaded), and why it is partial, if it is. Bytes are decoded as browsers do (BOM, then the
     Content-Type charset, then <meta>, else windows-1252), WHATWG encoding labels only."""
     parser = _BudgetedParser(deadline)
-    options = {"transport_encoding": transport_encoding, "useChardet": False} if isinstance(html, bytes) else {}
+    options = (
+        {"transport_encoding": transport_encoding, "useChardet": False} if isinstance(html, bytes) else {}
+    )
     try:
         root, note = parser.parse(html, scripting=True, **options), None
     except _Cut as cut:
@@ -368,8 +407,9 @@ def _decodes_to_nothing(body: str | bytes, transport_encoding: str | None) -> bo
     return encoding is not None and encoding.name == "replacement"
 
 
-def insecure_references(html: str | bytes, document_url: str, budget_s: float = 10.0,
-                        transport_encoding: str | None = None) -> PageReferences:
+def insecure_references(
+    html: str | bytes, document_url: str, budget_s: float = 10.0, transport_encoding: str | None = None
+) -> PageReferences:
     """The http:// loads and form targets of an HTML page served from `document_url` (text, or
     bytes with the Content-Type charset label, if any); `note` says when only part of the page
     could be judged. The parse and the analysis of what was parsed take `budget_s` each at most."""

@@ -47,13 +47,29 @@ from auditor.scan.raw_hello import (
 PHASE = "post_quantum"
 X25519MLKEM768, SECP256R1MLKEM768, SECP384R1MLKEM1024 = 0x11EC, 0x11EB, 0x11ED
 # IANA TLS Supported Groups names, in the order they are tried (the one browsers send first).
-HYBRIDS: dict[int, str] = {X25519MLKEM768: "X25519MLKEM768", SECP256R1MLKEM768: "SecP256r1MLKEM768",
-                           SECP384R1MLKEM1024: "SecP384r1MLKEM1024"}
-CLASSICAL: dict[int, str] = {0x001D: "X25519", 0x001E: "X448", 0x0017: "secp256r1", 0x0018: "secp384r1",
-                             0x0019: "secp521r1", 0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096",
-                             0x0103: "ffdhe6144", 0x0104: "ffdhe8192"}
-_CODES = {**{name: code for code, name in {**HYBRIDS, **CLASSICAL}.items()},
-          "P-256": 0x0017, "P-384": 0x0018, "P-521": 0x0019}
+HYBRIDS: dict[int, str] = {
+    X25519MLKEM768: "X25519MLKEM768",
+    SECP256R1MLKEM768: "SecP256r1MLKEM768",
+    SECP384R1MLKEM1024: "SecP384r1MLKEM1024",
+}
+CLASSICAL: dict[int, str] = {
+    0x001D: "X25519",
+    0x001E: "X448",
+    0x0017: "secp256r1",
+    0x0018: "secp384r1",
+    0x0019: "secp521r1",
+    0x0100: "ffdhe2048",
+    0x0101: "ffdhe3072",
+    0x0102: "ffdhe4096",
+    0x0103: "ffdhe6144",
+    0x0104: "ffdhe8192",
+}
+_CODES = {
+    **{name: code for code, name in {**HYBRIDS, **CLASSICAL}.items()},
+    "P-256": 0x0017,
+    "P-384": 0x0018,
+    "P-521": 0x0019,
+}
 X25519 = 0x001D
 TLS13_SUITES = (0x1301, 0x1302, 0x1303)
 # What a browser offers for TLS 1.2 beside its TLS 1.3 suites (ECDHE with AES-GCM and ChaCha20).
@@ -78,13 +94,19 @@ def _ml_kem_encapsulation_key(k: int) -> bytes:
 
 
 def _x25519() -> bytes:
-    return x25519.X25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw,
-                                                                        serialization.PublicFormat.Raw)
+    return (
+        x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
 
 
 def _ec_point(curve: ec.EllipticCurve) -> bytes:
-    return ec.generate_private_key(curve).public_key().public_bytes(serialization.Encoding.X962,
-                                                                    serialization.PublicFormat.UncompressedPoint)
+    return (
+        ec.generate_private_key(curve)
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
 
 
 # key_exchange of a client's KeyShareEntry per group (draft-ietf-tls-ecdhe-mlkem: ML-KEM first for
@@ -130,7 +152,9 @@ def _ask(where: Target, hello: Hello, counter: ConnectionCounter | None) -> Serv
     raise _NoAnswer("the server closed the connection")
 
 
-def _ask_twice(where: Target, hello: Callable[[], Hello], counter: ConnectionCounter | None) -> ServerHello | None:
+def _ask_twice(
+    where: Target, hello: Callable[[], Hello], counter: ConnectionCounter | None
+) -> ServerHello | None:
     """`_ask`, once more when the first attempt proved nothing (a hello is rebuilt: fresh key shares)."""
     try:
         return _ask(where, hello(), counter)
@@ -138,11 +162,17 @@ def _ask_twice(where: Target, hello: Callable[[], Hello], counter: ConnectionCou
         return _ask(where, hello(), counter)
 
 
-def _tls13_hello(where: Target, groups: Sequence[int], shares: Sequence[int], *, browser: bool = False) -> Hello:
+def _tls13_hello(
+    where: Target, groups: Sequence[int], shares: Sequence[int], *, browser: bool = False
+) -> Hello:
     suites = (*TLS13_SUITES, *_BROWSER_TLS12_SUITES) if browser else TLS13_SUITES
-    return Hello(suites=suites, server_name=where.server_name, groups=tuple(groups),
-                 key_shares={g: _SHARES[g]() for g in shares},
-                 supported_versions=(TLS13, TLS12) if browser else (TLS13,))
+    return Hello(
+        suites=suites,
+        server_name=where.server_name,
+        groups=tuple(groups),
+        key_shares={g: _SHARES[g]() for g in shares},
+        supported_versions=(TLS13, TLS12) if browser else (TLS13,),
+    )
 
 
 def _accepts(where: Target, group: int, counter: ConnectionCounter | None) -> bool:
@@ -157,8 +187,9 @@ def _browser_hello(profile: ClientProfile, where: Target) -> Hello:
     return _tls13_hello(where, groups, shares, browser=True)
 
 
-def probe_post_quantum(where: Target, counter: ConnectionCounter | None = None,
-                       clients: Sequence[ClientProfile] = CLIENTS) -> tuple[PostQuantum, dict[str, str | None]]:
+def probe_post_quantum(
+    where: Target, counter: ConnectionCounter | None = None, clients: Sequence[ClientProfile] = CLIENTS
+) -> tuple[PostQuantum, dict[str, str | None]]:
     """What the server does with hybrid groups over TLS 1.3 (call it only for a server that speaks
     TLS 1.3), and for each client of `clients` that offers a hybrid: the group the server picks
     for its real ClientHello (None: not measured). 3 connections for a server without hybrids, up to
@@ -215,8 +246,12 @@ def without_tls13() -> PostQuantum:
     return PostQuantum(groups={name: False for name in HYBRIDS.values()})
 
 
-def annotate(simulations: list[HandshakeSimulation], result: PostQuantum | None, choices: dict[str, str | None],
-             clients: Sequence[ClientProfile] = CLIENTS) -> None:
+def annotate(
+    simulations: list[HandshakeSimulation],
+    result: PostQuantum | None,
+    choices: dict[str, str | None],
+    clients: Sequence[ClientProfile] = CLIENTS,
+) -> None:
     """Record, in place, the hybrid each simulated browser offers and the group the server picks for it.
 
     Measured by a raw hello when the server accepts the browser's hybrid; when it refuses the hybrid,
@@ -236,8 +271,9 @@ def annotate(simulations: list[HandshakeSimulation], result: PostQuantum | None,
             sim.hybrid_selected = choices.get(sim.client)
 
 
-def probe_if_tls13(where: Target, counter: ConnectionCounter | None, tls13: bool | None
-                   ) -> tuple[PostQuantum, dict[str, str | None]]:
+def probe_if_tls13(
+    where: Target, counter: ConnectionCounter | None, tls13: bool | None
+) -> tuple[PostQuantum, dict[str, str | None]]:
     """`probe_post_quantum` for a server that speaks TLS 1.3 (`tls13` True); without TLS 1.3 no
     hybrid can be accepted; None (TLS 1.3 untested) leaves the question open. Never raises: a
     failure is recorded in PostQuantum.error, and the rest of the scan goes on."""

@@ -35,8 +35,22 @@ EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
 # Groups: x25519, secp256r1, secp384r1, secp521r1, x448, ffdhe2048..8192 (what a browser-like client offers).
 DEFAULT_GROUPS = (0x001D, 0x0017, 0x0018, 0x0019, 0x001E, 0x0100, 0x0101, 0x0102, 0x0103, 0x0104)
 # Signature schemes: ECDSA and RSA-PSS/PKCS#1 with SHA-2, Ed25519, then SHA-1 (old servers need it).
-DEFAULT_SIGNATURE_ALGORITHMS = (0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601,
-                                0x0807, 0x0203, 0x0201, 0x0402, 0x0202)
+DEFAULT_SIGNATURE_ALGORITHMS = (
+    0x0403,
+    0x0503,
+    0x0603,
+    0x0804,
+    0x0805,
+    0x0806,
+    0x0401,
+    0x0501,
+    0x0601,
+    0x0807,
+    0x0203,
+    0x0201,
+    0x0402,
+    0x0202,
+)
 
 
 class HandshakeRefused(Exception):
@@ -92,8 +106,14 @@ def client_hello(hello: Hello) -> bytes:
     suites = list(hello.suites)
     if EMPTY_RENEGOTIATION_INFO_SCSV not in suites:
         suites.append(EMPTY_RENEGOTIATION_INFO_SCSV)  # as every OpenSSL client does (RFC 5746)
-    body = (struct.pack("!H", hello.version) + os.urandom(32) + _vector(os.urandom(32), 1)
-            + _vector(_u16s(suites), 2) + _vector(b"\x00", 1) + _vector(_extensions(hello), 2))
+    body = (
+        struct.pack("!H", hello.version)
+        + os.urandom(32)
+        + _vector(os.urandom(32), 1)
+        + _vector(_u16s(suites), 2)
+        + _vector(b"\x00", 1)
+        + _vector(_extensions(hello), 2)
+    )
     message = bytes([1]) + _vector(body, 3)
     # Record version: TLS 1.0 for any later hello (what browsers send; some servers reject more).
     return struct.pack("!BHH", HANDSHAKE, min(hello.version, TLS10), len(message)) + message
@@ -142,8 +162,8 @@ def handshake_messages(sock: socket.socket, deadline: float) -> Iterator[tuple[i
             length = int.from_bytes(buffer[1:4], "big")
             if len(buffer) < 4 + length:
                 break
-            yield buffer[0], buffer[4:4 + length]
-            buffer = buffer[4 + length:]
+            yield buffer[0], buffer[4 : 4 + length]
+            buffer = buffer[4 + length :]
 
 
 # The random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 4.1.3).
@@ -166,17 +186,17 @@ def parse_server_hello(body: bytes) -> ServerHello:
         retry, group = body[2:34] == HELLO_RETRY_RANDOM, None
         session_length = body[34]
         offset = 35 + session_length
-        suite = struct.unpack("!H", body[offset:offset + 2])[0]
+        suite = struct.unpack("!H", body[offset : offset + 2])[0]
         offset += 3  # suite, compression method
         if len(body) >= offset + 2:
-            end = offset + 2 + struct.unpack("!H", body[offset:offset + 2])[0]
+            end = offset + 2 + struct.unpack("!H", body[offset : offset + 2])[0]
             offset += 2
             while offset + 4 <= end:
-                kind, length = struct.unpack("!HH", body[offset:offset + 4])
+                kind, length = struct.unpack("!HH", body[offset : offset + 4])
                 if kind == EXT_SUPPORTED_VERSIONS and length == 2:
-                    version = struct.unpack("!H", body[offset + 4:offset + 6])[0]
+                    version = struct.unpack("!H", body[offset + 4 : offset + 6])[0]
                 if kind == EXT_KEY_SHARE and length >= 2:  # KeyShareEntry, or an HRR's selected_group
-                    group = struct.unpack("!H", body[offset + 4:offset + 6])[0]
+                    group = struct.unpack("!H", body[offset + 4 : offset + 6])[0]
                 offset += 4 + length
     except (IndexError, struct.error) as exc:
         raise HandshakeRefused(f"malformed ServerHello: {exc}") from None
@@ -189,7 +209,7 @@ def dh_prime_bits(server_key_exchange: bytes) -> int:
     if len(server_key_exchange) < 2:
         raise HandshakeRefused("malformed ServerKeyExchange")
     length = struct.unpack("!H", server_key_exchange[:2])[0]
-    prime = server_key_exchange[2:2 + length]
+    prime = server_key_exchange[2 : 2 + length]
     if len(prime) != length or not length:
         raise HandshakeRefused("malformed ServerKeyExchange")
     return int.from_bytes(prime, "big").bit_length()

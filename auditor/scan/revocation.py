@@ -65,9 +65,12 @@ def ocsp_urls(cert: x509.Certificate) -> list[str]:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except (x509.ExtensionNotFound, ValueError):
         return []
-    return [d.access_location.value for d in aia
-            if d.access_method == AuthorityInformationAccessOID.OCSP
-            and isinstance(d.access_location, x509.UniformResourceIdentifier)]
+    return [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.OCSP
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
 
 
 def find_issuer(leaf: x509.Certificate, candidates: Iterable[x509.Certificate]) -> x509.Certificate | None:
@@ -83,7 +86,9 @@ def find_issuer(leaf: x509.Certificate, candidates: Iterable[x509.Certificate]) 
     return None
 
 
-def _verify_signature(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None) -> bool:
+def _verify_signature(
+    key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None
+) -> bool:
     try:
         if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
             key.verify(signature, data, padding.PKCS1v15(), algorithm)
@@ -122,7 +127,9 @@ def _signer_problem(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: 
         return "signed by a responder that is neither the issuer nor a certificate the response includes"
     for delegate in delegates:
         if find_issuer(delegate, [issuer]) is None:
-            return f"the responder certificate {delegate.subject.rfc4514_string()} was not issued by the issuer"
+            return (
+                f"the responder certificate {delegate.subject.rfc4514_string()} was not issued by the issuer"
+            )
         try:
             usage = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except (x509.ExtensionNotFound, ValueError):
@@ -131,13 +138,16 @@ def _signer_problem(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: 
             return "the responder certificate lacks the OCSP signing extended key usage"
         if not delegate.not_valid_before_utc <= now <= delegate.not_valid_after_utc:
             return "the responder certificate is not valid now"
-        if _verify_signature(delegate.public_key(), response.signature, response.tbs_response_bytes, algorithm):
+        if _verify_signature(
+            delegate.public_key(), response.signature, response.tbs_response_bytes, algorithm
+        ):
             return None
     return "bad signature (the delegated responder's key did not sign this response)"
 
 
-def _single_for(response: ocsp.OCSPResponse, leaf: x509.Certificate,
-                issuer: x509.Certificate) -> ocsp.OCSPSingleResponse | None:
+def _single_for(
+    response: ocsp.OCSPResponse, leaf: x509.Certificate, issuer: x509.Certificate
+) -> ocsp.OCSPSingleResponse | None:
     """The response's entry for `leaf` (serial, issuer name hash and key hash all matching)."""
     for single in response.responses:
         if single.serial_number != leaf.serial_number:
@@ -146,13 +156,22 @@ def _single_for(response: ocsp.OCSPResponse, leaf: x509.Certificate,
             expected = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, single.hash_algorithm).build()
         except (ValueError, TypeError, UnsupportedAlgorithm):
             continue
-        if (single.issuer_name_hash, single.issuer_key_hash) == (expected.issuer_name_hash, expected.issuer_key_hash):
+        if (single.issuer_name_hash, single.issuer_key_hash) == (
+            expected.issuer_name_hash,
+            expected.issuer_key_hash,
+        ):
             return single
     return None
 
 
-def judge_response(der: bytes, leaf: x509.Certificate, issuer: x509.Certificate | None, source: str,
-                   now: datetime | None = None, responder: str | None = None) -> RevocationStatus:
+def judge_response(
+    der: bytes,
+    leaf: x509.Certificate,
+    issuer: x509.Certificate | None,
+    source: str,
+    now: datetime | None = None,
+    responder: str | None = None,
+) -> RevocationStatus:
     """One OCSP response, verified, as a RevocationStatus."""
     now = now or datetime.now(timezone.utc)
 
@@ -187,11 +206,19 @@ def judge_response(der: bytes, leaf: x509.Certificate, issuer: x509.Certificate 
         flag = single.revocation_reason
         reason = "unspecified" if flag is None else _camel(flag.name)
     return RevocationStatus(
-        source=source, status="revoked" if revoked else "good" if status is ocsp.OCSPCertStatus.GOOD else "unknown",
-        reason=reason if revoked else ("the responder does not know this certificate"
-                                       if status is ocsp.OCSPCertStatus.UNKNOWN else None),
-        responder=responder, produced_at=response.produced_at_utc, this_update=this_update, next_update=next_update,
-        revoked_at=single.revocation_time_utc if revoked else None)
+        source=source,
+        status="revoked" if revoked else "good" if status is ocsp.OCSPCertStatus.GOOD else "unknown",
+        reason=reason
+        if revoked
+        else (
+            "the responder does not know this certificate" if status is ocsp.OCSPCertStatus.UNKNOWN else None
+        ),
+        responder=responder,
+        produced_at=response.produced_at_utc,
+        this_update=this_update,
+        next_update=next_update,
+        revoked_at=single.revocation_time_utc if revoked else None,
+    )
 
 
 def _camel(name: str) -> str:
@@ -200,8 +227,9 @@ def _camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def query_responder(url: str, leaf: x509.Certificate, issuer: x509.Certificate, timeout: float,
-                    deadline: float | None = None) -> RevocationStatus:
+def query_responder(
+    url: str, leaf: x509.Certificate, issuer: x509.Certificate, timeout: float, deadline: float | None = None
+) -> RevocationStatus:
     """POST an OCSP request to `url` (RFC 6960 appendix A.1) and judge the answer. Never raises."""
     deadline = deadline if deadline is not None else time.monotonic() + timeout
 
@@ -210,13 +238,24 @@ def query_responder(url: str, leaf: x509.Certificate, issuer: x509.Certificate, 
 
     if not url.lower().startswith(("http://", "https://")):
         return error("the OCSP URL is not http(s)")
-    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()  # SHA-1 CertID: RFC 5019
+    request = (
+        ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
+    )  # SHA-1 CertID: RFC 5019
     body = bytearray()
     try:
-        with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client, client.stream(
-                "POST", url, content=request.public_bytes(serialization.Encoding.DER),
-                headers={"Content-Type": "application/ocsp-request", "Accept": "application/ocsp-response",
-                         "User-Agent": USER_AGENT}) as reply:
+        with (
+            httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client,
+            client.stream(
+                "POST",
+                url,
+                content=request.public_bytes(serialization.Encoding.DER),
+                headers={
+                    "Content-Type": "application/ocsp-request",
+                    "Accept": "application/ocsp-response",
+                    "User-Agent": USER_AGENT,
+                },
+            ) as reply,
+        ):
             if reply.status_code != 200:
                 return error(f"HTTP {reply.status_code} from the responder")
             for chunk in reply.iter_bytes():
@@ -244,11 +283,17 @@ class _LeafCheck:
 class RevocationLookup:
     """Revocation of every served leaf, found in daemon threads while the rest of the scan runs."""
 
-    def __init__(self, *, host: str, timeout: float, query_responders: bool = True,
-                 ca_bundle: Path | None = None) -> None:
+    def __init__(
+        self, *, host: str, timeout: float, query_responders: bool = True, ca_bundle: Path | None = None
+    ) -> None:
         """`host`: the name the chain must be valid for; `ca_bundle`: the target's private CA, trusted
         beside Mozilla's store and searched for a leaf's issuer."""
-        self.host, self.timeout, self.query_responders, self.ca_bundle = host, timeout, query_responders, ca_bundle
+        self.host, self.timeout, self.query_responders, self.ca_bundle = (
+            host,
+            timeout,
+            query_responders,
+            ca_bundle,
+        )
         self.extra_issuers = bundle_certificates(ca_bundle)
         self._checks: dict[str, _LeafCheck] = {}  # leaf SHA-256 (hex) -> its answers
         self._known = threading.Event()  # the served chains are known and their checks started
@@ -256,6 +301,7 @@ class RevocationLookup:
 
     def start(self, served: Callable[[], list[Served]]) -> None:
         """Call `served()` (it may wait for the certificate jobs) in a thread, then check each leaf."""
+
         def run() -> None:
             try:
                 chains = served()
@@ -269,8 +315,9 @@ class RevocationLookup:
                 if key in self._checks:
                     continue
                 check = self._checks[key] = _LeafCheck()
-                threading.Thread(target=self._check, args=(check, chain, stapled), daemon=True,
-                                 name="ocsp").start()
+                threading.Thread(
+                    target=self._check, args=(check, chain, stapled), daemon=True, name="ocsp"
+                ).start()
             self._known.set()
 
         threading.Thread(target=run, daemon=True, name="ocsp-start").start()
@@ -285,27 +332,54 @@ class RevocationLookup:
                     return  # a verified stapled answer is what browsers use: no query
             urls = ocsp_urls(leaf)
             if not urls:
-                check.results.append(RevocationStatus(source="responder", status="not_checked",
-                                                      reason="the certificate names no OCSP responder"))
+                check.results.append(
+                    RevocationStatus(
+                        source="responder",
+                        status="not_checked",
+                        reason="the certificate names no OCSP responder",
+                    )
+                )
             elif not self.query_responders:
-                check.results.append(RevocationStatus(source="responder", status="not_checked", responder=urls[0],
-                                                      reason="OCSP queries are off ([scan] ocsp = false)"))
+                check.results.append(
+                    RevocationStatus(
+                        source="responder",
+                        status="not_checked",
+                        responder=urls[0],
+                        reason="OCSP queries are off ([scan] ocsp = false)",
+                    )
+                )
             elif issuer is None:
-                check.results.append(RevocationStatus(
-                    source="responder", status="not_checked", responder=urls[0],
-                    reason="the issuer's certificate was not sent, so no OCSP request can be made"))
+                check.results.append(
+                    RevocationStatus(
+                        source="responder",
+                        status="not_checked",
+                        responder=urls[0],
+                        reason="the issuer's certificate was not sent, so no OCSP request can be made",
+                    )
+                )
             elif not self._trusted(chain):
-                check.results.append(RevocationStatus(
-                    source="responder", status="not_checked", responder=urls[0],
-                    reason="the chain is not trusted (Mozilla or the CA bundle) for this host, so its OCSP "
-                           "URL was not chosen by a trusted CA: not asked"))
+                check.results.append(
+                    RevocationStatus(
+                        source="responder",
+                        status="not_checked",
+                        responder=urls[0],
+                        reason="the chain is not trusted (Mozilla or the CA bundle) for this host, so its OCSP "
+                        "URL was not chosen by a trusted CA: not asked",
+                    )
+                )
             else:
                 check.url = urls[0]
-                check.results.append(query_responder(urls[0], leaf, issuer, self.timeout,
-                                                     deadline=time.monotonic() + self.timeout))
+                check.results.append(
+                    query_responder(
+                        urls[0], leaf, issuer, self.timeout, deadline=time.monotonic() + self.timeout
+                    )
+                )
         except Exception as exc:  # a certificate cryptography cannot handle: reported, never raised
-            check.results.append(RevocationStatus(source="responder", status="error",
-                                                  reason=f"{type(exc).__name__}: {exc}"[:200]))
+            check.results.append(
+                RevocationStatus(
+                    source="responder", status="error", reason=f"{type(exc).__name__}: {exc}"[:200]
+                )
+            )
         finally:
             check.done.set()
 
@@ -341,8 +415,14 @@ class RevocationLookup:
             finished = check.done.wait(max(0.0, deadline - time.monotonic()))
             results = list(check.results)
             if not finished:
-                results.append(RevocationStatus(source="responder", status="error", responder=check.url,
-                                                reason=f"no answer within {self.timeout:g} s"))
+                results.append(
+                    RevocationStatus(
+                        source="responder",
+                        status="error",
+                        responder=check.url,
+                        reason=f"no answer within {self.timeout:g} s",
+                    )
+                )
             deployment.revocation = results
 
 
@@ -358,6 +438,7 @@ def bundle_certificates(path: Path | None) -> list[x509.Certificate]:
 
 def served_from_jobs(futures: object) -> Callable[[], list[Served]]:
     """Served chains from sslyze's certificate_info job futures (fast engine), once they finish."""
+
     def served() -> list[Served]:
         if not isinstance(futures, list):  # queuing failed (an attempt, not futures)
             return []
@@ -372,15 +453,24 @@ def served_from_jobs(futures: object) -> Callable[[], list[Served]]:
                 chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in pem_chain]
                 chains.append((chain, stapled.as_der_bytes() if stapled is not None else None))
         return chains
+
     return served
 
 
 def served_from_result(cert_info: object) -> Callable[[], list[Served]]:
     """Served chains from a finished sslyze CertificateInfoScanResult (thorough engine)."""
+
     def served() -> list[Served]:
         if cert_info is None:
             return []
-        return [(list(d.received_certificate_chain),
-                 d.ocsp_response.public_bytes(serialization.Encoding.DER) if d.ocsp_response is not None else None)
-                for d in cert_info.certificate_deployments]  # type: ignore[attr-defined]
+        return [
+            (
+                list(d.received_certificate_chain),
+                d.ocsp_response.public_bytes(serialization.Encoding.DER)
+                if d.ocsp_response is not None
+                else None,
+            )
+            for d in cert_info.certificate_deployments
+        ]  # type: ignore[attr-defined]
+
     return served

@@ -22,8 +22,13 @@ from auditor.scan.connections import ConnectionCounter, DeadlineSocket, Unanswer
 from auditor.scan.enumerate import group_name
 from auditor.suites import TLS13_SUITES, describe
 
-_GROUPS = {"X25519": OpenSslEcNidEnum.X25519, "X448": OpenSslEcNidEnum.X448, "P-256": OpenSslEcNidEnum.SECP256R1,
-           "P-384": OpenSslEcNidEnum.SECP384R1, "P-521": OpenSslEcNidEnum.SECP521R1}
+_GROUPS = {
+    "X25519": OpenSslEcNidEnum.X25519,
+    "X448": OpenSslEcNidEnum.X448,
+    "P-256": OpenSslEcNidEnum.SECP256R1,
+    "P-384": OpenSslEcNidEnum.SECP384R1,
+    "P-521": OpenSslEcNidEnum.SECP521R1,
+}
 _ORDER = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
 
 
@@ -33,22 +38,37 @@ def _protocol_of(suite: str, max_version: str, protocols: list[ProtocolSupport])
     if suite in TLS13_SUITES:
         return "TLS 1.3"
     ceiling = _ORDER.index(max_version) if max_version in _ORDER else len(_ORDER) - 1
-    for p in sorted(protocols, key=lambda p: _ORDER.index(p.version) if p.version in _ORDER else -1, reverse=True):
-        if p.version in _ORDER and _ORDER.index(p.version) <= ceiling and p.version != "TLS 1.3" \
-                and any(s.name == suite for s in p.suites):
+    for p in sorted(
+        protocols, key=lambda p: _ORDER.index(p.version) if p.version in _ORDER else -1, reverse=True
+    ):
+        if (
+            p.version in _ORDER
+            and _ORDER.index(p.version) <= ceiling
+            and p.version != "TLS 1.3"
+            and any(s.name == suite for s in p.suites)
+        ):
             return p.version
     return "TLS 1.2"
 
 
-def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None, timeout: float,
-                    protocols: list[ProtocolSupport] | None, counter: ConnectionCounter | None = None
-                    ) -> HandshakeSimulation:
+def simulate_client(
+    profile: ClientProfile,
+    host: str,
+    port: int,
+    ip: str | None,
+    timeout: float,
+    protocols: list[ProtocolSupport] | None,
+    counter: ConnectionCounter | None = None,
+) -> HandshakeSimulation:
     """One reference client's handshake. With `protocols` None (the enumeration still running) the
     negotiated protocol is left for `name_protocols` to fill in once the accepted suites are known."""
     modern = profile.max_version == "TLS 1.3"
     # A TLS 1.2 client is pinned to TLS 1.2: OpenSSL will not build a hello with TLS 1.3 enabled and no 1.3 suite.
-    client = SslClient(ssl_version=OpenSslVersionEnum.SSLV23 if modern else OpenSslVersionEnum.TLSV1_2,
-                       ssl_verify=OpenSslVerifyEnum.NONE, ignore_client_authentication_requests=True)
+    client = SslClient(
+        ssl_version=OpenSslVersionEnum.SSLV23 if modern else OpenSslVersionEnum.TLSV1_2,
+        ssl_verify=OpenSslVerifyEnum.NONE,
+        ignore_client_authentication_requests=True,
+    )
     try:
         client.set_cipher_list(profile.tls12_suites)
         if modern:
@@ -59,19 +79,25 @@ def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None
             sock = counter.open(ip or host, port, "simulation")
         else:
             started = time.monotonic()
-            sock = DeadlineSocket.adopt(socket.create_connection((ip or host, port), timeout=timeout),
-                                        started + timeout)
+            sock = DeadlineSocket.adopt(
+                socket.create_connection((ip or host, port), timeout=timeout), started + timeout
+            )
         client.set_underlying_socket(sock)
         client.do_handshake()
         openssl_name = client.get_current_cipher_name()
         key = client.get_ephemeral_key()
     except Unanswered as exc:
-        return HandshakeSimulation(client=profile.name, reference=profile.reference, error=f"not tested: {exc}")
+        return HandshakeSimulation(
+            client=profile.name, reference=profile.reference, error=f"not tested: {exc}"
+        )
     except Exception as exc:  # the failure is the result: this client cannot connect
         sock_obj = client.get_underlying_socket()
         if isinstance(sock_obj, DeadlineSocket) and sock_obj.untrusted:
-            return HandshakeSimulation(client=profile.name, reference=profile.reference,
-                                       error=f"not tested: no complete answer within {timeout:g} s")
+            return HandshakeSimulation(
+                client=profile.name,
+                reference=profile.reference,
+                error=f"not tested: no complete answer within {timeout:g} s",
+            )
         message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
     finally:
@@ -82,14 +108,24 @@ def simulate_client(profile: ClientProfile, host: str, port: int, ip: str | None
         sock_obj = client.get_underlying_socket()
         if sock_obj is not None:
             sock_obj.close()
-    name = openssl_name if openssl_name in TLS13_SUITES else _TLS_OPENSSL_TO_RFC_NAMES_MAPPING.get(openssl_name,
-                                                                                                   openssl_name)
+    name = (
+        openssl_name
+        if openssl_name in TLS13_SUITES
+        else _TLS_OPENSSL_TO_RFC_NAMES_MAPPING.get(openssl_name, openssl_name)
+    )
     curve = getattr(key, "curve_name", None)
-    suite = describe(name, openssl_name=openssl_name, ephemeral_group=group_name(curve) if curve else
-                     (key.type_name if key else None), ephemeral_bits=key.size if key else None)
-    return HandshakeSimulation(client=profile.name, reference=profile.reference,
-                               protocol=None if protocols is None else _protocol_of(name, profile.max_version,
-                                                                                    protocols), suite=suite)
+    suite = describe(
+        name,
+        openssl_name=openssl_name,
+        ephemeral_group=group_name(curve) if curve else (key.type_name if key else None),
+        ephemeral_bits=key.size if key else None,
+    )
+    return HandshakeSimulation(
+        client=profile.name,
+        reference=profile.reference,
+        protocol=None if protocols is None else _protocol_of(name, profile.max_version, protocols),
+        suite=suite,
+    )
 
 
 def name_protocols(simulations: list[HandshakeSimulation], protocols: list[ProtocolSupport]) -> None:
@@ -101,7 +137,16 @@ def name_protocols(simulations: list[HandshakeSimulation], protocols: list[Proto
             sim.protocol = _protocol_of(sim.suite.name, ceilings.get(sim.client, "TLS 1.3"), protocols)
 
 
-def simulate_all(host: str, port: int, ip: str | None, timeout: float, protocols: list[ProtocolSupport],
-                 connections: int = 5, counter: ConnectionCounter | None = None) -> list[HandshakeSimulation]:
+def simulate_all(
+    host: str,
+    port: int,
+    ip: str | None,
+    timeout: float,
+    protocols: list[ProtocolSupport],
+    connections: int = 5,
+    counter: ConnectionCounter | None = None,
+) -> list[HandshakeSimulation]:
     with ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
-        return list(pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), CLIENTS))
+        return list(
+            pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), CLIENTS)
+        )

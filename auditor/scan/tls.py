@@ -108,8 +108,11 @@ VULNERABILITY_COMMANDS = [
 # timed-out fallback to a version the server never accepted as "supported").
 # What sslyze still does in a default audit; suites and groups come from the fast enumerator.
 # ROBOT first: it is the longest (three jobs of several connections each).
-SSLYZE_COMMANDS = [ScanCommand.ROBOT, ScanCommand.CERTIFICATE_INFO,
-                   *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT)]
+SSLYZE_COMMANDS = [
+    ScanCommand.ROBOT,
+    ScanCommand.CERTIFICATE_INFO,
+    *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT),
+]
 
 
 _FALLBACK_UNTESTED = "TLS_FALLBACK_SCSV not tested: the fallback hello got no answer (twice)"
@@ -171,20 +174,31 @@ def _network(host: str, port: int, ip: str | None, timeout: float):  # noqa: ANN
         location = ServerNetworkLocation(hostname=host, port=port, ip_address=ip)
     except ServerHostnameCouldNotBeResolved:
         raise ScanError(f"host {host!r} does not resolve") from None
-    network = ServerNetworkConfiguration(tls_server_name_indication=host, network_timeout=max(1, round(timeout)),
-                                         network_max_retries=2)
+    network = ServerNetworkConfiguration(
+        tls_server_name_indication=host, network_timeout=max(1, round(timeout)), network_max_retries=2
+    )
     return location, network
 
 
-def _run_sslyze(location, network, commands: set[ScanCommand], ca_bundle: Path | None,  # noqa: ANN001
-                connections_per_server: int):  # noqa: ANN202
+def _run_sslyze(
+    location,
+    network,
+    commands: set[ScanCommand],
+    ca_bundle: Path | None,  # noqa: ANN001
+    connections_per_server: int,
+):  # noqa: ANN202
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_bundle) if ca_bundle else None
     )
-    request = ServerScanRequest(server_location=location, network_configuration=network, scan_commands=commands,
-                                scan_commands_extra_arguments=extra)
-    scanner = Scanner(per_server_concurrent_connections_limit=connections_per_server,
-                      concurrent_server_scans_limit=1)
+    request = ServerScanRequest(
+        server_location=location,
+        network_configuration=network,
+        scan_commands=commands,
+        scan_commands_extra_arguments=extra,
+    )
+    scanner = Scanner(
+        per_server_concurrent_connections_limit=connections_per_server, concurrent_server_scans_limit=1
+    )
     scanner.queue_scans([request])
     result = next(iter(scanner.get_results()))
     if result.connectivity_status is ServerConnectivityStatusEnum.ERROR:
@@ -227,9 +241,16 @@ def scan_tls(
     if on_phase:
         on_phase("TLS handshake")
     if thorough or commands is not None:
-        commands = commands if commands is not None else {
-            ScanCommand.CERTIFICATE_INFO, ScanCommand.ELLIPTIC_CURVES, *SUITE_COMMANDS.values(),
-            *VULNERABILITY_COMMANDS}
+        commands = (
+            commands
+            if commands is not None
+            else {
+                ScanCommand.CERTIFICATE_INFO,
+                ScanCommand.ELLIPTIC_CURVES,
+                *SUITE_COMMANDS.values(),
+                *VULNERABILITY_COMMANDS,
+            }
+        )
         attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
         evidence = _to_evidence(attempts, commands, host)
         where = dh_size.target(host, port, location.ip_address, timeout)
@@ -245,16 +266,22 @@ def scan_tls(
         if any(c in commands for c in SUITE_COMMANDS.values()):
             if on_phase:
                 on_phase("client simulation")
-            evidence.simulations = simulate_all(host, port, ip, timeout, evidence.protocols, connections_per_server)
+            evidence.simulations = simulate_all(
+                host, port, ip, timeout, evidence.protocols, connections_per_server
+            )
             tls13 = evidence.protocol("TLS 1.3")
-            evidence.post_quantum, hybrid_choices = probe_if_tls13(where, None, tls13.supported if tls13 else None)
+            evidence.post_quantum, hybrid_choices = probe_if_tls13(
+                where, None, tls13.supported if tls13 else None
+            )
             annotate_post_quantum(evidence.simulations, evidence.post_quantum, hybrid_choices)
         if on_phase:
             on_phase("TLS scan done")
         return evidence
 
     ledger = ledger if ledger is not None else ConnectionCounter(timeout=timeout)
-    return _fast_scan(host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp, ledger)
+    return _fast_scan(
+        host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp, ledger
+    )
 
 
 @dataclass
@@ -267,8 +294,13 @@ class _Attempt:
     error_trace: TracebackException | None = None
 
 
-def _sslyze_jobs(pool: ThreadPoolExecutor, server: ServerConnectivityInfo, commands: list[ScanCommand],
-                 ca_bundle: Path | None, counter: ConnectionCounter) -> dict[ScanCommand, Any]:
+def _sslyze_jobs(
+    pool: ThreadPoolExecutor,
+    server: ServerConnectivityInfo,
+    commands: list[ScanCommand],
+    ca_bundle: Path | None,
+    counter: ConnectionCounter,
+) -> dict[ScanCommand, Any]:
     """Queue the jobs of sslyze's plugins in `pool`; each job's connections are counted under the
     command's name. Returns, per command, its job futures (or an _Attempt when queuing failed)."""
     queued: dict[ScanCommand, Any] = {}
@@ -291,13 +323,20 @@ def _sslyze_jobs(pool: ThreadPoolExecutor, server: ServerConnectivityInfo, comma
 
     for command in commands:
         implementation = ScanCommandsRepository.get_implementation_cls(command)
-        extra = CertificateInfoExtraArgument(custom_ca_file=ca_bundle) \
-            if command is ScanCommand.CERTIFICATE_INFO and ca_bundle else None
+        extra = (
+            CertificateInfoExtraArgument(custom_ca_file=ca_bundle)
+            if command is ScanCommand.CERTIFICATE_INFO and ca_bundle
+            else None
+        )
         try:
             jobs = implementation.scan_jobs_for_scan_command(server, extra)
         except Exception as exc:
-            queued[command] = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None,
-                                       ScanCommandErrorReasonEnum.BUG_IN_SSLYZE, TracebackException.from_exception(exc))
+            queued[command] = _Attempt(
+                ScanCommandAttemptStatusEnum.ERROR,
+                None,
+                ScanCommandErrorReasonEnum.BUG_IN_SSLYZE,
+                TracebackException.from_exception(exc),
+            )
             continue
         queued[command] = [pool.submit(counted, command, job) for job in jobs]
     return queued
@@ -313,24 +352,43 @@ def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, An
         results = [future.result() for future in futures]
         implementation = ScanCommandsRepository.get_implementation_cls(command)
         try:
-            attempt = _Attempt(ScanCommandAttemptStatusEnum.COMPLETED,
-                               implementation.result_for_completed_scan_jobs(server, results))
+            attempt = _Attempt(
+                ScanCommandAttemptStatusEnum.COMPLETED,
+                implementation.result_for_completed_scan_jobs(server, results),
+            )
         except ClientCertificateRequested as exc:
-            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None,
-                               ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED,
-                               TracebackException.from_exception(exc))
-        except (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake, Unanswered) as exc:
-            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None, ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE,
-                               TracebackException.from_exception(exc))
+            attempt = _Attempt(
+                ScanCommandAttemptStatusEnum.ERROR,
+                None,
+                ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED,
+                TracebackException.from_exception(exc),
+            )
+        except (
+            ConnectionToServerTimedOut,
+            TlsHandshakeTimedOut,
+            ServerRejectedTlsHandshake,
+            Unanswered,
+        ) as exc:
+            attempt = _Attempt(
+                ScanCommandAttemptStatusEnum.ERROR,
+                None,
+                ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE,
+                TracebackException.from_exception(exc),
+            )
         except Exception as exc:
-            attempt = _Attempt(ScanCommandAttemptStatusEnum.ERROR, None, ScanCommandErrorReasonEnum.BUG_IN_SSLYZE,
-                               TracebackException.from_exception(exc))
+            attempt = _Attempt(
+                ScanCommandAttemptStatusEnum.ERROR,
+                None,
+                ScanCommandErrorReasonEnum.BUG_IN_SSLYZE,
+                TracebackException.from_exception(exc),
+            )
         setattr(attempts, _ATTR[command], attempt)
     return attempts
 
 
-def _probe_connectivity(location: ServerNetworkLocation, network: ServerNetworkConfiguration
-                        ) -> ServerTlsProbingResult:
+def _probe_connectivity(
+    location: ServerNetworkLocation, network: ServerNetworkConfiguration
+) -> ServerTlsProbingResult:
     """sslyze's connectivity check in one connection for a server that speaks TLS 1.3 without asking
     for a client certificate (its separate ECDH probe serves only the elliptic-curves plugin, which
     the fast scan does not run); sslyze's full check otherwise."""
@@ -342,10 +400,12 @@ def _probe_connectivity(location: ServerNetworkLocation, network: ServerNetworkC
         found = None
     if found is None or found.server_requested_client_cert:
         return check_connectivity_to_server(location, network)
-    return ServerTlsProbingResult(highest_tls_version_supported=TlsVersionEnum.TLS_1_3,
-                                  cipher_suite_supported=found.cipher_suite_supported,
-                                  client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
-                                  supports_ecdh_key_exchange=True)
+    return ServerTlsProbingResult(
+        highest_tls_version_supported=TlsVersionEnum.TLS_1_3,
+        cipher_suite_supported=found.cipher_suite_supported,
+        client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
+        supports_ecdh_key_exchange=True,
+    )
 
 
 def _not_tested(exc: Exception) -> str:
@@ -354,9 +414,17 @@ def _not_tested(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetworkConfiguration,
-               ca_bundle: Path | None, timeout: float, connections_per_server: int,
-               on_phase: Callable[[str], None] | None, ocsp: bool, ledger: ConnectionCounter) -> TlsEvidence:
+def _fast_scan(
+    host: str,
+    location: ServerNetworkLocation,
+    network: ServerNetworkConfiguration,
+    ca_bundle: Path | None,
+    timeout: float,
+    connections_per_server: int,
+    on_phase: Callable[[str], None] | None,
+    ocsp: bool,
+    ledger: ConnectionCounter,
+) -> TlsEvidence:
     """The default scan: one pool of `connections_per_server` workers runs every phase of the
     target concurrently (suite enumeration per protocol, groups, sslyze's certificate and
     vulnerability jobs, client simulations); each worker holds at most one connection at a time,
@@ -375,24 +443,38 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
             raise ScanError(_connectivity_error(exc, counter)) from None
     except (ConnectionToServerFailed, Unanswered) as exc:
         raise ScanError(_connectivity_error(exc, counter)) from None
-    server = ServerConnectivityInfo(server_location=location, network_configuration=network,
-                                    tls_probing_result=probing)
+    server = ServerConnectivityInfo(
+        server_location=location, network_configuration=network, tls_probing_result=probing
+    )
     enumerator = Enumerator(server, counter)
     errors: dict[str, str] = {}
     if on_phase:
         on_phase("cipher suites")
-    with ThreadPoolExecutor(max_workers=max(1, connections_per_server), thread_name_prefix="tls-scan") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, connections_per_server), thread_name_prefix="tls-scan"
+    ) as pool:
         # FIFO pool: queued first, served first. The suites are the longest chain, so they go first;
         # groups over TLS 1.3 need no suite result and start at once when the server speaks it; the
         # simulations need none either (their protocol is named afterwards) and fill idle workers.
         suite_futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
-        early_groups = pool.submit(enumerator.groups_over, "TLS 1.3") \
-            if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3 else None
-        quantum = pool.submit(probe_if_tls13, dh_size.target(host, location.port, location.ip_address, timeout),
-                              counter, probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3)
+        early_groups = (
+            pool.submit(enumerator.groups_over, "TLS 1.3")
+            if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3
+            else None
+        )
+        quantum = pool.submit(
+            probe_if_tls13,
+            dh_size.target(host, location.port, location.ip_address, timeout),
+            counter,
+            probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
+        )
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
-        simulations = [pool.submit(simulate_client, profile, host, location.port, location.ip_address, timeout,
-                                   None, counter) for profile in CLIENTS]
+        simulations = [
+            pool.submit(
+                simulate_client, profile, host, location.port, location.ip_address, timeout, None, counter
+            )
+            for profile in CLIENTS
+        ]
         # revocation starts once the certificate jobs end, beside the rest (HTTP to the responder, not this server)
         revocation = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
         revocation.start(served_from_jobs(queued.get(ScanCommand.CERTIFICATE_INFO)))
@@ -405,8 +487,12 @@ def _fast_scan(host: str, location: ServerNetworkLocation, network: ServerNetwor
                 errors[f"suites {label}"] = _not_tested(exc)
         if on_phase:
             on_phase("client simulation")
-        fallback = pool.submit(probe_fallback_scsv, dh_size.target(host, location.port, location.ip_address, timeout),
-                               protocols, counter)
+        fallback = pool.submit(
+            probe_fallback_scsv,
+            dh_size.target(host, location.port, location.ip_address, timeout),
+            protocols,
+            counter,
+        )
         groups: list[str] = []
         try:
             label = group_protocol(protocols)
@@ -478,13 +564,15 @@ def _to_evidence(attempts, commands: set[ScanCommand], host: str) -> TlsEvidence
         for accepted in res.accepted_cipher_suites:
             key = accepted.ephemeral_key
             group = getattr(key, "curve_name", None) or (key.type_name if key else None)
-            suites.append(describe(
-                accepted.cipher_suite.name,
-                openssl_name=accepted.cipher_suite.openssl_name,
-                bits=accepted.cipher_suite.key_size,
-                ephemeral_group=group,
-                ephemeral_bits=key.size if key else None,
-            ))
+            suites.append(
+                describe(
+                    accepted.cipher_suite.name,
+                    openssl_name=accepted.cipher_suite.openssl_name,
+                    bits=accepted.cipher_suite.key_size,
+                    ephemeral_group=group,
+                    ephemeral_bits=key.size if key else None,
+                )
+            )
         evidence.protocols.append(ProtocolSupport(version=version, supported=bool(suites), suites=suites))
 
     if ScanCommand.CERTIFICATE_INFO in commands:
@@ -493,24 +581,26 @@ def _to_evidence(attempts, commands: set[ScanCommand], host: str) -> TlsEvidence
             for deployment in cert_info.certificate_deployments:
                 chain = deployment.received_certificate_chain
                 verified = deployment.verified_certificate_chain or []
-                evidence.certificates.append(CertificateDeployment(
-                    received_chain=[describe_certificate(c) for c in chain],
-                    verified_chain=[describe_certificate(c) for c in verified],
-                    trust=[
-                        TrustStoreResult(
-                            store=_store_name(r.trust_store.name),
-                            version=r.trust_store.version,
-                            trusted=r.was_validation_successful,
-                            error=r.validation_error,
-                        )
-                        for r in deployment.path_validation_results
-                    ],
-                    hostname_matches=hostname_matches(chain[0], host) if chain else False,
-                    chain_in_order=deployment.received_chain_has_valid_order,
-                    chain_includes_root=deployment.received_chain_contains_anchor_certificate,
-                    ocsp_stapled=deployment.ocsp_response is not None,
-                    mozilla_ev=deployment.leaf_certificate_is_ev,
-                ))
+                evidence.certificates.append(
+                    CertificateDeployment(
+                        received_chain=[describe_certificate(c) for c in chain],
+                        verified_chain=[describe_certificate(c) for c in verified],
+                        trust=[
+                            TrustStoreResult(
+                                store=_store_name(r.trust_store.name),
+                                version=r.trust_store.version,
+                                trusted=r.was_validation_successful,
+                                error=r.validation_error,
+                            )
+                            for r in deployment.path_validation_results
+                        ],
+                        hostname_matches=hostname_matches(chain[0], host) if chain else False,
+                        chain_in_order=deployment.received_chain_has_valid_order,
+                        chain_includes_root=deployment.received_chain_contains_anchor_certificate,
+                        ocsp_stapled=deployment.ocsp_response is not None,
+                        mozilla_ev=deployment.leaf_certificate_is_ev,
+                    )
+                )
 
     if ScanCommand.ELLIPTIC_CURVES in commands:
         curves = _attempt(attempts, ScanCommand.ELLIPTIC_CURVES, errors)

@@ -75,18 +75,26 @@ def _joined(response: httpx.Response, name: str) -> str | None:
     return ", ".join(values) if values else None
 
 
-def _send(transport: httpx.HTTPTransport, host: Host, method: str, url: ada_url.URL,
-          headers: dict[str, str]) -> httpx.Response:
+def _send(
+    transport: httpx.HTTPTransport, host: Host, method: str, url: ada_url.URL, headers: dict[str, str]
+) -> httpx.Response:
     """One request to the audited host for `url` (a URL on that host); the caller closes it."""
     scheme = url.protocol.rstrip(":")
     port = int(url.port) if url.port else (443 if scheme == "https" else 80)
     extensions: dict[str, object] = {"timeout": httpx.Timeout(host.remaining()).as_dict()}
     if scheme == "https" and host.sni:
         extensions["sni_hostname"] = host.sni
-    request = httpx.Request(method, f"{scheme}://{host.connect}:{port}{url.pathname}{url.search}",
-                            headers={"Host": host.authority(scheme, port), "User-Agent": USER_AGENT,
-                                     "Accept-Encoding": "identity", **headers},
-                            extensions=extensions)
+    request = httpx.Request(
+        method,
+        f"{scheme}://{host.connect}:{port}{url.pathname}{url.search}",
+        headers={
+            "Host": host.authority(scheme, port),
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",
+            **headers,
+        },
+        extensions=extensions,
+    )
     return transport.handle_request(request)
 
 
@@ -102,7 +110,7 @@ def _read(response: httpx.Response, host: Host) -> tuple[bytes, str | None]:
         for chunk in response.iter_raw():
             body += chunk
             if len(body) >= host.max_body:
-                return bytes(body[:host.max_body]), f"the body reached the {host.max_body}-byte cap"
+                return bytes(body[: host.max_body]), f"the body reached the {host.max_body}-byte cap"
             if time.monotonic() > deadline:
                 return bytes(body), f"the body was still arriving after {host.timeout:g} s"
     except httpx.HTTPError as exc:
@@ -117,8 +125,9 @@ def _drain(response: httpx.Response, host: Host) -> None:
         _read(response, replace(host, max_body=min(host.max_body, DRAIN_BYTES)))
 
 
-def page_facts(html: bytes, url: str, content_type: str | None, charset: str | None,
-               budget_s: float = 10.0) -> PageFacts:
+def page_facts(
+    html: bytes, url: str, content_type: str | None, charset: str | None, budget_s: float = 10.0
+) -> PageFacts:
     """The <meta> policies and <script> tags of an HTML document, as parsed by a browser."""
     root, note = _parse(html, time.monotonic() + budget_s, charset)
     facts = PageFacts(url=url, content_type=content_type, note=note)
@@ -151,13 +160,23 @@ def _page(transport: httpx.HTTPTransport, host: Host, landing: HttpResponse) -> 
         return PageFacts(url=landing.url, content_type=content_type)
     try:
         url = ada_url.URL(landing.url)
-        response = _send(transport, host, "GET", url,
-                         {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"})
+        response = _send(
+            transport,
+            host,
+            "GET",
+            url,
+            {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+        )
         with contextlib.closing(response):
             raw, partial = _read(response, host)
             decoded = decode_body(raw, response.headers.get_list("content-encoding"), host.max_body)
-            facts = page_facts(decoded.body, landing.url, _media_type(response.headers.get("content-type")),
-                               response.charset_encoding, host.timeout)
+            facts = page_facts(
+                decoded.body,
+                landing.url,
+                _media_type(response.headers.get("content-type")),
+                response.charset_encoding,
+                host.timeout,
+            )
     except (httpx.HTTPError, ValueError, OutOfTime) as exc:
         return PageFacts(url=landing.url, content_type=content_type, error=_why(exc))
     facts.note = "; ".join(n for n in (partial, decoded.note, facts.note) if n) or None
@@ -168,8 +187,13 @@ def _cors(transport: httpx.HTTPTransport, host: Host, landing: HttpResponse) -> 
     """A CORS preflight for the landing page from a foreign origin, as the Observatory sends it."""
     answer = CorsAnswer(url=landing.url, origin=OBSERVATORY_ORIGIN)
     try:
-        response = _send(transport, host, "OPTIONS", ada_url.URL(landing.url),
-                         {"Accept": "*/*", "Origin": OBSERVATORY_ORIGIN, "Access-Control-Request-Method": "GET"})
+        response = _send(
+            transport,
+            host,
+            "OPTIONS",
+            ada_url.URL(landing.url),
+            {"Accept": "*/*", "Origin": OBSERVATORY_ORIGIN, "Access-Control-Request-Method": "GET"},
+        )
         with contextlib.closing(response):
             answer.status = response.status_code
             answer.allow_origin = _joined(response, "access-control-allow-origin")
@@ -180,7 +204,9 @@ def _cors(transport: httpx.HTTPTransport, host: Host, landing: HttpResponse) -> 
     return answer
 
 
-def _route(transport: httpx.HTTPTransport, host: Host, first: HttpResponse) -> tuple[list[RedirectHop], str | None]:
+def _route(
+    transport: httpx.HTTPTransport, host: Host, first: HttpResponse
+) -> tuple[list[RedirectHop], str | None]:
     """http://host/ and every redirect after it, up to MAX_ROUTE, fetched while on the audited host."""
     hops = [RedirectHop(url=first.url, status=first.status)]
     status, location, current = first.status, first.location, first.url
@@ -208,11 +234,20 @@ def _route(transport: httpx.HTTPTransport, host: Host, first: HttpResponse) -> t
     return hops, None
 
 
-def web_host(name: str, connect: str, https_port: int, http_port: int, sni: str | None, timeout: float,
-             max_body: int) -> Host:
+def web_host(
+    name: str, connect: str, https_port: int, http_port: int, sni: str | None, timeout: float, max_body: int
+) -> Host:
     """The audited host for the web probe, with its overall budget starting now."""
-    return Host(name, connect, https_port, http_port, sni, timeout, max_body,
-                deadline=time.monotonic() + BUDGET_TIMEOUTS * timeout)
+    return Host(
+        name,
+        connect,
+        https_port,
+        http_port,
+        sni,
+        timeout,
+        max_body,
+        deadline=time.monotonic() + BUDGET_TIMEOUTS * timeout,
+    )
 
 
 def probe_web(transport: httpx.HTTPTransport, evidence: HttpEvidence, host: Host) -> WebProbe:

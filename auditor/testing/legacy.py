@@ -46,8 +46,12 @@ def dh_params(bits: int, directory: Path | None = None) -> Path:
     with _DH_LOCK:
         if not path.exists():
             partial = path.with_suffix(f".{os.getpid()}.tmp")
-            subprocess.run(["openssl", "dhparam", "-out", str(partial), str(bits)],
-                           check=True, capture_output=True, timeout=300)
+            subprocess.run(
+                ["openssl", "dhparam", "-out", str(partial), str(bits)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
             partial.replace(path)  # atomic: a parallel test never reads half a file
     return path
 
@@ -62,9 +66,21 @@ class LegacyOpenSSLServer(_Managed):
     '-no_dhe' in `args`.
     """
 
-    def __init__(self, issued: Issued, args: Sequence[str] = (), *, serve_chain: bool = True,
-                 server_name: str = "good.test", dhparam_bits: int | None = None) -> None:
-        self.issued, self.args, self.serve_chain, self.server_name = issued, list(args), serve_chain, server_name
+    def __init__(
+        self,
+        issued: Issued,
+        args: Sequence[str] = (),
+        *,
+        serve_chain: bool = True,
+        server_name: str = "good.test",
+        dhparam_bits: int | None = None,
+    ) -> None:
+        self.issued, self.args, self.serve_chain, self.server_name = (
+            issued,
+            list(args),
+            serve_chain,
+            server_name,
+        )
         self.dhparam_bits = dhparam_bits
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,8 +93,17 @@ class LegacyOpenSSLServer(_Managed):
     def command(self) -> list[str]:
         # 1.0.1e has no -cert_chain: with no extra certificates set, 1.0.x builds the chain it sends
         # from the verify store, so -CAfile holding only the intermediate sends leaf + intermediate.
-        cmd = [str(LEGACY_OPENSSL), "s_server", "-accept", str(self.port), "-cert", str(self.issued.cert_path),
-               "-key", str(self.issued.key_path), "-www"]
+        cmd = [
+            str(LEGACY_OPENSSL),
+            "s_server",
+            "-accept",
+            str(self.port),
+            "-cert",
+            str(self.issued.cert_path),
+            "-key",
+            str(self.issued.key_path),
+            "-www",
+        ]
         if self.serve_chain:
             chain = self.issued.chain_path.read_bytes().split(b"-----END CERTIFICATE-----", 1)[1].strip()
             if chain:
@@ -96,8 +121,14 @@ class LegacyOpenSSLServer(_Managed):
             raise RuntimeError(f"{LEGACY_OPENSSL} is absent or not executable")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop(); a file: nobody drains a pipe
         env = {**os.environ, "OPENSSL_CONF": "/dev/null"}
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,
+        )
         _RUNNING.add(self.proc)
         try:
             self._wait_ready()

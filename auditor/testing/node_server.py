@@ -60,8 +60,9 @@ def node_openssl_version() -> str | None:
     node = node_binary()
     if node is None:
         return None
-    done = subprocess.run([str(node), "-p", "process.versions.openssl"], capture_output=True, text=True, timeout=30,
-                          check=False)
+    done = subprocess.run(
+        [str(node), "-p", "process.versions.openssl"], capture_output=True, text=True, timeout=30, check=False
+    )
     return done.stdout.strip() or None
 
 
@@ -77,14 +78,30 @@ def node_serves_ml_kem() -> bool:
 class NodeTLSServer(_Managed):
     """Node's HTTPS server: TLS 1.2 and 1.3 by default, the caller's groups (`ecdh_curve`)."""
 
-    def __init__(self, issued: Issued, *, ecdh_curve: str | None = "X25519MLKEM768:X25519",
-                 min_version: str = "TLSv1.2", max_version: str = "TLSv1.3", ciphers: str | None = None,
-                 headers: Mapping[str, str] | None = None, body: str = DEFAULT_BODY,
-                 server_name: str = "good.test", serve_chain: bool = True) -> None:
+    def __init__(
+        self,
+        issued: Issued,
+        *,
+        ecdh_curve: str | None = "X25519MLKEM768:X25519",
+        min_version: str = "TLSv1.2",
+        max_version: str = "TLSv1.3",
+        ciphers: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str = DEFAULT_BODY,
+        server_name: str = "good.test",
+        serve_chain: bool = True,
+    ) -> None:
         self.issued, self.server_name = issued, server_name
-        self.config = {"key": str(issued.key_path), "cert": str(issued.chain_path if serve_chain else issued.cert_path),
-                       "ecdhCurve": ecdh_curve, "minVersion": min_version, "maxVersion": max_version,
-                       "ciphers": ciphers, "headers": dict(headers or {}), "body": body}
+        self.config = {
+            "key": str(issued.key_path),
+            "cert": str(issued.chain_path if serve_chain else issued.cert_path),
+            "ecdhCurve": ecdh_curve,
+            "minVersion": min_version,
+            "maxVersion": max_version,
+            "ciphers": ciphers,
+            "headers": dict(headers or {}),
+            "body": body,
+        }
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._directory: Path | None = None
@@ -105,8 +122,13 @@ class NodeTLSServer(_Managed):
         script.write_text(_SCRIPT)
         config.write_text(json.dumps({**self.config, "port": self.port}))
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (a file, not a pipe: nobody drains it)
-        self.proc = subprocess.Popen([str(node), str(script), str(config)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(node), str(script), str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         _RUNNING.add(self.proc)
         try:
             wait_for_port(self.port, timeout=20, proc=self.proc)

@@ -24,8 +24,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from auditor.testing.pki import PrivateKey, TestPKI
 
 Status = Literal["good", "revoked", "unknown"]
-_STATUS = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
-           "unknown": ocsp.OCSPCertStatus.UNKNOWN}
+_STATUS = {
+    "good": ocsp.OCSPCertStatus.GOOD,
+    "revoked": ocsp.OCSPCertStatus.REVOKED,
+    "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+}
 
 
 def delegated_responder(pki: TestPKI, *, ocsp_signing: bool = True) -> tuple[x509.Certificate, PrivateKey]:
@@ -33,24 +36,34 @@ def delegated_responder(pki: TestPKI, *, ocsp_signing: bool = True) -> tuple[x50
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(timezone.utc)
     usage = [ExtendedKeyUsageOID.OCSP_SIGNING if ocsp_signing else ExtendedKeyUsageOID.SERVER_AUTH]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Auditor Test OCSP Responder")]))
-            .issuer_name(pki.intermediate.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
-            .sign(pki.intermediate_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Auditor Test OCSP Responder")]))
+        .issuer_name(pki.intermediate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+        .sign(pki.intermediate_key, hashes.SHA256())
+    )
     return cert, key
 
 
-def _signer(pki: TestPKI, responder: tuple[x509.Certificate, PrivateKey] | None,
-            ) -> tuple[x509.Certificate, PrivateKey]:
+def _signer(
+    pki: TestPKI,
+    responder: tuple[x509.Certificate, PrivateKey] | None,
+) -> tuple[x509.Certificate, PrivateKey]:
     return responder if responder is not None else (pki.intermediate, pki.intermediate_key)
 
 
-def _sign(builder: ocsp.OCSPResponseBuilder, pki: TestPKI,
-          responder: tuple[x509.Certificate, PrivateKey] | None, tamper: bool = False) -> bytes:
+def _sign(
+    builder: ocsp.OCSPResponseBuilder,
+    pki: TestPKI,
+    responder: tuple[x509.Certificate, PrivateKey] | None,
+    tamper: bool = False,
+) -> bytes:
     cert, key = _signer(pki, responder)
     builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, cert)
     if responder is not None:
@@ -62,19 +75,30 @@ def _sign(builder: ocsp.OCSPResponseBuilder, pki: TestPKI,
     return der
 
 
-def ocsp_response(pki: TestPKI, leaf: x509.Certificate, status: Status = "good", *,
-                  reason: x509.ReasonFlags | None = x509.ReasonFlags.key_compromise,
-                  this_update: datetime | None = None, next_update: datetime | None = None,
-                  responder: tuple[x509.Certificate, PrivateKey] | None = None,
-                  tamper: bool = False) -> bytes:
+def ocsp_response(
+    pki: TestPKI,
+    leaf: x509.Certificate,
+    status: Status = "good",
+    *,
+    reason: x509.ReasonFlags | None = x509.ReasonFlags.key_compromise,
+    this_update: datetime | None = None,
+    next_update: datetime | None = None,
+    responder: tuple[x509.Certificate, PrivateKey] | None = None,
+    tamper: bool = False,
+) -> bytes:
     """A DER OCSP response about `leaf` (issued by the PKI's intermediate), valid for a day by default.
     `responder`: sign as that delegated responder; `tamper`: break the signature (a forgery)."""
     now = datetime.now(timezone.utc)
     builder = ocsp.OCSPResponseBuilder().add_response(
-        cert=leaf, issuer=pki.intermediate, algorithm=hashes.SHA1(), cert_status=_STATUS[status],
-        this_update=this_update or now - timedelta(minutes=10), next_update=next_update or now + timedelta(days=1),
+        cert=leaf,
+        issuer=pki.intermediate,
+        algorithm=hashes.SHA1(),
+        cert_status=_STATUS[status],
+        this_update=this_update or now - timedelta(minutes=10),
+        next_update=next_update or now + timedelta(days=1),
         revocation_time=now - timedelta(days=1) if status == "revoked" else None,
-        revocation_reason=reason if status == "revoked" else None)
+        revocation_reason=reason if status == "revoked" else None,
+    )
     return _sign(builder, pki, responder, tamper)
 
 
@@ -91,7 +115,9 @@ class OCSPResponder:
     response. `requests` counts the requests received, so a test can prove none was made.
     """
 
-    def __init__(self, pki: TestPKI, *, default: Status = "good", delay: float = 0.0, garbage: bool = False) -> None:
+    def __init__(
+        self, pki: TestPKI, *, default: Status = "good", delay: float = 0.0, garbage: bool = False
+    ) -> None:
         self.pki, self.default, self.delay, self.garbage = pki, default, delay, garbage
         self.statuses: dict[int, Status] = {}
         self.requests = 0
@@ -111,16 +137,23 @@ class OCSPResponder:
         try:
             request = ocsp.load_der_ocsp_request(body)
         except ValueError:
-            unsuccessful = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+            unsuccessful = ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+            )
             return unsuccessful.public_bytes(Encoding.DER)
         status = self.statuses.get(request.serial_number, self.default)
         now = datetime.now(timezone.utc)
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash, issuer_key_hash=request.issuer_key_hash,
-            serial_number=request.serial_number, algorithm=request.hash_algorithm, cert_status=_STATUS[status],
-            this_update=now - timedelta(minutes=10), next_update=now + timedelta(days=1),
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial_number,
+            algorithm=request.hash_algorithm,
+            cert_status=_STATUS[status],
+            this_update=now - timedelta(minutes=10),
+            next_update=now + timedelta(days=1),
             revocation_time=now - timedelta(days=1) if status == "revoked" else None,
-            revocation_reason=x509.ReasonFlags.key_compromise if status == "revoked" else None)
+            revocation_reason=x509.ReasonFlags.key_compromise if status == "revoked" else None,
+        )
         return _sign(builder, self.pki, None)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -154,8 +187,12 @@ class OCSPResponder:
         if self._server is not None:
             return
         self._server = _Server(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                         name="OCSPResponder").start()
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name="OCSPResponder",
+        ).start()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -167,7 +204,7 @@ class OCSPResponder:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
-

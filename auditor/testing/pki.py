@@ -25,11 +25,16 @@ PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed2551
 POLICY_OIDS = {"dv": "2.23.140.1.2.1", "ov": "2.23.140.1.2.2", "ev": "2.23.140.1.1"}
 ANY_POLICY = "2.5.29.32.0"
 KEY_TYPES = ("rsa768", "rsa1024", "rsa2048", "rsa4096", "p256", "p384", "ed25519")
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384,
-                                                  "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 # DER AlgorithmIdentifiers for SHA-1 and MD5 signatures, which cryptography's builders refuse to produce.
 _LEGACY_ALGORITHM_ID = {
-    ("sha1", "rsa"): bytes.fromhex("300d06092a864886f70d0101050500"),  # sha1WithRSAEncryption, NULL parameters
+    ("sha1", "rsa"): bytes.fromhex(
+        "300d06092a864886f70d0101050500"
+    ),  # sha1WithRSAEncryption, NULL parameters
     ("sha1", "ec"): bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
     ("md5", "rsa"): bytes.fromhex("300d06092a864886f70d0101040500"),  # md5WithRSAEncryption, NULL parameters
 }
@@ -47,8 +52,12 @@ class Issued:
 
 def _key(kind: str) -> PrivateKey:
     if kind == "rsa768":  # below cryptography's 1024-bit floor: the openssl CLI still makes one
-        pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:768"],
-                             check=True, capture_output=True, timeout=60).stdout
+        pem = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:768"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        ).stdout
         key = serialization.load_pem_private_key(pem, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return key
@@ -64,8 +73,9 @@ def _key(kind: str) -> PrivateKey:
 
 
 def _pem_key(key: PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -103,7 +113,7 @@ def _der_split(data: bytes, pos: int) -> tuple[int, int]:
     length, pos = data[pos + 1], pos + 2
     if length & 0x80:
         count = length & 0x7F
-        length, pos = int.from_bytes(data[pos:pos + count], "big"), pos + count
+        length, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
     return pos, pos + length
 
 
@@ -111,12 +121,19 @@ def _resign_legacy(cert: x509.Certificate, signer: PrivateKey, hash_name: str) -
     """Re-sign `cert` with SHA-1 or MD5 by editing the DER: swap the TBS signature AlgorithmIdentifier,
     sign the new TBS with the raw key API (which still allows them) and reassemble. Keeps exact
     dates, serial, issuer and extensions, which `openssl x509 -req -sha1` cannot (it has only -days)."""
-    kind = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec" if isinstance(
-        signer, ec.EllipticCurvePrivateKey) else "ed25519"
+    kind = (
+        "rsa"
+        if isinstance(signer, rsa.RSAPrivateKey)
+        else "ec"
+        if isinstance(signer, ec.EllipticCurvePrivateKey)
+        else "ed25519"
+    )
     alg_id = _LEGACY_ALGORITHM_ID.get((hash_name, kind))
     if alg_id is None:
-        raise ValueError(f"{hash_name} signatures need an {'RSA' if hash_name == 'md5' else 'RSA or ECDSA'} "
-                         f"signer, not {kind}")
+        raise ValueError(
+            f"{hash_name} signatures need an {'RSA' if hash_name == 'md5' else 'RSA or ECDSA'} "
+            f"signer, not {kind}"
+        )
     tbs = cert.tbs_certificate_bytes
     content, _ = _der_split(tbs, 0)
     pos = content
@@ -144,17 +161,25 @@ class TestPKI:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, directory: Path, *, root_name: str = "Auditor Test Root CA",
-                 intermediate_name: str = "Auditor Test Intermediate CA", ca_keys: str = "ec",
-                 intermediate_hash: str = "sha384") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        root_name: str = "Auditor Test Root CA",
+        intermediate_name: str = "Auditor Test Intermediate CA",
+        ca_keys: str = "ec",
+        intermediate_hash: str = "sha384",
+    ) -> None:
         """`ca_keys="rsa"` gives RSA 2048 CAs (what an MD5 signature needs) instead of P-384/P-256.
         `intermediate_hash="sha1"` has the root sign the intermediate with SHA-1 (a chain that still
         validates but that the grade must mark T), like `issue(hash=...)` does for leaves."""
         if ca_keys not in ("ec", "rsa"):
             raise ValueError(f"ca_keys must be 'ec' or 'rsa', not {ca_keys!r}")
         if intermediate_hash not in _HASHES and intermediate_hash not in _LEGACY_HASHES:
-            raise ValueError(f"unknown intermediate_hash {intermediate_hash!r}; expected sha256, sha384, sha512, "
-                             "sha1 or md5")
+            raise ValueError(
+                f"unknown intermediate_hash {intermediate_hash!r}; expected sha256, sha384, sha512, "
+                "sha1 or md5"
+            )
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         now = datetime.now(timezone.utc)
@@ -162,33 +187,50 @@ class TestPKI:
         root_subject = _name(root_name, "Auditor Test")
         self.root = (
             x509.CertificateBuilder()
-            .subject_name(root_subject).issuer_name(root_subject)
-            .public_key(self.root_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=3650))
+            .subject_name(root_subject)
+            .issuer_name(root_subject)
+            .public_key(self.root_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False
+            )
             .sign(self.root_key, hashes.SHA384())
         )
         self.intermediate_key = _key("p256" if ca_keys == "ec" else "rsa2048")
         intermediate = (
             x509.CertificateBuilder()
-            .subject_name(_name(intermediate_name, "Auditor Test")).issuer_name(root_subject)
-            .public_key(self.intermediate_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1825))
+            .subject_name(_name(intermediate_name, "Auditor Test"))
+            .issuer_name(root_subject)
+            .public_key(self.intermediate_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1825))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY),
-                                                                            None)]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.intermediate_key.public_key()),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root_key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY), None)]),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self.intermediate_key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root_key.public_key()), critical=False
+            )
         )
         if intermediate_hash in _LEGACY_HASHES:
-            self.intermediate = _resign_legacy(intermediate.sign(self.root_key, hashes.SHA256()), self.root_key,
-                                               intermediate_hash)
+            self.intermediate = _resign_legacy(
+                intermediate.sign(self.root_key, hashes.SHA256()), self.root_key, intermediate_hash
+            )
         else:
             self.intermediate = intermediate.sign(self.root_key, _HASHES[intermediate_hash]())
         self.root_path = self.directory / "root.pem"
@@ -198,11 +240,25 @@ class TestPKI:
         self.intermediate_key_path = self.directory / "intermediate.key"
         self.intermediate_key_path.write_bytes(_pem_key(self.intermediate_key))
 
-    def issue(self, name: str, *, hosts: Sequence[str] = ("good.test",), days_valid: int = 90,
-              not_before: datetime | None = None, not_after: datetime | None = None, key: str = "rsa2048",
-              hash: str = "sha256", policy: str | None = "ov", subject_cn: str | None = None,  # noqa: A002
-              subject_org: str | None = None, san: bool = True, issuer: str = "intermediate",
-              expired: bool = False, ocsp_url: str | None = None, ca_issuers_url: str | None = None) -> Issued:
+    def issue(
+        self,
+        name: str,
+        *,
+        hosts: Sequence[str] = ("good.test",),
+        days_valid: int = 90,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        key: str = "rsa2048",
+        hash: str = "sha256",
+        policy: str | None = "ov",
+        subject_cn: str | None = None,  # noqa: A002
+        subject_org: str | None = None,
+        san: bool = True,
+        issuer: str = "intermediate",
+        expired: bool = False,
+        ocsp_url: str | None = None,
+        ca_issuers_url: str | None = None,
+    ) -> Issued:
         """Issue a leaf into `directory` as `{name}.pem`, `{name}.key` and `{name}.chain.pem`.
 
         `expired=True`: valid from 120 to 2 days ago (or pass `not_after` in the past). The CN
@@ -238,9 +294,12 @@ class TestPKI:
             usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(issuer_name)
-            .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(not_after)
+            .subject_name(subject)
+            .issuer_name(issuer_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -249,17 +308,28 @@ class TestPKI:
         )
         if san and hosts:
             builder = builder.add_extension(_san(hosts), critical=False)
-        access = [x509.AccessDescription(method, x509.UniformResourceIdentifier(url)) for method, url in (
-            (AuthorityInformationAccessOID.OCSP, ocsp_url), (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url))
-            if url is not None]
+        access = [
+            x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+            for method, url in (
+                (AuthorityInformationAccessOID.OCSP, ocsp_url),
+                (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
+            )
+            if url is not None
+        ]
         if access:
             builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
         if policy is not None:
-            builder = builder.add_extension(x509.CertificatePolicies(
-                [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]), critical=False)
+            builder = builder.add_extension(
+                x509.CertificatePolicies(
+                    [x509.PolicyInformation(x509.ObjectIdentifier(POLICY_OIDS[policy]), None)]
+                ),
+                critical=False,
+            )
         ed_signer = isinstance(signer_key, ed25519.Ed25519PrivateKey)
         if hash in _LEGACY_HASHES:
-            cert = _resign_legacy(builder.sign(signer_key, None if ed_signer else hashes.SHA256()), signer_key, hash)
+            cert = _resign_legacy(
+                builder.sign(signer_key, None if ed_signer else hashes.SHA256()), signer_key, hash
+            )
         else:
             cert = builder.sign(signer_key, None if ed_signer else _HASHES[hash]())
         key_path = self.directory / f"{name}.key"

@@ -24,8 +24,10 @@ from typing import IO, Self
 
 from auditor.testing.pki import Issued
 
-MODERN_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
-                  "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+MODERN_CIPHERS = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+)
 DEFAULT_BODY = "<!doctype html><html><head><title>test site</title></head><body><p>hello</p></body></html>"
 NGINX_HTTP_MODES = ("redirect", "content", "http-redirect", "none")
 PYTHON_HTTP_MODES = ("redirect", "content", "none")
@@ -41,8 +43,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None,
-                  host: str = "127.0.0.1") -> None:
+def wait_for_port(
+    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None, host: str = "127.0.0.1"
+) -> None:
     """Poll until `port` accepts a TCP connection; fail fast if `proc` dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,8 +98,9 @@ class _Managed:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> None:  # pragma: no cover - overridden
@@ -118,14 +122,28 @@ class NginxSite(_Managed):
     session so stop() can kill the whole process group. Defaults are a policy-compliant site.
     """
 
-    def __init__(self, directory: Path | None = None, *, issued: Issued, server_name: str = "good.test",
-                 serve_chain: bool = True, dual_issued: Issued | None = None,
-                 protocols: str = "TLSv1.2 TLSv1.3", ciphers: str = MODERN_CIPHERS,
-                 prefer_server_ciphers: bool = True, ecdh_curve: str = "X25519:prime256v1:secp384r1",
-                 tls13_ciphersuites: str | None = None, seclevel0: bool = False,
-                 hsts: str | None = "max-age=63072000; includeSubDomains", cookies: Sequence[str] = (),
-                 body: str = DEFAULT_BODY, extra_headers: Mapping[str, str] | None = None,
-                 http_mode: str = "redirect", extra_server: str = "", extra_http: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        issued: Issued,
+        server_name: str = "good.test",
+        serve_chain: bool = True,
+        dual_issued: Issued | None = None,
+        protocols: str = "TLSv1.2 TLSv1.3",
+        ciphers: str = MODERN_CIPHERS,
+        prefer_server_ciphers: bool = True,
+        ecdh_curve: str = "X25519:prime256v1:secp384r1",
+        tls13_ciphersuites: str | None = None,
+        seclevel0: bool = False,
+        hsts: str | None = "max-age=63072000; includeSubDomains",
+        cookies: Sequence[str] = (),
+        body: str = DEFAULT_BODY,
+        extra_headers: Mapping[str, str] | None = None,
+        http_mode: str = "redirect",
+        extra_server: str = "",
+        extra_http: str = "",
+    ) -> None:
         if http_mode not in NGINX_HTTP_MODES:
             raise ValueError(f"http_mode must be one of {NGINX_HTTP_MODES}, not {http_mode!r}")
         self._owns_directory = directory is None
@@ -172,9 +190,14 @@ class NginxSite(_Managed):
         headers += [f"add_header Set-Cookie {_quote(c)} always;" for c in self.cookies]
         headers += [f"add_header {k} {_quote(v)} always;" for k, v in self.extra_headers.items()]
         header_block = "\n    ".join(headers)
-        tls13 = (f"    ssl_conf_command Ciphersuites {self.tls13_ciphersuites};\n"
-                 if self.tls13_ciphersuites else "")
-        certs = self._cert_lines(self.issued) + (self._cert_lines(self.dual_issued) if self.dual_issued else "")
+        tls13 = (
+            f"    ssl_conf_command Ciphersuites {self.tls13_ciphersuites};\n"
+            if self.tls13_ciphersuites
+            else ""
+        )
+        certs = self._cert_lines(self.issued) + (
+            self._cert_lines(self.dual_issued) if self.dual_issued else ""
+        )
         http_block = ""
         if self.http_port:
             if self.http_mode == "redirect":
@@ -212,7 +235,7 @@ http {{
     server_name {self.server_name};
 {certs}    ssl_protocols {self.protocols};
     ssl_ciphers {self.ciphers};
-    ssl_prefer_server_ciphers {'on' if self.prefer_server_ciphers else 'off'};
+    ssl_prefer_server_ciphers {"on" if self.prefer_server_ciphers else "off"};
     ssl_ecdh_curve {self.ecdh_curve};
 {tls13}    ssl_session_tickets off;
     root {d}/www;
@@ -234,9 +257,13 @@ http {{
         self.error_log.unlink(missing_ok=True)
         self._stderr = tempfile.TemporaryFile()
         # -e: the Debian build logs to stderr until the config is read; -p: relative paths stay here.
-        self.proc = subprocess.Popen([nginx, "-p", f"{self.directory}/", "-c", str(conf), "-e", str(self.error_log)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [nginx, "-p", f"{self.directory}/", "-c", str(conf), "-e", str(self.error_log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         _RUNNING.add(self.proc)
         try:
             wait_for_port(self.https_port, proc=self.proc)
@@ -261,9 +288,20 @@ class OpenSSLServer(_Managed):
     """`openssl s_server -www` with caller-chosen flags (e.g. ['-tls1', '-cipher', 'AES128-SHA@SECLEVEL=0']):
     reaches protocol/suite combinations nginx will not configure."""
 
-    def __init__(self, issued: Issued, args: Sequence[str] = (), *, serve_chain: bool = True,
-                 server_name: str = "good.test") -> None:
-        self.issued, self.args, self.serve_chain, self.server_name = issued, list(args), serve_chain, server_name
+    def __init__(
+        self,
+        issued: Issued,
+        args: Sequence[str] = (),
+        *,
+        serve_chain: bool = True,
+        server_name: str = "good.test",
+    ) -> None:
+        self.issued, self.args, self.serve_chain, self.server_name = (
+            issued,
+            list(args),
+            serve_chain,
+            server_name,
+        )
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -275,8 +313,18 @@ class OpenSSLServer(_Managed):
     def start(self) -> None:
         if self.proc is not None:
             return
-        cmd = ["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert", str(self.issued.cert_path),
-               "-key", str(self.issued.key_path), "-www", "-quiet"]
+        cmd = [
+            "openssl",
+            "s_server",
+            "-accept",
+            f"127.0.0.1:{self.port}",
+            "-cert",
+            str(self.issued.cert_path),
+            "-key",
+            str(self.issued.key_path),
+            "-www",
+            "-quiet",
+        ]
         if self.serve_chain:
             chain = self.issued.chain_path.read_bytes().split(b"-----END CERTIFICATE-----", 1)[1].strip()
             if chain:
@@ -285,8 +333,13 @@ class OpenSSLServer(_Managed):
                 cmd += ["-cert_chain", str(extra)]
         cmd += self.args
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody drains it while serving
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         _RUNNING.add(self.proc)
         try:
             wait_for_port(self.port, proc=self.proc)
@@ -329,20 +382,35 @@ class PythonTLSServer(_Managed):
     garbage costs one thread (and a timeout) and never blocks accept().
     """
 
-    def __init__(self, issued: Issued, *, minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
-                 maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED, ciphers: str | None = None,
-                 server_preference: bool = True, response_headers: Sequence[tuple[str, str]] = (),
-                 body: str = DEFAULT_BODY, status: int = 200, http_mode: str = "none",
-                 server_name: str = "good.test", serve_chain: bool = True, seclevel0: bool = False,
-                 bind: str = "127.0.0.1", client_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        issued: Issued,
+        *,
+        minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+        maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+        ciphers: str | None = None,
+        server_preference: bool = True,
+        response_headers: Sequence[tuple[str, str]] = (),
+        body: str = DEFAULT_BODY,
+        status: int = 200,
+        http_mode: str = "none",
+        server_name: str = "good.test",
+        serve_chain: bool = True,
+        seclevel0: bool = False,
+        bind: str = "127.0.0.1",
+        client_timeout: float = 30.0,
+    ) -> None:
         if http_mode not in PYTHON_HTTP_MODES:
             raise ValueError(f"http_mode must be one of {PYTHON_HTTP_MODES}, not {http_mode!r}")
         self.issued, self.server_name, self.bind = issued, server_name, bind
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         # OpenSSL 3 refuses TLS 1.0/1.1, weak suites and SHA-1 certificates above security level 0.
         sig_hash = issued.cert.signature_hash_algorithm
-        legacy = (seclevel0 or minimum_version < ssl.TLSVersion.TLSv1_2
-                  or (sig_hash is not None and sig_hash.name in {"sha1", "md5"}))
+        legacy = (
+            seclevel0
+            or minimum_version < ssl.TLSVersion.TLSv1_2
+            or (sig_hash is not None and sig_hash.name in {"sha1", "md5"})
+        )
         if legacy:
             base = (ciphers or "DEFAULT").replace(":@SECLEVEL=0", "").replace("@SECLEVEL=0", "")
             context.set_ciphers(base + ":@SECLEVEL=0")
@@ -419,8 +487,12 @@ class PythonTLSServer(_Managed):
             self.http_port = plain.server_address[1]
             self._servers.append(plain)
         for server in self._servers:  # listening already: no need to poll before returning
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                             name=f"PythonTLSServer:{server.server_address[1]}").start()
+            threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                daemon=True,
+                name=f"PythonTLSServer:{server.server_address[1]}",
+            ).start()
 
     def stop(self) -> None:
         for server in self._servers:

@@ -39,7 +39,9 @@ class TlsliteConfig:
     macs: list[str] = field(default_factory=lambda: ["sha", "sha256", "sha384", "aead"])
     dh_params_path: str | None = None  # PEM DH parameters for DHE (RFC 7919 groups are then not offered)
     secure_renegotiation: bool = True  # False: ignore RFC 5746 (no renegotiation_info in ServerHello)
-    rsa_padding_oracle: bool = False  # True: a bad PKCS#1 padding in ClientKeyExchange gets its own alert (ROBOT)
+    rsa_padding_oracle: bool = (
+        False  # True: a bad PKCS#1 padding in ClientKeyExchange gets its own alert (ROBOT)
+    )
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     body: str = DEFAULT_BODY
 
@@ -51,20 +53,35 @@ class TlsliteServer(_Managed):
     of that size (auditor.testing.legacy.dh_params), otherwise tlslite's 2048-bit default.
     """
 
-    def __init__(self, issued: Issued, *, min_version: str = "TLSv1.2", max_version: str = "TLSv1.2",
-                 ciphers: Sequence[str] | None = None, key_exchange: Sequence[str] | None = None,
-                 macs: Sequence[str] | None = None, dh_bits: int | None = None, secure_renegotiation: bool = True,
-                 rsa_padding_oracle: bool = False,
-                 response_headers: Sequence[tuple[str, str]] = (), serve_chain: bool = True,
-                 server_name: str = "good.test") -> None:
+    def __init__(
+        self,
+        issued: Issued,
+        *,
+        min_version: str = "TLSv1.2",
+        max_version: str = "TLSv1.2",
+        ciphers: Sequence[str] | None = None,
+        key_exchange: Sequence[str] | None = None,
+        macs: Sequence[str] | None = None,
+        dh_bits: int | None = None,
+        secure_renegotiation: bool = True,
+        rsa_padding_oracle: bool = False,
+        response_headers: Sequence[tuple[str, str]] = (),
+        serve_chain: bool = True,
+        server_name: str = "good.test",
+    ) -> None:
         for version in (min_version, max_version):
             if version not in VERSIONS:
                 raise ValueError(f"unknown version {version!r}; expected one of {list(VERSIONS)}")
         self.issued, self.server_name, self.dh_bits = issued, server_name, dh_bits
-        self.config = TlsliteConfig(str(issued.chain_path if serve_chain else issued.cert_path), str(issued.key_path),
-                                    min_version, max_version, secure_renegotiation=secure_renegotiation,
-                                    rsa_padding_oracle=rsa_padding_oracle,
-                                    response_headers=list(response_headers))
+        self.config = TlsliteConfig(
+            str(issued.chain_path if serve_chain else issued.cert_path),
+            str(issued.key_path),
+            min_version,
+            max_version,
+            secure_renegotiation=secure_renegotiation,
+            rsa_padding_oracle=rsa_padding_oracle,
+            response_headers=list(response_headers),
+        )
         for name, value in (("ciphers", ciphers), ("key_exchange", key_exchange), ("macs", macs)):
             if value is not None:
                 setattr(self.config, name, list(value))
@@ -84,10 +101,13 @@ class TlsliteServer(_Managed):
 
             self.config.dh_params_path = str(dh_params(self.dh_bits))
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "auditor.testing.tlslite_server",
-                                      json.dumps(asdict(self.config))],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "auditor.testing.tlslite_server", json.dumps(asdict(self.config))],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            start_new_session=True,
+        )
         _RUNNING.add(self.proc)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()  # "READY <port>", or EOF if it died
@@ -110,15 +130,21 @@ class TlsliteServer(_Managed):
 
 # ---------------------------------------------------------------- the child process
 
+
 def _settings(config: TlsliteConfig):  # type: ignore[no-untyped-def]  # tlslite is untyped
     from cryptography.hazmat.primitives.serialization import load_pem_parameters
     from tlslite.api import HandshakeSettings
 
     settings = HandshakeSettings()
     settings.minVersion, settings.maxVersion = VERSIONS[config.min_version], VERSIONS[config.max_version]
-    settings.versions = [v for v in sorted(VERSIONS.values(), reverse=True)
-                         if settings.minVersion <= v <= settings.maxVersion]
-    settings.cipherNames, settings.keyExchangeNames, settings.macNames = config.ciphers, config.key_exchange, config.macs
+    settings.versions = [
+        v for v in sorted(VERSIONS.values(), reverse=True) if settings.minVersion <= v <= settings.maxVersion
+    ]
+    settings.cipherNames, settings.keyExchangeNames, settings.macNames = (
+        config.ciphers,
+        config.key_exchange,
+        config.macs,
+    )
     settings.minKeySize = 512  # test leaves may be small on purpose
     if config.dh_params_path:
         with open(config.dh_params_path, "rb") as pem:
@@ -138,10 +164,13 @@ def _connection_class(*, ignore_rfc5746: bool, ignore_rfc7919: bool):  # type: i
 
     def forget(hello: ClientHello) -> None:
         if ignore_rfc5746:  # no renegotiation_info in the ServerHello: "secure renegotiation not supported"
-            hello.cipher_suites = [c for c in hello.cipher_suites
-                                   if c != CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV]
+            hello.cipher_suites = [
+                c for c in hello.cipher_suites if c != CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+            ]
             if hello.extensions is not None:
-                hello.extensions = [e for e in hello.extensions if e.extType != ExtensionType.renegotiation_info]
+                hello.extensions = [
+                    e for e in hello.extensions if e.extType != ExtensionType.renegotiation_info
+                ]
         groups = hello.getExtension(ExtensionType.supported_groups)
         if ignore_rfc7919 and groups is not None and groups.groups:  # the configured DH group, not ffdhe*
             groups.groups = [g for g in groups.groups if not 256 <= g < 512] or groups.groups
@@ -179,8 +208,13 @@ def _install_padding_oracle() -> None:
 
 def _response(config: TlsliteConfig) -> bytes:
     body = config.body.encode()
-    head = ["HTTP/1.1 200 OK", "Content-Type: text/html; charset=utf-8", f"Content-Length: {len(body)}",
-            "Connection: close", *(f"{name}: {value}" for name, value in config.response_headers)]
+    head = [
+        "HTTP/1.1 200 OK",
+        "Content-Type: text/html; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in config.response_headers),
+    ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -194,8 +228,9 @@ def serve(config: TlsliteConfig) -> None:
     with open(config.key_path) as f:
         key = parsePEMKey(f.read(), private=True)
     settings = _settings(config)
-    connection_class = _connection_class(ignore_rfc5746=not config.secure_renegotiation,
-                                         ignore_rfc7919=config.dh_params_path is not None)
+    connection_class = _connection_class(
+        ignore_rfc5746=not config.secure_renegotiation, ignore_rfc7919=config.dh_params_path is not None
+    )
     response = _response(config)
     if config.rsa_padding_oracle:
         _install_padding_oracle()
@@ -206,7 +241,9 @@ def serve(config: TlsliteConfig) -> None:
             tls = connection_class(self.request)
             try:
                 # alpn given: tlslite 0.8's TLS 1.3 path fails on a client's ALPN when the server has none
-                tls.handshakeServer(certChain=chain, privateKey=key, settings=settings, alpn=[bytearray(b"http/1.1")])
+                tls.handshakeServer(
+                    certChain=chain, privateKey=key, settings=settings, alpn=[bytearray(b"http/1.1")]
+                )
                 request = b""
                 while b"\r\n\r\n" not in request and len(request) < 65536:
                     data = tls.read(max=4096)
@@ -231,7 +268,9 @@ def serve(config: TlsliteConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="tlslite-ng HTTPS test server (one JSON TlsliteConfig argument)")
+    parser = argparse.ArgumentParser(
+        description="tlslite-ng HTTPS test server (one JSON TlsliteConfig argument)"
+    )
     parser.add_argument("config", help="TlsliteConfig as JSON")
     args = parser.parse_args(argv)
     raw = json.loads(args.config)

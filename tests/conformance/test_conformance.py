@@ -35,35 +35,106 @@ class Case:
 
 
 CASES = [
-    Case("modern", "A+", "TLS 1.2+1.3, ECDHE AEAD only, HSTS 2 years: score 93 (100/90/90), no cap, no warning",
-         {"tls13_ciphersuites": TLS13}),
-    Case("tls10-tls11", "B", "TLS 1.0/1.1 offered: cap B (2020 change)",
-         {"protocols": "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3", "seclevel0": True, "tls13_ciphersuites": TLS13,
-          "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA"}),
-    Case("rsa-kex-preferred", "B", "TLS 1.2 only with RSA key exchange first: reference browsers get no forward "
-         "secrecy, cap B (2018 change); also no TLS 1.3 (warning, irrelevant under the cap)",
-         {"protocols": "TLSv1.2", "ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"}),
-    Case("cbc-only", "B", "only CBC suites: no AEAD, cap B (2020 change)",
-         {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256"}),
-    Case("no-hsts", "A-", "modern but no HSTS: warning, A- (2009r)", {"hsts": None, "tls13_ciphersuites": TLS13}),
-    Case("short-hsts", "A-", "HSTS max-age 1 day < 180 days: warning, A- (2009r)",
-         {"hsts": "max-age=86400", "tls13_ciphersuites": TLS13}),
-    Case("rsa-1024", "B", "1024-bit RSA key: key exchange score 80 and cap B (key below 2048 bits)",
-         cert={"key": "rsa1024"}, python=True),
-    Case("sha1-chain", "T", "SHA-1 signature in the chain: not trusted, T (2017 change)",
-         cert={"hash": "sha1"}, python=True),
-    Case("self-signed", "T", "self-signed certificate: not trusted, T", {"tls13_ciphersuites": TLS13},
-         {"issuer": "self"}),
-    Case("expired", "T", "expired certificate: not trusted, T", {"tls13_ciphersuites": TLS13}, {"expired": True}),
-    Case("wrong-host", "M", "certificate for another name: mismatch, M", {"tls13_ciphersuites": TLS13},
-         {"hosts": ("other.test",)}),
-    Case("incomplete-chain", "B", "intermediate not served: cap B (incomplete chain)", {"tls13_ciphersuites": TLS13},
-         serve_chain=False),
-    Case("tls13-only", "A+", "TLS 1.3 only: the C cap needs neither TLS 1.2 nor TLS 1.3 offered (2009r Precisions; "
-         "ssllabs-scan issues 815, 910, 930); modern otherwise, no cap, no warning",
-         {"protocols": "TLSv1.3", "tls13_ciphersuites": TLS13}),
-    Case("no-tls13", "A-", "TLS 1.2 only, otherwise modern: warning 'TLS 1.3 not supported', A- (2009r)",
-         {"protocols": "TLSv1.2"}),
+    Case(
+        "modern",
+        "A+",
+        "TLS 1.2+1.3, ECDHE AEAD only, HSTS 2 years: score 93 (100/90/90), no cap, no warning",
+        {"tls13_ciphersuites": TLS13},
+    ),
+    Case(
+        "tls10-tls11",
+        "B",
+        "TLS 1.0/1.1 offered: cap B (2020 change)",
+        {
+            "protocols": "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3",
+            "seclevel0": True,
+            "tls13_ciphersuites": TLS13,
+            "ciphers": "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA",
+        },
+    ),
+    Case(
+        "rsa-kex-preferred",
+        "B",
+        "TLS 1.2 only with RSA key exchange first: reference browsers get no forward "
+        "secrecy, cap B (2018 change); also no TLS 1.3 (warning, irrelevant under the cap)",
+        {
+            "protocols": "TLSv1.2",
+            "ciphers": "AES256-GCM-SHA384:AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+        },
+    ),
+    Case(
+        "cbc-only",
+        "B",
+        "only CBC suites: no AEAD, cap B (2020 change)",
+        {"protocols": "TLSv1.2", "ciphers": "ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256"},
+    ),
+    Case(
+        "no-hsts",
+        "A-",
+        "modern but no HSTS: warning, A- (2009r)",
+        {"hsts": None, "tls13_ciphersuites": TLS13},
+    ),
+    Case(
+        "short-hsts",
+        "A-",
+        "HSTS max-age 1 day < 180 days: warning, A- (2009r)",
+        {"hsts": "max-age=86400", "tls13_ciphersuites": TLS13},
+    ),
+    Case(
+        "rsa-1024",
+        "B",
+        "1024-bit RSA key: key exchange score 80 and cap B (key below 2048 bits)",
+        cert={"key": "rsa1024"},
+        python=True,
+    ),
+    Case(
+        "sha1-chain",
+        "T",
+        "SHA-1 signature in the chain: not trusted, T (2017 change)",
+        cert={"hash": "sha1"},
+        python=True,
+    ),
+    Case(
+        "self-signed",
+        "T",
+        "self-signed certificate: not trusted, T",
+        {"tls13_ciphersuites": TLS13},
+        {"issuer": "self"},
+    ),
+    Case(
+        "expired",
+        "T",
+        "expired certificate: not trusted, T",
+        {"tls13_ciphersuites": TLS13},
+        {"expired": True},
+    ),
+    Case(
+        "wrong-host",
+        "M",
+        "certificate for another name: mismatch, M",
+        {"tls13_ciphersuites": TLS13},
+        {"hosts": ("other.test",)},
+    ),
+    Case(
+        "incomplete-chain",
+        "B",
+        "intermediate not served: cap B (incomplete chain)",
+        {"tls13_ciphersuites": TLS13},
+        serve_chain=False,
+    ),
+    Case(
+        "tls13-only",
+        "A+",
+        "TLS 1.3 only: the C cap needs neither TLS 1.2 nor TLS 1.3 offered (2009r Precisions; "
+        "ssllabs-scan issues 815, 910, 930); modern otherwise, no cap, no warning",
+        {"protocols": "TLSv1.3", "tls13_ciphersuites": TLS13},
+    ),
+    Case(
+        "no-tls13",
+        "A-",
+        "TLS 1.2 only, otherwise modern: warning 'TLS 1.3 not supported', A- (2009r)",
+        {"protocols": "TLSv1.2"},
+    ),
 ]
 
 
@@ -75,14 +146,21 @@ def graded(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         for case in CASES:
             issued = pki.issue(f"conf-{case.name}", **case.cert)
             if case.python:
-                server = stack.enter_context(PythonTLSServer(
-                    issued, response_headers=[("Strict-Transport-Security", HSTS_2Y)], serve_chain=case.serve_chain,
-                    seclevel0=True, ciphers="ECDHE+AESGCM:ECDHE+CHACHA20"))
+                server = stack.enter_context(
+                    PythonTLSServer(
+                        issued,
+                        response_headers=[("Strict-Transport-Security", HSTS_2Y)],
+                        serve_chain=case.serve_chain,
+                        seclevel0=True,
+                        ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
+                    )
+                )
                 urls[case.name] = f"https://{case.host}:{server.port}/"
             else:
                 options = {"hsts": HSTS_2Y, **case.nginx}
-                site = stack.enter_context(NginxSite(root / case.name, issued=issued, serve_chain=case.serve_chain,
-                                                     **options))
+                site = stack.enter_context(
+                    NginxSite(root / case.name, issued=issued, serve_chain=case.serve_chain, **options)
+                )
                 urls[case.name] = f"https://{case.host}:{site.https_port}/"
         run = audit_local_targets({name: (url, pki.root_path) for name, url in urls.items()}, root)
     assert "Traceback" not in run.stderr
@@ -101,4 +179,3 @@ def test_letter_matches_the_guide(case: Case, graded: dict) -> None:  # type: ig
         assert grade["letter_ignoring_trust"] in ("A+", "A", "A-", "B")
     if case.expected == "A+":
         assert grade["caps"] == [] and grade["warnings"] == []
-

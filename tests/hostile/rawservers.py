@@ -34,8 +34,9 @@ class RawServer:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stopping.set()
         self.sock.close()
         for conn in self.connections:
@@ -75,6 +76,7 @@ def _wait(stop_after: float = 30.0) -> None:
 
 # ---- handlers for the transport level
 
+
 def tarpit(conn: socket.socket) -> None:
     """Accepts, then never says anything."""
     _wait()
@@ -100,6 +102,7 @@ def banner(text: bytes) -> Handler:
             pass
         conn.sendall(text)
         _wait(2)
+
     return handler
 
 
@@ -109,6 +112,7 @@ def random_bytes(conn: socket.socket) -> None:
 
 
 # ---- handlers for HTTP over a working TLS connection
+
 
 def _read_request(conn: socket.socket) -> None:
     data = b""
@@ -128,8 +132,10 @@ def http_hang_after_headers(conn: socket.socket) -> None:
 
 def http_trickle(conn: socket.socket) -> None:
     _read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=63072000"
-                 b"\r\nContent-Length: 100000\r\n\r\n")
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=63072000"
+        b"\r\nContent-Length: 100000\r\n\r\n"
+    )
     for _ in range(60):
         conn.sendall(b"x")
         time.sleep(1)
@@ -155,21 +161,27 @@ def http_redirect(location: bytes) -> Handler:
     def handler(conn: socket.socket) -> None:
         _read_request(conn)
         conn.sendall(b"HTTP/1.1 301 Moved\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+
     return handler
 
 
 def http_page(body: bytes, headers: list[tuple[str, str]]) -> Handler:
     """Answers each request with 200, these headers and this body as is (hostile content: a gzip
     bomb, quadratic HTML, an odd charset), then closes the connection."""
+
     def handler(conn: socket.socket) -> None:
         _read_request(conn)
         head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-        conn.sendall(f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                     + body)
+        conn.sendall(
+            f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
     return handler
 
 
 # ---- proxies in front of a real TLS server (helper M: deadlines and rate limits)
+
 
 def _pump(source: socket.socket, sink: socket.socket, delay_per_byte: float = 0.0) -> None:
     """Copy `source` to `sink` until either end closes; with `delay_per_byte`, one byte at a time."""
@@ -200,8 +212,10 @@ def _forward(conn: socket.socket, upstream: int, delay_per_byte: float = 0.0) ->
 def trickle_proxy(upstream: int, seconds_per_byte: float = 1.0) -> Handler:
     """Forwards to a real TLS server, its answers one byte every `seconds_per_byte`: never idle
     long enough for a socket timeout, never done."""
+
     def handler(conn: socket.socket) -> None:
         _forward(conn, upstream, seconds_per_byte)
+
     return handler
 
 
@@ -211,7 +225,9 @@ class RateLimiter:
     `window` seconds (window=None: the first `allow` connections ever, then silence). `then`
     handles the refused ones instead of silence (e.g. a trickle_proxy)."""
 
-    def __init__(self, upstream: int, allow: int, window: float | None = None, then: Handler | None = None) -> None:
+    def __init__(
+        self, upstream: int, allow: int, window: float | None = None, then: Handler | None = None
+    ) -> None:
         self.upstream, self.allow, self.window, self.then = upstream, allow, window, then
         self.lock = threading.Lock()
         self.times: list[float] = []

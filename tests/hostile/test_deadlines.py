@@ -22,8 +22,10 @@ from tests.hostile import rawservers as raw
 
 
 def _config(tmp_path: Path, pki: TestPKI, urls: list[str], scan: str) -> Path:
-    targets = "".join(f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
-                      for u in urls)
+    targets = "".join(
+        f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+        for u in urls
+    )
     path = tmp_path / "config.toml"
     path.write_text(f"[scan]\n{scan}\n[output]\nwrite_json = false\n{targets}")
     return path
@@ -32,7 +34,9 @@ def _config(tmp_path: Path, pki: TestPKI, urls: list[str], scan: str) -> Path:
 @pytest.fixture(scope="module")
 def good(pki: TestPKI) -> Iterator[PythonTLSServer]:
     issued = pki.issue("deadline-good", policy="ov")
-    with PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]) as server:
+    with PythonTLSServer(
+        issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]
+    ) as server:
         yield server
 
 
@@ -51,8 +55,9 @@ def nginx12(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield site
 
 
-def test_seven_targets_end_within_30_s_each_with_its_reason(pki: TestPKI, good: PythonTLSServer,
-                                                            tmp_path: Path) -> None:
+def test_seven_targets_end_within_30_s_each_with_its_reason(
+    pki: TestPKI, good: PythonTLSServer, tmp_path: Path
+) -> None:
     """--timeout 5 is a wall-clock bound per connection: a tarpit is named after two attempts, a
     server trickling its handshake one byte a second costs at most a few timeouts, not the target budget."""
     handlers = {
@@ -77,7 +82,9 @@ def test_seven_targets_end_within_30_s_each_with_its_reason(pki: TestPKI, good: 
     assert all(reason and "\n" not in reason for reason in reasons.values()), reasons
     assert reasons["tarpit"] == "no answer within 5 s (the port accepts connections but never speaks)"
     assert reasons["refused"] == "connection refused"
-    assert reasons["plain-http"].startswith("not TLS: the server answered in plain HTTP"), reasons["plain-http"]
+    assert reasons["plain-http"].startswith("not TLS: the server answered in plain HTTP"), reasons[
+        "plain-http"
+    ]
     assert reasons["garbage"].startswith("not TLS"), reasons["garbage"]
     assert "reset" in reasons["reset"] or "closed" in reasons["reset"], reasons["reset"]
     assert "within 5 s" in reasons["trickle"], reasons["trickle"]
@@ -90,9 +97,12 @@ def test_process_exits_at_the_target_deadline(pki: TestPKI, good: PythonTLSServe
     worker threads far longer than target_timeout (timeout 120 s here): at the target deadline its
     sockets are closed and its work abandoned, so the process ends within a couple of seconds of the
     verdict, not when the trickle ends (concurrent.futures joins its workers at interpreter exit)."""
-    with raw.RawServer(raw.RateLimiter(good.port, allow=3, then=raw.trickle_proxy(good.port, 1.0))) as trickle:
-        config = _config(tmp_path, pki, [f"https://good.test:{trickle.port}/"],
-                         "timeout = 120\ntarget_timeout = 6")
+    with raw.RawServer(
+        raw.RateLimiter(good.port, allow=3, then=raw.trickle_proxy(good.port, 1.0))
+    ) as trickle:
+        config = _config(
+            tmp_path, pki, [f"https://good.test:{trickle.port}/"], "timeout = 120\ntarget_timeout = 6"
+        )
         started = time.monotonic()
         run = run_cli("audit", "--config", str(config), "--json", "-", timeout=200)
         elapsed = time.monotonic() - started
@@ -107,10 +117,16 @@ def test_abandoned_targets_leave_no_thread_behind(pki: TestPKI, good: PythonTLSS
     from auditor.audit import run_audit
     from auditor.config import Config, Target
 
-    with raw.RawServer(raw.RateLimiter(good.port, allow=3, then=raw.trickle_proxy(good.port, 1.0))) as trickle:
+    with raw.RawServer(
+        raw.RateLimiter(good.port, allow=3, then=raw.trickle_proxy(good.port, 1.0))
+    ) as trickle:
         config = Config.model_validate({"scan": {"timeout": 120, "target_timeout": 3, "concurrency": 2}})
-        targets = [Target(url=f"https://good.test:{trickle.port}/", ip="127.0.0.1", ca_bundle=pki.root_path,
-                          http_port=9) for _ in range(2)]
+        targets = [
+            Target(
+                url=f"https://good.test:{trickle.port}/", ip="127.0.0.1", ca_bundle=pki.root_path, http_port=9
+            )
+            for _ in range(2)
+        ]
         before = set(_ours())
         for _ in range(2):  # two "nights"
             report = run_audit(targets, config)
@@ -129,8 +145,9 @@ def _ours() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if not any(mark in t.name for mark in servers)]
 
 
-def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: TestPKI, nginx12: NginxSite,
-                                                                          tmp_path: Path) -> None:
+def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(
+    pki: TestPKI, nginx12: NginxSite, tmp_path: Path
+) -> None:
     """A server that answers 8 connections and then accepts-and-never-answers: no F, no pass on
     evidence that never arrived, Heartbleed/CCS not read as 'not vulnerable', and the run is quick."""
     limiter = raw.RateLimiter(nginx12.https_port, allow=8)
@@ -145,7 +162,9 @@ def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: Te
     statuses = clause_statuses(target)
     assert statuses["11.4-grade-a"] == "error"
     grade_finding = next(f for f in target["findings"] if f["clause"] == "11.4-grade-a")
-    answered = re.match(r"Not graded: the server stopped answering after (\d+) connections", grade_finding["title"])
+    answered = re.match(
+        r"Not graded: the server stopped answering after (\d+) connections", grade_finding["title"]
+    )
     assert answered, grade_finding["title"]
     assert 6 <= int(answered[1]) <= 8  # the limiter's 8, less the HTTP probe's and any cut in flight
     for clause in ("11.1-pfs", "11.3-no-rsa-kex", "5.4-transit", "11.3-protocols"):
@@ -156,19 +175,33 @@ def test_rate_limited_server_is_not_graded_and_timeouts_are_not_evidence(pki: Te
     assert elapsed < 25, elapsed
 
 
-def test_pacing_audits_a_rate_limited_server_completely(pki: TestPKI, nginx: NginxSite, tmp_path: Path) -> None:
+def test_pacing_audits_a_rate_limited_server_completely(
+    pki: TestPKI, nginx: NginxSite, tmp_path: Path
+) -> None:
     """The same nginx behind a limiter of 4 new connections per second: with one connection at a
     time and --pace 0.5 s between connections the TLS scan completes and is graded (the HTTP probe,
     not paced, may still meet the limiter once)."""
     limiter = raw.RateLimiter(nginx.https_port, allow=4, window=1.0)
     with raw.RawServer(limiter) as proxy:
         config = _config(tmp_path, pki, [f"https://good.test:{proxy.port}/"], "timeout = 3")
-        run = run_cli("audit", "--config", str(config), "--json", "-", "--connections-per-server", "1",
-                      "--pace", "0.5", timeout=300)
+        run = run_cli(
+            "audit",
+            "--config",
+            str(config),
+            "--json",
+            "-",
+            "--connections-per-server",
+            "1",
+            "--pace",
+            "0.5",
+            timeout=300,
+        )
     target = run.report["targets"][0]
     assert target["error"] is None, target["error"]
     tls = target["evidence"]["tls"]
-    assert "unanswered" not in tls["errors"] and all(p["supported"] is not None for p in tls["protocols"]), tls["errors"]
+    assert "unanswered" not in tls["errors"] and all(p["supported"] is not None for p in tls["protocols"]), (
+        tls["errors"]
+    )
     assert limiter.silenced <= 1
     assert target["grade"] is not None and target["grade"]["letter"].startswith("A"), target["grade"]
     assert clause_statuses(target)["11.1-pfs"] == "pass"
@@ -179,8 +212,15 @@ def test_one_dropped_handshake_loses_no_suite(pki: TestPKI, nginx: NginxSite) ->
     handshake under load): it tries that offer again instead of ending the list there."""
     from auditor.scan.tls import scan_tls
 
-    reference = scan_tls("good.test", nginx.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=3,
-                         connections_per_server=1, ocsp=False)
+    reference = scan_tls(
+        "good.test",
+        nginx.https_port,
+        ip="127.0.0.1",
+        ca_bundle=pki.root_path,
+        timeout=3,
+        connections_per_server=1,
+        ocsp=False,
+    )
     expected = [s.name for s in reference.protocol("TLS 1.2").suites]
     assert len(expected) >= 3
     # connection 1 is the connectivity check's; with one connection at a time the suite
@@ -191,7 +231,14 @@ def test_one_dropped_handshake_loses_no_suite(pki: TestPKI, nginx: NginxSite) ->
         first_tls12 += 1 if reference.protocol(label).supported is False else 99
     drop = raw.DropNth(nginx.https_port, {first_tls12 + 1})
     with raw.RawServer(drop) as proxy:
-        dropped = scan_tls("good.test", proxy.port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=3,
-                           connections_per_server=1, ocsp=False)
+        dropped = scan_tls(
+            "good.test",
+            proxy.port,
+            ip="127.0.0.1",
+            ca_bundle=pki.root_path,
+            timeout=3,
+            connections_per_server=1,
+            ocsp=False,
+        )
     assert [s.name for s in dropped.protocol("TLS 1.2").suites] == expected
     assert "suites TLS 1.2" not in dropped.errors

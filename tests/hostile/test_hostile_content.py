@@ -46,7 +46,9 @@ def tls(pki: TestPKI) -> ssl.SSLContext:
     return context
 
 
-def _page(body: bytes, content_type: str = "text/html", extra: list[tuple[str, str]] | None = None) -> raw.Handler:
+def _page(
+    body: bytes, content_type: str = "text/html", extra: list[tuple[str, str]] | None = None
+) -> raw.Handler:
     return raw.http_page(body, [("Content-Type", content_type), HSTS, *(extra or [])])
 
 
@@ -59,18 +61,25 @@ def _probe(tls: ssl.SSLContext, handler: raw.Handler) -> tuple[HttpResponse, flo
 
 
 def _config(tmp_path: Path, pki: TestPKI, ports: list[int]) -> Path:
-    targets = "".join(f'[[targets]]\nurl = "https://good.test:{port}/"\nip = "127.0.0.1"\n'
-                      f'ca_bundle = "{pki.root_path}"\nhttp_port = 9\n' for port in ports)
+    targets = "".join(
+        f'[[targets]]\nurl = "https://good.test:{port}/"\nip = "127.0.0.1"\n'
+        f'ca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+        for port in ports
+    )
     path = tmp_path / "config.toml"
-    path.write_text(f"[scan]\ntimeout = {TIMEOUT}\ntarget_timeout = 120\nconcurrency = 4\nocsp = false\n"
-                    f"[output]\nwrite_json = false\n{targets}")
+    path.write_text(
+        f"[scan]\ntimeout = {TIMEOUT}\ntarget_timeout = 120\nconcurrency = 4\nocsp = false\n"
+        f"[output]\nwrite_json = false\n{targets}"
+    )
     return path
 
 
 # Sets RLIMIT_AS (if asked), then becomes the auditor: the limit applies to it alone (prlimit(1) is
 # not on every machine, and preexec_fn is unsafe in a threaded process).
-_LIMITED = ("import os, resource, sys; n = int(sys.argv[1]); n and resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
-            "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+_LIMITED = (
+    "import os, resource, sys; n = int(sys.argv[1]); n and resource.setrlimit(resource.RLIMIT_AS, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
 
 
 def _run_measured(config: Path, memory_limit: int = 0, timeout: float = 240) -> tuple[CliRun, int]:
@@ -81,9 +90,26 @@ def _run_measured(config: Path, memory_limit: int = 0, timeout: float = 240) -> 
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"MALLOC_ARENA_MAX": "2"} if memory_limit else {})}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _LIMITED, str(memory_limit), "-m", "auditor", "audit", "--config", str(config),
-             "--json", "-", "--quiet"],
-            stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
+            [
+                sys.executable,
+                "-c",
+                _LIMITED,
+                str(memory_limit),
+                "-m",
+                "auditor",
+                "audit",
+                "--config",
+                str(config),
+                "--json",
+                "-",
+                "--quiet",
+            ],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+        )
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -98,6 +124,7 @@ def _run_measured(config: Path, memory_limit: int = 0, timeout: float = 240) -> 
 
 # ---------------------------------------------------------------- item 6: gzip bomb
 
+
 def _gzip_bomb(prefix: bytes, spaces_mib: int) -> bytes:
     """`Content-Encoding: gzip, gzip` of `prefix` and `spaces_mib` MiB of spaces: 2.6 KB for 1 GiB.
     Built from one flushed deflate segment repeated (valid: a full flush resets the history), so
@@ -111,7 +138,13 @@ def _gzip_bomb(prefix: bytes, spaces_mib: int) -> bytes:
     for _ in range(spaces_mib):
         crc = zlib.crc32(block, crc)
     size = (len(prefix) + spaces_mib * MiB) & 0xFFFFFFFF
-    inner = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + start + segment * spaces_mib + end + struct.pack("<II", crc, size)
+    inner = (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        + start
+        + segment * spaces_mib
+        + end
+        + struct.pack("<II", crc, size)
+    )
     outer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return outer.compress(inner) + outer.flush()
 
@@ -123,8 +156,9 @@ def bomb() -> bytes:
     return body
 
 
-def test_a_gzip_bomb_is_decoded_under_the_cap_and_the_target_is_judged(pki: TestPKI, tls: ssl.SSLContext,
-                                                                       bomb: bytes, tmp_path: Path) -> None:
+def test_a_gzip_bomb_is_decoded_under_the_cap_and_the_target_is_judged(
+    pki: TestPKI, tls: ssl.SSLContext, bomb: bytes, tmp_path: Path
+) -> None:
     """Before: 6.2 GB resident without a limit; under 1 GiB the whole target was lost to MemoryError."""
     handler = _page(bomb, extra=[("Content-Encoding", "gzip, gzip")])
     with raw.RawServer(handler, tls=tls) as server:
@@ -143,18 +177,35 @@ def test_a_gzip_bomb_is_decoded_under_the_cap_and_the_target_is_judged(pki: Test
     assert peak < 300 * MiB, f"peak resident memory {peak / MiB:.0f} MiB"
 
 
-@pytest.mark.parametrize(("coding", "encode", "found", "note"), [
-    pytest.param("deflate", zlib.compress, [EARLY_URL], None, id="deflate-zlib"),
-    pytest.param("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS), [EARLY_URL], None, id="deflate-raw"),
-    pytest.param("x-gzip", lambda b: zlib.compress(b, wbits=31), [EARLY_URL], None, id="x-gzip"),
-    pytest.param("gzip", lambda b: zlib.compress(b, wbits=31)[:-10], [EARLY_URL], None, id="gzip-truncated"),
-    pytest.param("gzip", lambda b: b"not gzip at all", [], "the gzip body could not be decoded", id="gzip-corrupt"),
-    pytest.param("br", lambda b: b"\x0b\x02\x80" + b, [], "the body is br-encoded although identity was asked for",
-                 id="br"),
-    pytest.param("gzip, gzip, gzip, gzip", lambda b: b, [], "4 content codings (more than 3)", id="four-layers"),
-])
-def test_content_codings_the_probe_did_not_ask_for(tls: ssl.SSLContext, coding: str, encode: object,
-                                                    found: list[str], note: str | None) -> None:
+@pytest.mark.parametrize(
+    ("coding", "encode", "found", "note"),
+    [
+        pytest.param("deflate", zlib.compress, [EARLY_URL], None, id="deflate-zlib"),
+        pytest.param(
+            "deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS), [EARLY_URL], None, id="deflate-raw"
+        ),
+        pytest.param("x-gzip", lambda b: zlib.compress(b, wbits=31), [EARLY_URL], None, id="x-gzip"),
+        pytest.param(
+            "gzip", lambda b: zlib.compress(b, wbits=31)[:-10], [EARLY_URL], None, id="gzip-truncated"
+        ),
+        pytest.param(
+            "gzip", lambda b: b"not gzip at all", [], "the gzip body could not be decoded", id="gzip-corrupt"
+        ),
+        pytest.param(
+            "br",
+            lambda b: b"\x0b\x02\x80" + b,
+            [],
+            "the body is br-encoded although identity was asked for",
+            id="br",
+        ),
+        pytest.param(
+            "gzip, gzip, gzip, gzip", lambda b: b, [], "4 content codings (more than 3)", id="four-layers"
+        ),
+    ],
+)
+def test_content_codings_the_probe_did_not_ask_for(
+    tls: ssl.SSLContext, coding: str, encode: object, found: list[str], note: str | None
+) -> None:
     """The probe asks for identity; what a server sends anyway is decoded as browsers do, or said
     to be unanalysed (then 11.1-tls-enforced warns that the page was judged in part only)."""
     page = b"<!doctype html><html><body>" + EARLY.encode() + b"<p>filler</p>" * 200
@@ -167,9 +218,12 @@ def test_content_codings_the_probe_did_not_ask_for(tls: ssl.SSLContext, coding: 
         assert note in (response.partial_analysis or "")
 
 
-def test_a_failed_http_probe_keeps_the_tls_evidence_and_the_tls_clauses(pki: TestPKI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_http_probe_keeps_the_tls_evidence_and_the_tls_clauses(
+    pki: TestPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A mock, because no server can make the probe raise any more (the bomb is the last one that
     could): it stands for the next unforeseen failure, here the MemoryError the bomb used to cause."""
+
     def fail(*args: object, **kwargs: object) -> HttpEvidence:
         raise MemoryError
 
@@ -219,7 +273,9 @@ HOSTILE_HTML = {
 
 
 @pytest.mark.parametrize("name", HOSTILE_HTML)
-def test_hostile_html_is_parsed_in_bounded_time_and_what_came_first_is_judged(tls: ssl.SSLContext, name: str) -> None:
+def test_hostile_html_is_parsed_in_bounded_time_and_what_came_first_is_judged(
+    tls: ssl.SSLContext, name: str
+) -> None:
     html, why = HOSTILE_HTML[name]
     response, took = _probe(tls, _page((EARLY + html).encode()))
     assert took < NOT_QUADRATIC_S, f"{name}: {took:.1f} s"
@@ -238,32 +294,54 @@ def test_charset_punycode_is_ignored_as_browsers_do(tls: ssl.SSLContext) -> None
     assert response.insecure_references == [EARLY_URL]
 
 
-@pytest.mark.parametrize(("charset", "body", "found"), [
-    # UTF-7 is not a WHATWG label: browsers read these bytes as windows-1252 text, with no <img>
-    pytest.param("utf-7", b'+ADw-img src="http://cdn.test/utf7.png"+AD4-', [], id="utf-7"),
-    # the Encoding Standard maps ISO-2022-KR to "replacement": one U+FFFD, nothing loads
-    pytest.param("iso-2022-kr", b'<img src="http://cdn.test/kr.png">', [], id="iso-2022-kr"),
-    # real labels are honoured: UTF-16 without a BOM is little-endian; latin1 is windows-1252
-    pytest.param("utf-16", '<img src="http://cdn.test/u16.png">'.encode("utf-16-le"), ["http://cdn.test/u16.png"],
-                 id="utf-16"),
-    pytest.param("latin1", '<img src="http://cdn.test/caf\xe9.png">'.encode("cp1252"),
-                 ["http://cdn.test/caf%C3%A9.png"], id="latin1"),
-    # a BOM wins over the Content-Type label
-    pytest.param("utf-7", b"\xef\xbb\xbf" + b'<img src="http://cdn.test/bom.png">', ["http://cdn.test/bom.png"],
-                 id="bom-over-label"),
-])
-def test_only_whatwg_encoding_labels_are_honoured(tls: ssl.SSLContext, charset: str, body: bytes,
-                                                   found: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("charset", "body", "found"),
+    [
+        # UTF-7 is not a WHATWG label: browsers read these bytes as windows-1252 text, with no <img>
+        pytest.param("utf-7", b'+ADw-img src="http://cdn.test/utf7.png"+AD4-', [], id="utf-7"),
+        # the Encoding Standard maps ISO-2022-KR to "replacement": one U+FFFD, nothing loads
+        pytest.param("iso-2022-kr", b'<img src="http://cdn.test/kr.png">', [], id="iso-2022-kr"),
+        # real labels are honoured: UTF-16 without a BOM is little-endian; latin1 is windows-1252
+        pytest.param(
+            "utf-16",
+            '<img src="http://cdn.test/u16.png">'.encode("utf-16-le"),
+            ["http://cdn.test/u16.png"],
+            id="utf-16",
+        ),
+        pytest.param(
+            "latin1",
+            '<img src="http://cdn.test/caf\xe9.png">'.encode("cp1252"),
+            ["http://cdn.test/caf%C3%A9.png"],
+            id="latin1",
+        ),
+        # a BOM wins over the Content-Type label
+        pytest.param(
+            "utf-7",
+            b"\xef\xbb\xbf" + b'<img src="http://cdn.test/bom.png">',
+            ["http://cdn.test/bom.png"],
+            id="bom-over-label",
+        ),
+    ],
+)
+def test_only_whatwg_encoding_labels_are_honoured(
+    tls: ssl.SSLContext, charset: str, body: bytes, found: list[str]
+) -> None:
     response, _ = _probe(tls, _page(body, f"text/html; charset={charset}"))
     assert response.error is None, response.error
     assert response.insecure_references == found
 
 
-def test_the_heaviest_pages_through_the_cli_stay_small(pki: TestPKI, tls: ssl.SSLContext, tmp_path: Path) -> None:
+def test_the_heaviest_pages_through_the_cli_stay_small(
+    pki: TestPKI, tls: ssl.SSLContext, tmp_path: Path
+) -> None:
     """Four targets audited at once, each serving 1 MB of what costs html5lib the most memory: before,
     1 MB of `<a>` alone took 360 MB and a million parse errors (NUL characters) 290 MB."""
-    pages = [EARLY + "<a>" * 333_333, EARLY + "<p>" + "\0" * MiB, EARLY + "<table>" + "x<td>" * 200_000,
-             EARLY + "<a " * 333_333]
+    pages = [
+        EARLY + "<a>" * 333_333,
+        EARLY + "<p>" + "\0" * MiB,
+        EARLY + "<table>" + "x<td>" * 200_000,
+        EARLY + "<a " * 333_333,
+    ]
     with ExitStack() as stack:
         ports = [stack.enter_context(raw.RawServer(_page(p.encode()), tls=tls)).port for p in pages]
         started = time.monotonic()

@@ -20,18 +20,24 @@ TARGET_BUDGET = 25
 
 
 def _config(tmp_path: Path, pki: TestPKI, urls: list[str]) -> Path:
-    targets = "\n".join(f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
-                        for u in urls)
+    targets = "\n".join(
+        f'[[targets]]\nurl = "{u}"\nip = "127.0.0.1"\nca_bundle = "{pki.root_path}"\nhttp_port = 9\n'
+        for u in urls
+    )
     path = tmp_path / "config.toml"
-    path.write_text(f"[scan]\ntimeout = {TIMEOUT}\ntarget_timeout = {TARGET_BUDGET}\nconcurrency = 16\n"
-                    f"[output]\nwrite_json = false\n{targets}")
+    path.write_text(
+        f"[scan]\ntimeout = {TIMEOUT}\ntarget_timeout = {TARGET_BUDGET}\nconcurrency = 16\n"
+        f"[output]\nwrite_json = false\n{targets}"
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def good(pki: TestPKI) -> Iterator[PythonTLSServer]:
     issued = pki.issue("hostile-good", policy="ov")
-    with PythonTLSServer(issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]) as server:
+    with PythonTLSServer(
+        issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]
+    ) as server:
         yield server
 
 

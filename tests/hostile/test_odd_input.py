@@ -11,15 +11,20 @@ from auditor.model import Evidence, Status
 from auditor.scan.tls import scan_tls
 from auditor.testing.pki import TestPKI
 from auditor.testing.servers import NginxSite, PythonTLSServer
-from checks import CheckContext, run_checks
+from auditor.checks import CheckContext, run_checks
 from tests.conftest import clause_statuses, run_cli
 
 
 def _trust(pki: TestPKI, server_port: int, host: str) -> tuple[Status, str, Evidence]:
-    tls = scan_tls(host, server_port, ip="127.0.0.1", ca_bundle=pki.root_path, commands={ScanCommand.CERTIFICATE_INFO})
+    tls = scan_tls(
+        host, server_port, ip="127.0.0.1", ca_bundle=pki.root_path, commands={ScanCommand.CERTIFICATE_INFO}
+    )
     evidence = Evidence(tls=tls)
-    finding = next(f for f in run_checks(CheckContext(evidence=evidence, host=host, custom_ca=True))
-                   if f.clause == "11.2-cert-trusted")
+    finding = next(
+        f
+        for f in run_checks(CheckContext(evidence=evidence, host=host, custom_ca=True))
+        if f.clause == "11.2-cert-trusted"
+    )
     return finding.status, finding.title, evidence
 
 
@@ -43,8 +48,18 @@ def test_fifty_sans_and_a_long_subject(pki: TestPKI) -> None:
 def test_idn_host_is_converted_to_punycode_for_sni(pki: TestPKI) -> None:
     punycode = "xn--bcher-kva.test"  # bücher.test
     with PythonTLSServer(pki.issue("idn", hosts=(punycode,)), server_name=punycode) as server:
-        run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                      "--json", "-", f"https://bücher.test:{server.port}/")
+        run = run_cli(
+            "audit",
+            "--ip",
+            "127.0.0.1",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--json",
+            "-",
+            f"https://bücher.test:{server.port}/",
+        )
     target = run.report["targets"][0]
     assert target["error"] is None, target["error"]
     assert target["target"]["host"] == punycode
@@ -53,8 +68,16 @@ def test_idn_host_is_converted_to_punycode_for_sni(pki: TestPKI) -> None:
 
 def test_ipv6_literal_url(pki: TestPKI) -> None:
     with PythonTLSServer(pki.issue("v6", hosts=("::1",)), bind="::1") as server:
-        run = run_cli("audit", "--ca-bundle", str(pki.root_path), "--http-port", "9", "--json", "-",
-                      f"https://[::1]:{server.port}/")
+        run = run_cli(
+            "audit",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--json",
+            "-",
+            f"https://[::1]:{server.port}/",
+        )
     target = run.report["targets"][0]
     assert target["error"] is None, target["error"]
     assert target["target"]["host"] == "::1"
@@ -64,8 +87,16 @@ def test_ipv6_literal_url(pki: TestPKI) -> None:
 def test_ip_address_instead_of_a_name_is_judged_honestly(pki: TestPKI) -> None:
     # The certificate names good.test, not 127.0.0.1: the host does not match, and the report says so.
     with PythonTLSServer(pki.issue("byip")) as server:
-        run = run_cli("audit", "--ca-bundle", str(pki.root_path), "--http-port", "9", "--json", "-",
-                      f"https://127.0.0.1:{server.port}/")
+        run = run_cli(
+            "audit",
+            "--ca-bundle",
+            str(pki.root_path),
+            "--http-port",
+            "9",
+            "--json",
+            "-",
+            f"https://127.0.0.1:{server.port}/",
+        )
     target = run.report["targets"][0]
     assert target["error"] is None
     trusted = next(f for f in target["findings"] if f["clause"] == "11.2-cert-trusted")
@@ -76,9 +107,16 @@ def test_chain_in_wrong_order_is_still_audited(pki: TestPKI, tmp_path: Path) -> 
     issued = pki.issue("disorder")
     # leaf, then the root, then the intermediate: legal bytes, wrong order
     chain = tmp_path / "disordered.pem"
-    chain.write_bytes(issued.cert_path.read_bytes() + pki.root_path.read_bytes() + pki.intermediate_path.read_bytes())
-    disordered = issued.__class__(name=issued.name, cert_path=issued.cert_path, key_path=issued.key_path,
-                                  chain_path=chain, cert=issued.cert)
+    chain.write_bytes(
+        issued.cert_path.read_bytes() + pki.root_path.read_bytes() + pki.intermediate_path.read_bytes()
+    )
+    disordered = issued.__class__(
+        name=issued.name,
+        cert_path=issued.cert_path,
+        key_path=issued.key_path,
+        chain_path=chain,
+        cert=issued.cert,
+    )
     with PythonTLSServer(disordered) as server:
         status, _, evidence = _trust(pki, server.port, "good.test")
     deployment = evidence.tls.certificates[0]
@@ -107,15 +145,16 @@ def test_terminal_escapes_from_the_server_are_not_printed(pki: TestPKI) -> None:
     issued = pki.issue("ansi", subject_org="ACME\x1b]0;owned\x07")
     headers = [("Set-Cookie", f"{evil}=1; Path=/")]
     with PythonTLSServer(issued, response_headers=headers) as server:
-        run = run_cli("audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9",
-                      server.url)
+        run = run_cli(
+            "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--http-port", "9", server.url
+        )
     assert run.code == 1
     assert "\x1b" not in run.stdout and "\x07" not in run.stdout
     assert "?[31mCOMPLIANT?[0m" in run.stdout  # shown, defanged
 
 
 def test_clean_strips_control_and_shows_bidi_characters() -> None:
-    from reports.terminal import clean
+    from auditor.reports.terminal import clean
 
     assert clean("a\x1b[1mb\rc\nd\u202ee") == "a?[1mb c d<U+202E>e"
     assert len(clean("x" * 500)) == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from auditor.model import CipherSuite, Finding, Status
 from auditor.suites import is_aes256_aead
-from checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding, fix
 
 CLAUSE = "11.3-aes256gcm-first"
 ORDER_FIX = fix(
@@ -45,8 +45,10 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         first = p.suites[0]
         if p.server_enforces_order is False:
             problems.append(f"{p.version}: the server follows the client's order")
-            facts.append(f"{p.version}: the client's order is honoured (offered in reverse, the server took "
-                         f"the client's first)")
+            facts.append(
+                f"{p.version}: the client's order is honoured (offered in reverse, the server took "
+                f"the client's first)"
+            )
             continue
         if not p.in_server_order:
             unknown.append(p.version)
@@ -55,26 +57,55 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         facts.append(f"{p.version} first choice: {first.name} (server order {enforced})")
         if p.chacha_priority:
             chacha.append(p.version)
-            facts.append(f"{p.version}: ChaCha20-Poly1305 goes to clients that list it first (PrioritizeChaCha)")
+            facts.append(
+                f"{p.version}: ChaCha20-Poly1305 goes to clients that list it first (PrioritizeChaCha)"
+            )
         if not first_choice_ok(p.version, first):
             problems.append(f"{p.version}: first choice is {first.name}")
         elif p.server_enforces_order is None and len(p.suites) > 1:
             unmeasured.append(p.version)
     if problems:
-        return [finding(CLAUSE, Status.FAIL, "AES-256-GCM is not negotiated first", "; ".join(problems), facts,
-                        ORDER_FIX)]
+        return [
+            finding(
+                CLAUSE,
+                Status.FAIL,
+                "AES-256-GCM is not negotiated first",
+                "; ".join(problems),
+                facts,
+                ORDER_FIX,
+            )
+        ]
     if unknown:
-        return [finding(CLAUSE, Status.NOT_TESTED, "The server's preference order is not known",
-                        f"{', '.join(unknown)} were enumerated without order (--thorough scans do not measure it).",
-                        facts)]
+        return [
+            finding(
+                CLAUSE,
+                Status.NOT_TESTED,
+                "The server's preference order is not known",
+                f"{', '.join(unknown)} were enumerated without order (--thorough scans do not measure it).",
+                facts,
+            )
+        ]
     if unmeasured:
-        return [finding(CLAUSE, Status.WARN, "AES-256-GCM is first, but order enforcement was not confirmed",
-                        f"In {', '.join(unmeasured)} the server did not answer the reversed offer.", facts)]
+        return [
+            finding(
+                CLAUSE,
+                Status.WARN,
+                "AES-256-GCM is first, but order enforcement was not confirmed",
+                f"In {', '.join(unmeasured)} the server did not answer the reversed offer.",
+                facts,
+            )
+        ]
     detail = "The server enforces its own order."
     if chacha:
-        detail += (f" In {', '.join(chacha)} it gives ChaCha20-Poly1305 to clients that list it first (OpenSSL "
-                   "PrioritizeChaCha, for devices without AES hardware); every other client gets AES-256-GCM.")
-    return [finding(CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol", detail, facts)]
+        detail += (
+            f" In {', '.join(chacha)} it gives ChaCha20-Poly1305 to clients that list it first (OpenSSL "
+            "PrioritizeChaCha, for devices without AES hardware); every other client gets AES-256-GCM."
+        )
+    return [
+        finding(
+            CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol", detail, facts
+        )
+    ]
 
 
 CHECKS = [(CLAUSE, check_aes256gcm_first)]

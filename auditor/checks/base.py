@@ -20,13 +20,27 @@ class CheckContext:
     grade: Grade | None = None  # computed before the checks (auditor.grading)
     evidence_log: LogVerification | None = None  # the history's chain, verified before this run
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    exposure: ExposureHistory | None = None  # the stored history's episodes (None: no history, on-demand audit)
+    exposure: ExposureHistory | None = (
+        None  # the stored history's episodes (None: no history, on-demand audit)
+    )
 
 
-def finding(clause: str, status: Status, title: str, detail: str = "",
-            evidence: list[str] | None = None, remediation: str | None = None) -> Finding:
-    return Finding(clause=clause, status=status, title=title, detail=detail,
-                   evidence=evidence or [], remediation=remediation)
+def finding(
+    clause: str,
+    status: Status,
+    title: str,
+    detail: str = "",
+    evidence: list[str] | None = None,
+    remediation: str | None = None,
+) -> Finding:
+    return Finding(
+        clause=clause,
+        status=status,
+        title=title,
+        detail=detail,
+        evidence=evidence or [],
+        remediation=remediation,
+    )
 
 
 def fix(nginx: str, apache: str, note: str = "") -> str:

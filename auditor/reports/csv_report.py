@@ -14,7 +14,7 @@ import csv
 import io
 
 from auditor.model import AuditReport, TargetResult
-from reports.sanitize import block
+from auditor.reports.sanitize import block
 
 COLUMNS = ["target", "url", "ip", "clause", "status", "title", "detail", "evidence", "grade"]
 EVIDENCE_SEPARATOR = " | "
@@ -33,8 +33,10 @@ def _rows(result: TargetResult) -> list[list[str]]:
     grade = result.grade.letter if result.grade else ""
     if result.error:
         return [[*head, "", "error", "not audited", result.error, "", grade]]
-    return [[*head, f.clause, f.status.value, f.title, f.detail, EVIDENCE_SEPARATOR.join(f.evidence), grade]
-            for f in result.findings]
+    return [
+        [*head, f.clause, f.status.value, f.title, f.detail, EVIDENCE_SEPARATOR.join(f.evidence), grade]
+        for f in result.findings
+    ]
 
 
 def to_csv(report: AuditReport) -> str:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from auditor.model import AuditReport
-from reports.sanitize import json_text
+from auditor.reports.sanitize import json_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "auditor" / "schema" / "report.schema.json"
 

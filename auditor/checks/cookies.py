@@ -10,15 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from auditor.model import Cookie, Finding, HttpResponse, Status
-from checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding, fix
 
 COOKIE_FIX = fix(
     "proxy_cookie_flags ~ secure httponly samesite=lax;  # nginx 1.19.3+, for proxied applications",
-    "Header always edit Set-Cookie ^(.*)$ \"$1; Secure; HttpOnly; SameSite=Lax\"",
+    'Header always edit Set-Cookie ^(.*)$ "$1; Secure; HttpOnly; SameSite=Lax"',
     "Best fixed in the application's session settings, and set no cookie on plain HTTP; at the web server:",
 )
-CONSENT_FIX = ("Set only strictly necessary cookies before consent, and add those to "
-               "[policy] cookie_allowlist in config.toml once reviewed.")
+CONSENT_FIX = (
+    "Set only strictly necessary cookies before consent, and add those to "
+    "[policy] cookie_allowlist in config.toml once reviewed."
+)
 PLAIN_HTTP_PROBLEM = "set over plain HTTP (sent in clear; cannot be Secure)"
 
 
@@ -72,7 +74,10 @@ def _deletion_fact(url: str, cookie: Cookie) -> str:
 
 
 def _fetch_errors(ctx: CheckContext) -> str:
-    return "; ".join(f"{r.url}: {r.error}" for r in ctx.evidence.http.https if r.error) or "no HTTPS page was fetched"
+    return (
+        "; ".join(f"{r.url}: {r.error}" for r in ctx.evidence.http.https if r.error)
+        or "no HTTPS page was fetched"
+    )
 
 
 def check_cookies(ctx: CheckContext) -> list[Finding]:
@@ -81,9 +86,15 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
         return [finding("11.5-cookies", Status.ERROR, "No HTTPS page could be fetched", _fetch_errors(ctx))]
     seen = _seen(ctx)
     if not seen:
-        return [finding("11.5-cookies", Status.PASS, "No cookies are set on the audited pages",
-                        f"{len(pages)} HTTPS response(s) and the plain-HTTP answer fetched; none sent Set-Cookie.",
-                        [r.url for r in pages])]
+        return [
+            finding(
+                "11.5-cookies",
+                Status.PASS,
+                "No cookies are set on the audited pages",
+                f"{len(pages)} HTTPS response(s) and the plain-HTTP answer fetched; none sent Set-Cookie.",
+                [r.url for r in pages],
+            )
+        ]
     judged: list[tuple[str, Cookie, list[str]]] = []
     facts: list[str] = []
     for response, cookie in seen:
@@ -98,20 +109,44 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
     bad = [(url, c, p) for url, c, p in judged if p]
     if bad:
         detail = "; ".join(f"{shown_name(c)} on {url}: {', '.join(p)}" for url, c, p in bad[:10])
-        return [finding("11.5-cookies", Status.FAIL, f"{len(bad)} of {len(judged)} cookie(s) lack protection",
-                        detail, facts, COOKIE_FIX)]
+        return [
+            finding(
+                "11.5-cookies",
+                Status.FAIL,
+                f"{len(bad)} of {len(judged)} cookie(s) lack protection",
+                detail,
+                facts,
+                COOKIE_FIX,
+            )
+        ]
     if not judged:
-        return [finding("11.5-cookies", Status.PASS, "Only deletion cookies are set",
-                        "Every Set-Cookie deletes a cookie (Max-Age <= 0 or Expires in the past): nothing is stored.",
-                        facts)]
-    return [finding("11.5-cookies", Status.PASS, f"All {len(judged)} cookie(s) are Secure, HttpOnly, SameSite",
-                    evidence=facts)]
+        return [
+            finding(
+                "11.5-cookies",
+                Status.PASS,
+                "Only deletion cookies are set",
+                "Every Set-Cookie deletes a cookie (Max-Age <= 0 or Expires in the past): nothing is stored.",
+                facts,
+            )
+        ]
+    return [
+        finding(
+            "11.5-cookies",
+            Status.PASS,
+            f"All {len(judged)} cookie(s) are Secure, HttpOnly, SameSite",
+            evidence=facts,
+        )
+    ]
 
 
 def check_consent(ctx: CheckContext) -> list[Finding]:
     first = ctx.evidence.http.https[0] if ctx.evidence.http.https else None
     if first is None or first.error is not None:
-        return [finding("12.3-cookie-consent", Status.ERROR, "The first page could not be fetched", _fetch_errors(ctx))]
+        return [
+            finding(
+                "12.3-cookie-consent", Status.ERROR, "The first page could not be fetched", _fetch_errors(ctx)
+            )
+        ]
     landing = ctx.evidence.http.landing()
     stored = [(r.url, c) for r in landing for c in r.cookies if not is_deletion(c, ctx.now)]
     facts = [f"{url}: {c.raw_attributes}" for url, c in stored]
@@ -119,21 +154,48 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
     names = list(dict.fromkeys(c.name for _, c in stored))
     shown = ", ".join(n or "(nameless cookie)" for n in names)
     if not names:
-        return [finding("12.3-cookie-consent", Status.PASS, "No cookie is set before consent",
-                        f"The first visit ({', '.join(r.url for r in landing)}) stores no cookie.", facts)]
+        return [
+            finding(
+                "12.3-cookie-consent",
+                Status.PASS,
+                "No cookie is set before consent",
+                f"The first visit ({', '.join(r.url for r in landing)}) stores no cookie.",
+                facts,
+            )
+        ]
     allow = ctx.policy.cookie_allowlist
     if allow:
         unexpected = [n for n in names if n not in allow]
         if unexpected:
-            return [finding("12.3-cookie-consent", Status.FAIL,
-                            f"{len(unexpected)} cookie(s) set before consent are not allow-listed",
-                            ", ".join(n or "(nameless cookie)" for n in unexpected), facts, CONSENT_FIX)]
-        return [finding("12.3-cookie-consent", Status.PASS, "Only allow-listed cookies are set before consent",
-                        shown, facts)]
-    return [finding("12.3-cookie-consent", Status.INFO, f"{len(names)} cookie(s) set before any interaction",
-                    f"Review whether these are strictly necessary: {shown}. "
-                    "Add the reviewed ones to [policy] cookie_allowlist to turn this into a pass/fail check.",
-                    facts)]
+            return [
+                finding(
+                    "12.3-cookie-consent",
+                    Status.FAIL,
+                    f"{len(unexpected)} cookie(s) set before consent are not allow-listed",
+                    ", ".join(n or "(nameless cookie)" for n in unexpected),
+                    facts,
+                    CONSENT_FIX,
+                )
+            ]
+        return [
+            finding(
+                "12.3-cookie-consent",
+                Status.PASS,
+                "Only allow-listed cookies are set before consent",
+                shown,
+                facts,
+            )
+        ]
+    return [
+        finding(
+            "12.3-cookie-consent",
+            Status.INFO,
+            f"{len(names)} cookie(s) set before any interaction",
+            f"Review whether these are strictly necessary: {shown}. "
+            "Add the reviewed ones to [policy] cookie_allowlist to turn this into a pass/fail check.",
+            facts,
+        )
+    ]
 
 
 CHECKS = [("11.5-cookies", check_cookies), ("12.3-cookie-consent", check_consent)]

@@ -12,7 +12,7 @@ from datetime import timedelta
 from auditor.chain import incomplete_chain, no_known_issuer
 from auditor.exposure import span
 from auditor.model import Certificate, CertificateDeployment, Finding, RevocationStatus, Status
-from checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding, fix
 
 EV_OID = "2.23.140.1.1"
 OV_OID = "2.23.140.1.2.2"
@@ -29,25 +29,33 @@ REISSUE_FIX = fix(
     "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
     "Obtain a certificate from a publicly trusted CA that names this host, then install it:",
 )
-PRIVATE_CA_HINT = ("If it is your organisation's private CA, audit against it: --ca-bundle PEM on the command "
-                   "line, or ca_bundle = \"PEM\" in the target's [[targets]] entry of config.toml.")
+PRIVATE_CA_HINT = (
+    "If it is your organisation's private CA, audit against it: --ca-bundle PEM on the command "
+    'line, or ca_bundle = "PEM" in the target\'s [[targets]] entry of config.toml.'
+)
 UNKNOWN_CA_FIX = fix(
     "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
     "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
     PRIVATE_CA_HINT + " Otherwise obtain a certificate from a publicly trusted CA that names this host, and "
     "install it:",
 )
-LEVEL_FIX = ("Buy an OV (organisation-validated) or EV certificate from a CA that verifies the company's "
-             "identity, and install it with the ssl_certificate (nginx) / SSLCertificateFile (Apache) lines.")
-SIGNATURE_FIX = "Reissue the certificate (and use a CA whose intermediates are) signed with SHA-256 or stronger."
+LEVEL_FIX = (
+    "Buy an OV (organisation-validated) or EV certificate from a CA that verifies the company's "
+    "identity, and install it with the ssl_certificate (nginx) / SSLCertificateFile (Apache) lines."
+)
+SIGNATURE_FIX = (
+    "Reissue the certificate (and use a CA whose intermediates are) signed with SHA-256 or stronger."
+)
 REVOKED_FIX = fix(
     "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
     "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
     "The CA revoked this certificate: clients that check refuse it. Get a new certificate with a new key "
     "and install it (then reload, so no stale stapled response is served):",
 )
-RENEW_FIX = ("Renew now (e.g. `certbot renew --force-renewal`), reload the server (`systemctl reload nginx` / "
-             "`apachectl graceful`), and check why automatic renewal did not run (`systemctl list-timers certbot*`).")
+RENEW_FIX = (
+    "Renew now (e.g. `certbot renew --force-renewal`), reload the server (`systemctl reload nginx` / "
+    "`apachectl graceful`), and check why automatic renewal did not run (`systemctl list-timers certbot*`)."
+)
 
 
 def _deployments(ctx: CheckContext) -> list[CertificateDeployment]:
@@ -57,12 +65,15 @@ def _deployments(ctx: CheckContext) -> list[CertificateDeployment]:
 def _labels(deployments: list[CertificateDeployment]) -> list[str]:
     """ "RSA 2048", "EC P-256"; two certificates of one kind are told apart by their serial."""
     labels = [d.label() for d in deployments]
-    return [f"{label} (serial {d.received_chain[0].serial[:16]})" if labels.count(label) > 1 else label
-            for label, d in zip(labels, deployments, strict=True)]
+    return [
+        f"{label} (serial {d.received_chain[0].serial[:16]})" if labels.count(label) > 1 else label
+        for label, d in zip(labels, deployments, strict=True)
+    ]
 
 
-def _each(clause: str, ctx: CheckContext,
-          judge: Callable[[CheckContext, CertificateDeployment], Finding]) -> list[Finding]:
+def _each(
+    clause: str, ctx: CheckContext, judge: Callable[[CheckContext, CertificateDeployment], Finding]
+) -> list[Finding]:
     """`judge` applied to every served certificate; with several, each finding names its own."""
     deployments = _deployments(ctx)
     if not deployments:
@@ -70,9 +81,15 @@ def _each(clause: str, ctx: CheckContext,
     findings = [judge(ctx, d) for d in deployments]
     if len(deployments) == 1:
         return findings
-    return [f.model_copy(update={"title": f"{label}: {f.title}",
-                                 "evidence": [f"certificate: {label}, {d.received_chain[0].subject}", *f.evidence]})
-            for f, d, label in zip(findings, deployments, _labels(deployments), strict=True)]
+    return [
+        f.model_copy(
+            update={
+                "title": f"{label}: {f.title}",
+                "evidence": [f"certificate: {label}, {d.received_chain[0].subject}", *f.evidence],
+            }
+        )
+        for f, d, label in zip(findings, deployments, _labels(deployments), strict=True)
+    ]
 
 
 def _missing(clause: str, ctx: CheckContext) -> list[Finding]:
@@ -86,7 +103,9 @@ def _describe(cert: Certificate) -> str:
 
 def revocation_line(r: RevocationStatus) -> str:
     """One evidence line per revocation answer; only a verified "revoked" is judged."""
-    source = "stapled OCSP response" if r.source == "stapled" else f"OCSP responder {r.responder or ''}".strip()
+    source = (
+        "stapled OCSP response" if r.source == "stapled" else f"OCSP responder {r.responder or ''}".strip()
+    )
     produced = f", produced {r.produced_at:%Y-%m-%d %H:%M} UTC" if r.produced_at else ""
     if r.status == "good":
         return f"revocation: good ({source}{produced})"
@@ -114,17 +133,26 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         required = ", ".join(ctx.policy.trust_stores)
     facts = [f"leaf: {_describe(leaf)}", f"chain sent: {len(dep.received_chain)} certificate(s)"]
     # the stores the verdict rests on first; the others are listed for information only
-    facts += [f"{t.store} {t.version if t.version != 'N/A' else ''}".strip()
-              + f": {'trusted' if t.trusted else 'NOT trusted'}"
-              + (f" ({t.error})" if t.error and not t.trusted else "")
-              + ("" if t in stores else " (not judged)") for t in sorted(dep.trust, key=lambda t: t not in stores)]
+    facts += [
+        f"{t.store} {t.version if t.version != 'N/A' else ''}".strip()
+        + f": {'trusted' if t.trusted else 'NOT trusted'}"
+        + (f" ({t.error})" if t.error and not t.trusted else "")
+        + ("" if t in stores else " (not judged)")
+        for t in sorted(dep.trust, key=lambda t: t not in stores)
+    ]
     facts += [revocation_line(r) for r in dep.revocation]
     problems: list[tuple[str, str]] = []
     if (revoked := dep.revoked()) is not None:
-        problems.append(("The certificate is revoked", revocation_line(revoked).removeprefix("revocation: ") + "."))
+        problems.append(
+            ("The certificate is revoked", revocation_line(revoked).removeprefix("revocation: ") + ".")
+        )
     if not dep.hostname_matches:
-        problems.append((f"The certificate does not name {ctx.host}",
-                         f"subjectAltName: {', '.join(leaf.subject_alt_names) or '(none)'}"))
+        problems.append(
+            (
+                f"The certificate does not name {ctx.host}",
+                f"subjectAltName: {', '.join(leaf.subject_alt_names) or '(none)'}",
+            )
+        )
     if ctx.now > leaf.not_after:
         problems.append(("The certificate has expired", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC"))
     elif ctx.now < leaf.not_before:
@@ -134,29 +162,64 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         names = ", ".join(t.store for t in untrusted) or required
         top = dep.received_chain[-1]
         if incomplete_chain(dep, custom_ca=ctx.custom_ca):
-            where = (f"a client can fetch it from {leaf.ca_issuers[0]} (AIA caIssuers), but must not have to"
-                     if leaf.ca_issuers else "the configured CA bundle does not hold it")
-            problems.append(("The chain is incomplete: the intermediate certificate is missing",
-                             f"only the leaf was sent: its issuer {leaf.issuer} must follow it ({where}); "
-                             f"untrusted by {names}"))
+            where = (
+                f"a client can fetch it from {leaf.ca_issuers[0]} (AIA caIssuers), but must not have to"
+                if leaf.ca_issuers
+                else "the configured CA bundle does not hold it"
+            )
+            problems.append(
+                (
+                    "The chain is incomplete: the intermediate certificate is missing",
+                    f"only the leaf was sent: its issuer {leaf.issuer} must follow it ({where}); "
+                    f"untrusted by {names}",
+                )
+            )
         elif leaf.self_signed:
             problems.append(("The certificate is self-signed", f"untrusted by {names}"))
         elif not ctx.custom_ca and untrusted and all(no_known_issuer(t.error) for t in untrusted):
-            fetch = "" if len(dep.received_chain) > 1 else ", and the leaf names no place to fetch it (AIA caIssuers)"
-            problems.append(("The certificate is issued by an unknown CA",
-                             f"{top.issuer} is in none of {names}{fetch}. {PRIVATE_CA_HINT}"))
+            fetch = (
+                ""
+                if len(dep.received_chain) > 1
+                else ", and the leaf names no place to fetch it (AIA caIssuers)"
+            )
+            problems.append(
+                (
+                    "The certificate is issued by an unknown CA",
+                    f"{top.issuer} is in none of {names}{fetch}. {PRIVATE_CA_HINT}",
+                )
+            )
         else:
-            problems.append((f"The chain is not trusted by {names}",
-                             next((t.error for t in untrusted if t.error), "") or ""))
+            problems.append(
+                (
+                    f"The chain is not trusted by {names}",
+                    next((t.error for t in untrusted if t.error), "") or "",
+                )
+            )
     if problems:
-        title = problems[0][0] if len(problems) == 1 else f"{len(problems)} trust problems: " + "; ".join(
-            p[0] for p in problems)
-        remedy = (REVOKED_FIX if revoked else CHAIN_FIX if "incomplete" in title
-                  else UNKNOWN_CA_FIX if "unknown CA" in title else REISSUE_FIX)
-        return finding("11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]),
-                       facts, remedy)
-    return finding("11.2-cert-trusted", Status.PASS, f"Trusted by {required}, host name matches",
-                   f"The chain validates and the certificate names {ctx.host}.", facts)
+        title = (
+            problems[0][0]
+            if len(problems) == 1
+            else f"{len(problems)} trust problems: " + "; ".join(p[0] for p in problems)
+        )
+        remedy = (
+            REVOKED_FIX
+            if revoked
+            else CHAIN_FIX
+            if "incomplete" in title
+            else UNKNOWN_CA_FIX
+            if "unknown CA" in title
+            else REISSUE_FIX
+        )
+        return finding(
+            "11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]), facts, remedy
+        )
+    return finding(
+        "11.2-cert-trusted",
+        Status.PASS,
+        f"Trusted by {required}, host name matches",
+        f"The chain validates and the certificate names {ctx.host}.",
+        facts,
+    )
 
 
 def validation_level(dep: CertificateDeployment) -> str:
@@ -183,12 +246,26 @@ def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     facts = [f"certificatePolicies: {', '.join(leaf.policy_oids) or '(none)'}", f"subject: {leaf.subject}"]
     allowed = ctx.policy.validation_levels
     if level in allowed:
-        return finding("11.2-cert-validation-level", Status.PASS, f"{level} certificate",
-                       f"The certificate's policy identifies it as {level}.", facts)
-    detail = ("No CA/Browser Forum policy OID is present, so the identity verification cannot be shown."
-              if level == "unknown" else f"The certificate is {level}; the policy requires {' or '.join(allowed)}.")
-    return finding("11.2-cert-validation-level", Status.FAIL, f"{level} certificate, not {'/'.join(allowed)}",
-                   detail, facts, LEVEL_FIX)
+        return finding(
+            "11.2-cert-validation-level",
+            Status.PASS,
+            f"{level} certificate",
+            f"The certificate's policy identifies it as {level}.",
+            facts,
+        )
+    detail = (
+        "No CA/Browser Forum policy OID is present, so the identity verification cannot be shown."
+        if level == "unknown"
+        else f"The certificate is {level}; the policy requires {' or '.join(allowed)}."
+    )
+    return finding(
+        "11.2-cert-validation-level",
+        Status.FAIL,
+        f"{level} certificate, not {'/'.join(allowed)}",
+        detail,
+        facts,
+        LEVEL_FIX,
+    )
 
 
 def check_signature(ctx: CheckContext) -> list[Finding]:
@@ -205,10 +282,21 @@ def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         if not eddsa and (cert.signature_hash or "").lower() not in ctx.policy.signature_hashes:
             weak.append(f"{cert.subject} is signed with {algo}")
     if weak:
-        return finding("11.2-cert-signature", Status.FAIL, "Weak certificate signature", "; ".join(weak),
-                       facts, SIGNATURE_FIX)
-    return finding("11.2-cert-signature", Status.PASS, "Leaf and intermediates signed with SHA-256 or stronger",
-                   "The root is not judged: its signature is not used by clients.", facts)
+        return finding(
+            "11.2-cert-signature",
+            Status.FAIL,
+            "Weak certificate signature",
+            "; ".join(weak),
+            facts,
+            SIGNATURE_FIX,
+        )
+    return finding(
+        "11.2-cert-signature",
+        Status.PASS,
+        "Leaf and intermediates signed with SHA-256 or stronger",
+        "The root is not judged: its signature is not used by clients.",
+        facts,
+    )
 
 
 def check_renewal(ctx: CheckContext) -> list[Finding]:
@@ -222,26 +310,50 @@ def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     lifetime = leaf.not_after - leaf.not_before
     if ctx.policy.renewal_fraction is not None:
         window = lifetime * ctx.policy.renewal_fraction
-        rule = (f"renew when {ctx.policy.renewal_fraction:.0%} of the {lifetime.days}-day lifetime remains "
-                f"({window.total_seconds() / 86400:.0f} days)")
+        rule = (
+            f"renew when {ctx.policy.renewal_fraction:.0%} of the {lifetime.days}-day lifetime remains "
+            f"({window.total_seconds() / 86400:.0f} days)"
+        )
     else:
         window = timedelta(days=ctx.policy.renewal_days)
         rule = f"renew at least {ctx.policy.renewal_days} days before expiry"
-    facts = [f"notBefore {leaf.not_before:%Y-%m-%d %H:%M} UTC", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC",
-             f"days left: {days_left:.1f}", f"rule applied: {rule}"]
+    facts = [
+        f"notBefore {leaf.not_before:%Y-%m-%d %H:%M} UTC",
+        f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC",
+        f"days left: {days_left:.1f}",
+        f"rule applied: {rule}",
+    ]
     due = leaf.not_after - window  # the clock of a late renewal: how long past the day it was due
     late = f"renewal {span(ctx.now - due)} overdue (due {due:%Y-%m-%d})"
     if left < window:
-        facts.append(f"{late}: due {due:%Y-%m-%d %H:%M} UTC, notAfter minus the "
-                     f"{window.total_seconds() / 86400:.0f}-day renewal window")
+        facts.append(
+            f"{late}: due {due:%Y-%m-%d %H:%M} UTC, notAfter minus the "
+            f"{window.total_seconds() / 86400:.0f}-day renewal window"
+        )
     if left.total_seconds() <= 0:
-        return finding("11.2-cert-renewal", Status.FAIL, f"The certificate has expired: {late}",
-                       f"It expired {-days_left:.0f} days ago; renewal failed.", facts, RENEW_FIX)
+        return finding(
+            "11.2-cert-renewal",
+            Status.FAIL,
+            f"The certificate has expired: {late}",
+            f"It expired {-days_left:.0f} days ago; renewal failed.",
+            facts,
+            RENEW_FIX,
+        )
     if left < window:
-        return finding("11.2-cert-renewal", Status.FAIL, f"Only {days_left:.0f} days left: {late}",
-                       f"Policy: {rule}. The certificate should already have been replaced.", facts, RENEW_FIX)
+        return finding(
+            "11.2-cert-renewal",
+            Status.FAIL,
+            f"Only {days_left:.0f} days left: {late}",
+            f"Policy: {rule}. The certificate should already have been replaced.",
+            facts,
+            RENEW_FIX,
+        )
     return finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)
 
 
-CHECKS = [("11.2-cert-trusted", check_trusted), ("11.2-cert-validation-level", check_validation_level),
-          ("11.2-cert-signature", check_signature), ("11.2-cert-renewal", check_renewal)]
+CHECKS = [
+    ("11.2-cert-trusted", check_trusted),
+    ("11.2-cert-validation-level", check_validation_level),
+    ("11.2-cert-signature", check_signature),
+    ("11.2-cert-renewal", check_renewal),
+]

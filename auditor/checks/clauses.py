@@ -15,7 +15,7 @@ CLAUSES: dict[str, str] = {
     "11.3-no-rsa-kex": "No RSA key exchange",
     "11.3-ecdhe-default": "ECDHE is the default key exchange, with strong groups",
     "11.3-quantum-resistance": "Cipher strength kept high, with a certain resistance to the threat of practical "
-                               "quantum computers (hybrid ML-KEM key exchange)",
+    "quantum computers (hybrid ML-KEM key exchange)",
     "11.4-vulnerabilities": "Not exposed to published TLS flaws (Heartbleed, POODLE, BEAST, ...)",
     "11.4-patch-window": "Published TLS flaws patched within the window (24 h) after the auditor first saw them",
     "11.4-grade-a": "SSL Labs-style grade A or better",

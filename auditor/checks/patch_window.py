@@ -13,11 +13,13 @@ from datetime import timedelta
 from auditor.config import Policy
 from auditor.exposure import VULNERABILITIES, Episode, ExposureHistory, span
 from auditor.model import Finding, Status, TargetResult
-from checks.base import CheckContext, finding
+from auditor.checks.base import CheckContext, finding
 
 CLAUSE = "11.4-patch-window"
-MEASURES = ("The auditor measures exposure seen from outside, from the first scan that saw the flaw; it cannot "
-            "tell when the flaw was published or when the operator evaluated the patch.")
+MEASURES = (
+    "The auditor measures exposure seen from outside, from the first scan that saw the flaw; it cannot "
+    "tell when the flaw was published or when the operator evaluated the patch."
+)
 
 
 def _row(ep: Episode) -> str:
@@ -27,41 +29,70 @@ def _row(ep: Episode) -> str:
 def _line(ep: Episode, now_seen: bool = True) -> str:
     gaps = f", {len(ep.gaps)} gap(s) without a verdict" if ep.gaps else ""
     state = "present" if now_seen else "not judged by this scan, last seen present"
-    return (f"{_row(ep)}: {state} since {ep.first_seen:%Y-%m-%d %H:%M} UTC "
-            f"({span(ep.last_seen - ep.first_seen)}, {ep.scans} scan(s){gaps})")
+    return (
+        f"{_row(ep)}: {state} since {ep.first_seen:%Y-%m-%d %H:%M} UTC "
+        f"({span(ep.last_seen - ep.first_seen)}, {ep.scans} scan(s){gaps})"
+    )
 
 
 def check_patch_window(ctx: CheckContext) -> list[Finding]:
     history = ctx.exposure
     if history is None:
-        return [finding(CLAUSE, Status.NOT_TESTED, "No scan history to measure the patch window",
-                        "This clause is judged from the stored history (`auditor schedule`, or `auditor audit "
-                        "--store`); an on-demand audit has none. " + MEASURES)]
+        return [
+            finding(
+                CLAUSE,
+                Status.NOT_TESTED,
+                "No scan history to measure the patch window",
+                "This clause is judged from the stored history (`auditor schedule`, or `auditor audit "
+                "--store`); an on-demand audit has none. " + MEASURES,
+            )
+        ]
     window = timedelta(hours=ctx.policy.patch_window_hours)
     hours = f"{ctx.policy.patch_window_hours:g} h"
     present = sorted(history.open_rows(), key=lambda ep: ep.first_seen)
     unjudged = history.unjudged_rows()
     facts = [_line(ep) for ep in present] + [_line(ep, now_seen=False) for ep in unjudged]
-    facts += [f"{_row(ep)}: present {ep.first_seen:%Y-%m-%d %H:%M} UTC, gone at the scan of "
-              f"{ep.closed_at:%Y-%m-%d %H:%M} UTC (remediated in {span(ep.remediated_in or timedelta())})"
-              for ep in history.closed_rows()][-5:]
+    facts += [
+        f"{_row(ep)}: present {ep.first_seen:%Y-%m-%d %H:%M} UTC, gone at the scan of "
+        f"{ep.closed_at:%Y-%m-%d %H:%M} UTC (remediated in {span(ep.remediated_in or timedelta())})"
+        for ep in history.closed_rows()
+    ][-5:]
     facts.append(f"window: {hours} ([policy] patch_window_hours)")
     late = [ep for ep in present if history.now - ep.first_seen > window]
     if late:
         oldest = late[0]
-        return [finding(CLAUSE, Status.FAIL, f"{', '.join(_row(ep) for ep in late)} still present after the "
-                        f"{hours} window", f"First seen {span(history.now - oldest.first_seen)} ago, "
-                        f"{span(history.now - oldest.first_seen - window)} past the window. " + MEASURES, facts,
-                        "Patch or reconfigure now (see 11.4-vulnerabilities for the fix).")]
+        return [
+            finding(
+                CLAUSE,
+                Status.FAIL,
+                f"{', '.join(_row(ep) for ep in late)} still present after the {hours} window",
+                f"First seen {span(history.now - oldest.first_seen)} ago, "
+                f"{span(history.now - oldest.first_seen - window)} past the window. " + MEASURES,
+                facts,
+                "Patch or reconfigure now (see 11.4-vulnerabilities for the fix).",
+            )
+        ]
     if present:
         left = min(ep.first_seen + window - history.now for ep in present)
-        return [finding(CLAUSE, Status.WARN, f"{', '.join(_row(ep) for ep in present)} present: "
-                        f"{span(left)} left in the {hours} window",
-                        "Within the window since the first scan that saw it. " + MEASURES, facts)]
+        return [
+            finding(
+                CLAUSE,
+                Status.WARN,
+                f"{', '.join(_row(ep) for ep in present)} present: {span(left)} left in the {hours} window",
+                "Within the window since the first scan that saw it. " + MEASURES,
+                facts,
+            )
+        ]
     if unjudged:
-        return [finding(CLAUSE, Status.NOT_TESTED, "This scan could not judge flaws seen present before",
-                        "The clock keeps running: a scan without a verdict is a gap, never a fix. " + MEASURES,
-                        facts)]
+        return [
+            finding(
+                CLAUSE,
+                Status.NOT_TESTED,
+                "This scan could not judge flaws seen present before",
+                "The clock keeps running: a scan without a verdict is a gap, never a fix. " + MEASURES,
+                facts,
+            )
+        ]
     return [finding(CLAUSE, Status.PASS, "No published flaw present", MEASURES, facts)]
 
 
@@ -84,11 +115,13 @@ def judge_with_history(result: TargetResult, history: ExposureHistory, policy: P
     if log is not None and log.status is Status.FAIL:
         judged[0].evidence.append("the evidence log failed verification: this clock cannot be proven from it")
     at = next((i for i, f in enumerate(result.findings) if f.clause == CLAUSE), len(result.findings))
-    result.findings[at:at + 1] = judged
+    result.findings[at : at + 1] = judged
     for found in result.findings:
         if found.status is Status.FAIL and (episode := history.open(found.clause)) is not None:
             found.exposure = episode.exposure()
             if found.clause == RENEWAL:
-                found.evidence.append(f"renewal late: failing since {episode.first_seen:%Y-%m-%d %H:%M} UTC "
-                                      f"({span(episode.last_seen - episode.first_seen)}, {episode.scans} scan(s))")
+                found.evidence.append(
+                    f"renewal late: failing since {episode.first_seen:%Y-%m-%d %H:%M} UTC "
+                    f"({span(episode.last_seen - episode.first_seen)}, {episode.scans} scan(s))"
+                )
     result.compliant = not any(f.status is Status.FAIL for f in result.findings)

@@ -19,9 +19,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from auditor.model import AuditReport, Certificate, CertificateDeployment
 from auditor.suites import is_weak
-from checks.certificate import validation_level
-from checks.clauses import CLAUSES
-from reports import sanitize, view
+from auditor.checks.certificate import validation_level
+from auditor.checks.clauses import CLAUSES
+from auditor.reports import sanitize, view
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -35,8 +35,13 @@ def _yesno(value: bool | None, yes: str, no: str) -> str:
 
 
 def _environment(tz: tzinfo | None) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True,
-                      default_for_string=True), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals.update(
         promise=lambda clause: CLAUSES.get(clause, ""),
         level=lambda dep: validation_level(dep) if isinstance(dep, CertificateDeployment) else "",

@@ -20,15 +20,15 @@ def render(report: AuditReport, name: str) -> str:
     """The report in format `name` (a key of HELP). The writers are imported here, not at start-up:
     they load the clause table, which every other command can do without."""
     if name == "junit":
-        from reports.junit import to_junit
+        from auditor.reports.junit import to_junit
 
         return to_junit(report)
     if name == "sarif":
-        from reports.sarif import to_sarif
+        from auditor.reports.sarif import to_sarif
 
         return to_sarif(report)
     if name == "csv":
-        from reports.csv_report import to_csv
+        from auditor.reports.csv_report import to_csv
 
         return to_csv(report)
     raise ValueError(f"unknown report format {name!r}")
@@ -39,4 +39,6 @@ def configured(output: Output) -> list[tuple[str, Path]]:
     relative to the output directory unless absolute."""
     directory = output.directory
     wanted = [(name, getattr(output, name, None)) for name in HELP]
-    return [(name, path if path.is_absolute() else directory / path) for name, path in wanted if path is not None]
+    return [
+        (name, path if path.is_absolute() else directory / path) for name, path in wanted if path is not None
+    ]

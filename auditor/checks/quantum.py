@@ -8,7 +8,7 @@ warn. What was not measured is an error, never a pass.
 from __future__ import annotations
 
 from auditor.model import Finding, PostQuantum, Status
-from checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding, fix
 
 CLAUSE = "11.3-quantum-resistance"
 HYBRID_GROUPS = "X25519MLKEM768:X25519:prime256v1:secp384r1"
@@ -22,13 +22,23 @@ PQ_FIX = fix(
 
 
 def _facts(pq: PostQuantum, ctx: CheckContext) -> list[str]:
-    facts = [f"{group}: {'accepted' if ok else 'refused' if ok is False else 'not tested'}"
-             for group, ok in pq.groups.items()]
+    facts = [
+        f"{group}: {'accepted' if ok else 'refused' if ok is False else 'not tested'}"
+        for group, ok in pq.groups.items()
+    ]
     if pq.chosen_beside_x25519:
-        facts.append(f"offered beside X25519 with both key shares: the server picks {pq.chosen_beside_x25519}")
+        facts.append(
+            f"offered beside X25519 with both key shares: the server picks {pq.chosen_beside_x25519}"
+        )
     if pq.retry_for_hybrid is not None:
-        facts.append("with an X25519 key share only: " + ("the server asks for the hybrid (HelloRetryRequest)"
-                                                          if pq.retry_for_hybrid else "the server takes X25519"))
+        facts.append(
+            "with an X25519 key share only: "
+            + (
+                "the server asks for the hybrid (HelloRetryRequest)"
+                if pq.retry_for_hybrid
+                else "the server takes X25519"
+            )
+        )
     for sim in ctx.evidence.tls.simulations:
         if sim.hybrid_offered:
             got = sim.hybrid_selected or "not measured"
@@ -54,21 +64,54 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
     accepted = pq.accepted
     if not accepted:
         if not pq.groups or any(ok is None for ok in pq.groups.values()):
-            return [finding(CLAUSE, Status.ERROR, "Post-quantum key exchange could not be tested",
-                            pq.error or "no answer", _facts(pq, ctx))]
-        return [_absent(ctx, pq, "The server refuses every hybrid ML-KEM group with TLS 1.3 (X25519MLKEM768, "
-                                 "SecP256r1MLKEM768, SecP384r1MLKEM1024).")]
+            return [
+                finding(
+                    CLAUSE,
+                    Status.ERROR,
+                    "Post-quantum key exchange could not be tested",
+                    pq.error or "no answer",
+                    _facts(pq, ctx),
+                )
+            ]
+        return [
+            _absent(
+                ctx,
+                pq,
+                "The server refuses every hybrid ML-KEM group with TLS 1.3 (X25519MLKEM768, "
+                "SecP256r1MLKEM768, SecP384r1MLKEM1024).",
+            )
+        ]
     if pq.preferred is None:
-        return [finding(CLAUSE, Status.ERROR, "Hybrid key exchange accepted; its preference could not be measured",
-                        f"Accepted: {', '.join(accepted)}.", _facts(pq, ctx))]
+        return [
+            finding(
+                CLAUSE,
+                Status.ERROR,
+                "Hybrid key exchange accepted; its preference could not be measured",
+                f"Accepted: {', '.join(accepted)}.",
+                _facts(pq, ctx),
+            )
+        ]
     if not pq.preferred:
-        return [finding(CLAUSE, Status.WARN, "Hybrid key exchange accepted but not preferred",
-                        f"The server accepts {', '.join(accepted)}, but a client offering it beside X25519 (as Chrome "
-                        f"and Firefox do) gets {pq.chosen_beside_x25519 or 'a classical group'}.", _facts(pq, ctx),
-                        PQ_FIX)]
-    return [finding(CLAUSE, Status.PASS, "Hybrid post-quantum key exchange accepted and preferred",
-                    f"Accepted: {', '.join(accepted)}; chosen over X25519 when a client offers both.",
-                    _facts(pq, ctx))]
+        return [
+            finding(
+                CLAUSE,
+                Status.WARN,
+                "Hybrid key exchange accepted but not preferred",
+                f"The server accepts {', '.join(accepted)}, but a client offering it beside X25519 (as Chrome "
+                f"and Firefox do) gets {pq.chosen_beside_x25519 or 'a classical group'}.",
+                _facts(pq, ctx),
+                PQ_FIX,
+            )
+        ]
+    return [
+        finding(
+            CLAUSE,
+            Status.PASS,
+            "Hybrid post-quantum key exchange accepted and preferred",
+            f"Accepted: {', '.join(accepted)}; chosen over X25519 when a client offers both.",
+            _facts(pq, ctx),
+        )
+    ]
 
 
 CHECKS = [(CLAUSE, check_quantum_resistance)]

@@ -68,14 +68,16 @@ def headline(targets: list[TargetResult]) -> Headline:
     sites = f"{total} site{'s' if total != 1 else ''}"
     rest = []
     if failing:
-        text = ("The site breaks the policy" if total == 1 else
-                f"{failing} of {sites} {'breaks' if failing == 1 else 'break'} the policy")
+        text = (
+            "The site breaks the policy"
+            if total == 1
+            else f"{failing} of {sites} {'breaks' if failing == 1 else 'break'} the policy"
+        )
         tone = FAILING
         if missing:
             rest.append(f"{missing} could not be audited")
     elif missing:
-        text = ("The site could not be audited" if total == 1 else
-                f"{missing} of {sites} could not be audited")
+        text = "The site could not be audited" if total == 1 else f"{missing} of {sites} could not be audited"
         tone = NOT_AUDITED
     elif total:
         text = "The site is compliant" if total == 1 else f"All {sites} are compliant"
@@ -134,6 +136,7 @@ def status_label(status: Status) -> str:
 
 # ---------------------------------------------------------------- times
 
+
 def local_time(when: datetime, tz: tzinfo | None = None, *, seconds: bool = False) -> str:
     """ "2026-11-29 09:30 JST": the reader's local time (the machine's zone unless `tz` is given),
     always with the zone, so a time is never ambiguous."""
@@ -154,8 +157,10 @@ def exposure_line(finding: Finding, tz: tzinfo | None = None) -> str | None:
     from auditor.exposure import span
 
     gaps = f", {exposure.gaps} gap(s)" if exposure.gaps else ""
-    return (f"failing since {local_time(exposure.first_seen, tz)} "
-            f"({span(exposure.last_seen - exposure.first_seen)}, {exposure.scans} scan(s){gaps})")
+    return (
+        f"failing since {local_time(exposure.first_seen, tz)} "
+        f"({span(exposure.last_seen - exposure.first_seen)}, {exposure.scans} scan(s){gaps})"
+    )
 
 
 @dataclass(frozen=True)
@@ -174,8 +179,11 @@ class Timeline:
     earlier: int  # points of the episode older than the cells (the model keeps the latest 30)
 
 
-_GAP_WORDS = {"missed scan": "missed scan (none ran)", "not audited": "not audited (no verdict)",
-              "not judged": "not judged by this scan (no verdict)"}
+_GAP_WORDS = {
+    "missed scan": "missed scan (none ran)",
+    "not audited": "not audited (no verdict)",
+    "not judged": "not judged by this scan (no verdict)",
+}
 
 
 def exposure_timeline(finding: Finding, tz: tzinfo | None = None) -> Timeline | None:
@@ -184,11 +192,24 @@ def exposure_timeline(finding: Finding, tz: tzinfo | None = None) -> Timeline | 
     exposure = finding.exposure
     if exposure is None or finding.status is not Status.FAIL or not exposure.timeline:
         return None
-    cells = [TimelineCell(point.state, f"{local_time(point.at, tz)}: " + (
-        "failing" if point.state == "fail" else _GAP_WORDS.get(point.why or "", point.why or "no verdict")))
-        for point in exposure.timeline]
-    return Timeline(f"{exposure.first_seen.astimezone(tz):%Y-%m-%d}", f"{exposure.last_seen.astimezone(tz):%Y-%m-%d}",
-                    cells, max(0, exposure.scans + exposure.gaps - len(cells)))
+    cells = [
+        TimelineCell(
+            point.state,
+            f"{local_time(point.at, tz)}: "
+            + (
+                "failing"
+                if point.state == "fail"
+                else _GAP_WORDS.get(point.why or "", point.why or "no verdict")
+            ),
+        )
+        for point in exposure.timeline
+    ]
+    return Timeline(
+        f"{exposure.first_seen.astimezone(tz):%Y-%m-%d}",
+        f"{exposure.last_seen.astimezone(tz):%Y-%m-%d}",
+        cells,
+        max(0, exposure.scans + exposure.gaps - len(cells)),
+    )
 
 
 # ---------------------------------------------------------------- evidence
@@ -210,8 +231,12 @@ def not_judged_stores(result: TargetResult) -> set[str]:
     judged by the configured bundle alone; a policy may name fewer stores)."""
     lines = [e for f in result.findings if f.clause == "11.2-cert-trusted" for e in f.evidence]
     stores = {s.store for d in (result.evidence.tls.certificates if result.evidence else []) for s in d.trust}
-    return {store for store in stores for line in lines
-            if line.startswith((f"{store} ", f"{store}:")) and line.endswith("(not judged)")}
+    return {
+        store
+        for store in stores
+        for line in lines
+        if line.startswith((f"{store} ", f"{store}:")) and line.endswith("(not judged)")
+    }
 
 
 @dataclass(frozen=True)
@@ -224,12 +249,22 @@ class TrustChip:
 def trust_chips(result: TargetResult, trust: list) -> list[TrustChip]:  # type: ignore[type-arg]
     """The stores the verdict rests on first (green or red), then the ones not judged (grey)."""
     skipped = not_judged_stores(result)
-    judged = [TrustChip(s.store, f"{s.store}: {'trusted' if s.trusted else 'NOT trusted'}",
-                        "pass" if s.trusted else "fail") for s in trust if s.store not in skipped]
-    return judged + [TrustChip(s.store, f"{s.store}: not judged", "not_judged") for s in trust if s.store in skipped]
+    judged = [
+        TrustChip(
+            s.store,
+            f"{s.store}: {'trusted' if s.trusted else 'NOT trusted'}",
+            "pass" if s.trusted else "fail",
+        )
+        for s in trust
+        if s.store not in skipped
+    ]
+    return judged + [
+        TrustChip(s.store, f"{s.store}: not judged", "not_judged") for s in trust if s.store in skipped
+    ]
 
 
 # ---------------------------------------------------------------- TLS configuration summaries
+
 
 @dataclass(frozen=True)
 class MozillaRow:
@@ -252,10 +287,21 @@ def mozilla_rows(result: TargetResult) -> list[MozillaRow]:
 
 
 def _mozilla_row(c: MozillaConformance) -> MozillaRow:
-    label, tone = (("yes", "pass") if c.conformant else ("not judged", "not_judged") if c.conformant is None
-                   else ("no", "warn"))
-    return MozillaRow(f"{c.profile} {c.guideline_version}", label, tone,
-                      [f"{d.key}: {d.detail}" for d in c.deviations], list(c.not_judged), list(c.advice))
+    label, tone = (
+        ("yes", "pass")
+        if c.conformant
+        else ("not judged", "not_judged")
+        if c.conformant is None
+        else ("no", "warn")
+    )
+    return MozillaRow(
+        f"{c.profile} {c.guideline_version}",
+        label,
+        tone,
+        [f"{d.key}: {d.detail}" for d in c.deviations],
+        list(c.not_judged),
+        list(c.advice),
+    )
 
 
 def post_quantum(sim: HandshakeSimulation, probe: PostQuantum | None) -> str:
@@ -268,12 +314,15 @@ def post_quantum(sim: HandshakeSimulation, probe: PostQuantum | None) -> str:
         return "not offered"
     if sim.quantum_resistant:
         return sim.hybrid_selected or ""
-    if sim.hybrid_selected is not None or (probe is not None and probe.groups.get(sim.hybrid_offered) is False):
+    if sim.hybrid_selected is not None or (
+        probe is not None and probe.groups.get(sim.hybrid_offered) is False
+    ):
         return "no"
     return "not tested"
 
 
 # ---------------------------------------------------------------- fixes written for this site
+
 
 @dataclass(frozen=True)
 class Fix:
@@ -324,13 +373,16 @@ def _nginx(snippet: str, site: Site) -> str:
     text = snippet.replace("example.com", site.host)
     if "server {" in text:  # already a whole server block (the plain-HTTP redirect)
         suffix = "" if site.port == 443 else f":{site.port}"
-        return (text.replace("listen 80;", f"listen {site.http_port};")
-                .replace("https://$host$request_uri", f"https://$host{suffix}$request_uri"))
+        return text.replace("listen 80;", f"listen {site.http_port};").replace(
+            "https://$host$request_uri", f"https://$host{suffix}$request_uri"
+        )
     return f"server {{\n    listen {site.port} ssl;\n    server_name {site.host};\n{_indent(text)}\n}}"
 
 
 def _apache(snippet: str, site: Site) -> str:
-    text = snippet.replace("https://example.com/", site.https_origin() + "/").replace("example.com", site.host)
+    text = snippet.replace("https://example.com/", site.https_origin() + "/").replace(
+        "example.com", site.host
+    )
     if "<VirtualHost" in text:
         return text.replace("<VirtualHost *:80>", f"<VirtualHost *:{site.http_port}>")
     return f"<VirtualHost *:{site.port}>\n    ServerName {site.host}\n{_indent(text)}\n</VirtualHost>"
@@ -348,9 +400,13 @@ def fixes(result: TargetResult) -> list[Fix]:
     out = []
     for remediation, found in groups.items():
         note, nginx, apache = _split(remediation)
-        out.append(Fix(clauses=list(dict.fromkeys(f.clause for f in found)), titles=[f.title for f in found],
-                       note=note.replace("example.com", site.host),
-                       nginx=_nginx(nginx, site) if nginx else None,
-                       apache=_apache(apache, site) if apache else None))
+        out.append(
+            Fix(
+                clauses=list(dict.fromkeys(f.clause for f in found)),
+                titles=[f.title for f in found],
+                note=note.replace("example.com", site.host),
+                nginx=_nginx(nginx, site) if nginx else None,
+                apache=_apache(apache, site) if apache else None,
+            )
+        )
     return out
-

@@ -7,7 +7,7 @@ list it with its clause id in that module's CHECKS, and give the clause a row in
 from __future__ import annotations
 
 from auditor.model import Finding, Status
-from checks import (
+from auditor.checks import (
     certificate,
     cookies,
     evidence_log,
@@ -21,8 +21,8 @@ from checks import (
     transport,
     vulnerabilities,
 )
-from checks.base import CheckContext, finding
-from checks.clauses import CLAUSES
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import CLAUSES
 
 ALL_CHECKS = [
     *transport.CHECKS,
@@ -47,8 +47,14 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
         try:
             found.extend(check(ctx))
         except Exception as exc:  # a check bug must not hide the other clauses
-            found.append(finding(clause, Status.ERROR, "The check failed", f"{check.__name__}: "
-                                 f"{type(exc).__name__}: {exc}"[:300]))
+            found.append(
+                finding(
+                    clause,
+                    Status.ERROR,
+                    "The check failed",
+                    f"{check.__name__}: {type(exc).__name__}: {exc}"[:300],
+                )
+            )
     order = {c: i for i, c in enumerate(CLAUSES)}
     return sorted(found, key=lambda f: order.get(f.clause, len(order)))
 

@@ -74,7 +74,9 @@ class BoundedSMTP(smtplib.SMTP):
         self._pending = b""  # received bytes after the last complete reply line
         super().__init__(timeout=deadline.seconds)
 
-    def connect(self, host: str = "localhost", port: int = 0, source_address: None = None) -> tuple[int, bytes]:
+    def connect(
+        self, host: str = "localhost", port: int = 0, source_address: None = None
+    ) -> tuple[int, bytes]:
         self._host = host  # smtplib sets it only in the constructor; STARTTLS checks the name against it
         return super().connect(host, port, source_address)
 
@@ -92,7 +94,7 @@ class BoundedSMTP(smtplib.SMTP):
         try:
             for start in range(0, len(data), _CHUNK):
                 self.sock.settimeout(self.deadline.left())
-                self.sock.sendall(data[start:start + _CHUNK])
+                self.sock.sendall(data[start : start + _CHUNK])
         except OSError as exc:
             self.close()
             if isinstance(exc, TimeoutError):
@@ -142,7 +144,7 @@ class BoundedSMTP(smtplib.SMTP):
                 self.close()
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             self._pending += chunk
-        line, self._pending = self._pending[:end + 1], self._pending[end + 1:]
+        line, self._pending = self._pending[: end + 1], self._pending[end + 1 :]
         if len(line) > MAX_LINE_BYTES:
             self.close()
             raise ReplyTooLong(f"a line over {MAX_LINE_BYTES} bytes")

@@ -21,9 +21,9 @@ from email.utils import formatdate, make_msgid
 from auditor.config import Email
 from auditor.errors import ConfigError, MailError
 from auditor.model import AuditReport, TargetResult
-from reports import sanitize, view
-from reports.grades import worst_letter
-from reports.smtp_transport import BoundedSMTP, Deadline, ReplyTooLong
+from auditor.reports import sanitize, view
+from auditor.reports.grades import worst_letter
+from auditor.reports.smtp_transport import BoundedSMTP, Deadline, ReplyTooLong
 
 
 def password_for(settings: Email) -> str | None:
@@ -68,7 +68,9 @@ def _names(targets: list[TargetResult], most: int = 3) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def build_message(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str) -> EmailMessage:
+def build_message(
+    report: AuditReport, settings: Email, *, html: str, text: str, json_text: str
+) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject_for(report, settings.subject)
     message["From"] = settings.sender
@@ -78,15 +80,18 @@ def build_message(report: AuditReport, settings: Email, *, html: str, text: str,
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     stamp = report.generated_at.strftime("%Y%m%dT%H%M%SZ")
-    message.add_attachment(json_text.encode("utf-8"), maintype="application", subtype="json",
-                           filename=f"audit-{stamp}.json")
+    message.add_attachment(
+        json_text.encode("utf-8"), maintype="application", subtype="json", filename=f"audit-{stamp}.json"
+    )
     return message
 
 
 def _send_once(message: EmailMessage, settings: Email, password: str | None) -> None:
     """One attempt, all of it (connect, TLS, login, the message) within `settings.timeout` seconds."""
     context = ssl.create_default_context(cafile=str(settings.ca_bundle) if settings.ca_bundle else None)
-    client = BoundedSMTP(Deadline(settings.timeout), implicit_tls=context if settings.security == "tls" else None)
+    client = BoundedSMTP(
+        Deadline(settings.timeout), implicit_tls=context if settings.security == "tls" else None
+    )
     try:
         client.connect(settings.host, settings.port)
         client.ehlo()
@@ -116,11 +121,15 @@ def _reason(exc: BaseException, password: str | None, timeout: float) -> str:
     elif isinstance(exc, ssl.SSLError):
         text = f"TLS error: {exc.reason or exc}"
     elif isinstance(exc, smtplib.SMTPNotSupportedError):
-        text = ("the server does not offer SMTP AUTH (is `username` meant for this server?)" if "AUTH" in str(exc)
-                else "the server does not offer STARTTLS (security = \"tls\" or \"none\" may be meant)")
+        text = (
+            "the server does not offer SMTP AUTH (is `username` meant for this server?)"
+            if "AUTH" in str(exc)
+            else 'the server does not offer STARTTLS (security = "tls" or "none" may be meant)'
+        )
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        text = "recipients refused: " + ", ".join(f"{rcpt} ({code} {_said(said)})"
-                                                  for rcpt, (code, said) in exc.recipients.items())
+        text = "recipients refused: " + ", ".join(
+            f"{rcpt} ({code} {_said(said)})" for rcpt, (code, said) in exc.recipients.items()
+        )
     elif isinstance(exc, smtplib.SMTPResponseException):
         text = f"the server answered {exc.smtp_code} {_said(exc.smtp_error)}"
     elif isinstance(exc, smtplib.SMTPException):
@@ -152,8 +161,16 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
-def send_report(report: AuditReport, settings: Email, *, html: str, text: str, json_text: str,
-                sleep=time.sleep, stop: threading.Event | None = None) -> None:  # noqa: ANN001
+def send_report(
+    report: AuditReport,
+    settings: Email,
+    *,
+    html: str,
+    text: str,
+    json_text: str,
+    sleep=time.sleep,
+    stop: threading.Event | None = None,
+) -> None:  # noqa: ANN001
     """Send, retrying transient failures `settings.retries` times with doubling delays (a permanent
     one, see is_permanent, is reported at once); MailError names server and reason. Once `stop`
     is set (the scheduler is asked to stop), the attempt in progress keeps its deadline and no
@@ -167,8 +184,10 @@ def send_report(report: AuditReport, settings: Email, *, html: str, text: str, j
             _send_once(message, settings, password)
             return
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-            failure = (f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
-                       f"{'s' if attempt != 1 else ''}: {_reason(exc, password, settings.timeout)}")
+            failure = (
+                f"mail to {settings.host}:{settings.port} failed after {attempt} attempt"
+                f"{'s' if attempt != 1 else ''}: {_reason(exc, password, settings.timeout)}"
+            )
             if attempt == attempts or is_permanent(exc):
                 raise MailError(failure) from None
         if _stopped_while_waiting(delay, sleep, stop):

@@ -20,9 +20,9 @@ from rich.text import Text
 
 from auditor.model import AuditReport, Status, TargetResult
 from auditor.mozilla_profile import report_lines as mozilla_lines
-from reports.sanitize import one_line
-from reports.view import exposure_line, ordered
-from reports.web_lines import report_lines as web_lines
+from auditor.reports.sanitize import one_line
+from auditor.reports.view import exposure_line, ordered
+from auditor.reports.web_lines import report_lines as web_lines
 
 STATUS_STYLE = {
     Status.PASS: ("PASS", "bold green"),
@@ -49,13 +49,16 @@ def verdict_line(result: TargetResult) -> Text:
     # the name is the user's own (bounded generously); the error may quote the server
     name = clean(result.target.name or result.target.url, 2000)
     if result.error:
-        return Text.assemble(("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error, 1000)}")
+        return Text.assemble(
+            ("NOT AUDITED ", "bold magenta"), (name, "bold"), f"  {clean(result.error, 1000)}"
+        )
     grade = f"  grade {clean(result.grade.letter, 16)}" if result.grade else ""
     if result.compliant:
         return Text.assemble(("COMPLIANT ", "bold green"), (name, "bold"), grade)
     n = len(result.failed_clauses())
-    return Text.assemble(("NOT COMPLIANT ", "bold red"), (name, "bold"),
-                         f"  {n} violation{'s' if n != 1 else ''}{grade}")
+    return Text.assemble(
+        ("NOT COMPLIANT ", "bold red"), (name, "bold"), f"  {n} violation{'s' if n != 1 else ''}{grade}"
+    )
 
 
 def grade_line(result: TargetResult) -> Text | None:
@@ -63,10 +66,16 @@ def grade_line(result: TargetResult) -> Text | None:
     g = result.grade
     if g is None:
         return None
-    style = "bold green" if g.letter in ("A+", "A") else "bold yellow" if g.letter in ("A-", "B") else "bold red"
-    line = Text.assemble(("Grade ", "bold"), (clean(g.letter, 16), style), f"  score {g.score} (protocol "
-                         f"{g.categories.get('protocol')}, key exchange {g.categories.get('key_exchange')}, "
-                         f"cipher {g.categories.get('cipher')})")
+    style = (
+        "bold green" if g.letter in ("A+", "A") else "bold yellow" if g.letter in ("A-", "B") else "bold red"
+    )
+    line = Text.assemble(
+        ("Grade ", "bold"),
+        (clean(g.letter, 16), style),
+        f"  score {g.score} (protocol "
+        f"{g.categories.get('protocol')}, key exchange {g.categories.get('key_exchange')}, "
+        f"cipher {g.categories.get('cipher')})",
+    )
     if g.letter_ignoring_trust:
         line.append(f"  {clean(g.letter_ignoring_trust, 16)} if trust issues were ignored")
     for cap in g.caps:
@@ -98,8 +107,10 @@ def render(report: AuditReport, console: Console) -> None:
     errors = sum(1 for t in report.targets if t.error)
     summary = Text.assemble(
         ("Policy verdict: ", "bold"),
-        (f"{compliant} compliant", "green"), ", ",
-        (f"{failing} not compliant", "red" if failing else ""), ", ",
+        (f"{compliant} compliant", "green"),
+        ", ",
+        (f"{failing} not compliant", "red" if failing else ""),
+        ", ",
         (f"{errors} not audited", "magenta" if errors else ""),
     )
     console.print(summary, soft_wrap=True)
@@ -108,7 +119,9 @@ def render(report: AuditReport, console: Console) -> None:
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
         parts += [Text(clean(line, 300), style="dim") for line in mozilla_lines(result)]
-        parts += [Text(clean(line, 300), style="dim" if i else "") for i, line in enumerate(web_lines(result, True))]
+        parts += [
+            Text(clean(line, 300), style="dim" if i else "") for i, line in enumerate(web_lines(result, True))
+        ]
         if not console.is_terminal:
             _print_lines(parts, result, console)
             continue
@@ -125,10 +138,11 @@ def _print_lines(parts: list[Text], result: TargetResult, console: Console) -> N
     width = max((len(clean(f.clause, 80)) for f in result.findings), default=0)
     for f in result.findings:
         label, style = STATUS_STYLE[f.status]
-        line = Text.assemble(f"  {clean(f.clause, 80):<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120))
+        line = Text.assemble(
+            f"  {clean(f.clause, 80):<{width}}  ", (f"{label:<10}", style), "  ", clean(f.title, 120)
+        )
         if since := exposure_line(f):
             line.append(f" ({clean(since, 120)})")
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and f.detail:
             line.append(f" — {clean(f.detail, 240)}", style="dim")
         console.print(line, soft_wrap=True)
-

@@ -10,8 +10,11 @@ from auditor.model import TargetResult, WebGrade
 def summary(grade: WebGrade) -> str:
     if grade.letter is None:
         return f"Web grade: not graded ({grade.error})"
-    return (f"Web grade {grade.letter} (score {grade.score}, Mozilla HTTP Observatory rules v{grade.algorithm_version}"
-            + (f", {grade.page}" if grade.page else "") + ")")
+    return (
+        f"Web grade {grade.letter} (score {grade.score}, Mozilla HTTP Observatory rules v{grade.algorithm_version}"
+        + (f", {grade.page}" if grade.page else "")
+        + ")"
+    )
 
 
 def modifier_line(points: int, test: str, result: str, reason: str) -> str:

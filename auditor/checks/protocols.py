@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.model import Finding, Status
-from checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding, fix
 
 PROTOCOL_FIX = fix(
     "ssl_protocols TLSv1.2 TLSv1.3;",
@@ -37,8 +37,11 @@ def _protocol_problems(ctx: CheckContext) -> tuple[list[str], list[str], list[st
 
 
 def _facts(ctx: CheckContext) -> list[str]:
-    return [f"{p.version}: " + ("accepted" if p.supported else "rejected" if p.supported is False else "not tested")
-            for p in ctx.evidence.tls.protocols]
+    return [
+        f"{p.version}: "
+        + ("accepted" if p.supported else "rejected" if p.supported is False else "not tested")
+        for p in ctx.evidence.tls.protocols
+    ]
 
 
 def _tls13_only(ctx: CheckContext, missing: list[str]) -> bool:
@@ -52,26 +55,60 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
     facts = _facts(ctx)
     if not bad and _tls13_only(ctx, missing):
         if untested:
-            return [finding("11.3-protocols", Status.ERROR, f"Could not test {', '.join(untested)}",
-                            "; ".join(ctx.evidence.tls.errors.values()), facts)]
-        return [finding("11.3-protocols", Status.WARN, "Only TLS 1.3 accepted; TLS 1.2 not enabled",
-                        "Stricter than the policy's floor, but the policy promises TLS 1.2 and TLS 1.3: clients "
-                        "without TLS 1.3 (older Android, Java 8, embedded stacks) cannot connect.", facts,
-                        PROTOCOL_FIX)]
+            return [
+                finding(
+                    "11.3-protocols",
+                    Status.ERROR,
+                    f"Could not test {', '.join(untested)}",
+                    "; ".join(ctx.evidence.tls.errors.values()),
+                    facts,
+                )
+            ]
+        return [
+            finding(
+                "11.3-protocols",
+                Status.WARN,
+                "Only TLS 1.3 accepted; TLS 1.2 not enabled",
+                "Stricter than the policy's floor, but the policy promises TLS 1.2 and TLS 1.3: clients "
+                "without TLS 1.3 (older Android, Java 8, embedded stacks) cannot connect.",
+                facts,
+                PROTOCOL_FIX,
+            )
+        ]
     if bad or missing:
         parts = []
         if bad:
             parts.append(f"{', '.join(bad)} accepted")
         if missing:
             parts.append(f"{', '.join(missing)} not offered")
-        return [finding("11.3-protocols", Status.FAIL, _sentence("; ".join(parts)),
-                        f"The policy requires {' and '.join(ctx.policy.required_protocols)} only.", facts,
-                        PROTOCOL_FIX)]
+        return [
+            finding(
+                "11.3-protocols",
+                Status.FAIL,
+                _sentence("; ".join(parts)),
+                f"The policy requires {' and '.join(ctx.policy.required_protocols)} only.",
+                facts,
+                PROTOCOL_FIX,
+            )
+        ]
     if untested:
-        return [finding("11.3-protocols", Status.ERROR, f"Could not test {', '.join(untested)}",
-                        "; ".join(ctx.evidence.tls.errors.values()), facts)]
-    return [finding("11.3-protocols", Status.PASS, f"Only {' and '.join(ctx.policy.required_protocols)} accepted",
-                    evidence=facts)]
+        return [
+            finding(
+                "11.3-protocols",
+                Status.ERROR,
+                f"Could not test {', '.join(untested)}",
+                "; ".join(ctx.evidence.tls.errors.values()),
+                facts,
+            )
+        ]
+    return [
+        finding(
+            "11.3-protocols",
+            Status.PASS,
+            f"Only {' and '.join(ctx.policy.required_protocols)} accepted",
+            evidence=facts,
+        )
+    ]
 
 
 def check_transit(ctx: CheckContext) -> list[Finding]:
@@ -85,18 +122,39 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
         problems.append(f"{len(forms)} form(s) post to http://")
     facts = _facts(ctx) + [f"form on {page} posts to {action}" for page, action in forms]
     if problems:
-        return [finding("5.4-transit", Status.FAIL, _sentence("; ".join(problems)),
-                        "Personal data must only be sent over TLS 1.2 or later.", facts,
-                        PROTOCOL_FIX if floor else FORM_FIX)]
+        return [
+            finding(
+                "5.4-transit",
+                Status.FAIL,
+                _sentence("; ".join(problems)),
+                "Personal data must only be sent over TLS 1.2 or later.",
+                facts,
+                PROTOCOL_FIX if floor else FORM_FIX,
+            )
+        ]
     if untested:
         return [finding("5.4-transit", Status.ERROR, f"Could not test {', '.join(untested)}", evidence=facts)]
     fetched = [r for r in ctx.evidence.http.https if r.error is None]
     if not fetched:  # no page was read: its forms are unknown, never "none post to http://"
         errors = [f"{r.url}: {r.error}" for r in ctx.evidence.http.https] or ["no HTTPS page was fetched"]
-        return [finding("5.4-transit", Status.ERROR, "The audited pages could not be fetched",
-                        "Nothing below TLS 1.2, but the forms of the pages were not checked.", facts + errors)]
-    return [finding("5.4-transit", Status.PASS, "Nothing below TLS 1.2; no form posts to http://",
-                    f"{len(fetched)} audited page(s) checked for insecure form targets.", facts)]
+        return [
+            finding(
+                "5.4-transit",
+                Status.ERROR,
+                "The audited pages could not be fetched",
+                "Nothing below TLS 1.2, but the forms of the pages were not checked.",
+                facts + errors,
+            )
+        ]
+    return [
+        finding(
+            "5.4-transit",
+            Status.PASS,
+            "Nothing below TLS 1.2; no form posts to http://",
+            f"{len(fetched)} audited page(s) checked for insecure form targets.",
+            facts,
+        )
+    ]
 
 
 CHECKS = [("11.3-protocols", check_protocols), ("5.4-transit", check_transit)]

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.model import AuditReport, Finding, Status, TargetResult
-from reports.clause_help import clause_help, clause_order, clause_title
-from reports.sanitize import block
+from auditor.reports.clause_help import clause_help, clause_order, clause_title
+from auditor.reports.sanitize import block
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {Status.FAIL: "error", Status.WARN: "warning"}
@@ -95,21 +95,34 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
             if finding.status in LEVELS:
                 results.append(_result(target, finding, index[finding.clause]))
             elif finding.status is Status.ERROR:
-                notes.append(_notification(f"{target_label(target)}: {finding.clause} could not be checked: "
-                                           f"{_message(finding)}", finding.clause))
+                notes.append(
+                    _notification(
+                        f"{target_label(target)}: {finding.clause} could not be checked: {_message(finding)}",
+                        finding.clause,
+                    )
+                )
     invocation = {"executionSuccessful": not notes, "endTimeUtc": _utc(report.generated_at)}
     if notes:
         invocation["toolExecutionNotifications"] = notes
-    return _cleaned({
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "auditor", "version": report.tool_version,
-                                "rules": [_rule(clause) for clause in clauses]}},
-            "invocations": [invocation],
-            "results": results,
-        }],
-    })
+    return _cleaned(
+        {
+            "$schema": SARIF_SCHEMA,
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "auditor",
+                            "version": report.tool_version,
+                            "rules": [_rule(clause) for clause in clauses],
+                        }
+                    },
+                    "invocations": [invocation],
+                    "results": results,
+                }
+            ],
+        }
+    )
 
 
 def to_sarif(report: AuditReport) -> str:

@@ -12,10 +12,10 @@ from datetime import tzinfo
 
 from auditor.model import AuditReport, Status, TargetResult
 from auditor.mozilla_profile import report_lines as mozilla_lines
-from reports import view
-from reports.sanitize import block
-from reports.terminal import clean
-from reports.web_lines import report_lines as web_lines
+from auditor.reports import view
+from auditor.reports.sanitize import block
+from auditor.reports.terminal import clean
+from auditor.reports.web_lines import report_lines as web_lines
 
 LONG = 1000  # bound for a line that came from the audited server: only a hostile one is longer
 
@@ -31,13 +31,19 @@ def _summary_line(t: TargetResult) -> str:
 
 
 def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
-    lines = ["", f"== {view.verdict_label(t)}: {clean(view.display_name(t), LONG)} ({clean(t.target.url, LONG)})"]
+    lines = [
+        "",
+        f"== {view.verdict_label(t)}: {clean(view.display_name(t), LONG)} ({clean(t.target.url, LONG)})",
+    ]
     if t.error:
         return [*lines, f"Not audited: {clean(t.error, LONG)}"]
     if t.changes and t.changes.changes:
         lines.append(f"Changes since {view.local_time(t.changes.previous_scan_at, tz)}:")
-        lines += [f"  - {clean(c.kind, 40)} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
-                  + (f" ({clean(c.detail, LONG)})" if c.detail else "") for c in t.changes.changes]
+        lines += [
+            f"  - {clean(c.kind, 40)} {clean(c.subject)}: {clean(c.before or '-')} -> {clean(c.after or '-')}"
+            + (f" ({clean(c.detail, LONG)})" if c.detail else "")
+            for c in t.changes.changes
+        ]
     if t.grade:
         lines.append(f"Grade {clean(t.grade.letter, 16)} (score {t.grade.score})")
         lines += [f"  capped at {clean(c.grade, 16)}: {clean(c.reason, LONG)}" for c in t.grade.caps]
@@ -53,7 +59,11 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
                 lines.append(f"               {clean(f.detail, LONG)}")
             lines += [f"               - {clean(view.evidence_line(e), LONG)}" for e in f.evidence]
     for fix in view.fixes(t):
-        lines += ["", f"Fix {clean(', '.join(fix.clauses), LONG)}:", *(f"    {clean(line, LONG)}" for line in fix.note.splitlines())]
+        lines += [
+            "",
+            f"Fix {clean(', '.join(fix.clauses), LONG)}:",
+            *(f"    {clean(line, LONG)}" for line in fix.note.splitlines()),
+        ]
         for server, snippet in (("nginx", fix.nginx), ("Apache", fix.apache)):
             if snippet:
                 lines += [f"  {server}:", *(f"    {clean(line, LONG)}" for line in snippet.splitlines())]
@@ -64,8 +74,12 @@ def render_text(report: AuditReport, tz: tzinfo | None = None) -> str:
     """The report as plain text; times in `tz` (default: this machine's zone, $TZ)."""
     sites = view.ordered(report.targets)
     headline = view.headline(report.targets)
-    lines = [f"TLS policy audit, {view.local_time(report.generated_at, tz)}", "",
-             headline.text + (f" ({headline.detail})" if headline.detail else ""), ""]
+    lines = [
+        f"TLS policy audit, {view.local_time(report.generated_at, tz)}",
+        "",
+        headline.text + (f" ({headline.detail})" if headline.detail else ""),
+        "",
+    ]
     lines += [_summary_line(t) for t in sites]
     for t in sites:
         lines += _site(t, tz)
