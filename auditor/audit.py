@@ -6,32 +6,53 @@ the other targets are audited normally.
 
 from __future__ import annotations
 
+import importlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TypeVar
 
 from auditor import __version__
 from auditor.config import Config, Target
 from auditor.errors import AuditorError, ScanError
-from auditor.grading import grade
-from auditor.mozilla_profile import judge_all
-from auditor.model import AuditReport, Evidence, HttpEvidence, Status, TargetRef, TargetResult
-from auditor.scan.connections import ConnectionCounter, http_through
-from auditor.scan.http import failed_probe, probe_http
+from auditor.facts import LogVerification
+from auditor.model import AuditReport, Evidence, HttpEvidence, ReportMeta, Status, TargetRef, TargetResult
+from auditor.scan.connections import ConnectionCounter
 from auditor.scan.tls import scan_tls
-from auditor.evidence_log import LogVerification
 from auditor.targets import parse_url
-from auditor.web_grade import web_grade
-from auditor.checks import CheckContext, run_checks
-from auditor.checks.clauses import RULES_VERSION
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
 T = TypeVar("T")
+# What judges the evidence (checks, grade, web grade, Mozilla profile): needed only once the scan is
+# over, so it is imported in a thread while the scan waits on the network (warm_up), not before the
+# first handshake.
+JUDGING = ("auditor.checks", "auditor.grading", "auditor.mozilla_profile", "auditor.web_grade")
+
+
+_warming = threading.Lock()
+_warmed: set[str] = set()
+
+
+def warm_up(modules: Sequence[str] = JUDGING) -> None:
+    """Import `modules` in a daemon thread, once per process (a failure is left for the real import
+    to report)."""
+    with _warming:
+        modules = [m for m in modules if m not in _warmed]
+        _warmed.update(modules)
+    if not modules:
+        return
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112  (the import where the module is used raises it again)
+                continue
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 
 def _ref(target: Target) -> TargetRef:
@@ -107,6 +128,8 @@ def audit_target(
             on_phase(ref.url, name)
 
     def done(**kwargs) -> TargetResult:  # noqa: ANN003
+        from auditor.checks.clauses import RULES_VERSION  # lazy: judging loads during the scan (warm_up)
+
         return TargetResult(
             target=ref,
             started_at=started,
@@ -121,9 +144,14 @@ def audit_target(
     ledger = ConnectionCounter(timeout=scan.timeout, pace=getattr(scan, "pace", 0.0))
 
     def collect() -> Evidence:
+        warm_up()
         # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
         # that saves its round trips. It reports no phases, so the progress line follows the TLS scan.
         def http() -> HttpEvidence:
+            # lazy: httpx, html5lib and tinycss2 load in this thread while the TLS handshakes wait on the network
+            from auditor.scan.http import probe_http
+            from auditor.scan.http_deadline import http_through
+
             with http_through(ledger):  # each exchange ends by its deadline, all are cut at target_timeout
                 return probe_http(
                     ref.host,
@@ -157,6 +185,8 @@ def audit_target(
         try:
             http_evidence = http_result()
         except Exception as exc:  # noqa: BLE001  (a failed HTTP probe costs the HTTP clauses, never the TLS evidence)
+            from auditor.scan.http import failed_probe  # lazy: loaded by the probe's thread
+
             http_evidence = failed_probe(ref.url, exc)
         return Evidence(tls=tls, http=http_evidence)
 
@@ -167,6 +197,12 @@ def audit_target(
     except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only
         return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
     phase("checks")
+    # lazy: loaded while the scan waited on the network (warm_up)
+    from auditor.checks import CheckContext, run_checks
+    from auditor.grading import grade
+    from auditor.mozilla_profile import judge_all
+    from auditor.web_grade import web_grade
+
     custom_ca = target.ca_bundle is not None
     letter = grade(evidence, custom_ca=custom_ca)
     ctx = CheckContext(
@@ -195,7 +231,7 @@ def run_audit(
     config: Config,
     on_phase: PhaseCallback | None = None,
     on_result: Callable[[TargetResult], None] | None = None,
-    meta: dict | None = None,  # type: ignore[type-arg]
+    meta: ReportMeta | None = None,
     evidence_log: LogVerification | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> AuditReport:
@@ -217,14 +253,6 @@ def run_audit(
         generated_at=clock() if clock else datetime.now(timezone.utc),
         tool_version=__version__,
         targets=[results[i] for i in range(len(targets))],
-        meta=meta or {},
+        meta=meta or ReportMeta(),
     )
 
-
-def config_digest(path: Path | None) -> str | None:
-    """sha256 of the config file, so a report says which configuration produced it."""
-    if path is None or not path.is_file():
-        return None
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()

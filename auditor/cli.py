@@ -15,9 +15,8 @@ import sys
 import warnings
 
 from auditor import __version__
-from auditor.errors import AuditorError, ConfigError
-
-EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MAIL = 0, 1, 2, 3, 4
+from auditor.errors import EXIT_UNREACHABLE, EXIT_USAGE, AuditorError, ConfigError
+from auditor.reports.sanitize import one_line
 
 EXIT_CODES = """exit codes:
   0    every target audited and compliant (other commands: done)
@@ -90,7 +89,5 @@ def main(argv: list[str] | None = None) -> int:
 def say(message: str) -> None:
     """Diagnostics on stderr: every line starts `auditor:` (grep, cron mail), none is ever wrapped, and
     text from a server or a file in it (a URL, a stored key) is shown, never obeyed (reports.sanitize)."""
-    from auditor.reports.sanitize import one_line
-
     for line in message.splitlines() or [""]:
         sys.stderr.write(f"auditor: {one_line(line)}\n")

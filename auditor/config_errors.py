@@ -183,34 +183,3 @@ def _field(root: type[BaseModel], keys: list[str]) -> FieldInfo | None:
 
 def _keys(model: type[BaseModel]) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()]
-
-
-CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
-
-
-def cron_problem(cron: str) -> str | None:
-    """Why a crontab line cannot schedule anything, naming the field at fault; None when it can."""
-    from auditor.schedule import make_trigger
-
-    fields = cron.split()
-    names = CRON_FIELDS if len(fields) == 5 else ("second", *CRON_FIELDS)
-    if len(fields) not in (5, 6):
-        return (
-            f"{cron!r} has {len(fields)} field{'s' if len(fields) != 1 else ''}; expected 5: "
-            f"{' '.join(n.replace(' ', '-') for n in CRON_FIELDS)} (or 6 with seconds first)"
-        )
-    for i, (name, value) in enumerate(zip(names, fields)):
-        probe = ["*"] * len(fields)
-        probe[i] = value
-        try:
-            make_trigger(" ".join(probe), "UTC")
-        except (ValueError, TypeError, LookupError) as exc:  # APScheduler's parsers raise ValueError mostly
-            reason = str(exc)
-            if reason.startswith("Error validating expression"):
-                reason = reason.partition(": ")[2] or reason
-            return f"{cron!r}: the {name} field {value!r} is wrong ({reason})"
-    try:
-        make_trigger(cron, "UTC")
-    except (ValueError, TypeError, LookupError) as exc:
-        return f"{cron!r}: {exc}"
-    return None

@@ -1,4 +1,7 @@
-"""One exception hierarchy for everything a user can cause; each message is one line for them."""
+"""One exception hierarchy for everything a user can cause; each message is one line for them,
+and the exit statuses they end in (auditor.cli prints the table)."""
+
+EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MAIL = 0, 1, 2, 3, 4
 
 
 class AuditorError(Exception):

@@ -29,41 +29,20 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from auditor.facts import LogVerification
 from auditor.model import Status, TargetResult
+from auditor.safe_files import open_own_file
 
 GENESIS = "0" * 64
 SCAN, CHECKPOINT = "scan", "checkpoint"
 DEFAULT_RETENTION_MONTHS = 24  # the policy's (clause 11.6)
 CLOCK_SKEW = timedelta(minutes=10)  # how far in the future a checkpoint's time may lie (clock corrections)
-
-
-@dataclass(frozen=True)
-class LogVerification:
-    """The outcome of recomputing the chain; `first_bad_seq` names the first entry that does not fit.
-    `pruned_through`/`cutoff`: entries up to that seq were pruned, all scanned before `cutoff`."""
-
-    ok: bool
-    entries: int
-    head: str
-    first_bad_seq: int | None = None
-    reason: str = ""
-    pruned_through: int = 0
-    cutoff: str | None = None
-
-    def summary(self) -> str:
-        """What pruning removed, for messages (empty when nothing was)."""
-        if not self.pruned_through or self.cutoff is None:
-            return ""
-        return (
-            f"entries 1-{self.pruned_through} pruned under retention "
-            f"(scanned before {self.cutoff[:16].replace('T', ' ')} UTC)"
-        )
 
 
 class Row(Protocol):
@@ -75,8 +54,8 @@ class Row(Protocol):
     compliant: bool
     failures: int
     body: str
-    prev_hash: str
-    hash: str
+    prev_hash: object  # text in an intact log; verification says so when a damaged one holds else
+    hash: object
 
 
 class Checkpoint(BaseModel):
@@ -110,7 +89,7 @@ class Entry:
     checkpoint: Checkpoint | None = None
 
 
-def canonical_json(data: Any) -> str:  # noqa: ANN401
+def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -148,15 +127,15 @@ def utc_text(when: datetime | str) -> str:
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def retention_cutoff(months: int, now: datetime | None = None) -> datetime:
     """`months` calendar months before `now`; a day the month lacks (31 April, 29 February) becomes
     the start of the next month. Never decreases as `now` advances, so a checkpoint's cutoff
     computed a moment before its recorded time is always within the window of that time."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     year, month = divmod(now.month - 1 - months, 12)
     year, month = now.year + year, month + 1
     try:
@@ -227,7 +206,7 @@ def _columns_match(row: Row, expected: dict[str, Any]) -> bool:
         same_time = utc_text(row.scanned_at) == expected["scanned_at"]
     except (ValueError, TypeError):
         return False
-    return (
+    return bool(
         same_time
         and row.kind == expected["kind"]
         and row.target_url == expected["target_url"]
@@ -280,7 +259,7 @@ def verify_chain(
 ) -> LogVerification:
     """Recompute the chain from its anchor to its head. `rows` in seq order (streamed is fine).
     Every checkpoint must be a retention prune: its cutoff a whole window before its (past) time."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     expected_seq, prev, count = anchor_seq, anchor_hash, 0
     checkpoint: Checkpoint | None = None  # the latest one seen
 
@@ -370,8 +349,6 @@ def record_head(directory: Path, database: str, seq: int, head: str, at: datetim
     """Append one line `seq head time database` (owner-only file, append-only writes); `at` is when
     the head entry was scanned, which is what retention pruning goes by. Never through a link, and
     only into this user's own regular file (auditor.safe_files): OSError otherwise."""
-    from auditor.safe_files import open_own_file
-
     directory.mkdir(parents=True, exist_ok=True)
     fd = open_own_file(directory / WITNESS_FILE, os.O_WRONLY | os.O_APPEND)
     try:

@@ -13,18 +13,19 @@ from auditor.grading_rules import (
     CAPS,
     CIPHER_SCORES,
     EC_TO_RSA,
+    HSTS_UNMEASURED,
     KEY_EXCHANGE_SCORES,
     LETTERS,
     ORDER,
     PROTOCOL_SCORES,
+    RATING_RULES,
     WARNINGS,
     WEIGHTS,
     GradeFacts,
 )
 from auditor.hsts import parse_hsts
-from auditor.model import CipherSuite, Evidence, Grade, GradeCap, TlsEvidence
+from auditor.model import PROTOCOL_VERSIONS, CipherSuite, Evidence, Grade, GradeCap, Probe, TlsEvidence
 
-_PROTOCOL_ORDER = ["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
 _TRUST_CAPS = {"T", "M"}
 
 
@@ -46,7 +47,7 @@ def facts_from(evidence: Evidence, *, custom_ca: bool = False) -> GradeFacts:
     tls, http = evidence.tls, evidence.http
     f = GradeFacts()
     f.protocols = {p.version for p in tls.protocols if p.supported}
-    f.best_protocol = max(f.protocols, key=_PROTOCOL_ORDER.index) if f.protocols else None
+    f.best_protocol = max(f.protocols, key=PROTOCOL_VERSIONS.index) if f.protocols else None
     f.suites = tls.accepted_suites()
     # Every served certificate (a dual RSA/ECDSA site serves two): the worst of them counts.
     deployments = [d for d in tls.certificates if d.received_chain]
@@ -162,9 +163,9 @@ def _worse(a: str, b: str) -> str:
 def withheld(tls: TlsEvidence) -> str | None:
     """Why no letter can be given (None: one can). A letter from a scan that lacks protocols, or that
     the server stopped answering, would judge what was never seen: a rate limiter's silence would read
-    as "TLS 1.2 not offered" and an F. TlsEvidence.errors["unanswered"] is set by the scan engine."""
-    if why := tls.errors.get("unanswered"):
-        return f"not graded: {why}"
+    as "TLS 1.2 not offered" and an F. The scan engine records the stop as the attempt of Probe.SCAN."""
+    if (scan := tls.attempts.get(Probe.SCAN)) is not None:
+        return f"not graded: {scan.detail or scan.why()}"
     untested = [p.version for p in tls.protocols if p.supported is None]
     if untested:
         return f"not graded: {', '.join(untested)} not tested"
@@ -179,7 +180,9 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
     categories = category_scores(f)
     score = 0 if 0 in categories.values() else round(sum(categories[k] * w for k, w in WEIGHTS.items()))
     letter = next(letter for floor, letter in LETTERS if score >= floor)
-    caps = [GradeCap(grade=rule.letter, reason=rule.wording) for rule in CAPS if rule.applies(f)]
+    caps = [
+        GradeCap(grade=rule.letter, reason=rule.wording, rule=rule.id) for rule in CAPS if rule.applies(f)
+    ]
     for cap in caps:
         if cap.grade not in _TRUST_CAPS:
             letter = _worse(letter, cap.grade)
@@ -190,7 +193,9 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
     if not f.hsts_measured:
         caps.append(
             GradeCap(
-                grade="A", reason="HSTS could not be checked (no HTTPS page was fetched): A+ is not given"
+                grade="A",
+                reason="HSTS could not be checked (no HTTPS page was fetched): A+ is not given",
+                rule=HSTS_UNMEASURED,
             )
         )
     trust = [c.grade for c in caps if c.grade in _TRUST_CAPS]
@@ -202,6 +207,7 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
             caps=caps,
             warnings=warnings,
             letter_ignoring_trust=letter,
+            rating_rules=RATING_RULES,
         )
     return Grade(
         letter=letter,
@@ -210,6 +216,7 @@ def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade | None:
         caps=caps,
         warnings=warnings,
         letter_ignoring_trust=None,
+        rating_rules=RATING_RULES,
     )
 
 

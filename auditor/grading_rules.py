@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from auditor.model import CipherSuite
+
 # ---------------------------------------------------------------- scores
 PROTOCOL_SCORES = {"SSL 2.0": 0, "SSL 3.0": 80, "TLS 1.0": 90, "TLS 1.1": 95, "TLS 1.2": 100, "TLS 1.3": 100}
 # (upper bound exclusive, score): the first row whose bound exceeds the RSA-equivalent bits
@@ -22,6 +24,11 @@ LETTERS = [(80, "A"), (65, "B"), (50, "C"), (35, "D"), (20, "E"), (0, "F")]
 # Grade order, best first; caps and letters are compared by position here.
 ORDER = ["A+", "A", "A-", "B", "C", "D", "E", "F"]
 HSTS_A_PLUS = 15552000  # 180 days
+# The rating guide these rows follow, recorded in every grade (Grade.rating_rules) beside the check rules'
+# version: the guide's version, then the year of the latest Qualys grading change applied.
+RATING_RULES = "ssllabs-2009r+2020"
+# The cap (A: no A+) when no HTTPS page was fetched, so HSTS is unknown: not a row of the guide.
+HSTS_UNMEASURED = "hsts-unmeasured"
 # EC key sizes and their RSA-equivalent strength (NIST SP 800-57 table 2), for key-exchange scoring.
 EC_TO_RSA = [(160, 1024), (224, 2048), (256, 3072), (384, 7680), (512, 15360)]
 
@@ -32,7 +39,7 @@ class GradeFacts:
 
     protocols: set[str] = field(default_factory=set)
     best_protocol: str | None = None
-    suites: list[tuple[str, object]] = field(default_factory=list)  # (version, CipherSuite)
+    suites: list[tuple[str, CipherSuite]] = field(default_factory=list)  # (version, suite)
     cert_key_type: str | None = None
     cert_key_bits: int = 0
     cert_rsa_equivalent: int = 0
@@ -58,7 +65,7 @@ class GradeFacts:
     hsts_measured: bool = True  # False: no HTTPS page was fetched, so HSTS is unknown (never "missing")
     beast: bool = False  # auditor.flaws.beast, shared with the check
 
-    def any_suite(self, test: Callable[[object], bool], versions: set[str] | None = None) -> bool:
+    def any_suite(self, test: Callable[[CipherSuite], bool], versions: set[str] | None = None) -> bool:
         return any(test(s) for v, s in self.suites if versions is None or v in versions)
 
 
@@ -70,7 +77,7 @@ class Rule:
     applies: Callable[[GradeFacts], bool]
 
 
-def _weak_bits(s) -> bool:  # noqa: ANN001
+def _weak_bits(s: CipherSuite) -> bool:
     return 0 < s.bits < 112
 
 

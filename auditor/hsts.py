@@ -56,7 +56,7 @@ class _Scanner:
     def quoted_string(self) -> str:
         """RFC 7230 quoted-string, the opening quote under the cursor; returns the unescaped content."""
         self.pos += 1
-        out = []
+        out: list[str] = []
         while self.pos < len(self.text):
             char = self.text[self.pos]
             self.pos += 1

@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from auditor.config import Config, load_config
+from auditor.config import Config, is_url, load_config
 from auditor.errors import ConfigError, StoreError
+from auditor.evidence_log import WITNESS_FILE
+from auditor.safe_files import check_existing_file, directory_problem
 
 DEFAULT_CONFIG = Path("config.toml")
 
@@ -64,9 +66,6 @@ def check_database_place(config: Config) -> None:
     """Before a run that stores opens the history: StoreError (exit 3) when the database file's
     directory may be written by every user or by another user (the database, its -wal and lock
     files could be replaced or redirected there)."""
-    from auditor.safe_files import directory_problem
-    from auditor.store import is_url
-
     database = config.history.database
     if is_url(database):
         return
@@ -79,9 +78,6 @@ def check_witness_place(config: Config) -> None:
     """Before a run that stores: the witness file of evidence-log heads (evidence-log-heads.txt in
     [output] directory) must be in a directory only its owner may write, and be this user's own
     regular file when it exists (not a link planted to make the run append elsewhere)."""
-    from auditor.evidence_log import WITNESS_FILE
-    from auditor.safe_files import check_existing_file, directory_problem
-
     directory = config.output.directory
     problem = directory_problem(directory)
     if problem:

@@ -7,11 +7,19 @@ a clause of the policy). Nothing in the evidence is trusted: it is text sent by 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 SCHEMA_VERSION = "1.0"
 
@@ -23,12 +31,48 @@ class _Model(BaseModel):
 class Status(StrEnum):
     """How a clause fares. `error` = the check could not run; `not_tested` = no check yet/no data."""
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a status, not a password)
     FAIL = "fail"
     WARN = "warn"
     INFO = "info"
     ERROR = "error"
     NOT_TESTED = "not_tested"
+
+
+# Worst first: which status a clause shows when its findings differ (TargetResult.clause_statuses).
+WORST_FIRST = (Status.FAIL, Status.ERROR, Status.WARN, Status.INFO, Status.PASS, Status.NOT_TESTED)
+
+
+class ClauseId(StrEnum):
+    """The policy's clause ids, in report order: the data of each is in auditor/checks/clauses.toml
+    (same ids, same order: tests/test_clause_data.py). A StrEnum, so JSON and the stored history keep
+    the plain strings."""
+
+    TLS_ENFORCED = "11.1-tls-enforced"
+    PFS = "11.1-pfs"
+    CERT_TRUSTED = "11.2-cert-trusted"
+    CERT_VALIDATION_LEVEL = "11.2-cert-validation-level"
+    CERT_SIGNATURE = "11.2-cert-signature"
+    CERT_RENEWAL = "11.2-cert-renewal"
+    PROTOCOLS = "11.3-protocols"
+    AES256GCM_FIRST = "11.3-aes256gcm-first"
+    NO_RSA_KEX = "11.3-no-rsa-kex"
+    ECDHE_DEFAULT = "11.3-ecdhe-default"
+    QUANTUM_RESISTANCE = "11.3-quantum-resistance"
+    VULNERABILITIES = "11.4-vulnerabilities"
+    PATCH_WINDOW = "11.4-patch-window"
+    GRADE_A = "11.4-grade-a"
+    HSTS = "11.5-hsts"
+    COOKIES = "11.5-cookies"
+    EVIDENCE_LOG = "11.6-evidence-log"
+    TRANSIT = "5.4-transit"
+    COOKIE_CONSENT = "12.3-cookie-consent"
+
+
+# Every protocol version the scanners name, oldest first; the ones older than TLS 1.2 are below the
+# policy's floor (11.3-protocols, 5.4-transit) and are what a downgrade can land on.
+PROTOCOL_VERSIONS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+LEGACY_PROTOCOLS = PROTOCOL_VERSIONS[:4]
 
 
 # ---------------------------------------------------------------- TLS evidence
@@ -58,7 +102,7 @@ class ProtocolSupport(_Model):
     """What the server does with one protocol version."""
 
     version: str  # "SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"
-    supported: bool | None  # None: could not be tested (error recorded in TlsEvidence.errors)
+    supported: bool | None  # None: could not be tested (why: TlsEvidence.attempts)
     suites: list[CipherSuite] = Field(default_factory=list)
     # True when `suites` is in the server's preference order (fast engine); False: scanner order.
     in_server_order: bool = False
@@ -148,7 +192,7 @@ class CertificateDeployment(_Model):
 
 
 class Vulnerabilities(_Model):
-    """Answers of sslyze's vulnerability probes; None = not tested (see TlsEvidence.errors)."""
+    """Answers of sslyze's vulnerability probes; None = not tested (why: TlsEvidence.attempts)."""
 
     heartbleed: bool | None = None
     ccs_injection: bool | None = None
@@ -203,18 +247,134 @@ class PostQuantum(_Model):
         return [g for g, ok in self.groups.items() if ok]
 
 
+class Probe(StrEnum):
+    """One evidence-collecting step of the TLS scan, as a key of TlsEvidence.attempts. The sslyze-backed
+    ones carry sslyze's ScanCommand value; SCAN is the scan as a whole (the server stopped answering
+    partway, so no result after that point is worth a pass)."""
+
+    SCAN = "scan"
+    SUITES_SSL_2_0 = "suites_ssl_2_0"
+    SUITES_SSL_3_0 = "suites_ssl_3_0"
+    SUITES_TLS_1_0 = "suites_tls_1_0"
+    SUITES_TLS_1_1 = "suites_tls_1_1"
+    SUITES_TLS_1_2 = "suites_tls_1_2"
+    SUITES_TLS_1_3 = "suites_tls_1_3"
+    GROUPS = "groups"
+    CERTIFICATE_INFO = "certificate_info"
+    HEARTBLEED = "heartbleed"
+    OPENSSL_CCS_INJECTION = "openssl_ccs_injection"
+    ROBOT = "robot"
+    SESSION_RENEGOTIATION = "session_renegotiation"
+    TLS_COMPRESSION = "tls_compression"
+    TLS_FALLBACK_SCSV = "tls_fallback_scsv"
+
+    @classmethod
+    def suites(cls, version: str) -> Probe:
+        """The suite enumeration of one protocol version ("TLS 1.2" -> SUITES_TLS_1_2)."""
+        return cls("suites_" + version.lower().replace(" ", "_").replace(".", "_"))
+
+
+class AttemptStatus(StrEnum):
+    """How a probe ended, as sslyze's ScanCommandAttemptStatusEnum says it."""
+
+    COMPLETED = "completed"
+    ERROR = "error"
+    NOT_SCHEDULED = "not_scheduled"  # not asked for (an exact --thorough command set)
+
+
+class AttemptErrorReason(StrEnum):
+    """Why a probe gave no result: what a reader needs to tell a flaky network from a hostile server
+    from our own bug (auditor.scan.attempts classifies the exceptions)."""
+
+    SERVER_STOPPED_ANSWERING = "server_stopped_answering"  # the ledger stopped: rate limiter, firewall
+    TIMEOUT = "timeout"  # a connection got no complete answer within the timeout
+    NO_ANSWER = "no_answer"  # closed, reset or silent at every try, so nothing was learnt
+    CONNECTION_FAILED = "connection_failed"  # refused, reset or rejected before an answer
+    CLIENT_CERTIFICATE_NEEDED = "client_certificate_needed"
+    SCANNER_BUG = "scanner_bug"  # an unexpected exception in sslyze or in our own probe
+
+
+class Attempt(_Model):
+    """The outcome of one probe (sslyze's ScanCommandAttempt without the result, which is the evidence)."""
+
+    status: AttemptStatus
+    reason: AttemptErrorReason | None = None  # set when status is error
+    detail: str = ""  # what happened, in one line: an exception's message, the ledger's note
+
+    @model_validator(mode="after")
+    def _reason_iff_error(self) -> Attempt:
+        if (self.status is AttemptStatus.ERROR) != (self.reason is not None):
+            raise ValueError("an attempt has a reason exactly when its status is error")
+        return self
+
+    @classmethod
+    def failed(cls, reason: AttemptErrorReason, detail: str = "") -> Attempt:
+        return cls(status=AttemptStatus.ERROR, reason=reason, detail=detail[:300])
+
+    def why(self) -> str:
+        """Why this probe gave no result, in words: "server stopped answering: <detail>"."""
+        words = (self.reason or self.status).replace("_", " ")
+        return f"{words}: {self.detail}" if self.detail else words
+
+
+def _legacy_probe(key: str) -> Probe:
+    """The probe an old `errors` key named: "suites TLS 1.2", an sslyze command value, "unanswered"."""
+    if key.startswith("suites "):
+        return Probe.suites(key.removeprefix("suites "))
+    if key.endswith("_cipher_suites"):  # sslyze's commands of --thorough
+        return Probe("suites_" + key.removesuffix("_cipher_suites"))
+    return {"unanswered": Probe.SCAN, "elliptic_curves": Probe.GROUPS}.get(key) or Probe(key)
+
+
+def _legacy_reason(key: str, text: str) -> AttemptErrorReason:
+    """The reason an old free-text error stood for (the texts auditor <= this version wrote)."""
+    if key == "unanswered" or "stopped answering" in text:
+        return AttemptErrorReason.SERVER_STOPPED_ANSWERING
+    if text.startswith("not tested:") or "no complete answer" in text or "TimedOut" in text:
+        return AttemptErrorReason.TIMEOUT  # an Unanswered that was not the ledger's stop: one deadline
+    if text.startswith("TLS_FALLBACK_SCSV not tested"):
+        return AttemptErrorReason.NO_ANSWER
+    if text.startswith("CLIENT_CERTIFICATE_NEEDED"):
+        return AttemptErrorReason.CLIENT_CERTIFICATE_NEEDED
+    if text.startswith(("CONNECTIVITY_ISSUE", "ConnectionToServerFailed", "ServerRejectedTlsHandshake")):
+        return AttemptErrorReason.CONNECTION_FAILED
+    return AttemptErrorReason.SCANNER_BUG
+
+
+def legacy_attempts(errors: dict[str, str]) -> dict[Probe, Attempt]:
+    """The old `errors` (scan phase -> why it failed) as typed attempts; an unknown phase is refused."""
+    return {
+        _legacy_probe(key): Attempt.failed(_legacy_reason(key, text), text.removeprefix("not tested: "))
+        for key, text in errors.items()
+    }
+
+
 class TlsEvidence(_Model):
     protocols: list[ProtocolSupport] = Field(default_factory=list)
     certificates: list[CertificateDeployment] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)  # supported ECDH groups/curves
     vulnerabilities: Vulnerabilities = Field(default_factory=Vulnerabilities)
-    errors: dict[str, str] = Field(default_factory=dict)  # scan phase -> why it failed
+    # The probes that did not complete (error or not scheduled); a probe absent here completed.
+    attempts: dict[Probe, Attempt] = Field(default_factory=dict)
     simulations: list[HandshakeSimulation] = Field(default_factory=list)
     post_quantum: PostQuantum | None = None  # None: not probed (an exact --thorough command set)
     connections: int | None = None  # TCP connections the TLS scan opened (fast engine; None for --thorough)
     # phase -> connections: "connectivity", "suites", "batches", "order", "groups", "simulation",
     # and one per sslyze command ("certificate_info", "robot", ...)
     connections_by_phase: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_errors(cls, data: Any) -> Any:
+        """Reports and stored scans written before attempts carry `errors`: they load as attempts."""
+        if isinstance(data, dict) and "errors" in data:
+            data = dict(data)
+            data["attempts"] = {**legacy_attempts(data.pop("errors") or {}), **data.get("attempts", {})}
+        return data
+
+    def attempt(self, probe: Probe) -> Attempt:
+        """How `probe` ended: the recorded attempt, or completed when none was recorded."""
+        return self.attempts.get(probe) or Attempt(status=AttemptStatus.COMPLETED)
 
     def protocol(self, version: str) -> ProtocolSupport | None:
         return next((p for p in self.protocols if p.version == version), None)
@@ -357,7 +517,10 @@ class Exposure(_Model):
 
 
 class Finding(_Model):
-    clause: str  # an id from the clause table (checks/clauses.py)
+    clause: ClauseId
+    # The outcome, stable across wording changes (e.g. "hsts-max-age-short"): one id, one status, one
+    # clause. History diffs and tests match on it. None: a report written before ids were recorded.
+    result_id: str | None = Field(None, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     status: Status
     title: str
     detail: str = ""
@@ -366,9 +529,19 @@ class Finding(_Model):
     exposure: Exposure | None = None  # failing findings of a stored history: failing since when
 
 
+def clause_statuses(findings: Iterable[Finding]) -> dict[ClauseId, Status]:
+    """The worst status of each clause (WORST_FIRST), in the findings' order: how a clause fares."""
+    out: dict[ClauseId, Status] = {}
+    for f in findings:
+        if f.clause not in out or WORST_FIRST.index(f.status) < WORST_FIRST.index(out[f.clause]):
+            out[f.clause] = f.status
+    return out
+
+
 class GradeCap(_Model):
     grade: str
     reason: str
+    rule: str | None = None  # the row id in auditor.grading_rules (e.g. "rc4"); None: an older report
 
 
 class Grade(_Model):
@@ -378,6 +551,9 @@ class Grade(_Model):
     caps: list[GradeCap] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     letter_ignoring_trust: str | None = None
+    # The rating guide the rules follow (auditor.grading_rules.RATING_RULES), beside the check rules'
+    # TargetResult.rules_version; None: an older report.
+    rating_rules: str | None = None
 
 
 class WebModifier(_Model):
@@ -474,13 +650,34 @@ class TargetResult(_Model):
         """The clause ids broken, once each, in report order: the number of violations."""
         return list(dict.fromkeys(f.clause for f in self.failures()))
 
+    def clause_statuses(self) -> dict[ClauseId, Status]:
+        """The worst status of each clause (WORST_FIRST), in the findings' order."""
+        return clause_statuses(self.findings)
+
+
+class ReportMeta(_Model):
+    """Where a report came from and what became of its results; only what is known is written."""
+
+    config_sha256: str | None = None  # the config file that produced the report
+    config_path: str | None = None
+    run: Literal["nightly"] | None = None  # the scheduler's job (absent: `auditor audit`)
+    demo: bool | None = None  # `auditor demo`'s throwaway sites
+    evidence_log: str | None = None  # the history the results were appended to
+    evidence_log_head: str | None = None  # its head hash after this run
+    pruned_entries: int | None = None  # entries the nightly run pruned under retention
+    not_stored: str | None = None  # why the results are NOT in the history
+
+    @model_serializer(mode="wrap")
+    def _known_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
 
 class AuditReport(_Model):
     schema_version: str = SCHEMA_VERSION
     generated_at: datetime
     tool_version: str
     targets: list[TargetResult]
-    meta: dict[str, Any] = Field(default_factory=dict)  # config file hash, command line
+    meta: ReportMeta = Field(default_factory=ReportMeta)
 
     @property
     def any_error(self) -> bool:

@@ -30,6 +30,8 @@ from auditor.model import (
     Evidence,
     MozillaConformance,
     MozillaDeviation,
+    Probe,
+    TargetResult,
 )
 
 GUIDELINE = Path(__file__).parent / "guidelines" / "mozilla-6.0.json"
@@ -171,11 +173,11 @@ def _protocols(
             f"ECDH parameter size is {min(ecdh)}, should be superior or equal to {config.ecdh_param_size}."
         )
     dh = [
-        s.ephemeral_bits or s.ephemeral_bits_max
+        b
         for s in suites
         if s.ephemeral_group == "DH" or s.ephemeral_bits_max is not None
+        if (b := s.ephemeral_bits or s.ephemeral_bits_max)
     ]
-    dh = [b for b in dh if b]
     if config.dh_param_size and dh and min(dh) < config.dh_param_size:
         issues["dh_param_size"] = (
             f"DH parameter size is {min(dh)}, should be superior or equal to {config.dh_param_size}."
@@ -193,8 +195,8 @@ def _groups(
     allowed = _secg(config.tls_curves)
     hybrids = tls.post_quantum.accepted if tls.post_quantum is not None else []
     supported = set(tls.groups) | set(hybrids)
-    if "groups" in tls.errors:
-        not_judged.append(f"groups: {tls.errors['groups']}")
+    if (groups := tls.attempts.get(Probe.GROUPS)) is not None:
+        not_judged.append(f"groups: {groups.why()}")
     if extra := sorted(supported - allowed):
         issues["tls_curves"] = f"TLS curves {extra} are supported, but should be rejected."
     missing_hybrids = [g for g in config.tls_curves if "MLKEM" in g and g not in hybrids]
@@ -341,7 +343,7 @@ def summary(conformance: MozillaConformance) -> str:
     return f"{name}: {len(conformance.deviations)} deviation(s): {keys}"
 
 
-def gate(results: list, profile: str) -> list[str]:  # list[TargetResult]
+def gate(results: list[TargetResult], profile: str) -> list[str]:
     """`--mozilla-profile`: one line per audited target that does not conform to `profile` (a
     deviation, or something not judged); empty when every audited target conforms."""
     lines = []
@@ -356,7 +358,7 @@ def gate(results: list, profile: str) -> list[str]:  # list[TargetResult]
     return lines
 
 
-def report_lines(result, details: bool = False) -> list[str]:  # result: TargetResult
+def report_lines(result: TargetResult, details: bool = False) -> list[str]:
     """The Mozilla section of a report: one line per configuration, and with `details` each
     deviation, what was not judged and the advice, indented below it."""
     lines = []

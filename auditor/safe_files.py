@@ -1,5 +1,6 @@
-"""Files the auditor keeps beside its history (the scheduler's lock, the witness file of printed
-evidence-log heads) and the directories they live in.
+"""Files the auditor writes: report files (atomically, owner-only), and the files it keeps beside
+its history (the scheduler's lock, the witness file of printed evidence-log heads) and the
+directories they live in.
 
 Whoever may write such a directory can plant a symbolic or hard link where one of these files goes;
 a run following it truncated or appended to an unrelated file (issue 13, item 11). So these files
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -96,3 +98,28 @@ def _lstat_problem(path: Path) -> str | None:
         return file_problem(os.lstat(path))
     except FileNotFoundError:
         return None
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write via a temporary file and rename, owner-only: a reader never sees half a report.
+
+    A path that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is written
+    into as it is: renaming over it would replace a device with a file (as root, `/dev/null`)."""
+    try:
+        special = path.exists() and not path.is_file()
+    except OSError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -13,11 +13,24 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
-from itertools import islice
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from auditor.app import Plan, RunOutcome, log_summary, run, stderr_line
+from auditor.config import Config, config_digest, load_config
+from auditor.cron import make_trigger
 from auditor.errors import AuditorError, ConfigError
+from auditor.locations import check_database_place, check_witness_place, ensure_writable
+from auditor.model import AuditReport, ReportMeta
+from auditor.reports import formats
+from auditor.reports.formats import ReportFile
+from auditor.reports.json_report import run_stem
+from auditor.safe_files import UnsafePath, check_directory, open_own_file
+from auditor.store import Store, create_owner_only, display_name
 
 JOB_ID = "nightly-audit"
 
@@ -68,131 +81,13 @@ class RunState:
 RUN = RunState()
 
 
-_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # crontab numbering: 0 and 7 are Sunday
-
-
-def crontab_weekdays(field: str) -> str:
-    """A crontab day-of-week field in APScheduler 3's terms. APScheduler 3 reads the numbers as
-    0 = Monday (its issue 286), so `1-5` would run Tuesday to Saturday: numbers become day names."""
-    items = []
-    for item in field.lower().split(","):
-        spec, _, step = item.partition("/")
-        if spec != "*" and not spec.replace("-", "").isdigit():
-            items.append(item)  # names (mon-fri) mean the same to both
-            continue
-        first, _, last = (spec if spec != "*" else "0-6").partition("-")
-        low, high = int(first), int(last or (6 if step else first))
-        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high) or (step and not step.isdigit()):
-            raise ValueError(f"day of week {item!r}: use 0-7 (0 and 7 are Sunday) or names")
-        if spec == "*" and not step:
-            items.append("*")
-            continue
-        items += [_CRON_DAYS[d] for d in range(low, high + 1, int(step or 1))]
-    return ",".join(dict.fromkeys(items))
-
-
-def make_trigger(cron: str, tz: str):  # noqa: ANN201
-    """A CronTrigger from 5 crontab fields, or 6 with seconds first (handy to test), with crontab's
-    meaning of weekday numbers."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = cron.split()
-    if len(fields) == 5:
-        fields = ["0", *fields]
-    if len(fields) != 6:
-        raise ValueError(f"expected 5 fields (or 6 with seconds first), got {len(fields)}")
-    second, minute, hour, day, month, dow = fields
-    return CronTrigger(
-        second=second,
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=crontab_weekdays(dow),
-        timezone=tz,
-    )
-
-
-def record_run(report, config, store) -> str:  # noqa: ANN001
-    """Attach to each result the changes since its previous stored scan and what history says about
-    renewal, then append all results to the evidence log in one transaction. Returns the new head
-    hash, also put in report.meta (the report and the email print it)."""
-    annotate_from_history(report, store, config.policy)
-    return append_run(report, config, store)
-
-
-def annotate_from_history(report, store, policy) -> None:  # noqa: ANN001
-    """The changes since each target's previous stored scan, what history says about renewal, and
-    the remediation clock: each failing finding's exposure and 11.4-patch-window (`policy`: the
-    configured window, so `audit --store` and the nightly run judge alike). Reads only: the verdict
-    printed before storing includes them."""
-    from auditor.changes import annotate_renewal, diff_results, leaf
-    from auditor.exposure import history_of
-    from auditor.checks.clauses import SINCE
-    from auditor.checks.patch_window import judge_with_history
-
-    for result in report.targets:
-        judge_with_history(result, history_of(result, store.recent(result.target.url), SINCE), policy)
-        history = store.recent(result.target.url)
-        previous = next(history, None)
-        if previous is None:
-            continue
-        seq, old = previous
-        result.changes = diff_results(old, result, previous_id=str(seq))
-        # renewal is judged against the last scan that saw a certificate (an unreachable night is skipped)
-        with_leaf = old if leaf(old) else next((r for _, r in islice(history, 60) if leaf(r)), None)
-        annotate_renewal(with_leaf, result)
-
-
-def append_run(report, config, store) -> str:  # noqa: ANN001
-    """Append all results to the evidence log in one transaction and witness the new head; returns it."""
-    from auditor.evidence_log import WITNESS_FILE, record_head
-
-    head = store.append(report.targets)
-    report.meta["evidence_log_head"] = head
-    report.meta["evidence_log"] = store.name
-    try:
-        # the head entry's own scan time: what retention goes by, so a pruned head is told from a deleted one
-        seq, scanned_at = store.locate(head) or (0, report.generated_at)
-        record_head(config.output.directory, store.name, seq, head, scanned_at)
-    except OSError as exc:  # the scans are stored; only this copy of the head is missing
-        print(
-            f"auditor: cannot record the evidence log head in {config.output.directory / WITNESS_FILE}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-            flush=True,
-        )
-    return head
-
-
-def _should_notify(report, notify: str) -> bool:  # noqa: ANN001
-    if notify == "always":
-        return True
-    if notify == "on-failure":
-        return any(t.error or not t.compliant for t in report.targets)
-    return any(t.changes is None or t.changes.changes for t in report.targets)  # on-change (first run counts)
-
-
-def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None):  # noqa: ANN201  (RunOutcome)
+def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None) -> RunOutcome:
     """The nightly job: verify the log, prune it (retention), audit every target, store the results
-    with their changes, write and mail the report. Prints nothing: the caller shows the outcome
-    (`schedule --once` on stdout/stderr, the service in its log). Raises, before scanning, when the
-    history cannot be opened or an output path cannot be written; after the scan, a failure to
-    prune, store or write is recorded on the outcome and the report still goes out. `clock`: the
-    scan's time (tests simulate nights with it; default: now)."""
-    from auditor.audit import config_digest, run_audit
-    from auditor.config import load_config
-    from auditor.locations import (
-        check_database_place,
-        check_witness_place,
-        ensure_writable,
-    )
-    from auditor.outcome import RunOutcome, Stored, deliver, keep_step, write_file
-    from auditor.store import Store, retention_cutoff
-    from auditor.reports import formats
-    from auditor.reports.html import render_html
-    from auditor.reports.json_report import run_stem, to_json
-
+    with their changes, write and mail the report (auditor.app.run). Prints nothing: the caller
+    shows the outcome (`schedule --once` on stdout/stderr, the service in its log). Raises, before
+    scanning, when the history cannot be opened or an output path cannot be written; after the
+    scan, a failure to prune, store or write is recorded on the outcome and the report still goes
+    out. `clock`: the scan's time (tests simulate nights with it; default: now)."""
     config = load_config(Path(config_path))
     directory = config.output.directory
     ensure_writable(directory, "output.directory", directory=True)
@@ -201,66 +96,48 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None): 
     check_database_place(config)
     store = Store(config.history.database)
     check_witness_place(config)
-    months = config.history.retention_months
-    verification = store.verify_with_heads(directory, months)
-    pruned, prune_error = 0, None
-    if verification.ok:  # a broken log is kept whole, for investigation
-        try:
-            pruned = store.prune(retention_cutoff(months))
-        except AuditorError as exc:  # a locked or full database: tried again next run, the scan goes on
-            prune_error = f"the history was not pruned (retention; tried again next run): {exc}"
-        if pruned:
-            verification = store.verify_with_heads(directory, months)
-    report = run_audit(
-        config.targets,
+
+    def files(report: AuditReport) -> list[ReportFile]:
+        stem = run_stem("nightly", report.generated_at)
+        return [
+            ReportFile(directory / f"{stem}.json", "json", "output.directory"),
+            ReportFile(directory / f"{stem}.html", "html", "output.directory"),
+            ReportFile(directory / "latest.json", "json", "output.directory"),
+            *(ReportFile(path, name, f"output.{name}") for name, path in formats.configured(config.output)),
+        ]
+
+    plan = Plan(
         config,
-        meta={
-            "config_sha256": config_digest(Path(config_path)),
-            "config_path": config_path,
-            "run": "nightly",
-        },
-        evidence_log=verification,
+        meta=ReportMeta(
+            config_sha256=config_digest(Path(config_path)), config_path=config_path, run="nightly"
+        ),
+        store=store,
+        prune=True,
+        files=files,
+        mail="as-configured",
+        stop=RUN.stopping,  # after SIGTERM a failed mail attempt is not retried
+        guard=RUN.store,
         clock=clock,
     )
-    report.meta["pruned_entries"] = pruned
-    outcome = RunOutcome(report, warnings=[prune_error] if prune_error else [])
-    keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
-    head = keep_step(outcome, lambda: RUN.store(lambda: append_run(report, config, store)))
-    if head is not None:
-        outcome.stored = Stored(len(report.targets), store.name, head)
-    stem = run_stem("nightly", report.generated_at)
-    for path, render in (
-        (directory / f"{stem}.json", lambda: to_json(report)),
-        (directory / f"{stem}.html", lambda: render_html(report)),
-        (directory / "latest.json", lambda: to_json(report)),
-    ):
-        write_file(outcome, path, render, "output.directory")
-    for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
-        write_file(outcome, path, lambda name=name: formats.render(report, name), f"output.{name}")
-    if config.email is not None and _should_notify(report, config.email.notify):
-        deliver(outcome, config, RUN.stopping)  # after SIGTERM a failed attempt is not retried
-    return outcome
+    return run(config.targets, plan)
 
 
 def nightly_job(config_path: str) -> int | None:
     """What the scheduler calls: run_nightly, then its summary in the log (stderr: one line per
     target, the total, where things were written); a failure is one line (the service keeps running
     and tries again the next night). Returns the run's exit status, None when it failed."""
-    from auditor.outcome import log_summary
-    from auditor.outcome import stderr_line as _log
-
     RUN.begin()
     try:
         outcome = run_nightly(config_path)
     except AuditorError as exc:
-        _log(f"auditor: nightly run failed: {exc}")
+        stderr_line(f"auditor: nightly run failed: {exc}")
         return None
     except Exception as exc:  # noqa: BLE001  (a bug must not stop the service)
-        _log(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}")
+        stderr_line(f"auditor: nightly run failed: internal error: {type(exc).__name__}: {exc}")
         return None
     finally:
         RUN.end()
-    log_summary(outcome, _log)
+    log_summary(outcome, stderr_line)
     return outcome.exit_code()
 
 
@@ -278,33 +155,31 @@ class SchedulerLock:
         else:
             self.path = Path(database + ".lock")
         self.database = database
-        self.handle = None
+        self.handle: TextIO | None = None
 
-    def __enter__(self) -> "SchedulerLock":
-        from auditor.safe_files import UnsafePath, check_directory, open_own_file
-        from auditor.store import display_name
-
+    def __enter__(self) -> SchedulerLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             check_directory(self.path.parent)
-            self.handle = os.fdopen(open_own_file(self.path, os.O_RDWR), "r+")
+            handle = os.fdopen(open_own_file(self.path, os.O_RDWR), "r+")
         except UnsafePath as exc:
             raise AuditorError(f"refusing the scheduler lock {self.path}: {exc.strerror}") from None
         except OSError as exc:
             raise AuditorError(f"cannot create the scheduler lock {self.path} ({exc.strerror})") from None
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = self.handle.read().strip() or "unknown"
-            self.handle.close()
+            holder = handle.read().strip() or "unknown"
+            handle.close()
             raise AuditorError(
                 f"another scheduler (pid {holder}) already uses {display_name(self.database)}; "
                 "refusing to start"
             ) from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -319,19 +194,14 @@ def _jobstore_url(database: str) -> str:
     """The job store: a second SQLite file beside the history (or the same server for a URL)."""
     if "://" in database:
         return database
-    from auditor.store import create_owner_only
-
     create_owner_only(Path(database + ".jobs"))
     return f"sqlite:///{database}.jobs"
 
 
-def build_scheduler(config, config_path: Path):  # noqa: ANN001, ANN201
+def build_scheduler(config: Config, config_path: Path) -> BackgroundScheduler:
     """A paused BackgroundScheduler holding the nightly job. An existing job keeps its stored next
     run time (that is how a night missed while the machine was off is caught up, once: coalesce);
     a changed cron, timezone or grace time in the config replaces the stored one."""
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     schedule = config.schedule
     trigger = make_trigger(schedule.cron, schedule.timezone)
     args = (str(config_path.resolve()),)
@@ -354,9 +224,9 @@ def build_scheduler(config, config_path: Path):  # noqa: ANN001, ANN201
     return scheduler
 
 
-def next_runs(config, count: int = 5) -> list[datetime]:  # noqa: ANN001
+def next_runs(config: Config, count: int = 5) -> list[datetime]:
     trigger = make_trigger(config.schedule.cron, config.schedule.timezone)
-    runs, previous, now = [], None, datetime.now(timezone.utc)
+    runs, previous, now = [], None, datetime.now(UTC)
     for _ in range(count):
         nxt = trigger.get_next_fire_time(previous, previous or now)
         if nxt is None:
@@ -366,7 +236,7 @@ def next_runs(config, count: int = 5) -> list[datetime]:  # noqa: ANN001
     return runs
 
 
-def serve(config, config_path: Path, log: Callable[[str], None]) -> int:  # noqa: ANN001
+def serve(config: Config, config_path: Path, log: Callable[[str], None]) -> int:
     """Run until SIGTERM/SIGINT. A scan in progress is finished and stored before exiting, its mail
     gets no retry (the attempt in progress ends by its deadline); a second signal ends the process
     at once and says whether the run was stored (the store writes in one transaction)."""
@@ -388,7 +258,7 @@ def serve(config, config_path: Path, log: Callable[[str], None]) -> int:  # noqa
         scheduler = build_scheduler(config, config_path)
         job = scheduler.get_job(JOB_ID)
         when = job.next_run_time
-        late = (datetime.now(timezone.utc) - when).total_seconds()
+        late = (datetime.now(UTC) - when).total_seconds()
         note = ""
         if late > 0:
             note = (

@@ -16,8 +16,9 @@ import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -37,15 +38,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Row as SqlRow
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from auditor.config import is_url
 from auditor.errors import StoreError
 from auditor.evidence_log import (
     CHECKPOINT,
     DEFAULT_RETENTION_MONTHS,
     GENESIS,
     SCAN,
-    LogVerification,
     canonical,
     chain_hash,
     check_expected_head,
@@ -58,9 +60,10 @@ from auditor.evidence_log import (
     utc_text,
     verify_chain,
 )
+from auditor.facts import LogVerification
 from auditor.model import TargetResult
 
-__all__ = ["Store", "StoreError", "LogVerification", "chain_hash", "canonical", "retention_cutoff", "GENESIS"]
+__all__ = ["GENESIS", "LogVerification", "Store", "StoreError", "canonical", "chain_hash", "retention_cutoff"]
 
 metadata = MetaData()
 entries = Table(
@@ -89,10 +92,6 @@ chain_state = Table(
     Column("head_hash", String(64), nullable=False),
     Column("pruned_entries", Integer, nullable=False),
 )
-
-
-def is_url(database: str) -> bool:
-    return "://" in database
 
 
 def display_name(database: str) -> str:
@@ -220,7 +219,7 @@ class Store:
             engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 5})
 
         @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+        def _connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
             dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
             dbapi_connection.text_factory = _text
             if read_only:
@@ -342,7 +341,8 @@ class Store:
         self._require_writable()
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
-            seq, prev = state.head_seq, state.head_hash
+            seq: int = state.head_seq
+            prev: str = state.head_hash
             for result in results:
                 seq += 1
                 prev = self._append_body(conn, seq, prev, canonical(result))
@@ -368,14 +368,14 @@ class Store:
                 return 0
             count = conn.execute(
                 select(func.count()).select_from(entries).where(entries.c.seq <= last.seq)
-            ).scalar()
+            ).scalar_one()
             conn.execute(entries.delete().where(entries.c.seq <= last.seq))
             body = checkpoint_body(
                 last.seq,
                 last.hash,
                 count,
                 before,
-                now or datetime.now(timezone.utc),
+                now or datetime.now(UTC),
                 from_seq=state.anchor_seq + 1,
             )
             head = self._append_body(conn, state.head_seq + 1, state.head_hash, body)
@@ -392,7 +392,7 @@ class Store:
 
     # ------------------------------------------------------------ reading
 
-    def _state(self, conn: Connection):
+    def _state(self, conn: Connection) -> SqlRow[Any] | None:
         """The chain state row, or None when it is damaged (missing, doubled, mistyped)."""
         states = conn.execute(select(chain_state)).all()
         if len(states) != 1:
@@ -456,6 +456,8 @@ class Store:
         with self._read() as conn:
             state = self._state(conn)
             hashes = dict(conn.execute(select(entries.c.seq, entries.c.hash)).all())
+        if state is None:  # damaged since verify() read it: verify() says so the next time
+            return result
         result = check_heads(result, witnessed, hashes, state.anchor_seq, state.anchor_hash)
         if expect_head:
             result = check_expected_head(result, expect_head.strip().lower(), witnessed, hashes)
@@ -476,7 +478,8 @@ class Store:
     def head(self) -> str:
         self._require()
         with self._read() as conn:
-            return conn.execute(select(chain_state.c.head_hash)).scalar_one()
+            head: str = conn.execute(select(chain_state.c.head_hash)).scalar_one()
+        return head
 
     def has_hash(self, digest: str) -> bool:
         """Is `digest` the hash of a kept entry, or the anchor (the last pruned one)? (`verify-log
@@ -554,7 +557,7 @@ class Store:
         with self._read() as conn:
             return conn.execute(
                 select(func.count()).select_from(entries).where(entries.c.kind == CHECKPOINT)
-            ).scalar()
+            ).scalar_one()
 
 
 def _parse_scan(body: object) -> TargetResult | str:

@@ -106,10 +106,7 @@ def read_target_list(path: str, stdin: TextIO) -> list[ListedTarget]:
     """The targets of a list file ('-' = standard input); ConfigError when it cannot be read."""
     source = "stdin" if path == "-" else path
     try:
-        if path == "-":
-            text = stdin.read()
-        else:
-            text = Path(path).read_bytes().decode("utf-8-sig")
+        text = stdin.read() if path == "-" else Path(path).read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"--targets-from: no such file {path!r}") from None
     except IsADirectoryError:

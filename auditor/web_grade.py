@@ -388,9 +388,10 @@ def _token(value: str) -> str | None:
     """The policy token of a structured-field item (RFC 8941), as HTML parses COOP and COEP; None
     when the value is not one (a string, a list, garbage)."""
     try:
-        item, _params = http_sf.parse(value.encode("ascii"), tltype="item")
+        parsed = http_sf.parse(value.encode("ascii"), tltype="item")  # an item: (value, parameters)
     except (UnicodeEncodeError, http_sf.StructuredFieldError, ValueError):
         return None
+    item = parsed[0] if isinstance(parsed, tuple) else None
     return str(item) if isinstance(item, http_sf.Token) else None
 
 
@@ -451,13 +452,14 @@ def web_grade(evidence: Evidence | None, custom_ca: bool = False) -> WebGrade | 
     if evidence is None or evidence.http.web is None:
         return None
     chain = [r for r in evidence.http.landing() if r is not evidence.http.plain_http]
-    if not chain or chain[-1].error is not None or chain[-1].status is None:
+    status = chain[-1].status if chain else None
+    if not chain or chain[-1].error is not None or status is None:
         why = chain[-1].error if chain else "no HTTPS response"
         return WebGrade(
             algorithm_version=ALGORITHM_VERSION, error=f"the site did not answer over HTTPS ({why})"
         )
     response = chain[-1]
-    if response.status < 200 or (response.status >= 400 and response.status not in (401, 403)):
+    if status < 200 or (status >= 400 and status not in (401, 403)):
         return WebGrade(
             algorithm_version=ALGORITHM_VERSION,
             page=response.url,

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditor.testing.pki import TestPKI  # noqa: E402
-from auditor.testing.servers import NginxSite, OpenSSLServer, free_port  # noqa: E402
+from tests.harness.pki import TestPKI  # noqa: E402
+from tests.harness.servers import NginxSite, OpenSSLServer, free_port  # noqa: E402
 
 
 class DelayProxy:
@@ -137,6 +137,9 @@ def main() -> int:
     parser.add_argument("--rtt", type=int, nargs="+", default=[0, 50], help="round trips to simulate, ms")
     parser.add_argument("--targets", nargs="+", default=["nginx", "s_server"])
     parser.add_argument("--no-testssl", action="store_true")
+    parser.add_argument(
+        "--tools", nargs="+", metavar="PREFIX", help="run only the tools whose name starts with one of these"
+    )
     args = parser.parse_args()
     py = sys.executable
     rows = []
@@ -191,6 +194,8 @@ def main() -> int:
                             ],
                             args.peer_runs,
                         )
+                    if args.tools:
+                        tools = {n: t for n, t in tools.items() if n.startswith(tuple(args.tools))}
                     for name, (cmd, runs) in tools.items():
                         times, rss, conns, own = [], [], [], []
                         for _ in range(runs):
@@ -219,6 +224,7 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     fast = {(k, rtt): t for k, rtt, name, t, *_ in rows if name == "auditor audit (fast)"}
+    fast = {key: fast.get(key, t) for key, t in ((r[:2], r[3]) for r in rows)}  # no fast row: ratio to itself
     for kind, rtt, name, wall, conns, own, rss, runs in rows:
         print(
             f"| {kind} | {rtt} ms | {name} | {runs} | {wall:.2f} s | {conns:.0f} | {own} | {rss:.0f} MiB | "

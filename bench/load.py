@@ -18,24 +18,22 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditor.testing.pki import TestPKI  # noqa: E402
-from auditor.testing.servers import PythonTLSServer, free_port  # noqa: E402
-from tests.hostile.rawservers import RawServer, tarpit  # noqa: E402
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
+from tests.hostile.rawservers import RawServer, tarpit
 
 
 def _watch_fds(pid: int, peak: list[int], stop: threading.Event) -> None:
     """Sample the auditor's open descriptors (its own /proc entry) every 50 ms."""
     while not stop.is_set():
-        try:
+        with suppress(OSError):
             peak[0] = max(peak[0], len(os.listdir(f"/proc/{pid}/fd")))
-        except OSError:
-            pass
         time.sleep(0.05)
 
 

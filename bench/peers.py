@@ -35,12 +35,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auditor.testing.legacy import (
+from tests.conftest import audit_local_targets
+from tests.harness.legacy import (
     LegacyOpenSSLServer,
     legacy_openssl_available,
 )
-from auditor.testing.pki import Issued, TestPKI
-from tests.conftest import audit_local_targets
+from tests.harness.pki import Issued, TestPKI
 from tests.test_grading_real import SERVERS, Server, _audit, _start
 
 TESTSSL = ROOT.parent / "shared" / "peers" / "testssl.sh" / "testssl.sh"

@@ -30,7 +30,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$here"
 "$python" -m auditor demo --out "$work" >/dev/null
 # a third site that refuses connections (a free local port): the "not audited" row, from a real run
-port=$("$python" -c "from auditor.testing.servers import free_port; print(free_port())")
+port=$("$python" -c "from tests.harness.servers import free_port; print(free_port())")
 "$python" -m auditor audit --ip 127.0.0.1 --json "$work/down.json" "https://intranet.demo.test:$port/" \
   >/dev/null 2>&1 || true
 "$python" - "$work" <<'EOF'

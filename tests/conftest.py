@@ -8,10 +8,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from auditor.testing.pki import TestPKI
+from tests.harness.pki import TestPKI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +29,9 @@ class CliRun:
     stderr: str
 
     @property
-    def report(self) -> dict:  # type: ignore[type-arg]
-        return json.loads(self.stdout)
+    def report(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.stdout)
+        return parsed
 
 
 def run_cli(
@@ -49,7 +51,7 @@ def run_cli(
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
-def clause_statuses(target: dict) -> dict[str, str]:  # type: ignore[type-arg]
+def clause_statuses(target: dict[str, Any]) -> dict[str, str]:
     """Worst status per clause of one target of a JSON report."""
     order = ["fail", "error", "warn", "info", "pass", "not_tested"]
     out: dict[str, str] = {}

@@ -8,7 +8,7 @@ records instead: scanner order, enforcement not measured, no simulation.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from auditor.model import (
     Certificate,
@@ -27,7 +27,7 @@ from auditor.model import (
 from auditor.scan.http import parse_set_cookie
 from auditor.suites import describe
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 STORES = ["Mozilla", "Apple", "Android", "Java", "Windows"]
 
 
@@ -209,7 +209,7 @@ def evidence(tls_evidence: TlsEvidence | None = None, http_evidence: HttpEvidenc
     return Evidence(tls=tls_evidence or tls(), http=http_evidence or http())
 
 
-def no_exposure():  # noqa: ANN201  (auditor.exposure.ExposureHistory)
+def no_exposure():
     """A stored history with nothing failing (11.4-patch-window can judge: it passes)."""
     from auditor.exposure import ExposureHistory
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, free_port
 from tests.conftest import clause_statuses, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, free_port
 
 COMPLIANT_COOKIE = "__Host-sid=s3cr3tvalue; Path=/; Secure; HttpOnly; SameSite=Lax"
 
@@ -48,7 +48,7 @@ def legacy(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield site
 
 
-def _audit(site: NginxSite, pki: TestPKI, *extra: str):  # noqa: ANN202
+def _audit(site: NginxSite, pki: TestPKI, *extra: str):
     return run_cli(
         "audit",
         "--ip",
@@ -232,7 +232,7 @@ def test_bad_targets_each_get_one_line_and_others_are_audited(
     assert run.code == 3, run.stderr
     assert "Traceback" not in run.stderr
     targets = run.report["targets"]
-    assert [t["target"]["url"] for t in targets][0] == compliant.url
+    assert next(t["target"]["url"] for t in targets) == compliant.url
     assert targets[0]["compliant"] is True and targets[0]["error"] is None
     errors = [t["error"] for t in targets[1:]]
     assert "unsupported scheme 'ftp'" in errors[0]
@@ -251,7 +251,7 @@ def test_unresolvable_host_is_one_line(
     # Mocked on purpose: resolving a real non-existent name would send a DNS query off this machine.
     from auditor import cli
 
-    def no_dns(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def no_dns(*args, **kwargs):  # noqa: ANN002, ANN003
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)

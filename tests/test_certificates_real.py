@@ -3,16 +3,16 @@ on 127.0.0.1, scanned by the sslyze adapter, judged by the checks."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sslyze import ScanCommand
 
+from auditor.checks import CheckContext, run_checks
 from auditor.model import Evidence, Status
 from auditor.scan.tls import scan_tls
-from auditor.testing.pki import Issued, TestPKI
-from auditor.testing.servers import PythonTLSServer
-from auditor.checks import CheckContext, run_checks
+from tests.harness.pki import Issued, TestPKI
+from tests.harness.servers import PythonTLSServer
 
 
 def _judge(
@@ -62,7 +62,7 @@ def test_expiring_in_10_days_fails_renewal_but_stays_trusted(pki: TestPKI) -> No
 
 
 def test_expired_fails_renewal_and_trust(pki: TestPKI) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     result = _judge(
         pki, pki.issue("expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3))
     )
@@ -77,7 +77,9 @@ def test_sha1_leaf_fails_signature(pki: TestPKI) -> None:
 
 
 def test_wrong_host_fails_trust_naming_the_host(pki: TestPKI) -> None:
-    status, title, evidence = _judge(pki, pki.issue("wrong-host", hosts=("other.test",)))["11.2-cert-trusted"]
+    status, title, _evidence = _judge(pki, pki.issue("wrong-host", hosts=("other.test",)))[
+        "11.2-cert-trusted"
+    ]
     assert status is Status.FAIL and "good.test" in title
 
 
@@ -87,7 +89,7 @@ def test_missing_intermediate_is_an_incomplete_chain(pki: TestPKI) -> None:
 
 
 def test_private_ca_is_untrusted_by_public_stores(pki: TestPKI) -> None:
-    status, title, evidence = _judge(pki, pki.issue("private"), custom_ca=False)["11.2-cert-trusted"]
+    status, _title, evidence = _judge(pki, pki.issue("private"), custom_ca=False)["11.2-cert-trusted"]
     assert status is Status.FAIL and "Mozilla" in " ".join(evidence)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from auditor.changes import annotate_renewal, diff_results
+from auditor.checks import CheckContext, run_checks
 from auditor.config import Policy
 from auditor.grading import grade
 from auditor.model import Evidence, TargetRef, TargetResult
-from auditor.checks import CheckContext, run_checks
 from tests import evidence_builders as b
 
 REF = TargetRef(url="https://good.test/", host="good.test", port=443)
@@ -38,7 +38,7 @@ def with_leaf(days_left: float, fingerprint: str, *, suites: dict[str, list[str]
     return b.evidence(b.tls(suites, deployments=[b.deployment(chain)]))
 
 
-def kinds(changes) -> list[tuple[str, str, str | None, str | None]]:  # noqa: ANN001
+def kinds(changes) -> list[tuple[str, str, str | None, str | None]]:
     return [(c.kind, c.subject, c.before, c.after) for c in changes.changes]
 
 
@@ -94,7 +94,7 @@ def test_error_appears_and_clears_without_clause_noise() -> None:
     assert kinds(diff_results(down, good))[0] == ("error", "audit", "connection refused", "audited")
 
 
-def _renewal(result: TargetResult):  # noqa: ANN202
+def _renewal(result: TargetResult):
     return next(f for f in result.findings if f.clause == "11.2-cert-renewal")
 
 
@@ -140,7 +140,7 @@ def test_plain_text_report_lists_changes_with_their_detail() -> None:
         )
     )
     after.changes = diff_results(before, after)
-    text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]), tz=timezone.utc)
+    text = render_text(AuditReport(generated_at=b.NOW, tool_version="t", targets=[after]), tz=UTC)
     assert f"Changes since {b.NOW:%Y-%m-%d %H:%M UTC}:" in text
     assert "  - suite TLS_RSA_WITH_AES_128_GCM_SHA256: - -> accepted (TLS 1.2)" in text
     assert "  - clause 11.3-no-rsa-kex: pass -> fail" in text

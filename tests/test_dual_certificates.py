@@ -12,9 +12,9 @@ import pytest
 from auditor.grading import facts_from
 from auditor.grading_rules import CAPS
 from auditor.model import Evidence
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
 from tests.conftest import audit_local_targets, clause_statuses
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
 
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 # name -> (options of the RSA leaf, options of the ECDSA leaf)

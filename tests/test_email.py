@@ -18,8 +18,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from auditor.config import Email
 from auditor.errors import MailError
 from auditor.model import AuditReport
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer, free_port
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
 from auditor.reports.email import send_report
 from tests.conftest import run_cli
 

@@ -5,20 +5,21 @@ fixture) and scanned once each way."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from auditor.clients import CLIENTS
-from auditor.model import Evidence, Status, TlsEvidence
-from auditor.scan.tls import scan_tls
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
 from auditor.checks import CheckContext
 from auditor.checks.key_exchange import check_pfs
 from auditor.checks.preference import check_aes256gcm_first
+from auditor.clients import CLIENTS
+from auditor.model import Evidence, Status, TlsEvidence
+from auditor.scan.tls import scan_tls
+from tests.harness.pki import TestPKI
+from tests.harness.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
 
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
@@ -170,8 +171,8 @@ def _configured_order(case: Case, version: str) -> list[str]:
 
 def test_accepted_suites_equal_sslyze_exhaustive_scan(scanned: Scanned) -> None:
     fast, full = scanned.fast, scanned.full
-    assert fast.errors == {}, fast.errors
-    assert full.errors == {}, full.errors
+    assert fast.attempts == {}, fast.attempts
+    assert full.attempts == {}, full.attempts
     for mine, theirs in zip(fast.protocols, full.protocols, strict=True):
         assert mine.version == theirs.version
         assert mine.supported == theirs.supported, mine.version
@@ -265,7 +266,7 @@ class HelloSizeLimiter:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
-    def _pipe(src, dst) -> None:  # noqa: ANN001
+    def _pipe(src, dst) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
@@ -273,10 +274,8 @@ class HelloSizeLimiter:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.sock.close()

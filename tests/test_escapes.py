@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from auditor.model import AuditReport, Status, TargetResult
 from auditor.store import Store
-from auditor.testing.pki import Issued, TestPKI
-from auditor.testing.servers import PythonTLSServer, free_port
 from tests.conftest import CliRun, run_cli
+from tests.harness.pki import Issued, TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
 
 ESC, BEL, RLO, LRI = "\x1b", "\x07", "\u202e", "\u2066"
 CSI_C1 = "\x9b"  # the one-byte CSI of C1: a terminal escape without ESC
@@ -103,7 +103,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # aiosmtpd hook
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802  # aiosmtpd hook
         self.messages.append(email.message_from_bytes(envelope.original_content, policy=default))
         return "250 OK"
 
@@ -277,7 +277,7 @@ def _evil_report(audited: Audited) -> Path:
     target = report.targets[0]
     evil = f"{CLEAR}{TITLE}{RLO}{CSI_C1}2J\r{LRI}"
     report.tool_version = evil
-    report.meta["evidence_log_head"] = evil
+    report.meta.evidence_log_head = evil
     target.target.name = f"shop{evil}"
     for finding in target.findings:
         finding.clause += evil

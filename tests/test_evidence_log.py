@@ -398,6 +398,7 @@ def test_killed_writer_never_corrupts_earlier_entries(tmp_path: Path) -> None:
         time.sleep(delay)
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=10)
+        writer.stdout.close()
         check = _verify(path)
         assert check.ok and check.entries > 0 and check.entries % 2 == 0  # whole scans only
 
@@ -408,6 +409,7 @@ def test_concurrent_writers_queue_instead_of_racing(tmp_path: Path) -> None:
     writers = [_writer(path, 25) for _ in range(3)]
     for w in writers:
         assert w.wait(timeout=60) == 0
+        w.stdout.close()
     check = _verify(path)
     assert check.ok and check.entries == 3 * 25 * 2
 
@@ -487,6 +489,8 @@ def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:
     store.append([result(1, now - timedelta(days=800)), result(2)])
     writers = [_writer(postgres, 10) for _ in range(2)]  # type: ignore[arg-type]
     assert all(w.wait(timeout=60) == 0 for w in writers)
+    for w in writers:
+        w.stdout.close()
     assert store.prune(retention_cutoff(24, now)) == 1
     check = store.verify()
     assert check.ok and check.entries == 1 + 2 * 10 * 2 + 1

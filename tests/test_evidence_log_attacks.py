@@ -17,10 +17,10 @@ import pytest
 from auditor.config import load_config
 from auditor.evidence_log import WITNESS_FILE, canonical_json, chain_hash, utc_text
 from auditor.model import AuditReport
-from auditor.schedule import record_run
+from auditor.app import record_run
 from auditor.store import Store, retention_cutoff
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.conftest import CliRun, clause_statuses, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 from tests.test_evidence_log import result

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from auditor.model import ProtocolSupport
+from auditor.model import Probe, ProtocolSupport
 from auditor.scan.connections import ConnectionCounter
 from auditor.scan.dh_size import Target
 from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.tls import scan_tls
 from auditor.suites import describe
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 
 needs_legacy = pytest.mark.skipif(
     not legacy_openssl_available(),
@@ -102,7 +102,7 @@ def test_openssl3_honours_the_scsv(pki: TestPKI, tmp_path: Path, protocols: str)
             "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
         )
     assert evidence.vulnerabilities.fallback_scsv is True
-    assert "tls_fallback_scsv" not in evidence.errors
+    assert Probe.TLS_FALLBACK_SCSV not in evidence.attempts
 
 
 def test_one_protocol_has_nothing_to_fall_back_to(pki: TestPKI, tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_one_protocol_has_nothing_to_fall_back_to(pki: TestPKI, tmp_path: Path) 
             "good.test", site.https_port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=5, ocsp=False
         )
     assert evidence.vulnerabilities.fallback_scsv is None
-    assert "tls_fallback_scsv" not in evidence.errors
+    assert Probe.TLS_FALLBACK_SCSV not in evidence.attempts
     assert "fallback" not in evidence.connections_by_phase
 
 

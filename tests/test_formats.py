@@ -20,8 +20,8 @@ import pytest
 import xmlschema
 
 from auditor.model import AuditReport, Finding, Status, TargetRef, TargetResult
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, free_port
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, free_port
 from auditor.checks.clauses import CLAUSES
 from auditor.reports.csv_report import COLUMNS, to_csv
 from auditor.reports.junit import to_junit

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from auditor.checks import CheckContext, run_checks
 from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
 from auditor.grading import facts_from, grade
 from auditor.grading_rules import CAPS, WARNINGS
 from auditor.model import Evidence, Status, Vulnerabilities
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
-from auditor.testing.tlslite_server import TlsliteServer
-from auditor.checks import CheckContext, run_checks
 from tests import evidence_builders as b
 from tests.conftest import audit_local_targets, clause_statuses
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
+from tests.harness.tlslite_server import TlsliteServer
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
@@ -114,7 +114,7 @@ def test_sha1_in_the_served_chain_is_t_for_its_own_reason(name: str, audited: di
     assert ROWS["sha1-chain"].applies(facts_from(evidence, custom_ca=True))
     g = result["grade"]
     assert g["letter"] == "T" and g["letter_ignoring_trust"] == "A+"
-    assert {"grade": "T", "reason": SHA1_CAP} in g["caps"]
+    assert {"grade": "T", "reason": SHA1_CAP, "rule": "sha1-chain"} in g["caps"]
 
 
 def test_server_without_rfc5746_is_a_warning_in_both(audited: dict) -> None:  # type: ignore[type-arg]

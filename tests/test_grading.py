@@ -4,16 +4,25 @@ the score tables give the guide's numbers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from auditor.grading import category_scores, facts_from, grade, rsa_equivalent
-from auditor.grading_rules import CAPS, WARNINGS
-from auditor.model import Evidence, HandshakeSimulation, RevocationStatus, Vulnerabilities
+from auditor import grading
+from auditor.grading import category_scores, facts_from, rsa_equivalent
+from auditor.grading_rules import CAPS, RATING_RULES, WARNINGS, Rule
+from auditor.model import Evidence, Grade, HandshakeSimulation, RevocationStatus, Vulnerabilities
 from auditor.suites import describe
 from tests import evidence_builders as b
 
 HSTS_LONG = [("Strict-Transport-Security", "max-age=63072000; includeSubDomains")]
+
+
+def grade(evidence: Evidence, *, custom_ca: bool = False) -> Grade:
+    """auditor.grading.grade of evidence it must grade (no case here is withheld)."""
+    g = grading.grade(evidence, custom_ca=custom_ca)
+    assert g is not None and g.rating_rules == RATING_RULES
+    return g
 
 
 def modern() -> Evidence:
@@ -29,25 +38,25 @@ def modern() -> Evidence:
     return ev
 
 
-def with_suites(suites: dict[str, list[str]], **kw) -> Evidence:  # noqa: ANN003
+def with_suites(suites: dict[str, list[str]], **kw: Any) -> Evidence:
     ev = b.evidence(b.tls(suites, **kw))
     return ev
 
 
-def vuln(**kw) -> Evidence:  # noqa: ANN003
-    base = dict(
-        heartbleed=False,
-        ccs_injection=False,
-        robot="NOT_VULNERABLE_NO_ORACLE",
-        secure_renegotiation=True,
-        client_renegotiation_dos=False,
-        compression=False,
-        fallback_scsv=True,
-    )
+def vuln(**kw: Any) -> Evidence:
+    base: dict[str, Any] = {
+        "heartbleed": False,
+        "ccs_injection": False,
+        "robot": "NOT_VULNERABLE_NO_ORACLE",
+        "secure_renegotiation": True,
+        "client_renegotiation_dos": False,
+        "compression": False,
+        "fallback_scsv": True,
+    }
     return b.evidence(b.tls(vulns=Vulnerabilities(**{**base, **kw})))
 
 
-def chain(**cert_kw) -> Evidence:  # noqa: ANN003
+def chain(**cert_kw: Any) -> Evidence:
     return b.evidence(b.tls(deployments=[b.deployment([b.cert(**cert_kw), b.cert("CN=I", issuer="CN=R")])]))
 
 
@@ -140,12 +149,12 @@ def test_every_row_of_the_table_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("rule", CAPS, ids=[r.id for r in CAPS])
-def test_cap_row(rule) -> None:  # noqa: ANN001
+def test_cap_row(rule: Rule) -> None:
     facts = facts_from(ROW_CASES[rule.id]())
     assert rule.applies(facts)
     assert not rule.applies(facts_from(modern())), "the compliant baseline must not trigger it"
     g = grade(ROW_CASES[rule.id]())
-    assert any(c.reason == rule.wording for c in g.caps)
+    assert any(c.reason == rule.wording and c.rule == rule.id for c in g.caps)
     if rule.letter in ("T", "M"):
         assert g.letter == rule.letter and g.letter_ignoring_trust is not None
     else:
@@ -156,7 +165,7 @@ def test_cap_row(rule) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("rule", WARNINGS, ids=[r.id for r in WARNINGS])
-def test_warning_row(rule) -> None:  # noqa: ANN001
+def test_warning_row(rule: Rule) -> None:
     g = grade(ROW_CASES[rule.id]())
     assert rule.wording in g.warnings
     if not g.caps:

@@ -27,11 +27,11 @@ import pytest
 from auditor.grading import facts_from
 from auditor.grading_rules import CAPS, WARNINGS
 from auditor.model import Evidence
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
-from auditor.testing.tlslite_server import TlsliteServer
 from tests.conftest import CliRun, run_cli
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
+from tests.harness.tlslite_server import TlsliteServer
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"

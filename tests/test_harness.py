@@ -11,8 +11,9 @@ import ssl
 import subprocess
 import warnings
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,8 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from auditor.testing.pki import POLICY_OIDS, Issued, TestPKI
-from auditor.testing.servers import NginxSite, OpenSSLServer, PythonTLSServer, free_port
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.pki import POLICY_OIDS, Issued, TestPKI
+from tests.harness.servers import NginxSite, OpenSSLServer, PythonTLSServer, free_port
+from tests.harness.tlslite_server import TlsliteServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 
@@ -52,21 +55,23 @@ def trusting(pki: TestPKI, *, legacy: bool = False) -> ssl.SSLContext:
 
 def handshake(ctx: ssl.SSLContext, port: int, sni: str = HOST) -> tuple[str, x509.Certificate]:
     """Connect to 127.0.0.1 (never DNS) with `sni`; return the protocol and the leaf served."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni) as tls:
-            der = tls.getpeercert(binary_form=True)
-            assert der is not None
-            return str(tls.version()), x509.load_der_x509_certificate(der)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=sni) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return str(tls.version()), x509.load_der_x509_certificate(der)
 
 
-def get(ctx: ssl.SSLContext, port: int, path: str = "/", **kwargs: object) -> httpx.Response:
+def get(ctx: ssl.SSLContext, port: int, path: str = "/", **kwargs: Any) -> httpx.Response:
     with httpx.Client(verify=ctx, timeout=5, trust_env=False) as client:
         return client.get(
             f"https://127.0.0.1:{port}{path}",
             headers={"Host": HOST},
             extensions={"sni_hostname": HOST},
             **kwargs,
-        )  # type: ignore[arg-type]
+        )
 
 
 def openssl_verify(pki: TestPKI, cert: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -142,7 +147,7 @@ def test_policy_oids(pki: TestPKI, policy: str | None) -> None:
     ("issuer", "key"), [("intermediate", "rsa2048"), ("root", "p256"), ("self", "rsa2048")]
 )
 def test_sha1_leaf_keeps_dates_issuer_and_extensions(pki: TestPKI, issuer: str, key: str) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     issued = pki.issue(
         f"sha1-{issuer}",
         hash="sha1",
@@ -156,10 +161,9 @@ def test_sha1_leaf_keeps_dates_issuer_and_extensions(pki: TestPKI, issuer: str, 
     assert cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == "sha1"
     assert cert.not_valid_before_utc == now - timedelta(days=30)
     assert cert.not_valid_after_utc == now + timedelta(days=10)
-    assert (
-        ext(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME).get_values_for_type(x509.IPAddress)[0].exploded
-        == "127.0.0.1"
-    )  # type: ignore
+    san = ext(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    assert isinstance(san, x509.SubjectAlternativeName)
+    assert san.get_values_for_type(x509.IPAddress)[0].exploded == "127.0.0.1"
     expected_issuer = {"intermediate": pki.intermediate, "root": pki.root}.get(issuer)
     assert cert.issuer == (expected_issuer.subject if expected_issuer else cert.subject)
     # the signature really verifies (openssl checks it; the default level-1 verifier still accepts SHA-1)
@@ -233,7 +237,7 @@ def test_md5_leaf_from_an_rsa_ca_and_a_768_bit_key(tmp_path: Path) -> None:
 
 
 def test_expired_and_expiring(pki: TestPKI) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     expired = pki.issue(
         "expired", not_before=now - timedelta(days=100), not_after=now - timedelta(days=3)
     ).cert
@@ -255,7 +259,8 @@ def test_key_types(pki: TestPKI, key: str, kind: type, size: int | None) -> None
     public = pki.issue(f"key-{key}", key=key).cert.public_key()
     assert isinstance(public, kind)
     if size:
-        assert public.key_size == size  # type: ignore[attr-defined]
+        assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+        assert public.key_size == size
 
 
 def test_hostile_subject_no_san_ip_hosts_and_self_signed(pki: TestPKI) -> None:
@@ -297,7 +302,8 @@ def test_sslyze_validates_the_default_leaf(pki: TestPKI, leaf: Issued) -> None:
         scanner = sslyze.Scanner()
         scanner.queue_scans([request])
         result = next(iter(scanner.get_results()))
-    attempt = result.scan_result.certificate_info  # type: ignore[union-attr]
+    assert result.scan_result is not None
+    attempt = result.scan_result.certificate_info
     assert attempt.status == sslyze.ScanCommandAttemptStatusEnum.COMPLETED, attempt.error_trace
     deployment = attempt.result.certificate_deployments[0]
     custom = [r for r in deployment.path_validation_results if r.trust_store.name == "Supplied CA file"]
@@ -416,7 +422,7 @@ def test_nginx_legacy_protocols_dual_certificates_and_tls13_suites(pki: TestPKI,
 @needs_nginx
 def test_nginx_bad_config_raises_with_the_error_log(leaf: Issued) -> None:
     site = NginxSite(issued=leaf, ciphers="NOT-A-CIPHER", http_mode="none")
-    with pytest.raises(RuntimeError, match="(?s)nginx did not start.*SSL_CTX_set_cipher_list"):
+    with pytest.raises(RuntimeError, match=r"(?s)nginx did not start.*SSL_CTX_set_cipher_list"):
         site.start()
     assert site.proc is None
 
@@ -458,7 +464,7 @@ def test_openssl_server_negotiates_tls10_when_forced(pki: TestPKI, leaf: Issued)
 @needs_openssl
 def test_openssl_server_bad_arguments_raise_with_stderr(leaf: Issued) -> None:
     server = OpenSSLServer(leaf, ["-no-such-flag"])
-    with pytest.raises(RuntimeError, match="(?s)did not start.*no-such-flag"):
+    with pytest.raises(RuntimeError, match=r"(?s)did not start.*no-such-flag"):
         server.start()
     assert server.proc is None
 
@@ -533,7 +539,6 @@ def test_free_port_is_bindable() -> None:
 
 # --- legacy OpenSSL 1.0.1e s_server ----------------------------------------------------------
 
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
 
 needs_legacy = pytest.mark.skipif(
     not legacy_openssl_available(),
@@ -602,14 +607,12 @@ def test_legacy_server_dh_group_size(rsa_leaf: tuple[TestPKI, Issued], bits: int
 @needs_legacy
 def test_legacy_server_bad_arguments_raise_with_stderr(rsa_leaf: tuple[TestPKI, Issued]) -> None:
     server = LegacyOpenSSLServer(rsa_leaf[1], ["-no-such-flag"])
-    with pytest.raises(RuntimeError, match="(?s)did not start.*no-such-flag"):
+    with pytest.raises(RuntimeError, match=r"(?s)did not start.*no-such-flag"):
         server.start()
     assert server.proc is None
 
 
 # --- tlslite-ng server -----------------------------------------------------------------------
-
-from auditor.testing.tlslite_server import TlsliteServer
 
 
 def tlslite_handshake(
@@ -649,7 +652,7 @@ def test_tlslite_server_ssl3_and_3des(leaf: Issued) -> None:
     with TlsliteServer(leaf, min_version="SSLv3", max_version="TLSv1.2", ciphers=["3des"]) as server:
         assert tlslite_handshake(server.port, version=(3, 0), ciphers=["3des"]) == ((3, 0), "3des")
         assert tlslite_handshake(server.port, version=(3, 3), ciphers=["3des"]) == ((3, 3), "3des")
-        with pytest.raises(Exception, match="(?i)handshake_failure|insufficient"):
+        with pytest.raises(Exception, match=r"(?i)handshake_failure|insufficient"):
             tlslite_handshake(server.port, version=(3, 3), ciphers=["aes128"])
 
 
@@ -666,8 +669,63 @@ def test_tlslite_server_dh_group_and_renegotiation(pki: TestPKI, leaf: Issued) -
 
 def test_tlslite_server_bad_settings_raise_with_stderr(leaf: Issued) -> None:
     server = TlsliteServer(leaf, ciphers=["no-such-cipher"])
-    with pytest.raises(RuntimeError, match="(?s)did not start.*no-such-cipher"):
+    with pytest.raises(RuntimeError, match=r"(?s)did not start.*no-such-cipher"):
         server.start()
     assert server.proc is None
     with pytest.raises(ValueError, match="unknown version"):
         TlsliteServer(leaf, max_version="TLSv9")
+
+
+# --- what ships: the harness stays out of the wheel, the demo's site stays in -------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_holds_the_auditor_package_and_not_the_harness() -> None:
+    """pyproject's package list (what `pip wheel .` packs) has auditor and its subpackages only, and
+    no module of auditor/ imports the tests' harness."""
+    import tomllib
+
+    from setuptools import find_packages  # type: ignore[import-untyped]  # setuptools ships no types
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(str(ROOT), include=include["include"])
+    assert "auditor" in packages and "auditor.checks" in packages and "auditor.reports" in packages
+    assert not [p for p in packages if not p.startswith("auditor")], packages
+    assert "auditor.testing" not in packages and not (ROOT / "auditor" / "testing").exists()
+    importing = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "auditor").rglob("*.py")
+        if re.search(r"^\s*(from|import) tests\b", path.read_text(), re.MULTILINE)
+    ]
+    assert importing == []
+
+
+def test_demo_site_serves_a_modern_and_a_legacy_site(tmp_path: Path) -> None:
+    """What `auditor demo` starts: a policy-kept site behind a redirect, and a TLS 1.0 site."""
+    from auditor.demo_site import DemoPKI, DemoSite
+
+    demo_pki = DemoPKI(tmp_path)
+    issued = demo_pki.issue("shop", hosts=("shop.demo.test",), policy="ov", subject_org="Demo Shop K.K.")
+    assert issued.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Demo Shop K.K."
+    good = DemoSite(issued, server_name="shop.demo.test", http_mode="redirect", body="<p>shop</p>")
+    legacy = DemoSite(
+        demo_pki.issue("legacy", hosts=("legacy.demo.test",), policy="dv"),
+        minimum_version=ssl.TLSVersion.TLSv1,
+        maximum_version=ssl.TLSVersion.TLSv1,
+        server_name="legacy.demo.test",
+    )
+    ctx = ssl.create_default_context(cafile=str(demo_pki.root_path))
+    with good, legacy:
+        version, leaf_cert = handshake(ctx, good.port, "shop.demo.test")
+        assert version == "TLSv1.3" and leaf_cert == issued.cert
+        with httpx.Client(trust_env=False) as client:
+            answer = client.get(f"http://127.0.0.1:{good.http_port}/x")
+        assert answer.status_code == 301
+        assert answer.headers["location"] == f"https://127.0.0.1:{good.port}/x"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            old = ssl.create_default_context(cafile=str(demo_pki.root_path))
+            old.minimum_version = ssl.TLSVersion.TLSv1
+            old.set_ciphers("DEFAULT:@SECLEVEL=0")
+        assert handshake(old, legacy.port, "legacy.demo.test")[0] == "TLSv1"

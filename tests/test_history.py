@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from auditor.store import Store
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 from tests.conftest import clause_statuses, run_cli
 
 

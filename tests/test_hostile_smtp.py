@@ -24,10 +24,10 @@ from aiosmtpd.controller import Controller
 
 from auditor.config import Email
 from auditor.errors import MailError
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
 from auditor.reports.email import send_report
 from tests.conftest import ROOT, CliRun, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.hostile.rawservers import RawServer
 from tests.test_email import Inbox, report  # noqa: F401  (the report fixture)
 
@@ -144,7 +144,7 @@ def _audit_and_mail(
         )
 
 
-def test_trickled_greeting_ends_at_the_deadline(pki, tmp_path) -> None:  # noqa: ANN001
+def test_trickled_greeting_ends_at_the_deadline(pki, tmp_path) -> None:
     """One `220-` line every half second never lets an idle timeout expire (before: each attempt
     lasted as long as the server kept trickling). With `timeout = 2` each attempt ends at 2 s."""
     trickle = Trickle()
@@ -195,7 +195,7 @@ def _run_with_memory_limit(args: list[str], limit: int, timeout: float) -> tuple
         return CliRun(code, out.read(), err.read()), peak
 
 
-def test_endless_8k_reply_lines_cost_bounded_memory(pki, tmp_path) -> None:  # noqa: ANN001
+def test_endless_8k_reply_lines_cost_bounded_memory(pki, tmp_path) -> None:
     """smtplib keeps every line of a reply: a greeting of endless 8 KB lines took the mailer past
     4 GB (here: MemoryError against the address-space cap). Now a reply is capped, the failure is
     one line, not retried (a server that breaks the protocol is not mended by retrying), and the
@@ -239,7 +239,7 @@ def test_endless_8k_reply_lines_cost_bounded_memory(pki, tmp_path) -> None:  # n
         (1, 5000, "a line over 2048 bytes"),
     ],
 )
-def test_oversized_replies_are_refused(report, lines: int, width: int, why: str) -> None:  # noqa: ANN001, F811
+def test_oversized_replies_are_refused(report, lines: int, width: int, why: str) -> None:  # noqa: F811
     """Complete replies, merely too big (before: accepted, whatever their size)."""
     with finite_reply(lines, width) as server, pytest.raises(MailError) as info:
         send_report(report, _settings(server.port, retries=2), html="h", text="t", json_text="{}")
@@ -248,7 +248,7 @@ def test_oversized_replies_are_refused(report, lines: int, width: int, why: str)
     )
 
 
-def test_a_large_but_legal_reply_still_works(report) -> None:  # noqa: ANN001, F811
+def test_a_large_but_legal_reply_still_works(report) -> None:  # noqa: F811
     """The caps leave room for verbose servers: a 30-line greeting of 500-byte lines is fine."""
     with finite_reply(30, 500) as server:
         send_report(report, _settings(server.port), html="h", text="t", json_text="{}")
@@ -270,7 +270,7 @@ def implicit_tls_smtp(pki: TestPKI) -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
-def dribble_application_data(upstream: int, seconds_per_byte: float):  # noqa: ANN201
+def dribble_application_data(upstream: int, seconds_per_byte: float):
     """A proxy to a TLS 1.2 `upstream` that forwards the handshake at full speed and every record
     of application data one byte every `seconds_per_byte`: each reply arrives well within an idle
     timeout, the session takes several seconds."""
@@ -305,7 +305,7 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
         pass
 
 
-def test_tls_dribbled_byte_by_byte_ends_at_the_deadline(implicit_tls_smtp, report, pki) -> None:  # noqa: ANN001, F811
+def test_tls_dribbled_byte_by_byte_ends_at_the_deadline(implicit_tls_smtp, report, pki) -> None:  # noqa: F811
     """A real implicit-TLS mail server behind a proxy that dribbles its TLS records of application
     data one byte every 6 ms: every reply arrives within about a second, the session takes more
     than three. The attempt ends at its 2 s deadline (before: the mail went out after as long as
@@ -322,7 +322,7 @@ def test_tls_dribbled_byte_by_byte_ends_at_the_deadline(implicit_tls_smtp, repor
     assert not inbox.messages
 
 
-def test_the_same_tls_server_unhindered_receives_the_mail(implicit_tls_smtp, report, pki) -> None:  # noqa: ANN001, F811
+def test_the_same_tls_server_unhindered_receives_the_mail(implicit_tls_smtp, report, pki) -> None:  # noqa: F811
     """The control for the test above: the deadline is what stops it, not the TLS setup."""
     inbox, port = implicit_tls_smtp
     send_report(
@@ -331,7 +331,7 @@ def test_the_same_tls_server_unhindered_receives_the_mail(implicit_tls_smtp, rep
     assert len(inbox.messages) == 1
 
 
-def test_stop_ends_the_retries(report) -> None:  # noqa: ANN001, F811
+def test_stop_ends_the_retries(report) -> None:  # noqa: F811
     """A stop asked for (the scheduler's SIGTERM) while an attempt runs: that attempt keeps its
     deadline, no further attempt is made, and the backoff wait is not slept."""
     trickle = Trickle()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import html5lib
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.conftest import run_cli
 
 SCRIPT = "<script>alert(1)</script>"

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from auditor.checks import run_checks
+from auditor.checks.base import CheckContext
 from auditor.grading import facts_from, grade
 from auditor.grading_rules import WARNINGS
 from auditor.model import Evidence, Finding, HttpEvidence, Status
 from auditor.scan.http import MAX_REDIRECTS, probe_http
-from auditor.testing.pki import Issued, TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
-from auditor.checks import run_checks
-from auditor.checks.base import CheckContext
 from tests import evidence_builders as b
 from tests.conftest import clause_statuses, run_cli
+from tests.harness.pki import Issued, TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
 
 HSTS_WARNING = next(rule.wording for rule in WARNINGS if rule.id == "hsts")
 HSTS_2Y = "max-age=63072000; includeSubDomains"

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,12 +25,12 @@ from typing import Self
 
 import pytest
 
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.ocsp import OCSPResponder, delegated_responder, ocsp_response
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, free_port, wait_for_port
-from auditor.testing.tlslite_server import TlsliteServer
 from tests.conftest import clause_statuses, run_cli
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.ocsp import OCSPResponder, delegated_responder, ocsp_response
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, free_port, wait_for_port
+from tests.harness.tlslite_server import TlsliteServer
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
@@ -187,10 +187,8 @@ class ConnectionRelay:
         except OSError:
             pass
         finally:
-            try:
+            with suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
 
 # ---------------------------------------------------------------- HTTP: one nginx, one server block per case
@@ -1405,20 +1403,20 @@ TLS12_ONLY = [
 LEGACY = {
     # DHE beside ECDHE (so every client connects), server order; -dhparam sets the DHE group.
     # ssllabs-rating.md key exchange: "< 1024 = 40, < 2048 = 80, < 4096 = 90"; caps F (< 1024), B (< 2048).
-    "dh768": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 768),
-    "dh1024": (TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 1024),
+    "dh768": ([*TLS12_ONLY, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 768),
+    "dh1024": ([*TLS12_ONLY, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"], 1024),
     "dh2048-untrusted": (
-        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"],
+        [*TLS12_ONLY, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384"],
         2048,
     ),
     # SSL 2.0 offering only export suites, beside a modern TLS 1.2
     "ssl2-export": (
-        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:EXP-RC4-MD5:EXP-RC2-CBC-MD5"],
+        [*TLS12_ONLY, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:EXP-RC4-MD5:EXP-RC2-CBC-MD5"],
         2048,
     ),
     # SSL 2.0 offering only 64-bit block suites (3DES, RC2): SSLv2-only names, beside a modern TLS 1.2
     "ssl2-64bit-block": (
-        TLS12_ONLY + ["-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-MD5:RC2-CBC-MD5"],
+        [*TLS12_ONLY, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DES-CBC3-MD5:RC2-CBC-MD5"],
         2048,
     ),
 }
@@ -1489,7 +1487,7 @@ def _ssl2(result: dict) -> dict:  # type: ignore[type-arg]
 def test_ssl2_is_seen(legacy_results: dict, name: str) -> None:  # type: ignore[type-arg]
     # ssllabs-rating.md caps: F = "SSL 2.0 offered"; clauses.md 11.3-protocols: SSL 2.0 rejected
     result = audited(legacy_results, name)
-    assert _ssl2(result)["supported"] is True, result["evidence"]["tls"]["errors"]
+    assert _ssl2(result)["supported"] is True, result["evidence"]["tls"]["attempts"]
     assert has_cap(result, "F", "SSL 2.0"), caps(result)
     assert "SSL 2.0" in findings(result, "11.3-protocols"), findings(result, "11.3-protocols")
 
@@ -1501,7 +1499,7 @@ def test_ssl2_suites_are_classified(legacy_results: dict, name: str) -> None:  #
     # clauses.md 11.3-no-rsa-kex fails on any static-RSA suite, 11.1-pfs on any non-(EC)DHE suite.
     result = audited(legacy_results, name)
     ssl2 = _ssl2(result)
-    assert ssl2["supported"], result["evidence"]["tls"]["errors"]
+    assert ssl2["supported"], result["evidence"]["tls"]["attempts"]
     suites = ssl2["suites"]
     assert suites and all(s["key_exchange"] == "RSA" and not s["forward_secret"] for s in suites), suites
     assert has_cap(result, "F", "SSL 2.0"), caps(result)

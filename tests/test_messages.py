@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,10 +16,10 @@ from aiosmtpd.smtp import SMTP
 from auditor.config import Email
 from auditor.errors import MailError
 from auditor.model import AuditReport, TargetRef, TargetResult
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import free_port
 from auditor.reports.email import send_report
 from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import free_port
 from tests.test_email import PASSWORD, Inbox, _authenticate
 
 # ---------------------------------------------------------------- 5. one line, never wrapped
@@ -54,7 +54,7 @@ class _CountingController(Controller):
     """aiosmtpd whose TCP connections are counted by client address (STARTTLS calls
     connection_made again on the same connection), the controller's readiness probe excluded."""
 
-    def __init__(self, handler, **kwargs) -> None:
+    def __init__(self, handler, **kwargs: Any) -> None:
         super().__init__(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
         self.peers: set[object] = set()
 
@@ -88,13 +88,13 @@ class _Refusing(Inbox):
         super().__init__()
         self.mail, self.rcpt = mail, rcpt
 
-    async def handle_MAIL(self, server, session, envelope, address, options):
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802  # aiosmtpd hook
         if self.mail:
             return self.mail
         envelope.mail_from = address
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, options):
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802  # aiosmtpd hook
         if self.rcpt:
             return self.rcpt
         envelope.rcpt_tos.append(address)
@@ -121,7 +121,7 @@ def _tls_context(pki: TestPKI):
     return context
 
 
-def _send(report: AuditReport, pki: TestPKI, port: int, **kw) -> str:
+def _send(report: AuditReport, pki: TestPKI, port: int, **kw: Any) -> str:
     settings = Email.model_validate(
         {
             "host": "127.0.0.1",

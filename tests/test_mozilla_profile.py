@@ -28,10 +28,10 @@ from auditor.model import (
     Vulnerabilities,
 )
 from auditor.mozilla_profile import GUIDELINE, gate, judge, judge_all, load_guideline
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
 from tests import evidence_builders as b
 from tests.conftest import ROOT, audit_local_targets, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 
 SSLYZE_GUIDELINE = Path(sslyze.__file__).parent / "mozilla_tls_profile" / "5.7.json"
 ONLY_SSLYZE = {"tls_vulnerability_extended_master_secret"}

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from auditor.store import Store
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer, free_port
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
 from tests.conftest import ROOT, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
@@ -518,7 +518,7 @@ def test_a_device_or_fifo_given_as_a_report_path_is_written_into_not_replaced(tm
     after the FIFO has shown the fix is in)."""
     import threading
 
-    from auditor.reports.json_report import write_atomic
+    from auditor.safe_files import write_atomic
 
     fifo = tmp_path / "reports.fifo"
     os.mkfifo(fifo)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer, free_port
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer, free_port
 from tests.conftest import ROOT, CliRun, clause_statuses, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import html5lib
 import pytest
 
-from auditor.model import Finding, Status, TargetResult
-from auditor.schedule import run_nightly
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
+from auditor.model import AuditReport, Finding, Status, TargetResult
 from auditor.reports.html import render_html
 from auditor.reports.text import render_text
+from auditor.schedule import run_nightly
 from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 
 BEAST = "BEAST (CBC with TLS 1.0)"
 # TLS 1.0 with a CBC suite first: BEAST present (as in tests/test_grading_real.py)
@@ -30,10 +30,10 @@ LEGACY = {
     "seclevel0": True,
     "ciphers": "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384",
 }
-T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(
-    hours=1
-)  # a night to come
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # a night to come
 DAY = timedelta(days=1)
+# the config, the target's URL, each night's result, the reports of nights 4 and 7
+Week = tuple[Path, str, dict[int, TargetResult], dict[int, AuditReport]]
 
 
 def _config(directory: Path, pki: TestPKI, url: str, hours: float | None = None) -> Path:
@@ -92,7 +92,7 @@ def _clause(result: TargetResult, clause: str) -> Finding:
 
 
 @pytest.fixture(scope="module")
-def week(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def week(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Week:
     """Night 1 modern; TLS 1.0 turned on before night 2; night 3 exactly 24 h after BEAST was first
     seen, night 4 one minute later; night 5 the server is down (not audited); night 6 missed; night 7
     still TLS 1.0; TLS 1.0 turned off before night 8."""
@@ -120,7 +120,7 @@ def week(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN20
     return nights.config, url, results, reports
 
 
-def test_the_window_warns_then_fails_exactly_when_crossed(week) -> None:  # noqa: ANN001
+def test_the_window_warns_then_fails_exactly_when_crossed(week: Week) -> None:
     _, _, results, _ = week
     assert _clause(results[1], "11.4-patch-window").status is Status.PASS
     night2 = _clause(results[2], "11.4-patch-window")
@@ -136,7 +136,7 @@ def test_the_window_warns_then_fails_exactly_when_crossed(week) -> None:  # noqa
     assert _clause(results[8], "11.4-patch-window").status is Status.PASS
 
 
-def test_episodes_open_and_close_at_the_right_scans_with_gaps_never_fixed(week) -> None:  # noqa: ANN001
+def test_episodes_open_and_close_at_the_right_scans_with_gaps_never_fixed(week: Week) -> None:
     _, _, results, _ = week
     assert _clause(results[1], "11.3-protocols").exposure is None  # not failing
     first = _clause(results[2], "11.3-protocols").exposure
@@ -159,13 +159,13 @@ def test_episodes_open_and_close_at_the_right_scans_with_gaps_never_fixed(week) 
     ) in closed.evidence
 
 
-def test_reports_json_and_history_show_failing_since(week) -> None:  # noqa: ANN001
+def test_reports_json_and_history_show_failing_since(week: Week) -> None:
     config, url, _, reports = week
     report = reports[7]
     since = f"failing since {T0 + DAY:%Y-%m-%d %H:%M} UTC (4 days, 4 scan(s), 2 gap(s))"
-    text = render_text(report, tz=timezone.utc)
+    text = render_text(report, tz=UTC)
     assert since in text
-    assert since in render_html(report, tz=timezone.utc)
+    assert since in render_html(report, tz=UTC)
     target = json.loads(report.model_dump_json())["targets"][0]
     protocols = next(f for f in target["findings"] if f["clause"] == "11.3-protocols")
     assert protocols["exposure"]["scans"] == 4 and protocols["exposure"]["first_seen"].startswith(
@@ -207,11 +207,11 @@ def _timelines(html: str) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
-def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week) -> None:  # noqa: ANN001
+def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week: Week) -> None:
     """Night 7: BEAST and TLS 1.0 seen failing on nights 2, 3, 4 and 7; night 5 not audited and
     night 6 missed are gaps, between the first-seen and last-seen dates; every cell says what it is."""
     _, _, _, reports = week
-    html = render_html(reports[7], tz=timezone.utc)
+    html = render_html(reports[7], tz=UTC)
     assert "<script" not in html.lower() and "<img" not in html.lower()
     timelines = _timelines(html)
     cells = timelines["11.3-protocols"]
@@ -248,7 +248,7 @@ def test_the_html_timeline_draws_failing_scans_red_and_gaps_grey(week) -> None: 
     ]
 
 
-def test_an_altered_past_entry_breaks_the_proof(week, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_altered_past_entry_breaks_the_proof(week: Week, tmp_path: Path) -> None:
     config, _, _, _ = week
     copy = tmp_path / "config"
     copy.mkdir()

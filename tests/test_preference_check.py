@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.model import Evidence, Finding, Status
-from auditor.suites import describe
 from auditor.checks import CheckContext
 from auditor.checks.preference import CLAUSE, check_aes256gcm_first, first_choice_ok
+from auditor.model import Attempt, AttemptErrorReason, Evidence, Finding, Probe, Status
+from auditor.suites import describe
 from tests import evidence_builders as b
 
 RSA_256 = "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
@@ -115,7 +115,9 @@ def test_unconfirmed_enforcement_warns() -> None:
 
 def test_nothing_accepted_is_an_error_with_the_scan_errors() -> None:
     ev = b.evidence(b.tls({}))
-    ev.tls.errors["suites TLS 1.2"] = "ConnectionToServerFailed: boom"
+    ev.tls.attempts[Probe.SUITES_TLS_1_2] = Attempt.failed(
+        AttemptErrorReason.CONNECTION_FAILED, "ConnectionToServerFailed: boom"
+    )
     f = _check(ev)
     assert f.status is Status.ERROR and "boom" in f.detail
 

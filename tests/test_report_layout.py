@@ -18,9 +18,9 @@ import pytest
 import tinycss2
 
 from auditor.commands.demo import LEGACY_CIPHERS, MODERN_CIPHERS
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer, free_port
 from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
 
 GREEN = "#15803d"  # the pass colour of the report
 HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")

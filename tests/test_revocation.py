@@ -5,21 +5,21 @@ extension, counting its requests. Responses are built and signed with cryptograp
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from auditor.checks import CheckContext, run_checks
 from auditor.grading_rules import CAPS
 from auditor.model import Evidence, RevocationStatus
 from auditor.scan.revocation import judge_response
 from auditor.scan.tls import scan_tls
-from auditor.testing.ocsp import OCSPResponder, delegated_responder, ocsp_response
-from auditor.testing.pki import Issued, TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer, free_port
-from auditor.checks import CheckContext, run_checks
 from tests.conftest import CliRun, run_cli
+from tests.harness.ocsp import OCSPResponder, delegated_responder, ocsp_response
+from tests.harness.pki import Issued, TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer, free_port
 
 REVOKED_CAP = next(r.wording for r in CAPS if r.id == "revoked")
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
@@ -238,7 +238,7 @@ def test_delegated_responder_signature_is_accepted(pki: TestPKI, leaf: x509.Cert
 def test_unverifiable_responses_are_errors_not_verdicts(
     pki: TestPKI, leaf: x509.Certificate, case: str, expected: str
 ) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     der = {
         "no-ocsp-signing-usage": lambda: ocsp_response(
             pki, leaf, "revoked", responder=delegated_responder(pki, ocsp_signing=False)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from auditor.store import Store
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.conftest import ROOT, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
@@ -202,7 +202,7 @@ def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:  # noqa
 )
 def test_crontab_weekday_numbers_mean_what_cron_means(field: str, weekdays: set[int]) -> None:
     """APScheduler 3 reads 0 as Monday; the config is crontab, where 0 and 7 are Sunday."""
-    from auditor.schedule import make_trigger
+    from auditor.cron import make_trigger
 
     trigger, when, seen = make_trigger(f"0 2 * * {field}", "Asia/Tokyo"), None, set()
     now = datetime(2026, 11, 24, tzinfo=timezone.utc)

@@ -23,6 +23,10 @@ from pathlib import Path
 import pytest
 from sslyze import ScanCommand
 
+from auditor.checks import CheckContext
+from auditor.checks.key_exchange import check_no_rsa_kex
+from auditor.checks.preference import check_aes256gcm_first
+from auditor.checks.vulnerabilities import check_vulnerabilities
 from auditor.grading import facts_from
 from auditor.grading_rules import CAPS
 from auditor.model import CipherSuite, Evidence, ProtocolSupport, Status, TlsEvidence
@@ -30,13 +34,9 @@ from auditor.scan import dh_size
 from auditor.scan.raw_hello import TLS12, Hello, client_hello
 from auditor.scan.tls import scan_tls
 from auditor.suites import describe
-from auditor.testing.legacy import LegacyOpenSSLServer, legacy_openssl_available
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer, free_port
-from auditor.checks import CheckContext
-from auditor.checks.key_exchange import check_no_rsa_kex
-from auditor.checks.preference import check_aes256gcm_first
-from auditor.checks.vulnerabilities import check_vulnerabilities
+from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer, free_port
 
 needs_legacy = pytest.mark.skipif(
     not legacy_openssl_available(),
@@ -54,7 +54,7 @@ def rsa_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
 
 def _suite(tls: TlsEvidence, version: str, name: str) -> CipherSuite:
     protocol = tls.protocol(version)
-    assert protocol is not None and protocol.supported, (version, tls.errors)
+    assert protocol is not None and protocol.supported, (version, tls.attempts)
     return next(s for s in protocol.suites if s.name == name)
 
 
@@ -279,7 +279,7 @@ def test_ssl2_suites_are_rsa_key_exchange_with_their_ciphers(rsa_pki: TestPKI) -
             "good.test", server.port, ip="127.0.0.1", ca_bundle=rsa_pki.root_path, connections_per_server=1
         )
     ssl2 = tls.protocol("SSL 2.0")
-    assert ssl2 is not None and ssl2.supported, tls.errors
+    assert ssl2 is not None and ssl2.supported, tls.attempts
     by_name = {s.name: s for s in ssl2.suites}
     assert {s.key_exchange for s in ssl2.suites} == {"RSA"}
     assert by_name["SSL_CK_RC4_128_WITH_MD5"].encryption == "RC4_128"

@@ -23,17 +23,17 @@ from auditor.model import (
     WebModifier,
     WebProbe,
 )
-from auditor.scan.http import probe_http
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
-from auditor.web_csp import InvalidPolicy, judge_csp, parse_csp
-from auditor.web_grade import score, web_grade
-from auditor.web_grade_rules import RULES, TESTS, letter
 from auditor.reports.html import render_html
 from auditor.reports.junit import to_junit
 from auditor.reports.text import render_text
+from auditor.scan.http import probe_http
+from auditor.web_csp import InvalidPolicy, judge_csp, parse_csp
+from auditor.web_grade import score, web_grade
+from auditor.web_grade_rules import RULES, TESTS, letter
 from tests.conftest import run_cli
 from tests.evidence_builders import deployment, evidence, http, page, tls
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 
 # ---------------------------------------------------------------- CSP, parsed
 

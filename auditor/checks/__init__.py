@@ -1,12 +1,12 @@
 """Policy checks: each module turns evidence into findings for its clause ids.
 
-Adding a check: write a function `(CheckContext) -> list[Finding]` in the module of its area,
-list it with its clause id in that module's CHECKS, and give the clause a row in clauses.py.
+Adding a check: give the clause its entry in clauses.toml and its member in model.ClauseId; write
+a function `(CheckContext) -> list[Finding]` in the module of its area and list it with its clause
+in that module's CHECKS (one check per clause: tests/test_clause_data.py); add its test.
 """
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
 from auditor.checks import (
     certificate,
     cookies,
@@ -23,6 +23,7 @@ from auditor.checks import (
 )
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import CLAUSES
+from auditor.model import Finding, Status
 
 ALL_CHECKS = [
     *transport.CHECKS,
@@ -46,10 +47,11 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     for clause, check in ALL_CHECKS:
         try:
             found.extend(check(ctx))
-        except Exception as exc:  # a check bug must not hide the other clauses
+        except Exception as exc:  # noqa: BLE001  (a check bug must not hide the other clauses)
             found.append(
                 finding(
                     clause,
+                    "check-failed",
                     Status.ERROR,
                     "The check failed",
                     f"{check.__name__}: {type(exc).__name__}: {exc}"[:300],
@@ -59,4 +61,4 @@ def run_checks(ctx: CheckContext) -> list[Finding]:
     return sorted(found, key=lambda f: order.get(f.clause, len(order)))
 
 
-__all__ = ["CheckContext", "run_checks", "ALL_CHECKS", "CLAUSES"]
+__all__ = ["ALL_CHECKS", "CLAUSES", "CheckContext", "run_checks"]

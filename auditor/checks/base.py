@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from auditor.config import Policy
-from auditor.evidence_log import LogVerification
-from auditor.exposure import ExposureHistory
-from auditor.model import Evidence, Finding, Grade, Status
+from auditor.facts import ExposureHistory, LogVerification
+from auditor.model import ClauseId, Evidence, Finding, Grade, Status
 
 
 @dataclass(frozen=True)
@@ -19,31 +18,29 @@ class CheckContext:
     custom_ca: bool = False  # the target is audited against its own CA bundle
     grade: Grade | None = None  # computed before the checks (auditor.grading)
     evidence_log: LogVerification | None = None  # the history's chain, verified before this run
-    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     exposure: ExposureHistory | None = (
         None  # the stored history's episodes (None: no history, on-demand audit)
     )
 
 
 def finding(
-    clause: str,
+    clause: ClauseId,
+    result_id: str,
     status: Status,
     title: str,
     detail: str = "",
     evidence: list[str] | None = None,
     remediation: str | None = None,
 ) -> Finding:
+    """A finding; `result_id` names the outcome in kebab case (e.g. "hsts-max-age-short") and keeps
+    one status: history diffs and tests match on it, never on the wording of the title."""
     return Finding(
         clause=clause,
+        result_id=result_id,
         status=status,
         title=title,
         detail=detail,
         evidence=evidence or [],
         remediation=remediation,
     )
-
-
-def fix(nginx: str, apache: str, note: str = "") -> str:
-    """A remediation: the nginx lines, the Apache lines, and a sentence when they need one."""
-    text = f"nginx:\n{nginx}\nApache:\n{apache}"
-    return f"{note}\n{text}" if note else text

@@ -10,52 +10,33 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from auditor.chain import incomplete_chain, no_known_issuer
-from auditor.exposure import span
-from auditor.model import Certificate, CertificateDeployment, Finding, RevocationStatus, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import VALUES, remediation
+from auditor.checks.evidence import not_tested
+from auditor.facts import span
+from auditor.model import (
+    Certificate,
+    CertificateDeployment,
+    ClauseId,
+    Finding,
+    Probe,
+    RevocationStatus,
+    Status,
+)
 
 EV_OID = "2.23.140.1.1"
 OV_OID = "2.23.140.1.2.2"
 IV_OID = "2.23.140.1.2.3"
 DV_OID = "2.23.140.1.2.1"
 
-CHAIN_FIX = fix(
-    "ssl_certificate /etc/ssl/example.com/fullchain.pem;  # leaf first, then the intermediates",
-    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem  # Apache 2.4.8+: leaf + intermediates",
-    "Serve the leaf followed by every intermediate CA certificate.",
-)
-REISSUE_FIX = fix(
-    "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
-    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
-    "Obtain a certificate from a publicly trusted CA that names this host, then install it:",
-)
-PRIVATE_CA_HINT = (
-    "If it is your organisation's private CA, audit against it: --ca-bundle PEM on the command "
-    'line, or ca_bundle = "PEM" in the target\'s [[targets]] entry of config.toml.'
-)
-UNKNOWN_CA_FIX = fix(
-    "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
-    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
-    PRIVATE_CA_HINT + " Otherwise obtain a certificate from a publicly trusted CA that names this host, and "
-    "install it:",
-)
-LEVEL_FIX = (
-    "Buy an OV (organisation-validated) or EV certificate from a CA that verifies the company's "
-    "identity, and install it with the ssl_certificate (nginx) / SSLCertificateFile (Apache) lines."
-)
-SIGNATURE_FIX = (
-    "Reissue the certificate (and use a CA whose intermediates are) signed with SHA-256 or stronger."
-)
-REVOKED_FIX = fix(
-    "ssl_certificate /etc/ssl/example.com/fullchain.pem;\nssl_certificate_key /etc/ssl/example.com/privkey.pem;",
-    "SSLCertificateFile /etc/ssl/example.com/fullchain.pem\nSSLCertificateKeyFile /etc/ssl/example.com/privkey.pem",
-    "The CA revoked this certificate: clients that check refuse it. Get a new certificate with a new key "
-    "and install it (then reload, so no stale stapled response is served):",
-)
-RENEW_FIX = (
-    "Renew now (e.g. `certbot renew --force-renewal`), reload the server (`systemctl reload nginx` / "
-    "`apachectl graceful`), and check why automatic renewal did not run (`systemctl list-timers certbot*`)."
-)
+CHAIN_FIX = remediation(ClauseId.CERT_TRUSTED, "chain")
+REISSUE_FIX = remediation(ClauseId.CERT_TRUSTED, "reissue")
+PRIVATE_CA_HINT = VALUES["PRIVATE_CA_HINT"]
+UNKNOWN_CA_FIX = remediation(ClauseId.CERT_TRUSTED, "unknown-ca")
+LEVEL_FIX = remediation(ClauseId.CERT_VALIDATION_LEVEL, "level")
+SIGNATURE_FIX = remediation(ClauseId.CERT_SIGNATURE, "signature")
+REVOKED_FIX = remediation(ClauseId.CERT_TRUSTED, "revoked")
+RENEW_FIX = remediation(ClauseId.CERT_RENEWAL, "renew")
 
 
 def _deployments(ctx: CheckContext) -> list[CertificateDeployment]:
@@ -72,7 +53,7 @@ def _labels(deployments: list[CertificateDeployment]) -> list[str]:
 
 
 def _each(
-    clause: str, ctx: CheckContext, judge: Callable[[CheckContext, CertificateDeployment], Finding]
+    clause: ClauseId, ctx: CheckContext, judge: Callable[[CheckContext, CertificateDeployment], Finding]
 ) -> list[Finding]:
     """`judge` applied to every served certificate; with several, each finding names its own."""
     deployments = _deployments(ctx)
@@ -92,9 +73,18 @@ def _each(
     ]
 
 
-def _missing(clause: str, ctx: CheckContext) -> list[Finding]:
-    reason = ctx.evidence.tls.errors.get("certificate_info", "no certificate was received")
-    return [finding(clause, Status.ERROR, "The certificate could not be retrieved", reason)]
+def _missing(clause: ClauseId, ctx: CheckContext) -> list[Finding]:
+    title = "The certificate could not be retrieved"
+    return [
+        not_tested(
+            ctx,
+            clause,
+            "cert-not-retrieved",
+            title,
+            Probe.CERTIFICATE_INFO,
+            otherwise="no certificate was received",
+        )
+    ]
 
 
 def _describe(cert: Certificate) -> str:
@@ -120,7 +110,7 @@ def revocation_line(r: RevocationStatus) -> str:
 
 
 def check_trusted(ctx: CheckContext) -> list[Finding]:
-    return _each("11.2-cert-trusted", ctx, _trusted)
+    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted)
 
 
 def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
@@ -141,22 +131,35 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         for t in sorted(dep.trust, key=lambda t: t not in stores)
     ]
     facts += [revocation_line(r) for r in dep.revocation]
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str, str]] = []  # (result id, title, detail), the most serious first
     if (revoked := dep.revoked()) is not None:
         problems.append(
-            ("The certificate is revoked", revocation_line(revoked).removeprefix("revocation: ") + ".")
+            (
+                "cert-revoked",
+                "The certificate is revoked",
+                revocation_line(revoked).removeprefix("revocation: ") + ".",
+            )
         )
     if not dep.hostname_matches:
         problems.append(
             (
+                "cert-name-mismatch",
                 f"The certificate does not name {ctx.host}",
                 f"subjectAltName: {', '.join(leaf.subject_alt_names) or '(none)'}",
             )
         )
     if ctx.now > leaf.not_after:
-        problems.append(("The certificate has expired", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC"))
+        problems.append(
+            ("cert-expired", "The certificate has expired", f"notAfter {leaf.not_after:%Y-%m-%d %H:%M} UTC")
+        )
     elif ctx.now < leaf.not_before:
-        problems.append(("The certificate is not yet valid", f"notBefore {leaf.not_before:%Y-%m-%d} UTC"))
+        problems.append(
+            (
+                "cert-not-yet-valid",
+                "The certificate is not yet valid",
+                f"notBefore {leaf.not_before:%Y-%m-%d} UTC",
+            )
+        )
     untrusted = [t for t in stores if not t.trusted]
     if not stores or untrusted:
         names = ", ".join(t.store for t in untrusted) or required
@@ -169,13 +172,14 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
             )
             problems.append(
                 (
+                    "cert-chain-incomplete",
                     "The chain is incomplete: the intermediate certificate is missing",
                     f"only the leaf was sent: its issuer {leaf.issuer} must follow it ({where}); "
                     f"untrusted by {names}",
                 )
             )
         elif leaf.self_signed:
-            problems.append(("The certificate is self-signed", f"untrusted by {names}"))
+            problems.append(("cert-self-signed", "The certificate is self-signed", f"untrusted by {names}"))
         elif not ctx.custom_ca and untrusted and all(no_known_issuer(t.error) for t in untrusted):
             fetch = (
                 ""
@@ -184,6 +188,7 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
             )
             problems.append(
                 (
+                    "cert-unknown-ca",
                     "The certificate is issued by an unknown CA",
                     f"{top.issuer} is in none of {names}{fetch}. {PRIVATE_CA_HINT}",
                 )
@@ -191,30 +196,32 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         else:
             problems.append(
                 (
+                    "cert-untrusted",
                     f"The chain is not trusted by {names}",
                     next((t.error for t in untrusted if t.error), "") or "",
                 )
             )
     if problems:
         title = (
-            problems[0][0]
+            problems[0][1]
             if len(problems) == 1
-            else f"{len(problems)} trust problems: " + "; ".join(p[0] for p in problems)
+            else f"{len(problems)} trust problems: " + "; ".join(p[1] for p in problems)
         )
+        kinds = {p[0] for p in problems}
         remedy = (
             REVOKED_FIX
-            if revoked
+            if "cert-revoked" in kinds
             else CHAIN_FIX
-            if "incomplete" in title
+            if "cert-chain-incomplete" in kinds
             else UNKNOWN_CA_FIX
-            if "unknown CA" in title
+            if "cert-unknown-ca" in kinds
             else REISSUE_FIX
         )
-        return finding(
-            "11.2-cert-trusted", Status.FAIL, title, " ".join(p[1] for p in problems if p[1]), facts, remedy
-        )
+        detail = " ".join(p[2] for p in problems if p[2])
+        return finding(ClauseId.CERT_TRUSTED, problems[0][0], Status.FAIL, title, detail, facts, remedy)
     return finding(
-        "11.2-cert-trusted",
+        ClauseId.CERT_TRUSTED,
+        "cert-trusted",
         Status.PASS,
         f"Trusted by {required}, host name matches",
         f"The chain validates and the certificate names {ctx.host}.",
@@ -237,7 +244,7 @@ def validation_level(dep: CertificateDeployment) -> str:
 
 
 def check_validation_level(ctx: CheckContext) -> list[Finding]:
-    return _each("11.2-cert-validation-level", ctx, _validation_level)
+    return _each(ClauseId.CERT_VALIDATION_LEVEL, ctx, _validation_level)
 
 
 def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
@@ -247,7 +254,8 @@ def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     allowed = ctx.policy.validation_levels
     if level in allowed:
         return finding(
-            "11.2-cert-validation-level",
+            ClauseId.CERT_VALIDATION_LEVEL,
+            "cert-level-ok",
             Status.PASS,
             f"{level} certificate",
             f"The certificate's policy identifies it as {level}.",
@@ -259,7 +267,8 @@ def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         else f"The certificate is {level}; the policy requires {' or '.join(allowed)}."
     )
     return finding(
-        "11.2-cert-validation-level",
+        ClauseId.CERT_VALIDATION_LEVEL,
+        "cert-level-insufficient",
         Status.FAIL,
         f"{level} certificate, not {'/'.join(allowed)}",
         detail,
@@ -269,7 +278,7 @@ def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
 
 
 def check_signature(ctx: CheckContext) -> list[Finding]:
-    return _each("11.2-cert-signature", ctx, _signature)
+    return _each(ClauseId.CERT_SIGNATURE, ctx, _signature)
 
 
 def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
@@ -283,7 +292,8 @@ def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
             weak.append(f"{cert.subject} is signed with {algo}")
     if weak:
         return finding(
-            "11.2-cert-signature",
+            ClauseId.CERT_SIGNATURE,
+            "cert-signature-weak",
             Status.FAIL,
             "Weak certificate signature",
             "; ".join(weak),
@@ -291,7 +301,8 @@ def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
             SIGNATURE_FIX,
         )
     return finding(
-        "11.2-cert-signature",
+        ClauseId.CERT_SIGNATURE,
+        "cert-signature-strong",
         Status.PASS,
         "Leaf and intermediates signed with SHA-256 or stronger",
         "The root is not judged: its signature is not used by clients.",
@@ -300,7 +311,7 @@ def _signature(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
 
 
 def check_renewal(ctx: CheckContext) -> list[Finding]:
-    return _each("11.2-cert-renewal", ctx, _renewal)
+    return _each(ClauseId.CERT_RENEWAL, ctx, _renewal)
 
 
 def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
@@ -332,7 +343,8 @@ def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         )
     if left.total_seconds() <= 0:
         return finding(
-            "11.2-cert-renewal",
+            ClauseId.CERT_RENEWAL,
+            "cert-expired",
             Status.FAIL,
             f"The certificate has expired: {late}",
             f"It expired {-days_left:.0f} days ago; renewal failed.",
@@ -341,19 +353,27 @@ def _renewal(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         )
     if left < window:
         return finding(
-            "11.2-cert-renewal",
+            ClauseId.CERT_RENEWAL,
+            "cert-renewal-overdue",
             Status.FAIL,
             f"Only {days_left:.0f} days left: {late}",
             f"Policy: {rule}. The certificate should already have been replaced.",
             facts,
             RENEW_FIX,
         )
-    return finding("11.2-cert-renewal", Status.PASS, f"{days_left:.0f} days left", f"Policy: {rule}.", facts)
+    return finding(
+        ClauseId.CERT_RENEWAL,
+        "cert-renewal-ok",
+        Status.PASS,
+        f"{days_left:.0f} days left",
+        f"Policy: {rule}.",
+        facts,
+    )
 
 
 CHECKS = [
-    ("11.2-cert-trusted", check_trusted),
-    ("11.2-cert-validation-level", check_validation_level),
-    ("11.2-cert-signature", check_signature),
-    ("11.2-cert-renewal", check_renewal),
+    (ClauseId.CERT_TRUSTED, check_trusted),
+    (ClauseId.CERT_VALIDATION_LEVEL, check_validation_level),
+    (ClauseId.CERT_SIGNATURE, check_signature),
+    (ClauseId.CERT_RENEWAL, check_renewal),
 ]

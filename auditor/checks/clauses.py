@@ -1,35 +1,94 @@
-"""The clause table of ../shared/policy/clauses.md: stable ids and the promise each one makes.
+"""The clause table (clauses.toml beside this module), loaded once and validated: a typo in the data
+fails at import, not in a report.
 
-Reports, history, JSON and config all use these ids; the order here is the report's order.
+The data is TOML rather than Python so that the table a reader checks against the policy is one
+file of text (promise, thresholds, fixes with their nginx and Apache lines), and so that the README's
+table and the SARIF help are generated from it, not copied.
 """
 
-CLAUSES: dict[str, str] = {
-    "11.1-tls-enforced": "All traffic is encrypted with TLS; plain HTTP only redirects to HTTPS",
-    "11.1-pfs": "Key exchange with forward secrecy is preferred",
-    "11.2-cert-trusted": "Certificate from a trusted CA, valid chain, matching host name",
-    "11.2-cert-validation-level": "EV or OV certificate (identity verified)",
-    "11.2-cert-signature": "Certificate signed with SHA-256 or stronger",
-    "11.2-cert-renewal": "Certificate renewed well before expiry",
-    "11.3-protocols": "TLS 1.2 and TLS 1.3 only",
-    "11.3-aes256gcm-first": "AES-256-GCM suites negotiated first",
-    "11.3-no-rsa-kex": "No RSA key exchange",
-    "11.3-ecdhe-default": "ECDHE is the default key exchange, with strong groups",
-    "11.3-quantum-resistance": "Cipher strength kept high, with a certain resistance to the threat of practical "
-    "quantum computers (hybrid ML-KEM key exchange)",
-    "11.4-vulnerabilities": "Not exposed to published TLS flaws (Heartbleed, POODLE, BEAST, ...)",
-    "11.4-patch-window": "Published TLS flaws patched within the window (24 h) after the auditor first saw them",
-    "11.4-grade-a": "SSL Labs-style grade A or better",
-    "11.5-hsts": "HSTS header against downgrade and stripping",
-    "11.5-cookies": "Cookies carry Secure, HttpOnly and SameSite",
-    "11.6-evidence-log": "Tamper-evident evidence log kept 24 months",
-    "5.4-transit": "Personal data sent only over TLS 1.2 or later",
-    "12.3-cookie-consent": "Cookies stored only after the visitor agrees",
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.resources import files
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.model import ClauseId
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Remedy(_Data):
+    """A fix: plain text, or a sentence with the nginx and Apache lines."""
+
+    text: str | None = None
+    note: str = ""
+    nginx: str | None = None
+    apache: str | None = None
+
+    def render(self) -> str:
+        if self.text is not None:
+            return self.text
+        lines = f"nginx:\n{self.nginx}\nApache:\n{self.apache}"
+        return f"{self.note}\n{lines}" if self.note else lines
+
+
+class Clause(_Data):
+    id: ClauseId
+    section: str
+    title: str  # the promise, as reports print it
+    severity: Literal["critical", "high", "medium", "low"]
+    since: int = Field(ge=1)  # the RULES_VERSION the check appeared in
+    row_since: dict[str, int] = Field(default_factory=dict)  # per row (11.4-vulnerabilities flaws)
+    thresholds: tuple[str, ...] = ()  # the [policy] keys the check reads
+    checks: str  # what the auditor checks (Markdown)
+    remediation: dict[str, Remedy] = Field(default_factory=dict)
+
+
+class ClauseTable(_Data):
+    rules_version: int = Field(ge=1)
+    values: dict[str, str] = Field(default_factory=dict)
+    clause: tuple[Clause, ...]
+
+
+_PLACEHOLDER = re.compile(r"@([A-Z0-9_]+)@")
+
+
+def _expand(raw: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], raw)  # an unknown name: KeyError at import
+
+
+def load(text: str) -> ClauseTable:
+    """The table from TOML text, with @NAME@ replaced by [values] NAME in every remediation."""
+    raw = tomllib.loads(text)
+    values = raw.get("values", {})
+    for entry in raw.get("clause", []):
+        for remedy in entry.get("remediation", {}).values():
+            for key, value in remedy.items():
+                remedy[key] = _expand(value, values)
+    return ClauseTable.model_validate(raw)
+
+
+TABLE = load(files("auditor.checks").joinpath("clauses.toml").read_text(encoding="utf-8"))
+CLAUSE_DATA: dict[ClauseId, Clause] = {c.id: c for c in TABLE.clause}
+VALUES = TABLE.values
+
+# id -> promise, in report order (reports, JSON, config and history use these ids)
+CLAUSES: dict[ClauseId, str] = {c.id: c.title for c in TABLE.clause}
+
+# The version of the check rules, recorded in every stored scan (TargetResult.rules_version).
+RULES_VERSION = TABLE.rules_version
+# clause id, or "clause/row" -> the rules version it appeared in, where later than 1: the remediation
+# clock (auditor.exposure) starts that key at the first scan able to see it.
+SINCE: dict[str, int] = {c.id: c.since for c in TABLE.clause if c.since > 1} | {
+    f"{c.id}/{row}": version for c in TABLE.clause for row, version in c.row_since.items()
 }
 
-# The version of the check rules, recorded in every stored scan (TargetResult.rules_version). Bump it
-# when a check, or a row of 11.4-vulnerabilities, is added, and name the addition in SINCE: the
-# remediation clock (auditor.exposure) then starts that key at the first scan able to see it.
-RULES_VERSION = 2
-SINCE: dict[str, int] = {
-    "11.4-patch-window": 2,
-}
+
+def remediation(clause: ClauseId, name: str) -> str:
+    """The named fix of a clause, as a finding carries it."""
+    return CLAUSE_DATA[clause].remediation[name].render()

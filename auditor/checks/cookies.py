@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from auditor.model import Cookie, Finding, HttpResponse, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.model import ClauseId, Cookie, Finding, HttpResponse, Status
 
-COOKIE_FIX = fix(
-    "proxy_cookie_flags ~ secure httponly samesite=lax;  # nginx 1.19.3+, for proxied applications",
-    'Header always edit Set-Cookie ^(.*)$ "$1; Secure; HttpOnly; SameSite=Lax"',
-    "Best fixed in the application's session settings, and set no cookie on plain HTTP; at the web server:",
-)
-CONSENT_FIX = (
-    "Set only strictly necessary cookies before consent, and add those to "
-    "[policy] cookie_allowlist in config.toml once reviewed."
-)
+COOKIE_FIX = remediation(ClauseId.COOKIES, "cookies")
+CONSENT_FIX = remediation(ClauseId.COOKIE_CONSENT, "consent")
 PLAIN_HTTP_PROBLEM = "set over plain HTTP (sent in clear; cannot be Secure)"
 
 
@@ -83,12 +77,21 @@ def _fetch_errors(ctx: CheckContext) -> str:
 def check_cookies(ctx: CheckContext) -> list[Finding]:
     pages = [r for r in ctx.evidence.http.https if r.error is None]
     if not pages:
-        return [finding("11.5-cookies", Status.ERROR, "No HTTPS page could be fetched", _fetch_errors(ctx))]
+        return [
+            finding(
+                ClauseId.COOKIES,
+                "cookies-no-page",
+                Status.ERROR,
+                "No HTTPS page could be fetched",
+                _fetch_errors(ctx),
+            )
+        ]
     seen = _seen(ctx)
     if not seen:
         return [
             finding(
-                "11.5-cookies",
+                ClauseId.COOKIES,
+                "cookies-none-set",
                 Status.PASS,
                 "No cookies are set on the audited pages",
                 f"{len(pages)} HTTPS response(s) and the plain-HTTP answer fetched; none sent Set-Cookie.",
@@ -111,7 +114,8 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
         detail = "; ".join(f"{shown_name(c)} on {url}: {', '.join(p)}" for url, c, p in bad[:10])
         return [
             finding(
-                "11.5-cookies",
+                ClauseId.COOKIES,
+                "cookies-unprotected",
                 Status.FAIL,
                 f"{len(bad)} of {len(judged)} cookie(s) lack protection",
                 detail,
@@ -122,7 +126,8 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
     if not judged:
         return [
             finding(
-                "11.5-cookies",
+                ClauseId.COOKIES,
+                "cookies-deletions-only",
                 Status.PASS,
                 "Only deletion cookies are set",
                 "Every Set-Cookie deletes a cookie (Max-Age <= 0 or Expires in the past): nothing is stored.",
@@ -131,7 +136,8 @@ def check_cookies(ctx: CheckContext) -> list[Finding]:
         ]
     return [
         finding(
-            "11.5-cookies",
+            ClauseId.COOKIES,
+            "cookies-protected",
             Status.PASS,
             f"All {len(judged)} cookie(s) are Secure, HttpOnly, SameSite",
             evidence=facts,
@@ -144,7 +150,11 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
     if first is None or first.error is not None:
         return [
             finding(
-                "12.3-cookie-consent", Status.ERROR, "The first page could not be fetched", _fetch_errors(ctx)
+                ClauseId.COOKIE_CONSENT,
+                "consent-no-page",
+                Status.ERROR,
+                "The first page could not be fetched",
+                _fetch_errors(ctx),
             )
         ]
     landing = ctx.evidence.http.landing()
@@ -156,7 +166,8 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
     if not names:
         return [
             finding(
-                "12.3-cookie-consent",
+                ClauseId.COOKIE_CONSENT,
+                "consent-no-cookie",
                 Status.PASS,
                 "No cookie is set before consent",
                 f"The first visit ({', '.join(r.url for r in landing)}) stores no cookie.",
@@ -169,7 +180,8 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
         if unexpected:
             return [
                 finding(
-                    "12.3-cookie-consent",
+                    ClauseId.COOKIE_CONSENT,
+                    "consent-not-allowlisted",
                     Status.FAIL,
                     f"{len(unexpected)} cookie(s) set before consent are not allow-listed",
                     ", ".join(n or "(nameless cookie)" for n in unexpected),
@@ -179,7 +191,8 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
             ]
         return [
             finding(
-                "12.3-cookie-consent",
+                ClauseId.COOKIE_CONSENT,
+                "consent-allowlisted-only",
                 Status.PASS,
                 "Only allow-listed cookies are set before consent",
                 shown,
@@ -188,7 +201,8 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
         ]
     return [
         finding(
-            "12.3-cookie-consent",
+            ClauseId.COOKIE_CONSENT,
+            "consent-cookies-listed",
             Status.INFO,
             f"{len(names)} cookie(s) set before any interaction",
             f"Review whether these are strictly necessary: {shown}. "
@@ -198,4 +212,4 @@ def check_consent(ctx: CheckContext) -> list[Finding]:
     ]
 
 
-CHECKS = [("11.5-cookies", check_cookies), ("12.3-cookie-consent", check_consent)]
+CHECKS = [(ClauseId.COOKIES, check_cookies), (ClauseId.COOKIE_CONSENT, check_consent)]

@@ -6,15 +6,12 @@ None means this run keeps no history (an on-demand `auditor audit` of URLs).
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
 from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.model import ClauseId, Finding, Status
 
-CLAUSE = "11.6-evidence-log"
-FIX = (
-    "Treat the log as tampered with: keep the database file for investigation, compare the head hash with "
-    "those printed at the end of earlier reports and emails (`auditor verify-log --expect-head HASH`), and "
-    "restore the database from a backup."
-)
+CLAUSE = ClauseId.EVIDENCE_LOG
+FIX = remediation(ClauseId.EVIDENCE_LOG, "tampered")
 
 
 def check_evidence_log(ctx: CheckContext) -> list[Finding]:
@@ -23,6 +20,7 @@ def check_evidence_log(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "evidence-log-none",
                 Status.NOT_TESTED,
                 "No evidence log for this run",
                 "On-demand audits are not logged; `auditor schedule` (or `auditor audit --store`) keeps the "
@@ -36,6 +34,7 @@ def check_evidence_log(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "evidence-log-intact",
                 Status.PASS,
                 "The evidence log verifies",
                 "Every entry's hash covers its content and the previous entry's hash, from the chain's "
@@ -45,7 +44,17 @@ def check_evidence_log(ctx: CheckContext) -> list[Finding]:
             )
         ]
     where = f" at entry {log.first_bad_seq}" if log.first_bad_seq is not None else ""
-    return [finding(CLAUSE, Status.FAIL, f"The evidence log is broken{where}", log.reason, facts, FIX)]
+    return [
+        finding(
+            CLAUSE,
+            "evidence-log-broken",
+            Status.FAIL,
+            f"The evidence log is broken{where}",
+            log.reason,
+            facts,
+            FIX,
+        )
+    ]
 
 
 CHECKS = [(CLAUSE, check_evidence_log)]

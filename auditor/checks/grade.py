@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from auditor.grading import at_least, withheld
-from auditor.model import Finding, Status
 from auditor.checks.base import CheckContext, finding
+from auditor.checks.evidence import not_tested
+from auditor.grading import at_least, withheld
+from auditor.model import ClauseId, Finding, Status
 
-CLAUSE = "11.4-grade-a"
+CLAUSE = ClauseId.GRADE_A
 
 
 def check_grade(ctx: CheckContext) -> list[Finding]:
     g = ctx.grade
     if g is None and (why := withheld(ctx.evidence.tls)) is not None:
-        return [
-            finding(
-                CLAUSE,
-                Status.ERROR,
-                why[:1].upper() + why[1:],
-                "; ".join(ctx.evidence.tls.errors.values())[:300],
-            )
-        ]
+        return [not_tested(ctx, CLAUSE, "grade-withheld", why[:1].upper() + why[1:])]
     if g is None:
-        return [finding(CLAUSE, Status.NOT_TESTED, "No grade was computed")]
+        return [finding(CLAUSE, "grade-missing", Status.NOT_TESTED, "No grade was computed")]
     facts = [
         f"grade {g.letter} (score {g.score}: protocol {g.categories.get('protocol')}, key exchange "
         f"{g.categories.get('key_exchange')}, cipher {g.categories.get('cipher')})"
@@ -35,6 +29,7 @@ def check_grade(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "grade-meets-minimum",
                 Status.PASS,
                 f"Grade {g.letter}",
                 f"At least {minimum}, as the policy promises.",
@@ -45,6 +40,7 @@ def check_grade(ctx: CheckContext) -> list[Finding]:
     return [
         finding(
             CLAUSE,
+            "grade-below-minimum",
             Status.FAIL,
             f"Grade {g.letter}, below {minimum}",
             reasons,

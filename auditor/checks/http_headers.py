@@ -6,16 +6,13 @@ ignored by browsers, so it counts as missing; a valid one only on a later same-h
 
 from __future__ import annotations
 
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
 from auditor.hsts import Hsts, HstsVerdict, hsts_verdict, parse_sts
-from auditor.model import Finding, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.model import ClauseId, Finding, Status
 
-CLAUSE = "11.5-hsts"
-HSTS_FIX = fix(
-    'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
-    'Header always set Strict-Transport-Security "max-age=63072000; includeSubDomains"',
-    "Send one valid HSTS header on every HTTPS response (redirects included) with a max-age of at least one year:",
-)
+CLAUSE = ClauseId.HSTS
+HSTS_FIX = remediation(ClauseId.HSTS, "hsts")
 
 
 def _describe(parsed: Hsts) -> str:
@@ -51,6 +48,7 @@ def _only_later(verdict: HstsVerdict, facts: list[str], why_first: str, ctx: Che
     return [
         finding(
             CLAUSE,
+            "hsts-only-later-short" if status is Status.FAIL else "hsts-only-later",
             status,
             f"HSTS only on a later response ({later.url})",
             f"{why_first} A valid header (max-age={max_age}) comes only on {later.url}, reached by "
@@ -66,7 +64,7 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
     verdict = hsts_verdict(ctx.evidence.http)
     if verdict.first is None:
         errors = "; ".join(f"{r.url}: {r.error}" for r in ctx.evidence.http.https)
-        return [finding(CLAUSE, Status.ERROR, "No HTTPS page could be fetched", errors)]
+        return [finding(CLAUSE, "hsts-no-page", Status.ERROR, "No HTTPS page could be fetched", errors)]
     page, parsed = verdict.first, verdict.parsed
     facts = _facts(verdict, ctx)
     if parsed is None or not parsed.valid:
@@ -87,7 +85,17 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
             )
         if verdict.later_valid:
             return _only_later(verdict, facts, why, ctx)
-        return [finding(CLAUSE, Status.FAIL, title, why, facts, HSTS_FIX)]
+        return [
+            finding(
+                CLAUSE,
+                "hsts-missing" if parsed is None else "hsts-invalid",
+                Status.FAIL,
+                title,
+                why,
+                facts,
+                HSTS_FIX,
+            )
+        ]
     max_age = parsed.max_age or 0
     facts += [
         f"includeSubDomains: {'yes' if parsed.include_subdomains else 'no'}",
@@ -98,6 +106,7 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "hsts-max-age-short",
                 Status.FAIL,
                 f"HSTS max-age {max_age} is too short",
                 f"The policy requires at least {p.hsts_fail_below} s (fails below), {p.hsts_min_age} s "
@@ -110,6 +119,7 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "hsts-max-age-below-recommended",
                 Status.WARN,
                 f"HSTS max-age {max_age} is below {p.hsts_min_age}",
                 "Accepted, but shorter than the recommended one year.",
@@ -123,6 +133,7 @@ def check_hsts(ctx: CheckContext) -> list[Finding]:
     return [
         finding(
             CLAUSE,
+            "hsts-ok",
             Status.PASS,
             f"HSTS max-age={max_age}" + (f" with {extras}" if extras else ""),
             f"The first HTTPS response ({page.url}) sends a valid HSTS header with a long enough max-age.",

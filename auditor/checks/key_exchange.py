@@ -2,52 +2,39 @@
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.checks.evidence import SUITES, not_tested, why_not
+from auditor.model import CipherSuite, ClauseId, Finding, Probe, Status
 
-MODERN_CIPHERS = (
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-)
-
-PFS_FIX = fix(
-    f"ssl_ciphers {MODERN_CIPHERS};\nssl_prefer_server_ciphers on;",
-    f"SSLCipherSuite {MODERN_CIPHERS}\nSSLHonorCipherOrder on",
-    "Offer only (EC)DHE suites for TLS 1.2 and below, and enforce the server's order.",
-)
+PFS_FIX = remediation(ClauseId.PFS, "pfs")
 
 
 def _unenumerated(ctx: CheckContext) -> str | None:
     """Why the accepted suites may be incomplete (a pass would rest on what was never seen), or None."""
     tls = ctx.evidence.tls
     untested = [p.version for p in tls.protocols if p.supported is None]
-    if untested:
-        return f"{', '.join(untested)} not tested"
-    return tls.errors.get("unanswered")
+    if untested or Probe.SCAN in tls.attempts:
+        return why_not(tls, *SUITES, Probe.SCAN) or f"{', '.join(untested)} not tested"
+    return None
 
 
-def _legacy_suites(ctx: CheckContext):  # noqa: ANN202
+def _legacy_suites(ctx: CheckContext) -> list[tuple[str, CipherSuite]]:
     return [(v, s) for v, s in ctx.evidence.tls.accepted_suites() if v != "TLS 1.3"]
 
 
 def check_pfs(ctx: CheckContext) -> list[Finding]:
     tls = ctx.evidence.tls
     if not tls.protocols or all(p.supported is None for p in tls.protocols):
-        return [
-            finding(
-                "11.1-pfs",
-                Status.ERROR,
-                "Cipher suites could not be enumerated",
-                "; ".join(tls.errors.values()),
-            )
-        ]
+        title = "Cipher suites could not be enumerated"
+        return [not_tested(ctx, ClauseId.PFS, "pfs-suites-unknown", title, *SUITES, Probe.SCAN)]
     legacy = _legacy_suites(ctx)
     static = [(v, s) for v, s in legacy if not s.forward_secret]
     if static:
         return [
             finding(
-                "11.1-pfs",
+                ClauseId.PFS,
+                "pfs-static-kex-accepted",
                 Status.FAIL,
                 "Suites without forward secrecy are accepted",
                 f"{len(static)} accepted suite(s) use a static key exchange.",
@@ -61,7 +48,8 @@ def check_pfs(ctx: CheckContext) -> list[Finding]:
         if p.server_enforces_order is not False and not first.forward_secret:
             return [
                 finding(
-                    "11.1-pfs",
+                    ClauseId.PFS,
+                    "pfs-not-preferred",
                     Status.FAIL,
                     "Forward secrecy is not preferred",
                     f"The server's first choice in {p.version} is {first.name}.",
@@ -71,10 +59,20 @@ def check_pfs(ctx: CheckContext) -> list[Finding]:
             ]
     facts = [f"{v}: {s.name}" for v, s in legacy] or ["only TLS 1.3 is accepted (always forward secret)"]
     if (why := _unenumerated(ctx)) is not None:
-        return [finding("11.1-pfs", Status.ERROR, "Cipher suites could not all be enumerated", why, facts)]
+        return [
+            finding(
+                ClauseId.PFS,
+                "pfs-suites-incomplete",
+                Status.ERROR,
+                "Cipher suites could not all be enumerated",
+                why,
+                facts,
+            )
+        ]
     return [
         finding(
-            "11.1-pfs",
+            ClauseId.PFS,
+            "pfs-all-suites",
             Status.PASS,
             "Every accepted suite has forward secrecy",
             "All accepted TLS 1.2-and-below suites use (EC)DHE; TLS 1.3 always does.",
@@ -86,12 +84,14 @@ def check_pfs(ctx: CheckContext) -> list[Finding]:
 def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
     tls = ctx.evidence.tls
     if not tls.protocols or all(p.supported is None for p in tls.protocols):
-        return [finding("11.3-no-rsa-kex", Status.ERROR, "Cipher suites could not be enumerated")]
+        title = "Cipher suites could not be enumerated"
+        return [not_tested(ctx, ClauseId.NO_RSA_KEX, "rsa-kex-suites-unknown", title, *SUITES, Probe.SCAN)]
     rsa = [(v, s) for v, s in tls.accepted_suites() if s.key_exchange == "RSA"]
     if rsa:
         return [
             finding(
-                "11.3-no-rsa-kex",
+                ClauseId.NO_RSA_KEX,
+                "rsa-kex-accepted",
                 Status.FAIL,
                 "RSA key exchange is accepted",
                 f"{len(rsa)} TLS_RSA_WITH_* suite(s) are accepted.",
@@ -100,10 +100,19 @@ def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
             )
         ]
     if (why := _unenumerated(ctx)) is not None:
-        return [finding("11.3-no-rsa-kex", Status.ERROR, "Cipher suites could not all be enumerated", why)]
+        return [
+            finding(
+                ClauseId.NO_RSA_KEX,
+                "rsa-kex-suites-incomplete",
+                Status.ERROR,
+                "Cipher suites could not all be enumerated",
+                why,
+            )
+        ]
     return [
         finding(
-            "11.3-no-rsa-kex",
+            ClauseId.NO_RSA_KEX,
+            "rsa-kex-none",
             Status.PASS,
             "No RSA key exchange suite is accepted",
             evidence=[f"{len(tls.accepted_suites())} accepted suites, none TLS_RSA_WITH_*"],
@@ -111,13 +120,7 @@ def check_no_rsa_kex(ctx: CheckContext) -> list[Finding]:
     ]
 
 
-GROUPS_FIX = fix(
-    "ssl_ecdh_curve X25519:prime256v1:secp384r1;\n"
-    + f"ssl_ciphers {MODERN_CIPHERS};\nssl_prefer_server_ciphers on;",
-    "SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1\n"
-    + f"SSLCipherSuite {MODERN_CIPHERS}\nSSLHonorCipherOrder on",
-    "Prefer ECDHE suites and offer only strong groups:",
-)
+GROUPS_FIX = remediation(ClauseId.ECDHE_DEFAULT, "groups")
 
 
 def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
@@ -126,37 +129,47 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
     strong = set(ctx.policy.strong_groups)
     sims = [s for s in tls.simulations if s.reference]
     if not sims:
-        return [finding("11.3-ecdhe-default", Status.NOT_TESTED, "No client simulation was run")]
-    connected = [s for s in sims if s.suite is not None]
+        return [
+            finding(
+                ClauseId.ECDHE_DEFAULT,
+                "ecdhe-not-simulated",
+                Status.NOT_TESTED,
+                "No client simulation was run",
+            )
+        ]
+    connected = [(s, s.suite) for s in sims if s.suite is not None]
     if not connected:
         return [
             finding(
-                "11.3-ecdhe-default",
+                ClauseId.ECDHE_DEFAULT,
+                "ecdhe-no-client-connected",
                 Status.ERROR,
                 "No reference client could connect",
                 "; ".join(f"{s.client}: {s.error}" for s in sims[:5]),
             )
         ]
     facts = [
-        f"{s.client}: {s.protocol} {s.suite.name} group {s.suite.ephemeral_group or '-'}" for s in connected
+        f"{s.client}: {s.protocol} {suite.name} group {suite.ephemeral_group or '-'}"
+        for s, suite in connected
     ]
     facts.append(f"server groups: {', '.join(tls.groups) or '(none found)'}")
     problems = []
-    for s in connected:
-        ecdhe = s.suite.key_exchange == "ECDHE" or (
-            s.suite.key_exchange == "TLS13" and s.suite.ephemeral_group != "DH"
+    for s, suite in connected:
+        ecdhe = suite.key_exchange == "ECDHE" or (
+            suite.key_exchange == "TLS13" and suite.ephemeral_group != "DH"
         )
         if not ecdhe:
-            problems.append(f"{s.client} negotiates {s.suite.key_exchange}")
-        elif s.suite.ephemeral_group not in strong:
-            problems.append(f"{s.client} gets group {s.suite.ephemeral_group}")
+            problems.append(f"{s.client} negotiates {suite.key_exchange}")
+        elif suite.ephemeral_group not in strong:
+            problems.append(f"{s.client} gets group {suite.ephemeral_group}")
     weak_groups = [g for g in tls.groups if g not in strong]
     if weak_groups:
         problems.append(f"weak groups offered: {', '.join(weak_groups)}")
     if problems:
         return [
             finding(
-                "11.3-ecdhe-default",
+                ClauseId.ECDHE_DEFAULT,
+                "ecdhe-not-default",
                 Status.FAIL,
                 "ECDHE with a strong group is not the default",
                 "; ".join(problems[:6]),
@@ -166,7 +179,8 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
         ]
     return [
         finding(
-            "11.3-ecdhe-default",
+            ClauseId.ECDHE_DEFAULT,
+            "ecdhe-default",
             Status.PASS,
             "Modern clients negotiate ECDHE with a strong group",
             f"{len(connected)} reference browsers simulated.",
@@ -176,7 +190,7 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
 
 
 CHECKS = [
-    ("11.1-pfs", check_pfs),
-    ("11.3-no-rsa-kex", check_no_rsa_kex),
-    ("11.3-ecdhe-default", check_ecdhe_default),
+    (ClauseId.PFS, check_pfs),
+    (ClauseId.NO_RSA_KEX, check_no_rsa_kex),
+    (ClauseId.ECDHE_DEFAULT, check_ecdhe_default),
 ]

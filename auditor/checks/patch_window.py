@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from auditor.config import Policy
-from auditor.exposure import VULNERABILITIES, Episode, ExposureHistory, span
-from auditor.model import Finding, Status, TargetResult
 from auditor.checks.base import CheckContext, finding
+from auditor.config import Policy
+from auditor.facts import VULNERABILITIES, Episode, ExposureHistory, span
+from auditor.model import ClauseId, Finding, Status, TargetResult
 
-CLAUSE = "11.4-patch-window"
+CLAUSE = ClauseId.PATCH_WINDOW
 MEASURES = (
     "The auditor measures exposure seen from outside, from the first scan that saw the flaw; it cannot "
     "tell when the flaw was published or when the operator evaluated the patch."
@@ -41,6 +41,7 @@ def check_patch_window(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "patch-window-no-history",
                 Status.NOT_TESTED,
                 "No scan history to measure the patch window",
                 "This clause is judged from the stored history (`auditor schedule`, or `auditor audit "
@@ -64,6 +65,7 @@ def check_patch_window(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "patch-window-exceeded",
                 Status.FAIL,
                 f"{', '.join(_row(ep) for ep in late)} still present after the {hours} window",
                 f"First seen {span(history.now - oldest.first_seen)} ago, "
@@ -77,6 +79,7 @@ def check_patch_window(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "patch-window-open",
                 Status.WARN,
                 f"{', '.join(_row(ep) for ep in present)} present: {span(left)} left in the {hours} window",
                 "Within the window since the first scan that saw it. " + MEASURES,
@@ -87,20 +90,23 @@ def check_patch_window(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "patch-window-not-judged",
                 Status.NOT_TESTED,
                 "This scan could not judge flaws seen present before",
                 "The clock keeps running: a scan without a verdict is a gap, never a fix. " + MEASURES,
                 facts,
             )
         ]
-    return [finding(CLAUSE, Status.PASS, "No published flaw present", MEASURES, facts)]
+    return [
+        finding(CLAUSE, "patch-window-no-flaw", Status.PASS, "No published flaw present", MEASURES, facts)
+    ]
 
 
 CHECKS = [(CLAUSE, check_patch_window)]
 
 
-RENEWAL = "11.2-cert-renewal"
-EVIDENCE_LOG = "11.6-evidence-log"
+RENEWAL = ClauseId.CERT_RENEWAL
+EVIDENCE_LOG = ClauseId.EVIDENCE_LOG
 
 
 def judge_with_history(result: TargetResult, history: ExposureHistory, policy: Policy) -> None:

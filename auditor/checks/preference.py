@@ -10,22 +10,14 @@ with in_server_order); a --thorough scan measures no order and is reported as no
 
 from __future__ import annotations
 
-from auditor.model import CipherSuite, Finding, Status
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.checks.evidence import SUITES, not_tested
+from auditor.model import CipherSuite, ClauseId, Finding, Probe, Status
 from auditor.suites import is_aes256_aead
-from auditor.checks.base import CheckContext, finding, fix
 
-CLAUSE = "11.3-aes256gcm-first"
-ORDER_FIX = fix(
-    "ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
-    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256;\n"
-    "ssl_prefer_server_ciphers on;\n"
-    "ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256;",
-    "SSLCipherSuite ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
-    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\n"
-    "SSLCipherSuite TLSv1.3 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256\n"
-    "SSLHonorCipherOrder on",
-    "List the AES-256-GCM suites first and make the server enforce its order:",
-)
+CLAUSE = ClauseId.AES256GCM_FIRST
+ORDER_FIX = remediation(ClauseId.AES256GCM_FIRST, "order")
 
 
 def first_choice_ok(version: str, suite: CipherSuite) -> bool:
@@ -39,7 +31,9 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
     tls = ctx.evidence.tls
     accepted = [p for p in tls.protocols if p.supported and p.suites]
     if not accepted:
-        return [finding(CLAUSE, Status.ERROR, "No accepted suite to judge", "; ".join(tls.errors.values()))]
+        return [
+            not_tested(ctx, CLAUSE, "aes256gcm-no-suites", "No accepted suite to judge", *SUITES, Probe.SCAN)
+        ]
     facts, problems, unknown, unmeasured, chacha = [], [], [], [], []
     for p in accepted:
         first = p.suites[0]
@@ -68,6 +62,7 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "aes256gcm-not-first",
                 Status.FAIL,
                 "AES-256-GCM is not negotiated first",
                 "; ".join(problems),
@@ -79,6 +74,7 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "aes256gcm-order-unknown",
                 Status.NOT_TESTED,
                 "The server's preference order is not known",
                 f"{', '.join(unknown)} were enumerated without order (--thorough scans do not measure it).",
@@ -89,6 +85,7 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "aes256gcm-enforcement-unconfirmed",
                 Status.WARN,
                 "AES-256-GCM is first, but order enforcement was not confirmed",
                 f"In {', '.join(unmeasured)} the server did not answer the reversed offer.",
@@ -103,7 +100,12 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
         )
     return [
         finding(
-            CLAUSE, Status.PASS, "AES-256-GCM is the server's first choice in every protocol", detail, facts
+            CLAUSE,
+            "aes256gcm-first",
+            Status.PASS,
+            "AES-256-GCM is the server's first choice in every protocol",
+            detail,
+            facts,
         )
     ]
 

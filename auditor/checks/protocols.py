@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.checks.evidence import not_tested
+from auditor.model import LEGACY_PROTOCOLS, ClauseId, Finding, Probe, Status
 
-PROTOCOL_FIX = fix(
-    "ssl_protocols TLSv1.2 TLSv1.3;",
-    "SSLProtocol -all +TLSv1.2 +TLSv1.3",
-    "Enable exactly TLS 1.2 and TLS 1.3 (TLS 1.3 needs OpenSSL 1.1.1 or later).",
-)
-FORM_FIX = "Make every form post to an https:// URL (or a relative URL on this HTTPS site)."
+PROTOCOL_FIX = remediation(ClauseId.PROTOCOLS, "protocols")
+FORM_FIX = remediation(ClauseId.TRANSIT, "forms")
 
 
 def _sentence(text: str) -> str:
@@ -44,6 +42,16 @@ def _facts(ctx: CheckContext) -> list[str]:
     ]
 
 
+def _untested(
+    ctx: CheckContext, clause: ClauseId, result_id: str, versions: list[str], facts: list[str]
+) -> Finding:
+    """The clause is `error`: these protocol versions were not tested (why: their suite probes)."""
+    probes = [Probe.suites(v) for v in versions]
+    return not_tested(
+        ctx, clause, result_id, f"Could not test {', '.join(versions)}", *probes, Probe.SCAN, evidence=facts
+    )
+
+
 def _tls13_only(ctx: CheckContext, missing: list[str]) -> bool:
     """TLS 1.3 accepted and TLS 1.2 the only required version missing: stricter than the floor (Precisions)."""
     tls13 = ctx.evidence.tls.protocol("TLS 1.3")
@@ -55,18 +63,11 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
     facts = _facts(ctx)
     if not bad and _tls13_only(ctx, missing):
         if untested:
-            return [
-                finding(
-                    "11.3-protocols",
-                    Status.ERROR,
-                    f"Could not test {', '.join(untested)}",
-                    "; ".join(ctx.evidence.tls.errors.values()),
-                    facts,
-                )
-            ]
+            return [_untested(ctx, ClauseId.PROTOCOLS, "protocols-untested", untested, facts)]
         return [
             finding(
-                "11.3-protocols",
+                ClauseId.PROTOCOLS,
+                "protocols-tls13-only",
                 Status.WARN,
                 "Only TLS 1.3 accepted; TLS 1.2 not enabled",
                 "Stricter than the policy's floor, but the policy promises TLS 1.2 and TLS 1.3: clients "
@@ -83,7 +84,8 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
             parts.append(f"{', '.join(missing)} not offered")
         return [
             finding(
-                "11.3-protocols",
+                ClauseId.PROTOCOLS,
+                "protocols-forbidden-accepted" if bad else "protocols-required-missing",
                 Status.FAIL,
                 _sentence("; ".join(parts)),
                 f"The policy requires {' and '.join(ctx.policy.required_protocols)} only.",
@@ -92,18 +94,11 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
             )
         ]
     if untested:
-        return [
-            finding(
-                "11.3-protocols",
-                Status.ERROR,
-                f"Could not test {', '.join(untested)}",
-                "; ".join(ctx.evidence.tls.errors.values()),
-                facts,
-            )
-        ]
+        return [_untested(ctx, ClauseId.PROTOCOLS, "protocols-untested", untested, facts)]
     return [
         finding(
-            "11.3-protocols",
+            ClauseId.PROTOCOLS,
+            "protocols-ok",
             Status.PASS,
             f"Only {' and '.join(ctx.policy.required_protocols)} accepted",
             evidence=facts,
@@ -113,7 +108,7 @@ def check_protocols(ctx: CheckContext) -> list[Finding]:
 
 def check_transit(ctx: CheckContext) -> list[Finding]:
     bad, _, untested = _protocol_problems(ctx)
-    floor = [v for v in bad if v in {"SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"}]
+    floor = [v for v in bad if v in LEGACY_PROTOCOLS]
     forms = [(r.url, a) for r in ctx.evidence.http.https for a in r.insecure_form_actions]
     problems = []
     if floor:
@@ -124,7 +119,8 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
     if problems:
         return [
             finding(
-                "5.4-transit",
+                ClauseId.TRANSIT,
+                "transit-old-protocol" if floor else "transit-form-over-http",
                 Status.FAIL,
                 _sentence("; ".join(problems)),
                 "Personal data must only be sent over TLS 1.2 or later.",
@@ -133,13 +129,14 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
             )
         ]
     if untested:
-        return [finding("5.4-transit", Status.ERROR, f"Could not test {', '.join(untested)}", evidence=facts)]
+        return [_untested(ctx, ClauseId.TRANSIT, "transit-protocols-untested", untested, facts)]
     fetched = [r for r in ctx.evidence.http.https if r.error is None]
     if not fetched:  # no page was read: its forms are unknown, never "none post to http://"
         errors = [f"{r.url}: {r.error}" for r in ctx.evidence.http.https] or ["no HTTPS page was fetched"]
         return [
             finding(
-                "5.4-transit",
+                ClauseId.TRANSIT,
+                "transit-no-page",
                 Status.ERROR,
                 "The audited pages could not be fetched",
                 "Nothing below TLS 1.2, but the forms of the pages were not checked.",
@@ -148,7 +145,8 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
         ]
     return [
         finding(
-            "5.4-transit",
+            ClauseId.TRANSIT,
+            "transit-ok",
             Status.PASS,
             "Nothing below TLS 1.2; no form posts to http://",
             f"{len(fetched)} audited page(s) checked for insecure form targets.",
@@ -157,4 +155,4 @@ def check_transit(ctx: CheckContext) -> list[Finding]:
     ]
 
 
-CHECKS = [("11.3-protocols", check_protocols), ("5.4-transit", check_transit)]
+CHECKS = [(ClauseId.PROTOCOLS, check_protocols), (ClauseId.TRANSIT, check_transit)]

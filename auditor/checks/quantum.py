@@ -7,18 +7,13 @@ warn. What was not measured is an error, never a pass.
 
 from __future__ import annotations
 
-from auditor.model import Finding, PostQuantum, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.model import ClauseId, Finding, PostQuantum, Status
 
-CLAUSE = "11.3-quantum-resistance"
-HYBRID_GROUPS = "X25519MLKEM768:X25519:prime256v1:secp384r1"
-PQ_FIX = fix(
-    f"ssl_protocols TLSv1.2 TLSv1.3;\nssl_ecdh_curve {HYBRID_GROUPS};",
-    f"SSLProtocol -all +TLSv1.2 +TLSv1.3\nSSLOpenSSLConfCmd Groups {HYBRID_GROUPS}",
-    "Needs OpenSSL 3.5 or later (or BoringSSL/AWS-LC) under the web server. List the hybrid first; to make "
-    "the server ask for it even from a client that sent only an X25519 key share, put it in a tuple of its own "
-    "(OpenSSL 3.5: X25519MLKEM768/X25519:prime256v1:secp384r1).",
-)
+CLAUSE = ClauseId.QUANTUM_RESISTANCE
+
+PQ_FIX = remediation(ClauseId.QUANTUM_RESISTANCE, "hybrid")
 
 
 def _facts(pq: PostQuantum, ctx: CheckContext) -> list[str]:
@@ -50,14 +45,24 @@ def _facts(pq: PostQuantum, ctx: CheckContext) -> list[str]:
 
 def _absent(ctx: CheckContext, pq: PostQuantum, why: str) -> Finding:
     status = Status.FAIL if ctx.policy.require_post_quantum else Status.WARN
-    return finding(CLAUSE, status, "No post-quantum key exchange", why, _facts(pq, ctx), PQ_FIX)
+    return finding(
+        CLAUSE,
+        "pq-absent-required" if status is Status.FAIL else "pq-absent",
+        status,
+        "No post-quantum key exchange",
+        why,
+        _facts(pq, ctx),
+        PQ_FIX,
+    )
 
 
 def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
     tls = ctx.evidence.tls
     pq = tls.post_quantum
     if pq is None:
-        return [finding(CLAUSE, Status.NOT_TESTED, "Post-quantum key exchange was not probed")]
+        return [
+            finding(CLAUSE, "pq-not-probed", Status.NOT_TESTED, "Post-quantum key exchange was not probed")
+        ]
     tls13 = tls.protocol("TLS 1.3")
     if tls13 is not None and tls13.supported is False:
         return [_absent(ctx, pq, "TLS 1.3 is not accepted, and hybrid ML-KEM groups exist only in TLS 1.3.")]
@@ -67,6 +72,7 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
             return [
                 finding(
                     CLAUSE,
+                    "pq-untested",
                     Status.ERROR,
                     "Post-quantum key exchange could not be tested",
                     pq.error or "no answer",
@@ -85,6 +91,7 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "pq-preference-unmeasured",
                 Status.ERROR,
                 "Hybrid key exchange accepted; its preference could not be measured",
                 f"Accepted: {', '.join(accepted)}.",
@@ -95,6 +102,7 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
         return [
             finding(
                 CLAUSE,
+                "pq-not-preferred",
                 Status.WARN,
                 "Hybrid key exchange accepted but not preferred",
                 f"The server accepts {', '.join(accepted)}, but a client offering it beside X25519 (as Chrome "
@@ -106,6 +114,7 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
     return [
         finding(
             CLAUSE,
+            "pq-preferred",
             Status.PASS,
             "Hybrid post-quantum key exchange accepted and preferred",
             f"Accepted: {', '.join(accepted)}; chosen over X25519 when a client offers both.",

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from auditor.model import Finding, Status
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.model import ClauseId, Finding, Status
 
-CLAUSE = "11.1-tls-enforced"
+CLAUSE = ClauseId.TLS_ENFORCED
 
-REDIRECT_FIX = fix(
-    "server { listen 80; server_name example.com; return 301 https://$host$request_uri; }",
-    "<VirtualHost *:80>\n  ServerName example.com\n  Redirect permanent / https://example.com/\n</VirtualHost>",
-    "Answer every plain-HTTP request with a permanent redirect to the same URL over https://.",
-)
-MIXED_FIX = fix(
-    'add_header Content-Security-Policy "upgrade-insecure-requests" always;',
-    'Header always set Content-Security-Policy "upgrade-insecure-requests"',
-    "Change the listed http:// URLs in the pages to https:// (the header below is a stop-gap).",
-)
+REDIRECT_FIX = remediation(ClauseId.TLS_ENFORCED, "redirect")
+MIXED_FIX = remediation(ClauseId.TLS_ENFORCED, "mixed-content")
 
 
 def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
@@ -27,18 +20,20 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
         out.append(
             finding(
                 CLAUSE,
+                "http-probe-failed",
                 Status.ERROR,
                 "The HTTP probe failed",
                 "; ".join(f"{r.url}: {r.error}" for r in http.https),
             )
         )
     elif plain is None:
-        out.append(finding(CLAUSE, Status.NOT_TESTED, "Plain HTTP was not probed"))
+        out.append(finding(CLAUSE, "plain-http-not-probed", Status.NOT_TESTED, "Plain HTTP was not probed"))
     elif plain.error:
         if plain.error in {"connection refused", "timed out"}:
             out.append(
                 finding(
                     CLAUSE,
+                    "plain-http-closed",
                     Status.PASS,
                     "Plain HTTP is not offered",
                     f"{plain.url} does not answer ({plain.error}), so no content is served unencrypted.",
@@ -49,6 +44,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
             out.append(
                 finding(
                     CLAUSE,
+                    "plain-http-unexpected",
                     Status.WARN,
                     "Plain HTTP answered with something unexpected",
                     f"GET {plain.url} failed: {plain.error}",
@@ -66,6 +62,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
                 out.append(
                     finding(
                         CLAUSE,
+                        "http-redirects-permanent",
                         Status.PASS,
                         "Plain HTTP redirects to HTTPS",
                         f"HTTP answers {plain.status} to {location}.",
@@ -76,6 +73,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
                 out.append(
                     finding(
                         CLAUSE,
+                        "http-redirects-temporary",
                         Status.WARN,
                         "Plain HTTP redirects to HTTPS temporarily",
                         f"HTTP answers {plain.status}; a permanent 301/308 is preferred.",
@@ -87,6 +85,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
             out.append(
                 finding(
                     CLAUSE,
+                    "http-redirects-to-http",
                     Status.FAIL,
                     "Plain HTTP redirects to another unencrypted URL",
                     f"HTTP answers {plain.status} to {location or '(no Location)'}, not to https://.",
@@ -98,6 +97,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
             out.append(
                 finding(
                     CLAUSE,
+                    "http-serves-content",
                     Status.FAIL,
                     "Content is served over plain HTTP",
                     f"HTTP answers {plain.status} instead of redirecting to https://.",
@@ -114,6 +114,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
         out.append(
             finding(
                 CLAUSE,
+                "https-redirects-to-http",
                 Status.FAIL,
                 "An HTTPS page redirects to plain HTTP",
                 "The browser is sent from https:// back to an unencrypted URL.",
@@ -131,6 +132,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
         out.append(
             finding(
                 CLAUSE,
+                "mixed-content",
                 Status.FAIL,
                 "Mixed content: pages load http:// resources",
                 f"{len(mixed)} sub-resource(s) are loaded without TLS.",
@@ -142,6 +144,7 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
         out.append(
             finding(
                 CLAUSE,
+                "mixed-content-partial",
                 Status.WARN,
                 "Mixed content judged on part of a page only",
                 "No http:// sub-resource was found in what could be analysed; the rest of the page "

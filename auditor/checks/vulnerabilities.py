@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from auditor.checks.base import CheckContext, finding
+from auditor.checks.clauses import remediation
+from auditor.checks.evidence import why_not
 from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
-from auditor.model import Finding, Status, TlsEvidence
-from auditor.checks.base import CheckContext, finding, fix
+from auditor.model import LEGACY_PROTOCOLS, ClauseId, Finding, Probe, Status, TlsEvidence
 
-VULN_FIX = fix(
-    "ssl_protocols TLSv1.2 TLSv1.3;\nssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;\nssl_prefer_server_ciphers on;",
-    "SSLProtocol -all +TLSv1.2 +TLSv1.3\nSSLCipherSuite ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305\nSSLHonorCipherOrder on\nSSLCompression off",
-    "Upgrade OpenSSL and the web server, then restrict protocols and suites:",
-)
+VULN_FIX = remediation(ClauseId.VULNERABILITIES, "upgrade")
 
 
 def _suites(tls: TlsEvidence, test: Callable, versions: set[str] | None = None) -> list[str]:  # type: ignore[type-arg]
@@ -62,10 +58,8 @@ def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
                 [f"TLS_FALLBACK_SCSV {'supported' if v.fallback_scsv else 'not supported'}"],
             )
         )
-    elif "tls_fallback_scsv" in tls.errors and _downgrade_below_tls12(tls):
-        rows.append(
-            ("Missing TLS_FALLBACK_SCSV", None, [tls.errors["tls_fallback_scsv"]])
-        )  # no answer: not tested
+    elif (scsv := tls.attempts.get(Probe.TLS_FALLBACK_SCSV)) and _downgrade_below_tls12(tls):
+        rows.append(("Missing TLS_FALLBACK_SCSV", None, [f"TLS_FALLBACK_SCSV not tested: {scsv.why()}"]))
     ssl3 = _supported(tls, "SSL 3.0")
     rows.append(("POODLE (SSL 3.0)", ssl3, ["SSL 3.0 accepted"] if ssl3 else []))
     ssl2 = _supported(tls, "SSL 2.0")
@@ -89,14 +83,11 @@ def _rules(tls: TlsEvidence) -> list[tuple[str, bool | None, list[str]]]:
     return rows
 
 
-_OLDER_THAN_TLS12 = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1")
-
-
 def _downgrade_below_tls12(tls: TlsEvidence) -> bool:
     """Could a forced fallback land below TLS 1.2? Only then does TLS_FALLBACK_SCSV matter: with TLS 1.2
     and 1.3 alone, TLS 1.3's downgrade sentinel (RFC 8446 section 4.1.3) protects modern clients."""
     supported = [p.version for p in tls.protocols if p.supported]
-    return len(supported) > 1 and any(v in _OLDER_THAN_TLS12 for v in supported)
+    return len(supported) > 1 and any(v in LEGACY_PROTOCOLS for v in supported)
 
 
 def _scsv_info(tls: TlsEvidence) -> list[Finding]:
@@ -107,7 +98,8 @@ def _scsv_info(tls: TlsEvidence) -> list[Finding]:
         return []
     return [
         finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "fallback-scsv-not-needed",
             Status.INFO,
             "TLS_FALLBACK_SCSV not supported (not a flaw here)",
             "Only TLS 1.2 and TLS 1.3 are offered: a downgrade cannot reach an older protocol, and "
@@ -146,34 +138,36 @@ def _verdict(tls: TlsEvidence) -> Finding:
     if present:
         detail_facts = [f"{name}: {fact}" for name, fs in present for fact in fs]
         return finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "vulnerable",
             Status.FAIL,
             f"Exposed to {', '.join(name for name, _ in present)}",
             f"{len(present)} published flaw(s) apply to this server.",
             detail_facts + facts,
             VULN_FIX,
         )
-    if (
-        untested and "unanswered" in tls.errors
-    ):  # the server stopped answering: no probe result is worth a pass
+    if untested and (stopped := why_not(tls, Probe.SCAN)):  # no probe result is worth a pass
         return finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "vulns-untested-unanswered",
             Status.ERROR,
             f"{', '.join(untested)} not tested",
-            tls.errors["unanswered"],
+            stopped,
             facts,
         )
     if untested:
         return finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "vulns-partly-untested",
             Status.WARN,
             f"No flaw found, but {', '.join(untested)} not tested",
-            "; ".join(tls.errors.values())[:300],
+            why_not(tls)[:300],
             facts,
         )
     if weak_dh := _dh_below_2048(tls):
         return finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "dh-below-2048",
             Status.WARN,
             "Diffie-Hellman groups below 2048 bits",
             "Not exploitable like Logjam (< 1024 bits), but weaker than the 2048-bit floor.",
@@ -182,7 +176,8 @@ def _verdict(tls: TlsEvidence) -> Finding:
         )
     if lacks_secure_renegotiation(tls.vulnerabilities):
         return finding(
-            "11.4-vulnerabilities",
+            ClauseId.VULNERABILITIES,
+            "secure-renegotiation-missing",
             Status.WARN,
             "Secure renegotiation (RFC 5746) is not supported",
             "Client-initiated renegotiation is refused, so this is not insecure renegotiation, but "
@@ -191,8 +186,12 @@ def _verdict(tls: TlsEvidence) -> Finding:
             VULN_FIX,
         )
     return finding(
-        "11.4-vulnerabilities", Status.PASS, f"None of {len(rows)} known flaws found", evidence=facts
+        ClauseId.VULNERABILITIES,
+        "no-known-vulnerability",
+        Status.PASS,
+        f"None of {len(rows)} known flaws found",
+        evidence=facts,
     )
 
 
-CHECKS = [("11.4-vulnerabilities", check_vulnerabilities)]
+CHECKS = [(ClauseId.VULNERABILITIES, check_vulnerabilities)]

@@ -5,39 +5,39 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from pydantic import ValidationError
 from rich.console import Console
 
 from auditor import locations
-from auditor.config import Config, Target, check_ca_bundle
-from auditor.errors import ConfigError
+from auditor.config import Config, Scan, Target, check_ca_bundle, config_digest
+from auditor.config_errors import describe
+from auditor.errors import EXIT_OK, EXIT_POLICY, ConfigError
 from auditor.locations import ensure_writable
-from auditor.model import AuditReport, TargetResult
-from auditor.outcome import (
-    EXIT_OK,
-    EXIT_POLICY,
-    RunOutcome,
-    Stored,
-    announce,
-    deliver,
-    keep_step,
-    print_summary,
-    stderr_line,
-    write_file,
-)
-from auditor.targets import read_target_list
+from auditor.model import AuditReport, ReportMeta, TargetResult
+from auditor.mozilla_profile import gate
 from auditor.reports.email import password_for
 from auditor.reports.formats import HELP as FORMAT_HELP
+from auditor.reports.formats import ReportFile
 from auditor.reports.formats import configured as configured_formats
-from auditor.reports.formats import render as render_format
+from auditor.reports.json_report import run_stem
+from auditor.reports.terminal import print_summary, render, terminal_console
+from auditor.targets import read_target_list
+
+if TYPE_CHECKING:
+    from auditor.audit import PhaseCallback
+    from auditor.commands import Subparsers
+
+    # what the audit reports progress to, and the display to run it in
+    Watch: TypeAlias = tuple[PhaseCallback, Callable[[TargetResult], None], AbstractContextManager[object]]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
-    from auditor.config import Scan  # its defaults apply when neither the option nor the config says
-
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     audit = sub.add_parser(
         "audit",
         help="audit URLs, or every target in the config",
@@ -139,8 +139,6 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             config.scan = config.scan.model_validate({**config.scan.model_dump(), **overrides})
         except ValidationError as exc:
             problem = exc.errors()[0]
-            from auditor.config_errors import describe
-
             raise ConfigError(
                 f"--{str(problem['loc'][0]).replace('_', '-')}: {describe(problem, type(config.scan))}"
             ) from None
@@ -189,29 +187,17 @@ def given_urls(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     return given + [(t.url, None if t.valid else t.where) for t in listed]
 
 
-def execute(
-    targets: list[Target], config: Config, config_path: Path | None, *, quiet: bool, store=None
-) -> AuditReport:  # noqa: ANN001
-    """Run the audit with a progress display on stderr when it is a terminal."""
-    from auditor.audit import config_digest, run_audit
-
+def progress_display(*, quiet: bool) -> Watch | None:
+    """A spinner per target on stderr while it is audited, when stderr is a terminal: the
+    callbacks and the display to run the audit in."""
     err = Console(file=sys.stderr, highlight=False)
-    meta = {
-        "config_sha256": config_digest(config_path),
-        "config_path": str(config_path) if config_path else None,
-    }
-    log = (
-        store.verify_with_heads(config.output.directory, config.history.retention_months)
-        if store is not None
-        else None
-    )
     if quiet or not err.is_terminal:
-        return run_audit(targets, config, meta=meta, evidence_log=log)
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        return None
+    # lazy: rich.progress (~45 ms) only when someone watches a terminal
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
     lock = threading.Lock()
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
     )
@@ -228,36 +214,25 @@ def execute(
             if task is not None:
                 progress.remove_task(task)
 
-    with progress:
-        return run_audit(targets, config, on_phase=on_phase, on_result=on_result, meta=meta, evidence_log=log)
+    return on_phase, on_result, progress
 
 
-def write_reports(
-    outcome: RunOutcome, args: argparse.Namespace, config: Config, config_path: Path | None
-) -> None:
-    """Write the requested report files, each on its own: one that cannot be written is a line in
-    outcome.write_errors, never the loss of the others (or of the storing and the mail)."""
-    from auditor.reports.json_report import run_stem, to_json
-
-    report = outcome.report
-    if args.json == "-":
-        sys.stdout.write(to_json(report) + "\n")
-    elif args.json:
-        write_file(outcome, Path(args.json), lambda: to_json(report), "--json")
+def report_files(args: argparse.Namespace, config: Config, config_path: Path | None) -> list[ReportFile]:
+    """The report files asked for, in the order they are written ('-': stdout): --json, --html,
+    JUnit/SARIF/CSV, then audit-<time>-<random>.json and latest.json in [output] directory."""
+    files = []
+    if args.json:
+        files.append(ReportFile(None if args.json == "-" else Path(args.json), "json", "--json"))
     if args.html:
-        from auditor.reports.html import render_html
-
-        write_file(outcome, Path(args.html), lambda: render_html(report), "--html")
+        files.append(ReportFile(Path(args.html), "html", "--html"))
     for option, name, destination in requested_formats(args, config, config_path):
-        if destination == "-":
-            sys.stdout.write(render_format(report, name))
-        else:
-            write_file(outcome, Path(destination), lambda name=name: render_format(report, name), option)
+        files.append(ReportFile(None if destination == "-" else Path(destination), name, option))
     if writes_output_directory(args, config, config_path):  # as well as --json/--html, never instead
         # a name of this run only: concurrent runs in the same second used to replace each other's
-        stem = run_stem("audit", datetime.now(timezone.utc))
+        stem = run_stem("audit", datetime.now(UTC))
         for path in (config.output.directory / f"{stem}.json", config.output.directory / "latest.json"):
-            write_file(outcome, path, lambda: to_json(report), "output.directory")
+            files.append(ReportFile(path, "json", "output.directory"))
+    return files
 
 
 def requested_formats(
@@ -282,16 +257,10 @@ def writes_output_directory(args: argparse.Namespace, config: Config, config_pat
     return config_path is not None and config.output.write_json and not args.urls
 
 
-def terminal_console(stream) -> Console:  # noqa: ANN001
-    """A console for the report; logs and pipes get 120 columns rather than rich's 80."""
-    console = Console(file=stream, highlight=False)
-    if not console.is_terminal:
-        console = Console(file=stream, highlight=False, width=120)
-    return console
-
-
 def run(args: argparse.Namespace) -> int:
-    from auditor.reports.terminal import render
+    # lazy: the pipeline brings the scanning stack (sslyze, httpx: ~0.5 s); the parser imports every
+    # command module, and only the command that audits needs it
+    from auditor import app
 
     if len(stdout := to_stdout(args)) > 1:
         raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
@@ -315,40 +284,40 @@ def run(args: argparse.Namespace) -> int:
         password_for(config.email)  # a missing password is a configuration error, found before scanning
     store = None
     if args.store:
+        # lazy: SQLAlchemy (~0.2 s) only for a run that stores
         from auditor.store import Store
 
         locations.check_database_place(config)  # exit 3 before scanning: the history cannot be kept safely
         store = Store(config.history.database)
         locations.check_witness_place(config)
-    report = execute(targets, config, config_path, quiet=args.quiet, store=store)
-    outcome = RunOutcome(report)
-    # The order that never loses a run: the verdict (history read first: it judges renewal), then
-    # storing, then the files (which carry the stored head), then the mail. A failure of storing
-    # or of a file is one line and exit 3; the other steps still happen.
-    if store is not None:
-        from auditor.schedule import annotate_from_history, append_run
-
-        keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
     out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
-    if args.quiet:
-        print_summary(report, out)  # the verdict summary `schedule --once` prints too
-    else:
-        render(report, out)
-    out.file.flush()
-    if store is not None:
-        head = keep_step(outcome, lambda: append_run(report, config, store))
-        if head is not None:
-            outcome.stored = Stored(len(report.targets), store.name, head)
-    write_reports(outcome, args, config, config_path)
-    if args.email:
-        deliver(outcome, config)
-    announce(outcome, stderr_line, quiet=args.quiet)
+
+    def show(report: AuditReport) -> None:
+        if args.quiet:
+            print_summary(report, out)  # the verdict summary `schedule --once` prints too
+        else:
+            render(report, out)
+        out.file.flush()
+
+    plan = app.Plan(
+        config,
+        meta=ReportMeta(
+            config_sha256=config_digest(config_path),
+            config_path=str(config_path) if config_path else None,
+        ),
+        store=store,
+        files=lambda report: report_files(args, config, config_path),
+        show=show,
+        mail="always" if args.email else "never",
+    )
+    if (watch := progress_display(quiet=args.quiet)) is not None:
+        plan.on_phase, plan.on_result, plan.progress = watch
+    outcome = app.run(targets, plan)
+    app.announce(outcome, app.stderr_line, quiet=args.quiet)
     code = outcome.exit_code()
     if getattr(args, "mozilla_profile", None):
-        from auditor.mozilla_profile import gate
-
-        for line in (deviating := gate(report.targets, args.mozilla_profile)):
-            stderr_line(f"auditor: --mozilla-profile: {line}")
+        for line in (deviating := gate(outcome.report.targets, args.mozilla_profile)):
+            app.stderr_line(f"auditor: --mozilla-profile: {line}")
         if deviating and code == EXIT_OK:
             code = EXIT_POLICY  # the run fails as a policy violation does (3 and 4 still win)
     return code

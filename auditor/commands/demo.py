@@ -7,17 +7,26 @@ It shows a new user the whole product without touching any real site: only 127.0
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.config import Config, Target
+from auditor.locations import ensure_writable
+from auditor.model import ReportMeta
+from auditor.reports.formats import ReportFile
+from auditor.reports.terminal import diagnostics_console, render, terminal_console
+
+if TYPE_CHECKING:
+    from auditor.commands import Subparsers
 
 MODERN_CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 LEGACY_CIPHERS = "AES128-SHA:ECDHE-RSA-AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="start local demo HTTPS sites, audit them, write the reports",
@@ -35,27 +44,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 
 def run(args: argparse.Namespace) -> int:
-    import ssl
-
-    from auditor.commands.audit import ensure_writable, terminal_console
-    from auditor.audit import run_audit
-    from auditor.testing.pki import TestPKI
-    from auditor.testing.servers import PythonTLSServer
-    from auditor.reports.html import render_html
-    from auditor.reports.json_report import to_json, write_atomic
-    from auditor.reports.terminal import diagnostics_console, render
+    # lazy: the pipeline (sslyze, httpx: ~0.5 s) and the demo's CA and sites (cryptography) only for
+    # `auditor demo`; the parser imports every command module
+    from auditor import app
+    from auditor.demo_site import DemoPKI, DemoSite
 
     out: Path = args.out
     ensure_writable(out, "--out")
     console = terminal_console(sys.stdout)
     err = diagnostics_console()  # never wrapped, even in a log
     with tempfile.TemporaryDirectory(prefix="auditor-demo-") as tmp:
-        pki = TestPKI(Path(tmp))
+        pki = DemoPKI(Path(tmp))
         good_cert = pki.issue(
             "shop", hosts=("shop.demo.test",), days_valid=90, policy="ov", subject_org="Demo Shop K.K."
         )
         legacy_cert = pki.issue("legacy", hosts=("legacy.demo.test",), days_valid=20, policy="dv")
-        good = PythonTLSServer(
+        good = DemoSite(
             issued=good_cert,
             minimum_version=ssl.TLSVersion.TLSv1_2,
             ciphers=MODERN_CIPHERS,
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             body="<html><body><h1>Demo shop</h1><form action='/order' method='post'></form></body></html>",
             http_mode="redirect",
         )
-        legacy = PythonTLSServer(
+        legacy = DemoSite(
             issued=legacy_cert,
             minimum_version=ssl.TLSVersion.TLSv1,
             maximum_version=ssl.TLSVersion.TLSv1_2,
@@ -83,24 +87,30 @@ def run(args: argparse.Namespace) -> int:
                     name="Demo shop (kept to the policy)",
                     ip="127.0.0.1",
                     ca_bundle=pki.root_path,
-                    http_port=good.http_port,
+                    http_port=good.http_port or 80,  # set once the site runs
                 ),
                 Target(
                     url=f"https://legacy.demo.test:{legacy.port}/",
                     name="Legacy site (breaks it)",
                     ip="127.0.0.1",
                     ca_bundle=pki.root_path,
-                    http_port=legacy.http_port,
+                    http_port=legacy.http_port or 80,
                 ),
             ]
             config = Config()
             config.scan.concurrency = 2
-            report = run_audit(targets, config, meta={"demo": True})
-    render(report, console)
-    written = [out / "demo-report.json"]
-    write_atomic(written[0], to_json(report))
-    written.append(out / "demo-report.html")
-    write_atomic(written[-1], render_html(report))
-    for path in written:
-        err.print(f"report written: {path}")
-    return 3 if report.any_error else 0
+            outcome = app.run(
+                targets,
+                app.Plan(
+                    config,
+                    meta=ReportMeta(demo=True),
+                    files=lambda report: [
+                        ReportFile(out / "demo-report.json", "json", "--out"),
+                        ReportFile(out / "demo-report.html", "html", "--out"),
+                    ],
+                    show=lambda report: render(report, console),
+                ),
+            )
+    app.announce(outcome, app.stderr_line)
+    # the legacy site breaks the policy on purpose: only a site not audited or a file not written fails
+    return 3 if outcome.report.any_error or outcome.write_errors else 0

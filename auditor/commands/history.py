@@ -12,11 +12,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from auditor.checks.clauses import CLAUSES, SINCE
+from auditor.errors import StoreError
+from auditor.exposure import all_episodes
+from auditor.facts import span
+from auditor.locations import load
+from auditor.reports.sanitize import one_line
+from auditor.targets import parse_url
+
 if TYPE_CHECKING:
+    from auditor.commands import Subparsers
     from auditor.store import Store
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     history = sub.add_parser(
         "history",
         help="list past scans from the history database",
@@ -45,8 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 def _web_letter(store: Store, seq: int) -> str:
     """The web grade letter of a stored scan ("-" for scans from before it, or unreadable ones)."""
-    from auditor.store import StoreError
-
     try:
         result = store.get(seq)
     except StoreError:
@@ -55,10 +62,9 @@ def _web_letter(store: Store, seq: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.locations import load
+    # lazy: SQLAlchemy (~0.2 s) only for the command that opens the history; the parser imports
+    # every command module
     from auditor.store import Store
-    from auditor.targets import parse_url
-    from auditor.reports.sanitize import one_line
 
     config, _ = load(args.config)
     store = Store(config.history.database, create=False)
@@ -87,10 +93,6 @@ def run(args: argparse.Namespace) -> int:
 def _episodes(store: Store, clause: str, target: str | None) -> int:
     """`history --clause ID`: every episode of that clause (and of its rows), per target, from the
     stored scans: the same derivation as the reports' "failing since" (auditor.exposure)."""
-    from auditor.exposure import all_episodes, span
-    from auditor.checks.clauses import CLAUSES, SINCE
-    from auditor.reports.sanitize import one_line
-
     if clause not in CLAUSES:
         print(f"auditor: unknown clause {one_line(clause)!r}; one of: {', '.join(CLAUSES)}")
         return 2

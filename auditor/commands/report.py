@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from auditor.errors import ConfigError
+from auditor.locations import ensure_writable, load
 from auditor.reports.formats import HELP as FORMAT_HELP
+from auditor.reports.formats import render
+from auditor.reports.json_report import load_report
+from auditor.reports.sanitize import one_line
+from auditor.safe_files import write_atomic
+
+if TYPE_CHECKING:
+    from auditor.commands import Subparsers
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="render a saved JSON report as HTML or text",
@@ -45,42 +53,36 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.commands.audit import ensure_writable
-    from auditor.reports.formats import render as render_format
-    from auditor.reports.html import render_html
-    from auditor.reports.json_report import load_report, write_atomic
-    from auditor.reports.text import render_text
-
     if args.json_report is None:  # the same rule as every command: see auditor.locations
-        from auditor.locations import load
-
         args.json_report = load(args.config)[0].output.directory / "latest.json"
-    formats = [(f"--{name}", getattr(args, name), partial(render_format, name=name)) for name in FORMAT_HELP]
-    if args.html is None and args.text is None and not any(path for _, path, _ in formats):
+    extra = [(f"--{name}", getattr(args, name), name) for name in FORMAT_HELP]
+    if args.html is None and args.text is None and not any(path for _, path, _ in extra):
         args.text = Path("-")  # no flag: the plain-text report on stdout
     try:
         report = load_report(args.json_report)
     except FileNotFoundError:
         raise ConfigError(f"{args.json_report}: file not found") from None
     except (ValidationError, ValueError) as exc:
-        from auditor.reports.sanitize import one_line
-
         first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise ConfigError(
             f"{args.json_report}: not an auditor JSON report ({one_line(first, 300)})"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{args.json_report}: cannot read ({exc.strerror})") from None
-    outputs = [("--html", args.html, render_html), ("--text", args.text, render_text), *formats]
+    outputs: list[tuple[str, Path | None, str]] = [
+        ("--html", args.html, "html"),
+        ("--text", args.text, "text"),
+        *extra,
+    ]
     if len(stdout := [option for option, path, _ in outputs if str(path) == "-"]) > 1:
         raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
-    for option, path, render in outputs:
+    for option, path, name in outputs:
         if path is None:
             continue
         if str(path) == "-":
-            sys.stdout.write(render(report))
+            sys.stdout.write(render(report, name))
             continue
         ensure_writable(path, option)
-        write_atomic(path, render(report))
+        write_atomic(path, render(report, name))
         sys.stderr.write(f"report written: {path}\n")
     return 0

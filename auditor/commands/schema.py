@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+from auditor.reports.json_report import json_schema
+
+if TYPE_CHECKING:
+    from auditor.commands import Subparsers
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
+def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     return sub.add_parser(
         "schema",
         help="print the JSON Schema of the report",
@@ -15,7 +21,5 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # n
 
 
 def run(args: argparse.Namespace) -> int:
-    from auditor.reports.json_report import json_schema
-
     sys.stdout.write(json_schema())
     return 0

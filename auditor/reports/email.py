@@ -9,12 +9,14 @@ wall-clock deadline (`timeout`) however slowly the server answers (reports.smtp_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import smtplib
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -101,10 +103,8 @@ def _send_once(message: EmailMessage, settings: Email, password: str | None) -> 
         if settings.username is not None:
             client.login(settings.username, password or "")
         client.send_message(message)
-        try:
-            client.quit()
-        except (OSError, smtplib.SMTPException):
-            pass  # the message is accepted: a lost QUIT must not make a retry send it twice
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            client.quit()  # the message is accepted: a lost QUIT must not make a retry send it twice
     finally:
         client.close()
 
@@ -168,9 +168,9 @@ def send_report(
     html: str,
     text: str,
     json_text: str,
-    sleep=time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     stop: threading.Event | None = None,
-) -> None:  # noqa: ANN001
+) -> None:
     """Send, retrying transient failures `settings.retries` times with doubling delays (a permanent
     one, see is_permanent, is reported at once); MailError names server and reason. Once `stop`
     is set (the scheduler is asked to stop), the attempt in progress keeps its deadline and no
@@ -195,7 +195,9 @@ def send_report(
         delay *= 2
 
 
-def _stopped_while_waiting(delay: float, sleep, stop: threading.Event | None) -> bool:  # noqa: ANN001
+def _stopped_while_waiting(
+    delay: float, sleep: Callable[[float], object], stop: threading.Event | None
+) -> bool:
     """Wait `delay` seconds before a retry; True, at once, when a stop is asked for (or was already)."""
     if stop is None:
         sleep(delay)

@@ -1,13 +1,33 @@
-"""The machine-readable report formats beside JSON (JUnit XML, SARIF, CSV): one table, so the
-`audit` and `report` commands and the nightly job offer the same ones. They are written like every
-report file (auditor.outcome.write_file: atomic, owner-only, a failure is one line, never the run)."""
+"""The report formats by name, so the `audit` and `report` commands, the nightly job and the mail
+render through one table: json, html, text, and the machine-readable ones beside JSON (JUnit XML,
+SARIF, CSV) that are also options and [output] keys. Each is written like every report file
+(auditor.app.write_file: atomic, owner-only, a failure is one line, never the run)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.config import Output
 from auditor.model import AuditReport
+from auditor.reports.csv_report import to_csv
+from auditor.reports.html import render_html
+from auditor.reports.json_report import to_json
+from auditor.reports.junit import to_junit
+from auditor.reports.sarif import to_sarif
+from auditor.reports.text import render_text
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """One report a run writes: where (None: stdout), in which format (a key of RENDERERS), and
+    the option or key that asked for it, named when it cannot be written."""
+
+    path: Path | None
+    format: str
+    option: str
+
 
 HELP = {
     "junit": "write a JUnit XML report here, one test case per clause per target ('-' for stdout)",
@@ -16,22 +36,23 @@ HELP = {
 }
 
 
+RENDERERS: dict[str, Callable[[AuditReport], str]] = {
+    "json": to_json,
+    "html": render_html,
+    "text": render_text,
+    "junit": to_junit,
+    "sarif": to_sarif,
+    "csv": to_csv,
+}
+
+
 def render(report: AuditReport, name: str) -> str:
-    """The report in format `name` (a key of HELP). The writers are imported here, not at start-up:
-    they load the clause table, which every other command can do without."""
-    if name == "junit":
-        from auditor.reports.junit import to_junit
-
-        return to_junit(report)
-    if name == "sarif":
-        from auditor.reports.sarif import to_sarif
-
-        return to_sarif(report)
-    if name == "csv":
-        from auditor.reports.csv_report import to_csv
-
-        return to_csv(report)
-    raise ValueError(f"unknown report format {name!r}")
+    """The report in format `name` (a key of RENDERERS)."""
+    try:
+        renderer = RENDERERS[name]
+    except KeyError:
+        raise ValueError(f"unknown report format {name!r}") from None
+    return renderer(report)
 
 
 def configured(output: Output) -> list[tuple[str, Path]]:

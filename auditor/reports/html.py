@@ -17,11 +17,11 @@ from pathlib import Path
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from auditor.model import AuditReport, Certificate, CertificateDeployment
-from auditor.suites import is_weak
 from auditor.checks.certificate import validation_level
 from auditor.checks.clauses import CLAUSES
+from auditor.model import AuditReport, Certificate, CertificateDeployment
 from auditor.reports import sanitize, view
+from auditor.suites import is_weak
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -104,7 +104,7 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
     invocation = {"executionSuccessful": not notes, "endTimeUtc": _utc(report.generated_at)}
     if notes:
         invocation["toolExecutionNotifications"] = notes
-    return _cleaned(
+    log: dict[str, Any] = _cleaned(
         {
             "$schema": SARIF_SCHEMA,
             "version": "2.1.0",
@@ -123,6 +123,7 @@ def to_sarif_log(report: AuditReport) -> dict[str, Any]:
             ],
         }
     )
+    return log
 
 
 def to_sarif(report: AuditReport) -> str:

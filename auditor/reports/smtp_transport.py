@@ -14,6 +14,10 @@ import smtplib
 import socket
 import ssl
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 # RFC 5321 4.5.3.1.5 allows 512 octets a reply line; an EHLO reply lists a dozen extensions. The caps
 # leave ample room for verbose servers while bounding what one reply can cost.
@@ -75,7 +79,10 @@ class BoundedSMTP(smtplib.SMTP):
         super().__init__(timeout=deadline.seconds)
 
     def connect(
-        self, host: str = "localhost", port: int = 0, source_address: None = None
+        self,
+        host: str = "localhost",
+        port: int = 0,
+        source_address: tuple[Any, ...] | str | Buffer | None = None,
     ) -> tuple[int, bytes]:
         self._host = host  # smtplib sets it only in the constructor; STARTTLS checks the name against it
         return super().connect(host, port, source_address)
@@ -87,10 +94,10 @@ class BoundedSMTP(smtplib.SMTP):
         sock.settimeout(self.deadline.left())
         return self.implicit_tls.wrap_socket(sock, server_hostname=host)  # closes sock when it fails
 
-    def send(self, s: bytes | str) -> None:
+    def send(self, s: Buffer | str) -> None:
         if not self.sock:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
-        data = memoryview(s.encode(self.command_encoding) if isinstance(s, str) else s)
+        data = memoryview(s.encode(self.command_encoding) if isinstance(s, str) else s).cast("B")
         try:
             for start in range(0, len(data), _CHUNK):
                 self.sock.settimeout(self.deadline.left())
@@ -122,7 +129,8 @@ class BoundedSMTP(smtplib.SMTP):
                 break
         # what follows a reply (a TLS handshake after STARTTLS) starts with the time left now; no
         # raising here: a complete reply (250 after DATA: the message is accepted) is never a failure
-        self.sock.settimeout(self.deadline.timeout())
+        if self.sock is not None:
+            self.sock.settimeout(self.deadline.timeout())
         return errcode, b"\n".join(lines)
 
     def _read_line(self) -> bytes:

@@ -39,6 +39,14 @@ def clean(text: str, limit: int = 200) -> str:
     return one_line(text, limit)
 
 
+def terminal_console(stream: TextIO) -> Console:
+    """A console for the report; logs and pipes get 120 columns rather than rich's 80."""
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=stream, highlight=False, width=120)
+    return console
+
+
 def diagnostics_console(stream: TextIO | None = None) -> Console:
     """A console for progress notes and errors (stderr by default) that never wraps a line: rich
     otherwise wraps at 80 columns whenever the stream is not a terminal."""
@@ -101,11 +109,11 @@ def target_table(result: TargetResult) -> Table:
     return table
 
 
-def render(report: AuditReport, console: Console) -> None:
+def total_line(report: AuditReport) -> Text:
     compliant = sum(1 for t in report.targets if t.compliant and not t.error)
     failing = sum(1 for t in report.targets if not t.compliant and not t.error)
     errors = sum(1 for t in report.targets if t.error)
-    summary = Text.assemble(
+    return Text.assemble(
         ("Policy verdict: ", "bold"),
         (f"{compliant} compliant", "green"),
         ", ",
@@ -113,9 +121,23 @@ def render(report: AuditReport, console: Console) -> None:
         ", ",
         (f"{errors} not audited", "magenta" if errors else ""),
     )
-    console.print(summary, soft_wrap=True)
+
+
+def summary_lines(report: AuditReport) -> list[Text]:
+    """The verdict summary: one line per target (COMPLIANT / NOT COMPLIANT / NOT AUDITED), then the total."""
+    return [verdict_line(result) for result in report.targets] + [total_line(report)]
+
+
+def print_summary(report: AuditReport, console: Console) -> None:
+    """The summary alone (`audit --quiet`, `schedule --once`)."""
+    for line in summary_lines(report):
+        console.print(line, soft_wrap=True)
+
+
+def render(report: AuditReport, console: Console) -> None:
+    console.print(total_line(report), soft_wrap=True)
     for result in ordered(report.targets):  # worst first, as in the HTML and text reports
-        parts: list = [verdict_line(result)]  # type: ignore[type-arg]
+        parts: list[Text] = [verdict_line(result)]
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
         parts += [Text(clean(line, 300), style="dim") for line in mozilla_lines(result)]
@@ -125,9 +147,8 @@ def render(report: AuditReport, console: Console) -> None:
         if not console.is_terminal:
             _print_lines(parts, result, console)
             continue
-        if result.findings:
-            parts.append(target_table(result))
-        console.print(Panel(Group(*parts), expand=False))
+        table = [target_table(result)] if result.findings else []
+        console.print(Panel(Group(*parts, *table), expand=False))
 
 
 def _print_lines(parts: list[Text], result: TargetResult, console: Console) -> None:

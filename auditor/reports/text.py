@@ -83,7 +83,7 @@ def render_text(report: AuditReport, tz: tzinfo | None = None) -> str:
     lines += [_summary_line(t) for t in sites]
     for t in sites:
         lines += _site(t, tz)
-    if report.meta.get("evidence_log_head"):
-        lines += ["", f"Evidence log head: {clean(str(report.meta['evidence_log_head']), 100)}"]
+    if report.meta.evidence_log_head:
+        lines += ["", f"Evidence log head: {clean(report.meta.evidence_log_head, 100)}"]
     lines += ["", f"auditor {clean(report.tool_version, 100)}"]
     return block("\n".join(lines) + "\n")

@@ -7,10 +7,12 @@ Pure functions of the report: no I/O, no markup (the templates escape what they 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from urllib.parse import urlsplit
 
+from auditor.facts import span
 from auditor.model import (
     Finding,
     HandshakeSimulation,
@@ -154,8 +156,6 @@ def exposure_line(finding: Finding, tz: tzinfo | None = None) -> str | None:
     exposure = finding.exposure
     if exposure is None or finding.status is not Status.FAIL:
         return None
-    from auditor.exposure import span
-
     gaps = f", {exposure.gaps} gap(s)" if exposure.gaps else ""
     return (
         f"failing since {local_time(exposure.first_seen, tz)} "
@@ -355,10 +355,8 @@ class Site:
         http_port = 80
         plain = result.evidence.http.plain_http if result.evidence else None
         if plain is not None:
-            try:
+            with contextlib.suppress(ValueError):  # a port out of range: the default
                 http_port = urlsplit(plain.url).port or 80
-            except ValueError:
-                pass
         return cls(result.target.host, result.target.port, http_port)
 
     def https_origin(self) -> str:

@@ -19,23 +19,22 @@ Connections sslyze opens go through `tls_connection._open_socket`, wrapped once 
 inside `counting(counter, phase)` opens them through its ledger; others (sslyze's own Scanner, for
 --thorough) still get a deadline. Simulations, the fallback and DH probes call `counter.open`.
 
-The HTTP probe (httpx) wraps its sockets in ssl.SSLSocket, which reads in C: there a watchdog
-shuts the socket down when an exchange passes its deadline (`timeout` from each request) or the
-target is abandoned. httpcore's sync backend is wrapped once; a thread inside `http_through(ledger)`
-opens its HTTP connections that way (not counted: they are not TLS scan connections).
+The HTTP probe's connections are watched by the same watchdog and cut with the ledger
+(auditor.scan.http_deadline, loaded with httpx by the probe's own thread).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from httpcore._backends.sync import SyncBackend, SyncStream
 from sslyze.connection_helpers import tls_connection as _tls_connection
+
+from auditor.scan.raw_hello import TLS12, TLS13, Hello, client_hello
 
 # Deadline hits in a row that make the ledger doubt the server is still answering.
 STREAK = 2
@@ -48,6 +47,13 @@ class Unanswered(Exception):
     Not an OSError on purpose: sslyze turns OSErrors into TLS verdicts; this must pass through it."""
 
 
+class FirstFlightRead(Exception):
+    """The server's first flight was read and our answer to it sent (a TLS <= 1.2 handshake that
+    watches its flight): the suite and key exchange are known, the last round trip is skipped.
+
+    Not an OSError, for the reason given for Unanswered."""
+
+
 class DeadlineSocket(socket.socket):
     """A connected TCP socket whose reads and writes all end `timeout` seconds after it was opened."""
 
@@ -58,6 +64,10 @@ class DeadlineSocket(socket.socket):
     timed_out: bool
     cut: bool
     slot: bool = False  # holds one of the ledger's connection slots
+    # Stop at the first read after the client sent a ChangeCipherSpec record (TLS <= 1.2): by then it
+    # has processed the server's whole first flight (FirstFlightRead).
+    watch_flight: bool = False
+    flight_sent: bool = False
 
     @classmethod
     def adopt(
@@ -66,7 +76,7 @@ class DeadlineSocket(socket.socket):
         wrapped = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         wrapped.ledger, wrapped.deadline = ledger, deadline
         wrapped.received, wrapped.first_bytes, wrapped.timed_out, wrapped.cut = 0, b"", False, False
-        _WATCHDOG.watch(wrapped)  # a connection left open by a library bug is still ended at its deadline
+        WATCHDOG.watch(wrapped)  # a connection left open by a library bug is still ended at its deadline
         return wrapped
 
     def _arm(self) -> None:
@@ -92,6 +102,8 @@ class DeadlineSocket(socket.socket):
         return data
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.flight_sent:
+            raise FirstFlightRead
         self._arm()
         try:
             return self._got(super().recv(bufsize, flags))
@@ -101,6 +113,8 @@ class DeadlineSocket(socket.socket):
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._arm()
+        if self.watch_flight and not self.flight_sent:
+            self.flight_sent = _has_change_cipher_spec(bytes(data))
         try:
             return super().send(data, flags)
         except TimeoutError:
@@ -118,7 +132,7 @@ class DeadlineSocket(socket.socket):
         return self.timed_out or self.cut
 
     def close(self) -> None:
-        _WATCHDOG.forget(self)
+        WATCHDOG.forget(self)
         super().close()  # first: the slot is free only once the server has seen this connection end
         if self.ledger is not None and not getattr(self, "_settled", False):
             self._settled = True
@@ -128,7 +142,7 @@ class DeadlineSocket(socket.socket):
         """The watchdog's call at the deadline: end the connection even if nobody reads it any more
         (nassl leaves the socket open when OpenSSL's shutdown fails; a one-connection-at-a-time
         server would wait on it forever)."""
-        _WATCHDOG.forget(self)
+        WATCHDOG.forget(self)
         if self.ledger is not None:
             self.ledger._expired(self)
         else:
@@ -152,7 +166,7 @@ class ConnectionCounter:
         self._confirming = False
         self.first_bytes = b""  # the first bytes this server ever sent (to name what it speaks)
         self.stopped: str | None = None  # why no connection is opened any more
-        self._watched: set[_Watch] = set()  # the HTTP probe's connections
+        self._watched: set[Any] = set()  # the HTTP probe's connections (.cut(); auditor.scan.http_deadline)
         self._slots: threading.Semaphore | None = None  # at most `limit` connections open at once
         self.probe: tuple[str, int, str | None] | None = None  # (address, port, SNI) for the liveness hello
 
@@ -285,7 +299,6 @@ class ConnectionCounter:
         """Does the server answer a small, ordinary ClientHello (any byte) within the timeout?"""
         if self.probe is None:
             return True  # nothing to confirm with: keep going
-        from auditor.scan.raw_hello import TLS12, TLS13, Hello, client_hello
 
         address, port, server_name = self.probe
         hello = client_hello(
@@ -314,6 +327,16 @@ class ConnectionCounter:
         for sock in list(self._open):
             _cut(sock)
         self._open.clear()
+
+    def watch_http(self, watch: Any) -> bool:
+        """Cut `watch` (an HTTP connection: .cut()) when the target is abandoned; True when it already is."""
+        with self._lock:
+            self._watched.add(watch)
+            return self.stopped is not None
+
+    def unwatch_http(self, watch: Any) -> None:
+        with self._lock:
+            self._watched.discard(watch)
 
     def abandon_http(self) -> None:
         """Cut the HTTP probe's connections (the target's deadline passed)."""
@@ -366,6 +389,16 @@ _LIVENESS_SUITES = (
 )
 
 
+def _has_change_cipher_spec(data: bytes) -> bool:
+    """Does this run of TLS records hold a ChangeCipherSpec record (content type 20)?"""
+    at = 0
+    while at + 5 <= len(data):
+        if data[at] == 20:
+            return True
+        at += 5 + int.from_bytes(data[at + 3 : at + 5], "big")
+    return False
+
+
 def _cut(sock: DeadlineSocket) -> None:
     sock.cut = True
     if sock.ledger is not None:
@@ -388,46 +421,13 @@ def _not_tls(first: bytes) -> str | None:
     return "not TLS: the server's first bytes are not a TLS record"
 
 
-class _Watch:
-    """One HTTP connection under the watchdog: a duplicate of its descriptor (shutdown acts on the
-    socket, so it ends the connection whatever object, SSLSocket included, now reads it)."""
-
-    def __init__(self, sock: socket.socket, seconds: float, ledger: ConnectionCounter) -> None:
-        self.twin = socket.socket(fileno=os.dup(sock.fileno()))
-        self.seconds, self.ledger = seconds, ledger
-        self.deadline = time.monotonic() + seconds
-        self.done = False
-
-    def rearm(self) -> None:
-        self.deadline = time.monotonic() + self.seconds
-
-    def expire(self) -> None:
-        self.cut()
-
-    def cut(self) -> None:
-        if not self.done:
-            try:
-                self.twin.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.release()
-
-    def release(self) -> None:
-        if not self.done:
-            self.done = True
-            self.twin.close()
-            with self.ledger._lock:
-                self.ledger._watched.discard(self)
-            _WATCHDOG.forget(self)
-
-
 class _Watchdog:
     """One daemon thread that ends the connections past their deadline: HTTP exchanges (read in C
     by SSLSocket), and TLS scan sockets nobody closed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watches: set[Any] = set()  # _Watch and DeadlineSocket: .deadline, .expire()
+        self._watches: set[Any] = set()  # DeadlineSocket and HTTP watches: .deadline, .expire()
         self._thread: threading.Thread | None = None
 
     def watch(self, watch: Any) -> None:
@@ -451,56 +451,24 @@ class _Watchdog:
                 watch.expire()
 
 
-_WATCHDOG = _Watchdog()
-
-
-class _WatchedStream(SyncStream):
-    """httpcore's stream with a wall-clock deadline per exchange: each request re-arms it."""
-
-    def __init__(self, sock: socket.socket, watch: _Watch) -> None:
-        super().__init__(sock)
-        self._watch = watch
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if buffer:
-            self._watch.rearm()
-        super().write(buffer, timeout)
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> SyncStream:
-        stream = super().start_tls(ssl_context, server_hostname, timeout)
-        return _WatchedStream(stream._sock, self._watch) if isinstance(stream, SyncStream) else stream
-
-    def close(self) -> None:
-        self._watch.release()
-        super().close()
-
-
-_http = threading.local()
-
-
-class http_through:  # used like a function: `with http_through(ledger):`
-    """This thread's HTTP connections (httpx) get a deadline per exchange and are cut when `ledger`
-    is abandoned."""
-
-    def __init__(self, ledger: ConnectionCounter) -> None:
-        self.ledger = ledger
-
-    def __enter__(self) -> None:
-        _http.ledger = self.ledger
-
-    def __exit__(self, *exc_info: object) -> None:
-        _http.ledger = None
+WATCHDOG = _Watchdog()
 
 
 class Block:
     """The connections one thread opens inside `counting(...)`: their result is untrusted when any
     of them hit its deadline or was cut."""
 
-    def __init__(self, counter: ConnectionCounter, phase: str) -> None:
+    def __init__(
+        self,
+        counter: ConnectionCounter,
+        phase: str,
+        on_open: Callable[[int], None] | None = None,
+        first_flight: bool = False,
+    ) -> None:
         self.counter, self.phase = counter, phase
         self.sockets: list[DeadlineSocket] = []
+        self.on_open = on_open  # called with the number of connections opened so far
+        self.first_flight = first_flight  # sockets stop after the first flight (DeadlineSocket.watch_flight)
 
     @property
     def untrusted(self) -> str | None:
@@ -516,8 +484,15 @@ class counting:  # noqa: N801 - used like a function: `with counting(counter, "s
     A plain class, not @contextmanager: sslyze's exceptions are frozen dataclasses, and a
     generator-based context manager fails re-raising them (it assigns __traceback__)."""
 
-    def __init__(self, counter: ConnectionCounter, phase: str) -> None:
-        self.block = Block(counter, phase)
+    def __init__(
+        self,
+        counter: ConnectionCounter,
+        phase: str,
+        *,
+        on_open: Callable[[int], None] | None = None,
+        first_flight: bool = False,
+    ) -> None:
+        self.block = Block(counter, phase, on_open, first_flight)
         self.previous: Block | None = None
 
     def __enter__(self) -> Block:
@@ -540,31 +515,14 @@ def _install() -> None:
             started = time.monotonic()
             return DeadlineSocket.adopt(original(server_location, network_timeout), started + network_timeout)
         sock = block.counter.open(server_location.ip_address, server_location.port, block.phase)
+        sock.watch_flight = block.first_flight
         block.sockets.append(sock)
+        if block.on_open is not None:
+            block.on_open(len(block.sockets))
         return sock
 
     _open_socket._auditor_counted = True  # type: ignore[attr-defined]
     _tls_connection._open_socket = _open_socket
-
-    original_tcp = SyncBackend.connect_tcp
-
-    def connect_tcp(
-        self: SyncBackend, host: str, port: int, timeout: float | None = None, *args: Any, **kwargs: Any
-    ) -> Any:
-        stream = original_tcp(self, host, port, timeout, *args, **kwargs)
-        ledger: ConnectionCounter | None = getattr(_http, "ledger", None)
-        if ledger is None or not isinstance(stream, SyncStream):
-            return stream
-        watch = _Watch(stream._sock, ledger.timeout, ledger)
-        with ledger._lock:
-            stopped = ledger.stopped is not None
-            ledger._watched.add(watch)
-        _WATCHDOG.watch(watch)
-        if stopped:
-            watch.cut()
-        return _WatchedStream(stream._sock, watch)
-
-    SyncBackend.connect_tcp = connect_tcp  # type: ignore[method-assign]
 
 
 _install()

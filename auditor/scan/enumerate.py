@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from nassl.ephemeral_key_info import EphemeralKeyInfo, OpenSslEcNidEnum
 from nassl.legacy_ssl_client import LegacySslClient
@@ -44,9 +45,9 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite as Ss
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
 from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
-from auditor.model import CipherSuite, ProtocolSupport
+from auditor.model import Attempt, AttemptErrorReason, CipherSuite, Probe, ProtocolSupport
 from auditor.scan import dh_size
-from auditor.scan.connections import ConnectionCounter, Unanswered, counting
+from auditor.scan.connections import ConnectionCounter, FirstFlightRead, Unanswered, counting
 from auditor.suites import describe, is_chacha
 
 VERSIONS: dict[str, TlsVersionEnum] = {
@@ -76,6 +77,7 @@ def group_name(curve_name: str) -> str:
     return _GROUP_ALIASES.get(curve_name, curve_name)
 
 
+T = TypeVar("T")
 # Largest number of suites offered in one ClientHello when a server refuses the full list.
 BATCH = 32
 
@@ -162,9 +164,15 @@ class Enumerator:
             client.set_groups(groups)
         key = None
         block = None
+        # Up to TLS 1.2 the suite and the key exchange are known once the client answers the server's
+        # first flight: the round trip for the server's Finished is skipped (FirstFlightRead).
+        first_flight = version not in (TlsVersionEnum.TLS_1_3, TlsVersionEnum.SSL_2_0)
         try:
-            with counting(self.counter, phase) as block:
-                connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
+            with counting(self.counter, phase, first_flight=first_flight) as block:
+                try:
+                    connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
+                except FirstFlightRead:
+                    pass
             key = client.get_ephemeral_key()
         except ServerTlsConfigurationNotSupported:
             pass  # the server chose a suite, with a DH group our client refused: measured later (dh_size)
@@ -191,6 +199,8 @@ class Enumerator:
                 connection.close()
             except Exception:
                 pass
+            if (sock := client.get_underlying_socket()) is not None:
+                sock.close()  # closed even when OpenSSL's shutdown of an unfinished handshake failed
             if self.counter.stopped and block is not None and block.untrusted:
                 raise Unanswered(self.counter.stopped)  # cut by the ledger: nothing was learnt
         chosen = client.get_current_cipher_name()
@@ -278,7 +288,7 @@ class Enumerator:
             # (a thread of its own; the ledger keeps connections_per_server).
             pair = _order_pair([s for s, _ in accepted])
             if pair is not None and not early and _plain_pair(pair):
-                early[pair] = _spawn(self._enforces_order, version, [pair[0], pair[1]])
+                early[pair] = spawn(self._enforces_order, version, [pair[0], pair[1]])
 
         if modern:
             picks += self._enumerate_with(version, False, modern, on_pick=overlap)
@@ -456,8 +466,10 @@ def _plain_pair(pair: tuple[SslyzeSuite, SslyzeSuite]) -> bool:
     return not is_chacha(pair[0].name) and not is_chacha(pair[1].name)
 
 
-def _spawn(function: Callable[..., bool | None], *args: object) -> Future[bool | None]:
-    future: Future[bool | None] = Future()
+def spawn(function: Callable[..., T], *args: object) -> Future[T]:
+    """`function(*args)` in a thread of its own (not queued behind a pool's work); the ledger still
+    keeps connections_per_server."""
+    future: Future[T] = Future()
 
     def run() -> None:
         try:
@@ -465,7 +477,7 @@ def _spawn(function: Callable[..., bool | None], *args: object) -> Future[bool |
         except BaseException as exc:  # handed to whoever waits
             future.set_exception(exc)
 
-    threading.Thread(target=run, name="tls-order", daemon=True).start()
+    threading.Thread(target=run, name=f"tls-{function.__name__.strip('_')}", daemon=True).start()
     return future
 
 
@@ -476,7 +488,7 @@ def _chacha_last(suites: list[SslyzeSuite]) -> list[SslyzeSuite]:
 
 
 def recheck_silenced(
-    enumerator: Enumerator, protocols: list[ProtocolSupport], errors: dict[str, str]
+    enumerator: Enumerator, protocols: list[ProtocolSupport], errors: dict[Probe, Attempt]
 ) -> None:
     """A protocol "refused" by silence is not tested when the server turned out to stop answering."""
     if not enumerator.counter.stopped:
@@ -484,7 +496,9 @@ def recheck_silenced(
     for p in protocols:
         if p.supported is False and VERSIONS[p.version] in enumerator.silenced:
             p.supported = None
-            errors[f"suites {p.version}"] = f"not tested: {enumerator.counter.stopped}"
+            errors[Probe.suites(p.version)] = Attempt.failed(
+                AttemptErrorReason.SERVER_STOPPED_ANSWERING, enumerator.counter.stopped
+            )
 
 
 def group_protocol(protocols: list[ProtocolSupport]) -> str | None:

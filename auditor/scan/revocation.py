@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import nassl.ocsp_response
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -231,6 +230,8 @@ def query_responder(
     url: str, leaf: x509.Certificate, issuer: x509.Certificate, timeout: float, deadline: float | None = None
 ) -> RevocationStatus:
     """POST an OCSP request to `url` (RFC 6960 appendix A.1) and judge the answer. Never raises."""
+    import httpx  # lazy: only a certificate without a usable stapled answer needs it (~60 ms to import)
+
     deadline = deadline if deadline is not None else time.monotonic() + timeout
 
     def error(reason: str) -> RevocationStatus:
@@ -305,7 +306,7 @@ class RevocationLookup:
         def run() -> None:
             try:
                 chains = served()
-            except Exception:  # the certificate jobs failed: TlsEvidence.errors already says why
+            except Exception:  # the certificate jobs failed: TlsEvidence.attempts already says why
                 chains = []
             self._started = time.monotonic()
             for chain, stapled in chains:

@@ -128,6 +128,33 @@ def simulate_client(
     )
 
 
+Hello = tuple[str, str, str, tuple[str, ...]]
+
+
+def hello_of(profile: ClientProfile) -> Hello:
+    """What a profile's ClientHello is made of here: profiles with the same one (Chrome, Edge and
+    Android 14; Java 17 and 21) get the same answer, so they share one connection."""
+    return (profile.max_version, profile.tls13_suites, profile.tls12_suites, profile.groups)
+
+
+def distinct_hellos(clients: list[ClientProfile]) -> list[ClientProfile]:
+    """The first profile of each distinct ClientHello, in the clients' order."""
+    first: dict[Hello, ClientProfile] = {}
+    for profile in clients:
+        first.setdefault(hello_of(profile), profile)
+    return list(first.values())
+
+
+def for_each_client(
+    results: dict[Hello, HandshakeSimulation], clients: list[ClientProfile]
+) -> list[HandshakeSimulation]:
+    """One simulation per client, each a copy of the result for its ClientHello under its own name."""
+    return [
+        results[hello_of(p)].model_copy(deep=True, update={"client": p.name, "reference": p.reference})
+        for p in clients
+    ]
+
+
 def name_protocols(simulations: list[HandshakeSimulation], protocols: list[ProtocolSupport]) -> None:
     """Fill in, in place, the protocol each simulated client negotiated (simulations run before the
     enumeration ends, so that they overlap it)."""
@@ -146,7 +173,7 @@ def simulate_all(
     connections: int = 5,
     counter: ConnectionCounter | None = None,
 ) -> list[HandshakeSimulation]:
+    distinct = distinct_hellos(CLIENTS)
     with ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
-        return list(
-            pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), CLIENTS)
-        )
+        results = pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), distinct)
+        return for_each_client(dict(zip(map(hello_of, distinct), results)), CLIENTS)

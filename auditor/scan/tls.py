@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from traceback import TracebackException
@@ -53,13 +54,23 @@ from sslyze.server_connectivity import (
 
 from auditor.errors import ScanError
 from auditor.model import (
+    Attempt,
     CertificateDeployment,
+    Probe,
     ProtocolSupport,
     TlsEvidence,
     TrustStoreResult,
     Vulnerabilities,
 )
 from auditor.scan import dh_size
+from auditor.scan.attempts import (
+    FALLBACK_NO_ANSWER,
+    NOT_SCHEDULED,
+    from_exception,
+    from_sslyze,
+    probe_of,
+    stopped,
+)
 from auditor.scan.dh_only import probe_dhe_only
 from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.post_quantum import annotate as annotate_post_quantum
@@ -68,8 +79,22 @@ from auditor.scan.certs import describe_certificate
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.clients import CLIENTS
 from auditor.scan.connections import ConnectionCounter, Unanswered, counting
-from auditor.scan.enumerate import VERSIONS, Enumerator, group_name, group_protocol, recheck_silenced
-from auditor.scan.simulate import name_protocols, simulate_all, simulate_client
+from auditor.scan.enumerate import (
+    VERSIONS,
+    Enumerator,
+    group_name,
+    group_protocol,
+    recheck_silenced,
+    spawn,
+)
+from auditor.scan.simulate import (
+    distinct_hellos,
+    for_each_client,
+    hello_of,
+    name_protocols,
+    simulate_all,
+    simulate_client,
+)
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -113,11 +138,13 @@ SSLYZE_COMMANDS = [
     ScanCommand.CERTIFICATE_INFO,
     *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT),
 ]
-
-
-_FALLBACK_UNTESTED = "TLS_FALLBACK_SCSV not tested: the fallback hello got no answer (twice)"
-# TlsEvidence.errors key: the server stopped answering during the scan (auditor.grading withholds the letter).
-UNANSWERED = "unanswered"
+# What --thorough runs through sslyze (a command left out of an exact set is recorded as not scheduled).
+THOROUGH_COMMANDS = {
+    ScanCommand.CERTIFICATE_INFO,
+    ScanCommand.ELLIPTIC_CURVES,
+    *SUITE_COMMANDS.values(),
+    *VULNERABILITY_COMMANDS,
+}
 
 
 def hostname_matches(cert: x509.Certificate, host: str) -> bool:
@@ -241,24 +268,17 @@ def scan_tls(
     if on_phase:
         on_phase("TLS handshake")
     if thorough or commands is not None:
-        commands = (
-            commands
-            if commands is not None
-            else {
-                ScanCommand.CERTIFICATE_INFO,
-                ScanCommand.ELLIPTIC_CURVES,
-                *SUITE_COMMANDS.values(),
-                *VULNERABILITY_COMMANDS,
-            }
-        )
+        commands = commands if commands is not None else THOROUGH_COMMANDS
         attempts = _run_sslyze(location, network, commands, ca_bundle, connections_per_server)
         evidence = _to_evidence(attempts, commands, host)
+        for command in THOROUGH_COMMANDS - commands:  # an exact command set
+            evidence.attempts[probe_of(command)] = NOT_SCHEDULED
         where = dh_size.target(host, port, location.ip_address, timeout)
         dh_size.complete_protocols(evidence.protocols, where)
         if any(c in commands for c in SUITE_COMMANDS.values()):
             evidence.vulnerabilities.fallback_scsv = probe_fallback_scsv(where, evidence.protocols)
             if evidence.vulnerabilities.fallback_scsv is None and fallback_version(evidence.protocols):
-                evidence.errors["tls_fallback_scsv"] = _FALLBACK_UNTESTED
+                evidence.attempts[Probe.TLS_FALLBACK_SCSV] = FALLBACK_NO_ANSWER
         if ScanCommand.CERTIFICATE_INFO in commands:
             lookup = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
             lookup.start(served_from_result(attempts.certificate_info.result))
@@ -305,12 +325,14 @@ def _sslyze_jobs(
     command's name. Returns, per command, its job futures (or an _Attempt when queuing failed)."""
     queued: dict[ScanCommand, Any] = {}
 
-    def counted(command: ScanCommand, job: ScanJob) -> ScanJobResult:
+    def counted(
+        command: ScanCommand, job: ScanJob, on_open: Callable[[int], None] | None = None
+    ) -> ScanJobResult:
         # The exception is kept, not raised through the future: sslyze's exceptions are frozen
         # dataclasses, which a re-raise in another thread cannot attach a traceback to.
         # A job one of whose connections hit its deadline (or was cut) proves nothing: sslyze reads
         # a timeout as "not vulnerable" (Heartbleed, CCS) or "refused" (renegotiation).
-        with counting(counter, command.value) as block:
+        with counting(counter, command.value, on_open=on_open) as block:
             try:
                 value = job.function_to_call(*job.function_arguments)
             except Exception as exc:
@@ -338,8 +360,54 @@ def _sslyze_jobs(
                 TracebackException.from_exception(exc),
             )
             continue
-        queued[command] = [pool.submit(counted, command, job) for job in jobs]
+        if command is ScanCommand.ROBOT and len(jobs) > 1:
+            queued[command] = _robot_jobs(pool, jobs, counted)
+        else:
+            queued[command] = [pool.submit(counted, command, job) for job in jobs]
     return queued
+
+
+def _robot_jobs(
+    pool: ThreadPoolExecutor,
+    jobs: list[ScanJob],
+    counted: Callable[[ScanCommand, ScanJob, Callable[[int], None] | None], ScanJobResult],
+) -> list[Future[ScanJobResult]]:
+    """ROBOT's identical jobs, the first one alone until it proves RSA key exchange (by opening a
+    third connection, which only a payload can be) or succeeds; then the others.
+
+    sslyze's verdict reads the jobs in order and the first job decides alone when it fails (its
+    "RSA not supported" or its error): the others are then not run, and a server without RSA key
+    exchange costs 2 connections instead of 6. Their futures carry the first job's result."""
+    rest: list[Future[ScanJobResult]] = [Future() for _ in jobs[1:]]
+    lock = threading.Lock()
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        with lock:
+            if released:
+                return
+            released = True
+        for job, future in zip(jobs[1:], rest):
+            done = pool.submit(counted, ScanCommand.ROBOT, job, None)
+            done.add_done_callback(lambda f, into=future: into.set_result(f.result()))
+
+    def first() -> ScanJobResult:
+        def on_open(opened: int) -> None:
+            if opened >= 3:
+                release()
+
+        result = counted(ScanCommand.ROBOT, jobs[0], on_open)
+        with lock:
+            decided = not released and result._exception is not None
+        if not decided:
+            release()
+            return result
+        for future in rest:
+            future.set_result(result)
+        return result
+
+    return [pool.submit(first), *rest]
 
 
 def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, Any]) -> SimpleNamespace:
@@ -408,12 +476,6 @@ def _probe_connectivity(
     )
 
 
-def _not_tested(exc: Exception) -> str:
-    if isinstance(exc, Unanswered):
-        return f"not tested: {exc}"
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
 def _fast_scan(
     host: str,
     location: ServerNetworkLocation,
@@ -447,7 +509,7 @@ def _fast_scan(
         server_location=location, network_configuration=network, tls_probing_result=probing
     )
     enumerator = Enumerator(server, counter)
-    errors: dict[str, str] = {}
+    failed: dict[Probe, Attempt] = {}
     if on_phase:
         on_phase("cipher suites")
     with ThreadPoolExecutor(
@@ -469,12 +531,12 @@ def _fast_scan(
             probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
         )
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
-        simulations = [
-            pool.submit(
+        simulations = {
+            hello_of(profile): pool.submit(
                 simulate_client, profile, host, location.port, location.ip_address, timeout, None, counter
             )
-            for profile in CLIENTS
-        ]
+            for profile in distinct_hellos(CLIENTS)
+        }
         # revocation starts once the certificate jobs end, beside the rest (HTTP to the responder, not this server)
         revocation = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
         revocation.start(served_from_jobs(queued.get(ScanCommand.CERTIFICATE_INFO)))
@@ -484,10 +546,10 @@ def _fast_scan(
                 protocols.append(future.result())
             except Exception as exc:  # a protocol we could not test is reported, never guessed
                 protocols.append(ProtocolSupport(version=label, supported=None))
-                errors[f"suites {label}"] = _not_tested(exc)
+                failed[Probe.suites(label)] = from_exception(exc, counter.stopped)
         if on_phase:
             on_phase("client simulation")
-        fallback = pool.submit(
+        fallback = spawn(  # beside the queued simulations, not behind them: it is the last to start
             probe_fallback_scsv,
             dh_size.target(host, location.port, location.ip_address, timeout),
             protocols,
@@ -501,28 +563,28 @@ def _fast_scan(
             elif label is not None:
                 groups = pool.submit(enumerator.groups_over, label).result()
         except Exception as exc:
-            errors["groups"] = _not_tested(exc)
+            failed[Probe.GROUPS] = from_exception(exc, counter.stopped)
         if on_phase:
             on_phase("certificate and vulnerabilities")
         attempts = _sslyze_results(server, queued)
-        simulated = [f.result() for f in simulations]
+        simulated = for_each_client({hello: f.result() for hello, f in simulations.items()}, CLIENTS)
         name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
         post_quantum, hybrid_choices = quantum.result()
-    evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host)
+    evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host, counter.stopped)
     evidence.vulnerabilities.fallback_scsv = fallback_scsv
     if fallback_scsv is None and fallback_version(protocols):
-        errors["tls_fallback_scsv"] = _FALLBACK_UNTESTED
+        failed[Probe.TLS_FALLBACK_SCSV] = FALLBACK_NO_ANSWER
     revocation.apply(evidence.certificates)
     evidence.protocols = protocols
     evidence.groups = groups
     evidence.simulations = simulated
     annotate_post_quantum(simulated, post_quantum, hybrid_choices)
     evidence.post_quantum = post_quantum
-    evidence.errors.update(errors)
+    evidence.attempts.update(failed)
     if counter.stopped:  # the grade and the clauses that need what is missing say so (auditor.grading)
-        recheck_silenced(enumerator, protocols, evidence.errors)
-        evidence.errors[UNANSWERED] = counter.stopped
+        recheck_silenced(enumerator, protocols, evidence.attempts)
+        evidence.attempts[Probe.SCAN] = stopped(counter.stopped)
     evidence.connections = counter.total
     evidence.connections_by_phase = dict(counter.by_phase)
     if on_phase:
@@ -538,20 +600,27 @@ def _sni(host: str) -> str | None:
         return host
 
 
-def _attempt(all_attempts, command: ScanCommand, errors: dict[str, str]):  # noqa: ANN001, ANN202
+def _attempt(all_attempts: Any, command: ScanCommand, errors: _Failed) -> Any:
     attempt = getattr(all_attempts, _ATTR[command])
     if attempt.status is ScanCommandAttemptStatusEnum.COMPLETED:
         return attempt.result
-    if attempt.status is ScanCommandAttemptStatusEnum.ERROR:
-        reason = attempt.error_reason.value if attempt.error_reason else "error"
-        trace = attempt.error_trace
-        detail = f"{trace.exc_type.__name__}: {trace}" if trace else ""
-        errors[command.value] = f"{reason} {detail}".strip()[:300]
+    if (ours := from_sslyze(attempt, errors.stopped)) is not None:
+        errors.attempts[probe_of(command)] = ours
     return None
 
 
-def _to_evidence(attempts, commands: set[ScanCommand], host: str) -> TlsEvidence:  # noqa: ANN001
-    errors: dict[str, str] = {}
+@dataclass
+class _Failed:
+    """The attempts of the commands that did not complete, and the ledger's stop (None: it answered)."""
+
+    stopped: str | None
+    attempts: dict[Probe, Attempt]
+
+
+def _to_evidence(
+    attempts: Any, commands: set[ScanCommand], host: str, ledger_stopped: str | None = None
+) -> TlsEvidence:
+    errors = _Failed(ledger_stopped, {})
     evidence = TlsEvidence()
     for version, command in SUITE_COMMANDS.items():
         if command not in commands:
@@ -622,11 +691,11 @@ def _to_evidence(attempts, commands: set[ScanCommand], host: str) -> TlsEvidence
     if (r := _maybe(attempts, ScanCommand.TLS_FALLBACK_SCSV, commands, errors)) is not None:
         vulns.fallback_scsv = r.supports_fallback_scsv
     evidence.vulnerabilities = vulns
-    evidence.errors = errors
+    evidence.attempts = errors.attempts
     return evidence
 
 
-def _maybe(attempts, command: ScanCommand, commands: set[ScanCommand], errors: dict[str, str]):  # noqa: ANN001, ANN202
+def _maybe(attempts: Any, command: ScanCommand, commands: set[ScanCommand], errors: _Failed) -> Any:
     return _attempt(attempts, command, errors) if command in commands else None
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
 from tests.conftest import audit_local_targets
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
 
 HSTS_2Y = "max-age=63072000; includeSubDomains"
 TLS13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"

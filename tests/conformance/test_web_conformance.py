@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite
 from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite
 
 GOOD = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'self'",

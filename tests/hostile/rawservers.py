@@ -7,6 +7,7 @@ but whose HTTP is not).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -30,7 +31,7 @@ class RawServer:
         self.stopping = threading.Event()
         self.connections: list[socket.socket] = []
 
-    def __enter__(self) -> "RawServer":
+    def __enter__(self) -> RawServer:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
@@ -40,10 +41,8 @@ class RawServer:
         self.stopping.set()
         self.sock.close()
         for conn in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def _accept(self) -> None:
         while not self.stopping.is_set():
@@ -64,10 +63,8 @@ class RawServer:
         except (OSError, ssl.SSLError):
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
 
 def _wait(stop_after: float = 30.0) -> None:
@@ -96,10 +93,8 @@ def reset_mid_handshake(conn: socket.socket) -> None:
 def banner(text: bytes) -> Handler:
     def handler(conn: socket.socket) -> None:
         conn.sendall(text)
-        try:
+        with contextlib.suppress(OSError):
             conn.recv(4096)
-        except OSError:
-            pass
         conn.sendall(text)
         _wait(2)
 
@@ -197,10 +192,8 @@ def _pump(source: socket.socket, sink: socket.socket, delay_per_byte: float = 0.
         pass
     finally:
         for s in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _forward(conn: socket.socket, upstream: int, delay_per_byte: float = 0.0) -> None:

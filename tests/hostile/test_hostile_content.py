@@ -25,9 +25,9 @@ from auditor import audit
 from auditor.config import Config, Scan, Target
 from auditor.model import HttpEvidence, HttpResponse, Status
 from auditor.scan.http import probe_http
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
 from tests.conftest import ROOT, CliRun, clause_statuses
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.hostile import rawservers as raw
 
 TIMEOUT = 5  # [scan] timeout: also each page's parse budget

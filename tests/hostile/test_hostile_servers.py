@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import PythonTLSServer
 from tests.conftest import clause_statuses, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer
 from tests.hostile import rawservers as raw
 
 TIMEOUT = 2
@@ -68,7 +68,7 @@ def test_transport_level_misbehaviour(pki: TestPKI, good: PythonTLSServer, tmp_p
     assert len(results) == len(urls)
     *bad, ok = results
     assert ok["error"] is None and ok["compliant"] is True, ok["error"]
-    for name, result in zip(handlers, bad):
+    for name, result in zip(handlers, bad, strict=False):
         assert result["error"], name
         assert "\n" not in result["error"], name
         assert result["duration_s"] <= TARGET_BUDGET + 2, (name, result["duration_s"])
@@ -91,7 +91,7 @@ def test_http_level_misbehaviour(pki: TestPKI, good: PythonTLSServer, tmp_path: 
         urls = [f"https://good.test:{s.port}/" for s in servers.values()] + [good.url]
         run = run_cli("audit", "--config", str(_config(tmp_path, pki, urls)), "--json", "-")
     assert "Traceback" not in run.stderr
-    results = dict(zip([*handlers, "good"], run.report["targets"]))
+    results = dict(zip([*handlers, "good"], run.report["targets"], strict=False))
     for name, result in results.items():
         assert result["error"] is None, (name, result["error"])
         assert result["duration_s"] <= TARGET_BUDGET + 2, (name, result["duration_s"])

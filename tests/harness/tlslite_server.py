@@ -1,6 +1,6 @@
 """A programmable TLS server on tlslite-ng (pure Python), for what no OpenSSL here serves: DHE with
 512/768/1024-bit groups, 3DES-only or SSL 3.0 + CBC configurations, and a server without secure
-renegotiation (RFC 5746). It runs as a subprocess (`python -m auditor.testing.tlslite_server`) so a
+renegotiation (RFC 5746). It runs as a subprocess (`python -m tests.harness.tlslite_server`) so a
 scan's hundreds of handshakes never hold the test's GIL; it prints "READY <port>" once listening.
 """
 
@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socketserver
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO
+from pathlib import Path
 
-from auditor.testing.pki import Issued
-from auditor.testing.servers import _RUNNING, _Managed, _read_log, _terminate
+from auditor.demo_site import Issued
+from tests.harness.process_server import ProcessServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Protocol names as ssl.TLSVersion spells them -> tlslite's (major, minor).
 VERSIONS = {"SSLv3": (3, 0), "TLSv1": (3, 1), "TLSv1.1": (3, 2), "TLSv1.2": (3, 3), "TLSv1.3": (3, 4)}
@@ -46,12 +48,15 @@ class TlsliteConfig:
     body: str = DEFAULT_BODY
 
 
-class TlsliteServer(_Managed):
+class TlsliteServer(ProcessServer):
     """tlslite-ng serving one HTTPS site on 127.0.0.1 in a child process (see TlsliteConfig).
 
     Versions are ssl.TLSVersion names ("SSLv3" ... "TLSv1.3"); `dh_bits` makes DHE use a fresh group
-    of that size (auditor.testing.legacy.dh_params), otherwise tlslite's 2048-bit default.
+    of that size (tests.harness.legacy.dh_params), otherwise tlslite's 2048-bit default.
     """
+
+    label = "tlslite server"
+    stdout = subprocess.PIPE
 
     def __init__(
         self,
@@ -86,46 +91,34 @@ class TlsliteServer(_Managed):
             if value is not None:
                 setattr(self.config, name, list(value))
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"https://{self.server_name}:{self.port}/"
 
-    def start(self) -> None:
-        if self.proc is not None:
-            return
+    def prepare(self) -> None:
         if self.dh_bits:
-            from auditor.testing.legacy import dh_params
+            from tests.harness.legacy import dh_params
 
             self.config.dh_params_path = str(dh_params(self.dh_bits))
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  # closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "auditor.testing.tlslite_server", json.dumps(asdict(self.config))],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
-        _RUNNING.add(self.proc)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()  # "READY <port>", or EOF if it died
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tests.harness.tlslite_server", json.dumps(asdict(self.config))]
+
+    def environment(self) -> dict[str, str]:
+        """The child imports tests.harness: the repository root goes first on its path."""
+        path = os.environ.get("PYTHONPATH")
+        return {**os.environ, "PYTHONPATH": str(REPO_ROOT) + (os.pathsep + path if path else "")}
+
+    def wait_ready(self) -> None:
+        """The child prints "READY <port>" once listening (or dies: EOF)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
         if not line.startswith("READY "):
             self.proc.wait(timeout=10)
-            err = _read_log(self._stderr)
-            self.stop()
-            raise RuntimeError(f"tlslite server did not start: {line!r}\n{err}")
+            raise RuntimeError(repr(line))
         self.port = int(line.split()[1])
-
-    def stop(self) -> None:
-        _terminate(self.proc)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
 
 
 # ---------------------------------------------------------------- the child process
@@ -148,7 +141,7 @@ def _settings(config: TlsliteConfig):  # type: ignore[no-untyped-def]  # tlslite
     settings.minKeySize = 512  # test leaves may be small on purpose
     if config.dh_params_path:
         with open(config.dh_params_path, "rb") as pem:
-            numbers = load_pem_parameters(pem.read()).parameter_numbers()  # type: ignore[union-attr]
+            numbers = load_pem_parameters(pem.read()).parameter_numbers()
         settings.dhParams, settings.dhGroups = (numbers.g, numbers.p), []
     return settings.validate()
 
@@ -178,7 +171,7 @@ def _connection_class(*, ignore_rfc5746: bool, ignore_rfc7919: bool):  # type: i
     class PreRFC(TLSConnection):  # type: ignore[misc]
         """The handshake hash covers the bytes received, not this parsed copy: handshakes still complete."""
 
-        def _getMsg(self, *args: object, **kwargs: object) -> Iterator[object]:
+        def _getMsg(self, *args: object, **kwargs: object) -> Iterator[object]:  # noqa: N802  # tlslite's name
             for result in super()._getMsg(*args, **kwargs):
                 if isinstance(result, ClientHello):
                     forget(result)
@@ -197,7 +190,7 @@ def _install_padding_oracle() -> None:
 
     honest = RSAKeyExchange.processClientKeyExchange
 
-    def leaky(self, clientKeyExchange):  # type: ignore[no-untyped-def]
+    def leaky(self, clientKeyExchange):  # type: ignore[no-untyped-def]  # noqa: N803  # tlslite's name
         decrypted = self.privateKey.decrypt(clientKeyExchange.encryptedPreMasterSecret)
         if not decrypted or len(decrypted) != 48:
             raise TLSIllegalParameterException("bad PKCS#1 padding")

@@ -1,4 +1,5 @@
-"""A throwaway PKI (root -> intermediate -> leaves) for the tests and the demo.
+"""A throwaway PKI (root -> intermediate -> leaves) for the tests (the demo has its own, smaller one:
+auditor.demo_site.DemoPKI).
 
 Real certificates, made with `cryptography`, so the audited servers are real TLS servers with
 exactly the defects a test needs: expired, expiring, SHA-1, DV/OV/EV, wrong host, self-signed.
@@ -10,22 +11,22 @@ import ipaddress
 import subprocess
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+from auditor.demo_site import ANY_POLICY, POLICY_OIDS, Issued
 
-POLICY_OIDS = {"dv": "2.23.140.1.2.1", "ov": "2.23.140.1.2.2", "ev": "2.23.140.1.1"}
-ANY_POLICY = "2.5.29.32.0"
+__all__ = ["KEY_TYPES", "POLICY_OIDS", "Issued", "PrivateKey", "TestPKI"]
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
 KEY_TYPES = ("rsa768", "rsa1024", "rsa2048", "rsa4096", "p256", "p384", "ed25519")
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "sha256": hashes.SHA256,
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
@@ -38,16 +39,10 @@ _LEGACY_ALGORITHM_ID = {
     ("sha1", "ec"): bytes.fromhex("300906072a8648ce3d0401"),  # ecdsa-with-SHA1, no parameters
     ("md5", "rsa"): bytes.fromhex("300d06092a864886f70d0101040500"),  # md5WithRSAEncryption, NULL parameters
 }
-_LEGACY_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "md5": hashes.MD5}
-
-
-@dataclass(frozen=True)
-class Issued:
-    name: str
-    cert_path: Path  # leaf PEM only
-    key_path: Path  # private key PEM (unencrypted PKCS#8)
-    chain_path: Path  # leaf + intermediate: what a correctly configured server serves
-    cert: x509.Certificate
+_LEGACY_HASHES: dict[str, type[hashes.SHA1 | hashes.MD5]] = {
+    "sha1": hashes.SHA1,
+    "md5": hashes.MD5,
+}
 
 
 def _key(kind: str) -> PrivateKey:
@@ -144,16 +139,17 @@ def _resign_legacy(cert: x509.Certificate, signer: PrivateKey, hash_name: str) -
     new_tbs = b"\x30" + _der_length(len(inner)) + inner
     algorithm = _LEGACY_HASHES[hash_name]()
     if isinstance(signer, rsa.RSAPrivateKey):
-        signature = signer.sign(new_tbs, padding.PKCS1v15(), algorithm)  # noqa: S303
+        signature = signer.sign(new_tbs, padding.PKCS1v15(), algorithm)
     else:
-        signature = signer.sign(new_tbs, ec.ECDSA(algorithm))  # noqa: S303
+        assert isinstance(signer, ec.EllipticCurvePrivateKey)  # no legacy algorithm id for ed25519 above
+        signature = signer.sign(new_tbs, ec.ECDSA(algorithm))
     bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
     body = new_tbs + alg_id + bit_string
     return x509.load_der_x509_certificate(b"\x30" + _der_length(len(body)) + body)
 
 
 class TestPKI:
-    """A root CA and an intermediate CA in `directory`; issues leaves for tests and the demo.
+    """A root CA and an intermediate CA in `directory`; issues leaves for the tests.
 
     `root_path` is the CA bundle a user passes with --ca-bundle. The intermediate carries
     anyPolicy so leaves with the CA/B policy OIDs validate under policy checking too.
@@ -182,7 +178,7 @@ class TestPKI:
             )
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.root_key = _key("p384" if ca_keys == "ec" else "rsa2048")
         root_subject = _name(root_name, "Auditor Test")
         self.root = (
@@ -249,9 +245,9 @@ class TestPKI:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         key: str = "rsa2048",
-        hash: str = "sha256",
+        hash: str = "sha256",  # noqa: A002  # the name tests pass (hash="sha1")
         policy: str | None = "ov",
-        subject_cn: str | None = None,  # noqa: A002
+        subject_cn: str | None = None,
         subject_org: str | None = None,
         san: bool = True,
         issuer: str = "intermediate",
@@ -264,7 +260,7 @@ class TestPKI:
         `expired=True`: valid from 120 to 2 days ago (or pass `not_after` in the past). The CN
         defaults to the first host. `hash="sha1"` works for RSA/ECDSA signers, `hash="md5"` for RSA
         (see `_resign_legacy`). `ocsp_url` names an OCSP responder in the AIA extension
-        (e.g. auditor.testing.ocsp.OCSPResponder's url); `ca_issuers_url` names where the issuer can be
+        (e.g. tests.harness.ocsp.OCSPResponder's url); `ca_issuers_url` names where the issuer can be
         fetched (AIA caIssuers), as public CAs do.
         """
         if hash not in _HASHES and hash not in _LEGACY_HASHES:
@@ -273,7 +269,7 @@ class TestPKI:
             raise ValueError(f"unknown policy {policy!r}; expected dv, ov, ev or None")
         if issuer not in ("intermediate", "root", "self"):
             raise ValueError(f"unknown issuer {issuer!r}; expected intermediate, root or self")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if expired:
             not_before, not_after = now - timedelta(days=120), now - timedelta(days=2)
         not_before = not_before or now - timedelta(hours=1)

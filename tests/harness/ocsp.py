@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Literal, Self
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from auditor.testing.pki import PrivateKey, TestPKI
+from tests.harness.pki import PrivateKey, TestPKI
 
 Status = Literal["good", "revoked", "unknown"]
 _STATUS = {
@@ -34,7 +34,7 @@ _STATUS = {
 def delegated_responder(pki: TestPKI, *, ocsp_signing: bool = True) -> tuple[x509.Certificate, PrivateKey]:
     """A responder certificate the intermediate issues (id-kp-OCSPSigning unless `ocsp_signing=False`)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     usage = [ExtendedKeyUsageOID.OCSP_SIGNING if ocsp_signing else ExtendedKeyUsageOID.SERVER_AUTH]
     cert = (
         x509.CertificateBuilder()
@@ -88,11 +88,11 @@ def ocsp_response(
 ) -> bytes:
     """A DER OCSP response about `leaf` (issued by the PKI's intermediate), valid for a day by default.
     `responder`: sign as that delegated responder; `tamper`: break the signature (a forgery)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     builder = ocsp.OCSPResponseBuilder().add_response(
         cert=leaf,
         issuer=pki.intermediate,
-        algorithm=hashes.SHA1(),
+        algorithm=hashes.SHA1(),  # noqa: S303  # the CertID hash every responder accepts (RFC 6960)
         cert_status=_STATUS[status],
         this_update=this_update or now - timedelta(minutes=10),
         next_update=next_update or now + timedelta(days=1),
@@ -142,7 +142,7 @@ class OCSPResponder:
             )
             return unsuccessful.public_bytes(Encoding.DER)
         status = self.statuses.get(request.serial_number, self.default)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=request.issuer_name_hash,
             issuer_key_hash=request.issuer_key_hash,
@@ -165,7 +165,7 @@ class OCSPResponder:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 with responder._lock:
                     responder.requests += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -1,0 +1,1 @@
+"""Evidence collection: TLS (sslyze and the fast engine), HTTP and the probes; no judging here."""
