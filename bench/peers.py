@@ -293,7 +293,7 @@ def auditor_verdict(row: str, target: dict[str, Any], rows: dict[str, str]) -> t
     )
     if combined and verdict == PRESENT:
         suites = _accepted_suites(target)
-        test = (
+        test: Callable[[dict[str, Any]], object] = (
             (lambda s: s.get("export"))
             if row == "FREAK / export"
             else (lambda s: s.get("anonymous") or s.get("bits") == 0)

@@ -87,9 +87,10 @@ def _locked(database: Path) -> Iterator[None]:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         yield
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(timeout=10)
+        holder.stdout.close()
 
 
 def _stored(database: Path) -> int:

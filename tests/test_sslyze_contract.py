@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,6 +24,15 @@ def _get(module: str, name: str, user: str) -> Any:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         pytest.fail(f"{module}.{name} is gone ({exc}): update {user} for this {module.split('.')[0]} release")
+
+
+def _pristine(module: str) -> ModuleType:
+    """A fresh copy of `module`, without the replacements auditor/scan makes when imported."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.loader is not None, module
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
 
 
 def _parameters(function: Callable[..., object]) -> list[str]:
@@ -111,6 +122,8 @@ def test_private_callable_is_where_we_call_it(
     module: str, name: str, user: str, parameters: list[str] | None
 ) -> None:
     target = _get(module, name, user)
+    if getattr(target, "__module__", "").startswith("auditor."):
+        target = getattr(_pristine(module), name)  # auditor/scan replaced it on import: judge the original
     assert callable(target), f"{module}.{name} is no longer callable: update {user}"
     if parameters is not None:
         _expect_parameters(target, parameters, f"{module}.{name}", user)

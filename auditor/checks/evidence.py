@@ -17,7 +17,7 @@ def missing(tls: TlsEvidence, *probes: Probe) -> dict[Probe, Attempt]:
 
 
 def why_not(tls: TlsEvidence, *probes: Probe) -> str:
-    """ "not tested: <probe>: <why>; ..." for the probes (all when none is named) that did not
+    """The detail "not tested: <probe>: <why>; ..." for the probes (all when none is named) that did not
     complete, "" when they all did."""
     failed = missing(tls, *probes)
     return "not tested: " + "; ".join(f"{p}: {a.why()}" for p, a in failed.items()) if failed else ""
@@ -36,17 +36,3 @@ def not_tested(
     that did not complete and why (`otherwise` when none was recorded)."""
     detail = why_not(ctx.evidence.tls, *probes) or otherwise
     return finding(clause, result_id, Status.ERROR, title, detail[:300], evidence)
-
-
-def need(
-    ctx: CheckContext,
-    clause: ClauseId,
-    result_id: str,
-    title: str,
-    *probes: Probe,
-    evidence: list[str] | None = None,
-) -> list[Finding] | None:
-    """[the standard error finding] when one of `probes` did not complete; None when they all did."""
-    if not missing(ctx.evidence.tls, *probes):
-        return None
-    return [not_tested(ctx, clause, result_id, title, *probes, evidence=evidence)]

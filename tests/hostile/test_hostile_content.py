@@ -24,6 +24,7 @@ import pytest
 from auditor import audit
 from auditor.config import Config, Scan, Target
 from auditor.model import HttpEvidence, HttpResponse, Status
+from auditor.scan import http as http_probe
 from auditor.scan.http import probe_http
 from tests.conftest import ROOT, CliRun, clause_statuses
 from tests.harness.pki import TestPKI
@@ -229,7 +230,7 @@ def test_a_failed_http_probe_keeps_the_tls_evidence_and_the_tls_clauses(
 
     issued = pki.issue("probe-fails", policy="ov")
     with PythonTLSServer(issued, response_headers=[HSTS]) as server:
-        monkeypatch.setattr(audit, "probe_http", fail)
+        monkeypatch.setattr(http_probe, "probe_http", fail)  # audit imports it in the probe's thread
         target = Target(url=server.url, ip="127.0.0.1", ca_bundle=pki.root_path, http_port=9)
         result = audit.audit_target(target, Config(scan=Scan(timeout=TIMEOUT, ocsp=False)))
     assert result.error is None
