@@ -20,13 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from auditor.audit import PhaseCallback, run_audit
-from auditor.changes import annotate_renewal, diff_results, leaf
-from auditor.checks.clauses import SINCE
-from auditor.checks.patch_window import judge_with_history
 from auditor.config import Config, Email, Policy, Target
 from auditor.errors import EXIT_MAIL, EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE, AuditorError, MailError
 from auditor.evidence_log import WITNESS_FILE, record_head, retention_cutoff
-from auditor.exposure import history_of
 from auditor.facts import LogVerification
 from auditor.model import AuditReport, ReportMeta, TargetResult
 from auditor.reports import formats
@@ -188,6 +184,13 @@ def annotate_from_history(report: AuditReport, store: Store, policy: Policy) -> 
     the remediation clock: each failing finding's exposure and 11.4-patch-window (`policy`: the
     configured window, so `audit --store` and the nightly run judge alike). Reads only, and the
     newest stored scan once: the verdict printed before storing includes them."""
+    # lazy: the judging modules load during the scan (auditor.audit.warm_up), not before its first
+    # handshake; only a run that stores reads the history
+    from auditor.changes import annotate_renewal, diff_results, leaf
+    from auditor.checks.clauses import SINCE
+    from auditor.checks.patch_window import judge_with_history
+    from auditor.exposure import history_of
+
     for result in report.targets:
         url = result.target.url
         stored = store.recent(url)

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timezone
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.config import Config, Target
@@ -72,7 +72,7 @@ def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
     def runner() -> None:
         try:
             box.put((True, work()))
-        except BaseException as exc:  # handed to the waiter below
+        except BaseException as exc:  # noqa: BLE001  (handed to the waiter below)
             box.put((False, exc))
 
     threading.Thread(target=runner, name="audit-scan", daemon=True).start()
@@ -110,7 +110,7 @@ def audit_target(
 ) -> TargetResult:
     """Audit one target. Never raises for anything the target or its URL can do. `clock` gives the
     scan's time (the scheduler's, injected by tests that simulate nights; default: now)."""
-    started = clock() if clock else datetime.now(timezone.utc)
+    started = clock() if clock else datetime.now(UTC)
     monotonic = time.monotonic()
     try:
         ref = _ref(target)
@@ -127,7 +127,7 @@ def audit_target(
         if on_phase:
             on_phase(ref.url, name)
 
-    def done(**kwargs) -> TargetResult:  # noqa: ANN003
+    def done(**kwargs: Any) -> TargetResult:
         from auditor.checks.clauses import RULES_VERSION  # lazy: judging loads during the scan (warm_up)
 
         return TargetResult(
@@ -145,6 +145,7 @@ def audit_target(
 
     def collect() -> Evidence:
         warm_up()
+
         # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
         # that saves its round trips. It reports no phases, so the progress line follows the TLS scan.
         def http() -> HttpEvidence:
@@ -183,7 +184,7 @@ def audit_target(
         if http_result is None:
             http_result = _in_daemon_thread(http)
         try:
-            http_evidence = http_result()
+            http_evidence = http_result(None)
         except Exception as exc:  # noqa: BLE001  (a failed HTTP probe costs the HTTP clauses, never the TLS evidence)
             from auditor.scan.http import failed_probe  # lazy: loaded by the probe's thread
 
@@ -194,7 +195,7 @@ def audit_target(
         evidence = run_with_deadline(collect, scan.target_timeout, on_timeout=ledger.abandon)
     except ScanError as exc:
         return done(compliant=False, error=str(exc))
-    except Exception as exc:  # a scanner bug or an unforeseen server answer: this target only
+    except Exception as exc:  # noqa: BLE001  (a scanner bug or an unforeseen server answer: this target only)
         return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
     phase("checks")
     # lazy: loaded while the scan waited on the network (warm_up)
@@ -212,7 +213,7 @@ def audit_target(
         custom_ca=custom_ca,
         grade=letter,
         evidence_log=evidence_log,
-        **({"now": started} if clock else {}),
+        now=started if clock else datetime.now(UTC),
     )
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)
@@ -250,9 +251,8 @@ def run_audit(
             if on_result:
                 on_result(result)
     return AuditReport(
-        generated_at=clock() if clock else datetime.now(timezone.utc),
+        generated_at=clock() if clock else datetime.now(UTC),
         tool_version=__version__,
         targets=[results[i] for i in range(len(targets))],
         meta=meta or ReportMeta(),
     )
-

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from typing import NoReturn
 
 from auditor import __version__
 from auditor.errors import EXIT_UNREACHABLE, EXIT_USAGE, AuditorError, ConfigError
@@ -36,7 +37,7 @@ COMMANDS = ["audit", "report", "schedule", "history", "diff", "verify-log", "dem
 class Parser(argparse.ArgumentParser):
     """argparse whose errors exit with status 2 and one line, like every other usage error."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(f"auditor: error: {message}\n")
         raise SystemExit(EXIT_USAGE)

@@ -94,32 +94,35 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None) -
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
         ensure_writable(path, f"output.{name}")
     check_database_place(config)
-    store = Store(config.history.database)
-    check_witness_place(config)
+    with Store(config.history.database) as store:
+        check_witness_place(config)
 
-    def files(report: AuditReport) -> list[ReportFile]:
-        stem = run_stem("nightly", report.generated_at)
-        return [
-            ReportFile(directory / f"{stem}.json", "json", "output.directory"),
-            ReportFile(directory / f"{stem}.html", "html", "output.directory"),
-            ReportFile(directory / "latest.json", "json", "output.directory"),
-            *(ReportFile(path, name, f"output.{name}") for name, path in formats.configured(config.output)),
-        ]
+        def files(report: AuditReport) -> list[ReportFile]:
+            stem = run_stem("nightly", report.generated_at)
+            return [
+                ReportFile(directory / f"{stem}.json", "json", "output.directory"),
+                ReportFile(directory / f"{stem}.html", "html", "output.directory"),
+                ReportFile(directory / "latest.json", "json", "output.directory"),
+                *(
+                    ReportFile(path, name, f"output.{name}")
+                    for name, path in formats.configured(config.output)
+                ),
+            ]
 
-    plan = Plan(
-        config,
-        meta=ReportMeta(
-            config_sha256=config_digest(Path(config_path)), config_path=config_path, run="nightly"
-        ),
-        store=store,
-        prune=True,
-        files=files,
-        mail="as-configured",
-        stop=RUN.stopping,  # after SIGTERM a failed mail attempt is not retried
-        guard=RUN.store,
-        clock=clock,
-    )
-    return run(config.targets, plan)
+        plan = Plan(
+            config,
+            meta=ReportMeta(
+                config_sha256=config_digest(Path(config_path)), config_path=config_path, run="nightly"
+            ),
+            store=store,
+            prune=True,
+            files=files,
+            mail="as-configured",
+            stop=RUN.stopping,  # after SIGTERM a failed mail attempt is not retried
+            guard=RUN.store,
+            clock=clock,
+        )
+        return run(config.targets, plan)
 
 
 def nightly_job(config_path: str) -> int | None:

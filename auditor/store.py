@@ -278,7 +278,16 @@ class Store:
                 )
 
     def close(self) -> None:
+        """Close the connections now. The engine sits in a reference cycle (its event listeners), so
+        left to the garbage collector a process may end with the connection open and the SQLite
+        -wal and -shm files left beside the database."""
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------ errors and transactions
 
@@ -536,7 +545,7 @@ class Store:
             )
         return parsed
 
-    def history(self, target_url: str | None = None, limit: int = 50) -> list:  # type: ignore[type-arg]
+    def history(self, target_url: str | None = None, limit: int = 50) -> list[SqlRow[*tuple[Any, ...]]]:
         """Scan rows (seq, target_url, scanned_at, grade, compliant, failures), newest first."""
         self._require()
         query = select(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.harness.pki import TestPKI  # noqa: E402
-from tests.harness.servers import NginxSite, OpenSSLServer, free_port  # noqa: E402
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, OpenSSLServer, free_port
 
 
 class DelayProxy:
@@ -67,10 +68,8 @@ class DelayProxy:
         except (ConnectionError, OSError):
             pass
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the peer may be gone already
                 writer.close()
-            except Exception:
-                pass
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -170,7 +169,7 @@ def main() -> int:
                     ]
                     tools = {
                         "auditor audit (fast)": (audit, args.runs),
-                        "auditor audit --thorough": (audit + ["--thorough"], args.runs),
+                        "auditor audit --thorough": ([*audit, "--thorough"], args.runs),
                         "sslyze (default scan)": (
                             [py, "-m", "sslyze", f"good.test:{https.port}{{127.0.0.1}}"],
                             args.peer_runs,

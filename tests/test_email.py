@@ -7,6 +7,7 @@ import email
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import UTC
 from email.message import Message
 from email.policy import default
 from pathlib import Path
@@ -18,10 +19,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from auditor.config import Email
 from auditor.errors import MailError
 from auditor.model import AuditReport
-from tests.harness.pki import TestPKI
-from tests.harness.servers import PythonTLSServer, free_port
 from auditor.reports.email import send_report
 from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import PythonTLSServer, free_port
 
 PASSWORD = "s3cret-Passw0rd-for-tests"
 
@@ -30,7 +31,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
         self.messages.append(
             (
                 envelope.mail_from,
@@ -41,7 +42,7 @@ class Inbox:
         return "250 OK"
 
 
-def _authenticate(server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN202
+def _authenticate(server, session, envelope, mechanism, auth_data):
     ok = (
         isinstance(auth_data, LoginPassword)
         and auth_data.login == b"auditor"
@@ -72,39 +73,40 @@ def smtp(pki: TestPKI) -> Iterator[tuple[Inbox, int]]:
 
 
 def _settings(pki: TestPKI, port: int, **kw) -> Email:  # noqa: ANN003
-    base = dict(
-        host="127.0.0.1",
-        port=port,
-        security="starttls",
-        username="auditor",
-        password_env="AUDITOR_TEST_PW",
-        sender="auditor@example.test",
-        to=["privacy@example.test", "ops@example.test"],
-        ca_bundle=pki.root_path,
-        timeout=3,
-        retries=2,
-        backoff=0,
-    )
+    base = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "starttls",
+        "username": "auditor",
+        "password_env": "AUDITOR_TEST_PW",
+        "sender": "auditor@example.test",
+        "to": ["privacy@example.test", "ops@example.test"],
+        "ca_bundle": pki.root_path,
+        "timeout": 3,
+        "retries": 2,
+        "backoff": 0,
+    }
     return Email.model_validate({**base, **kw})
 
 
 @pytest.fixture()
 def report() -> AuditReport:
-    from tests.test_grading import modern  # a graded, compliant result
-    from datetime import datetime, timezone
+    from datetime import datetime
+
     from auditor.model import TargetRef, TargetResult
+    from tests.test_grading import modern  # a graded, compliant result
 
     result = TargetResult(
         target=TargetRef(url="https://good.test/", host="good.test", port=443, name="<b>shop</b>"),
-        started_at=datetime.now(timezone.utc),
+        started_at=datetime.now(UTC),
         duration_s=1.0,
         compliant=True,
         evidence=modern(),
     )
-    return AuditReport(generated_at=datetime.now(timezone.utc), tool_version="test", targets=[result])
+    return AuditReport(generated_at=datetime.now(UTC), tool_version="test", targets=[result])
 
 
-def test_message_arrives_with_both_parts_and_the_json(smtp, report, pki, monkeypatch) -> None:  # noqa: ANN001
+def test_message_arrives_with_both_parts_and_the_json(smtp, report, pki, monkeypatch) -> None:
     inbox, port = smtp
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
     send_report(
@@ -126,7 +128,7 @@ def test_message_arrives_with_both_parts_and_the_json(smtp, report, pki, monkeyp
     assert PASSWORD not in message.as_string()
 
 
-def test_bad_password_is_one_line_and_not_retried(smtp, report, pki, monkeypatch) -> None:  # noqa: ANN001
+def test_bad_password_is_one_line_and_not_retried(smtp, report, pki, monkeypatch) -> None:
     _, port = smtp
     monkeypatch.setenv("AUDITOR_TEST_PW", "wrong-password")
     with pytest.raises(MailError) as info:
@@ -136,7 +138,7 @@ def test_bad_password_is_one_line_and_not_retried(smtp, report, pki, monkeypatch
     assert "wrong-password" not in message
 
 
-def test_refused_connection_is_retried_then_reported(report, pki, monkeypatch) -> None:  # noqa: ANN001
+def test_refused_connection_is_retried_then_reported(report, pki, monkeypatch) -> None:
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
     delays: list[float] = []
     with pytest.raises(MailError, match=r"failed after 3 attempts: connection refused"):
@@ -151,7 +153,7 @@ def test_refused_connection_is_retried_then_reported(report, pki, monkeypatch) -
     assert delays == [0.5, 1.0]  # exponential backoff, bounded
 
 
-def test_server_that_never_answers_times_out(report, pki, monkeypatch) -> None:  # noqa: ANN001
+def test_server_that_never_answers_times_out(report, pki, monkeypatch) -> None:
     monkeypatch.setenv("AUDITOR_TEST_PW", PASSWORD)
     tarpit = socket.socket()
     tarpit.bind(("127.0.0.1", 0))
@@ -182,7 +184,7 @@ backoff = 0
     return path
 
 
-def test_audit_with_email_end_to_end(smtp, pki, tmp_path) -> None:  # noqa: ANN001
+def test_audit_with_email_end_to_end(smtp, pki, tmp_path) -> None:
     inbox, port = smtp
     issued = pki.issue("mailed", policy="dv")
     with PythonTLSServer(issued) as server:
@@ -212,7 +214,7 @@ def test_audit_with_email_end_to_end(smtp, pki, tmp_path) -> None:  # noqa: ANN0
     assert PASSWORD not in run.stdout + run.stderr + html_path.read_text()
 
 
-def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:  # noqa: ANN001
+def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:
     issued = pki.issue("mail-down")
     with PythonTLSServer(
         issued, response_headers=[("Strict-Transport-Security", "max-age=63072000")]
@@ -245,7 +247,7 @@ def test_mail_failure_keeps_the_report_and_exits_4(pki, tmp_path) -> None:  # no
     assert all(PASSWORD not in text for text in outputs)
 
 
-def test_missing_password_variable_is_a_config_error_before_scanning(pki, tmp_path) -> None:  # noqa: ANN001
+def test_missing_password_variable_is_a_config_error_before_scanning(pki, tmp_path) -> None:
     run = run_cli(
         "audit",
         "--config",

@@ -144,4 +144,3 @@ def test_clients_with_the_same_hello_share_a_connection(pki: TestPKI, tmp_path: 
     assert (chrome.reference, android.reference) == (True, True)
     assert sims["Java 17"].reference is False and sims["Java 17"].suite == sims["Java 21"].suite
     assert chrome is not edge and chrome.suite is not edge.suite  # copies: annotating one leaves the other
-

@@ -12,8 +12,8 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from tests.conftest import ROOT, run_cli
 def result(i: int, when: datetime | None = None) -> TargetResult:
     return TargetResult(
         target=TargetRef(url=f"https://site{i % 2}.test/", host=f"site{i % 2}.test", port=443),
-        started_at=when or datetime.now(timezone.utc),
+        started_at=when or datetime.now(UTC),
         duration_s=1.0,
         compliant=i % 3 != 0,
         evidence=b.evidence(),
@@ -53,7 +53,7 @@ def _sql(path: Path, *statements: str) -> None:
             conn.execute(statement)
 
 
-def _verify(path: Path):  # noqa: ANN202
+def _verify(path: Path):
     store = Store(str(path), create=False)
     try:
         return store.verify()
@@ -120,7 +120,7 @@ def test_altered_content(db: Path) -> None:
     ],
 )
 def test_altered_column_only(db: Path, column: str, value: str) -> None:
-    _sql(db, f"UPDATE evidence_log SET {column} = {value} WHERE seq = 3")
+    _sql(db, f"UPDATE evidence_log SET {column} = {value} WHERE seq = 3")  # noqa: S608  (tampering on purpose)
     check = _verify(db)
     assert not check.ok and check.first_bad_seq == 3 and "columns disagree" in check.reason
 
@@ -141,7 +141,7 @@ def test_deleted_last_entry_and_head_rewound(db: Path, tmp_path: Path) -> None:
     """Hiding the deletion by rewinding the recorded head verifies on its own: that is what the heads
     printed in reports are for (the witness file beside them, and verify-log --expect-head)."""
     store = Store(str(db), create=False)
-    record_head(tmp_path / "out", store.name, 5, store.head(), datetime.now(timezone.utc))
+    record_head(tmp_path / "out", store.name, 5, store.head(), datetime.now(UTC))
     assert store.verify_with_heads(tmp_path / "out").ok
     assert stat.S_IMODE((tmp_path / "out" / WITNESS_FILE).stat().st_mode) == 0o600
     with sqlite3.connect(db) as conn:
@@ -208,7 +208,7 @@ def test_verify_log_command_exit_codes(db: Path, tmp_path: Path) -> None:
 
 def test_pruning_keeps_the_rest_verifiable_and_is_recorded(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "h.sqlite"))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.append([result(1, now - timedelta(days=800)), result(2, now - timedelta(days=799))])
     store.append([result(3, now - timedelta(days=400)), result(4)])
     head = store.head()
@@ -247,7 +247,7 @@ def test_retention_cutoff_never_moves_back(tmp_path: Path) -> None:
     """A checkpoint's cutoff is computed a moment before its recorded time; verification accepts it
     only if the cutoff lies a whole window before that time, so the cutoff may never move back as
     time advances (it did across midnight at month ends, when the day was clamped to 28)."""
-    utc = timezone.utc
+    utc = UTC
     for months, start in (
         (1, datetime(2027, 3, 26, tzinfo=utc)),
         (24, datetime(2028, 1, 26, tzinfo=utc)),
@@ -426,7 +426,7 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
         display_name("postgresql://auditor:s3cret@db.example/history")
         == "postgresql://auditor:***@db.example/history"
     )
-    with pytest.raises(StoreError, match="^history database nosuch://x: unknown database kind 'nosuch'"):
+    with pytest.raises(StoreError, match=r"^history database nosuch://x: unknown database kind 'nosuch'"):
         Store("nosuch://x")
 
 
@@ -443,7 +443,7 @@ def postgres() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="auditor-pg-"))  # outside pytest's owner-only tree
     as_user: list[str] = []
     if os.geteuid() == 0:
-        os.chmod(base, 0o777)
+        os.chmod(base, 0o777)  # noqa: S103  (the unprivileged server user must reach its socket)
         as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -485,7 +485,7 @@ def postgres() -> Iterator[str]:
 
 def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:
     store = Store(postgres)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store.append([result(1, now - timedelta(days=800)), result(2)])
     writers = [_writer(postgres, 10) for _ in range(2)]  # type: ignore[arg-type]
     assert all(w.wait(timeout=60) == 0 for w in writers)

@@ -9,23 +9,23 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from auditor.app import record_run
 from auditor.config import load_config
 from auditor.evidence_log import WITNESS_FILE, canonical_json, chain_hash, utc_text
 from auditor.model import AuditReport
-from auditor.app import record_run
 from auditor.store import Store, retention_cutoff
+from tests.conftest import CliRun, clause_statuses, run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import PythonTLSServer
-from tests.conftest import CliRun, clause_statuses, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 from tests.test_evidence_log import result
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 OLD_NIGHTS = [NOW - timedelta(days=d) for d in (940, 850, 790)]  # beyond 24 months: pruned by retention
 KEPT_NIGHTS = [NOW - timedelta(days=d) for d in (300, 200, 100, 10)]
 LAST_NIGHT = NOW - timedelta(days=1)  # after the nightly prune
@@ -366,8 +366,12 @@ STORE_REFUSED = {"not-sqlite", "chain-state-gone"}
     ],
 )
 def test_a_damaged_log_fails_11_6_in_reports_that_are_still_written_and_mailed(
-    site: PythonTLSServer, pki: TestPKI, tmp_path: Path, smtp, damage: str
-) -> None:  # noqa: F811
+    site: PythonTLSServer,
+    pki: TestPKI,
+    tmp_path: Path,
+    smtp,  # noqa: F811  (the fixture imported above)
+    damage: str,
+) -> None:
     """A damaged log never costs the night its report: 11.6 fails, saying why, in the report written
     and mailed. An empty file, or one whose tables are gone, gets a new log (the witnessed heads keep
     the loss visible); a file that is no database, or a log without its chain state, is kept as found."""

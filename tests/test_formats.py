@@ -19,13 +19,13 @@ import jsonschema
 import pytest
 import xmlschema
 
-from auditor.model import AuditReport, Finding, Status, TargetRef, TargetResult
-from tests.harness.pki import TestPKI
-from tests.harness.servers import NginxSite, free_port
 from auditor.checks.clauses import CLAUSES
+from auditor.model import AuditReport, Finding, Status, TargetRef, TargetResult
 from auditor.reports.csv_report import COLUMNS, to_csv
 from auditor.reports.junit import to_junit
 from tests.conftest import ROOT, CliRun, run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, free_port
 
 DATA = Path(__file__).resolve().parent / "data"
 SECRET = "Sup3rS3cretV4lue"  # a session cookie's value: must reach no report
@@ -172,7 +172,7 @@ def test_junit_one_case_per_clause_per_target_with_failures_errors_and_evidence(
         f"{run.listing} line 5",
     ]
     report = run.report
-    for suite, target in zip(suites, report["targets"], strict=True):
+    for suite, _target in zip(suites, report["targets"], strict=True):
         cases = suite.findall("testcase")
         assert [c.get("name") for c in cases] == list(CLAUSES)
         assert {c.get("classname") for c in cases} == {suite.get("name")}

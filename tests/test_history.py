@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from auditor.store import Store
+from tests.conftest import clause_statuses, run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite
-from tests.conftest import clause_statuses, run_cli
 
 
 def _config(tmp_path: Path, pki: TestPKI, url: str) -> Path:

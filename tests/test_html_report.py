@@ -7,9 +7,9 @@ from pathlib import Path
 
 import html5lib
 
+from tests.conftest import run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import PythonTLSServer
-from tests.conftest import run_cli
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(2)>'

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from auditor.store import Store
+from tests.conftest import ROOT, run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import PythonTLSServer, free_port
-from tests.conftest import ROOT, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
 HSTS = [("Strict-Transport-Security", "max-age=63072000; includeSubDomains")]
@@ -108,7 +108,7 @@ def _lines(text: str, needle: str) -> list[str]:
 # ------------------------------------------------------------------ item 9: storage failure
 
 
-def test_a_locked_history_costs_only_the_storing(good, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
+def test_a_locked_history_costs_only_the_storing(good, pki, tmp_path, smtp) -> None:  # noqa: F811
     inbox, port = smtp
     config = _config(tmp_path, pki, good, mail_port=port)
     Store(str(tmp_path / "hist.sqlite")).close()  # an existing history (WAL, as the auditor keeps it)
@@ -149,7 +149,7 @@ def test_a_locked_history_costs_only_the_storing(good, pki, tmp_path, smtp) -> N
     assert _stored(tmp_path / "hist.sqlite") == 0
 
 
-def test_the_nightly_run_with_a_locked_history_still_writes_and_mails(good, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
+def test_the_nightly_run_with_a_locked_history_still_writes_and_mails(good, pki, tmp_path, smtp) -> None:  # noqa: F811
     inbox, port = smtp
     config = _config(tmp_path, pki, good, mail_port=port)
     Store(str(tmp_path / "hist.sqlite")).close()
@@ -165,7 +165,7 @@ def test_the_nightly_run_with_a_locked_history_still_writes_and_mails(good, pki,
     assert _stored(tmp_path / "hist.sqlite") == 0
 
 
-def test_a_full_disk_costs_only_what_is_on_it(good, pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_full_disk_costs_only_what_is_on_it(good, pki, tmp_path) -> None:
     """The history and the output directory on a full 512 KiB tmpfs (private mount namespace): the
     verdict is printed, --json and --html (on another disk) are written, one line each for the
     storing and the two files that did not fit, exit 3."""
@@ -242,7 +242,7 @@ class _Listener:
         ("output.directory", "file"),
     ],
 )
-def test_an_output_path_that_cannot_work_is_refused_before_scanning(option, make, pki, tmp_path) -> None:  # noqa: ANN001
+def test_an_output_path_that_cannot_work_is_refused_before_scanning(option, make, pki, tmp_path) -> None:
     """`--json DIR` passed the checks and failed after the scan (exit 2 then, no report, no mail)."""
     target = tmp_path / "there"
     if make == "dir":
@@ -268,7 +268,7 @@ def test_an_output_path_that_cannot_work_is_refused_before_scanning(option, make
     assert line.startswith(f"auditor: {option}: ") and expected in line, line
 
 
-def test_the_nightly_run_refuses_an_output_path_that_cannot_work_before_scanning(pki, tmp_path) -> None:  # noqa: ANN001
+def test_the_nightly_run_refuses_an_output_path_that_cannot_work_before_scanning(pki, tmp_path) -> None:
     (tmp_path / "out" / "junit.xml").mkdir(parents=True)
     with _Listener() as listener:
         config = _config(tmp_path, pki, listener.url, extra='junit = "junit.xml"\n')
@@ -306,7 +306,7 @@ class _Gate:
             conn.close()
 
 
-def test_three_runs_in_the_same_second_keep_three_reports(pki, tmp_path) -> None:  # noqa: ANN001
+def test_three_runs_in_the_same_second_keep_three_reports(pki, tmp_path) -> None:
     gate = _Gate(hold=10)  # time for three interpreters to start and connect on two busy cores
     config = _config(tmp_path, pki, gate.url, timeout=40)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -349,7 +349,7 @@ def _victim(tmp_path: Path) -> Path:
     return victim
 
 
-def test_a_link_planted_as_the_scheduler_lock_is_refused(pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_link_planted_as_the_scheduler_lock_is_refused(pki, tmp_path) -> None:
     """A symbolic link, and a hard link, where hist.sqlite.lock goes: the scheduler used to truncate
     the file behind it and write its pid there."""
     victim = _victim(tmp_path)
@@ -373,7 +373,7 @@ def test_a_link_planted_as_the_scheduler_lock_is_refused(pki, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("dangling", [False, True])
-def test_a_link_planted_as_the_heads_file_is_refused(dangling, pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_link_planted_as_the_heads_file_is_refused(dangling, pki, tmp_path) -> None:
     """evidence-log-heads.txt as a link: a line was appended to the file behind it (or, dangling,
     a new file created where the link pointed)."""
     victim = _victim(tmp_path)
@@ -397,7 +397,7 @@ def test_a_link_planted_as_the_heads_file_is_refused(dangling, pki, tmp_path) ->
     assert _stored(tmp_path / "hist.sqlite") == 0
 
 
-def test_the_heads_file_is_never_written_through_a_link_planted_during_the_scan(pki, tmp_path) -> None:  # noqa: ANN001
+def test_the_heads_file_is_never_written_through_a_link_planted_during_the_scan(pki, tmp_path) -> None:
     """The check before the scan passed; the link appears while the audit runs (O_NOFOLLOW at the write)."""
     victim = _victim(tmp_path)
     heads = tmp_path / "out" / "evidence-log-heads.txt"
@@ -421,7 +421,7 @@ def test_the_heads_file_is_never_written_through_a_link_planted_during_the_scan(
 
 
 @pytest.mark.parametrize("shared", ["database", "output"])
-def test_a_directory_every_user_may_write_is_refused(shared, pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_directory_every_user_may_write_is_refused(shared, pki, tmp_path) -> None:
     where = tmp_path / shared
     where.mkdir(mode=0o777)
     where.chmod(0o1777)  # even with the sticky bit, as /tmp: anyone may plant a name not yet taken
@@ -458,7 +458,7 @@ def _nobody_can_run() -> None:
         pytest.skip("the user nobody cannot run this checkout's Python")
 
 
-def test_root_refuses_a_directory_another_user_controls(pki, tmp_path) -> None:  # noqa: ANN001
+def test_root_refuses_a_directory_another_user_controls(pki, tmp_path) -> None:
     """The history kept in a directory of the user nobody, who (really, as nobody) plants a link to
     a file of root's where the lock goes; root's nightly run used to truncate that file."""
     _nobody_can_run()
@@ -487,7 +487,7 @@ def test_root_refuses_a_directory_another_user_controls(pki, tmp_path) -> None: 
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_a_user_keeps_the_history_in_their_own_directory(pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_user_keeps_the_history_in_their_own_directory(pki, tmp_path) -> None:
     """The refusals are no obstacle to an ordinary user: nobody, in a directory of its own, stores a
     nightly run (its lock file and heads file created owner-only)."""
     _nobody_can_run()

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT, CliRun, clause_statuses, run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite, PythonTLSServer, free_port
-from tests.conftest import ROOT, CliRun, clause_statuses, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
 HSTS = [("Strict-Transport-Security", "max-age=63072000; includeSubDomains")]
@@ -70,7 +70,7 @@ def _once(config: Path, password: str = PASSWORD) -> CliRun:
 # ------------------------------------------------------------------ schedule --once: summary and exit codes
 
 
-def test_once_prints_the_audit_summary_and_where_things_went(good, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
+def test_once_prints_the_audit_summary_and_where_things_went(good, pki, tmp_path, smtp) -> None:  # noqa: F811
     inbox, port = smtp
     config = _write_config(tmp_path, pki, [good], mail_port=port)
     once = _once(config)
@@ -107,7 +107,7 @@ def test_once_prints_the_audit_summary_and_where_things_went(good, pki, tmp_path
         ("not audited wins over the mail", ["closed"], "down", 3, "NOT AUDITED site0"),
     ],
 )
-def test_once_exits_like_audit(case, sites, mail, code, says, good, bad, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
+def test_once_exits_like_audit(case, sites, mail, code, says, good, bad, pki, tmp_path, smtp) -> None:  # noqa: F811
     urls = {"good": good, "bad": bad, "closed": f"https://good.test:{free_port()}/"}
     _, smtp_port = smtp
     mail_port = {None: None, "refused": smtp_port, "down": free_port()}[mail]
@@ -133,7 +133,7 @@ def test_once_without_a_config_is_a_usage_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ one rule for where things live
 
 
-def test_json_keeps_the_output_directory_copies(good, pki, tmp_path) -> None:  # noqa: ANN001
+def test_json_keeps_the_output_directory_copies(good, pki, tmp_path) -> None:
     _write_config(tmp_path, pki, [good])
     run = run_cli("audit", "--json", "mine.json", "--quiet", cwd=tmp_path)
     assert run.code == 0, run.stderr
@@ -146,7 +146,7 @@ def test_json_keeps_the_output_directory_copies(good, pki, tmp_path) -> None:  #
     assert len(written) == 3 and written[1].startswith("report written: out/audit-")
 
 
-def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(good, pki, tmp_path) -> None:  # noqa: ANN001
+def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(good, pki, tmp_path) -> None:
     _write_config(tmp_path, pki, [good])
     for _ in range(2):
         stored = run_cli(
@@ -176,7 +176,7 @@ def test_store_history_diff_verify_and_report_share_the_config_of_the_directory(
     assert text.code == 0 and "site0" in text.stdout, text.stderr
 
 
-def test_without_a_config_the_history_is_in_the_current_directory(good, pki, tmp_path) -> None:  # noqa: ANN001
+def test_without_a_config_the_history_is_in_the_current_directory(good, pki, tmp_path) -> None:
     stored = run_cli(
         "audit",
         "--store",

@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from auditor.store import Store
+from tests.conftest import ROOT, run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import PythonTLSServer
-from tests.conftest import ROOT, run_cli
 from tests.test_email import PASSWORD, smtp  # noqa: F401  (the real SMTP server fixture)
 
 
@@ -95,9 +95,9 @@ def site(pki: TestPKI) -> Iterator[PythonTLSServer]:
         yield server
 
 
-def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smtp) -> None:  # noqa: ANN001, F811
+def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smtp) -> None:  # noqa: F811
     inbox, smtp_port = smtp
-    fire_at = datetime.now(timezone.utc) + timedelta(seconds=6)
+    fire_at = datetime.now(UTC) + timedelta(seconds=6)
     config = _config(tmp_path, pki, site.url, _cron_at(fire_at), smtp_port)
     proc = _start(config)
     try:
@@ -111,7 +111,7 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
         assert once.code == 3 and "refusing to start" in once.stderr  # never two runs at once
         time.sleep(3)
     finally:
-        out, err = _stop(proc)
+        _out, err = _stop(proc)
     assert "scheduler started; next run" in err and "scheduler stopped" in err
     assert err.count("history: stored 1 result") == 1
     # the same verdict summary as `audit`, in the log: one line per target and the total
@@ -131,10 +131,10 @@ def test_scheduler_fires_once_stores_mails_and_verifies(site, pki, tmp_path, smt
     assert finding["status"] == "pass"  # verified (empty) before the run
 
 
-def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None:
     """Three fire times pass while the scheduler is stopped: one run at start-up (coalesce), not
     zero (misfire grace) and not three."""
-    first = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     if first.second > 56:  # keep the three seconds inside one minute
         first = first.replace(second=0) + timedelta(minutes=1)
     cron = f"{first.second},{first.second + 1},{first.second + 2} {first.minute} {first.hour} * * *"
@@ -143,7 +143,7 @@ def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None
     time.sleep(2)
     _stop(proc)  # the machine "goes off" before the night's runs
     assert not (tmp_path / "history.sqlite").exists() or _entries(tmp_path) == 0
-    time.sleep(max(0.0, (first - datetime.now(timezone.utc)).total_seconds()) + 4)
+    time.sleep(max(0.0, (first - datetime.now(UTC)).total_seconds()) + 4)
     proc = _start(config)  # back on: the missed runs happen once, now
     try:
         deadline = time.monotonic() + 60
@@ -151,13 +151,13 @@ def test_missed_runs_are_caught_up_once_at_start_up(site, pki, tmp_path) -> None
             time.sleep(0.5)
         time.sleep(3)
     finally:
-        out, err = _stop(proc)
+        _out, err = _stop(proc)
     assert "(missed while stopped: runs now)" in err
     assert err.count("history: stored") == 1
     assert _entries(tmp_path) == 1
 
 
-def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_stored_job_follows_config_changes(site, pki, tmp_path) -> None:
     """The job store keeps the job between starts; a changed cron, timezone or grace time replaces
     the stored values (and a job store file is owner-only like the history)."""
     from auditor.config import load_config
@@ -205,7 +205,7 @@ def test_crontab_weekday_numbers_mean_what_cron_means(field: str, weekdays: set[
     from auditor.cron import make_trigger
 
     trigger, when, seen = make_trigger(f"0 2 * * {field}", "Asia/Tokyo"), None, set()
-    now = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, tzinfo=UTC)
     for _ in range(14):
         when = trigger.get_next_fire_time(when, when or now)
         seen.add(when.weekday())
@@ -213,7 +213,7 @@ def test_crontab_weekday_numbers_mean_what_cron_means(field: str, weekdays: set[
     assert seen == weekdays
 
 
-def test_next_prints_the_schedule(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_next_prints_the_schedule(site, pki, tmp_path) -> None:
     config = _config(tmp_path, pki, site.url, "0 2 * * *")
     run = run_cli("schedule", "--config", str(config), "--next")
     lines = run.stdout.strip().splitlines()
@@ -222,23 +222,23 @@ def test_next_prints_the_schedule(site, pki, tmp_path) -> None:  # noqa: ANN001
 
 def _scheduler_in_a_slow_scan(tmp_path: Path, pki: TestPKI, port: int) -> subprocess.Popen:  # type: ignore[type-arg]
     """A scheduler whose run has started and is held by a tarpit (scan gives up after 6 s)."""
-    fire_at = datetime.now(timezone.utc) + timedelta(seconds=4)
+    fire_at = datetime.now(UTC) + timedelta(seconds=4)
     config = _config(tmp_path, pki, f"https://good.test:{port}/", _cron_at(fire_at))
     config.write_text(
         config.read_text().replace("[history]", "[scan]\ntimeout = 2\ntarget_timeout = 6\n\n[history]")
     )
     proc = _start(config)
-    time.sleep(max(0.0, (fire_at - datetime.now(timezone.utc)).total_seconds()) + 1.5)
+    time.sleep(max(0.0, (fire_at - datetime.now(UTC)).total_seconds()) + 1.5)
     assert proc.poll() is None
     return proc
 
 
-def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:
     from tests.hostile.rawservers import RawServer, tarpit
 
     with RawServer(tarpit) as slow:
         proc = _scheduler_in_a_slow_scan(tmp_path, pki, slow.port)
-        out, err = _stop(proc)  # while the tarpit holds the scan
+        _out, err = _stop(proc)  # while the tarpit holds the scan
     assert "waiting for a scan in progress" in err
     assert err.count("history: stored 1 result") == 1  # finished and stored, not half-written
     assert (
@@ -249,7 +249,7 @@ def test_sigterm_during_a_scan_finishes_and_stores_it(pki, tmp_path) -> None:  #
     assert check.ok and check.entries == 1
 
 
-def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path) -> None:  # noqa: ANN001
+def test_second_signal_abandons_the_scan_without_a_partial_record(pki, tmp_path) -> None:
     from tests.hostile.rawservers import RawServer, tarpit
 
     with RawServer(tarpit) as slow:
@@ -292,7 +292,7 @@ def _kill(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
         proc.communicate()
 
 
-def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path) -> None:
     """Runs every 15 s, each mailed to a server that trickles its greeting for a minute. Before:
     the first run stayed in its mail step and the next ones were skipped ("maximum number of
     running instances reached"). Now each mail attempt ends at `timeout` and every run happens."""
@@ -320,7 +320,7 @@ def test_a_trickling_mail_server_does_not_hold_the_next_run(site, pki, tmp_path)
     ), err
 
 
-def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path) -> None:
     """SIGTERM while the mail step is held by a trickling server: the attempt in progress ends at
     its deadline (3 s), no retry follows (5 were allowed), the run's summary is logged and the
     service exits 0. Before: SIGTERM waited for every attempt, each as long as the server trickled."""
@@ -329,7 +329,7 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
 
     trickle = Trickle()
     with RawServer(trickle) as smtp_server:
-        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
+        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(UTC) + timedelta(seconds=4)))
         _mail_to_trickle(config, smtp_server.port, timeout=3, retries=5, backoff=1)
         proc = _start(config)
         try:
@@ -350,7 +350,7 @@ def test_sigterm_during_a_stuck_mail_stops_without_retrying(site, pki, tmp_path)
     assert err.count("history: stored 1 result") == 1 and "scheduler stopped" in err
 
 
-def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> None:  # noqa: ANN001
+def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> None:
     """The second signal used to announce "abandoning the scan in progress (it is not stored)"
     whatever the run was doing; held in its mail step, the run was stored and `history` showed
     it. Now the message is true: before the commit nothing is stored (the test above with a
@@ -360,7 +360,7 @@ def test_second_signal_after_the_run_is_stored_says_so(site, pki, tmp_path) -> N
 
     trickle = Trickle()
     with RawServer(trickle) as smtp_server:
-        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(timezone.utc) + timedelta(seconds=4)))
+        config = _config(tmp_path, pki, site.url, _cron_at(datetime.now(UTC) + timedelta(seconds=4)))
         _mail_to_trickle(config, smtp_server.port, timeout=30, retries=0)
         proc = _start(config)
         try:

@@ -312,7 +312,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if (watch := progress_display(quiet=args.quiet)) is not None:
         plan.on_phase, plan.on_result, plan.progress = watch
-    outcome = app.run(targets, plan)
+    try:
+        outcome = app.run(targets, plan)
+    finally:
+        if store is not None:
+            store.close()
     app.announce(outcome, app.stderr_line, quiet=args.quiet)
     code = outcome.exit_code()
     if getattr(args, "mozilla_profile", None):

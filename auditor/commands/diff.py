@@ -49,45 +49,45 @@ def run(args: argparse.Namespace) -> int:
     from auditor.store import Store
 
     config, _ = load(args.config)
-    store = Store(config.history.database, create=False)
-    if args.scan:
-        if len(args.scan) != 2:
-            raise ConfigError("--scan: give exactly two scan ids")
-        old, new = store.get(min(args.scan)), store.get(max(args.scan))
-        if old is None or new is None:
-            raise ConfigError(f"--scan: no scan with id {args.scan[0] if old is None else args.scan[1]}")
-        label = f"scans {min(args.scan)} -> {max(args.scan)}"
-        if old.target.url != new.target.url:
-            label += f" (different targets: {one_line(old.target.url)} and {one_line(new.target.url)})"
-    else:
-        url = (
-            parse_url(args.target).url
-            if args.target
-            else (parse_url(config.targets[0].url).url if config.targets else None)
-        )
-        if url is None:
-            raise ConfigError("diff: give a target URL")
-        damaged: list[int] = []  # passed over; `verify-log` reports them
-        latest = store.latest(url, skipped=damaged)
-        previous = store.latest(url, before_seq=latest[0], skipped=damaged) if latest else None
-        if damaged:
-            print(
-                f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
-                "(run `auditor verify-log`)",
-                file=sys.stderr,
+    with Store(config.history.database, create=False) as store:
+        if args.scan:
+            if len(args.scan) != 2:
+                raise ConfigError("--scan: give exactly two scan ids")
+            old, new = store.get(min(args.scan)), store.get(max(args.scan))
+            if old is None or new is None:
+                raise ConfigError(f"--scan: no scan with id {args.scan[0] if old is None else args.scan[1]}")
+            label = f"scans {min(args.scan)} -> {max(args.scan)}"
+            if old.target.url != new.target.url:
+                label += f" (different targets: {one_line(old.target.url)} and {one_line(new.target.url)})"
+        else:
+            url = (
+                parse_url(args.target).url
+                if args.target
+                else (parse_url(config.targets[0].url).url if config.targets else None)
             )
-        if latest is None or previous is None:
-            raise ConfigError(f"diff: fewer than two stored scans of {one_line(url)}")
-        (_, old), (_, new) = previous, latest
-        label = f"scans {previous[0]} -> {latest[0]} of {one_line(url)}"
-    changes = diff_results(old, new)
-    print(f"{label} ({old.started_at:%Y-%m-%d %H:%M} -> {new.started_at:%Y-%m-%d %H:%M} UTC)")
-    if not changes.changes:
-        print("no change")
-    for c in changes.changes:
-        detail = f"  [{one_line(c.detail)}]" if c.detail else ""
-        print(
-            f"  {one_line(c.kind):11} {one_line(c.subject)}: {one_line(c.before or '-')} -> "
-            f"{one_line(c.after or '-')}{detail}"
-        )
-    return 0
+            if url is None:
+                raise ConfigError("diff: give a target URL")
+            damaged: list[int] = []  # passed over; `verify-log` reports them
+            latest = store.latest(url, skipped=damaged)
+            previous = store.latest(url, before_seq=latest[0], skipped=damaged) if latest else None
+            if damaged:
+                print(
+                    f"auditor: damaged scan(s) {', '.join(map(str, damaged))} passed over "
+                    "(run `auditor verify-log`)",
+                    file=sys.stderr,
+                )
+            if latest is None or previous is None:
+                raise ConfigError(f"diff: fewer than two stored scans of {one_line(url)}")
+            (_, old), (_, new) = previous, latest
+            label = f"scans {previous[0]} -> {latest[0]} of {one_line(url)}"
+        changes = diff_results(old, new)
+        print(f"{label} ({old.started_at:%Y-%m-%d %H:%M} -> {new.started_at:%Y-%m-%d %H:%M} UTC)")
+        if not changes.changes:
+            print("no change")
+        for c in changes.changes:
+            detail = f"  [{one_line(c.detail)}]" if c.detail else ""
+            print(
+                f"  {one_line(c.kind):11} {one_line(c.subject)}: {one_line(c.before or '-')} -> "
+                f"{one_line(c.after or '-')}{detail}"
+            )
+        return 0

@@ -67,27 +67,27 @@ def run(args: argparse.Namespace) -> int:
     from auditor.store import Store
 
     config, _ = load(args.config)
-    store = Store(config.history.database, create=False)
-    target = parse_url(args.target).url if args.target else None
-    if args.clause:
-        return _episodes(store, args.clause, target)
-    rows = store.history(target, args.limit)
-    if not rows:
-        print(f"no stored scans{' of ' + one_line(target) if target else ''} in {one_line(store.name)}")
+    with Store(config.history.database, create=False) as store:
+        target = parse_url(args.target).url if args.target else None
+        if args.clause:
+            return _episodes(store, args.clause, target)
+        rows = store.history(target, args.limit)
+        if not rows:
+            print(f"no stored scans{' of ' + one_line(target) if target else ''} in {one_line(store.name)}")
+            return 0
+        table = Table("scan", "time (UTC)", "target", "grade", "web", "compliant", "failures")
+        for row in rows:
+            table.add_row(
+                str(row.seq),
+                escape(one_line(str(row.scanned_at)[:19].replace("T", " "))),
+                escape(one_line(row.target_url)),
+                escape(one_line(row.grade or "-")),
+                escape(one_line(_web_letter(store, row.seq), 16)),
+                "yes" if row.compliant else "NO",
+                str(row.failures),
+            )
+        Console(highlight=False, width=140).print(table)
         return 0
-    table = Table("scan", "time (UTC)", "target", "grade", "web", "compliant", "failures")
-    for row in rows:
-        table.add_row(
-            str(row.seq),
-            escape(one_line(str(row.scanned_at)[:19].replace("T", " "))),
-            escape(one_line(row.target_url)),
-            escape(one_line(row.grade or "-")),
-            escape(one_line(_web_letter(store, row.seq), 16)),
-            "yes" if row.compliant else "NO",
-            str(row.failures),
-        )
-    Console(highlight=False, width=140).print(table)
-    return 0
 
 
 def _episodes(store: Store, clause: str, target: str | None) -> int:

@@ -53,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_LOG_BROKEN
-    store = Store(database, create=False)
-    result = store.verify_with_heads(
-        config.output.directory, config.history.retention_months, expect_head=args.expect_head
-    )
-    if not result.ok:
-        where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
-        print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)
-        return EXIT_LOG_BROKEN
-    pruned = f"; {result.summary()}" if result.summary() else ""
-    print(f"evidence log intact: {result.entries} entries, head {result.head}{pruned}")
-    return 0
+    with Store(database, create=False) as store:
+        result = store.verify_with_heads(
+            config.output.directory, config.history.retention_months, expect_head=args.expect_head
+        )
+        if not result.ok:
+            where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+            print(f"evidence log BROKEN{where}: {result.reason}", file=sys.stderr)
+            return EXIT_LOG_BROKEN
+        pruned = f"; {result.summary()}" if result.summary() else ""
+        print(f"evidence log intact: {result.entries} entries, head {result.head}{pruned}")
+        return 0

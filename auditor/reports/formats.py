@@ -11,21 +11,15 @@ from pathlib import Path
 
 from auditor.config import Output
 from auditor.model import AuditReport
-from auditor.reports.csv_report import to_csv
-from auditor.reports.html import render_html
-from auditor.reports.json_report import to_json
-from auditor.reports.junit import to_junit
-from auditor.reports.sarif import to_sarif
-from auditor.reports.text import render_text
 
 
 @dataclass(frozen=True)
 class ReportFile:
-    """One report a run writes: where (None: stdout), in which format (a key of RENDERERS), and
-    the option or key that asked for it, named when it cannot be written."""
+    """One report a run writes: where (None: stdout), in which format, and the option or key that
+    asked for it, named when it cannot be written."""
 
     path: Path | None
-    format: str
+    format: str  # one of FORMATS
     option: str
 
 
@@ -36,23 +30,33 @@ HELP = {
 }
 
 
-RENDERERS: dict[str, Callable[[AuditReport], str]] = {
-    "json": to_json,
-    "html": render_html,
-    "text": render_text,
-    "junit": to_junit,
-    "sarif": to_sarif,
-    "csv": to_csv,
-}
+FORMATS = ("json", "html", "text", *HELP)
+
+
+def renderer(name: str) -> Callable[[AuditReport], str]:
+    """The function that renders format `name` (one of FORMATS)."""
+    # lazy: the writers load when a report is written, after the scan: jinja2, css_inline and the
+    # checks the HTML report names cost ~90 ms that every audit would otherwise pay before its
+    # first handshake
+    from auditor.reports import csv_report, html, json_report, junit, sarif, text
+
+    renderers: dict[str, Callable[[AuditReport], str]] = {
+        "json": json_report.to_json,
+        "html": html.render_html,
+        "text": text.render_text,
+        "junit": junit.to_junit,
+        "sarif": sarif.to_sarif,
+        "csv": csv_report.to_csv,
+    }
+    try:
+        return renderers[name]
+    except KeyError:
+        raise ValueError(f"unknown report format {name!r}") from None
 
 
 def render(report: AuditReport, name: str) -> str:
-    """The report in format `name` (a key of RENDERERS)."""
-    try:
-        renderer = RENDERERS[name]
-    except KeyError:
-        raise ValueError(f"unknown report format {name!r}") from None
-    return renderer(report)
+    """The report in format `name` (one of FORMATS)."""
+    return renderer(name)(report)
 
 
 def configured(output: Output) -> list[tuple[str, Path]]:

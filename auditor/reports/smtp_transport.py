@@ -158,6 +158,7 @@ class BoundedSMTP(smtplib.SMTP):
             raise ReplyTooLong(f"a line over {MAX_LINE_BYTES} bytes")
         return line
 
+    # narrower than smtplib's overloads on purpose: this transport is only ever given a context
     def starttls(self, *, context: ssl.SSLContext) -> tuple[int, bytes]:  # type: ignore[override]
         reply = super().starttls(context=context)
         self._pending = b""  # plaintext sent after the 220 must not be read as if it came over TLS

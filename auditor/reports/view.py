@@ -20,6 +20,7 @@ from auditor.model import (
     PostQuantum,
     Status,
     TargetResult,
+    TrustStoreResult,
 )
 
 # ---------------------------------------------------------------- verdicts and order
@@ -246,7 +247,7 @@ class TrustChip:
     tone: str  # "pass", "fail", "not_judged"
 
 
-def trust_chips(result: TargetResult, trust: list) -> list[TrustChip]:  # type: ignore[type-arg]
+def trust_chips(result: TargetResult, trust: list[TrustStoreResult]) -> list[TrustChip]:
     """The stores the verdict rests on first (green or red), then the ones not judged (grey)."""
     skipped = not_judged_stores(result)
     judged = [

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from auditor.model import Certificate
+
+E = TypeVar("E", bound=x509.ExtensionType)
 
 
 def _name(name: x509.Name) -> str:
     try:
         return name.rfc4514_string()
-    except Exception:  # undecodable attribute values from a hostile server
+    except Exception:  # noqa: BLE001  (undecodable attribute values from a hostile server)
         return repr(name)
 
 
 def _key(cert: x509.Certificate) -> tuple[str, int, str | None]:
     try:
         key = cert.public_key()
-    except Exception:
+    except Exception:  # noqa: BLE001  (a key type cryptography cannot load is reported, not raised)
         return "unknown", 0, None
     if isinstance(key, rsa.RSAPublicKey):
         return "RSA", key.key_size, None
@@ -35,9 +39,9 @@ def _key(cert: x509.Certificate) -> tuple[str, int, str | None]:
     return type(key).__name__, 0, None
 
 
-def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier):  # noqa: ANN202
+def _extension(cert: x509.Certificate, kind: type[E]) -> E | None:
     try:
-        return cert.extensions.get_extension_for_oid(oid).value
+        return cert.extensions.get_extension_for_class(kind).value
     except (x509.ExtensionNotFound, ValueError):
         return None
 
@@ -45,14 +49,14 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier):  # noqa: ANN
 def describe_certificate(cert: x509.Certificate) -> Certificate:
     key_type, key_bits, curve = _key(cert)
     sans: list[str] = []
-    san = _extension(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    san = _extension(cert, x509.SubjectAlternativeName)
     if san is not None:
         sans = [str(v) for v in san.get_values_for_type(x509.DNSName)]
         sans += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
-    policies = _extension(cert, ExtensionOID.CERTIFICATE_POLICIES)
+    policies = _extension(cert, x509.CertificatePolicies)
     policy_oids = [p.policy_identifier.dotted_string for p in policies] if policies else []
-    constraints = _extension(cert, ExtensionOID.BASIC_CONSTRAINTS)
-    access = _extension(cert, ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    constraints = _extension(cert, x509.BasicConstraints)
+    access = _extension(cert, x509.AuthorityInformationAccess)
     ca_issuers = [
         d.access_location.value
         for d in access or []
@@ -62,11 +66,11 @@ def describe_certificate(cert: x509.Certificate) -> Certificate:
     try:
         hash_alg = cert.signature_hash_algorithm
         signature_hash = hash_alg.name if hash_alg else None
-    except Exception:  # an algorithm cryptography does not know (e.g. MD2)
+    except Exception:  # noqa: BLE001  (an algorithm cryptography does not know, e.g. MD2)
         signature_hash = "unknown"
     try:
         sig_name = cert.signature_algorithm_oid._name  # noqa: SLF001 - the readable name
-    except Exception:
+    except Exception:  # noqa: BLE001  (no readable name: the dotted OID)
         sig_name = cert.signature_algorithm_oid.dotted_string
     return Certificate(
         subject=_name(cert.subject),

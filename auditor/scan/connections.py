@@ -25,7 +25,7 @@ The HTTP probe's connections are watched by the same watchdog and cut with the l
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
 import threading
 import time
@@ -92,7 +92,7 @@ class DeadlineSocket(socket.socket):
         if not self.timed_out:
             self.timed_out = True
             if self.ledger is not None:
-                self.ledger._deadline_hit(self)
+                self.ledger.deadline_hit(self)
         raise TimeoutError("the connection's deadline passed")
 
     def _got(self, data: bytes) -> bytes:
@@ -136,7 +136,7 @@ class DeadlineSocket(socket.socket):
         super().close()  # first: the slot is free only once the server has seen this connection end
         if self.ledger is not None and not getattr(self, "_settled", False):
             self._settled = True
-            self.ledger._settle(self)
+            self.ledger.settle(self)
 
     def expire(self) -> None:
         """The watchdog's call at the deadline: end the connection even if nobody reads it any more
@@ -144,7 +144,7 @@ class DeadlineSocket(socket.socket):
         server would wait on it forever)."""
         WATCHDOG.forget(self)
         if self.ledger is not None:
-            self.ledger._expired(self)
+            self.ledger.expired(self)
         else:
             _cut(self)
 
@@ -185,8 +185,9 @@ class ConnectionCounter:
         many threads open them."""
         self._slots = threading.Semaphore(max(1, limit))
 
-    def _free(self, sock: DeadlineSocket) -> None:
-        with _SLOT_LOCK:  # once per socket, whoever gets here first (close, deadline, cut)
+    def free(self, sock: DeadlineSocket) -> None:
+        """Give back the slot `sock` holds (once, whoever calls first: close, deadline, cut)."""
+        with _SLOT_LOCK:
             held, sock.slot = sock.slot, False
         if held and self._slots is not None:
             self._slots.release()
@@ -194,7 +195,7 @@ class ConnectionCounter:
     # ---- opening
     def open(self, address: str, port: int, phase: str, *, during_pause: bool = False) -> DeadlineSocket:
         """A counted, paced TCP connection that ends by `timeout` seconds from now. While the ledger
-        doubts the server (see _deadline_hit), new connections wait."""
+        doubts the server (see deadline_hit), new connections wait."""
         with self._lock:
             while self._confirming and not during_pause and not self.stopped:
                 self._quiet.wait()
@@ -224,18 +225,21 @@ class ConnectionCounter:
         wrapped = DeadlineSocket.adopt(sock, started + self.timeout, self)
         wrapped.slot = slotted and not during_pause and self._slots is not None
         with self._lock:
-            if self.stopped:
+            if self._stopped_now():  # abandoned while connecting
                 wrapped.cut = True
-                self._free(wrapped)
+                self.free(wrapped)
                 wrapped.ledger = None
                 wrapped.close()
                 raise Unanswered(self.stopped)
             self._open.add(wrapped)
         return wrapped
 
+    def _stopped_now(self) -> str | None:
+        return self.stopped
+
     # ---- what the server does
-    def _settle(self, sock: DeadlineSocket) -> None:
-        self._free(sock)
+    def settle(self, sock: DeadlineSocket) -> None:
+        self.free(sock)
         with self._lock:
             self._open.discard(sock)
             self._quiet.notify_all()
@@ -246,14 +250,14 @@ class ConnectionCounter:
             if sock.first_bytes and not self.first_bytes:
                 self.first_bytes = sock.first_bytes
 
-    def _expired(self, sock: DeadlineSocket) -> None:
+    def expired(self, sock: DeadlineSocket) -> None:
         with self._lock:
             self._open.discard(sock)
             self._quiet.notify_all()
         _cut(sock)
 
-    def _deadline_hit(self, sock: DeadlineSocket) -> None:
-        self._free(sock)
+    def deadline_hit(self, sock: DeadlineSocket) -> None:
+        self.free(sock)
         with self._lock:
             self._open.discard(sock)
             self._quiet.notify_all()
@@ -402,11 +406,9 @@ def _has_change_cipher_spec(data: bytes) -> bool:
 def _cut(sock: DeadlineSocket) -> None:
     sock.cut = True
     if sock.ledger is not None:
-        sock.ledger._free(sock)
-    try:
+        sock.ledger.free(sock)
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv at once
-    except OSError:
-        pass
 
 
 def _not_tls(first: bytes) -> str | None:
@@ -505,11 +507,11 @@ class counting:  # noqa: N801 - used like a function: `with counting(counter, "s
 
 
 def _install() -> None:
-    original = _tls_connection._open_socket
+    original = _tls_connection._open_socket  # noqa: SLF001  (sslyze's one place that opens sockets)
     if getattr(original, "_auditor_counted", False):
         return
 
-    def _open_socket(server_location: Any, network_timeout: float) -> socket.socket:
+    def _open_socket(server_location: Any, network_timeout: int) -> socket.socket:
         block: Block | None = getattr(_current, "value", None)
         if block is None or server_location.http_proxy_settings is not None:
             started = time.monotonic()
@@ -521,8 +523,8 @@ def _install() -> None:
             block.on_open(len(block.sockets))
         return sock
 
-    _open_socket._auditor_counted = True  # type: ignore[attr-defined]
-    _tls_connection._open_socket = _open_socket
+    _open_socket._auditor_counted = True  # type: ignore[attr-defined]  # noqa: SLF001
+    _tls_connection._open_socket = _open_socket  # noqa: SLF001
 
 
 _install()

@@ -25,13 +25,14 @@ Connections are counted per phase (auditor.scan.connections): "suites", "batches
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from nassl.ephemeral_key_info import EphemeralKeyInfo, OpenSslEcNidEnum
+from nassl.ephemeral_key_info import EcDhEphemeralKeyInfo, EphemeralKeyInfo, OpenSslEcNidEnum
 from nassl.legacy_ssl_client import LegacySslClient
 from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
@@ -153,8 +154,7 @@ class Enumerator:
         )
         client = connection.ssl_client
         names = ":".join(s.openssl_name for s in offered)
-        if version is TlsVersionEnum.TLS_1_3:
-            assert isinstance(client, SslClient)
+        if version is TlsVersionEnum.TLS_1_3 and isinstance(client, SslClient):  # always the modern client
             client.set_ciphersuites(names)
         elif isinstance(client, SslClient):
             client.set_cipher_list(names + ":@SECLEVEL=0")  # weak suites and old protocols, as offered
@@ -168,18 +168,18 @@ class Enumerator:
         # first flight: the round trip for the server's Finished is skipped (FirstFlightRead).
         first_flight = version not in (TlsVersionEnum.TLS_1_3, TlsVersionEnum.SSL_2_0)
         try:
-            with counting(self.counter, phase, first_flight=first_flight) as block:
-                try:
-                    connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
-                except FirstFlightRead:
-                    pass
+            with (
+                counting(self.counter, phase, first_flight=first_flight) as block,
+                contextlib.suppress(FirstFlightRead),
+            ):
+                connection.connect(should_retry_connection=True)  # retries TCP connect timeouts only
             key = client.get_ephemeral_key()
         except ServerTlsConfigurationNotSupported:
             pass  # the server chose a suite, with a DH group our client refused: measured later (dh_size)
         except ClientCertificateRequested:  # the server chose a suite; it wants a client certificate
             try:
                 key = client.get_ephemeral_key()  # as sslyze does: the key exchange happened already
-            except Exception:
+            except Exception:  # noqa: BLE001  (no key to read: the suite stands without it)
                 key = None
         except ServerRejectedTlsHandshake as exc:
             answered = exc.error_message.startswith(("TLS alert", "TLS error"))
@@ -190,15 +190,13 @@ class Enumerator:
             return _Pick(None, refusal="alert")  # nothing offered that this client can send
         except (ConnectionToServerFailed, Unanswered):
             raise
-        except Exception:  # an OpenSSL error sslyze does not classify: the handshake failed
+        except Exception:  # noqa: BLE001  (an OpenSSL error sslyze does not classify: the handshake failed)
             if block is not None and block.untrusted:
                 return _Pick(None, refusal="timeout")
             return _Pick(None, refusal="alert")
         finally:
-            try:
+            with contextlib.suppress(Exception):  # OpenSSL's shutdown of an unfinished handshake may fail
                 connection.close()
-            except Exception:
-                pass
             if (sock := client.get_underlying_socket()) is not None:
                 sock.close()  # closed even when OpenSSL's shutdown of an unfinished handshake failed
             if self.counter.stopped and block is not None and block.untrusted:
@@ -213,7 +211,7 @@ class Enumerator:
         legacy: bool,
         candidates: list[SslyzeSuite],
         phase: str = "suites",
-        on_pick: Callable[[list], None] | None = None,
+        on_pick: Callable[[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]], None] | None = None,
     ) -> tuple[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]], str | None]:
         """Offer all, keep the server's pick, remove it, repeat: picks in server preference order,
         and how the last (refused) offer was refused."""
@@ -244,7 +242,7 @@ class Enumerator:
         version: TlsVersionEnum,
         legacy: bool,
         candidates: list[SslyzeSuite],
-        on_pick: Callable[[list], None] | None = None,
+        on_pick: Callable[[list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]], None] | None = None,
     ) -> list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]:
         accepted, refusal = self._remove_loop(version, legacy, candidates, on_pick=on_pick)
         if accepted or refusal == "alert":
@@ -303,7 +301,7 @@ class Enumerator:
         if picks and legacy_picks and all(s.openssl_name in self._legacy_capable for s, _ in picks):
             # TLS 1.2 suites found by both clients: one more pass with the legacy client, which can
             # offer them all, puts them in a single server order (ephemeral keys from the first passes).
-            keys = {s: k for s, k in picks + legacy_picks}
+            keys = dict(picks + legacy_picks)
             ordered, _ = self._remove_loop(version, True, [s for s, _ in picks + legacy_picks], phase="order")
             if {s for s, _ in ordered} == set(keys):
                 picks, legacy_picks = [(s, keys[s]) for s, _ in ordered], []
@@ -440,7 +438,7 @@ class Enumerator:
                     f"{len(found)} groups found, then no answer within {self.counter.timeout:g} s"
                 )
             key = pick.key
-            if pick.suite is None or key is None or not hasattr(key, "curve"):
+            if pick.suite is None or not isinstance(key, EcDhEphemeralKeyInfo):
                 break
             try:
                 nid = OpenSslEcNidEnum(key.curve)
@@ -474,7 +472,7 @@ def spawn(function: Callable[..., T], *args: object) -> Future[T]:
     def run() -> None:
         try:
             future.set_result(function(*args))
-        except BaseException as exc:  # handed to whoever waits
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever waits)
             future.set_exception(exc)
 
     threading.Thread(target=run, name=f"tls-{function.__name__.strip('_')}", daemon=True).start()
@@ -532,13 +530,13 @@ def enumerate_server(
         for label, future in futures.items():
             try:
                 result.protocols.append(future.result())
-            except Exception as exc:  # a protocol we could not test is reported, never guessed
+            except Exception as exc:  # noqa: BLE001  (a protocol we could not test is reported, never guessed)
                 result.protocols.append(ProtocolSupport(version=label, supported=None))
                 result.errors[f"suites {label}"] = f"{type(exc).__name__}: {exc}"[:300]
     if on_phase:
         on_phase("groups")
     try:
         result.groups = enumerator.groups(result.protocols)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (reported as not tested)
         result.errors["groups"] = f"{type(exc).__name__}: {exc}"[:300]
     return result

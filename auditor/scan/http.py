@@ -32,7 +32,7 @@ REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 MAX_HEADER_BYTES = 1024 * 1024
 # httpcore buffers at most 100 KiB of response head; sites with thousands of Set-Cookie lines
 # exceed that. Raise the cap (still bounded) so such a page is judged rather than skipped.
-httpcore._sync.http11.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = MAX_HEADER_BYTES
+httpcore._sync.http11.HTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE = MAX_HEADER_BYTES  # noqa: SLF001
 
 
 def _max_age(value: str) -> int | None:
@@ -105,19 +105,19 @@ def _fetch(
                     found, partial = _analyse_body(response, shown, max_body, timeout)
                 except Exception as exc:  # noqa: BLE001  (a parser bug, MemoryError: the headers are still judged)
                     partial = f"the body could not be analysed ({failure(exc)})"
-            headers = []
+            received: list[tuple[str, str]] = []
             cookies = []
             for key, value in response.headers.multi_items():
                 if key.lower() == "set-cookie":
                     cookie = parse_set_cookie(value)
                     cookies.append(cookie)
-                    headers.append((key, cookie.raw_attributes))
+                    received.append((key, cookie.raw_attributes))
                 else:
-                    headers.append((key, value))
+                    received.append((key, value))
             return HttpResponse(
                 url=shown,
                 status=response.status_code,
-                headers=headers,
+                headers=received,
                 location=response.headers.get("location"),
                 cookies=cookies,
                 insecure_references=found.loaded if found else [],
@@ -200,10 +200,8 @@ def _permissive_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    try:
+    with contextlib.suppress(ssl.SSLError):  # an OpenSSL without SECLEVEL: its defaults
         context.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
-        pass
     return context
 
 

@@ -12,6 +12,7 @@ while the TLS handshakes wait on the network), never before the first handshake.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -19,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from httpcore._backends.base import NetworkStream
 from httpcore._backends.sync import SyncBackend, SyncStream
 
 from auditor.scan.connections import WATCHDOG, ConnectionCounter
@@ -42,10 +44,8 @@ class _Watch:
 
     def cut(self) -> None:
         if not self.done:
-            try:
+            with contextlib.suppress(OSError):
                 self.twin.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.release()
 
     def release(self) -> None:
@@ -70,9 +70,11 @@ class _WatchedStream(SyncStream):
 
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> SyncStream:
+    ) -> NetworkStream:
         stream = super().start_tls(ssl_context, server_hostname, timeout)
-        return _WatchedStream(stream._sock, self._watch) if isinstance(stream, SyncStream) else stream
+        if isinstance(stream, SyncStream):
+            return _WatchedStream(stream._sock, self._watch)  # noqa: SLF001  (httpcore keeps its socket private)
+        return stream
 
     def close(self) -> None:
         self._watch.release()
@@ -82,7 +84,7 @@ class _WatchedStream(SyncStream):
 _http = threading.local()
 
 
-class http_through:  # used like a function: `with http_through(ledger):`
+class http_through:  # noqa: N801 - used like a function: `with http_through(ledger):`
     """This thread's HTTP connections (httpx) get a deadline per exchange and are cut when `ledger`
     is abandoned."""
 
@@ -108,13 +110,14 @@ def _install() -> None:
         ledger: ConnectionCounter | None = getattr(_http, "ledger", None)
         if ledger is None or not isinstance(stream, SyncStream):
             return stream
-        watch = _Watch(stream._sock, ledger.timeout, ledger)
+        sock = stream._sock  # noqa: SLF001  (httpcore keeps its socket private)
+        watch = _Watch(sock, ledger.timeout, ledger)
         WATCHDOG.watch(watch)
         if ledger.watch_http(watch):
             watch.cut()
-        return _WatchedStream(stream._sock, watch)
+        return _WatchedStream(sock, watch)
 
-    connect_tcp._auditor_watched = True  # type: ignore[attr-defined]
+    connect_tcp._auditor_watched = True  # type: ignore[attr-defined]  # noqa: SLF001
     SyncBackend.connect_tcp = connect_tcp  # type: ignore[method-assign]
 
 

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
 import ada_url
@@ -27,6 +28,9 @@ import tinycss2
 import webencodings
 from html5lib import _tokenizer, html5parser
 from html5lib.constants import tokenTypes
+
+if TYPE_CHECKING:
+    from html5lib._tokenizer import _Token
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -174,7 +178,7 @@ def stylesheet_urls(css: str) -> list[str]:
             continue  # a namespace URL is a name, never fetched
         if rule.type == "at-rule" and rule.lower_at_keyword == "import":
             first = next((t for t in rule.prelude if t.type not in ("whitespace", "comment")), None)
-            if first is not None and first.type == "string":
+            if isinstance(first, tinycss2.ast.StringToken):
                 urls.append(first.value)
         if rule.type in ("qualified-rule", "at-rule"):
             urls += _css_urls(rule.prelude)
@@ -265,15 +269,19 @@ def _form_action(element: Element, document_url: str, base: str) -> str | None:
 
 
 def _add(bucket: list[str], url: str | None) -> None:
-    if _is_http(url) and url not in bucket and len(bucket) < MAX_URLS:
-        bucket.append(url)  # type: ignore[arg-type]
+    if url is not None and _is_http(url) and url not in bucket and len(bucket) < MAX_URLS:
+        bucket.append(url)
+
+
+# html5lib restarts a parse with this when a <meta charset> changes the encoding (not in its stubs).
+_REPARSE: type[Exception] = html5parser._ReparseException  # type: ignore[attr-defined]  # noqa: SLF001
 
 
 class _Cut(Exception):
     """The page costs more than the budget: analyse what was parsed so far."""
 
 
-class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
+class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):
     """html5lib's tokenizer, bounded in time whatever the page. Its cost is linear except inside one
     token: each attribute is compared with all earlier ones of its tag (120 KB of `<a ` took minutes),
     and names, comments and values grow one `+=` at a time (quadratic). So a tag may have at most
@@ -284,8 +292,8 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
 
     deadline = float("inf")
 
-    def __iter__(self) -> Iterator[dict]:  # type: ignore[type-arg]
-        self.tokenQueue: deque[dict] = deque()  # type: ignore[type-arg]
+    def __iter__(self) -> Iterator[_Token]:
+        self.tokenQueue: deque[_Token] = deque()
         steps = in_token = tokens = work = 0
         open_elements = self.parser.tree.openElements
         while self.state():
@@ -309,17 +317,17 @@ class _BudgetedTokenizer(_tokenizer.HTMLTokenizer):  # type: ignore[misc]
                     yield token
 
     def _count_attributes(self) -> None:
-        if len(self.currentToken["data"]) >= MAX_ATTRIBUTES:
+        if self.currentToken is not None and len(self.currentToken["data"]) >= MAX_ATTRIBUTES:
             raise _Cut(f"a tag with more than {MAX_ATTRIBUTES} attributes")
 
     # the two states that start a new attribute
-    def beforeAttributeNameState(self) -> bool:
+    def beforeAttributeNameState(self) -> bool:  # noqa: N802 - html5lib's name
         self._count_attributes()
-        return super().beforeAttributeNameState()  # type: ignore[no-any-return]
+        return super().beforeAttributeNameState()
 
-    def afterAttributeNameState(self) -> bool:
+    def afterAttributeNameState(self) -> bool:  # noqa: N802 - html5lib's name
         self._count_attributes()
-        return super().afterAttributeNameState()  # type: ignore[no-any-return]
+        return super().afterAttributeNameState()
 
 
 class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # type: ignore[misc]
@@ -341,44 +349,45 @@ class _BudgetedTreeBuilder(html5lib.treebuilders.getTreeBuilder("etree")):  # ty
         if self.created > MAX_ELEMENTS:
             raise _Cut(f"more than {MAX_ELEMENTS} elements")
 
-    def createElement(self, token: dict) -> object:  # type: ignore[type-arg]
+    def createElement(self, token: dict) -> object:  # type: ignore[type-arg]  # noqa: N802 - html5lib's name
         self._check()
         return super().createElement(token)
 
-    def insertElementNormal(self, token: dict) -> object:  # type: ignore[type-arg]
+    def insertElementNormal(self, token: dict) -> object:  # type: ignore[type-arg]  # noqa: N802 - html5lib's name
         self._check()
         return super().insertElementNormal(token)
 
-    def insertComment(self, token: dict, parent: object = None) -> None:  # type: ignore[type-arg]
+    def insertComment(self, token: dict, parent: object = None) -> None:  # type: ignore[type-arg]  # noqa: N802 - html5lib's name
         self._check()
         super().insertComment(token, parent)
 
 
-class _BudgetedParser(html5lib.HTMLParser):  # type: ignore[misc]
+class _BudgetedParser(html5lib.HTMLParser):
     def __init__(self, deadline: float) -> None:
         super().__init__(tree=_BudgetedTreeBuilder, namespaceHTMLElements=False)
         self.deadline = deadline
 
-    def parseError(self, errorcode: str = "", datavars: object = None) -> None:
+    def parseError(self, errorcode: str = "", datavars: object = None) -> None:  # noqa: N802 - html5lib's name
         """Parse errors are not kept: html5lib would store each one with its line and column
         (1 MB of NUL characters: a million of them, 290 MB and seconds of CPU)."""
 
     def _parse(
         self,
         stream: object,
-        innerHTML: bool = False,
+        innerHTML: bool = False,  # noqa: N803 - html5lib's name
         container: str = "div",
         scripting: bool = False,
         **kwargs: object,
     ) -> None:
         """html5lib's own _parse (1.1), with the budgeted tokenizer."""
         self.innerHTMLMode, self.container, self.scripting = innerHTML, container, scripting
-        self.tokenizer = _BudgetedTokenizer(stream, parser=self, **kwargs)
-        self.tokenizer.deadline = self.deadline
+        tokenizer = _BudgetedTokenizer(stream, parser=self, **kwargs)  # type: ignore[call-overload]
+        tokenizer.deadline = self.deadline
+        self.tokenizer = tokenizer
         self.reset()
         try:
             self.mainLoop()
-        except html5parser._ReparseException:  # a <meta charset> changed the encoding: once more
+        except _REPARSE:  # a <meta charset> changed the encoding: once more
             self.reset()
             self.mainLoop()
 

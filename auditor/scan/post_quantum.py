@@ -24,6 +24,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -185,7 +186,7 @@ def _accepted(where: Target, counter: ConnectionCounter | None, errors: list[str
     while remaining:
         offer = list(remaining)
         try:
-            answer = _ask_twice(where, lambda: _tls13_hello(where, offer, []), counter)
+            answer = _ask_twice(where, partial(_tls13_hello, where, offer, []), counter)
         except _NoAnswer as exc:
             found.update(dict.fromkeys(offer))
             errors.append(f"{', '.join(HYBRIDS[code] for code in offer)}: {exc}")
@@ -245,7 +246,7 @@ def probe_post_quantum(
         key = (*hello.groups, -1, *hello.key_shares)
         if key not in measured:
             try:
-                answer = _ask_twice(where, lambda p=profile: _browser_hello(p, where), counter)
+                answer = _ask_twice(where, partial(_browser_hello, profile, where), counter)
                 measured[key] = group_label(answer.group) if answer is not None else None
             except _NoAnswer as exc:
                 measured[key] = None
@@ -257,7 +258,7 @@ def probe_post_quantum(
 
 def without_tls13() -> PostQuantum:
     """A server that refuses TLS 1.3 has no hybrid group: nothing to ask it."""
-    return PostQuantum(groups={name: False for name in HYBRIDS.values()})
+    return PostQuantum(groups=dict.fromkeys(HYBRIDS.values(), False))
 
 
 def annotate(

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 import nassl.ocsp_response
 from cryptography import x509
@@ -37,13 +38,13 @@ from auditor.model import CertificateDeployment, RevocationStatus
 _nassl_verify = nassl.ocsp_response.verify_ocsp_response
 
 
-def _verify_stapled_for_sslyze(response: _nassl.OCSP_RESPONSE, trust_store_path: Path) -> None:
+def _verify_stapled_for_sslyze(ocsp_response: _nassl.OCSP_RESPONSE, trust_store_path: Path) -> None:
     """sslyze 6.3 catches only "certificate verify error" from nassl's check of a stapled response
     (sslyze issue 191); a bad signature ("signature failure") escaped and lost the whole
     certificate_info result, so a server stapling a broken response hid its certificates. Any
     OpenSSL failure now means "not trusted" there; the response is judged here anyway."""
     try:
-        _nassl_verify(response, trust_store_path)
+        _nassl_verify(ocsp_response, trust_store_path)
     except _nassl.OpenSSLError as exc:
         raise nassl.ocsp_response.OcspResponseNotTrustedError(str(exc), trust_store_path) from None
 
@@ -130,7 +131,7 @@ def _signer_problem(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: 
                 f"the responder certificate {delegate.subject.rfc4514_string()} was not issued by the issuer"
             )
         try:
-            usage = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            usage = list(delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
         except (x509.ExtensionNotFound, ValueError):
             usage = []
         if ExtendedKeyUsageOID.OCSP_SIGNING not in usage:
@@ -167,12 +168,12 @@ def judge_response(
     der: bytes,
     leaf: x509.Certificate,
     issuer: x509.Certificate | None,
-    source: str,
+    source: Literal["stapled", "responder"],
     now: datetime | None = None,
     responder: str | None = None,
 ) -> RevocationStatus:
     """One OCSP response, verified, as a RevocationStatus."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
 
     def error(reason: str) -> RevocationStatus:
         return RevocationStatus(source=source, status="error", reason=reason, responder=responder)
@@ -240,7 +241,7 @@ def query_responder(
     if not url.lower().startswith(("http://", "https://")):
         return error("the OCSP URL is not http(s)")
     request = (
-        ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
+        ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()  # noqa: S303
     )  # SHA-1 CertID: RFC 5019
     body = bytearray()
     try:
@@ -306,7 +307,7 @@ class RevocationLookup:
         def run() -> None:
             try:
                 chains = served()
-            except Exception:  # the certificate jobs failed: TlsEvidence.attempts already says why
+            except Exception:  # noqa: BLE001  (the certificate jobs failed: TlsEvidence.attempts says why)
                 chains = []
             self._started = time.monotonic()
             for chain, stapled in chains:
@@ -375,7 +376,7 @@ class RevocationLookup:
                         urls[0], leaf, issuer, self.timeout, deadline=time.monotonic() + self.timeout
                     )
                 )
-        except Exception as exc:  # a certificate cryptography cannot handle: reported, never raised
+        except Exception as exc:  # noqa: BLE001  (a certificate cryptography cannot handle: reported, never raised)
             check.results.append(
                 RevocationStatus(
                     source="responder", status="error", reason=f"{type(exc).__name__}: {exc}"[:200]
@@ -398,7 +399,7 @@ class RevocationLookup:
             try:
                 if store.verify_certificate_chain(pem, subject).was_validation_successful:  # type: ignore[arg-type]
                     return True
-            except Exception:  # noqa: S112 - a chain the verifier cannot parse is not trusted
+            except Exception:  # noqa: BLE001, S112 - a chain the verifier cannot parse is not trusted
                 continue
         return False
 
@@ -445,10 +446,11 @@ def served_from_jobs(futures: object) -> Callable[[], list[Served]]:
             return []
         chains: list[Served] = []
         for future in futures:
-            assert isinstance(future, Future)
+            if not isinstance(future, Future):
+                continue
             try:
                 pem_chain, stapled, _ca_file, sni_used = future.result().get_result()
-            except Exception:  # a handshake that failed (e.g. no RSA suite): other jobs cover the server
+            except Exception:  # noqa: BLE001, S112 - a failed handshake (e.g. no RSA suite): other jobs cover it
                 continue
             if sni_used and pem_chain:
                 chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in pem_chain]
@@ -458,7 +460,7 @@ def served_from_jobs(futures: object) -> Callable[[], list[Served]]:
     return served
 
 
-def served_from_result(cert_info: object) -> Callable[[], list[Served]]:
+def served_from_result(cert_info: Any) -> Callable[[], list[Served]]:
     """Served chains from a finished sslyze CertificateInfoScanResult (thorough engine)."""
 
     def served() -> list[Served]:
@@ -472,6 +474,6 @@ def served_from_result(cert_info: object) -> Callable[[], list[Served]]:
                 else None,
             )
             for d in cert_info.certificate_deployments
-        ]  # type: ignore[attr-defined]
+        ]
 
     return served

@@ -8,6 +8,7 @@ refusal.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +91,7 @@ def simulate_client(
         return HandshakeSimulation(
             client=profile.name, reference=profile.reference, error=f"not tested: {exc}"
         )
-    except Exception as exc:  # the failure is the result: this client cannot connect
+    except Exception as exc:  # noqa: BLE001  (the failure is the result: this client cannot connect)
         sock_obj = client.get_underlying_socket()
         if isinstance(sock_obj, DeadlineSocket) and sock_obj.untrusted:
             return HandshakeSimulation(
@@ -101,10 +102,8 @@ def simulate_client(
         message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # an unfinished handshake may not shut down cleanly
             client.shutdown()
-        except Exception:
-            pass
         sock_obj = client.get_underlying_socket()
         if sock_obj is not None:
             sock_obj.close()
@@ -175,5 +174,7 @@ def simulate_all(
 ) -> list[HandshakeSimulation]:
     distinct = distinct_hellos(CLIENTS)
     with ThreadPoolExecutor(max_workers=max(1, connections)) as pool:
-        results = pool.map(lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), distinct)
-        return for_each_client(dict(zip(map(hello_of, distinct), results)), CLIENTS)
+        results = pool.map(
+            lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), distinct
+        )
+        return for_each_client(dict(zip(map(hello_of, distinct), results, strict=True)), CLIENTS)

@@ -8,29 +8,18 @@ from the fast enumerator (auditor.scan.enumerate), which uses sslyze's connectio
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from traceback import TracebackException
 from types import SimpleNamespace
 from typing import Any
 
 from cryptography import x509
-from sslyze import (
-    CertificateInfoExtraArgument,
-    ScanCommand,
-    ScanCommandAttemptStatusEnum,
-    ScanCommandsExtraArguments,
-    Scanner,
-    ServerConnectivityStatusEnum,
-    ServerNetworkConfiguration,
-    ServerNetworkLocation,
-    ServerScanRequest,
-)
 from nassl.ssl_client import ClientCertificateRequested
-from sslyze import ScanCommandErrorReasonEnum
 from sslyze.errors import (
     ConnectionToServerFailed,
     ConnectionToServerTimedOut,
@@ -40,8 +29,12 @@ from sslyze.errors import (
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
-from sslyze.plugins.scan_commands import ScanCommandsRepository
+from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
+from sslyze.scanner.models import ScanCommandsExtraArguments, ServerConnectivityStatusEnum, ServerScanRequest
+from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
+from sslyze.scanner.scanner import Scanner
 from sslyze.server_connectivity import (
     ClientAuthRequirementEnum,
     ServerConnectivityInfo,
@@ -51,7 +44,9 @@ from sslyze.server_connectivity import (
     _TlsVersionNotSupported,
     check_connectivity_to_server,
 )
+from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
+from auditor.clients import CLIENTS
 from auditor.errors import ScanError
 from auditor.model import (
     Attempt,
@@ -71,14 +66,9 @@ from auditor.scan.attempts import (
     probe_of,
     stopped,
 )
-from auditor.scan.dh_only import probe_dhe_only
-from auditor.scan.fallback import fallback_version, probe_fallback_scsv
-from auditor.scan.post_quantum import annotate as annotate_post_quantum
-from auditor.scan.post_quantum import probe_if_tls13
 from auditor.scan.certs import describe_certificate
-from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
-from auditor.clients import CLIENTS
 from auditor.scan.connections import ConnectionCounter, Unanswered, counting
+from auditor.scan.dh_only import probe_dhe_only
 from auditor.scan.enumerate import (
     VERSIONS,
     Enumerator,
@@ -87,6 +77,10 @@ from auditor.scan.enumerate import (
     recheck_silenced,
     spawn,
 )
+from auditor.scan.fallback import fallback_version, probe_fallback_scsv
+from auditor.scan.post_quantum import annotate as annotate_post_quantum
+from auditor.scan.post_quantum import probe_if_tls13
+from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.scan.simulate import (
     distinct_hellos,
     for_each_client,
@@ -164,9 +158,8 @@ def hostname_matches(cert: x509.Certificate, host: str) -> bool:
         name = name.lower().rstrip(".")
         if name == host:
             return True
-        if name.startswith("*.") and "." in host:
-            if host.split(".", 1)[1] == name[2:]:
-                return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
+            return True
     return False
 
 
@@ -196,7 +189,9 @@ def _connectivity_error(exc: Exception, ledger: ConnectionCounter) -> str:
     return reason
 
 
-def _network(host: str, port: int, ip: str | None, timeout: float):  # noqa: ANN202
+def _network(
+    host: str, port: int, ip: str | None, timeout: float
+) -> tuple[ServerNetworkLocation, ServerNetworkConfiguration]:
     try:
         location = ServerNetworkLocation(hostname=host, port=port, ip_address=ip)
     except ServerHostnameCouldNotBeResolved:
@@ -208,12 +203,12 @@ def _network(host: str, port: int, ip: str | None, timeout: float):  # noqa: ANN
 
 
 def _run_sslyze(
-    location,
-    network,
+    location: ServerNetworkLocation,
+    network: ServerNetworkConfiguration,
     commands: set[ScanCommand],
-    ca_bundle: Path | None,  # noqa: ANN001
+    ca_bundle: Path | None,
     connections_per_server: int,
-):  # noqa: ANN202
+) -> Any:  # sslyze's AllScanCommandsAttempts
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_bundle) if ca_bundle else None
     )
@@ -332,13 +327,12 @@ def _sslyze_jobs(
         # dataclasses, which a re-raise in another thread cannot attach a traceback to.
         # A job one of whose connections hit its deadline (or was cut) proves nothing: sslyze reads
         # a timeout as "not vulnerable" (Heartbleed, CCS) or "refused" (renegotiation).
+        error: Exception | None = None
         with counting(counter, command.value, on_open=on_open) as block:
             try:
                 value = job.function_to_call(*job.function_arguments)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (kept as the job's result, as sslyze's Scanner does)
                 value, error = None, exc
-            else:
-                error = None
         if (why := block.untrusted) is not None:
             return ScanJobResult(_return_value=None, _exception=Unanswered(why))
         return ScanJobResult(_return_value=value, _exception=error)
@@ -352,7 +346,7 @@ def _sslyze_jobs(
         )
         try:
             jobs = implementation.scan_jobs_for_scan_command(server, extra)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (recorded as the command's failed attempt)
             queued[command] = _Attempt(
                 ScanCommandAttemptStatusEnum.ERROR,
                 None,
@@ -365,6 +359,10 @@ def _sslyze_jobs(
         else:
             queued[command] = [pool.submit(counted, command, job) for job in jobs]
     return queued
+
+
+def _pass_on(into: Future[ScanJobResult], done: Future[ScanJobResult]) -> None:
+    into.set_result(done.result())
 
 
 def _robot_jobs(
@@ -388,9 +386,9 @@ def _robot_jobs(
             if released:
                 return
             released = True
-        for job, future in zip(jobs[1:], rest):
+        for job, future in zip(jobs[1:], rest, strict=True):
             done = pool.submit(counted, ScanCommand.ROBOT, job, None)
-            done.add_done_callback(lambda f, into=future: into.set_result(f.result()))
+            done.add_done_callback(partial(_pass_on, future))
 
     def first() -> ScanJobResult:
         def on_open(opened: int) -> None:
@@ -399,7 +397,7 @@ def _robot_jobs(
 
         result = counted(ScanCommand.ROBOT, jobs[0], on_open)
         with lock:
-            decided = not released and result._exception is not None
+            decided = not released and result._exception is not None  # noqa: SLF001  (get_result() re-raises)
         if not decided:
             release()
             return result
@@ -443,7 +441,7 @@ def _sslyze_results(server: ServerConnectivityInfo, queued: dict[ScanCommand, An
                 ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE,
                 TracebackException.from_exception(exc),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (sslyze's own name for it: a bug in sslyze)
             attempt = _Attempt(
                 ScanCommandAttemptStatusEnum.ERROR,
                 None,
@@ -500,9 +498,10 @@ def _fast_scan(
             probing = _probe_connectivity(location, network)
     except ServerTlsConfigurationNotSupported as exc:
         # maybe only DHE with a group the client refuses (Logjam): a raw hello tells; else as sslyze says
-        probing = probe_dhe_only(dh_size.target(host, location.port, location.ip_address, timeout), counter)
-        if probing is None:
+        dhe_only = probe_dhe_only(dh_size.target(host, location.port, location.ip_address, timeout), counter)
+        if dhe_only is None:
             raise ScanError(_connectivity_error(exc, counter)) from None
+        probing = dhe_only
     except (ConnectionToServerFailed, Unanswered) as exc:
         raise ScanError(_connectivity_error(exc, counter)) from None
     server = ServerConnectivityInfo(
@@ -544,7 +543,7 @@ def _fast_scan(
         for label, future in suite_futures.items():
             try:
                 protocols.append(future.result())
-            except Exception as exc:  # a protocol we could not test is reported, never guessed
+            except Exception as exc:  # noqa: BLE001  (a protocol we could not test is reported, never guessed)
                 protocols.append(ProtocolSupport(version=label, supported=None))
                 failed[Probe.suites(label)] = from_exception(exc, counter.stopped)
         if on_phase:
@@ -557,12 +556,12 @@ def _fast_scan(
         )
         groups: list[str] = []
         try:
-            label = group_protocol(protocols)
-            if early_groups is not None and label == "TLS 1.3":
+            over = group_protocol(protocols)
+            if early_groups is not None and over == "TLS 1.3":
                 groups = early_groups.result()
-            elif label is not None:
-                groups = pool.submit(enumerator.groups_over, label).result()
-        except Exception as exc:
+            elif over is not None:
+                groups = pool.submit(enumerator.groups_over, over).result()
+        except Exception as exc:  # noqa: BLE001  (the groups are reported as not tested)
             failed[Probe.GROUPS] = from_exception(exc, counter.stopped)
         if on_phase:
             on_phase("certificate and vulnerabilities")
