@@ -162,6 +162,23 @@ class RevocationStatus(_Model):
     revoked_at: datetime | None = None
 
 
+class Sct(_Model):
+    """One signed certificate timestamp: a Certificate Transparency log's promise to publish the
+    certificate. Its signature is not verified (no list of log keys is kept)."""
+
+    log_id: str  # hex SHA-256 of the log's public key
+    timestamp: datetime
+
+
+class CertificateTransparency(_Model):
+    """A leaf's SCTs by delivery (auditor.scan.sct). None: that delivery was not measured (why: `note`)."""
+
+    embedded: list[Sct] = Field(default_factory=list)  # the precertificate SCT extension of the leaf
+    tls_extension: list[Sct] | None = None  # signed_certificate_timestamp in a TLS 1.2 ServerHello
+    ocsp: list[Sct] | None = None  # the SCT list extension of the stapled OCSP response; None: none stapled
+    note: str | None = None
+
+
 class CertificateDeployment(_Model):
     """A certificate chain as served, and how it validates."""
 
@@ -175,6 +192,7 @@ class CertificateDeployment(_Model):
     mozilla_ev: bool = False
     # stapled first, then the responder when it was asked (no valid stapled answer)
     revocation: list[RevocationStatus] = Field(default_factory=list)
+    ct: CertificateTransparency | None = None  # None: not collected (an older report)
 
     def label(self) -> str:
         """Which certificate this is, as a reader tells a dual RSA/ECDSA site's apart: "RSA 2048", "EC P-256"."""
@@ -245,6 +263,23 @@ class PostQuantum(_Model):
     @property
     def accepted(self) -> list[str]:
         return [g for g, ok in self.groups.items() if ok]
+
+
+class ProtocolFacts(_Model):
+    """What SSL Labs shows beside the grade and no clause judges (auditor.scan.protocol_facts).
+    None: not measured (why: `notes`)."""
+
+    ocsp_stapling: bool | None = None  # a stapled OCSP response came with a served certificate
+    alpn: str | None = None  # the protocol the server selected when offered "h2, http/1.1"
+    http2: bool | None = None  # it selected h2
+    alpn_protocol: str | None = None  # the TLS version ALPN was read over
+    session_ids: bool | None = None  # TLS 1.2: the ServerHello assigns a session ID
+    session_tickets: bool | None = None  # TLS 1.2: the server acknowledges the session ticket extension
+    resumption: bool | None = None  # a second connection resumed the first one's session
+    resumption_protocol: str | None = None  # the TLS version resumption was tried with
+    resumed_with: Literal["session id", "ticket"] | None = None  # how (TLS 1.3: always a ticket)
+    early_data: bool | None = None  # TLS 1.3 0-RTT: the server accepted early data on resumption
+    notes: list[str] = Field(default_factory=list)
 
 
 class Probe(StrEnum):
@@ -358,9 +393,10 @@ class TlsEvidence(_Model):
     attempts: dict[Probe, Attempt] = Field(default_factory=dict)
     simulations: list[HandshakeSimulation] = Field(default_factory=list)
     post_quantum: PostQuantum | None = None  # None: not probed (an exact --thorough command set)
+    facts: ProtocolFacts | None = None  # None: not probed (an older report, or --thorough)
     connections: int | None = None  # TCP connections the TLS scan opened (fast engine; None for --thorough)
     # phase -> connections: "connectivity", "suites", "batches", "order", "groups", "simulation",
-    # and one per sslyze command ("certificate_info", "robot", ...)
+    # "facts" (auditor.scan.protocol_facts), and one per sslyze command ("certificate_info", "robot", ...)
     connections_by_phase: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -17,10 +17,12 @@ from auditor.facts import span
 from auditor.model import (
     Certificate,
     CertificateDeployment,
+    CertificateTransparency,
     ClauseId,
     Finding,
     Probe,
     RevocationStatus,
+    Sct,
     Status,
 )
 
@@ -37,6 +39,14 @@ LEVEL_FIX = remediation(ClauseId.CERT_VALIDATION_LEVEL, "level")
 SIGNATURE_FIX = remediation(ClauseId.CERT_SIGNATURE, "signature")
 REVOKED_FIX = remediation(ClauseId.CERT_TRUSTED, "revoked")
 RENEW_FIX = remediation(ClauseId.CERT_RENEWAL, "renew")
+CT_FIX = remediation(ClauseId.CERT_TRUSTED, "ct")
+# The stores whose trust makes a certificate publicly trusted, so subject to browsers' CT policies.
+PUBLIC_STORES = ("Mozilla", "Apple", "Android", "Java", "Windows")
+CT_RULE = (
+    "Chrome's CT policy (https://googlechrome.github.io/CertificateTransparency/ct_policy.html) and "
+    "Apple's (https://support.apple.com/en-us/103214) want SCTs from distinct logs: embedded, 2 for a "
+    "certificate valid at most 180 days and 3 beyond; or 2 delivered by the TLS extension or stapled OCSP"
+)
 
 
 def _deployments(ctx: CheckContext) -> list[CertificateDeployment]:
@@ -110,7 +120,82 @@ def revocation_line(r: RevocationStatus) -> str:
 
 
 def check_trusted(ctx: CheckContext) -> list[Finding]:
-    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted)
+    """Trust of every served certificate, then Certificate Transparency where the CT policy applies."""
+    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted) + _each_ct(ctx)
+
+
+def _logs(scts: list[Sct] | None) -> int:
+    return len({s.log_id for s in scts or []})
+
+
+def ct_line(ct: CertificateTransparency) -> str:
+    """The SCTs of a certificate in one evidence line: per delivery, and the distinct logs."""
+
+    def count(scts: list[Sct] | None, absent: str) -> str:
+        return absent if scts is None else str(len(scts))
+
+    every = ct.embedded + (ct.tls_extension or []) + (ct.ocsp or [])
+    return (
+        f"certificate transparency: {len(every)} SCTs from {_logs(every)} logs (embedded {len(ct.embedded)}, "
+        f"TLS extension {count(ct.tls_extension, 'not measured')}, stapled OCSP {count(ct.ocsp, 'none stapled')})"
+    )
+
+
+def _publicly_trusted(dep: CertificateDeployment) -> bool:
+    return any(t.trusted and t.store in PUBLIC_STORES for t in dep.trust)
+
+
+def _each_ct(ctx: CheckContext) -> list[Finding]:
+    """A finding for each publicly trusted certificate that falls short of the CT policy (or whose SCTs
+    could not all be read); a compliant or privately issued one shows its SCTs in the trust evidence only."""
+    deployments = _deployments(ctx)
+    labelled = zip(deployments, _labels(deployments), strict=True)
+    out = []
+    for dep, label in labelled:
+        found = _ct(dep)
+        if found is not None and len(deployments) > 1:
+            found = found.model_copy(update={"title": f"{label}: {found.title}"})
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _ct(dep: CertificateDeployment) -> Finding | None:
+    ct = dep.ct
+    if ct is None or not _publicly_trusted(dep):
+        return None
+    leaf = dep.received_chain[0]
+    days = (leaf.not_after - leaf.not_before).total_seconds() / 86400
+    embedded_needed = 2 if days <= 180 else 3
+    delivered = (ct.tls_extension or []) + (ct.ocsp or [])
+    if _logs(ct.embedded) >= embedded_needed or _logs(delivered) >= 2:
+        return None
+    facts = [
+        ct_line(ct),
+        f"lifetime: {days:.0f} days, so {embedded_needed} embedded SCTs from distinct logs are needed",
+        *([ct.note] if ct.note else []),
+    ]
+    have = (
+        f"it has {_logs(ct.embedded)} embedded and {_logs(delivered)} delivered by TLS extension or OCSP"
+    )
+    if ct.tls_extension is None:
+        return finding(
+            ClauseId.CERT_TRUSTED,
+            "cert-ct-not-judged",
+            Status.INFO,
+            "Certificate Transparency not judged: the SCTs of the TLS extension were not measured",
+            f"{CT_RULE}; {have}.",
+            facts,
+        )
+    return finding(
+        ClauseId.CERT_TRUSTED,
+        "cert-ct-too-few-scts",
+        Status.WARN,
+        "Too few SCTs for browsers' Certificate Transparency policy",
+        f"{CT_RULE}; {have}. Chrome and Safari reject such a certificate.",
+        facts,
+        CT_FIX,
+    )
 
 
 def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
@@ -131,6 +216,8 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
         for t in sorted(dep.trust, key=lambda t: t not in stores)
     ]
     facts += [revocation_line(r) for r in dep.revocation]
+    if dep.ct is not None:
+        facts.append(ct_line(dep.ct) + ("" if _publicly_trusted(dep) else "; not required (private CA)"))
     problems: list[tuple[str, str, str]] = []  # (result id, title, detail), the most serious first
     if (revoked := dep.revoked()) is not None:
         problems.append(

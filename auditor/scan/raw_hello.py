@@ -69,6 +69,9 @@ class Hello:
     key_shares: Mapping[int, bytes] = field(default_factory=dict)  # group -> key_exchange bytes
     supported_versions: Sequence[int] = ()
     signature_algorithms: Sequence[int] = DEFAULT_SIGNATURE_ALGORITHMS
+    # Any other extensions, (type, body), sent last: e.g. ALPN or signed_certificate_timestamp
+    # (auditor.scan.protocol_facts).
+    extensions: Sequence[tuple[int, bytes]] = ()
 
 
 def _vector(data: bytes, length_bytes: int) -> bytes:
@@ -98,6 +101,7 @@ def _extensions(hello: Hello) -> bytes:
     if hello.key_shares or TLS13 in hello.supported_versions:  # RFC 8446 4.2.8: present, even empty
         shares = b"".join(struct.pack("!H", g) + _vector(k, 2) for g, k in hello.key_shares.items())
         exts.append(_extension(EXT_KEY_SHARE, _vector(shares, 2)))
+    exts += [_extension(kind, body) for kind, body in hello.extensions]
     return b"".join(exts)
 
 
@@ -178,6 +182,8 @@ class ServerHello:
     retry: bool = False
     # TLS 1.3 key_share: the group of the server's share, or the group a HelloRetryRequest selects.
     group: int | None = None
+    session_id: bytes = b""
+    extensions: Mapping[int, bytes] = field(default_factory=dict)  # type -> body, as the server sent them
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
@@ -185,6 +191,8 @@ def parse_server_hello(body: bytes) -> ServerHello:
         version = struct.unpack("!H", body[:2])[0]
         retry, group = body[2:34] == HELLO_RETRY_RANDOM, None
         session_length = body[34]
+        session_id = body[35 : 35 + session_length]
+        extensions: dict[int, bytes] = {}
         offset = 35 + session_length
         suite = struct.unpack("!H", body[offset : offset + 2])[0]
         offset += 3  # suite, compression method
@@ -193,6 +201,7 @@ def parse_server_hello(body: bytes) -> ServerHello:
             offset += 2
             while offset + 4 <= end:
                 kind, length = struct.unpack("!HH", body[offset : offset + 4])
+                extensions[kind] = body[offset + 4 : offset + 4 + length]
                 if kind == EXT_SUPPORTED_VERSIONS and length == 2:
                     version = struct.unpack("!H", body[offset + 4 : offset + 6])[0]
                 if kind == EXT_KEY_SHARE and length >= 2:  # KeyShareEntry, or an HRR's selected_group
@@ -200,7 +209,7 @@ def parse_server_hello(body: bytes) -> ServerHello:
                 offset += 4 + length
     except (IndexError, struct.error) as exc:
         raise HandshakeRefused(f"malformed ServerHello: {exc}") from None
-    return ServerHello(version, suite, retry, group)
+    return ServerHello(version, suite, retry, group, session_id, extensions)
 
 
 def dh_prime_bits(server_key_exchange: bytes) -> int:

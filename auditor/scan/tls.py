@@ -57,7 +57,7 @@ from auditor.model import (
     TrustStoreResult,
     Vulnerabilities,
 )
-from auditor.scan import dh_size
+from auditor.scan import dh_size, protocol_facts
 from auditor.scan.attempts import (
     FALLBACK_NO_ANSWER,
     NOT_SCHEDULED,
@@ -81,6 +81,7 @@ from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.post_quantum import annotate as annotate_post_quantum
 from auditor.scan.post_quantum import probe_if_tls13
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
+from auditor.scan.sct import transparency
 from auditor.scan.simulate import (
     distinct_hellos,
     for_each_client,
@@ -529,6 +530,12 @@ def _fast_scan(
             counter,
             probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
         )
+        facts = spawn(  # ALPN, resumption, 0-RTT, TLS-extension SCTs: three connections of their own
+            protocol_facts.probe,
+            dh_size.target(host, location.port, location.ip_address, timeout),
+            _VERSION_NAMES.get(probing.highest_tls_version_supported),
+            counter,
+        )
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
         simulations = {
             hello_of(profile): pool.submit(
@@ -570,11 +577,13 @@ def _fast_scan(
         name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
         post_quantum, hybrid_choices = quantum.result()
+        protocol_facts_found, tls_extension_scts = facts.result()
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host, counter.stopped)
     evidence.vulnerabilities.fallback_scsv = fallback_scsv
     if fallback_scsv is None and fallback_version(protocols):
         failed[Probe.TLS_FALLBACK_SCSV] = FALLBACK_NO_ANSWER
     revocation.apply(evidence.certificates)
+    protocol_facts.apply(evidence, protocol_facts_found, tls_extension_scts)
     evidence.protocols = protocols
     evidence.groups = groups
     evidence.simulations = simulated
@@ -589,6 +598,9 @@ def _fast_scan(
     if on_phase:
         on_phase("TLS scan done")
     return evidence
+
+
+_VERSION_NAMES = {TlsVersionEnum.TLS_1_2: "TLS 1.2", TlsVersionEnum.TLS_1_3: "TLS 1.3"}
 
 
 def _sni(host: str) -> str | None:
@@ -667,6 +679,7 @@ def _to_evidence(
                         chain_includes_root=deployment.received_chain_contains_anchor_certificate,
                         ocsp_stapled=deployment.ocsp_response is not None,
                         mozilla_ev=deployment.leaf_certificate_is_ev,
+                        ct=transparency(chain[0], deployment.ocsp_response) if chain else None,
                     )
                 )
 
