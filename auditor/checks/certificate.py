@@ -149,14 +149,11 @@ def _each_ct(ctx: CheckContext) -> list[Finding]:
     """A finding for each publicly trusted certificate that falls short of the CT policy (or whose SCTs
     could not all be read); a compliant or privately issued one shows its SCTs in the trust evidence only."""
     deployments = _deployments(ctx)
-    labelled = zip(deployments, _labels(deployments), strict=True)
     out = []
-    for dep, label in labelled:
-        found = _ct(dep)
-        if found is not None and len(deployments) > 1:
-            found = found.model_copy(update={"title": f"{label}: {found.title}"})
-        if found is not None:
-            out.append(found)
+    for dep, label in zip(deployments, _labels(deployments), strict=True):
+        if (found := _ct(dep)) is not None:
+            named = len(deployments) > 1
+            out.append(found.model_copy(update={"title": f"{label}: {found.title}"}) if named else found)
     return out
 
 
@@ -175,9 +172,7 @@ def _ct(dep: CertificateDeployment) -> Finding | None:
         f"lifetime: {days:.0f} days, so {embedded_needed} embedded SCTs from distinct logs are needed",
         *([ct.note] if ct.note else []),
     ]
-    have = (
-        f"it has {_logs(ct.embedded)} embedded and {_logs(delivered)} delivered by TLS extension or OCSP"
-    )
+    have = f"it has {_logs(ct.embedded)} embedded and {_logs(delivered)} delivered by TLS extension or OCSP"
     if ct.tls_extension is None:
         return finding(
             ClauseId.CERT_TRUSTED,

@@ -66,6 +66,7 @@ def _environment(tz: tzinfo | None) -> Environment:
         fixes=view.fixes,
         mozilla_rows=view.mozilla_rows,
         post_quantum=view.post_quantum,
+        protocol_facts=view.protocol_facts,
     )
     return env
 

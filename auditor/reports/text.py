@@ -50,6 +50,9 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
         lines += [f"  warning: {clean(w, LONG)}" for w in t.grade.warnings]
     lines += [clean(line, LONG) for line in mozilla_lines(t, details=True)]
     lines += [clean(line, LONG) for line in web_lines(t, details=True)]
+    if facts := view.protocol_facts(t):
+        lines.append("Protocol details:")
+        lines += [f"  {clean(label, 80)}: {clean(value, LONG)}" for label, value in facts]
     for f in view.findings_worst_first(t):
         lines.append(f"  [{view.words(f.status).upper():10}] {clean(f.clause, 80)}: {clean(f.title, LONG)}")
         if since := view.exposure_line(f, tz):

@@ -322,6 +322,56 @@ def post_quantum(sim: HandshakeSimulation, probe: PostQuantum | None) -> str:
     return "not tested"
 
 
+def _yes_no(value: bool | None, yes: str = "yes", no: str = "no") -> str:
+    return "not measured" if value is None else yes if value else no
+
+
+def protocol_facts(result: TargetResult) -> list[tuple[str, str]]:
+    """(label, value) rows of what SSL Labs shows beside the grade: OCSP stapling, ALPN, session
+    resumption, 0-RTT, and each certificate's SCTs. Facts, judged by no clause (CT excepted: its
+    verdict is a finding of 11.2-cert-trusted). Empty when the scan did not probe them."""
+    tls = result.evidence.tls if result.evidence else None
+    if tls is None or tls.facts is None:
+        return []
+    f = tls.facts
+    alpn = "not measured"
+    if f.alpn_protocol is not None:
+        alpn = f"{f.alpn} ({'HTTP/2' if f.http2 else 'no HTTP/2'})" if f.alpn else "none selected (no HTTP/2)"
+        alpn += f", offered h2 and http/1.1 over {f.alpn_protocol}"
+    resumption = _yes_no(f.resumption)
+    if f.resumption is not None:
+        resumption += f" ({f.resumption_protocol}{', ' + f.resumed_with if f.resumed_with else ''})"
+    rows = [
+        ("OCSP stapling", _yes_no(f.ocsp_stapling)),
+        ("ALPN", alpn),
+        ("Session resumption", resumption),
+        (
+            "TLS 1.2 sessions",
+            "not measured"
+            if f.session_ids is None
+            else f"IDs {_yes_no(f.session_ids, 'assigned', 'not assigned')}, "
+            f"tickets {_yes_no(f.session_tickets, 'offered', 'not offered')}",
+        ),
+        ("0-RTT (TLS 1.3 early data)", _yes_no(f.early_data, "accepted", "not accepted")),
+    ]
+    several = len(tls.certificates) > 1
+    for dep in tls.certificates:
+        if dep.ct is None:
+            continue
+        ct = dep.ct
+        counts = [
+            f"{len(ct.embedded)} embedded",
+            f"{'not measured' if ct.tls_extension is None else len(ct.tls_extension)} by TLS extension",
+            f"{'none stapled' if ct.ocsp is None else len(ct.ocsp)} in stapled OCSP",
+        ]
+        every = ct.embedded + (ct.tls_extension or []) + (ct.ocsp or [])
+        logs = len({s.log_id for s in every})
+        label = f"SCTs ({dep.label()})" if several else "SCTs (Certificate Transparency)"
+        rows.append((label, f"{', '.join(counts)}; {logs} distinct logs"))
+    rows += [("Note", note) for note in f.notes]
+    return rows
+
+
 # ---------------------------------------------------------------- fixes written for this site
 
 
