@@ -279,8 +279,7 @@ def _evil_report(audited: Audited) -> Path:
     report.tool_version = evil
     report.meta.evidence_log_head = evil
     target.target.name = f"shop{evil}"
-    for finding in target.findings:
-        finding.clause += evil
+    for finding in target.findings:  # clause ids are an enum: a crafted one is refused (test below)
         finding.title += evil
         finding.detail = (finding.detail or "") + evil
         finding.evidence.append(evil)
@@ -323,14 +322,27 @@ def test_report_of_a_crafted_json(audited: Audited) -> None:
         assert piped.code == 0 and raw_hostile(piped.stdout) == [], option
 
 
+def test_a_crafted_clause_id_is_refused_with_a_clean_message(audited: Audited) -> None:
+    """A clause id is one of ClauseId: a report naming another is not a report, and the error that
+    says so does not echo the crafted text."""
+    data = json.loads((audited.directory / "a.json").read_text(encoding="utf-8"))
+    data["targets"][0]["findings"][0]["clause"] = f"11.1-pfs{TITLE}{RLO}"
+    path = audited.directory / "evil-clause.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    refused = run_cli("report", str(path), "--text", "-")
+    assert refused.code == 2 and "not an auditor JSON report" in refused.stderr
+    assert raw_hostile(refused.stdout + refused.stderr) == [] and "owned" not in refused.stderr
+
+
 def _tampered(audited: Audited) -> tuple[int, int]:
     """Two scans appended to the history as someone with write access to the database could (with
     the store's own API, so the evidence chain stays intact): hostile clause ids, errors and a URL."""
     store = Store(str(audited.config.parent / "history.sqlite"))
     _, real = next(store.recent(audited.url))
     crafted = TargetResult.model_validate_json(real.model_dump_json())
-    crafted.findings[0].clause = f"11.1-pfs{TITLE}{RLO}"
     crafted.findings[0].status = Status.FAIL
+    assert crafted.grade is not None
+    crafted.grade.letter = f"B{TITLE}{RLO}"  # clause ids are an enum; the letter is free text
     crafted.changes = None
     other = TargetResult.model_validate_json(real.model_dump_json())
     other.target.url = f"https://good.test/{CLEAR}{RLO}/"
@@ -353,7 +365,7 @@ def test_history_and_diff_of_tampered_scans(audited: Audited) -> None:
     for run in (diff, by_id):
         assert run.code == 0, run.stderr
         assert raw_hostile(run.stdout + run.stderr) == []
-        assert f"11.1-pfs?]0;owned?{SHOWN_RLO}" in run.stdout
+        assert f"B?]0;owned?{SHOWN_RLO}" in run.stdout
     other = run_cli("diff", "--config", config, "--scan", str(real), "--scan", str(crafted + 1))
     assert (
         other.code == 0

@@ -273,8 +273,7 @@ def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
 ) -> None:
     """Two nights under rules version 1 without the BEAST row (an older auditor), then the upgrade:
     the row's clock starts at the first scan that could see it, though TLS 1.0 was on all along."""
-    import auditor.audit
-    from auditor.checks import vulnerabilities
+    from auditor.checks import clauses, vulnerabilities
     from auditor.checks.clauses import SINCE
 
     nights = Nights(tmp_path, pki)
@@ -283,10 +282,10 @@ def test_an_upgrade_that_adds_a_check_starts_its_clock_at_the_upgrade(
     real_rules = vulnerabilities._rules
     try:
         with monkeypatch.context() as old:
-            old.setattr(auditor.audit, "RULES_VERSION", 2)
+            old.setattr(clauses, "RULES_VERSION", 2)  # read by audit_target at each scan
             old.setattr(vulnerabilities, "_rules", lambda tls: [r for r in real_rules(tls) if r[0] != BEAST])
             before = [nights.night(T0), nights.night(T0 + DAY)]
-        monkeypatch.setattr(auditor.audit, "RULES_VERSION", 3)
+        monkeypatch.setattr(clauses, "RULES_VERSION", 3)
         upgraded = nights.night(T0 + 2 * DAY)
     finally:
         nights.down()
