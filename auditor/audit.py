@@ -7,22 +7,34 @@ the other targets are audited normally.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.config import Config, Target
+from auditor.endpoints import merge_endpoints
 from auditor.errors import AuditorError, ScanError
 from auditor.facts import LogVerification
-from auditor.model import AuditReport, Evidence, HttpEvidence, ReportMeta, Status, TargetRef, TargetResult
+from auditor.model import (
+    AuditReport,
+    DnsFacts,
+    Evidence,
+    HttpEvidence,
+    ReportMeta,
+    Status,
+    TargetRef,
+    TargetResult,
+)
 from auditor.scan.connections import ConnectionCounter
 from auditor.scan.tls import scan_tls
-from auditor.targets import parse_url
+from auditor.targets import is_ip, parse_url
 
 PhaseCallback = Callable[[str, str], None]  # (target url, phase)
 T = TypeVar("T")
@@ -57,7 +69,9 @@ def warm_up(modules: Sequence[str] = JUDGING) -> None:
 
 def _ref(target: Target) -> TargetRef:
     parsed = parse_url(target.url)
-    return TargetRef(url=parsed.url, host=parsed.host, port=parsed.port, ip=target.ip, name=target.name)
+    given = target.addresses()
+    ip = given[0] if len(given) == 1 else None  # several: each endpoint names its own
+    return TargetRef(url=parsed.url, host=parsed.host, port=parsed.port, ip=ip, name=target.name)
 
 
 def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
@@ -87,18 +101,36 @@ def _in_daemon_thread(work: Callable[[], T]) -> Callable[[float | None], T]:
 
 
 def run_with_deadline(
-    work: Callable[[], Evidence], seconds: float, on_timeout: Callable[[], None] | None = None
-) -> Evidence:
+    work: Callable[[], T],
+    seconds: float,
+    on_timeout: Callable[[], None] | None = None,
+    limit: float | None = None,
+) -> T:
     """Run `work`; give up after `seconds` (ScanError) without waiting for it. `on_timeout` then
-    abandons the work (closes its connections), so that no thread stays blocked on the target."""
+    abandons the work (closes its connections), so that no thread stays blocked on the target.
+    `limit`: the scan.target_timeout the error names, when `seconds` is what is left of it."""
     try:
         return _in_daemon_thread(work)(seconds)
     except queue.Empty:
         if on_timeout is not None:
             on_timeout()
         raise ScanError(
-            f"timed out: the audit took longer than {seconds:g} s (scan.target_timeout)"
+            f"timed out: the audit took longer than {limit or seconds:g} s (scan.target_timeout)"
         ) from None
+
+
+def _result(ref: TargetRef, started: datetime, monotonic: float, **kwargs: Any) -> TargetResult:
+    """A result of this auditor and its check rules, timed from `monotonic`."""
+    from auditor.checks.clauses import RULES_VERSION  # lazy: judging loads during the scan (warm_up)
+
+    return TargetResult(
+        target=ref,
+        started_at=started,
+        duration_s=round(time.monotonic() - monotonic, 3),
+        auditor_version=__version__,
+        rules_version=RULES_VERSION,
+        **kwargs,
+    )
 
 
 def audit_target(
@@ -108,13 +140,16 @@ def audit_target(
     evidence_log: LogVerification | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> TargetResult:
-    """Audit one target. Never raises for anything the target or its URL can do. `clock` gives the
-    scan's time (the scheduler's, injected by tests that simulate nights; default: now)."""
+    """Audit one target: every address of its name, one after the other, within one target_timeout
+    (so a name with many addresses never has more than connections_per_server connections open at
+    once), merged into one result (auditor.endpoints). Never raises for anything the target, its URL
+    or its DNS can do. `clock` gives the scan's time (the scheduler's, injected by tests that simulate
+    nights; default: now)."""
     started = clock() if clock else datetime.now(UTC)
     monotonic = time.monotonic()
     try:
         ref = _ref(target)
-    except AuditorError as exc:
+    except (AuditorError, ValueError) as exc:
         return TargetResult(
             target=TargetRef(url=target.url, host="", port=0, ip=target.ip, name=target.name),
             started_at=started,
@@ -122,23 +157,70 @@ def audit_target(
             compliant=False,
             error=str(exc),
         )
+    budget = config.scan.target_timeout
+    try:  # one lookup per target: the addresses, and the CAA records every endpoint's checks judge
+        dns = run_with_deadline(lambda: _lookup(ref.host, target, config), budget)
+    except ScanError as exc:  # the name does not resolve (auditor.scan.dns_facts.DnsError), or too slowly
+        return _result(ref, started, monotonic, compliant=False, error=str(exc))
+    several = len(dns.addresses) > 1
+    results = []
+    for address in dns.addresses:
+        remaining = budget - (time.monotonic() - monotonic)
+        endpoint = Endpoint(target, ref, address, dns, started, prefix=f"{address}: " if several else "")
+        results.append((address, _audit_endpoint(endpoint, config, remaining, on_phase, evidence_log, clock)))
+    merged = merge_endpoints(results)
+    return merged.model_copy(update={"duration_s": round(time.monotonic() - monotonic, 3)})
+
+
+def _lookup(host: str, target: Target, config: Config) -> DnsFacts:
+    """The addresses to audit: the target's own (`ips`, `--ip`, an address as URL host) without any
+    DNS query, else every address of the name, with its CAA records."""
+    given = target.addresses() or ([str(ipaddress.ip_address(host))] if is_ip(host) else [])
+    if given:
+        return DnsFacts(source="given", addresses=given)
+    # lazy: dnspython (~100 ms) only when a name is resolved
+    from auditor.scan.dns_facts import dns_facts
+
+    return dns_facts(host, config.dns, config.scan.timeout)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address of a target, audited with the target's name for SNI and Host."""
+
+    target: Target
+    ref: TargetRef
+    address: str
+    dns: DnsFacts
+    started: datetime
+    prefix: str = ""  # before each phase name when the target has several endpoints
+
+
+def _audit_endpoint(
+    endpoint: Endpoint,
+    config: Config,
+    seconds: float,
+    on_phase: PhaseCallback | None,
+    evidence_log: LogVerification | None,
+    clock: Callable[[], datetime] | None,
+) -> TargetResult:
+    """Scan, judge and grade one address within `seconds` (what the target's budget has left)."""
+    target, ref, ip, started = endpoint.target, endpoint.ref, endpoint.address, endpoint.started
+    monotonic = time.monotonic()
 
     def phase(name: str) -> None:
         if on_phase:
-            on_phase(ref.url, name)
+            on_phase(ref.url, endpoint.prefix + name)
 
     def done(**kwargs: Any) -> TargetResult:
-        from auditor.checks.clauses import RULES_VERSION  # lazy: judging loads during the scan (warm_up)
+        return _result(ref, started, monotonic, **kwargs)
 
-        return TargetResult(
-            target=ref,
-            started_at=started,
-            duration_s=round(time.monotonic() - monotonic, 3),
-            auditor_version=__version__,
-            rules_version=RULES_VERSION,
-            **kwargs,
+    if seconds <= 0:
+        return done(
+            compliant=False,
+            error=f"timed out: the audit took longer than {config.scan.target_timeout:g} s "
+            "(scan.target_timeout) before this endpoint",
         )
-
     scan = config.scan
     # Every TLS connection of this target: a wall-clock deadline each, paced, cut at target_timeout.
     ledger = ConnectionCounter(timeout=scan.timeout, pace=getattr(scan, "pace", 0.0))
@@ -157,7 +239,7 @@ def audit_target(
                 return probe_http(
                     ref.host,
                     ref.port,
-                    ip=target.ip,
+                    ip=ip,
                     http_port=target.http_port,
                     paths=target.paths,
                     timeout=scan.timeout,
@@ -171,7 +253,7 @@ def audit_target(
         tls = scan_tls(
             ref.host,
             ref.port,
-            ip=target.ip,
+            ip=ip,
             ca_bundle=target.ca_bundle,
             timeout=scan.timeout,
             connections_per_server=scan.connections_per_server,
@@ -189,10 +271,10 @@ def audit_target(
             from auditor.scan.http import failed_probe  # lazy: loaded by the probe's thread
 
             http_evidence = failed_probe(ref.url, exc)
-        return Evidence(tls=tls, http=http_evidence)
+        return Evidence(tls=tls, http=http_evidence, dns=endpoint.dns)
 
     try:
-        evidence = run_with_deadline(collect, scan.target_timeout, on_timeout=ledger.abandon)
+        evidence = run_with_deadline(collect, seconds, ledger.abandon, limit=scan.target_timeout)
     except ScanError as exc:
         return done(compliant=False, error=str(exc))
     except Exception as exc:  # noqa: BLE001  (a scanner bug or an unforeseen server answer: this target only)
@@ -214,6 +296,7 @@ def audit_target(
         grade=letter,
         evidence_log=evidence_log,
         now=started if clock else datetime.now(UTC),
+        dns=config.dns,
     )
     findings = run_checks(ctx)
     compliant = not any(f.status is Status.FAIL for f in findings)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from auditor.model import Certificate, Change, Status, TargetChanges, TargetResult
+from auditor.model import Certificate, Change, EndpointResult, Status, TargetChanges, TargetResult
 
 _WORST = [Status.FAIL, Status.ERROR, Status.WARN, Status.INFO, Status.PASS, Status.NOT_TESTED]
 RENEWAL = "11.2-cert-renewal"
@@ -50,6 +50,32 @@ def _web_detail(previous: TargetResult, current: TargetResult) -> str:
     return "; ".join(x for x in (head, *moved) if x)
 
 
+def _endpoint_state(e: EndpointResult) -> str:
+    """ "grade F, not compliant": how one address fared."""
+    verdict = "not audited" if e.error else "compliant" if e.compliant else "not compliant"
+    return f"grade {e.letter}, {verdict}" if e.letter else verdict
+
+
+def _endpoint_changes(previous: TargetResult, current: TargetResult) -> list[Change]:
+    """A change on one endpoint is a change, even when the target's worst letter stays: an address's
+    grade or verdict, an address added or gone. A scan from before endpoints were recorded has none
+    to compare; one same address on both sides is the target itself (its own changes say it)."""
+    old = {e.address: e for e in previous.endpoints}
+    new = {e.address: e for e in current.endpoints}
+    if not old or not new or (len(old) == len(new) == 1 and old.keys() == new.keys()):
+        return []
+    changes = []
+    for address in [*new, *(a for a in old if a not in new)]:
+        before = _endpoint_state(old[address]) if address in old else None
+        after = _endpoint_state(new[address]) if address in new else None
+        if before != after:
+            detail = "address added" if before is None else "address gone" if after is None else ""
+            changes.append(
+                Change(kind="endpoint", subject=address, before=before, after=after, detail=detail)
+            )
+    return changes
+
+
 def leaf(result: TargetResult) -> Certificate | None:
     """The leaf certificate of the first deployment served, if the scan got that far."""
     if (
@@ -65,7 +91,7 @@ def diff_results(
     previous: TargetResult, current: TargetResult, previous_id: str | None = None
 ) -> TargetChanges:
     """The differences a reader of the nightly report wants to see, in a fixed order: audit error,
-    grade, web grade, clause statuses, protocols, suites, leaf certificate."""
+    grade, endpoints, web grade, clause statuses, protocols, suites, leaf certificate."""
     changes: list[Change] = []
     if (previous.error is None) != (current.error is None):
         changes.append(
@@ -81,6 +107,7 @@ def diff_results(
     after_grade = current.grade.letter if current.grade else None
     if before_grade != after_grade:
         changes.append(Change(kind="grade", subject="grade", before=before_grade, after=after_grade))
+    changes += _endpoint_changes(previous, current)
     before_web, after_web = _web_letter(previous), _web_letter(current)
     if before_web != after_web and (previous.web_grade is not None or previous.error is not None):
         # a scan from before the web grade existed has none: that is no change of the site

@@ -7,6 +7,7 @@ file and the key, so a typo never shows a user a traceback.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -187,6 +188,57 @@ class Schedule(_Section):
         return value
 
 
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """A [dns] nameservers entry -> (address, port): '127.0.0.1:5353', '[::1]:53', '::1', '192.0.2.1'.
+    ValueError for a name (resolving a name server would need a resolver) or a bad port."""
+    text = text.strip()
+    port_text = ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r} is not address:port")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: a name server is given by its IP address (e.g. 127.0.0.1:5353)"
+        ) from None
+    if not port_text:
+        return address, 53
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r}: port {port_text!r} is not a port number (1-65535)")
+    return address, int(port_text)
+
+
+class Dns(_Section):
+    """[dns]: where the addresses of each target's name come from, and what its CAA records must say."""
+
+    nameservers: list[str] = Field(
+        [],
+        description="DNS servers to ask, address[:port] (e.g. 127.0.0.1:5353); empty: the system resolver",
+    )
+    require_caa: bool = Field(
+        False, description="11.2-cert-trusted: warn when the name has no CAA record (RFC 8659)"
+    )
+    ca_identifiers: dict[str, list[str]] = Field(
+        {},
+        description="the CAA identifiers (issuer domains) of a CA, keyed by its certificates' issuer "
+        "organization (O) or common name (CN), beside the built-in table of public CAs",
+    )
+
+    @field_validator("nameservers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_nameserver(item)
+        return value
+
+
 def is_url(database: str) -> bool:
     """[history] database names a server (a SQLAlchemy URL) rather than a SQLite file."""
     return "://" in database
@@ -205,7 +257,10 @@ class History(_Section):
 class Target(_Section):
     url: str
     name: str | None = None
-    ip: str | None = None
+    ip: str | None = Field(None, description="connect to this address only (no DNS); keeps the URL's host")
+    ips: list[str] = Field(
+        [], description="audit these addresses (no DNS), each with the URL's host for SNI and Host"
+    )
     ca_bundle: Path | None = None
     http_port: int = Field(80, ge=1, le=65535)
     paths: list[str] = Field(default_factory=list)
@@ -218,6 +273,27 @@ class Target(_Section):
         except TargetError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("ip", "ips")
+    @classmethod
+    def _ip_addresses(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for item in [value] if isinstance(value, str) else value or []:
+            try:
+                ipaddress.ip_address(item.strip("[]"))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ip_or_ips(self) -> Target:
+        if self.ip is not None and self.ips:
+            raise ValueError("give either ip or ips, not both")
+        return self
+
+    def addresses(self) -> list[str]:
+        """The addresses to audit, as given (`ips`, else `ip`); empty: resolve the URL's host."""
+        given = self.ips or ([self.ip] if self.ip else [])
+        return list(dict.fromkeys(str(ipaddress.ip_address(a.strip("[]"))) for a in given))
 
     @field_validator("paths")
     @classmethod
@@ -236,6 +312,7 @@ class Config(_Section):
     email: Email | None = None
     schedule: Schedule = Field(default_factory=Schedule)
     history: History = Field(default_factory=History)
+    dns: Dns = Field(default_factory=Dns)
 
 
 def check_ca_bundle(path: Path) -> str | None:

@@ -23,6 +23,8 @@ WEIGHTS = {"protocol": 0.3, "key_exchange": 0.3, "cipher": 0.4}
 LETTERS = [(80, "A"), (65, "B"), (50, "C"), (35, "D"), (20, "E"), (0, "F")]
 # Grade order, best first; caps and letters are compared by position here.
 ORDER = ["A+", "A", "A-", "B", "C", "D", "E", "F"]
+# Every letter a grade can have, best first: T (not trusted) and M (name mismatch) rank below F.
+ALL_LETTERS = [*ORDER, "T", "M"]
 HSTS_A_PLUS = 15552000  # 180 days
 # The rating guide these rows follow, recorded in every grade (Grade.rating_rules) beside the check rules'
 # version: the guide's version, then the year of the latest Qualys grading change applied.
@@ -214,3 +216,9 @@ WARNINGS: list[Rule] = [
         lambda f: f.lacks_secure_renegotiation,
     ),
 ]
+
+
+def worst_letter(letters: list[str]) -> str | None:
+    """The lowest of `letters` (ALL_LETTERS order); None when none is a grade letter."""
+    known = [letter for letter in letters if letter in ALL_LETTERS]
+    return max(known, key=ALL_LETTERS.index) if known else None

@@ -21,7 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: endpoints[], evidence.dns
+
+
+# CA/Browser Forum certificate policy identifiers, strongest first (Baseline Requirements 7.1.6.1)
+CABF_POLICY_OIDS = {"EV": "2.23.140.1.1", "OV": "2.23.140.1.2.2", "IV": "2.23.140.1.2.3", "DV": "2.23.140.1.2.1"}
 
 
 class _Model(BaseModel):
@@ -203,6 +207,16 @@ class CertificateDeployment(_Model):
         if leaf.key_type == "EC":
             return f"EC {curves.get(leaf.key_curve or '', leaf.key_curve or leaf.key_bits)}"
         return leaf.key_type if leaf.key_type in ("Ed25519", "Ed448") else f"{leaf.key_type} {leaf.key_bits}"
+
+    def validation_level(self) -> str:
+        """EV, OV, IV, DV or "unknown": what the leaf's CA/Browser Forum policy OID (or Mozilla's EV
+        list) says the CA verified. Read by the check and shown by the reports, never re-derived."""
+        if not self.received_chain:
+            return "unknown"
+        oids = set(self.received_chain[0].policy_oids)
+        if CABF_POLICY_OIDS["EV"] in oids or self.mozilla_ev:
+            return "EV"
+        return next((level for level, oid in CABF_POLICY_OIDS.items() if oid in oids), "unknown")
 
     def revoked(self) -> RevocationStatus | None:
         """The verified answer saying revoked, if any."""
@@ -525,9 +539,55 @@ class HttpEvidence(_Model):
         return out
 
 
+# ---------------------------------------------------------------- DNS evidence
+
+
+class CaaRecord(_Model):
+    """One CAA resource record (RFC 8659 §4.1), as served."""
+
+    flags: int
+    tag: str  # "issue", "issuewild", "iodef", ...
+    value: str
+
+    @property
+    def critical(self) -> bool:
+        return bool(self.flags & 0x80)
+
+
+class CaaFacts(_Model):
+    """The relevant CAA RRset of the name (RFC 8659 §3): the first one found climbing from the name
+    towards its top-level domain (auditor.scan.dns_facts)."""
+
+    owner: str | None = None  # the name the records were found at; None: no CAA record (or the lookup failed)
+    records: list[CaaRecord] = Field(default_factory=list)
+    error: str | None = None  # the lookup failed (timeout, SERVFAIL): unknown, never "no CAA"
+
+    def issuers(self, wildcard: bool = False) -> list[str] | None:
+        """The CA domains allowed to issue (RFC 8659 §4.2, §4.3): None when any CA may (no record of
+        the kind); an empty list when an `issue ";"` forbids every CA."""
+        issue = [r for r in self.records if r.tag.lower() == "issue"]
+        if wildcard:
+            issue = [r for r in self.records if r.tag.lower() == "issuewild"] or issue
+        if not issue:
+            return None
+        # "ca.example; account=..." -> "ca.example"
+        return [d for d in (r.value.split(";", 1)[0].strip().lower() for r in issue) if d]
+
+
+class DnsFacts(_Model):
+    """What DNS said about the target's name, asked once per target."""
+
+    # where the addresses came from: the system resolver, the [dns] nameservers, or the target itself
+    # (`ips`, `--ip`, or a URL whose host is an address: then no DNS query is made)
+    source: Literal["system", "nameservers", "given"]
+    addresses: list[str] = Field(default_factory=list)  # every address audited, IPv4 first
+    caa: CaaFacts | None = None  # None: not looked up (the addresses were given)
+
+
 class Evidence(_Model):
     tls: TlsEvidence = Field(default_factory=TlsEvidence)
     http: HttpEvidence = Field(default_factory=HttpEvidence)
+    dns: DnsFacts | None = None  # None: an older report
 
 
 # ---------------------------------------------------------------- judgements
@@ -620,7 +680,7 @@ class WebGrade(_Model):
 class Change(_Model):
     """One difference between the previous scan of a target and this one."""
 
-    kind: str  # "grade", "clause", "protocol", "suite", "certificate", "error"
+    kind: str  # "grade", "endpoint", "clause", "protocol", "suite", "certificate", "error"
     subject: str  # what changed: a clause id, a protocol, a suite name, "leaf certificate"
     before: str | None = None
     after: str | None = None
@@ -660,6 +720,18 @@ class TargetRef(_Model):
     name: str | None = None
 
 
+class EndpointResult(_Model):
+    """One address of the target's name, audited on its own (auditor.endpoints merges them)."""
+
+    address: str
+    compliant: bool
+    letter: str | None = None  # None: not graded (why: `error`)
+    error: str | None = None  # why this address could not be audited
+    # its findings on the clauses where the endpoints disagree (the target's findings are the worst's)
+    findings: list[Finding] = Field(default_factory=list)
+    duration_s: float
+
+
 class TargetResult(_Model):
     target: TargetRef
     started_at: datetime
@@ -678,6 +750,8 @@ class TargetResult(_Model):
     rules_version: int | None = (
         None  # auditor.exposure.RULES_VERSION; None: before versions were recorded (1)
     )
+    # every address of the name, audited one after the other; empty: an older report
+    endpoints: list[EndpointResult] = Field(default_factory=list)
 
     def failures(self) -> list[Finding]:
         return [f for f in self.findings if f.status is Status.FAIL]

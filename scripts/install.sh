@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the auditor needs on a Debian machine, into ./.venv.
 #   scripts/install.sh                  the tool (Python packages)
-#   scripts/install.sh --test           plus what the tests use: nginx, openssl, pytest, tlslite-ng...
+#   scripts/install.sh --test           plus what the tests use: nginx, dnsmasq, openssl, pytest, tlslite-ng...
 #   scripts/install.sh [--test] --dry-run   says what it would install, changes nothing
 #
 # It never stops, restarts, upgrades or reconfigures anything it did not start: a Debian package is
 # installed only when the command it provides is missing (any nginx binary already on the machine is
 # used as it is: the tests start their own instances on their own loopback ports), and while it
 # installs nginx the package's service is kept from starting (policy-rc.d, only when the machine has
-# none of its own). Everything it says goes to stderr, before it acts.
+# none of its own). dnsmasq comes from dnsmasq-base: the binary alone, no service (the tests start
+# their own on a loopback port). Everything it says goes to stderr, before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,11 @@ if [ "$want_test" = 1 ]; then
   else
     missing+=(nginx)
     installs_nginx=1
+  fi
+  if command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; then
+    say "dnsmasq: using the installed one"
+  else
+    missing+=(dnsmasq-base)
   fi
 fi
 

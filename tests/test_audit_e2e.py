@@ -68,7 +68,7 @@ def test_compliant_site_exits_0_with_every_clause_reported(compliant: NginxSite,
     run = _audit(compliant, pki)
     assert run.code == 0, run.stderr
     report = run.report
-    assert report["schema_version"] == "1.0"
+    assert report["schema_version"] == "1.1"
     (target,) = report["targets"]
     assert target["compliant"] is True and target["error"] is None
     assert target["target"] == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from auditor.config import Policy
+from auditor.config import Dns, Policy
 from auditor.facts import ExposureHistory, LogVerification
 from auditor.model import ClauseId, Evidence, Finding, Grade, Status
 
@@ -22,6 +22,7 @@ class CheckContext:
     exposure: ExposureHistory | None = (
         None  # the stored history's episodes (None: no history, on-demand audit)
     )
+    dns: Dns = field(default_factory=Dns)  # [dns]: require_caa, ca_identifiers (11.2-cert-trusted)
 
 
 def finding(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from auditor.caa import CaaVerdict, judge_certificate
 from auditor.chain import incomplete_chain, no_known_issuer
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import VALUES, remediation
@@ -26,11 +27,6 @@ from auditor.model import (
     Status,
 )
 
-EV_OID = "2.23.140.1.1"
-OV_OID = "2.23.140.1.2.2"
-IV_OID = "2.23.140.1.2.3"
-DV_OID = "2.23.140.1.2.1"
-
 CHAIN_FIX = remediation(ClauseId.CERT_TRUSTED, "chain")
 REISSUE_FIX = remediation(ClauseId.CERT_TRUSTED, "reissue")
 PRIVATE_CA_HINT = VALUES["PRIVATE_CA_HINT"]
@@ -40,6 +36,8 @@ SIGNATURE_FIX = remediation(ClauseId.CERT_SIGNATURE, "signature")
 REVOKED_FIX = remediation(ClauseId.CERT_TRUSTED, "revoked")
 RENEW_FIX = remediation(ClauseId.CERT_RENEWAL, "renew")
 CT_FIX = remediation(ClauseId.CERT_TRUSTED, "ct")
+CAA_FIX = remediation(ClauseId.CERT_TRUSTED, "caa")
+CAA_MISSING_FIX = remediation(ClauseId.CERT_TRUSTED, "caa-missing")
 # The stores whose trust makes a certificate publicly trusted, so subject to browsers' CT policies.
 PUBLIC_STORES = ("Mozilla", "Apple", "Android", "Java", "Windows")
 CT_RULE = (
@@ -120,8 +118,88 @@ def revocation_line(r: RevocationStatus) -> str:
 
 
 def check_trusted(ctx: CheckContext) -> list[Finding]:
-    """Trust of every served certificate, then Certificate Transparency where the CT policy applies."""
-    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted) + _each_ct(ctx)
+    """Trust of every served certificate, then Certificate Transparency where the CT policy applies,
+    then what the name's CAA records say of the certificates' issuers."""
+    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted) + _each_ct(ctx) + _each_caa(ctx)
+
+
+def _caa_verdict(ctx: CheckContext, dep: CertificateDeployment) -> CaaVerdict | None:
+    """None: CAA was not looked up (addresses given) or the lookup failed."""
+    caa = ctx.evidence.dns.caa if ctx.evidence.dns else None
+    if caa is None or caa.error is not None:
+        return None
+    leaf = dep.received_chain[0]
+    return judge_certificate(caa, ctx.host, leaf.issuer, leaf.subject_alt_names, ctx.dns.ca_identifiers)
+
+
+def caa_line(ctx: CheckContext, dep: CertificateDeployment) -> str | None:
+    """The name's CAA records and what they say of this certificate's issuer, in one evidence line."""
+    caa = ctx.evidence.dns.caa if ctx.evidence.dns else None
+    if caa is None:
+        return None
+    if caa.error is not None:
+        return f"CAA: not judged ({caa.error})"
+    records = "; ".join(f'{r.flags} {r.tag} "{r.value}"' for r in caa.records)
+    where = f"CAA at {caa.owner}: {records}" if caa.owner else "CAA: no record"
+    verdict = _caa_verdict(ctx, dep)
+    return f"{where} ({verdict.reason})" if verdict else where
+
+
+def _each_caa(ctx: CheckContext) -> list[Finding]:
+    """A warning for each certificate whose issuer the CAA records do not permit, or when the name has no
+    CAA record and [dns] require_caa is set. A warning, not a failure: a CA checks CAA when it issues,
+    and the records may have changed since; but the next renewal from that CA will be refused."""
+    caa = ctx.evidence.dns.caa if ctx.evidence.dns else None
+    if caa is None:
+        return []
+    if caa.error is not None:
+        if not ctx.dns.require_caa:
+            return []
+        return [
+            finding(
+                ClauseId.CERT_TRUSTED,
+                "caa-not-judged",
+                Status.INFO,
+                "CAA records could not be looked up",
+                f"[dns] require_caa is set, but {caa.error}.",
+                [f"CAA: {caa.error}"],
+            )
+        ]
+    if caa.owner is None:
+        if not ctx.dns.require_caa:
+            return []
+        return [
+            finding(
+                ClauseId.CERT_TRUSTED,
+                "caa-missing",
+                Status.WARN,
+                f"No CAA record for {ctx.host}",
+                "[dns] require_caa is set: the name (or a parent up to the top-level domain) should "
+                "name the CAs allowed to issue for it (RFC 8659), so that no other CA will.",
+                ["CAA: no record"],
+                CAA_MISSING_FIX,
+            )
+        ]
+    deployments = _deployments(ctx)
+    out = []
+    for dep, label in zip(deployments, _labels(deployments), strict=True):
+        verdict = _caa_verdict(ctx, dep)
+        if verdict is None or verdict.permitted is not False:
+            continue
+        title = "CAA records do not permit the CA that issued the certificate"
+        out.append(
+            finding(
+                ClauseId.CERT_TRUSTED,
+                "caa-ca-not-permitted",
+                Status.WARN,
+                f"{label}: {title}" if len(deployments) > 1 else title,
+                f"{verdict.reason}. A CA checks CAA when it issues, so the records may have changed "
+                "since; but this CA will refuse the next renewal.",
+                [line for line in [caa_line(ctx, dep), f"leaf: {_describe(dep.received_chain[0])}"] if line],
+                CAA_FIX,
+            )
+        )
+    return out
 
 
 def _logs(scts: list[Sct] | None) -> int:
@@ -213,6 +291,8 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     facts += [revocation_line(r) for r in dep.revocation]
     if dep.ct is not None:
         facts.append(ct_line(dep.ct) + ("" if _publicly_trusted(dep) else "; not required (private CA)"))
+    if (line := caa_line(ctx, dep)) is not None:
+        facts.append(line)
     problems: list[tuple[str, str, str]] = []  # (result id, title, detail), the most serious first
     if (revoked := dep.revoked()) is not None:
         problems.append(
@@ -311,26 +391,12 @@ def _trusted(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
     )
 
 
-def validation_level(dep: CertificateDeployment) -> str:
-    leaf = dep.received_chain[0]
-    oids = set(leaf.policy_oids)
-    if EV_OID in oids or dep.mozilla_ev:
-        return "EV"
-    if OV_OID in oids:
-        return "OV"
-    if IV_OID in oids:
-        return "IV"
-    if DV_OID in oids:
-        return "DV"
-    return "unknown"
-
-
 def check_validation_level(ctx: CheckContext) -> list[Finding]:
     return _each(ClauseId.CERT_VALIDATION_LEVEL, ctx, _validation_level)
 
 
 def _validation_level(ctx: CheckContext, dep: CertificateDeployment) -> Finding:
-    level = validation_level(dep)
+    level = dep.validation_level()
     leaf = dep.received_chain[0]
     facts = [f"certificatePolicies: {', '.join(leaf.policy_oids) or '(none)'}", f"subject: {leaf.subject}"]
     allowed = ctx.policy.validation_levels

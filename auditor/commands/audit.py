@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 import threading
 from collections.abc import Callable
@@ -51,7 +52,11 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
         "--config", type=Path, metavar="PATH", help="config file (default: ./config.toml when present)"
     )
     audit.add_argument(
-        "--ip", metavar="ADDR", help="connect to this address, keeping the URL's host for SNI and Host"
+        "--ip",
+        metavar="ADDR",
+        action="append",
+        help="connect to this address instead of resolving the URL's host, keeping that host for SNI "
+        "and Host; repeat it to audit several endpoints of the site (no DNS query)",
     )
     audit.add_argument("--ca-bundle", type=Path, metavar="PEM", help="PEM file of a private CA to trust")
     audit.add_argument("--http-port", type=int, metavar="N", help="port of the plain-HTTP site (default: 80)")
@@ -144,6 +149,11 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
             ) from None
     if args.http_port is not None and not 1 <= args.http_port <= 65535:
         raise ConfigError(f"--http-port: {args.http_port} is not a port number (1-65535)")
+    for address in args.ip or []:
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise ConfigError(f"--ip: {address!r} is not an IP address") from None
     if args.ca_bundle is not None and (why := check_ca_bundle(args.ca_bundle)) is not None:
         raise ConfigError(f"--ca-bundle: {why}")
     given = given_urls(args)
@@ -163,7 +173,7 @@ def resolve_targets(args: argparse.Namespace) -> tuple[Config, Path | None, list
     }
     targets = []
     for url, name in given:
-        fields = {"url": url, "name": name, "ip": args.ip, "ca_bundle": args.ca_bundle}
+        fields = {"url": url, "name": name, "ips": args.ip, "ca_bundle": args.ca_bundle}
         if args.http_port:
             fields["http_port"] = args.http_port
         # Not validated here on purpose: a bad URL is that target's error (exit 3), not a usage error.

@@ -22,9 +22,9 @@ from email.utils import formatdate, make_msgid
 
 from auditor.config import Email
 from auditor.errors import ConfigError, MailError
+from auditor.grading_rules import worst_letter
 from auditor.model import AuditReport, TargetResult
 from auditor.reports import sanitize, view
-from auditor.reports.grades import worst_letter
 from auditor.reports.smtp_transport import BoundedSMTP, Deadline, ReplyTooLong
 
 

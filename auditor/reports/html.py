@@ -17,9 +17,8 @@ from pathlib import Path
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from auditor.checks.certificate import validation_level
 from auditor.checks.clauses import CLAUSES
-from auditor.model import AuditReport, Certificate, CertificateDeployment
+from auditor.model import AuditReport, Certificate
 from auditor.reports import sanitize, view
 from auditor.suites import is_weak
 
@@ -44,7 +43,6 @@ def _environment(tz: tzinfo | None) -> Environment:
     )
     env.globals.update(
         promise=lambda clause: CLAUSES.get(clause, ""),
-        level=lambda dep: validation_level(dep) if isinstance(dep, CertificateDeployment) else "",
         days_left=_days_left,
         weak=is_weak,
         yesno=_yesno,
@@ -67,6 +65,8 @@ def _environment(tz: tzinfo | None) -> Environment:
         mozilla_rows=view.mozilla_rows,
         post_quantum=view.post_quantum,
         protocol_facts=view.protocol_facts,
+        endpoint_rows=view.endpoint_rows,
+        dns_rows=view.dns_rows,
     )
     return env
 

@@ -21,7 +21,7 @@ from rich.text import Text
 from auditor.model import AuditReport, Status, TargetResult
 from auditor.mozilla_profile import report_lines as mozilla_lines
 from auditor.reports.sanitize import one_line
-from auditor.reports.view import exposure_line, ordered
+from auditor.reports.view import endpoint_lines, exposure_line, ordered
 from auditor.reports.web_lines import report_lines as web_lines
 
 STATUS_STYLE = {
@@ -140,6 +140,7 @@ def render(report: AuditReport, console: Console) -> None:
         parts: list[Text] = [verdict_line(result)]
         if (grade := grade_line(result)) is not None:
             parts.append(grade)
+        parts += [Text(f"endpoint {clean(line, 300)}") for line in endpoint_lines(result)]
         parts += [Text(clean(line, 300), style="dim") for line in mozilla_lines(result)]
         parts += [
             Text(clean(line, 300), style="dim" if i else "") for i, line in enumerate(web_lines(result, True))

@@ -35,6 +35,8 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
         "",
         f"== {view.verdict_label(t)}: {clean(view.display_name(t), LONG)} ({clean(t.target.url, LONG)})",
     ]
+    if endpoints := view.endpoint_lines(t):
+        lines += ["Endpoints:", *(f"  {clean(line, LONG)}" for line in endpoints)]
     if t.error:
         return [*lines, f"Not audited: {clean(t.error, LONG)}"]
     if t.changes and t.changes.changes:
@@ -50,6 +52,9 @@ def _site(t: TargetResult, tz: tzinfo | None) -> list[str]:
         lines += [f"  warning: {clean(w, LONG)}" for w in t.grade.warnings]
     lines += [clean(line, LONG) for line in mozilla_lines(t, details=True)]
     lines += [clean(line, LONG) for line in web_lines(t, details=True)]
+    if dns := view.dns_rows(t):
+        lines.append("DNS:")
+        lines += [f"  {clean(label, 80)}: {clean(value, LONG)}" for label, value in dns]
     if facts := view.protocol_facts(t):
         lines.append("Protocol details:")
         lines += [f"  {clean(label, 80)}: {clean(value, LONG)}" for label, value in facts]

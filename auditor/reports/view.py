@@ -372,6 +372,64 @@ def protocol_facts(result: TargetResult) -> list[tuple[str, str]]:
     return rows
 
 
+# ---------------------------------------------------------------- endpoints and DNS
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One address of a site that has several: how it fares, and what it does differently."""
+
+    address: str
+    letter: str  # "-" when not graded
+    verdict: str  # FAILING, NOT_AUDITED or COMPLIANT
+    label: str  # "NOT COMPLIANT", "NOT AUDITED", "COMPLIANT"
+    differs: str  # its problems on the clauses where the endpoints disagree, or why it was not audited
+
+
+def endpoint_rows(result: TargetResult) -> list[EndpointRow]:
+    """One row per endpoint, when the name has more than one (one address: nothing to compare)."""
+    if len(result.endpoints) < 2:
+        return []
+    rows = []
+    for e in result.endpoints:
+        kind = NOT_AUDITED if e.error else COMPLIANT if e.compliant else FAILING
+        problems = [f"{f.clause}: {f.title}" for f in e.findings if f.status in _SEVERITY]
+        label = {FAILING: "NOT COMPLIANT", NOT_AUDITED: "NOT AUDITED", COMPLIANT: "COMPLIANT"}[kind]
+        rows.append(EndpointRow(e.address, e.letter or "-", kind, label, e.error or "; ".join(problems)))
+    return rows
+
+
+def endpoint_lines(result: TargetResult) -> list[str]:
+    """The endpoint table as plain lines (text report, terminal): address, letter, verdict, differences."""
+    rows = endpoint_rows(result)
+    width = max((len(r.address) for r in rows), default=0)
+    return [
+        f"{r.address:<{width}}  {r.letter:<2}  {r.label}" + (f": {r.differs}" if r.differs else "")
+        for r in rows
+    ]
+
+
+_SOURCES = {"system": "system resolver", "nameservers": "[dns] nameservers", "given": "given, no DNS query"}
+
+
+def dns_rows(result: TargetResult) -> list[tuple[str, str]]:
+    """(label, value) rows of what DNS said: the addresses audited and the name's CAA records."""
+    dns = result.evidence.dns if result.evidence else None
+    if dns is None:
+        return []
+    rows = [("Addresses", f"{', '.join(dns.addresses)} ({_SOURCES[dns.source]})")]
+    caa = dns.caa
+    if caa is None:
+        return rows
+    if caa.error:
+        value = f"not known: {caa.error}"
+    elif caa.owner is None:
+        value = "no record: any CA may issue"
+    else:
+        value = f"at {caa.owner}: " + "; ".join(f'{r.flags} {r.tag} "{r.value}"' for r in caa.records)
+    return [*rows, ("CAA", value)]
+
+
 # ---------------------------------------------------------------- fixes written for this site
 
 

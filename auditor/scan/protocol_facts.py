@@ -17,6 +17,8 @@ Three connections, counted under phase "facts", run in a thread of their own bes
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import struct
 import time
@@ -53,6 +55,7 @@ from auditor.scan.sct import parse_list
 
 PHASE = "facts"
 Resumed = Literal["session id", "ticket"]
+PATIENCE = 2.0  # seconds to wait for the answer that brings a TLS 1.3 ticket
 EXT_STATUS_REQUEST, EXT_ALPN, EXT_SCT, EXT_SESSION_TICKET, EXT_PRE_SHARED_KEY = 5, 16, 18, 35, 41
 ALPN_OFFER = ("h2", "http/1.1")
 _NAMES = {TLS12: "TLS 1.2", TLS13: "TLS 1.3", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0", 0x0300: "SSL 3.0"}
@@ -155,6 +158,9 @@ class _Tap:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.sent, self.received = sock, b"", b""
+        # Seconds a read may wait for the server's first byte (None: until the connection's deadline).
+        # Set once the handshake is done: a server that does not answer HTTP costs this, not the deadline.
+        self.patience: float | None = None
 
     def send(self, data: bytes) -> int:
         if len(self.sent) < self.LIMIT:
@@ -162,6 +168,8 @@ class _Tap:
         return self.sock.send(data)
 
     def recv(self, size: int) -> bytes:
+        if self.patience is not None and not select.select([self.sock], [], [], self.patience)[0]:
+            raise TimeoutError("no answer to the request")
         data = self.sock.recv(size)
         if len(self.received) < self.LIMIT:
             self.received += data
@@ -181,6 +189,20 @@ def _first_handshake(data: bytes) -> bytes | None:
     length = int.from_bytes(data[6:9], "big")
     body = data[9 : 9 + length]
     return body if len(body) == length else None
+
+
+def _last_server_hello(data: bytes) -> bytes | None:
+    """The last ServerHello among the plain-text handshake records the server sent (after a TLS 1.3
+    HelloRetryRequest, the second one)."""
+    found, offset = None, 0
+    while offset + 5 <= len(data):
+        length = int.from_bytes(data[offset + 3 : offset + 5], "big")
+        record = data[offset : offset + 5 + length]
+        body = _first_handshake(record)
+        if body is not None and record[5] == SERVER_HELLO:
+            found = body
+        offset += 5 + length
+    return found
 
 
 def _client_hello_offer(data: bytes) -> tuple[bytes, bool]:
@@ -207,7 +229,7 @@ def _client_hello_offer(data: bytes) -> tuple[bytes, bool]:
 
 def _resumed(tap: _Tap) -> tuple[bool, Resumed | None]:
     """Did the server resume, and how: its ServerHello against the ClientHello nassl sent."""
-    body = _first_handshake(tap.received)
+    body = _last_server_hello(tap.received)
     if body is None:
         return False, None
     server = parse_server_hello(body)
@@ -259,7 +281,9 @@ def measure_resumption(
         client.do_handshake()
         if tls13:  # the ticket comes after the handshake: an answer to a request brings it
             client.write(_head(where))
-            client.read(2048)
+            tap.patience = min(PATIENCE, where.timeout)
+            with contextlib.suppress(OSError, OpenSSLError):  # no answer: the ticket may be there anyway
+                client.read(2048)
         session = client.get_session()
     finally:
         _close(client, tap)

@@ -71,7 +71,12 @@ class NginxSite(ProcessServer):
         http_mode: str = "redirect",
         extra_server: str = "",
         extra_http: str = "",
+        address: str = "127.0.0.1",
+        https_port: int | None = None,
+        http_port: int | None = None,
     ) -> None:
+        """`address`, `https_port`, `http_port`: where it listens (one name's endpoints share the ports
+        on several loopback addresses, e.g. 127.0.0.2 and ::1); ports default to free ones."""
         if http_mode not in NGINX_HTTP_MODES:
             raise ValueError(f"http_mode must be one of {NGINX_HTTP_MODES}, not {http_mode!r}")
         self._owns_directory = directory is None
@@ -87,8 +92,9 @@ class NginxSite(ProcessServer):
         self.extra_headers = dict(extra_headers or {})
         self.http_mode, self.extra_server = http_mode, extra_server
         self.extra_http = extra_http  # nginx directives for the plain-HTTP server block (e.g. a Set-Cookie)
-        self.https_port = free_port()
-        self.http_port: int | None = None
+        self.address = address
+        self.https_port = https_port or free_port()
+        self.http_port: int | None = None if http_mode == "none" else http_port
         while http_mode != "none" and self.http_port in (None, self.https_port):
             self.http_port = free_port()
         super().__init__()
@@ -104,6 +110,9 @@ class NginxSite(ProcessServer):
     @property
     def error_log(self) -> Path:
         return self.directory / "error.log"
+
+    def _listen(self, port: int | None) -> str:
+        return f"[{self.address}]:{port}" if ":" in self.address else f"{self.address}:{port}"
 
     def _cert_lines(self, issued: Issued) -> str:
         cert = issued.chain_path if self.serve_chain else issued.cert_path
@@ -135,7 +144,7 @@ class NginxSite(ProcessServer):
                 action = f"root {d}/www; index index.html; {header_block}"
             http_block = f"""
   server {{
-    listen 127.0.0.1:{self.http_port};
+    listen {self._listen(self.http_port)};
     server_name {self.server_name};
     {self.extra_http}
     {action}
@@ -158,7 +167,7 @@ http {{
   default_type text/html;
   geo $dollar {{ default "$"; }}
   server {{
-    listen 127.0.0.1:{self.https_port} ssl;
+    listen {self._listen(self.https_port)} ssl;
     server_name {self.server_name};
 {certs}    ssl_protocols {self.protocols};
     ssl_ciphers {self.ciphers};
@@ -190,9 +199,9 @@ http {{
         return [nginx, "-p", f"{self.directory}/", "-c", str(conf), "-e", str(self.error_log)]
 
     def wait_ready(self) -> None:
-        super().wait_ready()
+        wait_for_port(self.https_port, timeout=self.ready_timeout, proc=self.proc, host=self.address)
         if self.http_port:
-            wait_for_port(self.http_port, proc=self.proc)
+            wait_for_port(self.http_port, proc=self.proc, host=self.address)
 
     def log_text(self) -> str:
         return read_log(self.error_log) + super().log_text()
