@@ -37,24 +37,30 @@ def merge_endpoints(results: Audited) -> TargetResult:
     merged: list[Finding] = []
     for clause in clauses:
         worst_address, worst = min(audited, key=lambda ar: _rank(statuses[ar[0]].get(clause)))
-        own = [f for f in worst.findings if f.clause == clause]
         if clause not in differing:
-            merged.extend(own)
+            merged += [f for f in worst.findings if f.clause == clause]
             continue
         status = statuses[worst_address].get(clause)
-        same = [a for a, _ in audited if statuses[a].get(clause) == status]
         per_endpoint = "per endpoint: " + ", ".join(
             f"{a} {(statuses[a].get(clause) or Status.NOT_TESTED).value}" for a, _ in audited
         )
-        merged += [
-            f.model_copy(
-                update={
-                    "title": f"{f.title} on {len(same)} of {len(results)} endpoints: {', '.join(same)}",
-                    "evidence": [*f.evidence, per_endpoint],
-                }
-            )
-            for f in own
-        ]
+        # every distinct way the clause fares at its worst (TLS 1.0 here, RC4 there), each naming its endpoints
+        groups: dict[tuple[tuple[str, str], ...], list[tuple[str, TargetResult]]] = {}
+        for address, result in audited:
+            if statuses[address].get(clause) == status:
+                groups.setdefault(_signature(result.findings, clause), []).append((address, result))
+        for group in groups.values():
+            named = ", ".join(a for a, _ in group)
+            merged += [
+                f.model_copy(
+                    update={
+                        "title": f"{f.title} on {len(group)} of {len(results)} endpoints: {named}",
+                        "evidence": [*f.evidence, per_endpoint],
+                    }
+                )
+                for f in group[0][1].findings
+                if f.clause == clause
+            ]
 
     letters = [r.grade.letter for _, r in audited if r.grade is not None]
     lowest = worst_letter(letters)

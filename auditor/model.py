@@ -25,7 +25,12 @@ SCHEMA_VERSION = "1.1"  # 1.1: endpoints[], evidence.dns
 
 
 # CA/Browser Forum certificate policy identifiers, strongest first (Baseline Requirements 7.1.6.1)
-CABF_POLICY_OIDS = {"EV": "2.23.140.1.1", "OV": "2.23.140.1.2.2", "IV": "2.23.140.1.2.3", "DV": "2.23.140.1.2.1"}
+CABF_POLICY_OIDS = {
+    "EV": "2.23.140.1.1",
+    "OV": "2.23.140.1.2.2",
+    "IV": "2.23.140.1.2.3",
+    "DV": "2.23.140.1.2.1",
+}
 
 
 class _Model(BaseModel):

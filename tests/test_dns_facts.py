@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from auditor.caa import issuer_identifiers, judge_caa
@@ -23,7 +25,7 @@ CAA = {
 
 
 @pytest.fixture(scope="module")
-def dns_server():  # noqa: ANN201
+def dns_server() -> Iterator[DnsServer]:
     with DnsServer(HOSTS, CAA) as server:
         yield server
 
@@ -89,7 +91,12 @@ def test_issuer_identifiers_come_from_the_config_then_the_known_cas() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1:5353", ("127.0.0.1", 5353)), ("[::1]:53", ("::1", 53)), ("::1", ("::1", 53)), ("192.0.2.1", ("192.0.2.1", 53))],
+    [
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("[::1]:53", ("::1", 53)),
+        ("::1", ("::1", 53)),
+        ("192.0.2.1", ("192.0.2.1", 53)),
+    ],
 )
 def test_name_server_addresses(text: str, expected: tuple[str, int]) -> None:
     assert parse_nameserver(text) == expected

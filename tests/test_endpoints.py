@@ -11,12 +11,23 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from auditor.model import SCHEMA_VERSION, AuditReport, Status
+from auditor.endpoints import merge_endpoints
+from auditor.model import (
+    SCHEMA_VERSION,
+    AuditReport,
+    ClauseId,
+    Finding,
+    Grade,
+    Status,
+    TargetRef,
+    TargetResult,
+)
 from tests.conftest import CliRun, run_cli
 from tests.harness.dns_server import DnsServer, dnsmasq_path
 from tests.harness.pki import Issued, TestPKI
@@ -317,3 +328,38 @@ def test_a_report_written_before_endpoints_still_loads() -> None:
     assert old.schema_version == "1.0" and SCHEMA_VERSION == "1.1"
     for target in old.targets:
         assert target.endpoints == [] and (target.evidence is None or target.evidence.dns is None)
+
+
+def _result(letter: str, *findings: tuple[str, str, str]) -> TargetResult:
+    return TargetResult(
+        target=TargetRef(url="https://www.site.test/", host="www.site.test", port=443),
+        started_at=datetime.now(UTC),
+        duration_s=1.0,
+        compliant=all(status != "fail" for _, _, status in findings),
+        grade=Grade(letter=letter, score=90),
+        findings=[
+            Finding(clause=ClauseId(c), result_id=r, status=Status(s), title=r.replace("-", " "))
+            for c, r, s in findings
+        ],
+    )
+
+
+def test_endpoints_failing_differently_are_each_named() -> None:
+    """The merge alone: TLS 1.0 on one address, SSL 3.0 on another; each finding names its own address."""
+    ok = ("11.3-protocols", "protocols-ok", "pass")
+    merged = merge_endpoints(
+        [
+            ("192.0.2.1", _result("B", ("11.3-protocols", "tls10-accepted", "fail"))),
+            ("192.0.2.2", _result("A+", ok)),
+            ("2001:db8::1", _result("T", ("11.3-protocols", "ssl3-accepted", "fail"))),
+        ]
+    )
+    assert merged.grade is not None and merged.grade.letter == "T"  # T ranks below every letter
+    assert [f.title for f in merged.findings] == [
+        "tls10 accepted on 1 of 3 endpoints: 192.0.2.1",
+        "ssl3 accepted on 1 of 3 endpoints: 2001:db8::1",
+    ]
+    assert merged.findings[0].evidence == ["per endpoint: 192.0.2.1 fail, 192.0.2.2 pass, 2001:db8::1 fail"]
+    assert [e.letter for e in merged.endpoints] == ["B", "A+", "T"] and not merged.compliant
+    alone = merge_endpoints([("192.0.2.2", _result("A+", ok))])
+    assert alone.findings[0].title == "protocols ok" and [e.address for e in alone.endpoints] == ["192.0.2.2"]

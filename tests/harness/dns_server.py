@@ -7,12 +7,17 @@ without its service), authoritative for the test names it is given, forwarding n
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
+
+import dns.exception
+import dns.message
+import dns.query
+
+from tests.harness.process_server import ProcessServer
 
 DNSMASQ_CANDIDATES = ("dnsmasq", "/usr/sbin/dnsmasq")
 
@@ -32,12 +37,14 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-class DnsServer:
+class DnsServer(ProcessServer):
     """dnsmasq on 127.0.0.1:<port>, answering A/AAAA from `hosts` and CAA from `caa` for `domain`.
 
     `caa` maps a name to records written "flags tag value" (e.g. '0 issue "ca.test"'). Names under
     `domain` that have no record get NXDOMAIN/NODATA locally: dnsmasq never forwards a query.
     """
+
+    label = "dnsmasq"
 
     def __init__(
         self,
@@ -45,17 +52,21 @@ class DnsServer:
         caa: Mapping[str, Sequence[str]] | None = None,
         domain: str = "test",
     ) -> None:
+        super().__init__()
         self.hosts = hosts
         self.caa = caa or {}
         self.domain = domain
         self.port = _free_udp_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
+        """What `[dns] nameservers` takes."""
         return f"127.0.0.1:{self.port}"
 
-    def _arguments(self, binary: str) -> list[str]:
+    def command(self) -> list[str]:
+        binary = dnsmasq_path()
+        if binary is None:
+            raise RuntimeError("dnsmasq is not installed (Debian package dnsmasq-base)")
         args = [
             binary,
             "--keep-in-foreground",
@@ -67,7 +78,7 @@ class DnsServer:
             "--no-hosts",
             "--pid-file=",
             f"--local=/{self.domain}/",
-            "--user=root" if _is_root() else "",
+            "--user=root" if os.geteuid() == 0 else "",  # as root it would switch to user nobody
         ]
         for name, addresses in self.hosts.items():
             args.extend(f"--host-record={name},{address}" for address in addresses)
@@ -77,53 +88,17 @@ class DnsServer:
                 args.append(f"--caa-record={name},{flags},{tag},{value.strip(chr(34))}")
         return [a for a in args if a]
 
-    def __enter__(self) -> DnsServer:
-        binary = dnsmasq_path()
-        if binary is None:
-            raise RuntimeError("dnsmasq is not installed (Debian package dnsmasq-base)")
-        self._process = subprocess.Popen(
-            self._arguments(binary), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        """Ready when it answers a query (dnsmasq binds before it reads its records: ask until it answers)."""
-        import dns.message
-        import dns.query
-
+    def wait_ready(self) -> None:
+        """Ready when it answers a query over UDP (what the resolver uses)."""
         query = dns.message.make_query(f"ready.{self.domain}", "A")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"dnsmasq exited: {err.strip()}")
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dnsmasq exited with status {self.proc.returncode}")
             try:
                 dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
                 return
-            except (TimeoutError, OSError, dns.exception.Timeout):
+            except (OSError, dns.exception.Timeout):
                 time.sleep(0.05)
-        raise RuntimeError("dnsmasq did not answer within 10 s")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            if self._process.stderr:
-                self._process.stderr.close()
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
+        raise RuntimeError(f"dnsmasq did not answer within {self.ready_timeout:g} s")
