@@ -165,6 +165,9 @@ class RevocationStatus(_Model):
     status: Literal["good", "revoked", "unknown", "error", "not_checked"]
     reason: str | None = None  # revoked: the CRL reason (e.g. keyCompromise); error/not_checked: why
     responder: str | None = None  # the URL asked (source "responder")
+    # Set when the responder gave no usable answer at all (down, timed out, HTTP error): the question is
+    # open. None for an answer received (verified or not, the `status` says) and for stapled ones.
+    attempt: Attempt | None = None
     produced_at: datetime | None = None
     this_update: datetime | None = None
     next_update: datetime | None = None
@@ -248,6 +251,20 @@ class HandshakeSimulation(_Model):
     protocol: str | None = None
     suite: CipherSuite | None = None
     error: str | None = None
+    # Set when this client's handshake was not tested (no complete answer, the server stopped answering);
+    # None when it completed or failed on its own (`error` alone: this client cannot connect, a fact).
+    attempt: Attempt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attempt_from_error(cls, data: Any) -> Any:
+        """Reports written before typed attempts say "not tested: <why>" in `error`: typed on load."""
+        text = str(data.get("error") or "") if isinstance(data, dict) else ""
+        if text.startswith("not tested:") and data.get("attempt") is None:
+            reason = _legacy_reason("simulations", text)
+            data = {**data, "attempt": Attempt.failed(reason, text.removeprefix("not tested: "))}
+        return data
+
     # Post-quantum (11.3-quantum-resistance): nassl cannot send hybrid groups, so `suite` is what this
     # client gets without them. `hybrid_offered`: the hybrid group the real client offers by default, with a
     # key share (None: it offers none); `hybrid_selected`: the group the server picks from the real client's
@@ -321,6 +338,12 @@ class Probe(StrEnum):
     SESSION_RENEGOTIATION = "session_renegotiation"
     TLS_COMPRESSION = "tls_compression"
     TLS_FALLBACK_SCSV = "tls_fallback_scsv"
+    # Our own probes beside sslyze's (each records its attempt when it did not complete):
+    SIMULATIONS = "simulations"  # reference clients' handshakes (auditor.scan.simulate)
+    POST_QUANTUM = "post_quantum"  # hybrid ML-KEM groups (auditor.scan.post_quantum)
+    DH_SIZES = "dh_sizes"  # the size of DH groups the scanning client refused (auditor.scan.dh_size)
+    OCSP = "ocsp"  # the OCSP responders asked (auditor.scan.revocation)
+    FACTS = "facts"  # ALPN, session resumption, 0-RTT (auditor.scan.protocol_facts)
 
     @classmethod
     def suites(cls, version: str) -> Probe:
@@ -343,7 +366,9 @@ class AttemptErrorReason(StrEnum):
     SERVER_STOPPED_ANSWERING = "server_stopped_answering"  # the ledger stopped: rate limiter, firewall
     TIMEOUT = "timeout"  # a connection got no complete answer within the timeout
     NO_ANSWER = "no_answer"  # closed, reset or silent at every try, so nothing was learnt
-    CONNECTION_FAILED = "connection_failed"  # refused, reset or rejected before an answer
+    CONNECTION_FAILED = "connection_failed"  # reset or rejected before an answer (sslyze: refused too)
+    CONNECTION_REFUSED = "connection_refused"  # nothing listens on the port (a closed port is a fact)
+    MALFORMED_ANSWER = "malformed_answer"  # an answer outside the protocol (not HTTP, oversized headers)
     CLIENT_CERTIFICATE_NEEDED = "client_certificate_needed"
     SCANNER_BUG = "scanner_bug"  # an unexpected exception in sslyze or in our own probe
 
@@ -393,6 +418,21 @@ def _legacy_reason(key: str, text: str) -> AttemptErrorReason:
     if text.startswith(("CONNECTIVITY_ISSUE", "ConnectionToServerFailed", "ServerRejectedTlsHandshake")):
         return AttemptErrorReason.CONNECTION_FAILED
     return AttemptErrorReason.SCANNER_BUG
+
+
+def legacy_http_attempt(text: str) -> Attempt:
+    """The attempt an old HttpResponse.error stood for (the texts auditor.scan.http wrote)."""
+    if text == "timed out":
+        reason = AttemptErrorReason.TIMEOUT
+    elif text == "connection refused":
+        reason = AttemptErrorReason.CONNECTION_REFUSED
+    elif text.startswith("the HTTP probe failed"):
+        reason = AttemptErrorReason.SCANNER_BUG
+    elif text.startswith("response headers larger than"):
+        reason = AttemptErrorReason.MALFORMED_ANSWER
+    else:  # another httpx error: reset, TLS failure, a non-HTTP answer (not told apart before)
+        reason = AttemptErrorReason.CONNECTION_FAILED
+    return Attempt.failed(reason, text)
 
 
 def legacy_attempts(errors: dict[str, str]) -> dict[Probe, Attempt]:
@@ -471,7 +511,16 @@ class HttpResponse(_Model):
     insecure_form_actions: list[str] = Field(default_factory=list)  # forms posting to http://
     # Why the two lists above judge only part of the page (size cap, slow body, nesting too deep).
     partial_analysis: str | None = None
-    error: str | None = None
+    error: str | None = None  # why there is no response, in words (kept for the reports)
+    attempt: Attempt | None = None  # the same, typed: set exactly when `error` is
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attempt_from_error(cls, data: Any) -> Any:
+        """Reports written before typed attempts carry `error` only: it loads as an attempt too."""
+        if isinstance(data, dict) and data.get("error") and data.get("attempt") is None:
+            data = {**data, "attempt": legacy_http_attempt(data["error"])}
+        return data
 
     def header(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k.lower() == name.lower()]

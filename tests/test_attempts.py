@@ -5,9 +5,11 @@ a reason enum (TlsEvidence.attempts), the clauses that need it are `error` throu
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sslyze.errors import ConnectionToServerTimedOut, ServerRejectedTlsHandshake
 from sslyze.plugins.scan_commands import ScanCommand
@@ -15,25 +17,36 @@ from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocat
 
 from auditor.checks import CheckContext
 from auditor.checks.certificate import check_trusted
-from auditor.checks.key_exchange import check_pfs
+from auditor.checks.key_exchange import check_ecdhe_default, check_pfs
 from auditor.checks.protocols import check_transit
+from auditor.checks.quantum import check_quantum_resistance
+from auditor.checks.transport import check_tls_enforced
 from auditor.checks.vulnerabilities import check_vulnerabilities
+from auditor.clients import CLIENTS
 from auditor.grading import withheld
 from auditor.model import (
     AttemptErrorReason,
     AttemptStatus,
     AuditReport,
     Evidence,
+    HttpEvidence,
     Probe,
     Status,
     TlsEvidence,
 )
-from auditor.scan.attempts import from_exception
+from auditor.scan import protocol_facts
+from auditor.scan.attempts import from_exception, from_http
 from auditor.scan.connections import Unanswered
+from auditor.scan.dh_size import target
+from auditor.scan.http import probe_http
+from auditor.scan.post_quantum import probe_if_tls13
+from auditor.scan.revocation import query_responder
+from auditor.scan.simulate import attempt_of, simulate_client
 from auditor.scan.tls import scan_tls
 from tests.conftest import run_cli
 from tests.harness.pki import TestPKI
-from tests.harness.servers import NginxSite
+from tests.harness.process_server import free_port
+from tests.harness.servers import NginxSite, PythonTLSServer
 from tests.hostile import rawservers as raw
 
 DATA = Path(__file__).parent / "data"
@@ -41,6 +54,7 @@ DATA = Path(__file__).parent / "data"
 # limiter that answered 8 connections: its TlsEvidence carries the old free-text `errors`.
 BEFORE_ATTEMPTS = DATA / "report-before-attempts.json"
 STOPPED = AttemptErrorReason.SERVER_STOPPED_ANSWERING
+TIMEOUT = AttemptErrorReason.TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +170,129 @@ def test_exceptions_are_classified_once() -> None:
     ]
     stopped = "the server stopped answering after 3 connections"
     assert [from_exception(exc, stopped).reason for exc, _ in cases] == [reason for _, reason in cases]
+
+
+# ---------------------------------------------------------------- our own probes beside sslyze's
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    """A port that accepts connections and never says a word (a firewall that lets the SYN through)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def test_a_closed_plain_http_port_is_refused_typed_and_passes(nginx12: NginxSite) -> None:
+    http = probe_http("good.test", nginx12.https_port, ip="127.0.0.1", http_port=free_port(), timeout=3)
+    plain = http.plain_http
+    assert plain is not None and plain.attempt is not None
+    assert plain.attempt.reason is AttemptErrorReason.CONNECTION_REFUSED, plain.attempt
+    assert plain.error == "connection refused"  # the words the reports show are kept
+    assert all(r.attempt is None and r.error is None for r in http.https)
+    [verdict] = check_tls_enforced(CheckContext(evidence=Evidence(http=http), host="good.test"))
+    assert (verdict.status, verdict.result_id) == (Status.PASS, "plain-http-closed")
+
+
+def test_a_plain_http_port_answering_garbage_is_a_malformed_answer_not_a_closed_port(
+    nginx12: NginxSite,
+) -> None:
+    with raw.RawServer(raw.banner(b"SSH-2.0-OpenSSH_9.6\r\n")) as ssh:
+        http = probe_http("good.test", nginx12.https_port, ip="127.0.0.1", http_port=ssh.port, timeout=3)
+    plain = http.plain_http
+    assert plain is not None and plain.attempt is not None
+    assert plain.attempt.reason is AttemptErrorReason.MALFORMED_ANSWER, plain.attempt
+    [verdict] = check_tls_enforced(CheckContext(evidence=Evidence(http=http), host="good.test"))
+    assert (verdict.status, verdict.result_id) == (Status.WARN, "plain-http-unexpected")
+
+
+def test_a_silent_https_port_is_a_timeout_attempt_on_every_response(silent: int) -> None:
+    http = probe_http("good.test", silent, ip="127.0.0.1", http_port=free_port(), timeout=0.5)
+    assert [r.attempt.reason for r in http.https if r.attempt] == [TIMEOUT]
+    assert http.plain_http is not None and http.plain_http.attempt is not None
+    assert http.plain_http.attempt.reason is AttemptErrorReason.CONNECTION_REFUSED
+    [verdict] = check_tls_enforced(CheckContext(evidence=Evidence(http=http), host="good.test"))
+    assert verdict.status is Status.PASS  # refused on port 80: nothing served unencrypted
+    again = HttpEvidence.model_validate_json(http.model_dump_json())
+    assert again == http
+
+
+def test_a_server_that_drops_the_post_quantum_hello_is_a_timeout_attempt_and_an_error(silent: int) -> None:
+    result, _, attempt = probe_if_tls13(target("good.test", silent, "127.0.0.1", 0.5), None, True)
+    assert attempt is not None and attempt.reason is TIMEOUT, attempt
+    assert attempt.detail == result.error and "no answer within 0.5 s" in attempt.detail
+    tls = TlsEvidence(post_quantum=result, attempts={Probe.POST_QUANTUM: attempt})
+    [verdict] = check_quantum_resistance(_context(tls))
+    assert (verdict.status, verdict.result_id) == (Status.ERROR, "pq-untested")
+    assert verdict.detail.startswith("not tested: post_quantum: timeout: "), verdict.detail
+    # without TLS 1.3 there is nothing to ask: no attempt; TLS 1.3 untested: not scheduled, with why
+    assert probe_if_tls13(target("good.test", silent, "127.0.0.1", 0.5), None, False)[2] is None
+    _, _, unasked = probe_if_tls13(target("good.test", silent, "127.0.0.1", 0.5), None, None)
+    assert unasked is not None and unasked.status is AttemptStatus.NOT_SCHEDULED
+
+
+def test_a_simulated_client_left_unanswered_is_a_timeout_not_a_client_that_cannot_connect(
+    silent: int, nginx12: NginxSite
+) -> None:
+    chrome = next(c for c in CLIENTS if c.reference and c.max_version == "TLS 1.3")
+    dropped = simulate_client(chrome, "good.test", silent, "127.0.0.1", 0.5, None)
+    assert dropped.attempt is not None and dropped.attempt.reason is TIMEOUT, dropped
+    assert dropped.error and dropped.error.startswith("not tested: ")  # the reports' words are kept
+    # a TLS 1.2-only server and a client that speaks it: tested, whatever the outcome
+    done = simulate_client(chrome, "good.test", nginx12.https_port, "127.0.0.1", 3, None)
+    assert done.attempt is None and done.suite is not None, done
+    summary = attempt_of([done, dropped])
+    assert summary is not None and summary.reason is TIMEOUT
+    assert summary.detail.startswith(f"{chrome.name}: timeout: "), summary.detail
+    tls = TlsEvidence(simulations=[dropped], attempts={Probe.SIMULATIONS: summary})
+    [verdict] = check_ecdhe_default(_context(tls))
+    assert (verdict.status, verdict.result_id) == (Status.ERROR, "ecdhe-no-client-connected")
+    assert verdict.detail.startswith("not tested: simulations: timeout: "), verdict.detail
+
+
+def test_protocol_facts_without_an_answer_are_a_typed_attempt(silent: int) -> None:
+    facts, _, attempt = protocol_facts.measure(target("good.test", silent, "127.0.0.1", 0.5), "TLS 1.3", None)
+    assert attempt is not None and attempt.reason is TIMEOUT, attempt
+    assert facts.alpn is None and facts.resumption is None and facts.notes
+
+
+def test_an_ocsp_responder_that_is_down_or_silent_is_a_typed_attempt(pki: TestPKI, silent: int) -> None:
+    leaf = pki.issue("attempts-ocsp-leaf").cert
+    down = query_responder(f"http://127.0.0.1:{free_port()}/", leaf, pki.intermediate, timeout=2)
+    assert down.status == "error" and down.attempt is not None
+    assert down.attempt.reason is AttemptErrorReason.CONNECTION_REFUSED, down.attempt
+    mute = query_responder(f"http://127.0.0.1:{silent}/", leaf, pki.intermediate, timeout=0.5)
+    assert mute.status == "error" and mute.attempt is not None and mute.attempt.reason is TIMEOUT
+
+
+def test_a_scan_records_the_ocsp_attempt_beside_the_completed_probes(pki: TestPKI) -> None:
+    """The whole fast scan: the responder named by the certificate is down, so OCSP (and only our own
+    probes that did not complete) is listed; the grade is not withheld for it."""
+    issued = pki.issue("attempts-ocsp-down", ocsp_url=f"http://127.0.0.1:{free_port()}/")
+    with PythonTLSServer(issued) as server:
+        tls = scan_tls("good.test", server.port, ip="127.0.0.1", ca_bundle=pki.root_path, timeout=3)
+    ocsp = tls.attempts[Probe.OCSP]
+    assert ocsp.reason is AttemptErrorReason.CONNECTION_REFUSED, tls.attempts
+    assert ocsp.detail.startswith("http://127.0.0.1:"), ocsp.detail
+    assert [r.attempt for r in tls.certificates[0].revocation] != [None]
+    assert Probe.SCAN not in tls.attempts and withheld(tls) is None
+
+
+def test_old_free_text_errors_of_http_and_simulations_load_typed() -> None:
+    report = AuditReport.model_validate_json(BEFORE_ATTEMPTS.read_text())
+    evidence = report.targets[0].evidence
+    assert evidence is not None and evidence.http.plain_http is not None
+    plain = evidence.http.plain_http
+    assert plain.attempt is not None and plain.attempt.reason is AttemptErrorReason.CONNECTION_REFUSED
+    assert all(s.attempt is not None and s.attempt.reason is STOPPED for s in evidence.tls.simulations)
+    [verdict] = check_tls_enforced(CheckContext(evidence=evidence, host="good.test"))
+    assert (verdict.status, verdict.result_id) == (Status.PASS, "plain-http-closed")
+
+
+def test_http_failures_are_classified_once() -> None:
+    with httpx.Client(timeout=2) as client, pytest.raises(httpx.ConnectError) as refused:
+        client.get(f"http://127.0.0.1:{free_port()}/")
+    assert from_http(refused.value).reason is AttemptErrorReason.CONNECTION_REFUSED
+    assert from_http(httpx.ReadTimeout("slow")).reason is TIMEOUT
+    assert from_http(httpx.RemoteProtocolError("not HTTP")).reason is AttemptErrorReason.MALFORMED_ANSWER
+    assert from_http(httpx.ReadError("reset")).reason is AttemptErrorReason.CONNECTION_FAILED
+    assert from_http(ValueError("bug")).reason is AttemptErrorReason.SCANNER_BUG

@@ -5,10 +5,25 @@ never a pass on what was never seen and never a reason read back from prose."""
 from __future__ import annotations
 
 from auditor.checks.base import CheckContext, finding
-from auditor.model import Attempt, ClauseId, Finding, Probe, Status, TlsEvidence
+from auditor.model import (
+    Attempt,
+    AttemptErrorReason,
+    ClauseId,
+    Finding,
+    HttpResponse,
+    Probe,
+    Status,
+    TlsEvidence,
+)
 
 # The suite enumeration of every protocol version.
 SUITES = tuple(p for p in Probe if p.value.startswith("suites_"))
+# Our own probes beside the graded evidence: their failure leaves a fact or one clause open, never the grade.
+BESIDE = (Probe.SIMULATIONS, Probe.POST_QUANTUM, Probe.DH_SIZES, Probe.OCSP, Probe.FACTS)
+# The probes of the protocols, suites, certificates and vulnerabilities (sslyze's and the suites').
+CORE = tuple(p for p in Probe if p not in BESIDE)
+# A port that answers nothing at all: nothing listens (refused), or a firewall drops the packets.
+_CLOSED = frozenset({AttemptErrorReason.CONNECTION_REFUSED, AttemptErrorReason.TIMEOUT})
 
 
 def missing(tls: TlsEvidence, *probes: Probe) -> dict[Probe, Attempt]:
@@ -36,3 +51,9 @@ def not_tested(
     that did not complete and why (`otherwise` when none was recorded)."""
     detail = why_not(ctx.evidence.tls, *probes) or otherwise
     return finding(clause, result_id, Status.ERROR, title, detail[:300], evidence)
+
+
+def port_closed(response: HttpResponse) -> bool:
+    """The request got no answer of any kind (refused or silent), so nothing is served on that port;
+    a reset, a TLS failure or a non-HTTP answer is an answer, and says something is there."""
+    return response.attempt is not None and response.attempt.reason in _CLOSED

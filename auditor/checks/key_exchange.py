@@ -139,13 +139,15 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
         ]
     connected = [(s, s.suite) for s in sims if s.suite is not None]
     if not connected:
+        # reference clients not tested (rather than unable to connect): the probe's typed attempt says why
+        untested = why_not(tls, Probe.SIMULATIONS) if any(s.attempt is not None for s in sims) else ""
         return [
             finding(
                 ClauseId.ECDHE_DEFAULT,
                 "ecdhe-no-client-connected",
                 Status.ERROR,
                 "No reference client could connect",
-                "; ".join(f"{s.client}: {s.error}" for s in sims[:5]),
+                untested[:300] or "; ".join(f"{s.client}: {s.error}" for s in sims[:5]),
             )
         ]
     facts = [

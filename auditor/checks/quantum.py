@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
-from auditor.model import ClauseId, Finding, PostQuantum, Status
+from auditor.checks.evidence import not_tested
+from auditor.model import ClauseId, Finding, PostQuantum, Probe, Status
 
 CLAUSE = ClauseId.QUANTUM_RESISTANCE
 
@@ -70,13 +71,14 @@ def check_quantum_resistance(ctx: CheckContext) -> list[Finding]:
     if not accepted:
         if not pq.groups or any(ok is None for ok in pq.groups.values()):
             return [
-                finding(
+                not_tested(
+                    ctx,
                     CLAUSE,
                     "pq-untested",
-                    Status.ERROR,
                     "Post-quantum key exchange could not be tested",
-                    pq.error or "no answer",
-                    _facts(pq, ctx),
+                    Probe.POST_QUANTUM,
+                    evidence=_facts(pq, ctx),
+                    otherwise=pq.error or "no answer",  # a report written before typed attempts
                 )
             ]
         return [

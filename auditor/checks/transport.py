@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
+from auditor.checks.evidence import port_closed
 from auditor.model import ClauseId, Finding, Status
 
 CLAUSE = ClauseId.TLS_ENFORCED
@@ -28,8 +29,8 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
         )
     elif plain is None:
         out.append(finding(CLAUSE, "plain-http-not-probed", Status.NOT_TESTED, "Plain HTTP was not probed"))
-    elif plain.error:
-        if plain.error in {"connection refused", "timed out"}:
+    elif plain.attempt is not None:
+        if port_closed(plain):
             out.append(
                 finding(
                     CLAUSE,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
-from auditor.checks.evidence import why_not
+from auditor.checks.evidence import CORE, why_not
 from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
 from auditor.model import LEGACY_PROTOCOLS, ClauseId, Finding, Probe, Status, TlsEvidence
 
@@ -161,7 +161,7 @@ def _verdict(tls: TlsEvidence) -> Finding:
             "vulns-partly-untested",
             Status.WARN,
             f"No flaw found, but {', '.join(untested)} not tested",
-            why_not(tls)[:300],
+            why_not(tls, *CORE)[:300],
             facts,
         )
     if weak_dh := _dh_below_2048(tls):

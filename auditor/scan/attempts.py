@@ -4,15 +4,19 @@ where an exception becomes an AttemptErrorReason, so that no check, grade or rep
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from traceback import TracebackException
 from typing import Protocol
 
+from nassl._nassl import OpenSSLError
+from nassl.ssl_client import ClientCertificateRequested
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
 
 from auditor.model import Attempt, AttemptErrorReason, AttemptStatus, Probe
 from auditor.scan.connections import Unanswered
+from auditor.scan.raw_hello import HandshakeRefused
 
 Reason = AttemptErrorReason
 
@@ -48,7 +52,16 @@ def _reason(exc_type: type[BaseException], message: str, ledger_stopped: str | N
         return _unanswered(message, ledger_stopped)
     if issubclass(exc_type, (ConnectionToServerTimedOut, TlsHandshakeTimedOut, socket.timeout)):
         return Reason.TIMEOUT
-    if issubclass(exc_type, (ConnectionToServerFailed, ConnectionError)):
+    if issubclass(exc_type, ConnectionRefusedError):
+        return Reason.CONNECTION_REFUSED
+    if issubclass(exc_type, ClientCertificateRequested):
+        return Reason.CLIENT_CERTIFICATE_NEEDED
+    if issubclass(exc_type, OpenSSLError):  # nassl's handshake failed: an alert, a cut
+        return Reason.CONNECTION_FAILED
+    if issubclass(exc_type, HandshakeRefused):  # our raw hellos: an alert or a close is a rejection
+        refused = message.startswith(("TLS alert", "the server closed"))
+        return Reason.CONNECTION_FAILED if refused else Reason.MALFORMED_ANSWER
+    if issubclass(exc_type, (ConnectionToServerFailed, OSError)):  # reset, unreachable network
         return Reason.CONNECTION_FAILED
     return Reason.SCANNER_BUG
 
@@ -83,3 +96,45 @@ def probe_of(command: ScanCommand) -> Probe:
     if command.value.endswith("_cipher_suites"):
         return Probe("suites_" + command.value.removesuffix("_cipher_suites"))
     return Probe.GROUPS if command is ScanCommand.ELLIPTIC_CURVES else Probe(command.value)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Is `kind` somewhere in the chain of `exc` (httpx wraps httpcore, which wraps the OSError)?"""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def from_http(exc: BaseException) -> Attempt:
+    """The failed attempt of one HTTP request (httpx): a closed port (refused) and a silent one (timed
+    out) are told apart from a reset and from an answer that is not HTTP."""
+    import httpx  # lazy: whoever calls this has it loaded; the TLS scan alone does not need it
+
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if not isinstance(exc, httpx.HTTPError):  # an OSError httpx did not wrap, a parser bug, MemoryError
+        return from_exception(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return Attempt.failed(Reason.TIMEOUT, detail)
+    if _caused_by(exc, ConnectionRefusedError) or "refused" in detail.lower():
+        return Attempt.failed(Reason.CONNECTION_REFUSED, detail)
+    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError | httpx.TooManyRedirects):
+        return Attempt.failed(Reason.MALFORMED_ANSWER, detail)
+    return Attempt.failed(Reason.CONNECTION_FAILED, detail)  # reset, TLS failure, network error
+
+
+def summary(attempts: Iterable[tuple[str, Attempt | None]]) -> Attempt | None:
+    """One attempt for a probe made of several requests (each client, each responder): None when every
+    one completed; else the first failure's reason, naming each that failed ("Chrome: timeout; ...")."""
+    failed = [(name, a) for name, a in attempts if a is not None and a.status is not AttemptStatus.COMPLETED]
+    if not failed:
+        return None
+    first = failed[0][1]
+    detail = "; ".join(f"{name}: {a.why()}" for name, a in failed)
+    if first.reason is None:
+        return Attempt(status=first.status, detail=detail[:300])
+    return Attempt.failed(first.reason, detail)

@@ -18,7 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from auditor.model import CipherSuite, ProtocolSupport
+from auditor.model import Attempt, AttemptErrorReason, CipherSuite, ProtocolSupport
 from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
@@ -121,3 +121,18 @@ def complete_protocols(
     for p in protocols:
         if any(needs_measuring(s) for s in p.suites):
             p.suites = [complete(s, p.version, where, counter) for s in p.suites]
+
+
+def attempt_of(protocols: list[ProtocolSupport]) -> Attempt | None:
+    """The DH sizes' attempt (Probe.DH_SIZES): None when every refused group was measured; else which
+    were not (their size is then known only to be below CLIENT_DH_FLOOR: ephemeral_bits_max)."""
+    unread = [
+        f"{p.version} {s.name}"
+        for p in protocols
+        for s in p.suites
+        if s.ephemeral_bits_max is not None and not s.ephemeral_bits
+    ]
+    if not unread:
+        return None
+    why = f"DH group size not read (below {CLIENT_DH_FLOOR} bits): {', '.join(unread)}"
+    return Attempt.failed(AttemptErrorReason.NO_ANSWER, why)

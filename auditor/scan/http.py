@@ -20,6 +20,7 @@ import httpcore
 import httpx
 
 from auditor.model import Cookie, HttpEvidence, HttpResponse
+from auditor.scan.attempts import from_http
 from auditor.scan.content_coding import decode_body
 from auditor.scan.cookie_date import parse_cookie_date
 from auditor.scan.mixed_content import PageReferences, insecure_references
@@ -124,16 +125,17 @@ def _fetch(
                 insecure_form_actions=found.form_actions if found else [],
                 partial_analysis=partial,
             )
-    except httpx.TimeoutException:
-        return HttpResponse(url=_display_url(url, host_header), error="timed out")
-    except httpx.ConnectError as exc:
-        return HttpResponse(url=_display_url(url, host_header), error=_reason(exc))
+    except httpx.TimeoutException as exc:
+        return _failed(url, host_header, "timed out", exc)
     except httpx.HTTPError as exc:
-        return HttpResponse(url=_display_url(url, host_header), error=_reason(exc))
+        return _failed(url, host_header, _reason(exc), exc)
     except Exception as exc:  # noqa: BLE001  (anything else costs this response only)
-        return HttpResponse(
-            url=_display_url(url, host_header), error=f"the HTTP probe failed: {failure(exc)}"
-        )
+        return _failed(url, host_header, f"the HTTP probe failed: {failure(exc)}", exc)
+
+
+def _failed(url: str, host_header: str, error: str, exc: BaseException) -> HttpResponse:
+    """No response: why in words (`error`, what the reports show) and typed (`attempt`, what is judged)."""
+    return HttpResponse(url=_display_url(url, host_header), error=error, attempt=from_http(exc))
 
 
 def _analyse_body(
@@ -155,7 +157,8 @@ def failure(exc: BaseException) -> str:
 
 def failed_probe(url: str, exc: BaseException) -> HttpEvidence:
     """The HTTP evidence when the whole probe failed: the HTTP clauses are then in error, naming why."""
-    return HttpEvidence(https=[HttpResponse(url=url, error=f"the HTTP probe failed: {failure(exc)}")])
+    why = f"the HTTP probe failed: {failure(exc)}"
+    return HttpEvidence(https=[HttpResponse(url=url, error=why, attempt=from_http(exc))])
 
 
 def _read_raw(response: httpx.Response, max_body: int, timeout: float) -> tuple[bytes, str | None]:

@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from auditor.clients import CLIENTS, ClientProfile
-from auditor.model import HandshakeSimulation, PostQuantum
+from auditor.model import Attempt, AttemptErrorReason, AttemptStatus, HandshakeSimulation, PostQuantum
+from auditor.scan.attempts import from_exception
 from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
 from auditor.scan.raw_hello import (
@@ -126,6 +127,10 @@ _SHARES: dict[int, Callable[[], bytes]] = {
 class _NoAnswer(Exception):
     """No answer that proves anything (deadline, cut, unparseable): the question stays open."""
 
+    def __init__(self, message: str, attempt: Attempt) -> None:
+        super().__init__(message)
+        self.attempt = attempt
+
 
 def _ask(where: Target, hello: Hello, counter: ConnectionCounter | None) -> ServerHello | None:
     """The server's ServerHello (or HelloRetryRequest) for `hello`; None when it refused (an alert,
@@ -137,20 +142,25 @@ def _ask(where: Target, hello: Hello, counter: ConnectionCounter | None) -> Serv
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO:
                     return parse_server_hello(body)
-                raise _NoAnswer(f"handshake message {kind} before the ServerHello")
+                why = f"handshake message {kind} before the ServerHello"
+                raise _NoAnswer(why, Attempt.failed(AttemptErrorReason.MALFORMED_ANSWER, why))
     except HandshakeRefused as exc:
         if str(exc).startswith(("TLS alert", "the server closed")):
             return None
-        raise _NoAnswer(str(exc)) from None
+        raise _NoAnswer(str(exc), from_exception(exc)) from None
     except ConnectionResetError:
         return None
     except TimeoutError:
-        raise _NoAnswer(f"no answer within {where.timeout:g} s") from None
+        why = f"no answer within {where.timeout:g} s"
+        raise _NoAnswer(why, Attempt.failed(AttemptErrorReason.TIMEOUT, why)) from None
     except Unanswered as exc:
-        raise _NoAnswer(f"not tested: {exc}") from None
+        raise _NoAnswer(
+            f"not tested: {exc}", from_exception(exc, counter.stopped if counter else None)
+        ) from None
     except OSError as exc:
-        raise _NoAnswer(f"{type(exc).__name__}: {exc}") from None
-    raise _NoAnswer("the server closed the connection")
+        raise _NoAnswer(f"{type(exc).__name__}: {exc}", from_exception(exc)) from None
+    why = "the server closed the connection"
+    raise _NoAnswer(why, Attempt.failed(AttemptErrorReason.NO_ANSWER, why))
 
 
 def _ask_twice(
@@ -176,7 +186,9 @@ def _tls13_hello(
     )
 
 
-def _accepted(where: Target, counter: ConnectionCounter | None, errors: list[str]) -> dict[str, bool | None]:
+def _accepted(
+    where: Target, counter: ConnectionCounter | None, errors: list[str], failed: list[Attempt]
+) -> dict[str, bool | None]:
     """Which hybrids the server accepts, as the suites are enumerated: every untested one offered in
     one hello without a key share; the server's HelloRetryRequest names the one it takes, which is
     removed before the next offer; a refusal answers for all the rest. One connection for a server
@@ -190,6 +202,7 @@ def _accepted(where: Target, counter: ConnectionCounter | None, errors: list[str
         except _NoAnswer as exc:
             found.update(dict.fromkeys(offer))
             errors.append(f"{', '.join(HYBRIDS[code] for code in offer)}: {exc}")
+            failed.append(exc.attempt)
             break
         if answer is None or answer.version != TLS13 or answer.group not in offer:
             found.update(dict.fromkeys(offer, False))
@@ -214,9 +227,19 @@ def probe_post_quantum(
     for its real ClientHello (None: not measured). 1 connection for a server without hybrids, 6 for
     one with X25519MLKEM768 only (two per question at most when the first proves nothing), counted as
     "post_quantum"."""
+    result, choices, _ = measure(where, counter, clients)
+    return result, choices
+
+
+def measure(
+    where: Target, counter: ConnectionCounter | None = None, clients: Sequence[ClientProfile] = CLIENTS
+) -> tuple[PostQuantum, dict[str, str | None], Attempt | None]:
+    """`probe_post_quantum`, and its attempt (Probe.POST_QUANTUM): None when every question it asked
+    got an answer; else the first unanswered one's reason, the `error` text as detail."""
     result = PostQuantum()
     errors: list[str] = []
-    result.groups = _accepted(where, counter, errors)
+    failed: list[Attempt] = []
+    result.groups = _accepted(where, counter, errors, failed)
     choices: dict[str, str | None] = {}
     accepted = [code for code, name in HYBRIDS.items() if result.groups.get(name)]
     if accepted:
@@ -229,11 +252,13 @@ def probe_post_quantum(
                 errors.append(f"{HYBRIDS[first]} beside X25519 (both key shares): the handshake was refused")
         except _NoAnswer as exc:
             errors.append(f"{HYBRIDS[first]} beside X25519: {exc}")
+            failed.append(exc.attempt)
         try:
             retry = _ask_twice(where, lambda: _tls13_hello(where, [first, X25519], [X25519]), counter)
             result.retry_for_hybrid = retry is not None and retry.retry and retry.group in HYBRIDS
         except _NoAnswer as exc:
             errors.append(f"{HYBRIDS[first]} beside an X25519 key share only: {exc}")
+            failed.append(exc.attempt)
     measured: dict[tuple[int, ...], str | None] = {}
     for profile in clients:
         if not profile.hybrid_key_shares:
@@ -251,9 +276,11 @@ def probe_post_quantum(
             except _NoAnswer as exc:
                 measured[key] = None
                 errors.append(f"{profile.name}'s ClientHello: {exc}")
+                failed.append(exc.attempt)
         choices[profile.name] = measured[key]
     result.error = "; ".join(errors) or None
-    return result, choices
+    reason = failed[0].reason if failed else None
+    return result, choices, Attempt.failed(reason, result.error or "") if reason else None
 
 
 def without_tls13() -> PostQuantum:
@@ -288,15 +315,16 @@ def annotate(
 
 def probe_if_tls13(
     where: Target, counter: ConnectionCounter | None, tls13: bool | None
-) -> tuple[PostQuantum, dict[str, str | None]]:
+) -> tuple[PostQuantum, dict[str, str | None], Attempt | None]:
     """`probe_post_quantum` for a server that speaks TLS 1.3 (`tls13` True); without TLS 1.3 no
     hybrid can be accepted; None (TLS 1.3 untested) leaves the question open. Never raises: a
-    failure is recorded in PostQuantum.error, and the rest of the scan goes on."""
+    failure is recorded in PostQuantum.error and typed in the attempt, and the rest of the scan goes on."""
     if tls13 is False:
-        return without_tls13(), {}
+        return without_tls13(), {}, None
     if tls13 is None:
-        return PostQuantum(error="TLS 1.3 could not be tested"), {}
+        why = "TLS 1.3 could not be tested"
+        return PostQuantum(error=why), {}, Attempt(status=AttemptStatus.NOT_SCHEDULED, detail=why)
     try:
-        return probe_post_quantum(where, counter)
+        return measure(where, counter)
     except Exception as exc:  # noqa: BLE001  (a probe bug or an unforeseen answer must not cost the other phases)
-        return PostQuantum(error=f"{type(exc).__name__}: {exc}"[:300]), {}
+        return PostQuantum(error=f"{type(exc).__name__}: {exc}"[:300]), {}, from_exception(exc)

@@ -35,7 +35,8 @@ from nassl.ssl_client import (
     SslClient,
 )
 
-from auditor.model import ProtocolFacts, Sct, TlsEvidence
+from auditor.model import Attempt, ProtocolFacts, Sct, TlsEvidence
+from auditor.scan.attempts import from_exception
 from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
 from auditor.scan.raw_hello import (
@@ -308,16 +309,30 @@ def probe(
 ) -> tuple[ProtocolFacts, TlsExtensionScts]:
     """The facts, and the SCTs of the TLS extension; what could not be measured says why (notes).
     Never raises: these are facts beside the audit, not a reason to lose it."""
+    facts, scts, _ = measure(where, highest, counter)
+    return facts, scts
+
+
+def measure(
+    where: Target, highest: str | None, counter: ConnectionCounter | None
+) -> tuple[ProtocolFacts, TlsExtensionScts, Attempt | None]:
+    """`probe`, and its attempt (Probe.FACTS): None when every connection got an answer (a refused
+    TLS 1.2 is an answer); else the first failure, typed, the notes as detail."""
+    failed: list[Attempt] = []
     try:
-        return _probe(where, highest, counter)
+        facts, scts = _probe(where, highest, counter, failed)
     except Exception as exc:  # noqa: BLE001  (a bug here must not cost the scan)
         why = f"not measured: {type(exc).__name__}: {exc}"[:200]
-        return ProtocolFacts(notes=[why]), TlsExtensionScts(None, None, why)
+        return ProtocolFacts(notes=[why]), TlsExtensionScts(None, None, why), from_exception(exc)
+    if not failed or failed[0].reason is None:
+        return facts, scts, None
+    return facts, scts, Attempt.failed(failed[0].reason, "; ".join(facts.notes))
 
 
 def _probe(
-    where: Target, highest: str | None, counter: ConnectionCounter | None
+    where: Target, highest: str | None, counter: ConnectionCounter | None, failed: list[Attempt]
 ) -> tuple[ProtocolFacts, TlsExtensionScts]:
+    stopped = counter.stopped if counter else None
     facts = ProtocolFacts()
     scts = TlsExtensionScts(None, None, "not measured")
     try:
@@ -329,6 +344,7 @@ def _probe(
         scts = TlsExtensionScts(None, None, note)
     except (OSError, Unanswered) as exc:
         facts.notes.append(f"TLS 1.2 hello: no answer ({type(exc).__name__})")
+        failed.append(from_exception(exc, stopped))
         scts = TlsExtensionScts(None, None, "the TLS 1.2 hello got no answer: not measured")
     else:
         if reading.version == TLS12:
@@ -349,10 +365,12 @@ def _probe(
         facts.resumption, facts.resumed_with, facts.early_data = measure_resumption(
             where, highest == "TLS 1.3", counter
         )
-    except ClientCertificateRequested:
+    except ClientCertificateRequested as exc:
         facts.notes.append("resumption not measured: the server asks for a client certificate")
+        failed.append(from_exception(exc))
     except (OSError, OpenSSLError, Unanswered, HandshakeRefused) as exc:
         facts.notes.append(f"resumption not measured: {type(exc).__name__}: {exc}"[:200])
+        failed.append(from_exception(exc, stopped))
     return facts, scts
 
 

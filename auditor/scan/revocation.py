@@ -33,7 +33,10 @@ from nassl import _nassl
 from sslyze.plugins.certificate_info.trust_stores.trust_store import TrustStore
 from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
 
-from auditor.model import CertificateDeployment, RevocationStatus
+from auditor.model import Attempt, AttemptErrorReason, CertificateDeployment, RevocationStatus
+from auditor.scan.attempts import from_http, summary
+
+Reason = AttemptErrorReason
 
 _nassl_verify = nassl.ocsp_response.verify_ocsp_response
 
@@ -235,8 +238,14 @@ def query_responder(
 
     deadline = deadline if deadline is not None else time.monotonic() + timeout
 
-    def error(reason: str) -> RevocationStatus:
-        return RevocationStatus(source="responder", status="error", reason=reason, responder=url)
+    def error(reason: str, attempt: Attempt | None = None) -> RevocationStatus:
+        return RevocationStatus(
+            source="responder", status="error", reason=reason, responder=url, attempt=attempt
+        )
+
+    def unanswered(kind: Reason, reason: str) -> RevocationStatus:
+        """No usable answer at all: the question stays open (typed for the reader, not judged)."""
+        return error(reason, Attempt.failed(kind, reason))
 
     if not url.lower().startswith(("http://", "https://")):
         return error("the OCSP URL is not http(s)")
@@ -259,17 +268,20 @@ def query_responder(
             ) as reply,
         ):
             if reply.status_code != 200:
-                return error(f"HTTP {reply.status_code} from the responder")
+                return unanswered(Reason.MALFORMED_ANSWER, f"HTTP {reply.status_code} from the responder")
             for chunk in reply.iter_bytes():
                 body += chunk
                 if len(body) > MAX_RESPONSE_BYTES:
-                    return error(f"response larger than {MAX_RESPONSE_BYTES // 1024} KiB")
+                    return unanswered(
+                        Reason.MALFORMED_ANSWER, f"response larger than {MAX_RESPONSE_BYTES // 1024} KiB"
+                    )
                 if time.monotonic() > deadline:
-                    return error(f"no complete answer within {timeout:g} s")
-    except httpx.TimeoutException:
-        return error(f"no answer within {timeout:g} s")
+                    return unanswered(Reason.TIMEOUT, f"no complete answer within {timeout:g} s")
     except (httpx.HTTPError, OSError, ValueError) as exc:
-        return error(f"unreachable ({type(exc).__name__}: {exc})"[:200])
+        attempt = from_http(exc)  # a ValueError is an unusable URL: not the responder's doing either
+        if isinstance(exc, httpx.TimeoutException):
+            return error(f"no answer within {timeout:g} s", attempt)
+        return error(f"unreachable ({type(exc).__name__}: {exc})"[:200], attempt)
     return judge_response(bytes(body), leaf, issuer, "responder", responder=url)
 
 
@@ -417,12 +429,14 @@ class RevocationLookup:
             finished = check.done.wait(max(0.0, deadline - time.monotonic()))
             results = list(check.results)
             if not finished:
+                why = f"no answer within {self.timeout:g} s"
                 results.append(
                     RevocationStatus(
                         source="responder",
                         status="error",
                         responder=check.url,
-                        reason=f"no answer within {self.timeout:g} s",
+                        reason=why,
+                        attempt=Attempt.failed(Reason.TIMEOUT, why),
                     )
                 )
             deployment.revocation = results
@@ -477,3 +491,9 @@ def served_from_result(cert_info: Any) -> Callable[[], list[Served]]:
         ]
 
     return served
+
+
+def attempt_of(deployments: Sequence[CertificateDeployment]) -> Attempt | None:
+    """The OCSP queries' attempt (Probe.OCSP): None when every responder asked gave an answer (or none
+    was asked); else the first failure's reason, naming each responder that gave none."""
+    return summary((r.responder or "responder", r.attempt) for d in deployments for r in d.revocation)

@@ -18,7 +18,8 @@ from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import _TLS_OPENSSL_TO_RFC_NAMES_MAPPING
 
 from auditor.clients import CLIENTS, ClientProfile
-from auditor.model import HandshakeSimulation, ProtocolSupport
+from auditor.model import Attempt, AttemptErrorReason, HandshakeSimulation, ProtocolSupport
+from auditor.scan.attempts import from_exception, summary
 from auditor.scan.connections import ConnectionCounter, DeadlineSocket, Unanswered
 from auditor.scan.enumerate import group_name
 from auditor.suites import TLS13_SUITES, describe
@@ -89,15 +90,20 @@ def simulate_client(
         key = client.get_ephemeral_key()
     except Unanswered as exc:
         return HandshakeSimulation(
-            client=profile.name, reference=profile.reference, error=f"not tested: {exc}"
+            client=profile.name,
+            reference=profile.reference,
+            error=f"not tested: {exc}",
+            attempt=from_exception(exc, counter.stopped if counter else None),
         )
     except Exception as exc:  # noqa: BLE001  (the failure is the result: this client cannot connect)
         sock_obj = client.get_underlying_socket()
         if isinstance(sock_obj, DeadlineSocket) and sock_obj.untrusted:
+            why = f"no complete answer within {timeout:g} s"
             return HandshakeSimulation(
                 client=profile.name,
                 reference=profile.reference,
-                error=f"not tested: no complete answer within {timeout:g} s",
+                error=f"not tested: {why}",
+                attempt=Attempt.failed(AttemptErrorReason.TIMEOUT, why),
             )
         message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
@@ -178,3 +184,9 @@ def simulate_all(
             lambda p: simulate_client(p, host, port, ip, timeout, protocols, counter), distinct
         )
         return for_each_client(dict(zip(map(hello_of, distinct), results, strict=True)), CLIENTS)
+
+
+def attempt_of(simulations: list[HandshakeSimulation]) -> Attempt | None:
+    """The simulations' attempt (Probe.SIMULATIONS): None when every client's handshake was tested;
+    a client that cannot connect was tested (that is its result)."""
+    return summary((s.client, s.attempt) for s in simulations)

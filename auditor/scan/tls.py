@@ -81,7 +81,9 @@ from auditor.scan.fallback import fallback_version, probe_fallback_scsv
 from auditor.scan.post_quantum import annotate as annotate_post_quantum
 from auditor.scan.post_quantum import probe_if_tls13
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
+from auditor.scan.revocation import attempt_of as ocsp_attempt
 from auditor.scan.sct import transparency
+from auditor.scan.simulate import attempt_of as simulations_attempt
 from auditor.scan.simulate import (
     distinct_hellos,
     for_each_client,
@@ -271,6 +273,7 @@ def scan_tls(
             evidence.attempts[probe_of(command)] = NOT_SCHEDULED
         where = dh_size.target(host, port, location.ip_address, timeout)
         dh_size.complete_protocols(evidence.protocols, where)
+        _record(evidence.attempts, Probe.DH_SIZES, dh_size.attempt_of(evidence.protocols))
         if any(c in commands for c in SUITE_COMMANDS.values()):
             evidence.vulnerabilities.fallback_scsv = probe_fallback_scsv(where, evidence.protocols)
             if evidence.vulnerabilities.fallback_scsv is None and fallback_version(evidence.protocols):
@@ -279,6 +282,7 @@ def scan_tls(
             lookup = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
             lookup.start(served_from_result(attempts.certificate_info.result))
             lookup.apply(evidence.certificates)
+            _record(evidence.attempts, Probe.OCSP, ocsp_attempt(evidence.certificates))
         if any(c in commands for c in SUITE_COMMANDS.values()):
             if on_phase:
                 on_phase("client simulation")
@@ -286,10 +290,14 @@ def scan_tls(
                 host, port, ip, timeout, evidence.protocols, connections_per_server
             )
             tls13 = evidence.protocol("TLS 1.3")
-            evidence.post_quantum, hybrid_choices = probe_if_tls13(
+            evidence.post_quantum, hybrid_choices, quantum_attempt = probe_if_tls13(
                 where, None, tls13.supported if tls13 else None
             )
             annotate_post_quantum(evidence.simulations, evidence.post_quantum, hybrid_choices)
+            _record(evidence.attempts, Probe.SIMULATIONS, simulations_attempt(evidence.simulations))
+            _record(evidence.attempts, Probe.POST_QUANTUM, quantum_attempt)
+        else:  # an exact command set without suites: nothing to simulate against
+            evidence.attempts[Probe.SIMULATIONS] = evidence.attempts[Probe.POST_QUANTUM] = NOT_SCHEDULED
         if on_phase:
             on_phase("TLS scan done")
         return evidence
@@ -531,7 +539,7 @@ def _fast_scan(
             probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
         )
         facts = spawn(  # ALPN, resumption, 0-RTT, TLS-extension SCTs: three connections of their own
-            protocol_facts.probe,
+            protocol_facts.measure,
             dh_size.target(host, location.port, location.ip_address, timeout),
             _VERSION_NAMES.get(probing.highest_tls_version_supported),
             counter,
@@ -576,8 +584,8 @@ def _fast_scan(
         simulated = for_each_client({hello: f.result() for hello, f in simulations.items()}, CLIENTS)
         name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
-        post_quantum, hybrid_choices = quantum.result()
-        protocol_facts_found, tls_extension_scts = facts.result()
+        post_quantum, hybrid_choices, quantum_attempt = quantum.result()
+        protocol_facts_found, tls_extension_scts, facts_attempt = facts.result()
     evidence = _to_evidence(attempts, set(SSLYZE_COMMANDS), host, counter.stopped)
     evidence.vulnerabilities.fallback_scsv = fallback_scsv
     if fallback_scsv is None and fallback_version(protocols):
@@ -589,6 +597,11 @@ def _fast_scan(
     evidence.simulations = simulated
     annotate_post_quantum(simulated, post_quantum, hybrid_choices)
     evidence.post_quantum = post_quantum
+    _record(failed, Probe.SIMULATIONS, simulations_attempt(simulated))
+    _record(failed, Probe.POST_QUANTUM, quantum_attempt)
+    _record(failed, Probe.FACTS, facts_attempt)
+    _record(failed, Probe.OCSP, ocsp_attempt(evidence.certificates))
+    _record(failed, Probe.DH_SIZES, dh_size.attempt_of(protocols))
     evidence.attempts.update(failed)
     if counter.stopped:  # the grade and the clauses that need what is missing say so (auditor.grading)
         recheck_silenced(enumerator, protocols, evidence.attempts)
@@ -598,6 +611,12 @@ def _fast_scan(
     if on_phase:
         on_phase("TLS scan done")
     return evidence
+
+
+def _record(attempts: dict[Probe, Attempt], probe: Probe, attempt: Attempt | None) -> None:
+    """Keep `probe`'s attempt when it did not complete (absent from `attempts`: it completed)."""
+    if attempt is not None:
+        attempts[probe] = attempt
 
 
 _VERSION_NAMES = {TlsVersionEnum.TLS_1_2: "TLS 1.2", TlsVersionEnum.TLS_1_3: "TLS 1.3"}
