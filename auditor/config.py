@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from auditor.config_errors import explain, target_label
 from auditor.cron import cron_problem
 from auditor.errors import ConfigError
+from auditor.model import LEGACY_PROTOCOLS, PROTOCOL_VERSIONS
 from auditor.targets import TargetError, parse_url
 
-PROTOCOLS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
+PROTOCOLS = PROTOCOL_VERSIONS  # the names a protocol list in the config may use
 TRUST_STORES = ("Mozilla", "Apple", "Android", "Java", "Windows")
 
 
@@ -42,7 +43,7 @@ class Policy(_Section):
     hsts_min_age: int = Field(31536000, ge=0, description="11.5-hsts: warn below this max-age")
     hsts_fail_below: int = Field(15768000, ge=0, description="11.5-hsts: fail below this max-age")
     required_protocols: list[str] = Field(["TLS 1.2", "TLS 1.3"])
-    forbidden_protocols: list[str] = Field(["SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1"])
+    forbidden_protocols: list[str] = Field(list(LEGACY_PROTOCOLS))
     validation_levels: list[Literal["DV", "OV", "EV"]] = Field(["OV", "EV"])
     signature_hashes: list[str] = Field(["sha256", "sha384", "sha512"])
     trust_stores: list[str] = Field(

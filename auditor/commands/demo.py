@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from auditor.checks.clauses import VALUES
 from auditor.config import Config, Target
 from auditor.locations import ensure_writable
 from auditor.model import ReportMeta
@@ -22,7 +23,7 @@ from auditor.reports.terminal import diagnostics_console, render, terminal_conso
 if TYPE_CHECKING:
     from auditor.commands import Subparsers
 
-MODERN_CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+MODERN_CIPHERS = VALUES["MODERN_CIPHERS"]  # the site kept to the policy serves what its fixes recommend
 LEGACY_CIPHERS = "AES128-SHA:ECDHE-RSA-AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0"
 
 
