@@ -50,6 +50,14 @@ KNOWN_CA_IDENTIFIERS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Properties a CA issuing TLS certificates knows (RFC 8659 §4.2-4.4, RFC 9495 issuemail, the BIMI
+# issuevmc, the CA/Browser Forum's contactemail and contactphone): any other with the critical flag
+# set forbids issuance.
+KNOWN_TAGS = frozenset(
+    {"issue", "issuewild", "iodef", "issuemail", "issuevmc", "contactemail", "contactphone"}
+)
+
+
 @dataclass(frozen=True)
 class CaaVerdict:
     """`permitted`: True/False, or None when it cannot be said (no record of the kind, or the
@@ -123,6 +131,14 @@ def judge_certificate(
     caa: CaaFacts, host: str, issuer: str, names: Sequence[str], extra: Mapping[str, Sequence[str]]
 ) -> CaaVerdict:
     """Is the issuer of a certificate for `host` (subjectAltNames `names`) permitted by `caa`?"""
+    critical = [r for r in caa.records if r.flags & 0x80 and r.tag.lower() not in KNOWN_TAGS]
+    if critical:  # RFC 8659 §4.5: a CA must not issue when it does not understand a critical property
+        r = critical[0]
+        return CaaVerdict(
+            False,
+            f'CAA record "{r.flags} {r.tag} {r.value}" is critical and its property is unknown: '
+            "no CA may issue for this name (RFC 8659 §4.5)",
+        )
     organization, common_name = issuer_names(issuer)
     label = organization or common_name or issuer
     identifiers = issuer_identifiers(organization, common_name, extra)

@@ -34,6 +34,11 @@ def merge_endpoints(results: Audited) -> TargetResult:
     clauses = list(dict.fromkeys(f.clause for _, r in audited for f in r.findings))
     differing = {c for c in clauses if len({_signature(r.findings, c) for _, r in audited}) > 1}
 
+    letters = [r.grade.letter for _, r in audited if r.grade is not None]
+    lowest = worst_letter(letters)
+    graded = next(((a, r) for a, r in audited if r.grade is not None and r.grade.letter == lowest), None)
+    base_address, base = graded or (audited[0] if audited else results[0])
+
     merged: list[Finding] = []
     for clause in clauses:
         worst_address, worst = min(audited, key=lambda ar: _rank(statuses[ar[0]].get(clause)))
@@ -44,28 +49,29 @@ def merge_endpoints(results: Audited) -> TargetResult:
         per_endpoint = "per endpoint: " + ", ".join(
             f"{a} {(statuses[a].get(clause) or Status.NOT_TESTED).value}" for a, _ in audited
         )
-        # every distinct way the clause fares at its worst (TLS 1.0 here, RC4 there), each naming its endpoints
+        # every distinct way the clause fares at its worst (TLS 1.0 here, RC4 there), each naming its
+        # endpoints; the endpoint that gives the target its letter speaks for its group
         groups: dict[tuple[tuple[str, str], ...], list[tuple[str, TargetResult]]] = {}
         for address, result in audited:
             if statuses[address].get(clause) == status:
                 groups.setdefault(_signature(result.findings, clause), []).append((address, result))
+        seen: set[tuple[str, str]] = set()
         for group in groups.values():
-            named = ", ".join(a for a, _ in group)
-            merged += [
-                f.model_copy(
-                    update={
-                        "title": f"{f.title} on {len(group)} of {len(results)} endpoints: {named}",
-                        "evidence": [*f.evidence, per_endpoint],
-                    }
-                )
-                for f in group[0][1].findings
-                if f.clause == clause
-            ]
+            speaker = next((r for a, r in group if a == base_address), group[0][1])
+            for f in speaker.findings:
+                key = _key(f)
+                if f.clause != clause or key in seen:
+                    continue
+                seen.add(key)
+                # a finding every endpoint shares (a fact of the name, such as its CAA records) names none
+                holding = [
+                    a for a, r in audited if any(_key(g) == key for g in r.findings if g.clause == clause)
+                ]
+                title = f.title
+                if len(holding) < len(results):
+                    title = f"{f.title} on {len(holding)} of {len(results)} endpoints: {', '.join(holding)}"
+                merged.append(f.model_copy(update={"title": title, "evidence": [*f.evidence, per_endpoint]}))
 
-    letters = [r.grade.letter for _, r in audited if r.grade is not None]
-    lowest = worst_letter(letters)
-    graded = next((r for _, r in audited if r.grade is not None and r.grade.letter == lowest), None)
-    base = graded or (audited[0][1] if audited else results[0][1])
     failed = [(a, r) for a, r in results if r.error is not None]
     error = "; ".join(f"{a}: {r.error}" for a, r in failed) or None
     if failed and audited:
@@ -90,6 +96,11 @@ def _signature(findings: Sequence[Finding], clause: ClauseId) -> tuple[tuple[str
     """How a clause fares on one endpoint, for telling whether endpoints agree: outcome ids (titles
     of older findings), not wording or evidence."""
     return tuple(sorted((f.status.value, f.result_id or f.title) for f in findings if f.clause == clause))
+
+
+def _key(f: Finding) -> tuple[str, str]:
+    """One outcome of a clause: its status and result id (the title of an older finding)."""
+    return f.status.value, f.result_id or f.title
 
 
 def _endpoint(address: str, result: TargetResult, differing: set[ClauseId]) -> EndpointResult:
