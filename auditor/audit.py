@@ -46,11 +46,12 @@ JUDGING = ("auditor.checks", "auditor.grading", "auditor.mozilla_profile", "audi
 
 _warming = threading.Lock()
 _warmed: set[str] = set()
+_warmers: list[threading.Thread] = []
 
 
 def warm_up(modules: Sequence[str] = JUDGING) -> None:
     """Import `modules` in a daemon thread, once per process (a failure is left for the real import
-    to report)."""
+    to report). Whoever imports them afterwards calls warmed() first."""
     with _warming:
         modules = [m for m in modules if m not in _warmed]
         _warmed.update(modules)
@@ -64,7 +65,20 @@ def warm_up(modules: Sequence[str] = JUDGING) -> None:
             except Exception:  # noqa: BLE001, S112  (the import where the module is used raises it again)
                 continue
 
-    threading.Thread(target=run, name="warm-up", daemon=True).start()
+    thread = threading.Thread(target=run, name="warm-up", daemon=True)
+    with _warming:
+        _warmers.append(thread)
+    thread.start()
+
+
+def warmed() -> None:
+    """Wait for the warm-up imports. Two threads importing the same package at once can deadlock
+    Python's per-module import locks, which then hand one of them a partially initialized module
+    (`cannot import name ... from partially initialized module auditor.checks.clauses`)."""
+    with _warming:
+        threads = list(_warmers)
+    for thread in threads:
+        thread.join()
 
 
 def _ref(target: Target) -> TargetRef:
@@ -121,6 +135,7 @@ def run_with_deadline(
 
 def _result(ref: TargetRef, started: datetime, monotonic: float, **kwargs: Any) -> TargetResult:
     """A result of this auditor and its check rules, timed from `monotonic`."""
+    warmed()
     from auditor.checks.clauses import RULES_VERSION  # lazy: judging loads during the scan (warm_up)
 
     return TargetResult(
@@ -280,6 +295,7 @@ def _audit_endpoint(
     except Exception as exc:  # noqa: BLE001  (a scanner bug or an unforeseen server answer: this target only)
         return done(compliant=False, error=f"scan failed: {type(exc).__name__}: {exc}"[:300])
     phase("checks")
+    warmed()
     # lazy: loaded while the scan waited on the network (warm_up)
     from auditor.checks import CheckContext, run_checks
     from auditor.grading import grade

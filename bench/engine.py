@@ -81,8 +81,8 @@ class DelayProxy:
         await asyncio.gather(self._pipe(reader, up_writer, self.connect_delay), self._pipe(up_reader, writer))
 
 
-def _run(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall time, peak RSS (KiB) and stdout of one command."""
+def _run(cmd: list[str], cwd: Path = ROOT) -> tuple[float, int, str]:
+    """Wall time, peak RSS (KiB) and stdout of one command (`python -m auditor` runs the tree in `cwd`)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
@@ -90,7 +90,7 @@ def _run(cmd: list[str]) -> tuple[float, int, str]:
             stdout=out,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         _, _, usage = os.wait4(proc.pid, 0)
@@ -138,6 +138,13 @@ def main() -> int:
     parser.add_argument("--no-testssl", action="store_true")
     parser.add_argument(
         "--tools", nargs="+", metavar="PREFIX", help="run only the tools whose name starts with one of these"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run the fast audit from this copy of the tree (e.g. `git archive` of the commit before), "
+        "run by run alternately with this tree's",
     )
     args = parser.parse_args()
     py = sys.executable
@@ -195,28 +202,43 @@ def main() -> int:
                         )
                     if args.tools:
                         tools = {n: t for n, t in tools.items() if n.startswith(tuple(args.tools))}
-                    for name, (cmd, runs) in tools.items():
-                        times, rss, conns, own = [], [], [], []
-                        for _ in range(runs):
+                    cwds = dict.fromkeys(tools, ROOT)
+                    if args.baseline is not None and "auditor audit (fast)" in tools:
+                        baseline = f"auditor audit (fast, {args.baseline.name})"
+                        tools[baseline], cwds[baseline] = (
+                            tools["auditor audit (fast)"],
+                            args.baseline.resolve(),
+                        )
+                    measured: dict[str, tuple[list[float], list[int], list[int], list[str]]] = {
+                        name: ([], [], [], []) for name in tools
+                    }
+                    # run by run, tool after tool: a change in the machine's load hits every tool alike
+                    for run in range(max((runs for _, runs in tools.values()), default=0)):
+                        for name, (cmd, runs) in tools.items():
+                            if run >= runs:
+                                continue
+                            walls, peaks, counts, owns = measured[name]
                             before = https.connections + http.connections
-                            wall, peak, stdout = _run(cmd)
-                            times.append(wall)
-                            rss.append(peak)
-                            conns.append(https.connections + http.connections - before)
-                            own.append(_engine_connections(stdout) if name.startswith("auditor") else "-")
+                            wall, peak, stdout = _run(cmd, cwds[name])
+                            walls.append(wall)
+                            peaks.append(peak)
+                            counts.append(https.connections + http.connections - before)
+                            owns.append(_engine_connections(stdout) if name.startswith("auditor") else "-")
+                    for name, (_, runs) in tools.items():
+                        walls, peaks, counts, owns = measured[name]
                         rows.append(
                             (
                                 kind,
                                 rtt,
                                 name,
-                                statistics.median(times),
-                                statistics.median(conns),
-                                own[len(own) // 2],
-                                max(rss) / 1024,
+                                statistics.median(walls),
+                                statistics.median(counts),
+                                owns[len(owns) // 2],
+                                max(peaks) / 1024,
                                 runs,
                             )
                         )
-                        print(f"{kind} {rtt} ms {name}: {statistics.median(times):.2f} s", file=sys.stderr)
+                        print(f"{kind} {rtt} ms {name}: {statistics.median(walls):.2f} s", file=sys.stderr)
     print(
         "| target | RTT | tool | runs | median wall time | connections (proxy) | TLS connections "
         "(auditor's own count) | peak RSS | time vs fast |"

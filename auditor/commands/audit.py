@@ -21,7 +21,6 @@ from auditor.config_errors import describe
 from auditor.errors import EXIT_OK, EXIT_POLICY, ConfigError
 from auditor.locations import ensure_writable
 from auditor.model import AuditReport, ReportMeta, TargetResult
-from auditor.mozilla_profile import gate
 from auditor.reports.email import password_for
 from auditor.reports.formats import HELP as FORMAT_HELP
 from auditor.reports.formats import ReportFile
@@ -330,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
     app.announce(outcome, app.stderr_line, quiet=args.quiet)
     code = outcome.exit_code()
     if getattr(args, "mozilla_profile", None):
+        from auditor.mozilla_profile import gate  # lazy: loaded during the scan (auditor.audit.warm_up)
+
         for line in (deviating := gate(outcome.report.targets, args.mozilla_profile)):
             app.stderr_line(f"auditor: --mozilla-profile: {line}")
         if deviating and code == EXIT_OK:
