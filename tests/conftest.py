@@ -61,14 +61,14 @@ def clause_statuses(target: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def audit_local_targets(targets: dict[str, tuple[str, Path]], directory: Path) -> CliRun:
+def audit_local_targets(targets: dict[str, tuple[str, Path]], directory: Path, scan: str = "") -> CliRun:
     """One real `auditor audit` run over named local targets {name: (url, CA bundle)}, connecting
-    to 127.0.0.1; the JSON report on stdout (read it with `.report`)."""
+    to 127.0.0.1; the JSON report on stdout (read it with `.report`). `scan`: more `[scan]` lines."""
     entries = "".join(
         f'[[targets]]\nname = "{name}"\nurl = "{url}"\nip = "127.0.0.1"\n'
         f'ca_bundle = "{bundle}"\nhttp_port = 9\n'
         for name, (url, bundle) in targets.items()
     )
     config = directory / "config.toml"
-    config.write_text(f"[scan]\nconcurrency = 4\n[output]\nwrite_json = false\n{entries}")
+    config.write_text(f"[scan]\nconcurrency = 4\n{scan}[output]\nwrite_json = false\n{entries}")
     return run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
