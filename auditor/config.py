@@ -63,6 +63,11 @@ class Policy(_Section):
         description="11.3-quantum-resistance: fail (not warn) when no hybrid "
         "post-quantum group (X25519MLKEM768...) is accepted",
     )
+    require_ocsp_stapling: bool = Field(
+        False,
+        description="11.2-cert-trusted: warn when the server does not staple an OCSP response "
+        "(stapling is otherwise shown as a fact, not judged)",
+    )
 
     @field_validator("required_protocols", "forbidden_protocols")
     @classmethod

@@ -481,3 +481,23 @@ def test_dh_1024_is_a_warning_and_weak_curves_fail() -> None:
     t.groups = ["X25519", "secp192r1"]
     f = findings(b.evidence(t), "11.4-vulnerabilities")[0]
     assert f.status is Status.FAIL and "Weak elliptic curves" in f.title
+
+
+def test_ocsp_stapling_is_judged_only_when_the_policy_asks() -> None:
+    """Stapling is a fact shown beside the grade; [policy] require_ocsp_stapling turns its absence into
+    a warning under 11.2-cert-trusted (with the fix), and a stapling server stays clean."""
+    from auditor.model import ProtocolFacts
+
+    ev = b.evidence()
+    ev.tls.facts = ProtocolFacts(ocsp_stapling=False)
+    assert not [f for f in findings(ev, "11.2-cert-trusted") if f.result_id == "ocsp-not-stapled"]
+    asked = Policy(require_ocsp_stapling=True)
+    (warned,) = [
+        f for f in findings(ev, "11.2-cert-trusted", policy=asked) if f.result_id == "ocsp-not-stapled"
+    ]
+    assert warned.status is Status.WARN and "ssl_stapling on;" in (warned.remediation or "")
+    assert statuses(ev, policy=asked)["11.2-cert-trusted"] is Status.WARN
+    ev.tls.facts = ProtocolFacts(ocsp_stapling=True)
+    assert statuses(ev, policy=asked)["11.2-cert-trusted"] is Status.PASS
+    ev.tls.facts = ProtocolFacts(ocsp_stapling=None)  # not measured: no verdict from a missing fact
+    assert statuses(ev, policy=asked)["11.2-cert-trusted"] is Status.PASS

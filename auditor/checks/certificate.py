@@ -37,6 +37,7 @@ REVOKED_FIX = remediation(ClauseId.CERT_TRUSTED, "revoked")
 RENEW_FIX = remediation(ClauseId.CERT_RENEWAL, "renew")
 CT_FIX = remediation(ClauseId.CERT_TRUSTED, "ct")
 CAA_FIX = remediation(ClauseId.CERT_TRUSTED, "caa")
+STAPLING_FIX = remediation(ClauseId.CERT_TRUSTED, "stapling")
 CAA_MISSING_FIX = remediation(ClauseId.CERT_TRUSTED, "caa-missing")
 # The stores whose trust makes a certificate publicly trusted, so subject to browsers' CT policies.
 PUBLIC_STORES = ("Mozilla", "Apple", "Android", "Java", "Windows")
@@ -120,7 +121,27 @@ def revocation_line(r: RevocationStatus) -> str:
 def check_trusted(ctx: CheckContext) -> list[Finding]:
     """Trust of every served certificate, then Certificate Transparency where the CT policy applies,
     then what the name's CAA records say of the certificates' issuers."""
-    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted) + _each_ct(ctx) + _each_caa(ctx)
+    return _each(ClauseId.CERT_TRUSTED, ctx, _trusted) + _each_ct(ctx) + _each_caa(ctx) + _stapling(ctx)
+
+
+def _stapling(ctx: CheckContext) -> list[Finding]:
+    """With [policy] require_ocsp_stapling: a warning when the server staples no OCSP response (a fact
+    the scan measures, auditor.scan.protocol_facts; not judged otherwise)."""
+    facts = ctx.evidence.tls.facts
+    if not ctx.policy.require_ocsp_stapling or facts is None or facts.ocsp_stapling is not False:
+        return []
+    return [
+        finding(
+            ClauseId.CERT_TRUSTED,
+            "ocsp-not-stapled",
+            Status.WARN,
+            "No OCSP response is stapled",
+            "[policy] require_ocsp_stapling is set, and the server sent no OCSP response with its "
+            "certificate when asked (status_request): each client must ask the CA itself.",
+            ["OCSP stapling: no"],
+            STAPLING_FIX,
+        )
+    ]
 
 
 def _caa_verdict(ctx: CheckContext, dep: CertificateDeployment) -> CaaVerdict | None:
