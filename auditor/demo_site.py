@@ -21,6 +21,7 @@ from typing import ClassVar, Self
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 POLICY_OIDS = {"dv": "2.23.140.1.2.1", "ov": "2.23.140.1.2.2", "ev": "2.23.140.1.1"}
@@ -40,7 +41,7 @@ class Issued:
     cert: x509.Certificate
 
 
-def pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+def pem_key(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -57,6 +58,59 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+def root_builder(
+    key: CertificateIssuerPrivateKeyTypes, subject: x509.Name, now: datetime
+) -> x509.CertificateBuilder:
+    """A self-signed root CA, valid ten years from yesterday (unsigned: the caller picks the hash)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+
+
+def intermediate_builder(
+    root_key: CertificateIssuerPrivateKeyTypes,
+    root_subject: x509.Name,
+    key: CertificateIssuerPrivateKeyTypes,
+    subject: x509.Name,
+    now: datetime,
+) -> x509.CertificateBuilder:
+    """An intermediate CA for server certificates under the root, with anyPolicy so leaves carrying
+    the CA/B policy OIDs validate under policy checking too (unsigned: the caller picks the hash)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(root_subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1825))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY), None)]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False
+        )
+    )
+
+
 class DemoPKI:
     """A root CA (P-384) and an intermediate CA (P-256, anyPolicy) in `directory`, issuing RSA leaves.
 
@@ -69,49 +123,15 @@ class DemoPKI:
         now = datetime.now(UTC)
         self.root_key = ec.generate_private_key(ec.SECP384R1())
         root_subject = _name("Auditor Test Root CA", "Auditor Test")
-        self.root = (
-            x509.CertificateBuilder()
-            .subject_name(root_subject)
-            .issuer_name(root_subject)
-            .public_key(self.root_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False
-            )
-            .sign(self.root_key, hashes.SHA384())
-        )
+        self.root = root_builder(self.root_key, root_subject, now).sign(self.root_key, hashes.SHA384())
         self.intermediate_key = ec.generate_private_key(ec.SECP256R1())
-        self.intermediate = (
-            x509.CertificateBuilder()
-            .subject_name(_name("Auditor Test Intermediate CA", "Auditor Test"))
-            .issuer_name(root_subject)
-            .public_key(self.intermediate_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1825))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY), None)]),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.intermediate_key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root_key.public_key()), critical=False
-            )
-            .sign(self.root_key, hashes.SHA384())
-        )
+        self.intermediate = intermediate_builder(
+            self.root_key,
+            root_subject,
+            self.intermediate_key,
+            _name("Auditor Test Intermediate CA", "Auditor Test"),
+            now,
+        ).sign(self.root_key, hashes.SHA384())
         self.root_path = self.directory / "root.pem"
         self.root_path.write_bytes(pem(self.root))
 

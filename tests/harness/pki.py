@@ -19,7 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from auditor.demo_site import ANY_POLICY, POLICY_OIDS, Issued
+from auditor.demo_site import (
+    POLICY_OIDS,
+    Issued,
+    intermediate_builder,
+    pem,
+    pem_key,
+    root_builder,
+)
 
 __all__ = ["KEY_TYPES", "POLICY_OIDS", "Issued", "PrivateKey", "TestPKI"]
 
@@ -65,16 +72,6 @@ def _key(kind: str) -> PrivateKey:
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(f"unknown key type {kind!r}; expected one of {KEY_TYPES}")
-
-
-def _pem_key(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _name(cn: str, org: str | None = None) -> x509.Name:
@@ -181,47 +178,10 @@ class TestPKI:
         now = datetime.now(UTC)
         self.root_key = _key("p384" if ca_keys == "ec" else "rsa2048")
         root_subject = _name(root_name, "Auditor Test")
-        self.root = (
-            x509.CertificateBuilder()
-            .subject_name(root_subject)
-            .issuer_name(root_subject)
-            .public_key(self.root_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.root_key.public_key()), critical=False
-            )
-            .sign(self.root_key, hashes.SHA384())
-        )
+        self.root = root_builder(self.root_key, root_subject, now).sign(self.root_key, hashes.SHA384())
         self.intermediate_key = _key("p256" if ca_keys == "ec" else "rsa2048")
-        intermediate = (
-            x509.CertificateBuilder()
-            .subject_name(_name(intermediate_name, "Auditor Test"))
-            .issuer_name(root_subject)
-            .public_key(self.intermediate_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1825))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(ANY_POLICY), None)]),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self.intermediate_key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.root_key.public_key()), critical=False
-            )
+        intermediate = intermediate_builder(
+            self.root_key, root_subject, self.intermediate_key, _name(intermediate_name, "Auditor Test"), now
         )
         if intermediate_hash in _LEGACY_HASHES:
             self.intermediate = _resign_legacy(
@@ -230,11 +190,11 @@ class TestPKI:
         else:
             self.intermediate = intermediate.sign(self.root_key, _HASHES[intermediate_hash]())
         self.root_path = self.directory / "root.pem"
-        self.root_path.write_bytes(_pem(self.root))
+        self.root_path.write_bytes(pem(self.root))
         self.intermediate_path = self.directory / "intermediate.pem"
-        self.intermediate_path.write_bytes(_pem(self.intermediate))
+        self.intermediate_path.write_bytes(pem(self.intermediate))
         self.intermediate_key_path = self.directory / "intermediate.key"
-        self.intermediate_key_path.write_bytes(_pem_key(self.intermediate_key))
+        self.intermediate_key_path.write_bytes(pem_key(self.intermediate_key))
 
     def issue(
         self,
@@ -329,9 +289,9 @@ class TestPKI:
         else:
             cert = builder.sign(signer_key, None if ed_signer else _HASHES[hash]())
         key_path = self.directory / f"{name}.key"
-        key_path.write_bytes(_pem_key(leaf_key))
+        key_path.write_bytes(pem_key(leaf_key))
         cert_path = self.directory / f"{name}.pem"
-        cert_path.write_bytes(_pem(cert))
+        cert_path.write_bytes(pem(cert))
         chain_path = self.directory / f"{name}.chain.pem"
-        chain_path.write_bytes(_pem(cert) + (_pem(self.intermediate) if issuer == "intermediate" else b""))
+        chain_path.write_bytes(pem(cert) + (pem(self.intermediate) if issuer == "intermediate" else b""))
         return Issued(name=name, cert_path=cert_path, key_path=key_path, chain_path=chain_path, cert=cert)
