@@ -31,7 +31,16 @@ EXIT_CODES = """exit codes:
 
 Run `auditor COMMAND --help` for the options of a command."""
 
-COMMANDS = ["audit", "report", "schedule", "history", "diff", "verify-log", "demo", "schema"]
+COMMANDS = [
+    "audit",
+    "report",
+    "schedule",
+    "history",
+    "diff",
+    "verify-log",
+    "demo",
+    "schema",
+]
 
 
 class Parser(argparse.ArgumentParser):

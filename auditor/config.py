@@ -310,6 +310,26 @@ class Target(_Section):
         return value
 
 
+class Fleet(_Section):
+    """[fleet]: the nightly run spread over Celery workers (a broker switches fleet mode on)."""
+
+    broker: str | None = Field(
+        None, description="Celery broker URL (redis://host:6379/0); unset: the embedded mode (threads)"
+    )
+
+
+class Serve(_Section):
+    """[serve]: `auditor serve`, the read-only dashboard and /metrics."""
+
+    bind: str = Field("127.0.0.1:8080", description="address:port; a non-loopback one needs access control")
+
+
+class Metrics(_Section):
+    """[metrics]: Prometheus metrics for cron users (the textfile collector)."""
+
+    textfile: Path | None = Field(None, description="a .prom file rewritten after every run")
+
+
 class Config(_Section):
     policy: Policy = Field(default_factory=Policy)
     scan: Scan = Field(default_factory=Scan)
@@ -319,6 +339,9 @@ class Config(_Section):
     schedule: Schedule = Field(default_factory=Schedule)
     history: History = Field(default_factory=History)
     dns: Dns = Field(default_factory=Dns)
+    fleet: Fleet = Field(default_factory=Fleet)
+    serve: Serve = Field(default_factory=Serve)
+    metrics: Metrics = Field(default_factory=Metrics)
 
 
 def check_ca_bundle(path: Path) -> str | None:

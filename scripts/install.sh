@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the auditor needs on a Debian machine, into ./.venv.
 #   scripts/install.sh                  the tool (Python packages)
-#   scripts/install.sh --test           plus what the tests use: nginx, dnsmasq, openssl, pytest, tlslite-ng...
+#   scripts/install.sh --test           plus what the tests use: nginx, dnsmasq, redis, PostgreSQL, chromium,
+#                                       pytest, tlslite-ng, celery, starlette...
 #   scripts/install.sh [--test] --dry-run   says what it would install, changes nothing
 #
 # It never stops, restarts, upgrades or reconfigures anything it did not start: a Debian package is
-# installed only when the command it provides is missing (any nginx binary already on the machine is
-# used as it is: the tests start their own instances on their own loopback ports), and while it
-# installs nginx the package's service is kept from starting (policy-rc.d, only when the machine has
-# none of its own). dnsmasq comes from dnsmasq-base: the binary alone, no service (the tests start
+# installed only when the command it provides is missing (any nginx, redis-server or postgres binary
+# already on the machine is used as it is: the tests start their own instances on their own loopback
+# ports), and while it installs a package that brings a service (nginx, redis-server, postgresql) the
+# service is kept from starting (policy-rc.d, only when the machine has none of its own). dnsmasq comes from dnsmasq-base: the binary alone, no service (the tests start
 # their own on a loopback port). Everything it says goes to stderr, before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,11 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 installs_nginx=0
+installs_service=0
+find_postgres() {
+  command -v postgres >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
+}
 if [ "$want_test" = 1 ]; then
   if nginx_path=$(find_nginx); then
     say "nginx: using the installed $nginx_path (its own service, if any, is left alone)"
@@ -55,12 +61,28 @@ if [ "$want_test" = 1 ]; then
   else
     missing+=(dnsmasq-base)
   fi
+  # the fleet tests: a Redis broker and a PostgreSQL history store, started by the tests themselves
+  if command -v redis-server >/dev/null 2>&1; then
+    say "redis-server: using the installed one (its own service, if any, is left alone)"
+  else
+    missing+=(redis-server)
+    installs_service=1
+  fi
+  if find_postgres; then
+    say "postgres: using the installed one (its own service, if any, is left alone)"
+  else
+    missing+=(postgresql)
+    installs_service=1
+  fi
+  # the dashboard's browser tests
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
+[ "$installs_nginx" = 1 ] && installs_service=1
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "Debian packages to install: ${missing[*]}"
   if [ "$dry_run" = 1 ]; then
-    [ "$installs_nginx" = 1 ] && say "nginx would be installed with its service kept from starting"
+    [ "$installs_service" = 1 ] && say "services (nginx, redis, PostgreSQL) would be installed kept from starting"
   elif command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=()
     [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
@@ -73,10 +95,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
         packages=("${packages[@]/#nginx/nginx-light}")
       fi
     fi
-    # Keep a freshly installed nginx from starting a system service on port 80: only when the
-    # machine has no policy-rc.d of its own, removed again whatever happens.
+    # Keep a freshly installed nginx, redis or PostgreSQL from starting a system service: only when
+    # the machine has no policy-rc.d of its own, removed again whatever happens.
     made_policy=0
-    if [ "$installs_nginx" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
+    if [ "$installs_service" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
       trap '[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
     fi

@@ -1,0 +1,1 @@
+"""`auditor serve`: a read-only dashboard of the history store, with /metrics."""

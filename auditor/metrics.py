@@ -1,0 +1,1 @@
+"""Prometheus metrics of the history store: for /metrics and the textfile collector."""
