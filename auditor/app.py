@@ -70,6 +70,8 @@ class Plan:
     on_result: Callable[[TargetResult], None] | None = None
     progress: AbstractContextManager[object] = field(default_factory=nullcontext)
     clock: Callable[[], datetime] | None = None  # the scan's time (tests simulate nights)
+    audit: Callable[..., AuditReport] = run_audit  # fleet mode: the coordinator (auditor.fleet)
+    stored_by_audit: bool = False  # the audit annotated and stored each result (fleet workers): witness only
 
 
 @dataclass
@@ -133,7 +135,7 @@ def run(targets: Sequence[Target], plan: Plan) -> RunOutcome:
         verification, pruned, prune_error = check_history(store, config, prune=plan.prune)
         warnings += [prune_error] if prune_error else []
     with plan.progress:
-        report = run_audit(
+        report = plan.audit(
             targets,
             config,
             on_phase=plan.on_phase,
@@ -147,13 +149,16 @@ def run(targets: Sequence[Target], plan: Plan) -> RunOutcome:
     outcome = RunOutcome(report, warnings=warnings)
     # The order that never loses a run: the verdict (history read first: it judges renewal), then
     # storing, then the files (which carry the stored head), then the mail.
-    if store is not None:
+    if store is not None and not plan.stored_by_audit:
         keep_step(outcome, lambda: annotate_from_history(report, store, config.policy))
     plan.show(report)
     if store is not None:
-        head = keep_step(outcome, lambda: plan.guard(lambda: append_run(report, config, store)))
+        keep = witness_run if plan.stored_by_audit else append_run
+        head = keep_step(outcome, lambda: plan.guard(lambda: keep(report, config, store)))
         if head is not None:
             outcome.stored = Stored(len(report.targets), store.name, head)
+            if config.metrics.textfile is not None:
+                outcome.warnings += refresh_metrics(store, config, config.metrics.textfile)
     for wanted in plan.files(report):
         write_file(outcome, wanted)
     if config.email is not None and _mails(plan.mail, report, config.email):
@@ -213,7 +218,12 @@ def annotate_from_history(report: AuditReport, store: Store, policy: Policy) -> 
 def append_run(report: AuditReport, config: Config, store: Store) -> str:
     """Append all results to the evidence log in one transaction and witness the new head; returns
     it, also put in report.meta (the report and the email print it)."""
-    head = store.append(report.targets)
+    return witness_run(report, config, store, store.append(report.targets))
+
+
+def witness_run(report: AuditReport, config: Config, store: Store, head: str | None = None) -> str:
+    """Record the log's head (default: the current one) in the report and the witness file."""
+    head = head or store.head()
     report.meta.evidence_log_head = head
     report.meta.evidence_log = store.name
     try:
@@ -233,6 +243,24 @@ def record_run(report: AuditReport, config: Config, store: Store) -> str:
     need no verdict in between. Returns the new head."""
     annotate_from_history(report, store, config.policy)
     return append_run(report, config, store)
+
+
+def refresh_metrics(store: Store, config: Config, path: Path) -> list[str]:
+    """Rewrite [metrics] textfile from the history just stored (node_exporter's textfile collector).
+    A failure is one warning line and leaves the exit status alone: nothing obtained is lost (the
+    results are stored; `auditor metrics --textfile` writes the file again), and the stale file's
+    auditor_last_scan_timestamp_seconds is what monitoring alerts on."""
+    try:
+        # lazy: prometheus_client only for runs that keep a textfile (`auditor audit` starts without it)
+        from auditor.metrics import write_textfile
+
+        directory, months = config.output.directory, config.history.retention_months
+        write_textfile(path, store, heads_directory=directory, retention_months=months)
+    except OSError as exc:
+        return [f"[metrics] textfile {str(path)!r} not rewritten: {exc.strerror or exc}"]
+    except Exception as exc:  # noqa: BLE001  (the report files and the mail still go out)
+        return [f"[metrics] textfile {str(path)!r} not rewritten: {' '.join(str(exc).split())}"]
+    return []
 
 
 def exit_code(report: AuditReport, *, mail_failed: bool = False, not_kept: bool = False) -> int:

@@ -316,18 +316,60 @@ class Fleet(_Section):
     broker: str | None = Field(
         None, description="Celery broker URL (redis://host:6379/0); unset: the embedded mode (threads)"
     )
+    run_deadline: float | None = Field(
+        None,
+        gt=0,
+        description="seconds the scheduler waits for the workers; a target without a result by then is "
+        "'not audited: worker lost' (default: visibility_timeout + target_timeout per concurrency's "
+        "worth of targets)",
+    )
+    visibility_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="seconds after which a task taken by a worker that died is delivered again; must "
+        "exceed the longest audit (default: 2 x scan.target_timeout)",
+    )
+    queue: str = Field("auditor", min_length=1, description="the Celery queue the scheduler and workers share")
 
 
 class Serve(_Section):
     """[serve]: `auditor serve`, the read-only dashboard and /metrics."""
 
     bind: str = Field("127.0.0.1:8080", description="address:port; a non-loopback one needs access control")
+    token_env: str | None = Field(
+        None, description="name of the environment variable holding the access token (Bearer or ?token=)"
+    )
+    username: str | None = Field(None, description="HTTP basic auth user (with password_env)")
+    password_env: str | None = Field(
+        None, description="name of the environment variable holding the basic auth password"
+    )
+    verify_seconds: int = Field(
+        60, ge=0, description="how long a verification of the evidence log is shown before it is redone"
+    )
+
+    @model_validator(mode="after")
+    def _basic_auth_whole(self) -> Serve:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together (HTTP basic auth)")
+        return self
 
 
 class Metrics(_Section):
     """[metrics]: Prometheus metrics for cron users (the textfile collector)."""
 
-    textfile: Path | None = Field(None, description="a .prom file rewritten after every run")
+    textfile: Path | None = Field(
+        None,
+        description="a .prom file in node_exporter's textfile directory, rewritten after every stored run",
+    )
+
+    @field_validator("textfile")
+    @classmethod
+    def _prom_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.suffix != ".prom":
+            raise ValueError(f"{str(value)!r}: node_exporter's textfile collector reads only *.prom files")
+        if value is not None and not value.is_absolute():  # cron's working directory is nobody's choice
+            raise ValueError(f"{str(value)!r}: give an absolute path (node_exporter's textfile directory)")
+        return value
 
 
 class Config(_Section):

@@ -10,9 +10,11 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +26,8 @@ from auditor.app import Plan, RunOutcome, log_summary, run, stderr_line
 from auditor.config import Config, config_digest, load_config
 from auditor.cron import make_trigger
 from auditor.errors import AuditorError, ConfigError
+from auditor.fleet.coordinator import run_fleet
+from auditor.fleet.settings import fleet_settings
 from auditor.locations import check_database_place, check_witness_place, ensure_writable
 from auditor.model import AuditReport, ReportMeta
 from auditor.reports import formats
@@ -87,8 +91,11 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None) -
     shows the outcome (`schedule --once` on stdout/stderr, the service in its log). Raises, before
     scanning, when the history cannot be opened or an output path cannot be written; after the
     scan, a failure to prune, store or write is recorded on the outcome and the report still goes
-    out. `clock`: the scan's time (tests simulate nights with it; default: now)."""
+    out. `clock`: the scan's time (tests simulate nights with it; default: now). In fleet mode
+    ([fleet] broker) the workers audit and store (auditor.fleet); a night another scheduler sharing
+    the database took already is an AuditorError."""
     config = load_config(Path(config_path))
+    fleet = fleet_settings(config, config_path)
     directory = config.output.directory
     ensure_writable(directory, "output.directory", directory=True)
     for name, path in formats.configured(config.output):  # [output] junit / sarif / csv
@@ -122,6 +129,8 @@ def run_nightly(config_path: str, clock: Callable[[], datetime] | None = None) -
             guard=RUN.store,
             clock=clock,
         )
+        if fleet is not None:
+            return run_fleet(plan, store, fleet)
         return run(config.targets, plan)
 
 
@@ -193,6 +202,12 @@ class SchedulerLock:
             self.handle.close()
 
 
+def scheduler_lock(config: Config) -> AbstractContextManager[object]:
+    """The lock file of the embedded mode; fleet mode locks each night in the database instead
+    (auditor.fleet.results.claim_night), so schedulers on several machines may share it."""
+    return nullcontext() if config.fleet.broker else SchedulerLock(config.history.database)
+
+
 def _jobstore_url(database: str) -> str:
     """The job store: a second SQLite file beside the history (or the same server for a URL)."""
     if "://" in database:
@@ -209,8 +224,13 @@ def build_scheduler(config: Config, config_path: Path) -> BackgroundScheduler:
     trigger = make_trigger(schedule.cron, schedule.timezone)
     args = (str(config_path.resolve()),)
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_time}
+    # fleet mode: every scheduler machine keeps its own schedule in the shared database
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+    table = f"apscheduler_jobs_{host}"[:63] if config.fleet.broker else "apscheduler_jobs"
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database))},
+        jobstores={
+            "default": SQLAlchemyJobStore(url=_jobstore_url(config.history.database), tablename=table)
+        },
         job_defaults=defaults,
         timezone=schedule.timezone,
     )
@@ -257,7 +277,7 @@ def serve(config: Config, config_path: Path, log: Callable[[str], None]) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    with SchedulerLock(config.history.database):
+    with scheduler_lock(config):
         scheduler = build_scheduler(config, config_path)
         job = scheduler.get_job(JOB_ID)
         when = job.next_run_time

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -350,12 +350,28 @@ class Store:
         self._require_writable()
         with self._write() as conn:
             state = conn.execute(select(chain_state).with_for_update()).one()
-            seq: int = state.head_seq
-            prev: str = state.head_hash
-            for result in results:
-                seq += 1
-                prev = self._append_body(conn, seq, prev, canonical(result))
-            conn.execute(update(chain_state).values(head_seq=seq, head_hash=prev))
+            return self._append_locked(conn, state, results)
+
+    def append_once(self, result: TargetResult, claim: Callable[[Connection, int], bool]) -> int | None:
+        """Store one result unless `claim(conn, seq)` says it is already stored; the claim runs in the
+        same transaction, under the chain lock (so concurrent writers queue), and records that `seq`
+        holds it (a fleet task delivered twice stores once). Returns the seq, None when claimed before."""
+        self._require_writable()
+        with self._write() as conn:
+            state = conn.execute(select(chain_state).with_for_update()).one()
+            seq: int = state.head_seq + 1
+            if not claim(conn, seq):
+                return None
+            self._append_locked(conn, state, [result])
+        return seq
+
+    def _append_locked(self, conn: Connection, state: SqlRow[Any], results: list[TargetResult]) -> str:
+        seq: int = state.head_seq
+        prev: str = state.head_hash
+        for result in results:
+            seq += 1
+            prev = self._append_body(conn, seq, prev, canonical(result))
+        conn.execute(update(chain_state).values(head_seq=seq, head_hash=prev))
         return prev
 
     def prune(self, before: datetime, now: datetime | None = None) -> int:

@@ -82,7 +82,7 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   say "Debian packages to install: ${missing[*]}"
   if [ "$dry_run" = 1 ]; then
-    [ "$installs_service" = 1 ] && say "services (nginx, redis, PostgreSQL) would be installed kept from starting"
+    [ "$installs_service" = 1 ] && say "the packages that bring a service (nginx, redis-server, postgresql) would be installed with their service kept from starting"
   elif command -v apt-get >/dev/null 2>&1; then
     sudo_cmd=()
     [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)

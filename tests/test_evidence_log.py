@@ -25,6 +25,7 @@ from auditor.model import TargetRef, TargetResult
 from auditor.store import Store, StoreError, chain_hash, display_name, retention_cutoff
 from tests import evidence_builders as b
 from tests.conftest import ROOT, run_cli
+from tests.harness import postgres_server
 
 
 def result(i: int, when: datetime | None = None) -> TargetResult:
@@ -432,55 +433,11 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL server on loopback (initdb refuses root: run it as nobody then)."""
-    import shutil
-    import socket
-    import tempfile
-
-    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+    if not postgres_server.available():
         pytest.skip("PostgreSQL server binaries not installed")
     pytest.importorskip("psycopg")
-    base = Path(tempfile.mkdtemp(prefix="auditor-pg-"))  # outside pytest's owner-only tree
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        os.chmod(base, 0o777)  # noqa: S103  (the unprivileged server user must reach its socket)
-        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "HOME": str(base)}
-    subprocess.run(
-        [*as_user, "initdb", "-D", f"{base}/data", "-A", "trust", "-U", "auditor", "--no-sync", "-N"],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            "pg_ctl",
-            "-D",
-            f"{base}/data",
-            "-l",
-            f"{base}/log",
-            "-w",
-            "-o",
-            f"-k {base} -p {port} -h 127.0.0.1 -F",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    try:
-        yield f"postgresql://auditor@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, "pg_ctl", "-D", f"{base}/data", "-m", "immediate", "stop"],
-            capture_output=True,
-            env=env,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server.running_postgres() as url:
+        yield url
 
 
 def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 exits like `audit`: 0 all compliant, 1 a policy failure, 3 a target not audited (wins), 4 the mail
 failed (wins over 1). The service logs that summary on stderr after every run and exits 0 after a
 clean stop (SIGTERM/SIGINT). Both: 3 when another scheduler holds the lock or the history database
-cannot be used; 2 for a configuration error.
+cannot be used; 2 for a configuration error. With [fleet] broker the `auditor worker` processes audit
+and the lock is the night, claimed in the shared database (schedulers on several machines).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     # lazy: the scheduler brings APScheduler, SQLAlchemy and the scanning stack (~0.8 s); the
     # parser imports every command module
     from auditor.app import announce, stderr_line
-    from auditor.schedule import SchedulerLock, next_runs, run_nightly, serve
+    from auditor.schedule import next_runs, run_nightly, scheduler_lock, serve
 
     config, config_path = require(args.config, "schedule")
     if not config.targets:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             print(when.strftime("%Y-%m-%d %H:%M:%S %Z"))
         return 0
     if args.once:
-        with SchedulerLock(config.history.database):
+        with scheduler_lock(config):
             outcome = run_nightly(str(config_path.resolve()))
         print_summary(outcome.report, terminal_console(sys.stdout))
         announce(outcome, stderr_line)

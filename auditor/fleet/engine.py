@@ -1,0 +1,53 @@
+"""The Celery application both sides build from the same config: the scheduler publishes tasks
+with it, `auditor worker` consumes them. Celery is imported here only, when fleet mode runs.
+
+Delivery is at least once: a task is acknowledged after it ran (acks_late), a worker takes one
+task at a time beyond those it runs (prefetch 1), and a task held by a worker that died is
+delivered again after the visibility timeout (kombu's Redis transport restores unacknowledged
+messages older than that; the sweep runs every `restore_interval`). Storing is idempotent by
+(run, target), so a second delivery never stores twice (auditor.fleet.results).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from auditor.errors import ConfigError
+from auditor.fleet.settings import FleetSettings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+TASK = "auditor.fleet.audit_target"
+EXTRA = "pip install 'tls-posture-auditor[fleet]'"
+
+
+def restore_interval(settings: FleetSettings) -> int:
+    """Seconds between two sweeps for tasks of dead workers: a quarter of the timeout, 1 to 10."""
+    return int(min(10, max(1, settings.visibility_timeout // 4)))
+
+
+def celery_app(settings: FleetSettings) -> Celery:
+    try:
+        # lazy: Celery and kombu (~0.3 s) only in fleet mode; the embedded mode never loads them
+        from celery import Celery
+    except ImportError:
+        raise ConfigError(f"[fleet] broker is set but Celery is not installed ({EXTRA})") from None
+    app = Celery("auditor", broker=settings.broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,  # results go to the history database, not to a result backend
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.queue,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": restore_interval(settings),
+            "unacked_restore_throttle": 1,
+        },
+        worker_hijack_root_logger=False,
+    )
+    return app
