@@ -16,8 +16,8 @@ from auditor.checks import CheckContext
 from auditor.checks.key_exchange import check_pfs
 from auditor.checks.preference import check_aes256gcm_first
 from auditor.clients import CLIENTS
-from auditor.model import Evidence, Status, TlsEvidence
-from auditor.scan.simulate import distinct_hellos
+from auditor.model import Evidence, HandshakeSimulation, Status, TlsEvidence
+from auditor.scan.simulate import distinct_hellos, simulate_client
 from auditor.scan.tls import scan_tls
 from tests.harness.pki import TestPKI
 from tests.harness.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
@@ -121,6 +121,8 @@ class Scanned:
     case: Case
     fast: TlsEvidence
     full: TlsEvidence
+    # each distinct client hello, stopped after the server's first flight (the fast scan) and completed
+    simulated: list[tuple[HandshakeSimulation, HandshakeSimulation]] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
@@ -159,7 +161,14 @@ def scanned(
         port = server.port if isinstance(server, OpenSSLServer) else server.https_port
         fast = scan_tls("good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path)
         full = scan_tls("good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path, thorough=True)
-    return Scanned(case, fast, full)
+        simulated = [
+            tuple(
+                simulate_client(client, "good.test", port, "127.0.0.1", 10.0, None, first_flight=first)
+                for first in (True, False)
+            )
+            for client in distinct_hellos(CLIENTS)
+        ]
+    return Scanned(case, fast, full, simulated)  # type: ignore[arg-type]
 
 
 def _configured_order(case: Case, version: str) -> list[str]:
@@ -227,6 +236,17 @@ def test_far_fewer_connections_than_the_exhaustive_scan(scanned: Scanned) -> Non
     assert [s.client for s in fast.simulations] == [c.name for c in CLIENTS]
     assert fast.connections == sum(phases.values())
     assert fast.connections < 80, phases  # sslyze's exhaustive scan opens ~580
+
+
+def test_a_simulation_stopped_after_the_first_flight_equals_the_completed_handshake(scanned: Scanned) -> None:
+    """The fast scan's TLS 1.2 clients stop once they answered the server's first flight: what they
+    learn (protocol, suite, key exchange, or the failure) is what the whole handshake tells."""
+    assert scanned.simulated
+    for stopped, completed in scanned.simulated:
+        assert stopped.model_dump(exclude={"attempt"}) == completed.model_dump(exclude={"attempt"}), (
+            stopped.client
+        )
+    assert any(s.suite for s, _ in scanned.simulated) or scanned.case.name == "tls10-only"
 
 
 class HelloSizeLimiter:

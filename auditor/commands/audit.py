@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from pydantic import ValidationError
-from rich.console import Console
 
 from auditor import locations
 from auditor.config import Config, Scan, Target, check_ca_bundle, config_digest
@@ -21,12 +20,10 @@ from auditor.config_errors import describe
 from auditor.errors import EXIT_OK, EXIT_POLICY, ConfigError
 from auditor.locations import ensure_writable
 from auditor.model import AuditReport, ReportMeta, TargetResult
-from auditor.reports.email import password_for
 from auditor.reports.formats import HELP as FORMAT_HELP
 from auditor.reports.formats import ReportFile
 from auditor.reports.formats import configured as configured_formats
 from auditor.reports.json_report import run_stem
-from auditor.reports.terminal import print_summary, render, terminal_console
 from auditor.targets import read_target_list
 
 if TYPE_CHECKING:
@@ -199,11 +196,15 @@ def given_urls(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 def progress_display(*, quiet: bool) -> Watch | None:
     """A spinner per target on stderr while it is audited, when stderr is a terminal: the
     callbacks and the display to run the audit in."""
-    err = Console(file=sys.stderr, highlight=False)
-    if quiet or not err.is_terminal:
+    if quiet:
         return None
-    # lazy: rich.progress (~45 ms) only when someone watches a terminal
-    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+    # lazy: rich (~80 ms) only when someone may watch: a quiet run's summary loads it during the scan
+    from rich.console import Console
+
+    err = Console(file=sys.stderr, highlight=False)
+    if not err.is_terminal:
+        return None
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn  # lazy: as above
 
     lock = threading.Lock()
     tasks: dict[str, TaskID] = {}
@@ -270,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
     # lazy: the pipeline brings the scanning stack (sslyze, httpx: ~0.5 s); the parser imports every
     # command module, and only the command that audits needs it
     from auditor import app
+    from auditor.audit import warmed  # lazy: part of the pipeline just imported
 
     if len(stdout := to_stdout(args)) > 1:
         raise ConfigError(f"{' and '.join(stdout)}: only one report can go to stdout ('-')")
@@ -290,6 +292,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--email: no [email] section in {config_path or 'the configuration (use --config)'}"
             )
+        # lazy: the mailer loads during the scan (auditor.app.AFTER_THE_SCAN)
+        from auditor.reports.email import password_for
+
         password_for(config.email)  # a missing password is a configuration error, found before scanning
     store = None
     if args.store:
@@ -299,9 +304,13 @@ def run(args: argparse.Namespace) -> int:
         locations.check_database_place(config)  # exit 3 before scanning: the history cannot be kept safely
         store = Store(config.history.database)
         locations.check_witness_place(config)
-    out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
 
     def show(report: AuditReport) -> None:
+        warmed()
+        # lazy: rich and the terminal view load during the scan (auditor.app.AFTER_THE_SCAN)
+        from auditor.reports.terminal import print_summary, render, terminal_console
+
+        out = terminal_console(sys.stderr if to_stdout(args) else sys.stdout)
         if args.quiet:
             print_summary(report, out)  # the verdict summary `schedule --once` prints too
         else:

@@ -20,7 +20,7 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import _TLS_OPENSSL_TO_R
 from auditor.clients import CLIENTS, ClientProfile
 from auditor.model import Attempt, AttemptErrorReason, HandshakeSimulation, ProtocolSupport
 from auditor.scan.attempts import from_exception, summary
-from auditor.scan.connections import ConnectionCounter, DeadlineSocket, Unanswered
+from auditor.scan.connections import ConnectionCounter, DeadlineSocket, FirstFlightRead, Unanswered
 from auditor.scan.enumerate import group_name
 from auditor.suites import TLS13_SUITES, describe
 
@@ -61,9 +61,11 @@ def simulate_client(
     timeout: float,
     protocols: list[ProtocolSupport] | None,
     counter: ConnectionCounter | None = None,
+    first_flight: bool = True,
 ) -> HandshakeSimulation:
     """One reference client's handshake. With `protocols` None (the enumeration still running) the
-    negotiated protocol is left for `name_protocols` to fill in once the accepted suites are known."""
+    negotiated protocol is left for `name_protocols` to fill in once the accepted suites are known.
+    `first_flight` False completes a TLS 1.2 client's handshake (the tests compare the two)."""
     modern = profile.max_version == "TLS 1.3"
     # A TLS 1.2 client is pinned to TLS 1.2: OpenSSL will not build a hello with TLS 1.3 enabled and no 1.3 suite.
     client = SslClient(
@@ -84,8 +86,14 @@ def simulate_client(
             sock = DeadlineSocket.adopt(
                 socket.create_connection((ip or host, port), timeout=timeout), started + timeout
             )
+        # A TLS 1.2 client knows the outcome (protocol, suite, key exchange it accepted) once it answers
+        # the server's first flight, as the suite enumeration does: the round trip for the server's
+        # Finished is skipped (FirstFlightRead). Not for a TLS 1.3 client: its compatibility
+        # ChangeCipherSpec also follows a HelloRetryRequest, before the real ServerHello.
+        sock.watch_flight = first_flight and not modern
         client.set_underlying_socket(sock)
-        client.do_handshake()
+        with contextlib.suppress(FirstFlightRead):
+            client.do_handshake()
         openssl_name = client.get_current_cipher_name()
         key = client.get_ephemeral_key()
     except Unanswered as exc:
