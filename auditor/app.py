@@ -19,22 +19,23 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from auditor.audit import PhaseCallback, run_audit
+from auditor.audit import JUDGING, PhaseCallback, run_audit, warm_up, warmed
 from auditor.config import Config, Email, Policy, Target
 from auditor.errors import EXIT_MAIL, EXIT_OK, EXIT_POLICY, EXIT_UNREACHABLE, AuditorError, MailError
 from auditor.evidence_log import WITNESS_FILE, record_head, retention_cutoff
 from auditor.facts import LogVerification
 from auditor.model import AuditReport, ReportMeta, TargetResult
 from auditor.reports import formats
-from auditor.reports.email import send_report
 from auditor.reports.formats import ReportFile
-from auditor.reports.terminal import summary_lines
 from auditor.safe_files import write_atomic
 
 if TYPE_CHECKING:
     from auditor.store import Store
 
 T = TypeVar("T")
+# What the run needs once the scan is over, imported in a thread while the scan waits on the network
+# (auditor.audit.warm_up): the judging modules, the terminal summary (rich) and the mailer.
+AFTER_THE_SCAN = (*JUDGING, "auditor.reports.terminal", "auditor.reports.email")
 MailWhen = Literal["never", "always", "as-configured"]  # as-configured: [email] notify decides
 
 
@@ -130,6 +131,7 @@ def run(targets: Sequence[Target], plan: Plan) -> RunOutcome:
     """Audit `targets`, then keep the results as `plan` says; each step after the scan records its
     failure on the outcome instead of raising."""
     config, store = plan.config, plan.store
+    warm_up(AFTER_THE_SCAN)  # one thread, first: the scan's own warm_up() then finds it under way
     verification, pruned, warnings = None, 0, []
     if store is not None:
         verification, pruned, prune_error = check_history(store, config, prune=plan.prune)
@@ -287,6 +289,9 @@ def announce(outcome: RunOutcome, log: Callable[[str], None], *, quiet: bool = F
 
 def log_summary(outcome: RunOutcome, log: Callable[[str], None]) -> None:
     """The summary and the locations as plain lines, for a log (the scheduler's stderr, the journal)."""
+    warmed()
+    from auditor.reports.terminal import summary_lines  # lazy: loaded during the scan (AFTER_THE_SCAN)
+
     for line in summary_lines(outcome.report):
         log(line.plain)
     announce(outcome, log)
@@ -353,6 +358,9 @@ def _mails(when: MailWhen, report: AuditReport, settings: Email) -> bool:
 def mail_report(report: AuditReport, settings: Email, stop: threading.Event | None = None) -> None:
     """Render and send (HTML, text and the JSON attached); MailError when it cannot be sent. Once
     `stop` is set (the scheduler's SIGTERM) a failed attempt is not retried."""
+    warmed()
+    from auditor.reports.email import send_report  # lazy: loaded during the scan (AFTER_THE_SCAN)
+
     send_report(
         report,
         settings,
