@@ -220,9 +220,11 @@ def test_site_page_chart_grid_findings_changes_and_reports(fleet: Fleet) -> None
     page = get(fleet, site_link(fleet.weak))
     assert page.status_code == 200
     tree = html5lib.parse(page.text, namespaceHTMLElements=False)
-    [svg] = named(tree, "svg")
-    assert len(named(svg, "circle")) == 2  # one dot per scan
-    assert "Grade of weak" in "".join(named(svg, "title")[0].itertext())
+    charts = named(tree, "svg")  # one wide, one for phones (CSS shows one)
+    assert len(charts) == 2
+    for svg in charts:
+        assert len(named(svg, "circle")) == 2  # one dot per scan
+        assert "Grade of weak" in "".join(named(svg, "title")[0].itertext())
     text = texts(page.text)
     assert "Clauses, day by day" in text and "11.3-protocols" in text
     assert "Current findings" in text and "TLS 1.1: " in text  # the evidence, line by line
@@ -244,9 +246,8 @@ def test_hostile_text_is_shown_never_obeyed(fleet: Fleet) -> None:
     assert not [el.tag for el in tree.iter() if el.tag in ("script", "img")]
     assert not [el for el in tree.iter() if any(name.startswith("on") for name in el.attrib)]
     text = "".join(tree.itertext())
-    assert (
-        SCRIPT in text or SCRIPT.replace("/", "\\/") in text
-    )  # shown as text (a DN escapes some characters)
+    # shown as text, as the certificate's DN spells it (RFC 4514 escapes < and >)
+    assert "\\<script\\>document.body.innerHTML='PWNED'\\</script\\>" in text
     assert "onerror=document.title" in text
     assert RLO not in page and "<U+202E>" in text  # the bidi override named, not applied
 
@@ -257,10 +258,7 @@ def test_metrics_parse(fleet: Fleet) -> None:
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     assert families, response.text
     samples = [sample for family in families.values() for sample in family.samples]
-    assert any(
-        sample.labels.get("target") == fleet.weak or fleet.weak in sample.labels.values()
-        for sample in samples
-    )
+    assert any(fleet.weak in sample.labels.values() for sample in samples)  # per-target series
 
 
 def test_access_control_on_every_route(fleet: Fleet) -> None:
@@ -285,7 +283,7 @@ def test_access_control_on_every_route(fleet: Fleet) -> None:
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and TOKEN not in cookie
     name, value = cookie.split(";")[0].split("=", 1)
     assert httpx.get(base + "/", cookies={name: value}).status_code == 200
-    assert httpx.get(base + "/", cookies={name: value[:-1] + "0"}).status_code == 401 or value.endswith("0")
+    assert httpx.get(base + "/", cookies={name: "0" * len(value)}).status_code == 401
 
 
 def test_a_non_loopback_bind_needs_access_control(fleet: Fleet, tmp_path: Path) -> None:

@@ -15,8 +15,10 @@ from datetime import datetime
 from auditor.dashboard.queries import GradePoint
 from auditor.grading_rules import ALL_LETTERS
 
-WIDTH, HEIGHT = 960, 240
-LEFT, RIGHT, TOP, BOTTOM = 40, 16, 12, 40  # margins: letters on the left, dates below
+# Two sizes of the same chart: the page shows one per screen width (a CSS media query), so the
+# letters keep a readable size on a phone instead of the wide chart shrunk to a third.
+WIDE, NARROW = (960, 240), (400, 240)
+LEFT, RIGHT, TOP, BOTTOM = 40, 22, 12, 40  # margins: letters on the left, dates below
 GOOD, MID = {"A+", "A"}, {"A-", "B"}
 
 
@@ -38,8 +40,8 @@ class Chart:
     levels: list[tuple[float, str]]  # (y, letter): the horizontal guides
     ticks: list[tuple[float, str]]  # (x, date): the time axis
     baseline: float  # where ungraded scans are marked
-    left: int = LEFT  # where the plot starts and ends (the guides' ends)
-    right: int = WIDTH - RIGHT
+    left: int  # where the plot starts and ends (the guides' ends)
+    right: int
 
 
 def tone(letter: str | None) -> str:
@@ -48,14 +50,16 @@ def tone(letter: str | None) -> str:
     return "good" if letter in GOOD else "mid" if letter in MID else "bad"
 
 
-def grade_chart(points: Sequence[GradePoint]) -> Chart:
-    """The chart of `points` (oldest first)."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+def grade_chart(points: Sequence[GradePoint], size: tuple[int, int] = WIDE) -> Chart:
+    """The chart of `points` (oldest first), `size` (width, height) in SVG user units."""
+    width, height = size
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     step = plot_h / len(ALL_LETTERS)
     level_y = {letter: round(TOP + step * (i + 0.5), 1) for i, letter in enumerate(ALL_LETTERS)}
-    baseline = float(HEIGHT - BOTTOM + 12)
+    baseline = float(height - BOTTOM + 12)
+    levels = [(y, letter) for letter, y in level_y.items()]
     if not points:
-        return Chart(WIDTH, HEIGHT, [], [], [(y, letter) for letter, y in level_y.items()], [], baseline)
+        return Chart(width, height, [], [], levels, [], baseline, LEFT, width - RIGHT)
     start, end = points[0].at, points[-1].at
     span = (end - start).total_seconds()
 
@@ -80,22 +84,16 @@ def grade_chart(points: Sequence[GradePoint]) -> Chart:
             run = []
     if run:
         lines.append(" ".join(run))
-    return Chart(
-        WIDTH,
-        HEIGHT,
-        lines,
-        dots,
-        [(y, letter) for letter, y in level_y.items()],
-        _ticks(start, end, x_of),
-        baseline,
-    )
+    ticks = _ticks(start, end, x_of, 4 if width > 600 else 2)
+    return Chart(width, height, lines, dots, levels, ticks, baseline, LEFT, width - RIGHT)
 
 
-def _ticks(start: datetime, end: datetime, x_of: Callable[[datetime], float]) -> list[tuple[float, str]]:
-    """Up to five dates along the time axis, evenly spread."""
+def _ticks(
+    start: datetime, end: datetime, x_of: Callable[[datetime], float], count: int
+) -> list[tuple[float, str]]:
+    """`count + 1` dates along the time axis, evenly spread (fewer when they would repeat)."""
     if end <= start:
         return [(x_of(start), f"{start:%Y-%m-%d}")]
-    count = 4
     moments = [start + (end - start) * i / count for i in range(count + 1)]
     labels = [f"{m:%m-%d}" if (end - start).days < 365 else f"{m:%Y-%m}" for m in moments]
     ticks: list[tuple[float, str]] = []

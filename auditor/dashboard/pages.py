@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from auditor import __version__
 from auditor.checks.clauses import CLAUSES
-from auditor.dashboard.chart import grade_chart
+from auditor.dashboard.chart import NARROW, WIDE, grade_chart
 from auditor.facts import span
 from auditor.grading_rules import ALL_LETTERS
 from auditor.model import Status
@@ -72,6 +72,8 @@ def _environment() -> Environment:
         ago=ago,
         expiry=expiry,
         chart=grade_chart,
+        wide=WIDE,
+        narrow=NARROW,
         mark=STATUS_MARK,
         status_label=view.status_label,
         words=view.words,

@@ -102,19 +102,20 @@ def days_left(result: TargetResult, now: datetime) -> int | None:
 def site_row(
     url: str, name: str | None, seq: int | None, result: TargetResult | None, now: datetime
 ) -> SiteRow:
-    if result is None:
+    """The overview's row of a site, from its newest stored scan `seq` (None: none stored)."""
+    if result is None:  # never scanned, or its newest entry cannot be read (verification names it)
         return SiteRow(
-            url,
-            name or url,
-            view.NOT_AUDITED,
-            "NOT AUDITED",
-            None,
-            "none",
-            [],
-            None,
-            None,
-            None,
-            "never scanned",
+            url=url,
+            name=name or url,
+            verdict=view.NOT_AUDITED,
+            verdict_label="NOT AUDITED",
+            letter=None,
+            tone="none",
+            failing=[],
+            expiry_days=None,
+            scanned_at=None,
+            seq=seq,
+            error="never scanned" if seq is None else f"stored scan {seq} cannot be read (see verify-log)",
         )
     return SiteRow(
         url=url,

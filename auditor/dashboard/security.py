@@ -36,7 +36,6 @@ HEADERS = {
     "cache-control": "no-store",
 }
 COOKIE = "auditor_dashboard"
-EXTRA = "pip install 'tls-posture-auditor[serve]'"
 
 
 class _Styles(HTMLParser):
