@@ -329,7 +329,9 @@ class Fleet(_Section):
         description="seconds after which a task taken by a worker that died is delivered again; must "
         "exceed the longest audit (default: 2 x scan.target_timeout)",
     )
-    queue: str = Field("auditor", min_length=1, description="the Celery queue the scheduler and workers share")
+    queue: str = Field(
+        "auditor", min_length=1, description="the Celery queue the scheduler and workers share"
+    )
 
 
 class Serve(_Section):

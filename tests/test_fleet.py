@@ -24,15 +24,13 @@ from tests.harness.pki import TestPKI
 from tests.harness.redis_server import RedisServer
 from tests.harness.servers import NginxSite
 
-pytestmark = [
-    pytest.mark.skipif(not RedisServer.available(), reason="redis-server not installed"),
-    pytest.mark.skipif(not postgres_server.available(), reason="PostgreSQL server binaries not installed"),
-]
 NAMES = ("a.test", "b.test", "c.test")
 
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
+    if not RedisServer.available():
+        pytest.skip("redis-server not installed")
     pytest.importorskip("celery")
     with RedisServer() as server:
         yield server
@@ -40,6 +38,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
+    if not postgres_server.available():
+        pytest.skip("PostgreSQL server binaries not installed")
     pytest.importorskip("psycopg")
     with postgres_server.running_postgres() as url:
         yield url
@@ -88,7 +88,7 @@ def _config(
     )
     path = tmp_path / "config.toml"
     path.write_text(
-        f'[scan]\ntimeout = 3\ntarget_timeout = 20\n\n[history]\ndatabase = "{database}"\n\n'
+        f'[scan]\ntimeout = 2\ntarget_timeout = 20\n\n[history]\ndatabase = "{database}"\n\n'
         f'[output]\ndirectory = "out"\n\n[fleet]\nbroker = "{broker}"\nqueue = "{tmp_path.name}"\n{fleet}\n'
         f"{targets}"
     )
@@ -260,3 +260,27 @@ def test_redis_restarted_mid_run_loses_no_stored_result(
     for _, index, _ in before:
         assert report["targets"][index]["error"] is None  # what was stored before the restart is reported
     assert _verify_log(config) == 0
+
+
+def test_fleet_mode_needs_a_postgresql_history_and_workers_a_broker(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[history]\ndatabase = "h.sqlite"\n\n[fleet]\nbroker = "redis://127.0.0.1:9/0"\n\n'
+        '[[targets]]\nurl = "https://a.test/"\n'
+    )
+    for command in (["schedule", "--once"], ["worker"]):
+        run = run_cli(*command, "--config", str(config))
+        assert run.code == 2 and "history.database must be a PostgreSQL URL" in run.stderr, run.stderr
+    config.write_text('[[targets]]\nurl = "https://a.test/"\n')
+    run = run_cli("worker", "--config", str(config))
+    assert run.code == 2 and "needs [fleet] broker" in run.stderr
+
+
+def test_the_embedded_mode_never_loads_celery() -> None:
+    probe = "import sys, auditor.schedule, auditor.cli; print(any(m.split('.')[0] in ('celery', 'kombu') for m in sys.modules))"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from auditor.commands import Subparsers
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "worker",
@@ -24,7 +30,11 @@ def add_parser(sub: Subparsers) -> argparse.ArgumentParser:
     )
     worker.add_argument("--config", type=Path, metavar="PATH", help="config file (default: ./config.toml)")
     worker.add_argument(
-        "--concurrency", type=int, default=4, metavar="N", help="targets audited at once (threads; default 4)"
+        "--concurrency",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="targets audited at once (threads; default 4)",
     )
     return worker
 

@@ -49,5 +49,9 @@ def celery_app(settings: FleetSettings) -> Celery:
             "unacked_restore_throttle": 1,
         },
         worker_hijack_root_logger=False,
+        # Broker connection lost: the audits in progress finish and store (the results go to the
+        # database, not the broker); their messages are restored to the queue, or gone with a
+        # broker that kept none, and then reported as worker lost at the deadline.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app

@@ -10,6 +10,7 @@ same night twice.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -68,8 +69,24 @@ def prepare(store: Store) -> None:
     try:
         with _database(store) as conn:
             metadata.create_all(conn)
-    except IntegrityError:
-        pass
+    except (IntegrityError, StoreError):
+        with _database(store) as conn:  # the other one's tables are there now
+            metadata.create_all(conn)
+
+
+def open_store(database: str, attempts: int = 3) -> Store:
+    """The shared history with the fleet tables. Workers starting together on a new database race to
+    create the tables: the loser's error is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            store = Store(database)
+            prepare(store)
+            return store
+        except StoreError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def store_result(store: Store, config: Config, run_id: str, index: int, result: TargetResult) -> bool:

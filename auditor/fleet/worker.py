@@ -19,7 +19,7 @@ from auditor.config import Config, Target
 from auditor.errors import ConfigError, StoreError
 from auditor.facts import LogVerification
 from auditor.fleet.engine import TASK, celery_app
-from auditor.fleet.results import prepare, store_result
+from auditor.fleet.results import open_store, store_result
 from auditor.fleet.settings import fleet_settings
 from auditor.store import Store
 
@@ -52,8 +52,7 @@ def run_worker(config: Config, config_path: Path, concurrency: int) -> int:
     settings = fleet_settings(config, str(config_path))
     if settings is None:
         raise ConfigError(f"{config_path}: `auditor worker` needs [fleet] broker (a redis:// URL)")
-    store = Store(config.history.database)
-    prepare(store)
+    store = open_store(config.history.database)
     app = celery_app(settings)
 
     @app.task(  # type: ignore[untyped-decorator]
