@@ -231,3 +231,34 @@ def test_pins_match_the_installed_series() -> None:
     assert version("httpcore").startswith("1.0."), (
         "httpcore left 1.0: re-check the names above, then move the pin"
     )
+
+
+def test_the_certificate_jobs_end_with_the_one_without_sni() -> None:
+    """auditor/scan/tls.py skips sslyze's certificate job without SNI (uses_sni): its last argument
+    says whether SNI is sent, and it is the only job without."""
+    from sslyze.plugins.certificate_info.implementation import CertificateInfoImplementation
+    from sslyze.server_connectivity import (
+        ClientAuthRequirementEnum,
+        ServerConnectivityInfo,
+        ServerTlsProbingResult,
+        TlsVersionEnum,
+    )
+    from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+
+    from auditor.scan.tls import uses_sni
+
+    for highest in (TlsVersionEnum.TLS_1_3, TlsVersionEnum.TLS_1_2):
+        server = ServerConnectivityInfo(
+            server_location=ServerNetworkLocation("contract.test", 443, ip_address="127.0.0.1"),
+            network_configuration=ServerNetworkConfiguration("contract.test"),
+            tls_probing_result=ServerTlsProbingResult(
+                highest_tls_version_supported=highest,
+                cipher_suite_supported="TLS_AES_256_GCM_SHA384",
+                client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
+                supports_ecdh_key_exchange=True,
+            ),
+        )
+        jobs = CertificateInfoImplementation.scan_jobs_for_scan_command(server, None)
+        assert [uses_sni(job) for job in jobs] == [True, True, True, False], (
+            "sslyze's certificate jobs changed: update auditor/scan/tls.py uses_sni"
+        )

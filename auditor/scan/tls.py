@@ -365,9 +365,33 @@ def _sslyze_jobs(
             continue
         if command is ScanCommand.ROBOT and len(jobs) > 1:
             queued[command] = _robot_jobs(pool, jobs, counted)
+        elif command is ScanCommand.CERTIFICATE_INFO:
+            queued[command] = [
+                pool.submit(counted, command, job) if uses_sni(job) else _not_fetched(server) for job in jobs
+            ]
         else:
             queued[command] = [pool.submit(counted, command, job) for job in jobs]
     return queued
+
+
+def uses_sni(job: ScanJob) -> bool:
+    """sslyze's certificate jobs are (server, CA file, TLS version, cipher list, with SNI): the last
+    fetches the chain a client without SNI gets, which no clause judges and the report never shows
+    (CertificateInfoScanResult.certificate_deployments holds the SNI chains only)."""
+    return job.function_arguments[-1] is not False
+
+
+def _not_fetched(server: ServerConnectivityInfo) -> Future[ScanJobResult]:
+    """The result of a certificate job not run (one connection saved): a failed handshake, which
+    sslyze's certificate plugin counts as "this kind of client got no chain" and otherwise ignores."""
+    future: Future[ScanJobResult] = Future()
+    skipped = ServerRejectedTlsHandshake(
+        server_location=server.server_location,
+        network_configuration=server.network_configuration,
+        error_message="not fetched: the chain served without SNI is not judged",
+    )
+    future.set_result(ScanJobResult(_return_value=None, _exception=skipped))
+    return future
 
 
 def _pass_on(into: Future[ScanJobResult], done: Future[ScanJobResult]) -> None:
