@@ -22,7 +22,14 @@ from auditor.cron import make_trigger
 from auditor.errors import StoreError
 from auditor.facts import LogVerification
 from auditor.fleet.engine import TASK, celery_app
-from auditor.fleet.results import claim_night, finish_night, prepare, store_result, stored_seqs
+from auditor.fleet.results import (
+    claim_night,
+    finish_night,
+    prepare,
+    store_result,
+    stored_count,
+    stored_seqs,
+)
 from auditor.fleet.settings import FleetSettings
 from auditor.model import AuditReport, ReportMeta, TargetRef, TargetResult
 from auditor.store import Store
@@ -77,7 +84,8 @@ class Coordinator:
         unqueued = self._enqueue(targets, evidence_log)
         for index, why in unqueued.items():
             store_result(self.store, config, self.run_id, index, _lost(targets[index], why))
-        seqs = self._wait(len(targets), deadline)
+        self._wait(len(targets), deadline)
+        seqs = stored_seqs(self.store, self.run_id)
         for index in sorted(set(range(len(targets))) - set(seqs)):
             lost = _lost(targets[index], WORKER_LOST.format(self.settings.run_deadline))
             store_result(self.store, config, self.run_id, index, lost)  # a late worker's result may win
@@ -113,11 +121,8 @@ class Coordinator:
                 failed[index] = f"not audited: the task could not be queued ({type(exc).__name__}: {exc})"
         return failed
 
-    def _wait(self, count: int, deadline: float) -> dict[int, int]:
-        while True:
-            seqs = stored_seqs(self.store, self.run_id)
-            if len(seqs) >= count or time.monotonic() >= deadline:
-                return seqs
+    def _wait(self, count: int, deadline: float) -> None:
+        while stored_count(self.store, self.run_id) < count and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
 
 

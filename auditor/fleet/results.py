@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -119,6 +119,15 @@ def stored_seqs(store: Store, run_id: str) -> dict[int, int]:
             select(fleet_results.c.target_index, fleet_results.c.seq).where(fleet_results.c.run_id == run_id)
         ).all()
     return {row.target_index: row.seq for row in rows}
+
+
+def stored_count(store: Store, run_id: str) -> int:
+    """How many targets of the run are stored so far (the scheduler's poll: one number, not the rows)."""
+    with _database(store) as conn:
+        counted = conn.execute(
+            select(func.count()).select_from(fleet_results).where(fleet_results.c.run_id == run_id)
+        ).scalar_one()
+    return int(counted)
 
 
 def claim_night(store: Store, night: datetime, run_id: str) -> None:
