@@ -22,7 +22,7 @@ from tests.conftest import ROOT, run_cli
 from tests.harness import postgres_server
 from tests.harness.pki import TestPKI
 from tests.harness.redis_server import RedisServer
-from tests.harness.servers import NginxSite
+from tests.harness.servers import NginxSite, free_port
 
 NAMES = ("a.test", "b.test", "c.test")
 
@@ -238,6 +238,23 @@ def test_two_schedulers_never_run_the_same_night_twice(tmp_path, pki, redis, pos
         assert conn.execute(text("SELECT count(*) FROM fleet_runs")).scalar_one() == 1
     engine.dispose()
     assert len(_stored(database)) == 1
+
+
+def test_an_unreachable_broker_leaves_the_night_to_a_retry(tmp_path, pki, redis, postgres, sites) -> None:
+    """Redis down when the night starts: one line, exit 3, and the night is not taken, so the run
+    started again once Redis is up goes ahead (it used to be refused as "already taken")."""
+    database = postgres_server.create_database(postgres, "fleet_down")
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    down = _config(tmp_path, pki, database, closed, [sites[0].url], "run_deadline = 2\n")
+    code, output = _finish(_schedule_once(down, tmp_path / "down.log"), tmp_path / "down.log")
+    assert code == 3 and "cannot be reached" in output and "run it again" in output, output
+    engine = create_engine(database)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM fleet_runs")).scalar_one() == 0
+    engine.dispose()
+    up = _config(tmp_path, pki, database, redis.url, [sites[0].url], "run_deadline = 2\n")
+    code, output = _finish(_schedule_once(up, tmp_path / "up.log"), tmp_path / "up.log")
+    assert "not running it twice" not in output and "history: stored 1 result(s)" in output, output
 
 
 def test_redis_restarted_mid_run_loses_no_stored_result(

@@ -86,9 +86,12 @@ def create_app(history: History, access: Access) -> Starlette:
     """The dashboard over `history`, guarded by `access`."""
 
     def overview(request: Request) -> Response:
-        verdict = _choice(request, "verdict", VERDICTS)
-        clause = _choice(request, "clause", CLAUSES)
-        letter = _choice(request, "grade", [*ALL_LETTERS, "none"])
+        try:
+            verdict = _choice(request, "verdict", VERDICTS)
+            clause = _choice(request, "clause", CLAUSES)
+            letter = _choice(request, "grade", [*ALL_LETTERS, "none"])
+        except UnknownFilter as exc:  # a typo must not look like "every site matches"
+            return _page("problem.html.j2", 400, title="400", message=str(exc))
         data = history.overview()
         rows = [r for r in data.rows if matches(r, verdict, clause, letter)]
         return _page(
@@ -158,10 +161,18 @@ def create_app(history: History, access: Access) -> Starlette:
     )
 
 
+class UnknownFilter(ValueError):
+    """A filter value the overview does not know (shown as a 400 page naming the allowed ones)."""
+
+
 def _choice(request: Request, name: str, allowed: Collection[str]) -> str | None:
-    """A filter's value when it is one of `allowed`; anything else is no filter."""
+    """A filter's value: one of `allowed`, or None (empty or absent: no filter)."""
     value = request.query_params.get(name)
-    return value if value and value in allowed else None
+    if not value:
+        return None
+    if value not in allowed:
+        raise UnknownFilter(f"unknown {name} {value!r}: one of {', '.join(allowed)}")
+    return value
 
 
 def _page(template: str, status: int = 200, **context: object) -> HTMLResponse:

@@ -21,7 +21,7 @@ from auditor.config import Config, Schedule, Target
 from auditor.cron import make_trigger
 from auditor.errors import StoreError
 from auditor.facts import LogVerification
-from auditor.fleet.engine import TASK, celery_app
+from auditor.fleet.engine import TASK, celery_app, check_broker
 from auditor.fleet.results import (
     claim_night,
     finish_night,
@@ -130,6 +130,7 @@ def run_fleet(plan: Plan, store: Store, settings: FleetSettings) -> RunOutcome:
     """The nightly run in fleet mode: claim the night (AuditorError when another scheduler has it),
     then auditor.app.run with the workers auditing and storing."""
     prepare(store)
+    check_broker(celery_app(settings), settings.broker)
     run_id = uuid.uuid4().hex
     now = plan.clock() if plan.clock else datetime.now(UTC)
     claim_night(store, night_of(plan.config.schedule, now), run_id)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from auditor.errors import ConfigError
+from sqlalchemy.engine import make_url
+
+from auditor.errors import AuditorError, ConfigError
 from auditor.fleet.settings import FleetSettings
 
 if TYPE_CHECKING:
@@ -55,3 +57,17 @@ def celery_app(settings: FleetSettings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
+
+
+def check_broker(app: Celery, broker: str, timeout: float = 5.0) -> None:
+    """AuditorError when the broker cannot be reached: the scheduler says so before it takes the
+    night (a run whose tasks could not be queued would hold the night, and a retry be refused)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001  (kombu's errors vary by transport)
+        shown = make_url(broker).render_as_string(hide_password=True) if "@" in broker else broker
+        raise AuditorError(
+            f"[fleet] broker {shown} cannot be reached ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "the night was not started: run it again once the broker is up"
+        ) from None

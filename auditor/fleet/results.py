@@ -9,13 +9,14 @@ same night twice.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -49,7 +50,8 @@ fleet_results = Table(
 
 
 def machine() -> str:
-    return socket.gethostname()
+    """Who stored a result: host and process (two workers on one machine are told apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextmanager
@@ -119,6 +121,28 @@ def stored_seqs(store: Store, run_id: str) -> dict[int, int]:
             select(fleet_results.c.target_index, fleet_results.c.seq).where(fleet_results.c.run_id == run_id)
         ).all()
     return {row.target_index: row.seq for row in rows}
+
+
+def already_done(store: Store, run_id: str, index: int) -> str | None:
+    """Why a task need not be audited: its target is stored for this run already (a redelivery), or
+    the run is over (a task left on the queue past the run deadline). None: audit it."""
+    with _database(store) as conn:
+        if conn.execute(
+            select(fleet_results.c.seq).where(
+                (fleet_results.c.run_id == run_id) & (fleet_results.c.target_index == index)
+            )
+        ).first():
+            return "already stored for this run (delivered twice)"
+        finished = conn.execute(select(fleet_runs.c.finished_at).where(fleet_runs.c.run_id == run_id)).first()
+    if finished is not None and finished.finished_at is not None:
+        return f"its run ended at {finished.finished_at} (a task left on the queue)"
+    return None
+
+
+def release_night(store: Store, run_id: str) -> None:
+    """Give the night back (the run could not start: its broker was unreachable), so it can be run again."""
+    with _database(store) as conn:
+        conn.execute(delete(fleet_runs).where(fleet_runs.c.run_id == run_id))
 
 
 def stored_count(store: Store, run_id: str) -> int:

@@ -19,7 +19,7 @@ from auditor.config import Config, Target
 from auditor.errors import ConfigError, StoreError
 from auditor.facts import LogVerification
 from auditor.fleet.engine import TASK, celery_app
-from auditor.fleet.results import open_store, store_result
+from auditor.fleet.results import already_done, open_store, store_result
 from auditor.fleet.settings import fleet_settings
 from auditor.store import Store
 
@@ -37,6 +37,9 @@ def audit_and_store(
     """One task: audit the target with the engine, then store it unless this run already holds it."""
     verification = LogVerification(**evidence_log) if evidence_log else None
     parsed = Target.model_validate(target)
+    if (why := already_done(store, run_id, index)) is not None:
+        log.info("run %s: target %d %s: not audited again, %s", run_id, index, parsed.url, why)
+        return False
     log.info("run %s: auditing target %d %s", run_id, index, parsed.url)
     result = audit_target(parsed, config, evidence_log=verification)
     stored = store_result(store, config, run_id, index, result)
