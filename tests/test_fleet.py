@@ -238,6 +238,13 @@ def test_two_schedulers_never_run_the_same_night_twice(tmp_path, pki, redis, pos
         assert conn.execute(text("SELECT count(*) FROM fleet_runs")).scalar_one() == 1
     engine.dispose()
     assert len(_stored(database)) == 1
+    # another fleet (its own queue) sharing the database has a night of its own
+    other = config.read_text().replace(f'queue = "{tmp_path.name}"', 'queue = "another-fleet"')
+    assert other != config.read_text()
+    config.write_text(other)
+    code, output = _finish(_schedule_once(config, tmp_path / "other.log"), tmp_path / "other.log")
+    assert code == 3 and "worker lost" in output  # no worker on that queue: it ran, and says so
+    assert "not running it twice" not in output and "history: stored 1 result(s)" in output, output
 
 
 def test_an_unreachable_broker_leaves_the_night_to_a_retry(tmp_path, pki, redis, postgres, sites) -> None:

@@ -133,7 +133,7 @@ def run_fleet(plan: Plan, store: Store, settings: FleetSettings) -> RunOutcome:
     check_broker(celery_app(settings), settings.broker)
     run_id = uuid.uuid4().hex
     now = plan.clock() if plan.clock else datetime.now(UTC)
-    claim_night(store, night_of(plan.config.schedule, now), run_id)
+    claim_night(store, night_of(plan.config.schedule, now), run_id, settings.queue)
     coordinator = Coordinator(store, settings, run_id)
     outcome = run(
         plan.config.targets, dataclasses.replace(plan, audit=coordinator.audit, stored_by_audit=True)

@@ -32,7 +32,8 @@ metadata = MetaData()
 fleet_runs = Table(
     "fleet_runs",
     metadata,
-    Column("night", String(40), primary_key=True),  # the scheduled time (UTC), or the minute of a run
+    # the scheduled time (UTC, or the minute of a run) and the [fleet] queue: one fleet's night
+    Column("night", String(300), primary_key=True),
     Column("run_id", String(32), nullable=False, unique=True),
     Column("host", String(255), nullable=False),
     Column("started_at", String(40), nullable=False),
@@ -154,9 +155,11 @@ def stored_count(store: Store, run_id: str) -> int:
     return int(counted)
 
 
-def claim_night(store: Store, night: datetime, run_id: str) -> None:
-    """Take the night for this run; AuditorError when another scheduler took it first."""
-    key = utc_text(night)
+def claim_night(store: Store, night: datetime, run_id: str, queue: str) -> None:
+    """Take the night of the fleet that `queue` names for this run; AuditorError when another
+    scheduler took it first. Fleets with queues of their own (several configs sharing one
+    database) each have their night."""
+    key = f"{utc_text(night)} {queue}"
     try:
         with _database(store) as conn:
             conn.execute(
@@ -171,7 +174,8 @@ def claim_night(store: Store, night: datetime, run_id: str) -> None:
             f"{holder.host} (fleet run {holder.run_id}, started {holder.started_at})" if holder else "another"
         )
         raise AuditorError(
-            f"the run scheduled for {key} was already taken by {who}; not running it twice"
+            f"the run scheduled for {utc_text(night)} (queue {queue}) was already taken by {who}; "
+            "not running it twice"
         ) from None
 
 
