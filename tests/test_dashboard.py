@@ -217,7 +217,9 @@ def test_filters_by_verdict_clause_and_letter(fleet: Fleet) -> None:
     for name, typo in (("grade", "ZZ"), ("clause", "11.9-bogus"), ("verdict", "green")):
         refused = get(fleet, "/", params={name: typo})  # a typo must not read as "every site matches"
         assert refused.status_code == 400, name
-        assert f"unknown {name} &#39;{typo}&#39;" in refused.text or f"unknown {name} '{typo}'" in refused.text
+        assert (
+            f"unknown {name} &#39;{typo}&#39;" in refused.text or f"unknown {name} '{typo}'" in refused.text
+        )
 
 
 def test_site_page_chart_grid_findings_changes_and_reports(fleet: Fleet) -> None:
