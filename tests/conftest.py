@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.harness import postgres_server
 from tests.harness.pki import TestPKI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +74,13 @@ def audit_local_targets(targets: dict[str, tuple[str, Path]], directory: Path, s
     config = directory / "config.toml"
     config.write_text(f"[scan]\nconcurrency = 4\n{scan}[output]\nwrite_json = false\n{entries}")
     return run_cli("audit", "--config", str(config), "--json", "-", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback for the module (tests.harness.postgres_server); its URL."""
+    if not postgres_server.available():
+        pytest.skip("PostgreSQL server binaries not installed")
+    pytest.importorskip("psycopg")
+    with postgres_server.running_postgres() as url:
+        yield url

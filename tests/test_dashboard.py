@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import run_cli
 from tests.harness import chromium
+from tests.harness.dashboard_server import Dashboard
 from tests.harness.pki import TestPKI
-from tests.harness.process_server import ProcessServer, free_port
+from tests.harness.process_server import free_port
 from tests.harness.servers import NginxSite
 
 pytestmark = pytest.mark.skipif(
@@ -42,35 +42,6 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
-
-
-class Dashboard(ProcessServer):
-    """`auditor serve` as a user runs it."""
-
-    label = "auditor serve"
-
-    def __init__(self, config: Path, env: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.config, self.env, self.port = config, dict(env or {}), free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> Sequence[str]:
-        return [
-            sys.executable,
-            "-m",
-            "auditor",
-            "serve",
-            "--config",
-            str(self.config),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-        ]
-
-    def environment(self) -> Mapping[str, str]:
-        return {**os.environ, "PYTHONWARNINGS": "ignore", **self.env}
 
 
 @dataclass

@@ -12,7 +12,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from auditor.model import TargetRef, TargetResult
 from auditor.store import Store, StoreError, chain_hash, display_name, retention_cutoff
 from tests import evidence_builders as b
 from tests.conftest import ROOT, run_cli
-from tests.harness import postgres_server
 
 
 def result(i: int, when: datetime | None = None) -> TargetResult:
@@ -429,15 +427,6 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
     )
     with pytest.raises(StoreError, match=r"^history database nosuch://x: unknown database kind 'nosuch'"):
         Store("nosuch://x")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    if not postgres_server.available():
-        pytest.skip("PostgreSQL server binaries not installed")
-    pytest.importorskip("psycopg")
-    with postgres_server.running_postgres() as url:
-        yield url
 
 
 def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:

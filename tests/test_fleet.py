@@ -37,15 +37,6 @@ def redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    if not postgres_server.available():
-        pytest.skip("PostgreSQL server binaries not installed")
-    pytest.importorskip("psycopg")
-    with postgres_server.running_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def sites(pki: TestPKI) -> Iterator[list[NginxSite]]:
     started: list[NginxSite] = []
     try:

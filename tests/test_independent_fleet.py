@@ -33,11 +33,11 @@ from aiosmtpd.smtp import Envelope
 
 from tests.conftest import ROOT, CliRun, clause_statuses, run_cli
 from tests.harness import postgres_server
+from tests.harness.dashboard_server import Dashboard
 from tests.harness.pki import TestPKI
 from tests.harness.process_server import free_port, terminate
 from tests.harness.redis_server import RedisServer
 from tests.harness.servers import NginxSite
-from tests.test_independent_serve import Dashboard
 
 pytestmark = [
     pytest.mark.skipif(not RedisServer.available(), reason="redis-server not installed"),

@@ -16,8 +16,7 @@ import os
 import re
 import shutil
 import sqlite3
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +31,9 @@ from cryptography import x509
 
 from tests.conftest import CliRun, clause_statuses, run_cli
 from tests.harness import chromium
+from tests.harness.dashboard_server import Dashboard
 from tests.harness.pki import TestPKI
-from tests.harness.process_server import ProcessServer, free_port
+from tests.harness.process_server import free_port
 from tests.harness.servers import NginxSite
 
 pytestmark = [
@@ -51,36 +51,6 @@ HOSTILE_ORG = "<script>alert(1)</script>\u202eevil"
 HOSTILE_COOKIE = "<img src=x onerror=alert(2)>=1; Path=/"  # no Secure/HttpOnly/SameSite: 11.5-cookies fails
 TOKEN = "independent-dashboard-token"
 LETTER_ORDER = ["M", "T", "F", "E", "D", "C", "B", "A-", "A", "A+"]  # worst first
-
-
-class Dashboard(ProcessServer):
-    """`auditor serve` as a user starts it."""
-
-    label = "auditor serve"
-    ready_timeout = 30.0
-
-    def __init__(self, config: Path, env: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self.config, self.env, self.port = config, dict(env or {}), free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "auditor",
-            "serve",
-            "--config",
-            str(self.config),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-        ]
-
-    def environment(self) -> Mapping[str, str]:
-        return {**os.environ, "PYTHONWARNINGS": "ignore", **self.env}
 
 
 @dataclass
