@@ -5,6 +5,7 @@ SARIF, CSV) that are also options and [output] keys. Each is written like every 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,25 +34,28 @@ HELP = {
 FORMATS = ("json", "html", "text", *HELP)
 
 
-def renderer(name: str) -> Callable[[AuditReport], str]:
-    """The function that renders format `name` (one of FORMATS)."""
-    # lazy: the writers load when a report is written, after the scan: jinja2, css_inline and the
-    # checks the HTML report names cost ~90 ms that every audit would otherwise pay before its
-    # first handshake
-    from auditor.reports import csv_report, html, json_report, junit, sarif, text
+RENDERERS = {  # format -> (module in auditor.reports, function)
+    "json": ("json_report", "to_json"),
+    "html": ("html", "render_html"),
+    "text": ("text", "render_text"),
+    "junit": ("junit", "to_junit"),
+    "sarif": ("sarif", "to_sarif"),
+    "csv": ("csv_report", "to_csv"),
+}
 
-    renderers: dict[str, Callable[[AuditReport], str]] = {
-        "json": json_report.to_json,
-        "html": html.render_html,
-        "text": text.render_text,
-        "junit": junit.to_junit,
-        "sarif": sarif.to_sarif,
-        "csv": csv_report.to_csv,
-    }
+
+def renderer(name: str) -> Callable[[AuditReport], str]:
+    """The function that renders format `name` (one of FORMATS). Each writer loads when its format
+    is written, after the scan, and only then: the HTML one (jinja2, css_inline) costs ~90 ms that a
+    JSON-only run, or every audit before its first handshake, would otherwise pay."""
     try:
-        return renderers[name]
+        module, function = RENDERERS[name]
     except KeyError:
         raise ValueError(f"unknown report format {name!r}") from None
+    rendering: Callable[[AuditReport], str] = getattr(
+        importlib.import_module(f"auditor.reports.{module}"), function
+    )
+    return rendering
 
 
 def render(report: AuditReport, name: str) -> str:

@@ -192,6 +192,20 @@ class ConnectionCounter:
         if held and self._slots is not None:
             self._slots.release()
 
+    def early(self, phase: str, *, answered: bool, timed_out: bool, first_bytes: bytes) -> None:
+        """Count a connection made before the scan began (auditor.scan.early_contact) as the attempt
+        it was: an answer, or a deadline hit toward the streak that says the server never answers."""
+        with self._lock:
+            self.by_phase[phase] = self.by_phase.get(phase, 0) + 1
+            if first_bytes and not self.first_bytes:
+                self.first_bytes = first_bytes
+            if timed_out:
+                self.deadline_hits += 1
+                self._streak += 1
+            elif answered:
+                self.answered += 1
+                self._streak = 0
+
     # ---- opening
     def open(self, address: str, port: int, phase: str, *, during_pause: bool = False) -> DeadlineSocket:
         """A counted, paced TCP connection that ends by `timeout` seconds from now. While the ledger

@@ -57,7 +57,7 @@ from auditor.model import (
     TrustStoreResult,
     Vulnerabilities,
 )
-from auditor.scan import dh_size, protocol_facts
+from auditor.scan import dh_size, early_contact, protocol_facts
 from auditor.scan.attempts import (
     FALLBACK_NO_ANSWER,
     NOT_SCHEDULED,
@@ -507,6 +507,38 @@ def _probe_connectivity(
     )
 
 
+def _taken_early(
+    host: str, location: ServerNetworkLocation, counter: ConnectionCounter
+) -> ServerTlsProbingResult | None:
+    """The connectivity check made while the command was still importing (auditor.scan.early_contact),
+    when it completed a TLS 1.3 handshake without a client-certificate request; any other outcome
+    is counted as the attempt it was, and sslyze's check runs."""
+    contact = early_contact.take(location.ip_address or host, location.port, host)
+    if contact is None:
+        return None
+    counter.early(
+        "connectivity",
+        answered=contact.answered,
+        timed_out=contact.timed_out,
+        first_bytes=contact.first_bytes,
+    )
+    if not contact.usable:
+        return None
+    return ServerTlsProbingResult(
+        highest_tls_version_supported=TlsVersionEnum.TLS_1_3,
+        cipher_suite_supported=str(contact.cipher),
+        client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
+        supports_ecdh_key_exchange=True,
+    )
+
+
+def _checked_connectivity(
+    location: ServerNetworkLocation, network: ServerNetworkConfiguration, counter: ConnectionCounter
+) -> ServerTlsProbingResult:
+    with counting(counter, "connectivity"):
+        return _probe_connectivity(location, network)
+
+
 def _fast_scan(
     host: str,
     location: ServerNetworkLocation,
@@ -527,8 +559,7 @@ def _fast_scan(
     counter.probe = (location.ip_address or host, location.port, _sni(host))
     counter.set_limit(connections_per_server)  # the enumerator's order probe runs in a thread of its own
     try:
-        with counting(counter, "connectivity"):
-            probing = _probe_connectivity(location, network)
+        probing = _taken_early(host, location, counter) or _checked_connectivity(location, network, counter)
     except ServerTlsConfigurationNotSupported as exc:
         # maybe only DHE with a group the client refuses (Logjam): a raw hello tells; else as sslyze says
         dhe_only = probe_dhe_only(dh_size.target(host, location.port, location.ip_address, timeout), counter)

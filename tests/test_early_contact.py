@@ -1,0 +1,87 @@
+"""The handshake `auditor audit` starts while it imports (auditor.scan.early_contact): it stands in
+for sslyze's TLS 1.3 connectivity check only when that check would have passed, and is otherwise
+counted as the attempt it was; one connection either way. Real servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from auditor.scan import early_contact
+from tests.conftest import run_cli
+from tests.harness.pki import TestPKI
+from tests.harness.servers import NginxSite, OpenSSLServer
+
+TLS13_SUITES = {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"}
+
+
+@pytest.fixture(scope="module")
+def modern(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxSite]:
+    with NginxSite(tmp_path_factory.mktemp("early") / "nginx", issued=pki.issue("early")) as site:
+        yield site
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    """A port that accepts connections and never speaks."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def _contact(port: int, timeout: float = 5.0, host: str = "good.test") -> early_contact.Contact | None:
+    early_contact.start(host, port, "127.0.0.1", timeout)
+    return early_contact.take("127.0.0.1", port, host)
+
+
+def test_a_tls13_server_is_reached_and_taken_once(modern: NginxSite) -> None:
+    contact = _contact(modern.https_port)
+    assert contact is not None and contact.usable, contact
+    assert contact.cipher in TLS13_SUITES and contact.answered and not contact.timed_out
+    assert early_contact.take("127.0.0.1", modern.https_port, "good.test") is None  # taken once
+
+
+def test_another_address_of_the_name_does_not_take_it(modern: NginxSite) -> None:
+    early_contact.start("good.test", modern.https_port, "127.0.0.1", 5.0)
+    assert early_contact.take("127.0.0.2", modern.https_port, "good.test") is None
+    assert early_contact.take("127.0.0.1", modern.https_port, "good.test") is not None
+
+
+def test_a_server_without_tls13_answered_but_does_not_stand_in(pki: TestPKI) -> None:
+    with OpenSSLServer(pki.issue("early-tls12"), ["-tls1_2"]) as server:
+        contact = _contact(server.port)
+    assert contact is not None and not contact.usable and contact.answered and not contact.timed_out
+
+
+def test_a_silent_port_is_a_timed_out_attempt_within_its_deadline(silent: int) -> None:
+    started = time.monotonic()
+    contact = _contact(silent, timeout=1.0)
+    assert time.monotonic() - started < 3
+    assert contact is not None and contact.timed_out and not contact.answered and not contact.usable
+
+
+def test_the_audit_takes_it_one_connectivity_connection(modern: NginxSite, pki: TestPKI) -> None:
+    run = run_cli(
+        "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--json", "-", "-q", modern.url
+    )
+    report = json.loads(run.stdout)
+    phases = report["targets"][0]["evidence"]["tls"]["connections_by_phase"]
+    assert phases["connectivity"] == 1, phases
+    assert report["targets"][0]["grade"]["letter"] in {"A", "A+"}, run.stderr
