@@ -37,9 +37,9 @@ class Contact:
     address: str | None  # None: the name did not resolve, or no TCP connection
     cipher: str | None  # the suite the server chose (OpenSSL name) when the handshake completed
     client_certificate_requested: bool = False
-    timed_out: bool = False  # no complete answer within the connection's deadline
-    answered: bool = False  # the server sent something
-    first_bytes: bytes = b""
+    timed_out: bool = False  # the connection's deadline passed (a silent or a trickling server)
+    answered: bool = False  # the connection ended before its deadline, by the server's doing or ours
+    first_bytes: bytes = b""  # what the server sent first (names what it speaks)
 
     @property
     def usable(self) -> bool:
@@ -116,8 +116,8 @@ def _handshake(host: str, port: int, address: str | None, timeout: float) -> Con
         address=address,
         cipher=cipher,
         client_certificate_requested=requested,
-        timed_out=sock.timed_out and not sock.first_bytes,
-        answered=bool(sock.first_bytes),
+        timed_out=sock.timed_out,
+        answered=not sock.timed_out,
         first_bytes=sock.first_bytes,
     )
 
