@@ -158,6 +158,9 @@ def _open_read_only(path: str) -> sqlite3.Connection:
     return sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
 
 
+SCHEMA_LOCK_KEY = 0x61756469  # "audi": the advisory lock of the history's schema (PostgreSQL)
+
+
 class Store:
     """The history and evidence log. `create=False` for commands that only read: a missing database
     is then an error instead of a new empty log. `damage` says why the log is broken before any entry
@@ -248,7 +251,8 @@ class Store:
             if existed:  # a file this process did not just create
                 self.restarted = self.restarted or no_log
             with self._write() as conn:
-                metadata.create_all(conn)
+                self._schema_lock(conn)
+                metadata.create_all(conn)  # checks again, under the lock: a concurrent creator finished
         elif "kind" not in {c["name"] for c in inspect(self.engine).get_columns("evidence_log")}:
             with self._write() as conn:  # databases from before checkpoints: every entry is a scan
                 conn.execute(
@@ -262,6 +266,7 @@ class Store:
             self.damage = gone
             return
         with self._write() as conn:
+            self._schema_lock(conn)
             if conn.execute(select(chain_state)).first() is None:
                 if conn.execute(select(entries.c.seq).limit(1)).first() is not None:
                     self.damage = gone  # restarting the chain at 0 would bury what happened
@@ -276,6 +281,14 @@ class Store:
                         pruned_entries=0,
                     )
                 )
+
+    def _schema_lock(self, conn: Connection) -> None:
+        """Serialize creating the tables and the chain state between processes that open a new
+        PostgreSQL history at once (two schedulers, fleet workers starting together): each would
+        otherwise see no table and the second CREATE fail. SQLite's write transaction already
+        serializes them. Held until the transaction ends."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
     def close(self) -> None:
         """Close the connections now. The engine sits in a reference cycle (its event listeners), so

@@ -4,6 +4,7 @@ counted as the attempt it was; one connection either way. Real servers on loopba
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -75,6 +76,31 @@ def test_a_silent_port_is_a_timed_out_attempt_within_its_deadline(silent: int) -
     contact = _contact(silent, timeout=1.0)
     assert time.monotonic() - started < 3
     assert contact is not None and contact.timed_out and not contact.answered and not contact.usable
+
+
+def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:
+    """One byte a second: the deadline passes with bytes received; that is a deadline hit (the ledger
+    then says "sends too slowly"), not an answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            conn = listener.accept()[0]
+            held.append(conn)
+            for byte in b"\x16\x03\x03\x00":
+                conn.send(bytes([byte]))
+                time.sleep(0.5)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        contact = _contact(listener.getsockname()[1], timeout=1.0)
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+    assert contact is not None and contact.timed_out and not contact.answered, contact
+    assert contact.first_bytes.startswith(b"\x16")
 
 
 def test_the_audit_takes_it_one_connectivity_connection(modern: NginxSite, pki: TestPKI) -> None:

@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import event
 
 from auditor.errors import AuditorError
-from auditor.evidence_log import WITNESS_FILE, canonical, columns, record_head
+from auditor.evidence_log import GENESIS, WITNESS_FILE, canonical, columns, record_head
 from auditor.model import TargetRef, TargetResult
 from auditor.store import Store, StoreError, chain_hash, display_name, retention_cutoff
 from tests import evidence_builders as b
 from tests.conftest import ROOT, run_cli
+from tests.harness import postgres_server
 
 
 def result(i: int, when: datetime | None = None) -> TargetResult:
@@ -427,6 +428,30 @@ def test_config_accepts_a_database_url(tmp_path: Path) -> None:
     )
     with pytest.raises(StoreError, match=r"^history database nosuch://x: unknown database kind 'nosuch'"):
         Store("nosuch://x")
+
+
+def test_processes_opening_a_new_postgresql_history_at_once_all_succeed(postgres: str) -> None:
+    """Two schedulers (or fleet workers) starting together on an empty PostgreSQL history: each saw no
+    table and one CREATE failed ("relation already exists", "duplicate key value"); the schema is
+    now created under an advisory lock, once. (Without the lock about one trial in three failed.)"""
+    for trial in range(3):
+        database = postgres_server.create_database(postgres, f"created_at_once_{trial}")
+        at = time.time() + 2  # every process imported by then: they open the history at the same moment
+        opener = (
+            "import time; from auditor.store import Store; "
+            f"time.sleep(max(0, {at} - time.time())); Store({database!r}).close()"
+        )
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", opener], stderr=subprocess.PIPE, text=True, env=environment
+            )
+            for _ in range(6)
+        ]
+        errors = [proc.communicate(timeout=60)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 6, errors
+        with Store(database) as store:
+            assert store.verify().ok and store.head() == GENESIS
 
 
 def test_postgresql_is_a_url_away(postgres: str, tmp_path: Path) -> None:
