@@ -103,6 +103,26 @@ def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:
     assert contact.first_bytes.startswith(b"\x16")
 
 
+def test_a_contact_still_waiting_for_its_tcp_connection_is_given_up_at_once() -> None:
+    """A filtered port (SYNs dropped: here a listener whose backlog is full) must not cost the scan a
+    whole timeout before sslyze's own attempts: take() gives the contact up after a second's grace,
+    and it then sends nothing."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=2)  # the one pending slot
+    try:
+        early_contact.start("good.test", port, "127.0.0.1", 5.0)
+        started = time.monotonic()
+        assert early_contact.take("127.0.0.1", port, "good.test") is None
+        assert time.monotonic() - started < early_contact.CONNECT_GRACE + 0.5 < 5.0
+        assert early_contact.take("127.0.0.1", port, "good.test") is None  # given up for good
+    finally:
+        filler.close()
+        listener.close()
+
+
 def test_the_audit_takes_it_one_connectivity_connection(modern: NginxSite, pki: TestPKI) -> None:
     run = run_cli(
         "audit", "--ip", "127.0.0.1", "--ca-bundle", str(pki.root_path), "--json", "-", "-q", modern.url

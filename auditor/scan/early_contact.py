@@ -84,7 +84,7 @@ class _DeadlineSocket:
         self.sock.close()
 
 
-def _handshake(host: str, port: int, address: str | None, timeout: float) -> Contact:
+def _handshake(host: str, port: int, address: str | None, timeout: float, pending: _Pending) -> Contact:
     started = time.monotonic()
     try:
         if address is None:  # the system resolver, as the audit's own endpoint lookup uses
@@ -92,6 +92,11 @@ def _handshake(host: str, port: int, address: str | None, timeout: float) -> Con
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError:
         return Contact(address=None, cipher=None)
+    with _lock:
+        if pending.abandoned:  # the scan began without it: send nothing more
+            raw.close()
+            return Contact(address=None, cipher=None)
+        pending.connected.set()
     sock = _DeadlineSocket(raw, started + timeout)
     client = SslClient(
         ssl_version=OpenSslVersionEnum.TLSV1_3,
@@ -122,43 +127,61 @@ def _handshake(host: str, port: int, address: str | None, timeout: float) -> Con
     )
 
 
+@dataclass
+class _Pending:
+    outcome: Future[Contact]
+    connected: threading.Event  # the TCP connection is up: the handshake ends by its deadline
+    abandoned: bool = False  # the scan began while it still waited for its TCP connection
+
+
 _lock = threading.Lock()
-_contacts: dict[Key, Future[Contact]] = {}
+_contacts: dict[Key, _Pending] = {}
 
 
 def start(host: str, port: int, address: str | None, timeout: float) -> None:
     """Begin the handshake with `address` (None: what the system resolver gives first) in a daemon
     thread; the scan of that endpoint takes its outcome."""
-    future: Future[Contact] = Future()
+    pending = _Pending(Future(), threading.Event())
     with _lock:
         if (port, host) in _contacts:
             return
-        _contacts[(port, host)] = future
+        _contacts[(port, host)] = pending
 
     def run() -> None:
         try:
-            future.set_result(_handshake(host, port, address, timeout))
+            pending.outcome.set_result(_handshake(host, port, address, timeout, pending))
         except BaseException as exc:  # noqa: BLE001  (handed to whoever takes it)
-            future.set_exception(exc)
+            pending.outcome.set_exception(exc)
 
     threading.Thread(target=run, name="early-contact", daemon=True).start()
 
 
+CONNECT_GRACE = 1.0  # seconds the scan waits for the early TCP connection before giving it up
+
+
 def take(address: str, port: int, host: str) -> Contact | None:
-    """The outcome of the early handshake with this endpoint (waiting for it to end: it is bounded
-    by its own deadline), or None when none was made with it. Each outcome is taken once."""
+    """The outcome of the early handshake with this endpoint, or None when none was made with it.
+    A handshake under way is waited for (it ends by its deadline); one still without its TCP
+    connection after CONNECT_GRACE is given up (a filtered port would otherwise cost the scan a
+    whole timeout before sslyze's own attempts). Each outcome is taken once."""
     with _lock:
-        future = _contacts.get((port, host))
-    if future is None:
+        pending = _contacts.get((port, host))
+    if pending is None:
         return None
+    pending.connected.wait(CONNECT_GRACE)
+    with _lock:
+        if not pending.outcome.done() and not pending.connected.is_set():
+            pending.abandoned = True
+            _contacts.pop((port, host), None)
+            return None
     try:
-        contact = future.result()
+        contact = pending.outcome.result()
     except Exception:  # noqa: BLE001  (a bug here costs nothing but the head start)
         contact = None
     if contact is None or contact.address != address:
         return None  # another address of the name (its endpoint takes it), or nothing to take
     with _lock:
-        if _contacts.get((port, host)) is not future:
+        if _contacts.get((port, host)) is not pending:
             return None  # taken meanwhile
         del _contacts[(port, host)]
     return contact
