@@ -4,10 +4,8 @@ counted as the attempt it was; one connection either way. Real servers on loopba
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -17,6 +15,7 @@ from auditor.scan import early_contact
 from tests.conftest import run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite, OpenSSLServer
+from tests.hostile.rawservers import RawServer, tarpit
 
 TLS13_SUITES = {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"}
 
@@ -30,21 +29,8 @@ def modern(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 @pytest.fixture
 def silent() -> Iterator[int]:
     """A port that accepts connections and never speaks."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
-    for conn in held:
-        conn.close()
+    with RawServer(tarpit) as server:
+        yield server.port
 
 
 def _contact(port: int, timeout: float = 5.0, host: str = "good.test") -> early_contact.Contact | None:
@@ -81,24 +67,14 @@ def test_a_silent_port_is_a_timed_out_attempt_within_its_deadline(silent: int) -
 def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:
     """One byte a second: the deadline passes with bytes received; that is a deadline hit (the ledger
     then says "sends too slowly"), not an answer."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
 
-    def trickle() -> None:
-        with contextlib.suppress(OSError):
-            conn = listener.accept()[0]
-            held.append(conn)
-            for byte in b"\x16\x03\x03\x00":
-                conn.send(bytes([byte]))
-                time.sleep(0.5)
+    def trickle(conn: socket.socket) -> None:
+        for byte in b"\x16\x03\x03\x00":
+            conn.send(bytes([byte]))
+            time.sleep(0.5)
 
-    threading.Thread(target=trickle, daemon=True).start()
-    try:
-        contact = _contact(listener.getsockname()[1], timeout=1.0)
-    finally:
-        listener.close()
-        for conn in held:
-            conn.close()
+    with RawServer(trickle) as server:
+        contact = _contact(server.port, timeout=1.0)
     assert contact is not None and contact.timed_out and not contact.answered, contact
     assert contact.first_bytes.startswith(b"\x16")
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from tests.harness import postgres_server
 from tests.harness.pki import TestPKI
 from tests.harness.redis_server import RedisServer
 from tests.harness.servers import NginxSite, free_port
+from tests.hostile.rawservers import RawServer, tarpit
 
 NAMES = ("a.test", "b.test", "c.test")
 
@@ -53,21 +52,8 @@ def sites(pki: TestPKI) -> Iterator[list[NginxSite]]:
 @pytest.fixture(scope="module")
 def silent() -> Iterator[str]:
     """A target that accepts connections and never speaks: its audit lasts scan.timeout."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"https://slow.test:{listener.getsockname()[1]}/"
-    listener.close()
-    for conn in held:
-        conn.close()
+    with RawServer(tarpit) as server:
+        yield f"https://slow.test:{server.port}/"
 
 
 def _config(

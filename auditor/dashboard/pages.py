@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from auditor import __version__
 from auditor.checks.clauses import CLAUSES
@@ -21,6 +21,7 @@ from auditor.facts import span
 from auditor.grading_rules import ALL_LETTERS
 from auditor.model import Status
 from auditor.reports import sanitize, view
+from auditor.reports.templating import strict_environment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STYLESHEET = TEMPLATES / "dashboard.css"
@@ -56,13 +57,7 @@ def ago(moment: datetime | None) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = strict_environment(TEMPLATES)
     env.globals.update(
         version=__version__,
         clauses=CLAUSES,

@@ -15,11 +15,12 @@ from functools import partial
 from pathlib import Path
 
 import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from auditor.checks.clauses import CLAUSES
 from auditor.model import AuditReport, Certificate
 from auditor.reports import sanitize, view
+from auditor.reports.templating import strict_environment
 from auditor.suites import is_weak
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -34,13 +35,7 @@ def _yesno(value: bool | None, yes: str, no: str) -> str:
 
 
 def _environment(tz: tzinfo | None) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = strict_environment(TEMPLATES)
     env.globals.update(
         promise=lambda clause: CLAUSES.get(clause, ""),
         days_left=_days_left,

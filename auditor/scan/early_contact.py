@@ -49,7 +49,9 @@ class Contact:
 
 class _DeadlineSocket:
     """The socket methods nassl uses, each bounded by one wall-clock deadline (a trickling server
-    cannot stretch the handshake past `timeout`), recording the first bytes received."""
+    cannot stretch the handshake past `timeout`), recording the first bytes received. The ledger's
+    auditor.scan.connections.DeadlineSocket does the same for the scan, but that module loads
+    sslyze, which this one exists to run before."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock, self.deadline, self.first_bytes, self.timed_out = sock, deadline, b"", False
