@@ -32,7 +32,8 @@ from auditor.model import (
     TargetRef,
     TargetResult,
 )
-from auditor.scan.connections import ConnectionCounter
+from auditor.scan import early_contact
+from auditor.scan.ledger import ConnectionCounter
 from auditor.scan.tls import scan_tls
 from auditor.targets import is_ip, parse_url
 
@@ -241,6 +242,12 @@ def _audit_endpoint(
     ledger = ConnectionCounter(timeout=scan.timeout, pace=getattr(scan, "pace", 0.0))
 
     def collect() -> Evidence:
+        nonlocal ledger
+        # `auditor audit` may have begun with this address while it imported: the scan goes on with
+        # that contact's ledger, which holds the connections already made (auditor.scan.early_contact)
+        early = early_contact.take(ip, ref.port, ref.host)
+        if early is not None and early.ledger is not None:
+            ledger = early.ledger
         warm_up()
 
         # The HTTP probe (a few sequential requests) runs beside the TLS scan: on a distant server
@@ -276,6 +283,7 @@ def _audit_endpoint(
             ocsp=scan.ocsp,
             on_phase=phase,
             ledger=ledger,
+            early=early,
         )
         phase("http")
         if http_result is None:
@@ -289,7 +297,7 @@ def _audit_endpoint(
         return Evidence(tls=tls, http=http_evidence, dns=endpoint.dns)
 
     try:
-        evidence = run_with_deadline(collect, seconds, ledger.abandon, limit=scan.target_timeout)
+        evidence = run_with_deadline(collect, seconds, lambda: ledger.abandon(), limit=scan.target_timeout)
     except ScanError as exc:
         return done(compliant=False, error=str(exc))
     except Exception as exc:  # noqa: BLE001  (a scanner bug or an unforeseen server answer: this target only)

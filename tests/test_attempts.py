@@ -36,9 +36,9 @@ from auditor.model import (
 )
 from auditor.scan import protocol_facts
 from auditor.scan.attempts import from_exception, from_http
-from auditor.scan.connections import Unanswered
 from auditor.scan.dh_size import target
 from auditor.scan.http import probe_http
+from auditor.scan.ledger import Unanswered
 from auditor.scan.post_quantum import probe_if_tls13
 from auditor.scan.revocation import query_responder
 from auditor.scan.simulate import attempt_of, simulate_client

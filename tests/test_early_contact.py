@@ -1,6 +1,7 @@
 """The handshake `auditor audit` starts while it imports (auditor.scan.early_contact): it stands in
 for sslyze's TLS 1.3 connectivity check only when that check would have passed, and is otherwise
-counted as the attempt it was; one connection either way. Real servers on loopback."""
+counted as the attempt it was; one connection either way. After a usable one, the client
+simulations follow through the same ledger. Real servers on loopback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from auditor.clients import CLIENTS
 from auditor.scan import early_contact
+from auditor.scan.replay import distinct_hellos, hello_of
 from tests.conftest import run_cli
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite, OpenSSLServer
@@ -45,6 +48,19 @@ def test_a_tls13_server_is_reached_and_taken_once(modern: NginxSite) -> None:
     assert early_contact.take("127.0.0.1", modern.https_port, "good.test") is None  # taken once
 
 
+def test_the_simulations_follow_through_the_same_ledger(modern: NginxSite) -> None:
+    """After a usable contact, one connection per distinct reference ClientHello, counted in the
+    contact's ledger and held to its limit; the chain the scan's certificate job wants is kept."""
+    early_contact.start("good.test", modern.https_port, "127.0.0.1", 5.0, connections=2)
+    contact = early_contact.take("127.0.0.1", modern.https_port, "good.test")
+    assert contact is not None and contact.usable and contact.ledger is not None
+    assert set(contact.simulations) == {hello_of(p) for p in distinct_hellos(CLIENTS)}
+    exchanges = [future.result(timeout=10) for future in contact.simulations.values()]
+    assert all(e.error is None and e.openssl_name for e in exchanges), exchanges
+    assert contact.ledger.by_phase == {"connectivity": 1, "simulation": len(exchanges)}
+    assert contact.chain and contact.chain[0].startswith("-----BEGIN CERTIFICATE-----")
+
+
 def test_another_address_of_the_name_does_not_take_it(modern: NginxSite) -> None:
     early_contact.start("good.test", modern.https_port, "127.0.0.1", 5.0)
     assert early_contact.take("127.0.0.2", modern.https_port, "good.test") is None
@@ -58,10 +74,15 @@ def test_a_server_without_tls13_answered_but_does_not_stand_in(pki: TestPKI) -> 
 
 
 def test_a_silent_port_is_a_timed_out_attempt_within_its_deadline(silent: int) -> None:
+    """One attempt, counted in the ledger the scan goes on with (its second attempt then says the
+    port never speaks); no simulation is begun with a server that has not answered."""
     started = time.monotonic()
     contact = _contact(silent, timeout=1.0)
     assert time.monotonic() - started < 3
     assert contact is not None and contact.timed_out and not contact.answered and not contact.usable
+    assert not contact.simulations
+    assert contact.ledger is not None and contact.ledger.by_phase == {"connectivity": 1}
+    assert contact.ledger.deadline_hits == 1 and contact.ledger.answered == 0
 
 
 def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:
@@ -106,4 +127,6 @@ def test_the_audit_takes_it_one_connectivity_connection(modern: NginxSite, pki: 
     report = json.loads(run.stdout)
     phases = report["targets"][0]["evidence"]["tls"]["connections_by_phase"]
     assert phases["connectivity"] == 1, phases
+    assert phases["simulation"] == len(distinct_hellos(CLIENTS)), phases
+    assert phases["certificate_info"] == 2, phases  # TLS 1.2, RSA and not: the TLS 1.3 chain came early
     assert report["targets"][0]["grade"]["letter"] in {"A", "A+"}, run.stderr

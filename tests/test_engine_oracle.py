@@ -17,7 +17,9 @@ from auditor.checks.key_exchange import check_pfs
 from auditor.checks.preference import check_aes256gcm_first
 from auditor.clients import CLIENTS
 from auditor.model import Evidence, HandshakeSimulation, Status, TlsEvidence
-from auditor.scan.simulate import distinct_hellos, simulate_client
+from auditor.scan import early_contact
+from auditor.scan.replay import distinct_hellos
+from auditor.scan.simulate import simulate_client
 from auditor.scan.tls import scan_tls
 from tests.harness.pki import TestPKI
 from tests.harness.servers import MODERN_CIPHERS, NginxSite, OpenSSLServer
@@ -121,6 +123,8 @@ class Scanned:
     case: Case
     fast: TlsEvidence
     full: TlsEvidence
+    # the fast scan again, begun as `auditor audit` begins it (auditor.scan.early_contact)
+    early: TlsEvidence
     # each distinct client hello, stopped after the server's first flight (the fast scan) and completed
     simulated: list[tuple[HandshakeSimulation, HandshakeSimulation]] = field(default_factory=list)
 
@@ -160,6 +164,12 @@ def scanned(
     with server:
         port = server.port if isinstance(server, OpenSSLServer) else server.https_port
         fast = scan_tls("good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path)
+        early_contact.start("good.test", port, "127.0.0.1", 10.0)
+        contact = early_contact.take("127.0.0.1", port, "good.test")
+        assert contact is not None and contact.ledger is not None
+        early = scan_tls(
+            "good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path, ledger=contact.ledger, early=contact
+        )
         full = scan_tls("good.test", port, ip="127.0.0.1", ca_bundle=pki.root_path, thorough=True)
         simulated = [
             tuple(
@@ -168,7 +178,7 @@ def scanned(
             )
             for client in distinct_hellos(CLIENTS)
         ]
-    return Scanned(case, fast, full, simulated)  # type: ignore[arg-type]
+    return Scanned(case, fast, full, early, simulated)  # type: ignore[arg-type]
 
 
 def _configured_order(case: Case, version: str) -> list[str]:
@@ -322,3 +332,19 @@ def test_server_that_refuses_large_client_hellos_is_enumerated_in_batches(
         assert mine.supported == theirs.supported, mine.version
         assert [s.name for s in mine.suites] == [s.name for s in theirs.suites], mine.version  # same order
         assert mine.server_enforces_order == theirs.server_enforces_order, mine.version
+
+
+def test_the_scan_begun_early_finds_what_the_scan_finds(scanned: Scanned) -> None:
+    """`auditor audit` begins with the connectivity handshake and the client simulations while it
+    imports, and the certificate job for TLS 1.3 takes that handshake's chain: the evidence is the
+    same, in one connection fewer when the server speaks TLS 1.3 (one more otherwise: sslyze's own
+    connectivity check follows the refused TLS 1.3 handshake)."""
+    volatile = {"connections", "connections_by_phase"}
+    assert scanned.early.model_dump(exclude=volatile) == scanned.fast.model_dump(exclude=volatile)
+    tls13 = scanned.fast.protocol("TLS 1.3")
+    saved = 1 if tls13 is not None and tls13.supported else -1
+    assert scanned.early.connections == scanned.fast.connections - saved, (
+        scanned.early.connections_by_phase,
+        scanned.fast.connections_by_phase,
+    )
+    assert scanned.early.connections_by_phase["simulation"] == len(distinct_hellos(CLIENTS))

@@ -19,9 +19,9 @@ from sslyze import ScanCommand
 from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
 
 from auditor.clients import CLIENTS
-from auditor.scan.connections import ConnectionCounter, _has_change_cipher_spec
 from auditor.scan.enumerate import Enumerator
-from auditor.scan.simulate import distinct_hellos
+from auditor.scan.ledger import ConnectionCounter, _has_change_cipher_spec
+from auditor.scan.replay import distinct_hellos
 from auditor.scan.tls import _network, scan_tls
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite, OpenSSLServer

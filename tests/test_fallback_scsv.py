@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from auditor.model import Probe, ProtocolSupport
-from auditor.scan.connections import ConnectionCounter
 from auditor.scan.dh_size import Target
 from auditor.scan.fallback import fallback_version, probe_fallback_scsv
+from auditor.scan.ledger import ConnectionCounter
 from auditor.scan.tls import scan_tls
 from auditor.suites import describe
 from tests.harness.legacy import LegacyOpenSSLServer, legacy_openssl_available
@@ -150,3 +150,21 @@ def test_no_answer_is_not_tested_never_supported(silent_port: int) -> None:
     answer = probe_fallback_scsv(Target("127.0.0.1", silent_port, "good.test", 0.5), protocols, counter)
     assert answer is None
     assert counter.by_phase["fallback"] == 2
+
+
+def test_the_read_deadline_starts_when_the_connection_opens(pki: TestPKI, tmp_path: Path) -> None:
+    """With one connection at a time, the probe may wait for its slot longer than its timeout (a
+    slow renegotiation test ahead of it): that wait is not the server's silence. The deadline used
+    to start before the wait, so the first hello timed out at once and a second one was sent."""
+    issued = pki.issue("fallback-wait")
+    protocols = _protocols(tls12=["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"], tls13=["TLS_AES_256_GCM_SHA384"])
+    with NginxSite(tmp_path / "site", issued=issued) as site:
+        counter = ConnectionCounter(timeout=1.0)
+        counter.set_limit(1)
+        held = counter.open("127.0.0.1", site.https_port, "held")  # the one slot, for 1.5 s
+        threading.Timer(1.5, held.close).start()
+        answer = probe_fallback_scsv(
+            Target("127.0.0.1", site.https_port, "good.test", 1.0), protocols, counter
+        )
+    assert answer is True  # OpenSSL 3 honours the SCSV
+    assert counter.by_phase["fallback"] == 1

@@ -18,8 +18,8 @@ from auditor.checks import CheckContext, run_checks
 from auditor.checks.quantum import check_quantum_resistance
 from auditor.config import Policy
 from auditor.model import Evidence, HandshakeSimulation, PostQuantum, Status
-from auditor.scan.connections import ConnectionCounter
 from auditor.scan.dh_size import target
+from auditor.scan.ledger import ConnectionCounter
 from auditor.scan.post_quantum import probe_post_quantum
 from auditor.scan.raw_hello import (
     HELLO_RETRY_RANDOM,

@@ -36,8 +36,8 @@ from auditor.model import (
 )
 from auditor.reports.html import render_html
 from auditor.reports.text import render_text
-from auditor.scan.connections import ConnectionCounter
 from auditor.scan.dh_size import target
+from auditor.scan.ledger import ConnectionCounter
 from auditor.scan.protocol_facts import probe
 from tests import evidence_builders as b
 from tests.conftest import run_cli

@@ -99,13 +99,13 @@ CALLABLES = [
     (
         "httpcore._backends.sync",
         "SyncBackend",
-        "auditor/scan/connections.py (connect_tcp is wrapped to put a deadline on HTTP exchanges)",
+        "auditor/scan/http_deadline.py (connect_tcp is wrapped to put a deadline on HTTP exchanges)",
         None,
     ),
     (
         "httpcore._backends.sync",
         "SyncStream",
-        "auditor/scan/connections.py (_WatchedStream subclasses it)",
+        "auditor/scan/http_deadline.py (_WatchedStream subclasses it)",
         ["sock"],
     ),
     (
@@ -200,10 +200,10 @@ def test_private_exceptions_and_tables_exist() -> None:
 
 
 def test_httpcore_stream_keeps_its_socket_and_methods() -> None:
-    """connections.py reads SyncStream._sock and overrides write/start_tls/close with these signatures."""
+    """http_deadline.py reads SyncStream._sock and overrides write/start_tls/close with these signatures."""
     import socket
 
-    user = "auditor/scan/connections.py"
+    user = "auditor/scan/http_deadline.py"
     stream_cls = _get("httpcore._backends.sync", "SyncStream", user)
     a, b = socket.socketpair()
     try:

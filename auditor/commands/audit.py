@@ -268,16 +268,17 @@ def writes_output_directory(args: argparse.Namespace, config: Config, config_pat
 
 
 def contact_early(config: Config, targets: list[Target]) -> None:
-    """Start the first handshake of the first targets while the scanning stack imports
-    (auditor.scan.early_contact: the scan takes its outcome, the same one connection for a TLS 1.3
-    server, one more for a server that refuses TLS 1.3). Not
+    """Start the first handshake of the first targets while the scanning stack imports, and after
+    it the client simulations (auditor.scan.early_contact: the scan takes their outcomes and goes
+    on with their ledger; the same connections for a TLS 1.3 server, one more for a server that
+    refuses TLS 1.3). Not
     when the user asked to be gentle (pace, one connection at a time), for the exhaustive scan
     (it does not take it), or with name servers of the config's own (the scan resolves
     through them)."""
     scan = config.scan
     if scan.thorough or scan.pace > 0 or scan.connections_per_server <= 1 or config.dns.nameservers:
         return
-    # lazy: nassl only (~30 ms), before the ~0.3 s of the rest
+    # lazy: nassl and the ledger only (~30 ms), before the ~0.3 s of the rest
     from auditor.scan import early_contact
 
     for target in targets[: scan.concurrency]:
@@ -291,7 +292,7 @@ def contact_early(config: Config, targets: list[Target]) -> None:
             if addresses
             else (str(ipaddress.ip_address(parsed.host)) if is_ip(parsed.host) else None)
         )
-        early_contact.start(parsed.host, parsed.port, address, scan.timeout)
+        early_contact.start(parsed.host, parsed.port, address, scan.timeout, scan.connections_per_server)
 
 
 def run(args: argparse.Namespace) -> int:

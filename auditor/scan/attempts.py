@@ -15,7 +15,7 @@ from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
 
 from auditor.model import Attempt, AttemptErrorReason, AttemptStatus, Probe
-from auditor.scan.connections import Unanswered
+from auditor.scan.ledger import Unanswered
 from auditor.scan.raw_hello import HandshakeRefused
 
 Reason = AttemptErrorReason

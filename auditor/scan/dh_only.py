@@ -18,8 +18,8 @@ from sslyze.server_connectivity import (
     TlsVersionEnum,
 )
 
-from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     WIRE_VERSIONS,

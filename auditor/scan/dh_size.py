@@ -13,13 +13,12 @@ also leaves the ephemeral key empty exactly when its client refused the group).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
 
 from auditor.model import Attempt, AttemptErrorReason, CipherSuite, ProtocolSupport
-from auditor.scan.connections import ConnectionCounter, Unanswered
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     SERVER_HELLO_DONE,
@@ -32,6 +31,7 @@ from auditor.scan.raw_hello import (
     dh_prime_bits,
     handshake_messages,
     parse_server_hello,
+    server_name_for,
 )
 from auditor.scan.suite_codes import SUITE_CODES
 
@@ -51,12 +51,7 @@ class Target:
 
 
 def target(host: str, port: int, ip: str | None, timeout: float) -> Target:
-    try:
-        ipaddress.ip_address(host)
-        server_name = None
-    except ValueError:
-        server_name = host
-    return Target(ip or host, port, server_name, timeout)
+    return Target(ip or host, port, server_name_for(host), timeout)
 
 
 def open_raw(where: Target, phase: str, counter: ConnectionCounter | None) -> socket.socket:
@@ -86,9 +81,9 @@ def measure_dh_bits(
     wire = WIRE_VERSIONS.get(version)
     if code is None or wire is None or wire >= WIRE_VERSIONS["TLS 1.3"]:
         return None
-    deadline = time.monotonic() + where.timeout
     try:
         with open_raw(where, "dh", counter) as sock:
+            deadline = time.monotonic() + where.timeout  # from the connection, not the wait for a slot
             sock.sendall(client_hello(Hello(suites=[code], version=wire, server_name=where.server_name)))
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO and parse_server_hello(body).suite != code:

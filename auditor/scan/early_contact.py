@@ -1,18 +1,27 @@
-"""A target's first handshake, started while the scanning stack is still being imported.
+"""A target's first connections, made while the scanning stack is still being imported.
 
-`auditor audit` spends about 0.2 s importing sslyze before its first connection. The first
+`auditor audit` spends about 0.25 s importing sslyze before its first connection. The first
 connection of every fast scan is sslyze's TLS 1.3 connectivity check (auditor.scan.tls
 _probe_connectivity): a TLS 1.3 handshake with OpenSSL's default suites, SNI, no client
-certificate. This module makes exactly that handshake with nassl alone (light to import), in a
-thread, as soon as the command knows the target, so that the network round trips overlap the
-imports. The scan then takes the outcome instead of opening the same connection again
-(`take`): for a TLS 1.3 server, the same one connection as before.
+certificate. This module makes that handshake with nassl alone (light to import), in a thread,
+as soon as the command knows the target, so that the network round trips overlap the imports. It
+also asks for a stapled OCSP response, as sslyze's certificate job for TLS 1.3 with SNI does: the
+same handshake, so that job takes this one's chain instead of connecting again (a status request
+is what every browser sends; a server that fails on it fails the contact, and sslyze's own check
+and job then run as before). When it completes, the client simulations follow at once (auditor.scan.replay: the very
+handshakes the scan would make; they need nothing the scan finds), so the few tenths of a second
+of imports that follow are spent on the network too.
+
+All of it goes through the target's own ledger (auditor.scan.ledger), opened here: the same
+connection limit, deadlines, counts and "the server stopped answering" watch as the rest of the
+scan, which goes on with that ledger (`take`). The simulations only start once the server has
+answered TLS 1.3, so a port that never speaks still costs two attempts, not seven.
 
 Only a handshake that completed without a client-certificate request stands in for sslyze's
-check. Any other outcome is handed to the scan's ledger as the attempt it was (a timeout counts
-toward "the server never answers", an answer as an answer) and the scan runs sslyze's check as
-before, so its verdicts and messages are sslyze's; such a server (no TLS 1.3, a client
-certificate asked for, no TLS at all) costs one connection more than before.
+check. Any other outcome stays in the ledger as the attempt it was (a timeout counts toward "the
+server never answers", an answer as an answer) and the scan runs sslyze's check as before, so its
+verdicts and messages are sslyze's; such a server (no TLS 1.3, a client certificate asked for, no
+TLS at all) costs one connection more than before.
 """
 
 from __future__ import annotations
@@ -20,19 +29,25 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from nassl.ssl_client import ClientCertificateRequested, OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
 
+from auditor.clients import CLIENTS
+from auditor.scan.ledger import ConnectionCounter, Unanswered
+from auditor.scan.raw_hello import server_name_for
+from auditor.scan.replay import Exchange, Hello, distinct_hellos, hello_of, replay
+
 Key = tuple[int, str]  # (port, host): one early handshake per target; the name is sent as SNI
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Contact:
-    """What the early handshake found, with which address."""
+    """What the early handshake found, with which address, and the ledger the scan goes on with."""
 
     address: str | None  # None: the name did not resolve, or no TCP connection
     cipher: str | None  # the suite the server chose (OpenSSL name) when the handshake completed
@@ -40,6 +55,13 @@ class Contact:
     timed_out: bool = False  # the connection's deadline passed (a silent or a trickling server)
     answered: bool = False  # the connection ended before its deadline, by the server's doing or ours
     first_bytes: bytes = b""  # what the server sent first (names what it speaks)
+    # the chain (PEM) and stapled OCSP response (nassl's) it received: sslyze's certificate job for
+    # TLS 1.3 with SNI asks for them in this very handshake (auditor.scan.tls takes them)
+    chain: tuple[str, ...] = ()
+    ocsp_response: Any = None
+    ledger: ConnectionCounter | None = None  # every connection made so far to this address
+    # the client simulations begun after a usable handshake, by ClientHello (auditor.scan.replay)
+    simulations: Mapping[Hello, Future[Exchange]] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -47,70 +69,38 @@ class Contact:
         return self.cipher is not None and not self.client_certificate_requested
 
 
-class _DeadlineSocket:
-    """The socket methods nassl uses, each bounded by one wall-clock deadline (a trickling server
-    cannot stretch the handshake past `timeout`), recording the first bytes received. The ledger's
-    auditor.scan.connections.DeadlineSocket does the same for the scan, but that module loads
-    sslyze, which this one exists to run before."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock, self.deadline, self.first_bytes, self.timed_out = sock, deadline, b"", False
-
-    def _arm(self) -> None:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            self.timed_out = True
-            raise TimeoutError("the connection's deadline passed")
-        self.sock.settimeout(left)
-
-    def recv(self, size: int) -> bytes:
-        self._arm()
-        try:
-            data = self.sock.recv(size)
-        except TimeoutError:
-            self.timed_out = True
-            raise
-        if len(self.first_bytes) < 16:
-            self.first_bytes += data[: 16 - len(self.first_bytes)]
-        return data
-
-    def send(self, data: Any) -> int:
-        self._arm()
-        try:
-            return self.sock.send(data)
-        except TimeoutError:
-            self.timed_out = True
-            raise
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _handshake(host: str, port: int, address: str | None, timeout: float, pending: _Pending) -> Contact:
-    started = time.monotonic()
+def _handshake(host: str, port: int, address: str | None, pending: _Pending) -> Contact:
+    ledger = pending.ledger
     try:
         if address is None:  # the system resolver, as the audit's own endpoint lookup uses
             address = str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
-        raw = socket.create_connection((address, port), timeout=timeout)
-    except OSError:
+        ledger.probe = (address, port, server_name_for(host))
+        sock = ledger.open(address, port, "connectivity")
+    except (OSError, Unanswered):
         return Contact(address=None, cipher=None)
     with _lock:
-        if pending.abandoned:  # the scan began without it: send nothing more
-            raw.close()
-            return Contact(address=None, cipher=None)
-        pending.connected.set()
-    sock = _DeadlineSocket(raw, started + timeout)
+        abandoned = pending.abandoned
+        if not abandoned:
+            pending.connected.set()
+    if abandoned:  # the scan began without it, with a ledger of its own: send nothing more
+        sock.cut = True
+        sock.close()
+        return Contact(address=None, cipher=None)
     client = SslClient(
         ssl_version=OpenSslVersionEnum.TLSV1_3,
         ssl_verify=OpenSslVerifyEnum.NONE,
         ignore_client_authentication_requests=False,
     )
     client.set_tlsext_host_name(host)
-    client.set_underlying_socket(sock)  # type: ignore[arg-type]  # duck-typed: send, recv, close
+    client.set_tlsext_status_ocsp()  # as sslyze's certificate job does (a stapled response is judged)
+    client.set_underlying_socket(sock)
+    chain: tuple[str, ...] = ()
+    ocsp_response = None
     try:
         client.do_handshake()
         cipher: str | None = client.get_current_cipher_name()
         requested = False
+        chain, ocsp_response = tuple(client.get_received_chain()), client.get_tlsext_status_ocsp_resp()
     except ClientCertificateRequested:
         cipher, requested = None, True
     except Exception:  # noqa: BLE001  (any other outcome: sslyze's check runs and names it)
@@ -124,15 +114,45 @@ def _handshake(host: str, port: int, address: str | None, timeout: float, pendin
         cipher=cipher,
         client_certificate_requested=requested,
         timed_out=sock.timed_out,
-        answered=not sock.timed_out,
+        answered=not sock.untrusted,
         first_bytes=sock.first_bytes,
+        chain=chain,
+        ocsp_response=ocsp_response,
+        ledger=ledger,
     )
+
+
+def _spawn(function: Callable[..., T], *args: object) -> Future[T]:
+    """`function(*args)` in a daemon thread of its own (nothing to join at exit: each ends by its deadline)."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001  (handed to whoever takes it)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="early-simulation", daemon=True).start()
+    return future
+
+
+def _simulations(host: str, port: int, contact: Contact) -> Mapping[Hello, Future[Exchange]]:
+    """Each distinct reference ClientHello, replayed through the contact's ledger (which holds them
+    to the connection limit); only after a usable contact: the server answers."""
+    if not contact.usable or contact.ledger is None:
+        return {}
+    ledger = contact.ledger
+    return {
+        hello_of(profile): _spawn(replay, profile, host, port, contact.address, ledger.timeout, ledger)
+        for profile in distinct_hellos(CLIENTS)
+    }
 
 
 @dataclass
 class _Pending:
     outcome: Future[Contact]
     connected: threading.Event  # the TCP connection is up: the handshake ends by its deadline
+    ledger: ConnectionCounter
     abandoned: bool = False  # the scan began while it still waited for its TCP connection
 
 
@@ -140,10 +160,13 @@ _lock = threading.Lock()
 _contacts: dict[Key, _Pending] = {}
 
 
-def start(host: str, port: int, address: str | None, timeout: float) -> None:
+def start(host: str, port: int, address: str | None, timeout: float, connections: int = 5) -> None:
     """Begin the handshake with `address` (None: what the system resolver gives first) in a daemon
-    thread; the scan of that endpoint takes its outcome."""
-    pending = _Pending(Future(), threading.Event())
+    thread, through a new ledger of `timeout` and `connections` at once; the scan of that endpoint
+    takes its outcome and its ledger."""
+    ledger = ConnectionCounter(timeout=timeout)
+    ledger.set_limit(connections)
+    pending = _Pending(Future(), threading.Event(), ledger)
     with _lock:
         if (port, host) in _contacts:
             return
@@ -151,7 +174,8 @@ def start(host: str, port: int, address: str | None, timeout: float) -> None:
 
     def run() -> None:
         try:
-            pending.outcome.set_result(_handshake(host, port, address, timeout, pending))
+            contact = _handshake(host, port, address, pending)
+            pending.outcome.set_result(replace(contact, simulations=_simulations(host, port, contact)))
         except BaseException as exc:  # noqa: BLE001  (handed to whoever takes it)
             pending.outcome.set_exception(exc)
 

@@ -16,10 +16,10 @@ batches of BATCH suites, for servers and middleboxes that choke on large ClientH
 
 A DH group the client refused as too small is measured by a raw ClientHello (auditor.scan.dh_size).
 
-A timeout is never an answer: an offer whose connection hit its deadline (auditor.scan.connections)
+A timeout is never an answer: an offer whose connection hit its deadline (auditor.scan.ledger)
 is made once more; a second deadline makes the protocol "not tested" (Unanswered), never "refused".
 
-Connections are counted per phase (auditor.scan.connections): "suites", "batches", "order",
+Connections are counted per phase (auditor.scan.ledger): "suites", "batches", "order",
 "groups", "dh".
 """
 
@@ -48,7 +48,8 @@ from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 
 from auditor.model import Attempt, AttemptErrorReason, CipherSuite, Probe, ProtocolSupport
 from auditor.scan import dh_size
-from auditor.scan.connections import ConnectionCounter, FirstFlightRead, Unanswered, counting
+from auditor.scan.connections import counting
+from auditor.scan.ledger import ConnectionCounter, FirstFlightRead, Unanswered
 from auditor.suites import describe, is_chacha
 
 VERSIONS: dict[str, TlsVersionEnum] = {
@@ -127,6 +128,9 @@ class Enumerator:
     def __init__(self, server: ServerConnectivityInfo, counter: ConnectionCounter) -> None:
         self.server, self.counter = server, counter
         self.silenced: set[TlsVersionEnum] = set()  # protocols refused by silence (see _enumerate_with)
+        # called with (protocol, suite) when the first suite of a protocol is accepted (the scan
+        # starts its fallback probe then: auditor.scan.tls)
+        self.on_first_pick: Callable[[str, SslyzeSuite], None] | None = None
         self._modern_names = _modern_tls12_names()
         self._legacy_capable = _legacy_tls12_names()
         network = server.network_configuration
@@ -284,6 +288,8 @@ class Enumerator:
         def overlap(accepted: list[tuple[SslyzeSuite, EphemeralKeyInfo | None]]) -> None:
             # The order probe needs only the two favourites: it runs beside the rest of the enumeration
             # (a thread of its own; the ledger keeps connections_per_server).
+            if len(accepted) == 1 and self.on_first_pick is not None:
+                self.on_first_pick(label, accepted[0][0])
             pair = _order_pair([s for s, _ in accepted])
             if pair is not None and not early and _plain_pair(pair):
                 early[pair] = spawn(self._enforces_order, version, [pair[0], pair[1]])

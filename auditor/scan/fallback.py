@@ -3,8 +3,9 @@
 sslyze's probe falls back one version below the highest, whether or not the server accepts that
 version, and reads any refusal or timeout as "supported": a server that only speaks SSL 3.0 and
 TLS 1.2 refuses TLS 1.1 anyway and is credited with the SCSV it lacks. Here the fallback lands on
-a version the server was seen to accept, offering suites it was seen to accept there, so the only
-new thing in the hello is the SCSV: a ServerHello means it is ignored, an alert means it is honoured
+a version the server was seen to accept, offering suites it was seen to accept there (all of them,
+or its favourite alone when the scan starts the probe early), so the only new thing in the hello
+is the SCSV: a ServerHello means it is ignored, an alert means it is honoured
 (inappropriate_fallback, or any refusal of what the server accepted without the SCSV). A hello that
 gets no answer at all (closed, reset, silent, twice) proves nothing: None, "not tested".
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 import time
 
 from auditor.model import ProtocolSupport
-from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     WIRE_VERSIONS,
@@ -45,9 +46,9 @@ def _offer(protocols: list[ProtocolSupport], version: str) -> list[int]:
 
 def _attempt(where: Target, hello: bytes, counter: ConnectionCounter | None) -> bool | None:
     """True: refused with an alert; False: a ServerHello; None: no answer."""
-    deadline = time.monotonic() + where.timeout
     try:
         with open_raw(where, "fallback", counter) as sock:
+            deadline = time.monotonic() + where.timeout  # from the connection, not the wait for a slot
             sock.sendall(hello)
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO:
@@ -69,7 +70,16 @@ def probe_fallback_scsv(
     version = fallback_version(protocols)
     if version is None:
         return None
-    suites = _offer(protocols, version)
+    return probe_with(where, version, _offer(protocols, version), counter)
+
+
+def probe_with(
+    where: Target, version: str, suites: list[int], counter: ConnectionCounter | None = None
+) -> bool | None:
+    """The probe itself: fall back to `version` offering `suites` (all accepted there without the
+    SCSV) and the SCSV. The scan calls it directly, with the server's favourite TLS 1.2 suite, as
+    soon as the enumeration finds it on a server that speaks TLS 1.3 (auditor.scan.tls): the version
+    is the one fallback_version would choose once every protocol is known, and the answer the same."""
     if not suites:
         return None
     hello = client_hello(

@@ -1,7 +1,7 @@
 """Deadlines for the HTTP probe's connections (httpx through httpcore's sync backend).
 
 httpx wraps its sockets in ssl.SSLSocket, which reads in C, so a DeadlineSocket cannot bound it:
-the ledger's watchdog (auditor.scan.connections.WATCHDOG) shuts the socket down when an exchange
+the ledger's watchdog (auditor.scan.ledger.WATCHDOG) shuts the socket down when an exchange
 passes its deadline (`timeout` from each request) or the target is abandoned. httpcore's sync
 backend is wrapped once, on import; a thread inside `http_through(ledger)` opens its HTTP
 connections that way (not counted: they are not TLS scan connections).
@@ -23,7 +23,7 @@ from typing import Any
 from httpcore._backends.base import NetworkStream
 from httpcore._backends.sync import SyncBackend, SyncStream
 
-from auditor.scan.connections import WATCHDOG, ConnectionCounter
+from auditor.scan.ledger import WATCHDOG, ConnectionCounter
 
 
 class _Watch:

@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from auditor.clients import CLIENTS, ClientProfile
 from auditor.model import Attempt, AttemptErrorReason, AttemptStatus, HandshakeSimulation, PostQuantum
 from auditor.scan.attempts import from_exception
-from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     SERVER_HELLO,
     TLS12,
@@ -135,9 +135,9 @@ class _NoAnswer(Exception):
 def _ask(where: Target, hello: Hello, counter: ConnectionCounter | None) -> ServerHello | None:
     """The server's ServerHello (or HelloRetryRequest) for `hello`; None when it refused (an alert,
     a close or a reset before answering). Raises _NoAnswer when nothing could be told."""
-    deadline = time.monotonic() + where.timeout
     try:
         with open_raw(where, PHASE, counter) as sock:
+            deadline = time.monotonic() + where.timeout  # from the connection, not the wait for a slot
             sock.sendall(client_hello(hello))
             for kind, body in handshake_messages(sock, deadline):
                 if kind == SERVER_HELLO:

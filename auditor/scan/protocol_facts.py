@@ -37,8 +37,8 @@ from nassl.ssl_client import (
 
 from auditor.model import Attempt, ProtocolFacts, Sct, TlsEvidence
 from auditor.scan.attempts import from_exception
-from auditor.scan.connections import ConnectionCounter, Unanswered
 from auditor.scan.dh_size import Target, open_raw
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.raw_hello import (
     CERTIFICATE,
     HANDSHAKE,
@@ -123,9 +123,9 @@ def read_tls12_hello(where: Target, counter: ConnectionCounter | None) -> _Tls12
             (EXT_SESSION_TICKET, b""),
         ),
     )
-    deadline = time.monotonic() + where.timeout
     server = None
     with open_raw(where, PHASE, counter) as sock:
+        deadline = time.monotonic() + where.timeout  # from the connection, not the wait for a slot
         sock.sendall(client_hello(hello))
         for kind, body in handshake_messages(sock, deadline):
             if kind == SERVER_HELLO:

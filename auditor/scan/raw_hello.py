@@ -12,6 +12,7 @@ trickles bytes hold the connection forever).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import struct
@@ -230,3 +231,12 @@ def connect(host: str, port: int, deadline: float) -> socket.socket:
     if left <= 0:
         raise TimeoutError("no time left to connect")
     return socket.create_connection((host, port), timeout=left)
+
+
+def server_name_for(host: str) -> str | None:
+    """The SNI to send for `host`: none for an IP address (RFC 6066 names hosts only)."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        return host

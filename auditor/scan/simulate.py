@@ -2,35 +2,24 @@
 protocol range, suites and groups with nassl, recording what the server negotiates with it.
 
 The grade judges forward secrecy, RC4 and 3DES by these results, as SSL Labs does. Each connection
-ends by its deadline (auditor.scan.connections); one that hit it, or was cut, is "no answer", never a
+ends by its deadline (auditor.scan.ledger); one that hit it, or was cut, is "no answer", never a
 refusal.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-from nassl.ephemeral_key_info import OpenSslEcNidEnum
-from nassl.ssl_client import OpenSslVerifyEnum, OpenSslVersionEnum, SslClient
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import _TLS_OPENSSL_TO_RFC_NAMES_MAPPING
 
 from auditor.clients import CLIENTS, ClientProfile
 from auditor.model import Attempt, AttemptErrorReason, HandshakeSimulation, ProtocolSupport
 from auditor.scan.attempts import from_exception, summary
-from auditor.scan.connections import ConnectionCounter, DeadlineSocket, FirstFlightRead, Unanswered
 from auditor.scan.enumerate import group_name
+from auditor.scan.ledger import ConnectionCounter, Unanswered
+from auditor.scan.replay import Exchange, Hello, distinct_hellos, hello_of, replay
 from auditor.suites import TLS13_SUITES, describe
 
-_GROUPS = {
-    "X25519": OpenSslEcNidEnum.X25519,
-    "X448": OpenSslEcNidEnum.X448,
-    "P-256": OpenSslEcNidEnum.SECP256R1,
-    "P-384": OpenSslEcNidEnum.SECP384R1,
-    "P-521": OpenSslEcNidEnum.SECP521R1,
-}
 _ORDER = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"]
 
 
@@ -66,61 +55,39 @@ def simulate_client(
     """One reference client's handshake. With `protocols` None (the enumeration still running) the
     negotiated protocol is left for `name_protocols` to fill in once the accepted suites are known.
     `first_flight` False completes a TLS 1.2 client's handshake (the tests compare the two)."""
-    modern = profile.max_version == "TLS 1.3"
-    # A TLS 1.2 client is pinned to TLS 1.2: OpenSSL will not build a hello with TLS 1.3 enabled and no 1.3 suite.
-    client = SslClient(
-        ssl_version=OpenSslVersionEnum.SSLV23 if modern else OpenSslVersionEnum.TLSV1_2,
-        ssl_verify=OpenSslVerifyEnum.NONE,
-        ignore_client_authentication_requests=True,
-    )
-    try:
-        client.set_cipher_list(profile.tls12_suites)
-        if modern:
-            client.set_ciphersuites(profile.tls13_suites)
-        client.set_groups([_GROUPS[g] for g in profile.groups if g in _GROUPS])
-        client.set_tlsext_host_name(host)
-        if counter:
-            sock = counter.open(ip or host, port, "simulation")
-        else:
-            started = time.monotonic()
-            sock = DeadlineSocket.adopt(
-                socket.create_connection((ip or host, port), timeout=timeout), started + timeout
-            )
-        # A TLS 1.2 client knows the outcome (protocol, suite, key exchange it accepted) once it answers
-        # the server's first flight, as the suite enumeration does: the round trip for the server's
-        # Finished is skipped (FirstFlightRead). Not for a TLS 1.3 client: its compatibility
-        # ChangeCipherSpec also follows a HelloRetryRequest, before the real ServerHello.
-        sock.watch_flight = first_flight and not modern
-        client.set_underlying_socket(sock)
-        with contextlib.suppress(FirstFlightRead):
-            client.do_handshake()
-        openssl_name = client.get_current_cipher_name()
-        key = client.get_ephemeral_key()
-    except Unanswered as exc:
+    exchange = replay(profile, host, port, ip, timeout, counter, first_flight)
+    return interpret(profile, exchange, protocols, timeout, counter)
+
+
+def interpret(
+    profile: ClientProfile,
+    exchange: Exchange,
+    protocols: list[ProtocolSupport] | None,
+    timeout: float,
+    counter: ConnectionCounter | None = None,
+) -> HandshakeSimulation:
+    """The simulation result of one replayed handshake (auditor.scan.replay): the suite and key
+    exchange negotiated, the client's own failure, or "not tested" when the exchange proves nothing."""
+    exc = exchange.error
+    if isinstance(exc, Unanswered):
         return HandshakeSimulation(
             client=profile.name,
             reference=profile.reference,
             error=f"not tested: {exc}",
             attempt=from_exception(exc, counter.stopped if counter else None),
         )
-    except Exception as exc:  # noqa: BLE001  (the failure is the result: this client cannot connect)
-        sock_obj = client.get_underlying_socket()
-        if isinstance(sock_obj, DeadlineSocket) and sock_obj.untrusted:
-            why = f"no complete answer within {timeout:g} s"
-            return HandshakeSimulation(
-                client=profile.name,
-                reference=profile.reference,
-                error=f"not tested: {why}",
-                attempt=Attempt.failed(AttemptErrorReason.TIMEOUT, why),
-            )
+    if exc is not None and exchange.untrusted:
+        why = f"no complete answer within {timeout:g} s"
+        return HandshakeSimulation(
+            client=profile.name,
+            reference=profile.reference,
+            error=f"not tested: {why}",
+            attempt=Attempt.failed(AttemptErrorReason.TIMEOUT, why),
+        )
+    if exc is not None:  # the failure is the result: this client cannot connect
         message = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HandshakeSimulation(client=profile.name, reference=profile.reference, error=message)
-    finally:
-        with contextlib.suppress(Exception):  # an unfinished handshake may not shut down cleanly
-            client.shutdown()
-        sock_obj = client.get_underlying_socket()
-        if sock_obj is not None:
-            sock_obj.close()
+    openssl_name, key = exchange.openssl_name, exchange.key
     name = (
         openssl_name
         if openssl_name in TLS13_SUITES
@@ -139,23 +106,6 @@ def simulate_client(
         protocol=None if protocols is None else _protocol_of(name, profile.max_version, protocols),
         suite=suite,
     )
-
-
-Hello = tuple[str, str, str, tuple[str, ...]]
-
-
-def hello_of(profile: ClientProfile) -> Hello:
-    """What a profile's ClientHello is made of here: profiles with the same one (Chrome, Edge and
-    Android 14; Java 17 and 21) get the same answer, so they share one connection."""
-    return (profile.max_version, profile.tls13_suites, profile.tls12_suites, profile.groups)
-
-
-def distinct_hellos(clients: list[ClientProfile]) -> list[ClientProfile]:
-    """The first profile of each distinct ClientHello, in the clients' order."""
-    first: dict[Hello, ClientProfile] = {}
-    for profile in clients:
-        first.setdefault(hello_of(profile), profile)
-    return list(first.values())
 
 
 def for_each_client(

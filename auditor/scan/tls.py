@@ -67,7 +67,7 @@ from auditor.scan.attempts import (
     stopped,
 )
 from auditor.scan.certs import describe_certificate
-from auditor.scan.connections import ConnectionCounter, Unanswered, counting
+from auditor.scan.connections import counting
 from auditor.scan.dh_only import probe_dhe_only
 from auditor.scan.enumerate import (
     VERSIONS,
@@ -77,21 +77,24 @@ from auditor.scan.enumerate import (
     recheck_silenced,
     spawn,
 )
-from auditor.scan.fallback import fallback_version, probe_fallback_scsv
+from auditor.scan.fallback import fallback_version, probe_fallback_scsv, probe_with
+from auditor.scan.ledger import ConnectionCounter, Unanswered
 from auditor.scan.post_quantum import annotate as annotate_post_quantum
 from auditor.scan.post_quantum import probe_if_tls13
+from auditor.scan.raw_hello import server_name_for
+from auditor.scan.replay import distinct_hellos, hello_of
 from auditor.scan.revocation import RevocationLookup, served_from_jobs, served_from_result
 from auditor.scan.revocation import attempt_of as ocsp_attempt
 from auditor.scan.sct import transparency
 from auditor.scan.simulate import attempt_of as simulations_attempt
 from auditor.scan.simulate import (
-    distinct_hellos,
     for_each_client,
-    hello_of,
+    interpret,
     name_protocols,
     simulate_all,
     simulate_client,
 )
+from auditor.scan.suite_codes import SUITE_CODES
 from auditor.suites import describe
 
 SUITE_COMMANDS: dict[str, ScanCommand] = {
@@ -129,11 +132,17 @@ VULNERABILITY_COMMANDS = [
 # TLS_FALLBACK_SCSV is probed by auditor.scan.fallback, not sslyze (whose probe reads a refused or
 # timed-out fallback to a version the server never accepted as "supported").
 # What sslyze still does in a default audit; suites and groups come from the fast enumerator.
-# ROBOT first: it is the longest (three jobs of several connections each).
+# The longest first, so that the scan does not end on one of them alone: ROBOT (jobs of several
+# connections each), the certificates (full handshakes), renegotiation (a full handshake, then
+# renegotiations) and compression (a full handshake); Heartbleed and CCS take one short
+# connection each.
 SSLYZE_COMMANDS = [
     ScanCommand.ROBOT,
     ScanCommand.CERTIFICATE_INFO,
-    *(c for c in VULNERABILITY_COMMANDS if c is not ScanCommand.ROBOT),
+    ScanCommand.SESSION_RENEGOTIATION,
+    ScanCommand.TLS_COMPRESSION,
+    ScanCommand.HEARTBLEED,
+    ScanCommand.OPENSSL_CCS_INJECTION,
 ]
 # What --thorough runs through sslyze (a command left out of an exact set is recorded as not scheduled).
 THOROUGH_COMMANDS = {
@@ -249,6 +258,7 @@ def scan_tls(
     on_phase: Callable[[str], None] | None = None,
     ocsp: bool = True,
     ledger: ConnectionCounter | None = None,
+    early: early_contact.Contact | None = None,
 ) -> TlsEvidence:
     """Scan one server. Raises ScanError when it cannot be reached over TLS.
 
@@ -259,8 +269,9 @@ def scan_tls(
     instead (connections not counted). `commands` runs exactly those sslyze commands, no enumerator.
     Each leaf's stapled OCSP response is judged; `ocsp` also asks the responder the certificate
     names when no stapled answer is usable (auditor.scan.revocation, bounded by `timeout`).
-    `ledger` is the target's connection ledger (auditor.scan.connections: per-connection deadline,
+    `ledger` is the target's connection ledger (auditor.scan.ledger: per-connection deadline,
     pacing, abandon at the target's deadline); one with `timeout` is made when none is given.
+    `early` is what auditor.scan.early_contact did with this endpoint (its ledger is then `ledger`).
     """
     location, network = _network(host, port, ip, timeout)
     if on_phase:
@@ -304,7 +315,7 @@ def scan_tls(
 
     ledger = ledger if ledger is not None else ConnectionCounter(timeout=timeout)
     return _fast_scan(
-        host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp, ledger
+        host, location, network, ca_bundle, timeout, connections_per_server, on_phase, ocsp, ledger, early
     )
 
 
@@ -324,6 +335,7 @@ def _sslyze_jobs(
     commands: list[ScanCommand],
     ca_bundle: Path | None,
     counter: ConnectionCounter,
+    early: early_contact.Contact | None = None,
 ) -> dict[ScanCommand, Any]:
     """Queue the jobs of sslyze's plugins in `pool`; each job's connections are counted under the
     command's name. Returns, per command, its job futures (or an _Attempt when queuing failed)."""
@@ -367,7 +379,10 @@ def _sslyze_jobs(
             queued[command] = _robot_jobs(pool, jobs, counted)
         elif command is ScanCommand.CERTIFICATE_INFO:
             queued[command] = [
-                pool.submit(counted, command, job) if uses_sni(job) else _not_fetched(server) for job in jobs
+                (_fetched_early(job, early) or pool.submit(counted, command, job))
+                if uses_sni(job)
+                else _not_fetched(server)
+                for job in jobs
             ]
         else:
             queued[command] = [pool.submit(counted, command, job) for job in jobs]
@@ -379,6 +394,20 @@ def uses_sni(job: ScanJob) -> bool:
     fetches the chain a client without SNI gets, which no clause judges and the report never shows
     (CertificateInfoScanResult.certificate_deployments holds the SNI chains only)."""
     return job.function_arguments[-1] is not False
+
+
+def _fetched_early(job: ScanJob, early: early_contact.Contact | None) -> Future[ScanJobResult] | None:
+    """The result of sslyze's certificate job for TLS 1.3 with SNI and no cipher list of its own, from
+    the early contact's handshake, which was that very handshake (auditor.scan.early_contact)."""
+    _server, custom_ca_file, tls_version, cipher_string, sni = job.function_arguments
+    if early is None or not early.usable or not early.chain:
+        return None
+    if tls_version is not TlsVersionEnum.TLS_1_3 or cipher_string is not None or sni is not True:
+        return None
+    future: Future[ScanJobResult] = Future()
+    chain = (list(early.chain), early.ocsp_response, custom_ca_file, True)
+    future.set_result(ScanJobResult(_return_value=chain, _exception=None))
+    return future
 
 
 def _not_fetched(server: ServerConnectivityInfo) -> Future[ScanJobResult]:
@@ -507,26 +536,15 @@ def _probe_connectivity(
     )
 
 
-def _taken_early(
-    host: str, location: ServerNetworkLocation, counter: ConnectionCounter
-) -> ServerTlsProbingResult | None:
+def _from_early(early: early_contact.Contact | None) -> ServerTlsProbingResult | None:
     """The connectivity check made while the command was still importing (auditor.scan.early_contact),
     when it completed a TLS 1.3 handshake without a client-certificate request; any other outcome
-    is counted as the attempt it was, and sslyze's check runs."""
-    contact = early_contact.take(location.ip_address or host, location.port, host)
-    if contact is None:
-        return None
-    counter.early(
-        "connectivity",
-        answered=contact.answered,
-        timed_out=contact.timed_out,
-        first_bytes=contact.first_bytes,
-    )
-    if not contact.usable:
+    is already in the ledger as the attempt it was, and sslyze's check runs."""
+    if early is None or not early.usable:
         return None
     return ServerTlsProbingResult(
         highest_tls_version_supported=TlsVersionEnum.TLS_1_3,
-        cipher_suite_supported=str(contact.cipher),
+        cipher_suite_supported=str(early.cipher),
         client_auth_requirement=ClientAuthRequirementEnum.DISABLED,
         supports_ecdh_key_exchange=True,
     )
@@ -549,17 +567,18 @@ def _fast_scan(
     on_phase: Callable[[str], None] | None,
     ocsp: bool,
     ledger: ConnectionCounter,
+    early: early_contact.Contact | None = None,
 ) -> TlsEvidence:
-    """The default scan: one pool of `connections_per_server` workers runs every phase of the
-    target concurrently (suite enumeration per protocol, groups, sslyze's certificate and
-    vulnerability jobs, client simulations); each worker holds at most one connection at a time,
-    so the server never sees more than `connections_per_server` connections from us. Every
-    connection goes through `ledger` (deadline, pacing, abandon, a server that stops answering)."""
+    """The default scan: one pool of workers runs every phase of the target concurrently (suite
+    enumeration per protocol, groups, sslyze's certificate and vulnerability jobs, client
+    simulations). Every connection goes through `ledger` (deadline, pacing, abandon, a server that
+    stops answering), which holds them to `connections_per_server` at once, so the server never
+    sees more than that from us, however many workers wait."""
     counter = ledger
-    counter.probe = (location.ip_address or host, location.port, _sni(host))
+    counter.probe = (location.ip_address or host, location.port, server_name_for(host))
     counter.set_limit(connections_per_server)  # the enumerator's order probe runs in a thread of its own
     try:
-        probing = _taken_early(host, location, counter) or _checked_connectivity(location, network, counter)
+        probing = _from_early(early) or _checked_connectivity(location, network, counter)
     except ServerTlsConfigurationNotSupported as exc:
         # maybe only DHE with a group the client refuses (Logjam): a raw hello tells; else as sslyze says
         dhe_only = probe_dhe_only(dh_size.target(host, location.port, location.ip_address, timeout), counter)
@@ -572,39 +591,62 @@ def _fast_scan(
         server_location=location, network_configuration=network, tls_probing_result=probing
     )
     enumerator = Enumerator(server, counter)
+    where = dh_size.target(host, location.port, location.ip_address, timeout)
+    early_fallback: list[Future[bool | None]] = []
+    if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3:
+
+        def fall_back_early(label: str, suite: Any) -> None:
+            # TLS 1.3 and a TLS 1.2 suite accepted: the fallback lands on TLS 1.2 whatever the older
+            # protocols say, so it need not wait for the end of the enumeration (auditor.scan.fallback)
+            if label == "TLS 1.2" and suite.name in SUITE_CODES and not early_fallback:
+                early_fallback.append(spawn(probe_with, where, "TLS 1.2", [SUITE_CODES[suite.name]], counter))
+
+        enumerator.on_first_pick = fall_back_early
     failed: dict[Probe, Attempt] = {}
     if on_phase:
         on_phase("cipher suites")
+    # Twice as many workers as connections: the ledger holds the connections to the limit and serves
+    # the waiting ones by rank (auditor.scan.ledger.RANKS), so a long job queued behind the chains
+    # still starts early instead of ending the scan alone.
     with ThreadPoolExecutor(
-        max_workers=max(1, connections_per_server), thread_name_prefix="tls-scan"
+        max_workers=2 * max(1, connections_per_server), thread_name_prefix="tls-scan"
     ) as pool:
-        # FIFO pool: queued first, served first. The suites are the longest chain, so they go first;
-        # groups over TLS 1.3 need no suite result and start at once when the server speaks it; the
-        # simulations need none either (their protocol is named afterwards) and fill idle workers.
-        suite_futures = {label: pool.submit(enumerator.protocol, label) for label in VERSIONS}
+        # FIFO pool: queued first, served first. The longest chains go first: the TLS 1.2 and TLS 1.3
+        # suites (one offer after another), then the groups over TLS 1.3, which need no suite result
+        # and start at once when the server speaks it; the other protocols (a refusal each, mostly),
+        # sslyze's jobs and the simulations (their protocol is named afterwards) fill idle workers.
+        # The ledger also serves these chains' connections first (auditor.scan.ledger.RANKS).
+        submitted = {label: pool.submit(enumerator.protocol, label) for label in _LONGEST_FIRST}
         early_groups = (
             pool.submit(enumerator.groups_over, "TLS 1.3")
             if probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3
             else None
         )
+        submitted |= {
+            label: pool.submit(enumerator.protocol, label) for label in VERSIONS if label not in submitted
+        }
+        suite_futures = {label: submitted[label] for label in VERSIONS}
         quantum = pool.submit(
             probe_if_tls13,
-            dh_size.target(host, location.port, location.ip_address, timeout),
+            where,
             counter,
             probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
         )
         facts = spawn(  # ALPN, resumption, 0-RTT, TLS-extension SCTs: three connections of their own
             protocol_facts.measure,
-            dh_size.target(host, location.port, location.ip_address, timeout),
+            where,
             _VERSION_NAMES.get(probing.highest_tls_version_supported),
             counter,
         )
-        queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter)
+        queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter, early)
+        # the simulations early contact began (the same handshakes) are not made again
+        replayed = dict(early.simulations) if early is not None else {}
         simulations = {
             hello_of(profile): pool.submit(
                 simulate_client, profile, host, location.port, location.ip_address, timeout, None, counter
             )
             for profile in distinct_hellos(CLIENTS)
+            if hello_of(profile) not in replayed
         }
         # revocation starts once the certificate jobs end, beside the rest (HTTP to the responder, not this server)
         revocation = RevocationLookup(host=host, timeout=timeout, query_responders=ocsp, ca_bundle=ca_bundle)
@@ -618,12 +660,12 @@ def _fast_scan(
                 failed[Probe.suites(label)] = from_exception(exc, counter.stopped)
         if on_phase:
             on_phase("client simulation")
-        fallback = spawn(  # beside the queued simulations, not behind them: it is the last to start
-            probe_fallback_scsv,
-            dh_size.target(host, location.port, location.ip_address, timeout),
-            protocols,
-            counter,
-        )
+        if early_fallback and fallback_version(protocols) == "TLS 1.2":
+            fallback = early_fallback[0]
+        else:
+            for unused in early_fallback:  # a TLS 1.3 server the enumeration found without TLS 1.3
+                unused.result()  # its connection ends before the scan does
+            fallback = spawn(probe_fallback_scsv, where, protocols, counter)  # beside the simulations
         groups: list[str] = []
         try:
             over = group_protocol(protocols)
@@ -636,7 +678,15 @@ def _fast_scan(
         if on_phase:
             on_phase("certificate and vulnerabilities")
         attempts = _sslyze_results(server, queued)
-        simulated = for_each_client({hello: f.result() for hello, f in simulations.items()}, CLIENTS)
+        simulated = for_each_client(
+            {hello: f.result() for hello, f in simulations.items()}
+            | {
+                hello_of(p): interpret(p, replayed[hello_of(p)].result(), None, timeout, counter)
+                for p in distinct_hellos(CLIENTS)
+                if hello_of(p) in replayed
+            },
+            CLIENTS,
+        )
         name_protocols(simulated, protocols)
         fallback_scsv = fallback.result()
         post_quantum, hybrid_choices, quantum_attempt = quantum.result()
@@ -675,14 +725,7 @@ def _record(attempts: dict[Probe, Attempt], probe: Probe, attempt: Attempt | Non
 
 
 _VERSION_NAMES = {TlsVersionEnum.TLS_1_2: "TLS 1.2", TlsVersionEnum.TLS_1_3: "TLS 1.3"}
-
-
-def _sni(host: str) -> str | None:
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        return host
+_LONGEST_FIRST = ("TLS 1.2", "TLS 1.3")  # the protocols a server of today accepts: many suites each
 
 
 def _attempt(all_attempts: Any, command: ScanCommand, errors: _Failed) -> Any:
