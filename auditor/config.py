@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from auditor.config_errors import explain, target_label
 from auditor.cron import cron_problem
 from auditor.errors import ConfigError
-from auditor.model import LEGACY_PROTOCOLS, PROTOCOL_VERSIONS
+from auditor.protocol_names import LEGACY_PROTOCOLS, PROTOCOL_VERSIONS
 from auditor.targets import TargetError, parse_url
 
 PROTOCOLS = PROTOCOL_VERSIONS  # the names a protocol list in the config may use

@@ -24,7 +24,8 @@ from auditor.grading_rules import (
     GradeFacts,
 )
 from auditor.hsts import parse_hsts
-from auditor.model import PROTOCOL_VERSIONS, CipherSuite, Evidence, Grade, GradeCap, Probe, TlsEvidence
+from auditor.model import CipherSuite, Evidence, Grade, GradeCap, Probe, TlsEvidence
+from auditor.protocol_names import PROTOCOL_VERSIONS
 
 _TRUST_CAPS = {"T", "M"}
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from auditor.config import Config, is_url, load_config
 from auditor.errors import ConfigError, StoreError
-from auditor.evidence_log import WITNESS_FILE
 from auditor.safe_files import check_existing_file, directory_problem
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -78,6 +77,9 @@ def check_witness_place(config: Config) -> None:
     """Before a run that stores: the witness file of evidence-log heads (evidence-log-heads.txt in
     [output] directory) must be in a directory only its owner may write, and be this user's own
     regular file when it exists (not a link planted to make the run append elsewhere)."""
+    # lazy: the evidence log brings the evidence models, which `auditor audit` loads after its first handshake
+    from auditor.evidence_log import WITNESS_FILE
+
     directory = config.output.directory
     problem = directory_problem(directory)
     if problem:

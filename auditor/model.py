@@ -80,8 +80,6 @@ class ClauseId(StrEnum):
 
 # Every protocol version the scanners name, oldest first; the ones older than TLS 1.2 are below the
 # policy's floor (11.3-protocols, 5.4-transit) and are what a downgrade can land on.
-PROTOCOL_VERSIONS = ("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
-LEGACY_PROTOCOLS = PROTOCOL_VERSIONS[:4]
 
 
 # ---------------------------------------------------------------- TLS evidence

@@ -5,7 +5,8 @@ from __future__ import annotations
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
 from auditor.checks.evidence import not_tested
-from auditor.model import LEGACY_PROTOCOLS, ClauseId, Finding, Probe, Status
+from auditor.model import ClauseId, Finding, Probe, Status
+from auditor.protocol_names import LEGACY_PROTOCOLS
 
 PROTOCOL_FIX = remediation(ClauseId.PROTOCOLS, "protocols")
 FORM_FIX = remediation(ClauseId.TRANSIT, "forms")

@@ -12,7 +12,8 @@ from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
 from auditor.checks.evidence import CORE, why_not
 from auditor.flaws import beast, insecure_renegotiation, lacks_secure_renegotiation
-from auditor.model import LEGACY_PROTOCOLS, ClauseId, Finding, Probe, Status, TlsEvidence
+from auditor.model import ClauseId, Finding, Probe, Status, TlsEvidence
+from auditor.protocol_names import LEGACY_PROTOCOLS
 
 VULN_FIX = remediation(ClauseId.VULNERABILITIES, "upgrade")
 

@@ -19,16 +19,15 @@ from auditor.config import Config, Scan, Target, check_ca_bundle, config_digest
 from auditor.config_errors import describe
 from auditor.errors import EXIT_OK, EXIT_POLICY, ConfigError
 from auditor.locations import ensure_writable
-from auditor.model import AuditReport, ReportMeta, TargetResult
 from auditor.reports.formats import HELP as FORMAT_HELP
 from auditor.reports.formats import ReportFile
 from auditor.reports.formats import configured as configured_formats
-from auditor.reports.json_report import run_stem
 from auditor.targets import TargetError, is_ip, parse_url, read_target_list
 
 if TYPE_CHECKING:
     from auditor.audit import PhaseCallback
     from auditor.commands import Subparsers
+    from auditor.model import AuditReport, TargetResult
 
     # what the audit reports progress to, and the display to run it in
     Watch: TypeAlias = tuple[PhaseCallback, Callable[[TargetResult], None], AbstractContextManager[object]]
@@ -239,6 +238,9 @@ def report_files(args: argparse.Namespace, config: Config, config_path: Path | N
         files.append(ReportFile(None if destination == "-" else Path(destination), name, option))
     if writes_output_directory(args, config, config_path):  # as well as --json/--html, never instead
         # a name of this run only: concurrent runs in the same second used to replace each other's
+        # lazy: the report models load after the first handshake (auditor.scan.early_contact)
+        from auditor.reports.json_report import run_stem
+
         stem = run_stem("audit", datetime.now(UTC))
         for path in (config.output.directory / f"{stem}.json", config.output.directory / "latest.json"):
             files.append(ReportFile(path, "json", "output.directory"))
@@ -332,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
     # command module, and only the command that audits needs it
     from auditor import app
     from auditor.audit import warmed  # lazy: part of the pipeline just imported
+    from auditor.model import ReportMeta  # lazy: part of the pipeline just imported
 
     def show(report: AuditReport) -> None:
         warmed()

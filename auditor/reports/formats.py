@@ -9,9 +9,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auditor.config import Output
-from auditor.model import AuditReport
+
+if TYPE_CHECKING:
+    from auditor.model import AuditReport
 
 
 @dataclass(frozen=True)
