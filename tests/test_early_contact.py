@@ -48,16 +48,27 @@ def test_a_tls13_server_is_reached_and_taken_once(modern: NginxSite) -> None:
     assert early_contact.take("127.0.0.1", modern.https_port, "good.test") is None  # taken once
 
 
-def test_the_simulations_follow_through_the_same_ledger(modern: NginxSite) -> None:
-    """After a usable contact, one connection per distinct reference ClientHello, counted in the
-    contact's ledger and held to its limit; the chain the scan's certificate job wants is kept."""
+def test_the_simulations_and_probes_follow_through_the_same_ledger(modern: NginxSite) -> None:
+    """After a usable contact, one connection per distinct reference ClientHello, the post-quantum
+    probe and the protocol facts, counted in the contact's ledger and held to its limit; the chain
+    the scan's certificate job wants is kept."""
     early_contact.start("good.test", modern.https_port, "127.0.0.1", 5.0, connections=2)
     contact = early_contact.take("127.0.0.1", modern.https_port, "good.test")
     assert contact is not None and contact.usable and contact.ledger is not None
+    assert contact.quantum is not None and contact.facts is not None
     assert set(contact.simulations) == {hello_of(p) for p in distinct_hellos(CLIENTS)}
     exchanges = [future.result(timeout=10) for future in contact.simulations.values()]
     assert all(e.error is None and e.openssl_name for e in exchanges), exchanges
-    assert contact.ledger.by_phase == {"connectivity": 1, "simulation": len(exchanges)}
+    _, _, quantum_attempt = contact.quantum.result(timeout=10)
+    facts, _, facts_attempt = contact.facts.result(timeout=10)
+    assert quantum_attempt is None and facts_attempt is None, (quantum_attempt, facts_attempt)
+    assert facts.resumption is not None, facts
+    assert contact.ledger.by_phase == {
+        "connectivity": 1,
+        "simulation": len(exchanges),
+        "post_quantum": 1,
+        "facts": 3,
+    }
     assert contact.chain and contact.chain[0].startswith("-----BEGIN CERTIFICATE-----")
 
 
@@ -74,15 +85,18 @@ def test_a_server_without_tls13_answered_but_does_not_stand_in(pki: TestPKI) -> 
 
 
 def test_a_silent_port_is_a_timed_out_attempt_within_its_deadline(silent: int) -> None:
-    """One attempt, counted in the ledger the scan goes on with (its second attempt then says the
-    port never speaks); no simulation is begun with a server that has not answered."""
+    """Two attempts at once, the contact and one simulation beside it, both in the ledger the scan
+    goes on with, which then knows the port never speaks: no more simulations are begun, and the
+    scan opens nothing (the second attempt used to cost a whole timeout more)."""
     started = time.monotonic()
     contact = _contact(silent, timeout=1.0)
     assert time.monotonic() - started < 3
     assert contact is not None and contact.timed_out and not contact.answered and not contact.usable
-    assert not contact.simulations
-    assert contact.ledger is not None and contact.ledger.by_phase == {"connectivity": 1}
-    assert contact.ledger.deadline_hits == 1 and contact.ledger.answered == 0
+    assert len(contact.simulations) == 1 and contact.quantum is None and contact.facts is None
+    ledger = contact.ledger
+    assert ledger is not None and ledger.by_phase == {"connectivity": 1, "simulation": 1}
+    assert ledger.deadline_hits == 2 and ledger.answered == 0
+    assert ledger.stopped is not None and "never speaks" in ledger.stopped
 
 
 def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:

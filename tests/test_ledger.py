@@ -51,7 +51,9 @@ def test_a_free_slot_goes_to_the_lowest_rank_whoever_came_first() -> None:
 
 def test_the_chains_are_served_before_single_connections() -> None:
     """The suite enumeration and the groups offer one hello after another; a simulation does not."""
-    assert RANKS["suites"] == RANKS["order"] == RANKS["groups"] < RANKS["session_renegotiation"]
+    assert (
+        RANKS["suites"] < RANKS["order"] == RANKS["groups"] == RANKS["facts"] < RANKS["session_renegotiation"]
+    )
     assert RANKS["session_renegotiation"] < RANKS.get("simulation", SHORT)
 
 

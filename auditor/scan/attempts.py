@@ -1,20 +1,17 @@
-"""Typed attempts (auditor.model.Attempt) from what a probe raised or sslyze reported: the one place
-where an exception becomes an AttemptErrorReason, so that no check, grade or report reads prose."""
+"""Typed attempts (auditor.model.Attempt) from what a probe raised: the one place where an exception
+becomes an AttemptErrorReason, so that no check, grade or report reads prose (sslyze's own attempts:
+auditor.scan.sslyze_attempts). Loads without sslyze: early contact's probes use it."""
 
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterable
-from traceback import TracebackException
-from typing import Protocol
 
 from nassl._nassl import OpenSSLError
 from nassl.ssl_client import ClientCertificateRequested
-from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
-from sslyze.plugins.scan_commands import ScanCommand
-from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
 
-from auditor.model import Attempt, AttemptErrorReason, AttemptStatus, Probe
+from auditor.model import Attempt, AttemptErrorReason, AttemptStatus
 from auditor.scan.ledger import Unanswered
 from auditor.scan.raw_hello import HandshakeRefused
 
@@ -23,17 +20,6 @@ Reason = AttemptErrorReason
 NOT_SCHEDULED = Attempt(status=AttemptStatus.NOT_SCHEDULED)
 # auditor.scan.fallback: the fallback hello was closed, reset or met silence, twice.
 FALLBACK_NO_ANSWER = Attempt.failed(Reason.NO_ANSWER, "the fallback hello got no answer (twice)")
-
-
-class SslyzeAttempt(Protocol):
-    """What sslyze's ScanCommandAttempt (and tls._Attempt, its shape for our own pool) carries."""
-
-    @property
-    def status(self) -> ScanCommandAttemptStatusEnum: ...
-    @property
-    def error_reason(self) -> ScanCommandErrorReasonEnum | None: ...
-    @property
-    def error_trace(self) -> TracebackException | None: ...
 
 
 def stopped(why: str) -> Attempt:
@@ -47,10 +33,23 @@ def _unanswered(why: str, ledger_stopped: str | None) -> Reason:
     return Reason.SERVER_STOPPED_ANSWERING if why == ledger_stopped else Reason.TIMEOUT
 
 
-def _reason(exc_type: type[BaseException], message: str, ledger_stopped: str | None) -> Reason:
+def _sslyze_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """sslyze's timeout exceptions and its connection failure, once sslyze is loaded: an exception of
+    its kinds exists only then (the probes auditor.scan.early_contact runs before it loads raise none)."""
+    errors = sys.modules.get("sslyze.errors")
+    if errors is None:
+        return (), ()
+    return (errors.ConnectionToServerTimedOut, errors.TlsHandshakeTimedOut), (
+        errors.ConnectionToServerFailed,
+    )
+
+
+def reason_of(exc_type: type[BaseException], message: str, ledger_stopped: str | None) -> Reason:
+    """The reason an exception of `exc_type` (saying `message`) stands for."""
+    timeouts, failures = _sslyze_errors()
     if issubclass(exc_type, Unanswered):
         return _unanswered(message, ledger_stopped)
-    if issubclass(exc_type, (ConnectionToServerTimedOut, TlsHandshakeTimedOut, socket.timeout)):
+    if issubclass(exc_type, (*timeouts, socket.timeout)):
         return Reason.TIMEOUT
     if issubclass(exc_type, ConnectionRefusedError):
         return Reason.CONNECTION_REFUSED
@@ -61,7 +60,7 @@ def _reason(exc_type: type[BaseException], message: str, ledger_stopped: str | N
     if issubclass(exc_type, HandshakeRefused):  # our raw hellos: an alert or a close is a rejection
         refused = message.startswith(("TLS alert", "the server closed"))
         return Reason.CONNECTION_FAILED if refused else Reason.MALFORMED_ANSWER
-    if issubclass(exc_type, (ConnectionToServerFailed, OSError)):  # reset, unreachable network
+    if issubclass(exc_type, (*failures, OSError)):  # reset, unreachable network
         return Reason.CONNECTION_FAILED
     return Reason.SCANNER_BUG
 
@@ -70,32 +69,7 @@ def from_exception(exc: BaseException, ledger_stopped: str | None = None) -> Att
     """The failed attempt a probe's exception stands for; `ledger_stopped` is ConnectionCounter.stopped."""
     message = str(exc)
     detail = message if isinstance(exc, Unanswered) else f"{type(exc).__name__}: {message}"
-    return Attempt.failed(_reason(type(exc), message, ledger_stopped), detail)
-
-
-def from_sslyze(attempt: SslyzeAttempt, ledger_stopped: str | None = None) -> Attempt | None:
-    """sslyze's attempt as ours; None when it completed (the result is the evidence)."""
-    if attempt.status is ScanCommandAttemptStatusEnum.COMPLETED:
-        return None
-    if attempt.status is ScanCommandAttemptStatusEnum.NOT_SCHEDULED:
-        return NOT_SCHEDULED
-    trace = attempt.error_trace
-    if attempt.error_reason is ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED:
-        return Attempt.failed(Reason.CLIENT_CERTIFICATE_NEEDED, str(trace or ""))
-    if trace is None or attempt.error_reason is not ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE:
-        # BUG_IN_SSLYZE, WRONG_USAGE: not the server's doing
-        return Attempt.failed(Reason.SCANNER_BUG, f"{trace.exc_type.__name__}: {trace}" if trace else "")
-    message, kind = str(trace), trace.exc_type or ConnectionToServerFailed
-    reason = _reason(kind, message, ledger_stopped)  # a connectivity issue is never our bug
-    reason = Reason.CONNECTION_FAILED if reason is Reason.SCANNER_BUG else reason
-    return Attempt.failed(reason, message if issubclass(kind, Unanswered) else f"{kind.__name__}: {message}")
-
-
-def probe_of(command: ScanCommand) -> Probe:
-    """The probe an sslyze command fills (its cipher suite commands: one per protocol version)."""
-    if command.value.endswith("_cipher_suites"):
-        return Probe("suites_" + command.value.removesuffix("_cipher_suites"))
-    return Probe.GROUPS if command is ScanCommand.ELLIPTIC_CURVES else Probe(command.value)
+    return Attempt.failed(reason_of(type(exc), message, ledger_stopped), detail)
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

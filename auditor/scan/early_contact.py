@@ -62,6 +62,10 @@ class Contact:
     ledger: ConnectionCounter | None = None  # every connection made so far to this address
     # the client simulations begun after a usable handshake, by ClientHello (auditor.scan.replay)
     simulations: Mapping[Hello, Future[Exchange]] = field(default_factory=dict)
+    # and the post-quantum and protocol-facts probes of a TLS 1.3 server, begun with them: the
+    # outcomes of auditor.scan.post_quantum.probe_if_tls13 and auditor.scan.protocol_facts.measure
+    quantum: Future[Any] | None = None
+    facts: Future[Any] | None = None
 
     @property
     def usable(self) -> bool:
@@ -86,6 +90,10 @@ def _handshake(host: str, port: int, address: str | None, pending: _Pending) -> 
         sock.cut = True
         sock.close()
         return Contact(address=None, cipher=None)
+    # One simulation beside it (a server that never speaks still gets two attempts, not more): the
+    # connection slots would otherwise wait idle for the contact's round trips.
+    first = distinct_hellos(CLIENTS)[0]
+    pending.beside = {hello_of(first): _spawn(replay, first, host, port, address, ledger.timeout, ledger)}
     client = SslClient(
         ssl_version=OpenSslVersionEnum.TLSV1_3,
         ssl_verify=OpenSslVerifyEnum.NONE,
@@ -136,16 +144,33 @@ def _spawn(function: Callable[..., T], *args: object) -> Future[T]:
     return future
 
 
-def _simulations(host: str, port: int, contact: Contact) -> Mapping[Hello, Future[Exchange]]:
-    """Each distinct reference ClientHello, replayed through the contact's ledger (which holds them
-    to the connection limit); only after a usable contact: the server answers."""
-    if not contact.usable or contact.ledger is None:
-        return {}
+def _follow(host: str, port: int, contact: Contact, beside: dict[Hello, Future[Exchange]]) -> Contact:
+    """The contact with what follows it. After a usable contact (the server answers TLS 1.3), what
+    needs nothing the scan finds, through the contact's ledger (which holds it all to the connection
+    limit, chains first): the other distinct reference ClientHellos replayed, the post-quantum probe
+    and the protocol facts, the very calls the scan would make for a TLS 1.3 server (auditor.scan.tls
+    takes them). Otherwise only the simulation made `beside` the contact, once it has ended."""
+    if not contact.usable or contact.ledger is None or contact.address is None:
+        for exchange in beside.values():  # ends by its deadline, as the contact did: the ledger has
+            exchange.result()  # seen both attempts when the scan takes it
+        return replace(contact, simulations=beside)
     ledger = contact.ledger
-    return {
-        hello_of(profile): _spawn(replay, profile, host, port, contact.address, ledger.timeout, ledger)
-        for profile in distinct_hellos(CLIENTS)
-    }
+    simulations = dict(beside)
+    for profile in distinct_hellos(CLIENTS):
+        if hello_of(profile) not in simulations:
+            simulations[hello_of(profile)] = _spawn(
+                replay, profile, host, port, contact.address, ledger.timeout, ledger
+            )
+    # lazy: these load the evidence models and cryptography, which the command imports meanwhile
+    from auditor.scan import dh_size, post_quantum, protocol_facts
+
+    where = dh_size.target(host, port, contact.address, ledger.timeout)
+    return replace(
+        contact,
+        simulations=simulations,
+        quantum=_spawn(post_quantum.probe_if_tls13, where, ledger, True),
+        facts=_spawn(protocol_facts.measure, where, "TLS 1.3", ledger),
+    )
 
 
 @dataclass
@@ -154,6 +179,7 @@ class _Pending:
     connected: threading.Event  # the TCP connection is up: the handshake ends by its deadline
     ledger: ConnectionCounter
     abandoned: bool = False  # the scan began while it still waited for its TCP connection
+    beside: dict[Hello, Future[Exchange]] = field(default_factory=dict)  # the simulation beside it
 
 
 _lock = threading.Lock()
@@ -175,7 +201,7 @@ def start(host: str, port: int, address: str | None, timeout: float, connections
     def run() -> None:
         try:
             contact = _handshake(host, port, address, pending)
-            pending.outcome.set_result(replace(contact, simulations=_simulations(host, port, contact)))
+            pending.outcome.set_result(_follow(host, port, contact, pending.beside))
         except BaseException as exc:  # noqa: BLE001  (handed to whoever takes it)
             pending.outcome.set_exception(exc)
 

@@ -147,16 +147,18 @@ class DeadlineSocket(socket.socket):
             _cut(self)
 
 
-# Who gets a free slot first, when several connections wait for one (lower first). The phases whose
-# connections follow one another (each offer depends on the last answer: the suite enumeration's
-# remove loop, its order probes, the groups in preference order) are the scan's longest chains;
-# then the long single jobs (full handshakes, renegotiations, ROBOT's several connections), so that
-# the scan does not end on one of them alone; the short ones (a hello and its answer) fill the rest.
+# Who gets a free slot first, when several connections wait for one (lower first). The suite
+# enumeration's remove loop (one offer after another, each depending on the last answer) is the
+# scan's longest chain, TLS 1.2's above all; then the other chains (the order probes, the groups in
+# preference order, the protocol facts' three handshakes); then the long single jobs (full
+# handshakes, renegotiations, ROBOT's several connections), so that the scan does not end on one of
+# them alone; the short ones (a hello and its answer) fill the rest.
 RANKS = {
-    **dict.fromkeys(("suites", "batches", "order", "groups"), 0),
-    **dict.fromkeys(("session_renegotiation", "tls_compression", "certificate_info", "robot", "facts"), 1),
+    **dict.fromkeys(("suites", "batches"), 0),
+    **dict.fromkeys(("order", "groups", "facts"), 1),
+    **dict.fromkeys(("session_renegotiation", "tls_compression", "certificate_info", "robot"), 2),
 }
-SHORT = 2
+SHORT = 3
 
 
 class Slots:

@@ -62,8 +62,6 @@ from auditor.scan.attempts import (
     FALLBACK_NO_ANSWER,
     NOT_SCHEDULED,
     from_exception,
-    from_sslyze,
-    probe_of,
     stopped,
 )
 from auditor.scan.certs import describe_certificate
@@ -94,6 +92,7 @@ from auditor.scan.simulate import (
     simulate_all,
     simulate_client,
 )
+from auditor.scan.sslyze_attempts import from_sslyze, probe_of
 from auditor.scan.suite_codes import SUITE_CODES
 from auditor.suites import describe
 
@@ -626,20 +625,21 @@ def _fast_scan(
             label: pool.submit(enumerator.protocol, label) for label in VERSIONS if label not in submitted
         }
         suite_futures = {label: submitted[label] for label in VERSIONS}
-        quantum = pool.submit(
+        # the post-quantum and facts probes early contact began (the same calls) are not made again
+        quantum = (early.quantum if early is not None else None) or pool.submit(
             probe_if_tls13,
             where,
             counter,
             probing.highest_tls_version_supported is TlsVersionEnum.TLS_1_3,
         )
-        facts = spawn(  # ALPN, resumption, 0-RTT, TLS-extension SCTs: three connections of their own
-            protocol_facts.measure,
+        facts = (early.facts if early is not None else None) or spawn(
+            protocol_facts.measure,  # ALPN, resumption, 0-RTT, TLS-extension SCTs: three connections
             where,
             _VERSION_NAMES.get(probing.highest_tls_version_supported),
             counter,
         )
         queued = _sslyze_jobs(pool, server, SSLYZE_COMMANDS, ca_bundle, counter, early)
-        # the simulations early contact began (the same handshakes) are not made again
+        # nor the simulations
         replayed = dict(early.simulations) if early is not None else {}
         simulations = {
             hello_of(profile): pool.submit(
