@@ -17,6 +17,7 @@ from auditor.scan import early_contact
 from auditor.scan.replay import distinct_hellos, hello_of
 from tests.conftest import run_cli
 from tests.harness.pki import TestPKI
+from tests.harness.process_server import free_port
 from tests.harness.servers import NginxSite, OpenSSLServer
 from tests.hostile.rawservers import RawServer, tarpit
 
@@ -112,6 +113,16 @@ def test_a_trickling_server_is_a_deadline_hit_with_what_it_sent() -> None:
         contact = _contact(server.port, timeout=1.0)
     assert contact is not None and contact.timed_out and not contact.answered, contact
     assert contact.first_bytes.startswith(b"\x16")
+
+
+def test_a_refused_contact_is_not_waited_for() -> None:
+    """A closed port refuses the contact at once: the scan must not wait out the grace it gives a
+    TCP connection still under way (it did: one second for every refused target)."""
+    port = free_port()
+    early_contact.start("good.test", port, "127.0.0.1", 5.0)
+    started = time.monotonic()
+    assert early_contact.take("127.0.0.1", port, "good.test") is None
+    assert time.monotonic() - started < early_contact.CONNECT_GRACE / 2
 
 
 def test_a_contact_still_waiting_for_its_tcp_connection_is_given_up_at_once() -> None:

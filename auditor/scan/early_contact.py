@@ -85,7 +85,7 @@ def _handshake(host: str, port: int, address: str | None, pending: _Pending) -> 
     with _lock:
         abandoned = pending.abandoned
         if not abandoned:
-            pending.connected.set()
+            pending.settled.set()
     if abandoned:  # the scan began without it, with a ledger of its own: send nothing more
         sock.cut = True
         sock.close()
@@ -176,7 +176,8 @@ def _follow(host: str, port: int, contact: Contact, beside: dict[Hello, Future[E
 @dataclass
 class _Pending:
     outcome: Future[Contact]
-    connected: threading.Event  # the TCP connection is up: the handshake ends by its deadline
+    # the TCP connection is up (the handshake ends by its deadline), or the contact is over (refused...)
+    settled: threading.Event
     ledger: ConnectionCounter
     abandoned: bool = False  # the scan began while it still waited for its TCP connection
     beside: dict[Hello, Future[Exchange]] = field(default_factory=dict)  # the simulation beside it
@@ -204,6 +205,8 @@ def start(host: str, port: int, address: str | None, timeout: float, connections
             pending.outcome.set_result(_follow(host, port, contact, pending.beside))
         except BaseException as exc:  # noqa: BLE001  (handed to whoever takes it)
             pending.outcome.set_exception(exc)
+        finally:
+            pending.settled.set()  # a refused or unresolvable contact is not waited for either
 
     threading.Thread(target=run, name="early-contact", daemon=True).start()
 
@@ -220,9 +223,9 @@ def take(address: str, port: int, host: str) -> Contact | None:
         pending = _contacts.get((port, host))
     if pending is None:
         return None
-    pending.connected.wait(CONNECT_GRACE)
+    pending.settled.wait(CONNECT_GRACE)
     with _lock:
-        if not pending.outcome.done() and not pending.connected.is_set():
+        if not pending.outcome.done() and not pending.settled.is_set():
             pending.abandoned = True
             _contacts.pop((port, host), None)
             return None
