@@ -1,21 +1,24 @@
 """A target's first connections, made while the scanning stack is still being imported.
 
-`auditor audit` spends about 0.25 s importing sslyze before its first connection. The first
-connection of every fast scan is sslyze's TLS 1.3 connectivity check (auditor.scan.tls
-_probe_connectivity): a TLS 1.3 handshake with OpenSSL's default suites, SNI, no client
-certificate. This module makes that handshake with nassl alone (light to import), in a thread,
-as soon as the command knows the target, so that the network round trips overlap the imports. It
-also asks for a stapled OCSP response, as sslyze's certificate job for TLS 1.3 with SNI does: the
+`auditor audit` spends a few tenths of a second importing sslyze and the evidence models before the
+scan proper can start. The first connection of every fast scan is sslyze's TLS 1.3 connectivity
+check (auditor.scan.tls _probe_connectivity): a TLS 1.3 handshake with OpenSSL's default suites,
+SNI, no client certificate. This module makes that handshake with nassl alone (light to import),
+in a thread, as soon as the command knows the target, so that the round trips overlap the imports.
+It also asks for a stapled OCSP response, as sslyze's certificate job for TLS 1.3 with SNI does: the
 same handshake, so that job takes this one's chain instead of connecting again (a status request
 is what every browser sends; a server that fails on it fails the contact, and sslyze's own check
-and job then run as before). When it completes, the client simulations follow at once (auditor.scan.replay: the very
-handshakes the scan would make; they need nothing the scan finds), so the few tenths of a second
-of imports that follow are spent on the network too.
+and job then run as before).
+
+One client simulation is replayed beside it (auditor.scan.replay), and once the server has answered
+TLS 1.3 the other simulations, the post-quantum probe and the protocol facts follow: the very calls
+the scan makes for a TLS 1.3 server, which need nothing the scan finds. The scan takes their
+outcomes instead of making them again.
 
 All of it goes through the target's own ledger (auditor.scan.ledger), opened here: the same
 connection limit, deadlines, counts and "the server stopped answering" watch as the rest of the
-scan, which goes on with that ledger (`take`). The simulations only start once the server has
-answered TLS 1.3, so a port that never speaks still costs two attempts, not seven.
+scan, which goes on with that ledger (`take`). A port that never speaks gets its two attempts (the
+contact and the simulation beside it) at once, and nothing more.
 
 Only a handshake that completed without a client-certificate request stands in for sslyze's
 check. Any other outcome stays in the ledger as the attempt it was (a timeout counts toward "the
