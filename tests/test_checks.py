@@ -13,6 +13,8 @@ from auditor.config import Policy
 from auditor.facts import ExposureHistory, LogVerification
 from auditor.grading import grade
 from auditor.model import (
+    Attempt,
+    AttemptErrorReason,
     ClauseId,
     Evidence,
     Finding,
@@ -436,6 +438,25 @@ def test_ecdhe_default() -> None:
         statuses(_simulated("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "secp224r1"))["11.3-ecdhe-default"]
         is Status.FAIL
     )
+
+
+def test_ecdhe_default_is_open_while_a_reference_client_is_untested() -> None:
+    """One client negotiated ECDHE, another was never answered (a server that stopped answering):
+    the pass would speak for a client nobody saw, so the clause is error; a proven failure stands."""
+    untested = HandshakeSimulation(
+        client="Firefox",
+        reference=True,
+        error="not tested: the server stopped answering after 2 connections",
+        attempt=Attempt.failed(AttemptErrorReason.SERVER_STOPPED_ANSWERING, "stopped after 2 connections"),
+    )
+    ev = _simulated("TLS_AES_128_GCM_SHA256", "X25519")
+    ev.tls.simulations.append(untested)
+    verdict = findings(ev, "11.3-ecdhe-default")[0]
+    assert (verdict.status, verdict.result_id) == (Status.ERROR, "ecdhe-incomplete"), verdict
+    assert "Firefox" in verdict.detail
+    failing = _simulated("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DH")
+    failing.tls.simulations.append(untested)
+    assert statuses(failing)["11.3-ecdhe-default"] is Status.FAIL
 
 
 def test_grade_check_follows_the_policy_minimum() -> None:

@@ -179,6 +179,21 @@ def check_ecdhe_default(ctx: CheckContext) -> list[Finding]:
                 GROUPS_FIX,
             )
         ]
+    # A pass speaks for every reference client and every group: one that was not tested (a server
+    # that stopped answering midway) leaves the clause open, whatever the others negotiated.
+    missed = [s.client for s in sims if s.suite is None and s.attempt is not None]
+    if missed or Probe.GROUPS in tls.attempts or Probe.SCAN in tls.attempts:
+        return [
+            finding(
+                ClauseId.ECDHE_DEFAULT,
+                "ecdhe-incomplete",
+                Status.ERROR,
+                "Not every reference client or group could be tested",
+                why_not(tls, Probe.SIMULATIONS, Probe.GROUPS, Probe.SCAN)[:300]
+                or f"not tested: {', '.join(missed)}",
+                facts,
+            )
+        ]
     return [
         finding(
             ClauseId.ECDHE_DEFAULT,
