@@ -210,8 +210,10 @@ def test_a_silent_https_port_is_a_timeout_attempt_on_every_response(silent: int)
     assert [r.attempt.reason for r in http.https if r.attempt] == [TIMEOUT]
     assert http.plain_http is not None and http.plain_http.attempt is not None
     assert http.plain_http.attempt.reason is AttemptErrorReason.CONNECTION_REFUSED
-    [verdict] = check_tls_enforced(CheckContext(evidence=Evidence(http=http), host="good.test"))
-    assert verdict.status is Status.PASS  # refused on port 80: nothing served unencrypted
+    closed, unfetched = check_tls_enforced(CheckContext(evidence=Evidence(http=http), host="good.test"))
+    assert closed.status is Status.PASS  # refused on port 80: nothing served unencrypted
+    # but no HTTPS page came back: mixed content and downgrade redirects were never seen
+    assert (unfetched.status, unfetched.result_id) == (Status.ERROR, "https-pages-not-fetched")
     again = HttpEvidence.model_validate_json(http.model_dump_json())
     assert again == http
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from auditor.checks.base import CheckContext, finding
 from auditor.checks.clauses import remediation
-from auditor.checks.evidence import SUITES, not_tested
+from auditor.checks.evidence import SUITES, not_tested, why_not
 from auditor.model import CipherSuite, ClauseId, Finding, Probe, Status
 from auditor.suites import is_aes256_aead
 
@@ -89,6 +89,21 @@ def check_aes256gcm_first(ctx: CheckContext) -> list[Finding]:
                 Status.WARN,
                 "AES-256-GCM is first, but order enforcement was not confirmed",
                 f"In {', '.join(unmeasured)} the server did not answer the reversed offer.",
+                facts,
+            )
+        ]
+    untested = [p.version for p in tls.protocols if p.supported is None]
+    if untested or Probe.SCAN in tls.attempts:
+        # "in every protocol": one whose suites were never seen (a server that stopped answering)
+        # may put something else first
+        why = why_not(tls, *SUITES, Probe.SCAN) or f"{', '.join(untested)} not tested"
+        return [
+            finding(
+                CLAUSE,
+                "aes256gcm-protocols-incomplete",
+                Status.ERROR,
+                "Not every protocol's suites could be enumerated",
+                why[:300],
                 facts,
             )
         ]

@@ -106,6 +106,18 @@ def check_tls_enforced(ctx: CheckContext) -> list[Finding]:
                     REDIRECT_FIX,
                 )
             )
+    if plain is not None and http.https and all(r.error for r in http.https):
+        # the HTTPS half of the clause (no downgrade redirect, no mixed content) rests on pages
+        # none of which came back (a server that stopped answering, a reset): it stays open
+        out.append(
+            finding(
+                CLAUSE,
+                "https-pages-not-fetched",
+                Status.ERROR,
+                "No HTTPS page could be fetched",
+                "; ".join(f"{r.url}: {r.error}" for r in http.https)[:300],
+            )
+        )
     downgrades = [
         f"GET {r.url} -> {r.status} Location: {r.location}"
         for r in http.https

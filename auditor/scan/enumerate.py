@@ -186,6 +186,8 @@ class Enumerator:
             except Exception:  # noqa: BLE001  (no key to read: the suite stands without it)
                 key = None
         except ServerRejectedTlsHandshake as exc:
+            if block is not None and block.untrusted:  # ended at its deadline: silence, not a refusal
+                return _Pick(None, refusal="timeout")
             answered = exc.error_message.startswith(("TLS alert", "TLS error"))
             return _Pick(None, refusal="alert" if answered else "dropped")
         except TlsHandshakeTimedOut:

@@ -66,6 +66,9 @@ class DeadlineSocket(socket.socket):
     # has processed the server's whole first flight (FirstFlightRead).
     watch_flight: bool = False
     flight_sent: bool = False
+    # The watchdog ended it at its deadline (expire): whoever still reads or writes it meets that
+    # deadline (TimeoutError, a deadline hit), never the end of file the shutdown looks like.
+    past_deadline: bool = False
 
     @classmethod
     def adopt(
@@ -104,10 +107,17 @@ class DeadlineSocket(socket.socket):
             raise FirstFlightRead
         self._arm()
         try:
-            return self._got(super().recv(bufsize, flags))
+            data = super().recv(bufsize, flags)
         except TimeoutError:
             self._timeout()
             raise
+        except OSError:  # what a shutdown at the deadline may make of a read
+            if self.past_deadline:
+                self._timeout()
+            raise
+        if not data and self.past_deadline:
+            self._timeout()
+        return self._got(data)
 
     def send(self, data: Any, flags: int = 0) -> int:
         self._arm()
@@ -118,6 +128,10 @@ class DeadlineSocket(socket.socket):
         except TimeoutError:
             self._timeout()
             raise
+        except OSError:
+            if self.past_deadline:
+                self._timeout()
+            raise
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         view = memoryview(data)
@@ -127,7 +141,7 @@ class DeadlineSocket(socket.socket):
     @property
     def untrusted(self) -> bool:
         """Did this connection end by its deadline or by the ledger cutting it? Then it proves nothing."""
-        return self.timed_out or self.cut
+        return self.timed_out or self.cut or self.past_deadline
 
     def close(self) -> None:
         WATCHDOG.forget(self)
@@ -141,6 +155,7 @@ class DeadlineSocket(socket.socket):
         (nassl leaves the socket open when OpenSSL's shutdown fails; a one-connection-at-a-time
         server would wait on it forever)."""
         WATCHDOG.forget(self)
+        self.past_deadline = True
         if self.ledger is not None:
             self.ledger.expired(self)
         else:
@@ -258,6 +273,14 @@ class ConnectionCounter:
             slotted = self._slots.acquire(0.25, RANKS.get(phase, SHORT))  # type: ignore[union-attr]
             if not slotted and self.stopped:
                 raise Unanswered(self.stopped)
+            if slotted and self._confirming:  # the ledger began doubting the server meanwhile: the
+                self._slots.release()  # type: ignore[union-attr]  # liveness hello goes alone
+                slotted = False
+                with self._lock:
+                    while self._confirming and not self._stopped_now():
+                        self._quiet.wait()
+                    if self._stopped_now():
+                        raise Unanswered(self.stopped)
         self.add(phase)
         started = time.monotonic()
         try:
@@ -295,12 +318,18 @@ class ConnectionCounter:
                 self.first_bytes = sock.first_bytes
 
     def expired(self, sock: DeadlineSocket) -> None:
+        """The watchdog ended `sock` at its deadline: its slot is free (nobody may ever close it);
+        the thread that still reads it, if any, records the deadline hit (DeadlineSocket.recv)."""
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv at once
+        self.free(sock)
         with self._lock:
             self._open.discard(sock)
             self._quiet.notify_all()
-        _cut(sock)
 
     def deadline_hit(self, sock: DeadlineSocket) -> None:
+        with contextlib.suppress(OSError):  # ended for the server before its slot serves another
+            sock.shutdown(socket.SHUT_RDWR)  # connection (its owner closes it when the error reaches it)
         self.free(sock)
         with self._lock:
             self._open.discard(sock)
@@ -449,10 +478,10 @@ def _has_change_cipher_spec(data: bytes) -> bool:
 
 def _cut(sock: DeadlineSocket) -> None:
     sock.cut = True
-    if sock.ledger is not None:
-        sock.ledger.free(sock)
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv at once
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv at once; ended for the server
+    if sock.ledger is not None:
+        sock.ledger.free(sock)  # only then may its slot serve another connection
 
 
 def _not_tls(first: bytes) -> str | None:
