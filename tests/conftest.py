@@ -37,12 +37,17 @@ class CliRun:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+    program: tuple[str, ...] = ("-m", "auditor"),
 ) -> CliRun:
-    """Run `auditor` exactly as a user would: a separate process, no terminal."""
+    """Run `auditor` exactly as a user would: a separate process, no terminal. `program`: what the
+    interpreter runs instead (a test's own wrapper around the CLI's entry point)."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "auditor", *args],
+        [sys.executable, *program, *args],
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, CliRun, run_cli
+from tests.conftest import CliRun, clause_statuses, run_cli
 from tests.harness.ocsp import ocsp_response
 from tests.harness.pki import TestPKI
 from tests.harness.servers import NginxSite, OpenSSLServer, free_port
@@ -114,21 +111,12 @@ def _audit(
     if early and http:
         run = run_cli(*args, timeout=timeout)
     else:
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        env = {}
         if not early:
             env["AUDITOR_TEST_NO_EARLY"] = "1"
         if not http:
             env["AUDITOR_TEST_NO_HTTP"] = "1"
-        proc = subprocess.run(
-            [sys.executable, "-c", WRAPPER, *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        run = CliRun(proc.returncode, proc.stdout, proc.stderr)
+        run = run_cli(*args, env=env, timeout=timeout, program=("-c", WRAPPER))
     elapsed = time.monotonic() - started
     assert "Traceback" not in run.stderr, run.stderr
     return run, elapsed
@@ -446,15 +434,6 @@ def _untested(tls: dict[str, Any]) -> set[str]:
     return missing
 
 
-def _worst(target: dict[str, Any]) -> dict[str, str]:
-    order = ["fail", "error", "warn", "info", "pass", "not_tested"]
-    out: dict[str, str] = {}
-    for f in target["findings"]:
-        if f["clause"] not in out or order.index(f["status"]) < order.index(out[f["clause"]]):
-            out[f["clause"]] = f["status"]
-    return out
-
-
 @pytest.fixture(scope="module")
 def unthrottled(modern: NginxSite, tls12: NginxSite, pki: TestPKI) -> dict[str, dict[str, str]]:
     """Each server audited without a limiter: what it really fails (modern: nothing; tls12: only what
@@ -464,7 +443,7 @@ def unthrottled(modern: NginxSite, tls12: NginxSite, pki: TestPKI) -> dict[str, 
         run, _ = _audit(site.url, pki, "--timeout", "2")
         target = _target(run)
         assert target["error"] is None and target["grade"] is not None, target["error"]
-        statuses[name] = _worst(target)
+        statuses[name] = clause_statuses(target)
     return statuses
 
 
@@ -493,7 +472,7 @@ def test_a_server_that_stops_answering_is_not_graded_and_nothing_untested_passes
     assert target["error"] is None, target["error"]  # audited
     assert run.code != 3, run.stderr
     assert target["grade"] is None, target["grade"]  # never a letter
-    statuses = _worst(target)
+    statuses = clause_statuses(target)
     grade = next(f for f in target["findings"] if f["clause"] == "11.4-grade-a")
     assert grade["status"] == "error", grade
     stopped = STOPPED.match(grade["title"])
@@ -526,7 +505,7 @@ def test_a_server_that_stops_answering_passes_no_http_clause_on_pages_never_fetc
     assert target["error"] is None and target["grade"] is None, target["error"]
     https = target["evidence"]["http"]["https"]
     assert https and all(r["error"] for r in https), https  # no HTTPS page came back
-    statuses = _worst(target)
+    statuses = clause_statuses(target)
     passed = {
         c: statuses[c] for c in ("11.1-tls-enforced", "11.5-hsts", "11.5-cookies") if statuses[c] == "pass"
     }
